@@ -1,0 +1,29 @@
+# Two commands on a fresh machine with Python 3.11 and pip: `make test` and `make demo`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= results/demo
+
+.PHONY: venv test test-fast demo clean
+
+venv: $(VENV)/.installed
+
+# CPU-only machines get the CPU build of torch; machines with an NVIDIA driver keep pip's default (CUDA) build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/pip install --quiet torch==2.13.0; fi
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+test: venv
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m 'not slow'
+
+demo: venv
+	$(BIN)/genomatt demo --out $(DEMO_OUT)
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``genomatt`` command line: one subcommand per pipeline stage."""

@@ -1,0 +1,64 @@
+"""Entry point of the ``genomatt`` command.
+
+Each stage lives in its own module under ``genomatt.cli`` exposing ``register(subparsers)``, which adds
+the subcommand and sets ``func`` (a callable taking the parsed arguments) as its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+
+from genomatt import __version__
+from genomatt.errors import GenomattError
+
+# Subcommand modules, in the order of the pipeline.
+SUBCOMMAND_MODULES = [
+    "genomatt.cli.simulate",
+    "genomatt.cli.extract",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="genomatt",
+        description="Explain what a DNA sequence model has learned: DeepLIFT contributions, "
+        "seqlets, motifs and motif hits.",
+    )
+    parser.add_argument("--version", action="version", version=f"genomatt {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``genomatt`` command; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s genomatt %(levelname)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        args.func(args)
+    except GenomattError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"genomatt {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The one exception family of genomatt.
+
+Every error a user can cause by their input is a :class:`GenomattError`; the CLI prints its message
+alone and exits with status 2. Messages say what was wrong, where (file:line, chromosome, layer) and
+what was expected.
+"""
+
+
+class GenomattError(Exception):
+    """Base class of every error genomatt raises on bad input or an impossible request."""
+
+
+class BedFormatError(GenomattError):
+    """A BED/narrowPeak file (or regions table) is malformed."""
+
+
+class FastaError(GenomattError):
+    """A FASTA file is missing, unreadable or lacks the requested chromosomes."""
+
+
+class SequenceError(GenomattError):
+    """A sequence or one-hot array has the wrong shape, values or alphabet."""
+
+
+class MotifError(GenomattError):
+    """A motif, motif file or motif database request is invalid."""
+
+
+class ModelError(GenomattError):
+    """A model cannot be loaded, does not fit the data, or contains an unsupported operation."""
+
+
+class StoreError(GenomattError):
+    """An HDF5 artefact is missing, unreadable or does not follow genomatt's schema."""
+
+
+class ConfigError(GenomattError):
+    """A configuration value is missing or invalid."""
