@@ -1,0 +1,38 @@
+"""``genomatt simulate``: write the synthetic genome with planted motifs (the embedded default data)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from genomatt.simulate import SimulationSettings, simulate_genome
+
+_DEFAULTS = SimulationSettings()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="write a synthetic genome with planted JASPAR motifs, its region BEDs and truth table",
+        description="Write genome.fa (+ .fai), regions.bed, one BED per motif task, negatives.bed, truth.tsv, "
+        "motifs.meme and manifest.json into OUT.",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--motifs", nargs="+", default=list(_DEFAULTS.motifs),
+                        help="JASPAR IDs, TF names or MEME files to plant (default: %(default)s)")
+    parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")
+    parser.add_argument("--chromosomes", type=int, default=_DEFAULTS.n_chromosomes, dest="n_chromosomes")
+    parser.add_argument("--chromosome-length", type=int, default=_DEFAULTS.chromosome_length)
+    parser.add_argument("--region-width", type=int, default=_DEFAULTS.region_width)
+    parser.add_argument("--positives", type=int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
+                        help="number of motif-bearing regions (default: %(default)s)")
+    parser.add_argument("--negatives", type=int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
+                        help="number of background regions (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    names = {f.name for f in dataclasses.fields(SimulationSettings)}
+    settings = SimulationSettings(**{key: value for key, value in vars(args).items() if key in names})
+    simulate_genome(args.out, settings)

@@ -1,0 +1,397 @@
+"""Regions and sequences: BED/narrowPeak parsing, fixed-width windows, FASTA access and one-hot encoding.
+
+Coordinates are 0-based and half-open, as in BED. One-hot arrays are ``(N, 4, L)`` float32 in channel
+order A, C, G, T; any base other than ACGT (N, IUPAC codes, gaps) is a column of zeros.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from genomatt import ALPHABET
+from genomatt.errors import BedFormatError, FastaError, SequenceError
+
+log = logging.getLogger(__name__)
+
+REGION_COLUMNS = ["chrom", "start", "end", "name"]
+NARROWPEAK_COLUMNS = 10
+HEADER_PREFIXES = ("#", "track", "browser")
+STRANDS = {"+", "-", "."}
+FASTA_BACKENDS = ("pyfaidx", "pysam")
+
+
+def _lookup_table() -> np.ndarray:
+    """Byte → one-hot row table: ACGT (either case) map to unit vectors, everything else to zeros."""
+    table = np.zeros((256, 4), dtype=np.float32)
+    for channel, base in enumerate(ALPHABET):
+        table[ord(base), channel] = 1.0
+        table[ord(base.lower()), channel] = 1.0
+    return table
+
+
+_ONE_HOT_TABLE = _lookup_table()
+
+
+def _open_text(path: Path):
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt")
+    return open(path)
+
+
+def _parse_int(text: str, what: str, where: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BedFormatError(f"{where}: {what} must be an integer, got {text!r}") from None
+
+
+def _parse_bed_line(fields: list[str], where: str, is_narrowpeak: bool) -> dict:
+    if len(fields) < 3:
+        raise BedFormatError(
+            f"{where}: expected at least 3 tab-separated columns (chrom, start, end), "
+            f"got {len(fields)}: {chr(9).join(fields)!r}"
+        )
+    chrom = fields[0]
+    start = _parse_int(fields[1], "start (column 2)", where)
+    end = _parse_int(fields[2], "end (column 3)", where)
+    if start < 0:
+        raise BedFormatError(f"{where}: start must be >= 0, got {start}")
+    if start >= end:
+        raise BedFormatError(f"{where}: start must be < end, got start={start} end={end}")
+    record = {"chrom": chrom, "start": start, "end": end}
+    record["name"] = fields[3] if len(fields) > 3 and fields[3] not in ("", ".") else f"{chrom}:{start}-{end}"
+    if len(fields) > 4:
+        try:
+            record["score"] = float(fields[4]) if fields[4] != "." else np.nan
+        except ValueError:
+            raise BedFormatError(f"{where}: score (column 5) must be a number or '.', got {fields[4]!r}") from None
+    if len(fields) > 5:
+        if fields[5] not in STRANDS:
+            raise BedFormatError(f"{where}: strand (column 6) must be one of + - ., got {fields[5]!r}")
+        record["strand"] = fields[5]
+    if is_narrowpeak:
+        summit = _parse_int(fields[9], "summit offset (narrowPeak column 10)", where)
+        if summit != -1 and not 0 <= summit < end - start:
+            raise BedFormatError(
+                f"{where}: summit offset {summit} lies outside the interval of length {end - start} "
+                "(expected 0 <= summit < end - start, or -1 for none)"
+            )
+        record["summit"] = summit
+    return record
+
+
+def read_bed(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a BED3/BED6/BED6+ or ENCODE narrowPeak file (optionally gzip-compressed).
+
+    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file with exactly 10 columns
+    (or named ``*.narrowPeak``) is read as narrowPeak: column 10 is the summit offset from ``start``,
+    with -1 meaning none.
+
+    Parameters
+    ----------
+    path
+        BED or narrowPeak file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per region with ``chrom, start, end, name`` and, where present, ``score``, ``strand``
+        and ``summit``. Missing names become ``chrom:start-end``.
+
+    Raises
+    ------
+    BedFormatError
+        If the file is missing, empty, or a line is malformed (the message names file and line).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BedFormatError(f"{path}: BED file not found")
+    records = []
+    is_narrowpeak = None
+    try:
+        with _open_text(path) as handle:
+            for line_number, line in enumerate(handle, start=1):
+                line = line.rstrip("\r\n")
+                if not line.strip() or line.startswith(HEADER_PREFIXES):
+                    continue
+                fields = line.split("\t")
+                if is_narrowpeak is None:
+                    is_narrowpeak = len(fields) == NARROWPEAK_COLUMNS or "narrowpeak" in path.name.lower()
+                where = f"{path}:{line_number}"
+                if is_narrowpeak and len(fields) != NARROWPEAK_COLUMNS:
+                    raise BedFormatError(f"{where}: narrowPeak lines have 10 columns, got {len(fields)}")
+                records.append(_parse_bed_line(fields, where, is_narrowpeak))
+    except (UnicodeDecodeError, OSError, EOFError) as error:
+        raise BedFormatError(f"{path}: cannot read as a text BED file ({error})") from None
+    if not records:
+        raise BedFormatError(f"{path}: no regions found (the file is empty or holds only header lines)")
+    frame = pd.DataFrame.from_records(records)
+    frame["start"] = frame["start"].astype(np.int64)
+    frame["end"] = frame["end"].astype(np.int64)
+    return frame
+
+
+def validate_regions(regions: pd.DataFrame, source: str = "regions") -> pd.DataFrame:
+    """Check that a regions table has ``chrom, start, end`` with valid coordinates; add ``name`` if absent.
+
+    Raises
+    ------
+    BedFormatError
+        Naming the first offending row.
+    """
+    missing = [column for column in ("chrom", "start", "end") if column not in regions.columns]
+    if missing:
+        raise BedFormatError(f"{source}: missing columns {missing}; expected chrom, start, end")
+    if len(regions) == 0:
+        raise BedFormatError(f"{source}: no regions")
+    regions = regions.reset_index(drop=True).copy()
+    for column in ("start", "end"):
+        if not pd.api.types.is_integer_dtype(regions[column]):
+            raise BedFormatError(f"{source}: column {column!r} must hold integers, got {regions[column].dtype}")
+    bad = np.flatnonzero((regions["start"] < 0).to_numpy() | (regions["start"] >= regions["end"]).to_numpy())
+    if bad.size:
+        row = regions.iloc[bad[0]]
+        raise BedFormatError(
+            f"{source}: row {bad[0]} ({row['chrom']}:{row['start']}-{row['end']}) needs 0 <= start < end"
+        )
+    if "name" not in regions.columns:
+        regions["name"] = regions["chrom"].astype(str) + ":" + regions["start"].astype(str) + "-" + regions["end"].astype(str)
+    return regions
+
+
+def resize(regions: pd.DataFrame, width: int) -> pd.DataFrame:
+    """Centre a window of ``width`` bp on each region's summit (narrowPeak) or midpoint.
+
+    The window may extend past the chromosome ends (negative start); :func:`load_regions` pads such
+    windows with N. The original interval is kept in ``region_start``/``region_end``.
+
+    Parameters
+    ----------
+    regions
+        Regions table as returned by :func:`read_bed`.
+    width
+        Window width in bp (> 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Copy of ``regions`` with ``start``/``end`` replaced by the window.
+    """
+    if width <= 0:
+        raise BedFormatError(f"window width must be a positive number of bp, got {width}")
+    regions = validate_regions(regions)
+    start = regions["start"].to_numpy(np.int64)
+    end = regions["end"].to_numpy(np.int64)
+    centre = (start + end) // 2
+    if "summit" in regions.columns:
+        summit = regions["summit"].fillna(-1).to_numpy(np.int64)
+        centre = np.where(summit >= 0, start + summit, centre)
+    resized = regions.copy()
+    if "region_start" not in resized.columns:
+        resized["region_start"] = start
+        resized["region_end"] = end
+    resized["start"] = centre - width // 2
+    resized["end"] = resized["start"] + width
+    return resized
+
+
+def one_hot_encode(seqs: str | Sequence[str]) -> np.ndarray:
+    """One-hot encode DNA sequences of equal length.
+
+    Parameters
+    ----------
+    seqs
+        One sequence, or a sequence of sequences of the same length. Lowercase (soft-masked) bases
+        equal uppercase; N and every other character become all-zero columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, L)`` for one string, else ``(N, 4, L)``; float32, channels A, C, G, T.
+    """
+    if isinstance(seqs, str):
+        return one_hot_encode([seqs])[0]
+    seqs = list(seqs)
+    if not seqs:
+        raise SequenceError("one_hot_encode: no sequences given")
+    length = len(seqs[0])
+    for index, seq in enumerate(seqs):
+        if len(seq) != length:
+            raise SequenceError(
+                f"one_hot_encode: all sequences must have the same length; sequence 0 has {length} bp, "
+                f"sequence {index} has {len(seq)} bp (resize regions to a fixed width first)"
+            )
+    codes = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
+    return np.ascontiguousarray(_ONE_HOT_TABLE[codes.reshape(len(seqs), length)].transpose(0, 2, 1))
+
+
+def _encode_into(out: np.ndarray, seq: str) -> None:
+    codes = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
+    out[:, : codes.size] = _ONE_HOT_TABLE[codes].T
+
+
+class _Fasta:
+    """Uniform access to a FASTA file through pyfaidx or pysam."""
+
+    def __init__(self, path: Path, backend: str):
+        if backend not in FASTA_BACKENDS:
+            raise FastaError(f"unknown FASTA backend {backend!r}; expected one of {FASTA_BACKENDS}")
+        if not path.is_file():
+            raise FastaError(f"{path}: FASTA file not found")
+        self.path = path
+        try:
+            if backend == "pyfaidx":
+                import pyfaidx
+
+                self._handle = pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=False, rebuild=False)
+                self.sizes = {name: len(record) for name, record in self._handle.items()}
+                self._fetch = lambda chrom, start, end: self._handle[chrom][start:end]
+            else:
+                import pysam
+
+                self._handle = pysam.FastaFile(str(path))
+                self.sizes = dict(zip(self._handle.references, self._handle.lengths))
+                self._fetch = lambda chrom, start, end: self._handle.fetch(chrom, start, end)
+        except Exception as error:  # both libraries raise many types for unreadable or unindexable files
+            raise FastaError(f"{path}: cannot open FASTA with {backend} ({type(error).__name__}: {error})") from None
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        return self._fetch(chrom, start, end)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_chrom_sizes(fasta: str | os.PathLike, backend: str = "pyfaidx") -> dict[str, int]:
+    """Chromosome names and lengths of a FASTA file, in file order (builds the ``.fai`` if needed)."""
+    reader = _Fasta(Path(fasta), backend)
+    try:
+        return dict(reader.sizes)
+    finally:
+        reader.close()
+
+
+def _missing_chromosomes(regions: pd.DataFrame, sizes: dict[str, int], fasta: Path, on_missing: str) -> np.ndarray:
+    """Boolean mask of regions whose chromosome is absent; raise unless ``on_missing == "skip"``."""
+    present = regions["chrom"].isin(list(sizes)).to_numpy()
+    if present.all():
+        return ~present
+    missing = sorted(set(regions.loc[~present, "chrom"]))
+    names = list(sizes)
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    message = f"{fasta}: chromosomes {missing} of the regions are not in the FASTA (it has: {shown})"
+    if on_missing != "skip":
+        raise FastaError(message + "; fix the names or pass on_missing='skip'")
+    log.warning("%s; skipping %d regions", message, int((~present).sum()))
+    return ~present
+
+
+def load_regions(
+    fasta: str | os.PathLike,
+    regions: str | os.PathLike | pd.DataFrame,
+    width: int | None = None,
+    backend: str = "pyfaidx",
+    on_missing: str = "error",
+    progress: bool = True,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read fixed-width windows of a FASTA file and one-hot encode them, streaming region by region.
+
+    Parameters
+    ----------
+    fasta
+        FASTA file (pyfaidx builds the ``.fai`` index; pysam also reads bgzip-compressed FASTA).
+    regions
+        BED/narrowPeak path or a regions table.
+    width
+        Window width in bp centred on summit or midpoint (see :func:`resize`). ``None`` keeps the
+        intervals as they are; they must then all have the same length.
+    backend
+        ``"pyfaidx"`` (default) or ``"pysam"``; both give identical arrays.
+    on_missing
+        ``"error"`` (default): a region on a chromosome absent from the FASTA is an error listing the
+        missing names and the FASTA's names. ``"skip"``: such regions are dropped with a warning and
+        recorded in ``regions.attrs["skipped"]``.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    regions : pandas.DataFrame
+        The windows (``chrom, start, end, name`` ...) with ``padded_left``/``padded_right`` (bp of N
+        added where the window runs off the chromosome) and ``n_bases`` (non-ACGT positions).
+    X : numpy.ndarray
+        ``(N, 4, L)`` float32 one-hot.
+    """
+    if on_missing not in ("error", "skip"):
+        raise FastaError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    source = str(regions) if not isinstance(regions, pd.DataFrame) else "regions"
+    table = read_bed(regions) if not isinstance(regions, pd.DataFrame) else validate_regions(regions, source)
+    if width is not None:
+        table = resize(table, width)
+    lengths = (table["end"] - table["start"]).unique()
+    if len(lengths) != 1:
+        raise BedFormatError(
+            f"{source}: regions have different lengths ({sorted(lengths)[:5]} ...); give a window width"
+        )
+    fasta = Path(fasta)
+    reader = _Fasta(fasta, backend)
+    try:
+        skipped_mask = _missing_chromosomes(table, reader.sizes, fasta, on_missing)
+        skipped = table[skipped_mask].reset_index(drop=True)
+        table = table[~skipped_mask].reset_index(drop=True)
+        if len(table) == 0:
+            raise FastaError(f"{fasta}: none of the regions of {source} lie on a chromosome of the FASTA")
+        length = int(lengths[0])
+        X = np.zeros((len(table), 4, length), dtype=np.float32)
+        starts = table["start"].to_numpy(np.int64)
+        ends = table["end"].to_numpy(np.int64)
+        chrom_sizes = table["chrom"].map(reader.sizes).to_numpy(np.int64)
+        padded_left = np.maximum(0, -starts)
+        padded_right = np.maximum(0, ends - chrom_sizes)
+        for index, chrom in enumerate(
+            tqdm(table["chrom"].tolist(), desc="reading regions", unit="region", disable=not progress)
+        ):
+            fetch_start = starts[index] + padded_left[index]
+            fetch_end = ends[index] - padded_right[index]
+            if fetch_end > fetch_start:
+                seq = reader.fetch(chrom, int(fetch_start), int(fetch_end))
+                _encode_into(X[index, :, padded_left[index] :], seq)
+    finally:
+        reader.close()
+    table["padded_left"] = padded_left
+    table["padded_right"] = padded_right
+    table["n_bases"] = (X.sum(axis=1) == 0).sum(axis=1).astype(np.int64)
+    table.attrs["skipped"] = skipped
+    off_end = int(((padded_left > 0) | (padded_right > 0)).sum())
+    if off_end:
+        log.warning("%d windows run off a chromosome end and were padded with N (see padded_left/right)", off_end)
+    return table, X
+
+
+def decode_one_hot(X: np.ndarray) -> list[str]:
+    """Turn one-hot ``(N, 4, L)`` back into strings (all-zero columns become ``N``)."""
+    X = np.asarray(X)
+    if X.ndim != 3 or X.shape[1] != 4:
+        raise SequenceError(f"expected one-hot of shape (N, 4, L), got {X.shape}")
+    letters = np.array(list(ALPHABET + "N"))
+    index = np.where(X.sum(axis=1) > 0, X.argmax(axis=1), 4)
+    return ["".join(row) for row in letters[index]]
+
+
+def write_bed(regions: pd.DataFrame, path: str | os.PathLike, columns: Iterable[str] = REGION_COLUMNS) -> Path:
+    """Write regions as a tab-separated BED file (no header), atomically."""
+    from genomatt.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        regions.loc[:, list(columns)].to_csv(tmp, sep="\t", header=False, index=False)
+    return Path(path)

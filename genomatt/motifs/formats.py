@@ -1,0 +1,164 @@
+"""Motif records and the MEME motif file format.
+
+A motif matrix is ``(4, W)`` (channels A, C, G, T; positions along the motif), matching the one-hot
+contract. Probability matrices have columns summing to 1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genomatt import ALPHABET
+from genomatt.atomic import atomic_path
+from genomatt.errors import MotifError
+
+# Columns whose sum is this far from 1 are renormalised on reading (MEME files often carry rounding).
+PROBABILITY_TOLERANCE = 0.1
+
+
+@dataclass
+class Motif:
+    """A named motif with a ``(4, W)`` position probability matrix.
+
+    Attributes
+    ----------
+    id
+        Identifier, e.g. a JASPAR matrix ID ``MA0035.5``.
+    name
+        Human-readable name, e.g. the transcription factor ``GATA1``.
+    probabilities
+        ``(4, W)`` float64, columns sum to 1.
+    sites
+        Number of sites the matrix was built from (0 when unknown).
+    extra
+        Further per-motif annotations (e.g. JASPAR collection, discovered-motif statistics).
+    """
+
+    id: str
+    name: str
+    probabilities: np.ndarray
+    sites: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def width(self) -> int:
+        return int(self.probabilities.shape[1])
+
+    def log_odds(self, background: np.ndarray | None = None, pseudocount: float = 0.01) -> np.ndarray:
+        """Log2-odds matrix ``(4, W)`` against ``background`` (uniform by default)."""
+        background = np.full(4, 0.25) if background is None else np.asarray(background, dtype=float)
+        smoothed = (self.probabilities + pseudocount) / (1 + 4 * pseudocount)
+        return np.log2(smoothed / background[:, None])
+
+
+def normalise_columns(matrix: np.ndarray, source: str) -> np.ndarray:
+    """Return ``matrix`` with columns scaled to sum to 1; reject negative values or empty columns."""
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[0] != 4 or matrix.shape[1] == 0:
+        raise MotifError(f"{source}: expected a (4, W) matrix with W >= 1, got shape {matrix.shape}")
+    if not np.isfinite(matrix).all() or (matrix < 0).any():
+        raise MotifError(f"{source}: matrix values must be finite and non-negative")
+    sums = matrix.sum(axis=0)
+    if (sums <= 0).any():
+        raise MotifError(f"{source}: column {int(np.argmin(sums)) + 1} sums to 0")
+    return matrix / sums
+
+
+def reverse_complement_matrix(matrix: np.ndarray) -> np.ndarray:
+    """Reverse complement of a ``(4, W)`` matrix in ACGT order (flip both axes)."""
+    return np.ascontiguousarray(np.asarray(matrix)[::-1, ::-1])
+
+
+_MOTIF_LINE = re.compile(r"^MOTIF\s+(\S+)(?:\s+(\S+))?")
+_MATRIX_HEADER = re.compile(r"^letter-probability matrix:(.*)$")
+
+
+def read_meme(path: str | os.PathLike) -> list[Motif]:
+    """Read every motif of a MEME-format file (minimal or full MEME output).
+
+    Rows that do not sum exactly to 1 are renormalised; a row off by more than
+    ``PROBABILITY_TOLERANCE`` or with a wrong number of values is an error naming the line.
+
+    Returns
+    -------
+    list of Motif
+        In file order; ``probabilities`` is ``(4, W)``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotifError(f"{path}: MEME file not found")
+    lines = path.read_text(errors="replace").splitlines()
+    if not any(line.startswith("MEME version") for line in lines):
+        raise MotifError(f"{path}: not a MEME motif file (no 'MEME version' line)")
+    alphabet_lines = [line for line in lines if line.startswith("ALPHABET")]
+    if alphabet_lines and alphabet_lines[0].split("=", 1)[-1].strip().upper() not in ("ACGT", ""):
+        raise MotifError(f"{path}: only the DNA alphabet ACGT is supported, got {alphabet_lines[0]!r}")
+    motifs: list[Motif] = []
+    index = 0
+    while index < len(lines):
+        match = _MOTIF_LINE.match(lines[index])
+        index += 1
+        if not match:
+            continue
+        motif_id, name = match.group(1), match.group(2) or match.group(1)
+        while index < len(lines) and not _MATRIX_HEADER.match(lines[index].strip()):
+            if _MOTIF_LINE.match(lines[index]):
+                raise MotifError(f"{path}:{index + 1}: motif {motif_id} has no letter-probability matrix")
+            index += 1
+        if index >= len(lines):
+            raise MotifError(f"{path}: motif {motif_id} has no letter-probability matrix")
+        header = _MATRIX_HEADER.match(lines[index].strip()).group(1)
+        width_match = re.search(r"w=\s*(\d+)", header)
+        sites_match = re.search(r"nsites=\s*([\d.eE+]+)", header)
+        index += 1
+        rows = []
+        while index < len(lines) and lines[index].strip() and not lines[index].startswith(("MOTIF", "URL")):
+            values = lines[index].split()
+            try:
+                row = [float(value) for value in values]
+            except ValueError:
+                raise MotifError(f"{path}:{index + 1}: expected 4 probabilities, got {lines[index]!r}") from None
+            if len(row) != 4:
+                raise MotifError(f"{path}:{index + 1}: expected 4 probabilities (A C G T), got {len(row)}")
+            if abs(sum(row) - 1) > PROBABILITY_TOLERANCE:
+                raise MotifError(f"{path}:{index + 1}: probabilities sum to {sum(row):.3f}, expected 1")
+            rows.append(row)
+            index += 1
+            if width_match and len(rows) == int(width_match.group(1)):
+                break
+        if not rows:
+            raise MotifError(f"{path}: motif {motif_id} has an empty matrix")
+        if width_match and len(rows) != int(width_match.group(1)):
+            raise MotifError(f"{path}: motif {motif_id} declares w={width_match.group(1)} but has {len(rows)} rows")
+        matrix = normalise_columns(np.array(rows).T, f"{path}: motif {motif_id}")
+        sites = int(float(sites_match.group(1))) if sites_match else 0
+        motifs.append(Motif(motif_id, name, matrix, sites))
+    if not motifs:
+        raise MotifError(f"{path}: no MOTIF entries found")
+    return motifs
+
+
+def write_meme(motifs: list[Motif], path: str | os.PathLike, background: np.ndarray | None = None) -> Path:
+    """Write motifs as a minimal MEME file (version 5), atomically.
+
+    Probabilities are renormalised and printed with 6 decimals, so every row sums to 1 within rounding.
+    """
+    background = np.full(4, 0.25) if background is None else np.asarray(background, dtype=float)
+    lines = ["MEME version 5", "", f"ALPHABET= {ALPHABET}", "", "strands: + -", "",
+             "Background letter frequencies",
+             " ".join(f"{base} {value:.6f}" for base, value in zip(ALPHABET, background)), ""]
+    for motif in motifs:
+        matrix = normalise_columns(motif.probabilities, f"motif {motif.id}")
+        label = motif.id if motif.name in ("", motif.id) else f"{motif.id} {motif.name}"
+        lines.append(f"MOTIF {label}")
+        lines.append(f"letter-probability matrix: alength= 4 w= {matrix.shape[1]} nsites= {max(motif.sites, 1)} E= 0")
+        lines.extend(" ".join(f"{value:.6f}" for value in column) for column in matrix.T)
+        lines.append("")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
+    return Path(path)
