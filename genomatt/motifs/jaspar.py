@@ -19,11 +19,10 @@ _JASPAR_ID = re.compile(r"^MA\d{4}(\.\d+)?$")
 def _database(release: str):
     from pyjaspar import jaspardb
 
-    try:
-        return jaspardb(release=release)
-    except Exception as error:  # pyjaspar raises a bare exception type for unknown releases
-        available = jaspardb().get_releases()
-        raise MotifError(f"unknown JASPAR release {release!r} ({error}); available: {available}") from None
+    available = jaspardb().get_releases()
+    if release not in available:
+        raise MotifError(f"unknown JASPAR release {release!r}; available offline: {available}")
+    return jaspardb(release=release)
 
 
 def _to_motif(record) -> Motif:

@@ -1,0 +1,219 @@
+import gzip
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genomatt.errors import BedFormatError, FastaError, SequenceError
+from genomatt.genome import (decode_one_hot, load_regions, one_hot_encode, read_bed, read_chrom_sizes, resize,
+                             validate_regions)
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+# --- read_bed ---------------------------------------------------------------------------------------------
+
+def test_read_bed3_with_headers(tmp_path):
+    bed = write(tmp_path / "a.bed", "track name=x\nbrowser position chr1\n# comment\n\nchr1\t10\t20\nchr2\t0\t5\n")
+    frame = read_bed(bed)
+    assert list(frame.columns) == ["chrom", "start", "end", "name"]
+    assert frame["start"].tolist() == [10, 0]
+    assert frame["name"].tolist() == ["chr1:10-20", "chr2:0-5"]
+
+
+def test_read_bed6_and_extra_columns(tmp_path):
+    bed = write(tmp_path / "a.bed", "chr1\t10\t20\tpeak1\t5.5\t-\textra\nchr1\t30\t40\t.\t.\t+\textra\n")
+    frame = read_bed(bed)
+    assert frame["name"].tolist() == ["peak1", "chr1:30-40"]
+    assert frame["strand"].tolist() == ["-", "+"]
+    assert frame["score"].iloc[0] == 5.5 and np.isnan(frame["score"].iloc[1])
+
+
+def test_read_narrowpeak_gzipped(tmp_path):
+    path = tmp_path / "peaks.narrowPeak.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("chr1\t100\t200\tp1\t0\t.\t3.0\t5.0\t2.0\t30\n")
+        handle.write("chr1\t300\t400\tp2\t0\t.\t3.0\t5.0\t2.0\t-1\n")
+    frame = read_bed(path)
+    assert frame["summit"].tolist() == [30, -1]
+    windows = resize(frame, 10)
+    assert windows["start"].tolist() == [125, 345]
+    assert (windows["end"] - windows["start"]).eq(10).all()
+    assert windows["region_start"].tolist() == [100, 300]
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("chr1\t10\n", "expected at least 3 tab-separated columns"),
+        ("chr1\tten\t20\n", "start (column 2) must be an integer, got 'ten'"),
+        ("chr1\t10\t2.5\n", "end (column 3) must be an integer"),
+        ("chr1\t20\t20\n", "start must be < end, got start=20 end=20"),
+        ("chr1\t30\t20\n", "start must be < end"),
+        ("chr1\t-5\t20\n", "start must be >= 0, got -5"),
+        ("chr1\t10\t20\tn\tx\n", "score (column 5) must be a number"),
+        ("chr1\t10\t20\tn\t0\t*\n", "strand (column 6) must be one of"),
+        ("chr1\t100\t200\tp\t0\t.\t1\t1\t1\t150\n", "summit offset 150 lies outside the interval of length 100"),
+        ("chr1\t100\t200\tp\t0\t.\t1\t1\t1\tmid\n", "summit offset (narrowPeak column 10) must be an integer"),
+    ],
+)
+def test_read_bed_invalid_lines_name_file_and_line(tmp_path, line, expected):
+    bed = write(tmp_path / "bad.bed", "# header\nchr1\t1\t2\n" if "\t1\t1\t1\t" not in line else "# header\n")
+    bed.write_text(bed.read_text() + line)
+    with pytest.raises(BedFormatError) as info:
+        read_bed(bed)
+    message = str(info.value)
+    assert expected in message
+    line_number = bed.read_text().splitlines().index(line.rstrip("\n")) + 1
+    assert f"{bed}:{line_number}:" in message
+
+
+def test_read_bed_narrowpeak_with_wrong_column_count(tmp_path):
+    bed = write(tmp_path / "x.narrowPeak", "chr1\t1\t2\tp\t0\t.\t1\t1\t1\t0\nchr1\t5\t9\n")
+    with pytest.raises(BedFormatError, match=r"x.narrowPeak:2: narrowPeak lines have 10 columns, got 3"):
+        read_bed(bed)
+
+
+@pytest.mark.parametrize("text", ["", "track name=empty\n# nothing\n\n"])
+def test_read_bed_empty_is_an_error(tmp_path, text):
+    with pytest.raises(BedFormatError, match="no regions found"):
+        read_bed(write(tmp_path / "empty.bed", text))
+
+
+def test_read_bed_missing_and_binary_files(tmp_path):
+    with pytest.raises(BedFormatError, match="BED file not found"):
+        read_bed(tmp_path / "nope.bed")
+    binary = tmp_path / "binary.bed"
+    binary.write_bytes(b"\xff\xfe\x00\x01" * 10)
+    with pytest.raises(BedFormatError, match="cannot read as a text BED file"):
+        read_bed(binary)
+
+
+def test_validate_regions_frame_errors():
+    with pytest.raises(BedFormatError, match="missing columns"):
+        validate_regions(pd.DataFrame({"chrom": ["chr1"], "start": [1]}))
+    with pytest.raises(BedFormatError, match="row 1"):
+        validate_regions(pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [1, 9], "end": [5, 3]}))
+    with pytest.raises(BedFormatError, match="positive number"):
+        resize(pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [5]}), 0)
+
+
+def test_resize_midpoint_odd_width():
+    frame = pd.DataFrame({"chrom": ["chr1"], "start": [100], "end": [201]})
+    window = resize(frame, 5)
+    assert (window["start"].item(), window["end"].item()) == (148, 153)
+
+
+# --- one-hot ----------------------------------------------------------------------------------------------
+
+def test_one_hot_encode_alphabet_case_and_other_codes():
+    X = one_hot_encode(["ACGTN", "acgtR"])
+    assert X.shape == (2, 4, 5) and X.dtype == np.float32
+    np.testing.assert_array_equal(X[0, :, :4], np.eye(4, dtype=np.float32))
+    np.testing.assert_array_equal(X[0], X[1])
+    assert X[0, :, 4].sum() == 0
+    assert one_hot_encode("GATTACA").shape == (4, 7)
+    assert decode_one_hot(X) == ["ACGTN", "ACGTN"]
+
+
+def test_one_hot_encode_every_iupac_code_is_zero():
+    iupac = "NRYSWKMBDHVnryswkmbdhv-.*"
+    assert one_hot_encode(iupac).sum() == 0
+
+
+def test_one_hot_encode_errors():
+    with pytest.raises(SequenceError, match="same length"):
+        one_hot_encode(["ACG", "AC"])
+    with pytest.raises(SequenceError, match="no sequences"):
+        one_hot_encode([])
+
+
+# --- load_regions -----------------------------------------------------------------------------------------
+
+def test_load_regions_matches_fasta_text(small_genome):
+    regions, X = load_regions(small_genome.fasta, small_genome.regions_bed, width=150, progress=False)
+    assert X.shape == (len(regions), 4, 150)
+    sizes = read_chrom_sizes(small_genome.fasta)
+    text = {}
+    name = None
+    for line in small_genome.fasta.read_text().splitlines():
+        if line.startswith(">"):
+            name = line[1:]
+            text[name] = []
+        else:
+            text[name].append(line)
+    text = {key: "".join(value) for key, value in text.items()}
+    assert {key: len(value) for key, value in text.items()} == sizes
+    for row, onehot in zip(regions.head(5).itertuples(), X[:5]):
+        assert decode_one_hot(onehot[None])[0] == text[row.chrom][row.start:row.end]
+
+
+def test_backends_agree_including_windows_off_both_ends(small_genome, tmp_path):
+    sizes = read_chrom_sizes(small_genome.fasta)
+    chrom, length = next(iter(sizes.items()))
+    frame = pd.DataFrame({
+        "chrom": [chrom, chrom, chrom, "chr2"],
+        "start": [0, length - 10, 500, 1000],
+        "end": [20, length, 520, 1020],
+        "name": ["left", "right", "inside", "other"],
+    })
+    regions_a, X_a = load_regions(small_genome.fasta, frame, width=100, backend="pyfaidx", progress=False)
+    regions_b, X_b = load_regions(small_genome.fasta, frame, width=100, backend="pysam", progress=False)
+    np.testing.assert_array_equal(X_a, X_b)
+    pd.testing.assert_frame_equal(regions_a, regions_b)
+    assert regions_a["padded_left"].tolist() == [40, 0, 0, 0]
+    assert regions_a["padded_right"].tolist() == [0, 45, 0, 0]
+    assert X_a[0, :, :40].sum() == 0 and X_a[0, :, 40:].sum(axis=0).min() == 1
+    assert X_a[1, :, 55:].sum() == 0 and X_a[1, :, :55].sum(axis=0).min() == 1
+    assert regions_a["n_bases"].tolist() == [40, 45, 0, 0]
+
+
+def test_pysam_reads_bgzip_fasta(small_genome, tmp_path):
+    import pysam
+
+    plain = tmp_path / "genome.fa"
+    plain.write_bytes(small_genome.fasta.read_bytes())
+    compressed = pysam.tabix_compress(str(plain), str(tmp_path / "genome.fa.gz"))
+    del compressed
+    _, X_plain = load_regions(small_genome.fasta, small_genome.regions_bed, width=64, progress=False)
+    _, X_gz = load_regions(tmp_path / "genome.fa.gz", small_genome.regions_bed, width=64, backend="pysam",
+                           progress=False)
+    np.testing.assert_array_equal(X_plain, X_gz)
+
+
+def test_missing_chromosome_error_and_skip(small_genome, caplog):
+    frame = pd.DataFrame({"chrom": ["chr1", "chrUn_x", "chrM"], "start": [100, 0, 0], "end": [200, 10, 10]})
+    with pytest.raises(FastaError) as info:
+        load_regions(small_genome.fasta, frame, width=50, progress=False)
+    message = str(info.value)
+    assert "['chrM', 'chrUn_x']" in message and "it has: chr1, chr2, chr3" in message
+    with caplog.at_level(logging.WARNING):
+        regions, X = load_regions(small_genome.fasta, frame, width=50, on_missing="skip", progress=False)
+    assert len(regions) == 1 and X.shape == (1, 4, 50)
+    assert regions.attrs["skipped"]["chrom"].tolist() == ["chrUn_x", "chrM"]
+    assert "skipping 2 regions" in caplog.text
+
+
+def test_load_regions_requires_equal_lengths_without_width(small_genome):
+    frame = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [0, 100], "end": [10, 120]})
+    with pytest.raises(BedFormatError, match="different lengths"):
+        load_regions(small_genome.fasta, frame, progress=False)
+
+
+def test_missing_or_broken_fasta(tmp_path, small_genome):
+    with pytest.raises(FastaError, match="FASTA file not found"):
+        load_regions(tmp_path / "none.fa", small_genome.regions_bed, width=10)
+    broken = write(tmp_path / "broken.fa", "this is not a fasta\n>chr1\nAC\n>chr1\nGT\n")
+    with pytest.raises(FastaError, match="cannot open FASTA"):
+        load_regions(broken, small_genome.regions_bed, width=10)
+
+
+def test_n_bases_in_fasta_are_zero_columns(tmp_path):
+    fasta = write(tmp_path / "n.fa", ">chrA\nACGTNNNNacgt\n")
+    regions, X = load_regions(fasta, pd.DataFrame({"chrom": ["chrA"], "start": [0], "end": [12]}), progress=False)
+    assert regions["n_bases"].item() == 4
+    assert decode_one_hot(X)[0] == "ACGTNNNNACGT"

@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from genomatt.errors import MotifError
+from genomatt.motifs.formats import Motif, read_meme, reverse_complement_matrix, write_meme
+from genomatt.motifs.jaspar import fetch_jaspar, fetch_jaspar_collection, resolve_motifs
+
+
+def test_meme_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    motifs = [Motif(f"M{i}", f"TF{i}", rng.dirichlet(np.ones(4), size=6 + i).T, sites=10) for i in range(3)]
+    path = write_meme(motifs, tmp_path / "m.meme")
+    back = read_meme(path)
+    assert [(m.id, m.name, m.sites) for m in back] == [(m.id, m.name, m.sites) for m in motifs]
+    for a, b in zip(motifs, back):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+def test_meme_reader_tolerates_rows_not_summing_to_one(tmp_path):
+    path = tmp_path / "m.meme"
+    path.write_text("MEME version 4\n\nALPHABET= ACGT\n\nMOTIF X1 alias\nletter-probability matrix: alength= 4 w= 2\n"
+                    "0.5 0.2 0.2 0.08\n0.25 0.25 0.25 0.26\n\nMOTIF X2\nletter-probability matrix:\n1 0 0 0\n")
+    first, second = read_meme(path)
+    np.testing.assert_allclose(first.probabilities.sum(axis=0), 1)
+    assert first.name == "alias" and second.width == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    ("MOTIF A\nletter-probability matrix: w= 1\n0.5 0.5\n", "expected 4 probabilities"),
+    ("MOTIF A\nletter-probability matrix: w= 1\n0.9 0.9 0.9 0.9\n", "sum to 3.600"),
+    ("MOTIF A\nletter-probability matrix: w= 3\n1 0 0 0\n", "declares w=3 but has 1 rows"),
+    ("MOTIF A\nnothing here\n", "has no letter-probability matrix"),
+    ("", "no MOTIF entries"),
+])
+def test_meme_reader_errors(tmp_path, body, message):
+    path = tmp_path / "bad.meme"
+    path.write_text("MEME version 4\n\n" + body)
+    with pytest.raises(MotifError, match=message):
+        read_meme(path)
+
+
+def test_not_a_meme_file(tmp_path):
+    path = tmp_path / "x.meme"
+    path.write_text("hello\n")
+    with pytest.raises(MotifError, match="not a MEME motif file"):
+        read_meme(path)
+
+
+def test_reverse_complement():
+    matrix = np.array([[1, 0], [0, 0], [0, 1], [0, 0.0]])  # "AG"
+    np.testing.assert_array_equal(reverse_complement_matrix(matrix), [[0, 0], [1, 0], [0, 0], [0, 1]])  # "CT"
+
+
+def test_jaspar_lookup_offline():
+    gata = fetch_jaspar("MA0035")
+    assert gata.name == "GATA1" and gata.probabilities.shape == (4, gata.width)
+    assert fetch_jaspar("TAL1::TCF3").id.startswith("MA0091")
+    assert len(fetch_jaspar_collection()) > 500
+    with pytest.raises(MotifError, match="unknown JASPAR release"):
+        fetch_jaspar("MA0035", release="JASPAR1999")
+
+
+def test_resolve_motifs_mixes_ids_and_files(tmp_path):
+    path = write_meme([Motif("U1", "user", np.full((4, 3), 0.25))], tmp_path / "u.meme")
+    motifs = resolve_motifs(["MA0139", str(path)])
+    assert [m.id for m in motifs] == ["MA0139.2", "U1"]
