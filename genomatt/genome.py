@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
@@ -28,16 +29,29 @@ STRANDS = {"+", "-", "."}
 FASTA_BACKENDS = ("pyfaidx", "pysam")
 
 
-def _lookup_table() -> np.ndarray:
-    """Byte → one-hot row table: ACGT (either case) map to unit vectors, everything else to zeros."""
-    table = np.zeros((256, 4), dtype=np.float32)
+def _channel_table() -> np.ndarray:
+    """Byte → channel table: ACGT (either case) map to 0..3, every other byte to 4 (a zero column)."""
+    table = np.full(256, 4, dtype=np.uint8)
     for channel, base in enumerate(ALPHABET):
-        table[ord(base), channel] = 1.0
-        table[ord(base.lower()), channel] = 1.0
+        table[ord(base)] = channel
+        table[ord(base.lower())] = channel
     return table
 
 
-_ONE_HOT_TABLE = _lookup_table()
+_CHANNEL_TABLE = _channel_table()
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter_one_hot(codes: np.ndarray, table: np.ndarray, out: np.ndarray) -> int:
+    """Set ``out[channel, i] = 1`` for each byte of ``codes`` (``out`` zeroed); return the non-ACGT count."""
+    unknown = 0
+    for position in range(codes.size):
+        channel = table[codes[position]]
+        if channel < 4:
+            out[channel, position] = 1
+        else:
+            unknown += 1
+    return unknown
 
 
 def _open_text(path: Path):
@@ -205,7 +219,7 @@ def resize(regions: pd.DataFrame, width: int) -> pd.DataFrame:
     return resized
 
 
-def one_hot_encode(seqs: str | Sequence[str]) -> np.ndarray:
+def one_hot_encode(seqs: str | Sequence[str], dtype: np.dtype | type = np.float32) -> np.ndarray:
     """One-hot encode DNA sequences of equal length.
 
     Parameters
@@ -213,14 +227,16 @@ def one_hot_encode(seqs: str | Sequence[str]) -> np.ndarray:
     seqs
         One sequence, or a sequence of sequences of the same length. Lowercase (soft-masked) bases
         equal uppercase; N and every other character become all-zero columns.
+    dtype
+        Output dtype: float32 (the package's contract, default) or a compact integer type for storage.
 
     Returns
     -------
     numpy.ndarray
-        ``(4, L)`` for one string, else ``(N, 4, L)``; float32, channels A, C, G, T.
+        ``(4, L)`` for one string, else ``(N, 4, L)``; channels A, C, G, T.
     """
     if isinstance(seqs, str):
-        return one_hot_encode([seqs])[0]
+        return one_hot_encode([seqs], dtype)[0]
     seqs = list(seqs)
     if not seqs:
         raise SequenceError("one_hot_encode: no sequences given")
@@ -231,13 +247,15 @@ def one_hot_encode(seqs: str | Sequence[str]) -> np.ndarray:
                 f"one_hot_encode: all sequences must have the same length; sequence 0 has {length} bp, "
                 f"sequence {index} has {len(seq)} bp (resize regions to a fixed width first)"
             )
-    codes = np.frombuffer("".join(seqs).encode("ascii", errors="replace"), dtype=np.uint8)
-    return np.ascontiguousarray(_ONE_HOT_TABLE[codes.reshape(len(seqs), length)].transpose(0, 2, 1))
+    out = np.zeros((len(seqs), 4, length), dtype=dtype)
+    for index, seq in enumerate(seqs):
+        _encode_into(out[index], seq)
+    return out
 
 
-def _encode_into(out: np.ndarray, seq: str) -> None:
-    codes = np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)
-    out[:, : codes.size] = _ONE_HOT_TABLE[codes].T
+def _encode_into(out: np.ndarray, seq: str) -> int:
+    """One-hot encode ``seq`` into the zeroed ``(4, len(seq))`` view ``out``; return its non-ACGT count."""
+    return _scatter_one_hot(np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8), _CHANNEL_TABLE, out)
 
 
 class _Fasta:
@@ -358,6 +376,7 @@ def load_regions(
         chrom_sizes = table["chrom"].map(reader.sizes).to_numpy(np.int64)
         padded_left = np.maximum(0, -starts)
         padded_right = np.maximum(0, ends - chrom_sizes)
+        n_bases = padded_left + padded_right
         for index, chrom in enumerate(
             tqdm(table["chrom"].tolist(), desc="reading regions", unit="region", disable=not progress)
         ):
@@ -365,12 +384,12 @@ def load_regions(
             fetch_end = ends[index] - padded_right[index]
             if fetch_end > fetch_start:
                 seq = reader.fetch(chrom, int(fetch_start), int(fetch_end))
-                _encode_into(X[index, :, padded_left[index] :], seq)
+                n_bases[index] += _encode_into(X[index, :, padded_left[index] :], seq)
     finally:
         reader.close()
     table["padded_left"] = padded_left
     table["padded_right"] = padded_right
-    table["n_bases"] = (X.sum(axis=1) == 0).sum(axis=1).astype(np.int64)
+    table["n_bases"] = n_bases
     table.attrs["skipped"] = skipped
     off_end = int(((padded_left > 0) | (padded_right > 0)).sum())
     if off_end:

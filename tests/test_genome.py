@@ -217,3 +217,9 @@ def test_n_bases_in_fasta_are_zero_columns(tmp_path):
     regions, X = load_regions(fasta, pd.DataFrame({"chrom": ["chrA"], "start": [0], "end": [12]}), progress=False)
     assert regions["n_bases"].item() == 4
     assert decode_one_hot(X)[0] == "ACGTNNNNACGT"
+
+
+def test_one_hot_encode_compact_dtype_equals_float():
+    seqs = ["ACGTNacgtn", "TTTTGGGGCC"]
+    np.testing.assert_array_equal(one_hot_encode(seqs, np.int8), one_hot_encode(seqs).astype(np.int8))
+    assert one_hot_encode(seqs, np.int8).dtype == np.int8
