@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_OUT ?= results/demo
 
 .PHONY: venv test test-fast demo clean
 
@@ -22,8 +21,9 @@ test: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m 'not slow'
 
+# The whole workflow on the embedded default config (simulated genome) with the local profile.
 demo: venv
-	$(BIN)/genomatt demo --out $(DEMO_OUT)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --profile workflow/profiles/default
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
