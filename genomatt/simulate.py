@@ -70,6 +70,7 @@ class SimulatedGenome:
     regions_bed: Path
     negatives_bed: Path
     task_beds: dict[str, Path]
+    tasks_bed: Path
     truth_tsv: Path
     motifs_meme: Path
     manifest: Path
@@ -202,7 +203,8 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     ----------
     out_dir
         Output folder (created). Files: ``genome.fa`` (+ ``.fai``), ``regions.bed`` (all motif-bearing
-        regions), ``<task>.bed`` (regions containing each motif), ``negatives.bed`` (background regions),
+        regions), ``<task>.bed`` (regions containing each motif), ``tasks.bed`` (the same as one BED4 whose
+        name column is the task), ``negatives.bed`` (background regions),
         ``truth.tsv`` (every planted instance), ``motifs.meme`` (the planted motifs), ``manifest.json``.
     settings
         Simulation parameters; the defaults give the embedded demo genome. Deterministic for a seed.
@@ -265,6 +267,8 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     for task in tasks:
         task_beds[task] = out / f"{task}.bed"
         _write_table(ordered.loc[ordered[task] == 1, bed_columns], task_beds[task], header=False)
+    labelled = pd.concat([ordered.loc[ordered[task] == 1, ["chrom", "start", "end"]].assign(task=task) for task in tasks])
+    _write_table(labelled.sort_values(["chrom", "start", "task"]), out / "tasks.bed", header=False)
     _write_table(negative_table.sort_values(["chrom", "start"]), out / "negatives.bed", header=False)
     _write_table(truth_table, out / "truth.tsv", header=True)
     write_meme(motifs, out / "motifs.meme")
@@ -280,5 +284,5 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     with atomic_path(out / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=2))
     log.info("planted %d instances of %d motifs in %d regions", len(truth_table), len(motifs), len(region_table))
-    return SimulatedGenome(fasta, out / "regions.bed", out / "negatives.bed", task_beds, out / "truth.tsv",
+    return SimulatedGenome(fasta, out / "regions.bed", out / "negatives.bed", task_beds, out / "tasks.bed", out / "truth.tsv",
                            out / "motifs.meme", out / "manifest.json", settings)

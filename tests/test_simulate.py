@@ -29,9 +29,12 @@ def test_outputs_and_manifest(small_genome):
     assert len(set(zip(regions.chrom, regions.start)) & set(zip(negatives.chrom, negatives.start))) == 0
     truth = pd.read_csv(small_genome.truth_tsv, sep="\t")
     assert list(truth.columns[:8]) == ["chrom", "start", "end", "strand", "motif_id", "motif_name", "task", "region"]
+    labelled = read_bed(small_genome.tasks_bed)
     for task, bed in small_genome.task_beds.items():
-        in_task = set(read_bed(bed)["name"])
-        assert in_task == set(truth.loc[truth.task == task, "region"])
+        in_task = read_bed(bed)
+        assert set(in_task["name"]) == set(truth.loc[truth.task == task, "region"])
+        same = labelled.loc[labelled["name"] == task, ["chrom", "start", "end"]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(same, in_task[["chrom", "start", "end"]].reset_index(drop=True))
     assert [m.name for m in read_meme(small_genome.motifs_meme)] == ["GATA1", "TAL1::TCF3", "CTCF", "Spi1", "CEBPB"]
 
 
