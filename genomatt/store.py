@@ -165,3 +165,46 @@ def list_arrays(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
     """Names and shapes of the per-region arrays of a file."""
     with _open(path) as handle:
         return {key: handle[key].shape for key in handle if isinstance(handle[key], h5py.Dataset)}
+
+
+def shard_rows(n_regions: int, shard: int, n_shards: int) -> slice:
+    """Rows of shard ``shard`` (0-based) when ``n_regions`` are split into ``n_shards`` contiguous chunks.
+
+    Chunk sizes differ by at most one, as in ``numpy.array_split``; a shard may be empty when there are
+    more shards than regions.
+    """
+    if n_shards < 1 or not 0 <= shard < n_shards:
+        raise StoreError(f"shard {shard} of {n_shards}: need n_shards >= 1 and 0 <= shard < n_shards")
+    base, extra = divmod(n_regions, n_shards)
+    start = shard * base + min(shard, extra)
+    return slice(start, start + base + (shard < extra))
+
+
+def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> Path:
+    """Concatenate shard files (same arrays, same kind) in the given order into one file, atomically.
+
+    The root attributes and provenance of the first shard are kept, without its ``shard`` entry, so
+    the gathered file equals the one an unsharded run writes.
+    """
+    if not inputs:
+        raise StoreError(f"{path}: no shard files to gather")
+    frames, arrays = [], {}
+    first_names = None
+    for shard_path in inputs:
+        names = sorted(list_arrays(shard_path))
+        if first_names is None:
+            first_names = names
+        elif names != first_names:
+            raise StoreError(f"{shard_path}: arrays {names} differ from the first shard's {first_names}")
+        frames.append(read_regions(shard_path))
+        for name in names:
+            arrays.setdefault(name, []).append(read_array(shard_path, name))
+    attrs = read_attrs(inputs[0])
+    provenance = attrs.pop("provenance", {})
+    provenance.pop("shard", None)
+    kind = attrs.pop("kind", "regions")
+    for key in ("genomatt_version", "created_utc"):
+        attrs.pop(key, None)
+    regions = pd.concat(frames, ignore_index=True)
+    return write_store(path, regions, {name: np.concatenate(parts) for name, parts in arrays.items()},
+                       kind=kind, provenance=provenance, attrs=attrs)

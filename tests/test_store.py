@@ -5,7 +5,8 @@ import pytest
 
 from genomatt import __version__
 from genomatt.errors import StoreError
-from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
+from genomatt.store import (gather_stores, list_arrays, read_array, read_attrs, read_regions, shard_rows,
+                            write_store)
 
 
 def regions_frame(n=5):
@@ -61,3 +62,37 @@ def test_read_errors(tmp_path):
     path = write_store(tmp_path / "x.h5", regions_frame(), {"onehot": np.zeros((5, 4, 2))})
     with pytest.raises(StoreError, match=r"no array 'contrib' \(it has: \['onehot'\]\)"):
         read_array(path, "contrib")
+
+
+def test_shard_rows_cover_every_row_once():
+    for n, shards in [(10, 3), (2, 5), (0, 2), (7, 1)]:
+        rows = [shard_rows(n, i, shards) for i in range(shards)]
+        covered = np.concatenate([np.arange(n)[r] for r in rows])
+        np.testing.assert_array_equal(covered, np.arange(n))
+        sizes = [r.stop - r.start for r in rows]
+        assert max(sizes) - min(sizes) <= 1
+    with pytest.raises(StoreError, match="0 <= shard < n_shards"):
+        shard_rows(10, 3, 3)
+
+
+def test_gather_equals_unsharded(tmp_path):
+    regions = regions_frame(7)
+    data = np.random.default_rng(1).random((7, 2, 4, 3)).astype(np.float32)
+    whole = write_store(tmp_path / "whole.h5", regions, {"contrib": data}, kind="contributions",
+                        provenance={"seed": 1}, attrs={"tasks": ["a", "b"]})
+    parts = []
+    for i in range(3):
+        rows = shard_rows(7, i, 3)
+        parts.append(write_store(tmp_path / f"part{i}.h5", regions.iloc[rows].reset_index(drop=True),
+                                 {"contrib": data[rows]}, kind="contributions",
+                                 provenance={"seed": 1, "shard": [i, 3]}, attrs={"tasks": ["a", "b"]}))
+    gathered = gather_stores(parts, tmp_path / "gathered.h5")
+    np.testing.assert_array_equal(read_array(gathered, "contrib"), read_array(whole, "contrib"))
+    pd.testing.assert_frame_equal(read_regions(gathered), read_regions(whole))
+    a, b = read_attrs(gathered), read_attrs(whole)
+    for attrs in (a, b):
+        attrs.pop("created_utc")
+    assert a == b
+    other = write_store(tmp_path / "other.h5", regions, {"onehot": data}, kind="contributions")
+    with pytest.raises(StoreError, match="differ from the first shard"):
+        gather_stores([parts[0], other], tmp_path / "bad.h5")
