@@ -13,6 +13,10 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/attribution.smk"
+include: "workflow/rules/motifs.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -19,6 +19,13 @@ from genomatt.errors import GenomattError
 SUBCOMMAND_MODULES = [
     "genomatt.cli.simulate",
     "genomatt.cli.extract",
+    "genomatt.cli.train",
+    "genomatt.cli.attribute",
+    "genomatt.cli.evaluate",
+    "genomatt.cli.gather",
+    "genomatt.cli.motifs",
+    "genomatt.cli.hits",
+    "genomatt.cli.report",
 ]
 
 

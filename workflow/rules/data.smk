@@ -6,6 +6,7 @@ rule simulate:
     output:
         fasta=f"{OUTDIR}/simulated/genome.fa",
         regions=f"{OUTDIR}/simulated/regions.bed",
+        tasks=f"{OUTDIR}/simulated/tasks.bed",
         truth=f"{OUTDIR}/simulated/truth.tsv",
         manifest=f"{OUTDIR}/simulated/manifest.json",
     log:

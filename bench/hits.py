@@ -1,0 +1,258 @@
+"""Benchmark: motif hits against the truth table of the simulated genome, next to Fi-NeMo and FIMO.
+
+The three methods run in the same process on the same inputs:
+
+- genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions);
+- Fi-NeMo ``hitcaller.fit_contribs`` (non-negative lasso of CWMs on contributions), its defaults
+  (lambda 0.7, trim threshold 0.3, projected contributions and CWMs), on the same CWMs;
+- FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs.
+
+A hit is a true positive when it lies within 5 bp (centre to centre) of a planted instance of the same
+motif. Motifs map to planted motifs by name for a MEME file of the planted motifs, or through their
+best known-motif match for a ``motifs.h5``; hits of motifs that map to no planted motif are counted
+apart. Precision is over hits, recall over the planted instances lying inside the regions.
+
+Run on real pipeline outputs::
+
+    .venv/bin/python bench/hits.py --contrib contrib.h5 --motifs motifs.h5 --truth truth.tsv
+
+or on synthetic contributions of the default simulated genome (no model needed)::
+
+    .venv/bin/python bench/hits.py --synthetic /tmp/bench_hits [--positives 2000 --negatives 1000]
+
+Prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from genomatt.motifs.formats import read_meme
+from genomatt.motifs.hits import CwmMotif, call_hits_in_store, contribution_tasks, read_cwm_motifs, trim_bounds
+from genomatt.store import read_regions
+
+MAX_DISTANCE = 5
+FIMO_THRESHOLD = 1e-4
+FINEMO_LAMBDA = 0.7
+FINEMO_TRIM = 0.3
+
+
+def file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
+
+
+def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], planted: list[str]) -> dict[str, str | None]:
+    """Map each motif to a planted motif name (None when it matches none)."""
+    by_key = {file_safe(name).upper(): name for name in planted}
+    mapping = {}
+    if h5py.is_hdf5(motifs_path):
+        with h5py.File(motifs_path, "r") as handle:
+            for motif in motifs:
+                matches = json.loads(handle["motifs"][motif.name].attrs.get("matches", "[]"))
+                best = min(matches, key=lambda match: match.get("q", 1.0)) if matches else None
+                mapping[motif.name] = by_key.get(file_safe(best["name"]).upper()) if best else None
+    else:
+        for motif in motifs:
+            mapping[motif.name] = by_key.get(file_safe(motif.name).upper())
+    return mapping
+
+
+def read_pwms(motifs_path: Path, motifs: list[CwmMotif]) -> dict[str, np.ndarray]:
+    """Position probability matrices ``(4, W)`` for FIMO."""
+    if h5py.is_hdf5(motifs_path):
+        with h5py.File(motifs_path, "r") as handle:
+            return {motif.name: handle["motifs"][motif.name]["pwm"][()].astype(np.float64) for motif in motifs}
+    return {(motif.name or motif.id): motif.probabilities for motif in read_meme(motifs_path)}
+
+
+def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | None]) -> dict:
+    """Precision, recall and F1 of hits (``chr, start, end, motif_name``) against the truth table."""
+    planted = hits["motif_name"].map(mapping)
+    unmapped = int(planted.isna().sum())
+    hits = hits.assign(planted=planted)[planted.notna()]
+    centre = (hits["start"].to_numpy() + hits["end"].to_numpy()) / 2
+    truth_centre = (truth["start"].to_numpy() + truth["end"].to_numpy()) / 2
+    hit_found = np.zeros(len(hits), dtype=bool)
+    site_found = np.zeros(len(truth), dtype=bool)
+    for (chrom, name), site_rows in truth.groupby(["chrom", "motif_name"]).groups.items():
+        hit_rows = np.flatnonzero((hits["chr"].to_numpy() == chrom) & (hits["planted"].to_numpy() == name))
+        if not hit_rows.size:
+            continue
+        site_rows = np.asarray(site_rows)
+        order = np.argsort(truth_centre[site_rows])
+        sorted_centres = truth_centre[site_rows][order]
+        for row in hit_rows:
+            low = np.searchsorted(sorted_centres, centre[row] - MAX_DISTANCE, side="left")
+            high = np.searchsorted(sorted_centres, centre[row] + MAX_DISTANCE, side="right")
+            if high > low:
+                hit_found[row] = True
+                site_found[site_rows[order[low:high]]] = True
+    tp = int(hit_found.sum())
+    precision = tp / len(hits) if len(hits) else float("nan")
+    recall = float(site_found.mean()) if len(truth) else float("nan")
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    per_motif = {}
+    for name in sorted(truth["motif_name"].unique()):
+        mine = hits["planted"].to_numpy() == name
+        sites = truth["motif_name"].to_numpy() == name
+        p = hit_found[mine].mean() if mine.any() else float("nan")
+        r = site_found[sites].mean()
+        per_motif[name] = {"hits": int(mine.sum()), "precision": p, "recall": r}
+    return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "precision": precision, "recall": recall, "f1": f1,
+            "per_motif": per_motif}
+
+
+def run_genomatt(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
+    return call_hits_in_store(contrib_path, motifs, device="cpu").hits
+
+
+def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, int, int]]]:
+    """Fi-NeMo's motif preparation (unit norm, both strands, trim mask), padded to one width."""
+    width = max(motif.cwm.shape[1] for motif in motifs)
+    cwms = np.zeros((2 * len(motifs), 4, width), dtype=np.float32)
+    masks = np.zeros((2 * len(motifs), width), dtype=np.int8)
+    info = []
+    for index, motif in enumerate(motifs):
+        w = motif.cwm.shape[1]
+        forward = motif.cwm / np.sqrt((motif.cwm**2).sum())
+        start, end = trim_bounds(forward, FINEMO_TRIM)
+        cwms[2 * index, :, :w] = forward
+        cwms[2 * index + 1, :, :w] = forward[::-1, ::-1]
+        masks[2 * index, start:end] = 1
+        masks[2 * index + 1, w - end : w - start] = 1
+        info += [(motif.name, "+", start, end), (motif.name, "-", w - end, w - start)]
+    return cwms, masks, info
+
+
+def run_finemo(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
+    from finemo import hitcaller
+
+    tasks = contribution_tasks(contrib_path)
+    regions = read_regions(contrib_path)
+    tables = []
+    with h5py.File(contrib_path, "r") as handle:
+        onehot = handle["onehot"][()].astype(np.int8)
+        for index, task in enumerate(tasks):
+            task_motifs = [motif for motif in motifs if motif.task in (None, task)]
+            if not task_motifs:
+                continue
+            cwms, masks, info = finemo_cwms(task_motifs)
+            contrib = np.ascontiguousarray(handle["contrib"][:, index])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hits, _ = hitcaller.fit_contribs(
+                    cwms, contrib, onehot, masks, False, np.full(len(cwms), FINEMO_LAMBDA, dtype=np.float32),
+                    device=torch.device("cpu"))
+            hits = pd.DataFrame({column: hits[column].to_numpy() for column in hits.columns})
+            motif_id = hits["motif_id"].to_numpy()
+            region = hits["peak_id"].to_numpy()
+            trim_start = np.array([info[m][2] for m in motif_id], dtype=np.int64)
+            trim_end = np.array([info[m][3] for m in motif_id], dtype=np.int64)
+            start = regions["start"].to_numpy()[region] + hits["hit_start"].to_numpy() + trim_start
+            tables.append(pd.DataFrame({
+                "chr": regions["chrom"].to_numpy()[region], "start": start, "end": start + trim_end - trim_start,
+                "motif_name": [info[m][0] for m in motif_id], "strand": [info[m][1] for m in motif_id],
+            }))
+    empty = pd.DataFrame(columns=["chr", "start", "end", "motif_name"])
+    return pd.concat(tables, ignore_index=True) if tables else empty
+
+
+def run_fimo(contrib_path: Path, pwms: dict[str, np.ndarray]) -> pd.DataFrame:
+    from memelite import fimo
+
+    regions = read_regions(contrib_path)
+    with h5py.File(contrib_path, "r") as handle:
+        onehot = handle["onehot"][()]
+    results = fimo(pwms, onehot, threshold=FIMO_THRESHOLD)
+    tables = []
+    for name, table in zip(pwms, results):
+        region = table["sequence_name"].to_numpy(np.int64)
+        start = regions["start"].to_numpy()[region] + table["start"].to_numpy(np.int64)
+        tables.append(pd.DataFrame({"chr": regions["chrom"].to_numpy()[region], "start": start,
+                                    "end": regions["start"].to_numpy()[region] + table["end"].to_numpy(np.int64),
+                                    "motif_name": name, "strand": table["strand"].to_numpy()}))
+    return pd.concat(tables, ignore_index=True)
+
+
+def timed(function, *args) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - start
+
+
+def prepare_synthetic(folder: Path, positives: int, negatives: int) -> tuple[Path, Path, Path]:
+    """Simulate the default genome (default motifs and settings but the region counts) into ``folder`` and
+    write synthetic contributions for it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from synthetic import synthetic_contributions
+
+    from genomatt.simulate import SimulationSettings, simulate_genome
+
+    genome = simulate_genome(folder, SimulationSettings(n_positive_regions=positives, n_negative_regions=negatives))
+    contrib = synthetic_contributions(genome, folder / "contrib.h5")
+    return contrib, genome.motifs_meme, genome.truth_tsv
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--contrib", type=Path)
+    parser.add_argument("--motifs", type=Path, help="motifs.h5 or a MEME file")
+    parser.add_argument("--truth", type=Path)
+    parser.add_argument("--synthetic", type=Path, help="folder for a simulated genome with synthetic contributions")
+    parser.add_argument("--positives", type=int, default=2000, help="--synthetic: motif-bearing regions")
+    parser.add_argument("--negatives", type=int, default=1000, help="--synthetic: background regions")
+    args = parser.parse_args()
+    if args.synthetic:
+        args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.positives, args.negatives)
+    elif not (args.contrib and args.motifs and args.truth):
+        parser.error("give --contrib, --motifs and --truth, or --synthetic")
+    tasks = contribution_tasks(args.contrib)
+    truth = pd.read_csv(args.truth, sep="\t")
+    regions = read_regions(args.contrib)
+    inside = truth.merge(regions[["chrom", "start", "end", "name"]].rename(
+        columns={"start": "region_start", "end": "region_end", "name": "region"}), on=["chrom", "region"], how="left")
+    truth = truth[(inside["start"] >= inside["region_start"]) & (inside["end"] <= inside["region_end"])]
+    motifs = read_cwm_motifs(args.motifs)
+    mapping = planted_name_of(args.motifs, motifs, list(truth["motif_name"].unique()))
+    pwms = read_pwms(args.motifs, motifs)
+
+    results = {}
+    hits, seconds = timed(run_genomatt, args.contrib, motifs)
+    results["genomatt hits (matching pursuit)"] = (evaluate(hits, truth, mapping), seconds)
+    hits, seconds = timed(run_finemo, args.contrib, motifs)
+    results["Fi-NeMo 0.41 (lambda 0.7)"] = (evaluate(hits, truth, mapping), seconds)
+    hits, seconds = timed(run_fimo, args.contrib, pwms)
+    results["FIMO (memelite, p < 1e-4)"] = (evaluate(hits, truth, mapping), seconds)
+
+    print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
+          f"{len(motifs)} motifs, {len(truth)} planted instances; {platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
+    print("| method | hits | precision | recall | F1 | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, (metrics, seconds) in results.items():
+        extra = f" (+{metrics['unmapped']} of unmapped motifs)" if metrics["unmapped"] else ""
+        print(f"| {name} | {metrics['hits']}{extra} | {metrics['precision']:.3f} | {metrics['recall']:.3f} | "
+              f"{metrics['f1']:.3f} | {seconds:.1f} |")
+    print("\nPer motif (precision / recall):\n")
+    names = list(next(iter(results.values()))[0]["per_motif"])
+    print("| method | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for name, (metrics, _) in results.items():
+        cells = [f"{metrics['per_motif'][m]['precision']:.2f} / {metrics['per_motif'][m]['recall']:.2f}" for m in names]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

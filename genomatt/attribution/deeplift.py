@@ -1,0 +1,465 @@
+"""DeepLIFT / DeepSHAP contributions of a PyTorch sequence model against shuffled references.
+
+For a sequence x and a reference x0, DeepLIFT assigns every input position a multiplier m such
+that the contributions m · (x − x0) sum exactly to f(x) − f(x0) ("summation-to-delta"). DeepSHAP
+averages over several references, here dinucleotide shuffles of each sequence. The multipliers
+come from one backward pass in which every nonlinearity uses a DeepLIFT rule instead of its
+gradient (:mod:`genomatt.attribution.rules`); the rules are applied per call by intercepting the
+forward pass (:mod:`genomatt.attribution.interception`), and operations without a rule are refused
+before any output is produced.
+
+Cost: each batch of sequences runs one forward pass without autograd (the sequences) and one
+forward and backward pass over its (sequence, reference) pairs, where each pair is represented by
+its reference row alone. The forward pass of a sequence is therefore shared by all its
+references, and the total is close to one plain forward + backward over the pairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_leaves
+from tqdm.auto import tqdm
+
+from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
+from genomatt.errors import ConfigError, GenomattError, ModelError, SequenceError
+
+__all__ = ["DeepLiftShapResult", "deep_lift_shap", "hypothetical_contributions"]
+
+RULES = ("rescale", "revealcancel")
+
+DELTA_TOLERANCE = 1e-4
+"""Default summation-to-delta tolerance, relative to max(1, |f(x)|, |f(reference)|)."""
+
+DELTA_TOLERANCE_AUTOCAST = 5e-2
+"""Default tolerance under bfloat16 / float16 autocast, whose activations keep ~3 digits."""
+
+# A progress bar appears (on a terminal) from this many (sequence, reference) pairs on.
+_PROGRESS_PAIRS = 20_000
+
+
+class DeepLiftShapResult(NamedTuple):
+    """Contributions with their summation-to-delta errors (``return_delta=True``).
+
+    Attributes
+    ----------
+    attributions : Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32
+        Contributions, or hypothetical contributions with ``hypothetical=True``.
+    delta : Tensor, shape (N,), or (N, T), float32
+        For each region (and target), the largest over its references of
+        |f(x) − f(reference) − Σ m · (x − reference)|.
+    prediction : Tensor, shape (N,), or (N, T), float32
+        The explained output f(x) of each region (and target).
+    """
+
+    attributions: Tensor
+    delta: Tensor
+    prediction: Tensor
+
+
+def hypothetical_contributions(multipliers: Tensor, references: Tensor) -> Tensor:
+    """Project multipliers onto every base: the contribution each base would have at each position.
+
+    A one-hot position switches from the reference's (fractional) base mix to base b, so its
+    difference is (e_b − ref) and its contribution is m · (e_b − ref)::
+
+        hyp[b, l] = m[b, l] − Σ_c m[c, l] · ref[c, l]
+
+    Parameters
+    ----------
+    multipliers, references : Tensor, shape (..., 4, L)
+        Multipliers of (sequence, reference) pairs and the references.
+
+    Returns
+    -------
+    Tensor, shape (..., 4, L)
+        Hypothetical contributions; at the observed base they sum over positions to
+        f(x) − f(reference).
+    """
+    return multipliers - (multipliers * references).sum(dim=-2, keepdim=True)
+
+
+def deep_lift_shap(
+    model: nn.Module,
+    X: Tensor | np.ndarray,
+    references: Tensor | np.ndarray | Callable[..., Any] | None = None,
+    n_shuffles: int = 20,
+    target: int | Sequence[int] | Callable[[Any], Tensor] = 0,
+    hypothetical: bool = False,
+    batch_size: int = 128,
+    device: str | torch.device | None = None,
+    random_state: int | np.random.Generator | None = 0,
+    rule: str = "rescale",
+    autocast: torch.dtype | None = None,
+    delta_tolerance: float | None = None,
+    strict: bool = False,
+    return_delta: bool = False,
+    progress: bool | None = None,
+) -> Tensor | DeepLiftShapResult:
+    """DeepLIFT contributions averaged over references (DeepSHAP), per base.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Takes one-hot ``(B, 4, L)`` and returns ``(B, n_outputs)`` (trailing axes of length 1 are
+        dropped), or anything a callable ``target`` reduces to one value per sequence. Every
+        operation on input-dependent values must be linear or have a DeepLIFT rule (see
+        :mod:`genomatt.attribution.interception`); others raise before any output. The model is
+        run in eval mode on ``device`` and put back as it was.
+    X : Tensor or numpy.ndarray, shape (N, 4, L)
+        One-hot sequences, channels A, C, G, T.
+    references : Tensor, numpy.ndarray, callable or None
+        ``(N, R, 4, L)`` references of each sequence; or a callable
+        ``references(X_block, n=n_shuffles, random_state=generator)`` returning ``(b, R, 4, L)``,
+        called on consecutive blocks of sequences with one shared ``numpy.random.Generator``;
+        None is :func:`genomatt.shuffle.dinucleotide_shuffle`, which makes the result independent
+        of ``batch_size`` and equal to passing ``dinucleotide_shuffle(X, n_shuffles, random_state)``.
+    n_shuffles : int, default 20
+        References per sequence when they are generated.
+    target : int, sequence of int, or callable
+        Output column to explain; a list of columns (explained from one shared forward pass per
+        batch; the result gets a target axis after the region axis); or a callable mapping the
+        model output to one scalar per sequence ``(B,)``, e.g. a profile head summed over
+        positions. A callable is part of the attributed function, so its operations follow the
+        same rules as the model's.
+    hypothetical : bool, default False
+        Return the hypothetical contributions (:func:`hypothetical_contributions`, averaged over
+        references) instead of ``X * hypothetical``.
+    batch_size : int, default 128
+        (sequence, reference) pairs per forward/backward pass; memory does not grow with N.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    random_state : int, numpy.random.Generator or None, default 0
+        Seed of generated references.
+    rule : {"rescale", "revealcancel"}
+        Rule for elementwise nonlinearities. ``"revealcancel"`` (DeepLIFT paper, section 3.5.3)
+        applies where a nonlinearity's input comes straight from a convolution or linear layer,
+        optionally through an eval-mode batch norm, and Rescale elsewhere; max pooling always
+        uses the cross-max rule.
+    autocast : torch.dtype, optional
+        Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
+        ``torch.float16``); the multipliers, their projection and the delta check stay float32.
+    delta_tolerance : float, optional
+        A region fails the summation-to-delta check when its delta exceeds this times
+        max(1, |f(x)|, max |f(reference)|). Default :data:`DELTA_TOLERANCE` (float32) or
+        :data:`DELTA_TOLERANCE_AUTOCAST`.
+    strict : bool, default False
+        Raise :class:`~genomatt.errors.ModelError` when a region fails the check; otherwise warn.
+    return_delta : bool, default False
+        Return a :class:`DeepLiftShapResult` with the per-region delta and prediction.
+    progress : bool, optional
+        Show a progress bar; by default, on a terminal for runs of 20,000 pairs or more.
+
+    Returns
+    -------
+    Tensor or DeepLiftShapResult
+        float32 on the CPU, shape (N, 4, L), or (N, T, 4, L) for a list of T targets.
+
+    Raises
+    ------
+    SequenceError
+        If ``X`` or the references have the wrong shape.
+    ModelError
+        If the model contains an operation without a rule, does not accept the input, mixes the
+        sequences of a batch, or (with ``strict``) fails the summation-to-delta check.
+    ConfigError
+        If an option is invalid.
+    """
+    X = _as_sequences(X)
+    _check_options(batch_size, rule, n_shuffles)
+    device = _resolve_device(device)
+    reduce_output, targets = _output_reduction(target)
+    n_references, reference_blocks = _reference_source(references, X, n_shuffles, random_state)
+    tolerance = delta_tolerance if delta_tolerance is not None else (
+        DELTA_TOLERANCE if autocast is None else DELTA_TOLERANCE_AUTOCAST)
+    n, length = X.shape[0], X.shape[2]
+    n_targets = len(targets) if targets is not None else 1
+
+    hypothetical_sum = torch.zeros(n, n_targets, 4, length)
+    delta = torch.zeros(n, n_targets)
+    scale = torch.ones(n, n_targets)
+    prediction = torch.zeros(n, n_targets)
+    with _prepared(model, device) as dtype:
+        engine = _Engine(model, DeepLiftMode(model, rule, tuple(X.shape)), reduce_output, device, dtype, autocast)
+        sequences_per_block = max(1, batch_size // n_references)
+        references_per_pass = min(batch_size, n_references)
+        with tqdm(total=n * n_references, unit="pair", desc="DeepLIFT",
+                  disable=_progress_disabled(progress, n * n_references)) as bar:
+            for start in range(0, n, sequences_per_block):
+                stop = min(start + sequences_per_block, n)
+                block = reference_blocks(start, stop)
+                for first in range(0, n_references, references_per_pass):
+                    refs = block[:, first:first + references_per_pass]
+                    hyp_sum, errors, magnitude, values = engine.pairs(X[start:stop], refs)
+                    hypothetical_sum[start:stop] += hyp_sum
+                    prediction[start:stop] = values
+                    delta[start:stop] = torch.maximum(delta[start:stop], errors)
+                    scale[start:stop] = torch.maximum(scale[start:stop], magnitude)
+                    bar.update(refs.shape[0] * refs.shape[1])
+
+    _check_delta(delta, scale, tolerance, strict)
+    attributions = hypothetical_sum / n_references
+    if not hypothetical:
+        attributions *= X.unsqueeze(1)
+    if targets is None or isinstance(target, int):
+        attributions, delta, prediction = attributions[:, 0], delta[:, 0], prediction[:, 0]
+    if return_delta:
+        return DeepLiftShapResult(attributions, delta, prediction)
+    return attributions
+
+
+# --- inputs and options -------------------------------------------------------------------------
+
+
+def _as_sequences(X: Tensor | np.ndarray) -> Tensor:
+    if isinstance(X, np.ndarray):
+        X = torch.from_numpy(X)
+    if not isinstance(X, Tensor):
+        raise SequenceError(f"X must be a numpy array or torch tensor of shape (N, 4, L), got {type(X).__name__}")
+    if X.dim() != 3 or X.shape[1] != 4:
+        raise SequenceError(f"X must have shape (N, 4, L) (one-hot A, C, G, T), got {tuple(X.shape)}")
+    if X.shape[0] == 0 or X.shape[2] == 0:
+        raise SequenceError(f"X holds no sequence positions: shape {tuple(X.shape)}")
+    return X.detach().to("cpu", torch.float32)
+
+
+def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if rule not in RULES:
+        raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
+        raise ConfigError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"invalid device {device!r}: {error}") from None
+
+
+def _output_reduction(target: Any) -> tuple[Callable[[Any], Tensor], list[int] | None]:
+    """A function from the model output to ``(B, T)`` target values, and the target columns."""
+    if callable(target):
+        def reduce_callable(output: Any) -> Tensor:
+            values = target(output)
+            if not isinstance(values, Tensor) or values.dim() not in (1, 2) or values.reshape(values.shape[0], -1).shape[1] != 1:
+                shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+                raise ModelError(f"the target callable returned {shape}; expected one scalar per sequence, (B,)")
+            return values.reshape(-1, 1)
+
+        return reduce_callable, None
+    columns = [target] if isinstance(target, int) else list(target) if isinstance(target, (list, tuple)) else None
+    if not columns or not all(isinstance(c, int) and not isinstance(c, bool) for c in columns):
+        raise ConfigError(f"target must be an int, a non-empty list of ints or a callable, got {target!r}")
+
+    def reduce_columns(output: Any) -> Tensor:
+        if not isinstance(output, Tensor):
+            raise ModelError(f"the model returns {type(output).__name__}; an integer target needs a tensor "
+                             "(B, n_outputs); pass a callable target that picks one scalar per sequence")
+        if output.dim() == 1:
+            output = output.unsqueeze(1)
+        elif output.dim() > 2 and math.prod(output.shape[2:]) == 1:
+            output = output.reshape(output.shape[0], output.shape[1])
+        if output.dim() != 2:
+            raise ModelError(f"the model returns shape {tuple(output.shape[1:])} per sequence; an integer "
+                             "target needs (B, n_outputs); pass a callable target that reduces the output "
+                             "to one scalar per sequence")
+        for column in columns:
+            if not -output.shape[1] <= column < output.shape[1]:
+                raise ModelError(f"target {column} is out of range: the model has {output.shape[1]} outputs")
+        return output[:, columns]
+
+    return reduce_columns, columns
+
+
+def _reference_source(
+    references: Any, X: Tensor, n_shuffles: int, random_state: Any,
+) -> tuple[int, Callable[[int, int], Tensor]]:
+    """The number R of references per sequence and a function giving those of X[start:stop]."""
+    n, _, length = X.shape
+    if isinstance(references, np.ndarray):
+        references = torch.from_numpy(references)
+    if isinstance(references, Tensor):
+        if references.dim() != 4 or references.shape[0] != n or references.shape[2:] != (4, length) or references.shape[1] < 1:
+            raise SequenceError(f"references must have shape (N, R, 4, L) = ({n}, R, 4, {length}), "
+                                f"got {tuple(references.shape)}")
+        return references.shape[1], lambda start, stop: references[start:stop].to(torch.float32)
+    if references is None:
+        from genomatt.shuffle import dinucleotide_shuffle
+
+        references = dinucleotide_shuffle
+    if not callable(references):
+        raise ConfigError(f"references must be a tensor (N, R, 4, L), a callable or None, got {type(references).__name__}")
+    generator = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+
+    def generate(start: int, stop: int) -> Tensor:
+        block = references(X[start:stop], n=n_shuffles, random_state=generator)
+        block = torch.from_numpy(block) if isinstance(block, np.ndarray) else block
+        if not isinstance(block, Tensor) or tuple(block.shape) != (stop - start, n_shuffles, 4, length):
+            shape = tuple(block.shape) if isinstance(block, Tensor) else type(block).__name__
+            raise SequenceError(f"the references callable returned {shape} for {stop - start} sequences; "
+                                f"expected ({stop - start}, {n_shuffles}, 4, {length})")
+        return block.to(torch.float32)
+
+    return n_shuffles, generate
+
+
+@contextlib.contextmanager
+def _prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
+    """Hold the model in eval mode on ``device``; yield its dtype; put it back as it was."""
+    parameter = next(iter(model.parameters()), None)
+    original_device = parameter.device if parameter is not None else None
+    was_training = model.training
+    model.eval().to(device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    try:
+        yield dtype
+    finally:
+        model.train(was_training)
+        if original_device is not None and original_device != device:
+            model.to(original_device)
+
+
+def _progress_disabled(progress: bool | None, n_pairs: int) -> bool | None:
+    """tqdm's ``disable``: as asked, or on a terminal only (None) for long runs."""
+    if progress is not None:
+        return not progress
+    return None if n_pairs >= _PROGRESS_PAIRS else True
+
+
+def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool) -> None:
+    failing = delta > tolerance * scale
+    if not failing.any():
+        return
+    region = int(failing.any(dim=1).nonzero()[0])
+    worst = float(delta.max())
+    message = (f"summation-to-delta fails for {int(failing.any(dim=1).sum())} of {delta.shape[0]} regions "
+               f"(first: region {region}; largest error {worst:.3g}; tolerance {tolerance:g} relative to "
+               "max(1, |f(x)|, |f(reference)|)): the contributions do not add up to f(x) − f(reference)")
+    if strict:
+        raise ModelError(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+# --- the passes ---------------------------------------------------------------------------------
+
+
+class _Engine:
+    """Runs the forward and backward pass of each batch; turns multipliers into contributions and deltas."""
+
+    def __init__(self, model: nn.Module, mode: DeepLiftMode, reduce_output: Callable[[Any], Tensor],
+                 device: torch.device, dtype: torch.dtype, autocast: torch.dtype | None):
+        self.model, self.mode, self.reduce_output = model, mode, reduce_output
+        self.device, self.dtype, self.autocast = device, dtype, autocast
+        self._checked_batch_independence = False
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast)
+
+    def _forward(self, inputs: Tensor) -> tuple[Any, Tensor]:
+        """The model output and the target values ``(B, T)``, computed under the mode."""
+        mark_varying(inputs)
+        try:
+            with self.mode, self._autocast():
+                output = self.model(inputs)
+                values = self.reduce_output(output)
+        except GenomattError:
+            raise
+        except Exception as error:
+            raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
+        if not is_varying(values):
+            raise ModelError("the model output does not depend on its input through operations genomatt "
+                             "can see; TorchScript and compiled models run their operations outside "
+                             "Python, so load the weights into the model's Python class")
+        return output, values.float()
+
+    def _check_batch_independence(self, inputs: Tensor, batched_output: Any) -> None:
+        """Refuse a model whose output for one row changes with the other rows of its batch.
+
+        The pairs of a batch are independent only if every row is computed on its own (no batch
+        statistics, no reduction over the batch axis). Checked once, on the first row.
+        """
+        self._checked_batch_independence = True
+        if inputs.shape[0] < 2:
+            return
+        with torch.no_grad(), self._autocast():
+            alone = tree_leaves(self.model(inputs[:1].detach().clone()))
+        for single, batched in zip(alone, tree_leaves(batched_output)):
+            if isinstance(single, Tensor) and single.is_floating_point():
+                single, batched = single.float(), batched[:1].detach().float()
+                tolerance = 1e-4 * max(1.0, float(single.abs().max()))
+                if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance):
+                    raise ModelError("the model's output for a sequence changes with the other sequences in "
+                                     "its batch (a reduction over the batch axis, or batch statistics); "
+                                     "DeepLIFT needs each sequence computed on its own")
+
+    def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Multipliers of every (sequence, reference) pair and the target values.
+
+        Parameters
+        ----------
+        x : Tensor, shape (b, 4, L)
+        refs : Tensor, shape (b, r, 4, L)
+
+        Returns
+        -------
+        multipliers : Tensor, shape (T, b, r, 4, L), float32
+        values_in : Tensor, shape (b, T)
+        values_ref : Tensor, shape (b, r, T)
+        """
+        b, r = refs.shape[:2]
+        batch = torch.cat([x, refs.reshape(b * r, *refs.shape[2:])]).to(self.device, self.dtype)
+        batch.requires_grad_(True)
+        self.mode.layout(b, r)
+        with torch.enable_grad():
+            output, values = self._forward(batch)
+            if not self._checked_batch_independence:
+                self._check_batch_independence(batch, output)
+            n_targets = values.shape[1]
+            multipliers = []
+            for k in range(n_targets):
+                (gradient,) = torch.autograd.grad(values[b:, k].sum(), batch,
+                                                  retain_graph=k < n_targets - 1, allow_unused=True)
+                multipliers.append(torch.zeros_like(batch[b:]) if gradient is None else gradient[b:])
+        multipliers = torch.stack(multipliers).float().reshape(n_targets, b, r, *refs.shape[2:])
+        values = values.detach()
+        return multipliers, values[:b], values[b:].reshape(b, r, n_targets)
+
+    def pairs(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Summed hypothetical contributions, delta errors, output magnitudes and predictions of a batch.
+
+        Returns
+        -------
+        hypothetical_sum : Tensor, shape (b, T, 4, L)
+            Sum over the r references of the hypothetical contributions (CPU).
+        errors : Tensor, shape (b, T)
+            Largest |f(x) − f(ref) − Σ m · (x − ref)| over the references (CPU).
+        magnitude : Tensor, shape (b, T)
+            max(|f(x)|, max |f(ref)|), the scale of the tolerance (CPU).
+        prediction : Tensor, shape (b, T)
+            f(x) (CPU).
+        """
+        multipliers, values_in, values_ref = self.multipliers(x, refs)
+        x = x.to(self.device)
+        refs = refs.to(self.device)
+        # Σ_c m · ref at each position serves both the projection and the delta check.
+        reference_dot = (multipliers * refs).sum(dim=-2)
+        hypothetical_sum = (multipliers.sum(dim=2) - reference_dot.sum(dim=2).unsqueeze(-2)).transpose(0, 1)
+        summed = (multipliers * x.unsqueeze(1)).sum(dim=(-2, -1)) - reference_dot.sum(dim=-1)
+        output_delta = (values_in.unsqueeze(1) - values_ref).permute(2, 0, 1)
+        errors = (output_delta - summed).abs().amax(dim=2).T
+        magnitude = torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1))
+        return hypothetical_sum.cpu(), errors.cpu(), magnitude.cpu(), values_in.cpu()

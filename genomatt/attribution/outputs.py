@@ -1,0 +1,145 @@
+"""The explained outputs of a model: target values and their gradients, batch by batch.
+
+Every attribution method explains the same thing as :func:`~genomatt.attribution.deep_lift_shap`:
+one output column, a list of columns, or a callable reducing the model output to one value per
+sequence. :func:`explained` holds the model ready (eval mode, on the device, put back afterwards)
+and evaluates those target values ``(B, T)`` and, where a method needs them, their gradients with
+respect to the input, which plain autograd gives for any model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from genomatt.attribution.deeplift import _output_reduction, _prepared, _resolve_device
+from genomatt.errors import ConfigError, GenomattError, ModelError
+
+Target = int | Sequence[int] | Callable[[Any], Tensor]
+
+
+class AttributionResult(NamedTuple):
+    """Attributions with their completeness errors, for the methods that claim completeness.
+
+    Attributes
+    ----------
+    attributions : Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32
+    delta : Tensor, shape (N,), or (N, T), float32
+        For each region (and target), the largest over its references of
+        |f(x) − f(reference) − Σ attributions|; for epsilon-LRP, which explains f(x) itself,
+        |f(x) − Σ attributions|.
+    prediction : Tensor, shape (N,), or (N, T), float32
+        The explained output f(x).
+    """
+
+    attributions: Tensor
+    delta: Tensor
+    prediction: Tensor
+
+
+@dataclass
+class ExplainedModel:
+    """A model in eval mode on its device, with the reduction of its output to the targets.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+    reduce_output : callable
+        Model output → target values ``(B, T)``.
+    columns : list of int or None
+        The explained output columns; None for a callable target (T = 1).
+    device : torch.device
+    dtype : torch.dtype
+        Floating point type of the model's parameters; inputs are cast to it.
+    """
+
+    model: nn.Module
+    reduce_output: Callable[[Any], Tensor]
+    columns: list[int] | None
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def n_targets(self) -> int:
+        """Number T of explained values per sequence."""
+        return len(self.columns) if self.columns is not None else 1
+
+    def _evaluate(self, inputs: Tensor) -> Tensor:
+        try:
+            return self.reduce_output(self.model(inputs))
+        except GenomattError:
+            raise
+        except Exception as error:
+            raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
+
+    def values(self, inputs: Tensor, batch_size: int) -> Tensor:
+        """Target values of every row, in batches of ``batch_size`` rows.
+
+        Parameters
+        ----------
+        inputs : Tensor, shape (B, 4, L)
+
+        Returns
+        -------
+        Tensor, shape (B, T), float32 on the CPU
+        """
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, inputs.shape[0], batch_size):
+                batch = inputs[start:start + batch_size].to(self.device, self.dtype)
+                chunks.append(self._evaluate(batch).float().cpu())
+        return torch.cat(chunks)
+
+    def gradients(self, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """Gradients of each target value with respect to the input rows, in one forward pass.
+
+        Parameters
+        ----------
+        inputs : Tensor, shape (B, 4, L)
+
+        Returns
+        -------
+        gradients : Tensor, shape (T, B, 4, L), float32 on the CPU
+        values : Tensor, shape (B, T), float32 on the CPU
+        """
+        batch = inputs.detach().to(self.device, self.dtype).requires_grad_(True)
+        with torch.enable_grad():
+            values = self._evaluate(batch)
+            gradients = []
+            for k in range(values.shape[1]):
+                (gradient,) = torch.autograd.grad(values[:, k].sum(), batch, retain_graph=k < values.shape[1] - 1,
+                                                  allow_unused=True)
+                gradients.append(torch.zeros_like(batch) if gradient is None else gradient)
+        return torch.stack(gradients).float().cpu(), values.detach().float().cpu()
+
+
+@contextlib.contextmanager
+def explained(model: nn.Module, target: Target, device: str | torch.device | None) -> Iterator[ExplainedModel]:
+    """Hold ``model`` ready to explain ``target`` on ``device``; put it back as it was afterwards.
+
+    Raises
+    ------
+    ConfigError
+        If ``target`` is not an int, a non-empty list of ints or a callable.
+    """
+    reduce_output, columns = _output_reduction(target)
+    device = _resolve_device(device)
+    with _prepared(model, device) as dtype:
+        yield ExplainedModel(model, reduce_output, columns, device, dtype)
+
+
+def per_target(attributions: Tensor, target: Target) -> Tensor:
+    """Drop the target axis of ``(N, T, ...)`` results unless the target was a list of columns."""
+    return attributions if isinstance(target, (list, tuple)) else attributions[:, 0]
+
+
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` as a positive int, or a :class:`ConfigError`."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return batch_size

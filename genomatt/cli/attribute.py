@@ -1,0 +1,176 @@
+"""``genomatt attribute``: DeepLIFT/DeepSHAP contributions of a model for every region of a regions store."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from genomatt.atomic import atomic_path
+from genomatt.attribution import deep_lift_shap
+from genomatt.errors import ConfigError, ModelError
+from genomatt.shuffle import references_for_regions
+from genomatt.store import read_array, read_regions, shard_rows, write_store
+
+log = logging.getLogger(__name__)
+
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "attribute",
+        help="DeepLIFT/DeepSHAP contributions of a model for every region (contrib.h5)",
+        description="Explain a model's output for every region of a regions store (genomatt extract) with "
+        "DeepLIFT against dinucleotide-shuffled references seeded by each region's coordinates, and write "
+        "hypothetical and actual contributions, the summation-to-delta error and the prediction per region "
+        "and target to contrib.h5. With --export, also write the files tfmodisco-lite (ohe.npz, shap.npz) and "
+        "ChromBPNet-style tools (scores.h5: raw/seq, shap/seq, projected_shap/seq) read, one folder per target.",
+    )
+    parser.add_argument("--h5", required=True, help="regions store with /onehot (genomatt extract)")
+    parser.add_argument("--model", required=True,
+                        help="genomatt model artefact (genomatt train), model config (.yaml/.json) or "
+                        "package.module:factory, see docs/models.md; TorchScript cannot be explained")
+    parser.add_argument("--weights", help="state dict for a model config or import spec")
+    parser.add_argument("--out", required=True, help="output contrib.h5")
+    parser.add_argument("--targets", nargs="+",
+                        help="task names or output indices to explain (default: every task of the model)")
+    parser.add_argument("--references", type=_positive_int, default=20,
+                        help="dinucleotide shuffles per region (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
+    parser.add_argument("--rule", choices=("rescale", "revealcancel"), default="rescale",
+                        help="DeepLIFT rule for elementwise nonlinearities (default %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=128,
+                        help="(region, reference) pairs per pass (default %(default)s)")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the GPU when there is one)")
+    parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
+                        help="run the model in reduced precision (the delta check stays float32)")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail when a region's contributions do not sum to its output difference")
+    parser.add_argument("--shard", type=_shard, metavar="I/K",
+                        help="explain only shard I (0-based) of K contiguous shards of the regions")
+    parser.add_argument("--export", metavar="DIR",
+                        help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5} for tfmodisco-lite and "
+                        "ChromBPNet-style tools")
+    parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match or not int(match[1]) < int(match[2]):
+        raise argparse.ArgumentTypeError(f"expected I/K with 0 <= I < K, e.g. 0/4; got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+def _target_columns(requested: list[str] | None, task_names: list[str], source: str) -> tuple[list[int], list[str]]:
+    """Output columns to explain and their names, from task names or indices."""
+    if not task_names:
+        raise ModelError(f"{source}: the model does not return one value per task, (N, T); genomatt attribute "
+                         "explains such models only (wrap a profile model to return its per-task outputs)")
+    if not requested:
+        return list(range(len(task_names))), list(task_names)
+    columns = []
+    for target in requested:
+        if target in task_names:
+            columns.append(task_names.index(target))
+        elif re.fullmatch(r"-?\d+", target) and -len(task_names) <= int(target) < len(task_names):
+            columns.append(int(target) % len(task_names))
+        else:
+            raise ConfigError(f"--targets: {target!r} is neither a task of the model ({', '.join(task_names)}) "
+                              f"nor an output index below {len(task_names)}")
+    return columns, [task_names[column] for column in columns]
+
+
+class _RegionReferences:
+    """References for consecutive blocks of regions, seeded by each region's coordinates.
+
+    ``deep_lift_shap`` asks for the references of consecutive blocks of its sequences, in order, so
+    the block's regions are the next rows of the table.
+    """
+
+    def __init__(self, regions: pd.DataFrame, seed: int):
+        self.regions, self.seed, self.cursor = regions, seed, 0
+
+    def __call__(self, block: torch.Tensor, n: int, random_state: object) -> torch.Tensor:
+        rows = self.regions.iloc[self.cursor:self.cursor + len(block)]
+        self.cursor += len(block)
+        return references_for_regions(rows, block, n=n, seed=self.seed)
+
+
+def run(args: argparse.Namespace) -> None:
+    from genomatt.models.io import load
+
+    regions = read_regions(args.h5)
+    rows = shard_rows(len(regions), *args.shard) if args.shard else slice(0, len(regions))
+    regions = regions.iloc[rows].reset_index(drop=True)
+    onehot = read_array(args.h5, "onehot", rows).astype(np.float32, copy=False)
+    loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
+    columns, tasks = _target_columns(args.targets, loaded.task_names, args.model)
+    log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
+             len(regions), onehot.shape[2], len(tasks), args.references)
+    hypothetical = np.zeros((len(regions), len(tasks), 4, onehot.shape[2]), dtype=np.float32)
+    delta = np.zeros((len(regions), len(tasks)), dtype=np.float32)
+    prediction = np.zeros((len(regions), len(tasks)), dtype=np.float32)
+    if len(regions):
+        result = deep_lift_shap(
+            loaded.model, onehot, _RegionReferences(regions, args.seed), n_shuffles=args.references,
+            target=columns, hypothetical=True, batch_size=args.batch_size, device=args.device, rule=args.rule,
+            autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict, return_delta=True,
+        )
+        hypothetical, delta, prediction = (tensor.numpy() for tensor in result)
+    contrib = onehot[:, None] * hypothetical
+    provenance = {
+        "command": "attribute", "h5": str(Path(args.h5).resolve()), "model": str(args.model),
+        "weights": str(Path(args.weights).resolve()) if args.weights else None,
+        "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
+        "references": "dinucleotide shuffles seeded by (seed, chrom, start, end)",
+        "n_references": args.references, "seed": args.seed, "targets": tasks, "target_columns": columns,
+        "autocast": args.autocast, "max_delta": float(delta.max()) if delta.size else 0.0,
+    }
+    if args.shard:
+        provenance["shard"] = list(args.shard)
+    write_store(args.out, regions, {"onehot": onehot, "hypothetical": hypothetical, "contrib": contrib,
+                                    "delta": delta, "prediction": prediction},
+                kind="contributions", provenance=provenance, attrs={"tasks": tasks})
+    log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, provenance["max_delta"])
+    if args.export:
+        export_interop(args.export, tasks, onehot, hypothetical)
+
+
+def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarray, hypothetical: np.ndarray) -> None:
+    """Write, per target, the files tfmodisco-lite and ChromBPNet-style tools read.
+
+    ``<folder>/<target>/ohe.npz`` and ``shap.npz`` hold ``arr_0`` (N, 4, L): the one-hot sequences and
+    the hypothetical contributions (``modisco motifs -s ohe.npz -a shap.npz``); ``scores.h5`` holds
+    ``raw/seq`` (one-hot), ``shap/seq`` (hypothetical) and ``projected_shap/seq`` (one-hot ×
+    hypothetical), each (N, 4, L) float32.
+    """
+    for index, task in enumerate(tasks):
+        target = Path(folder) / re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
+        scores = np.ascontiguousarray(hypothetical[:, index])
+        _save_npz(target / "ohe.npz", onehot)
+        _save_npz(target / "shap.npz", scores)
+        with atomic_path(target / "scores.h5") as tmp, h5py.File(tmp, "w") as handle:
+            for group, array in (("raw", onehot), ("shap", scores), ("projected_shap", onehot * scores)):
+                handle.create_dataset(f"{group}/seq", data=array.astype(np.float32, copy=False))
+        log.info("wrote %s/{ohe.npz,shap.npz,scores.h5}", target)
+
+
+def _save_npz(path: Path, array: np.ndarray) -> None:
+    # A file object keeps numpy from appending ".npz" to the temporary name.
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, array.astype(np.float32, copy=False))

@@ -1,0 +1,57 @@
+"""``genomatt hits``: call motif hits in the contributions of every region; write tables and tracks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from genomatt.motifs.hits import (
+    DEFAULT_BATCH_SIZE, DEFAULT_FDR, DEFAULT_MIN_SIMILARITY, DEFAULT_TRIM_THRESHOLD, call_hits_in_store,
+    read_cwm_motifs, write_hits,
+)
+from genomatt.tracks import write_contribution_bigwigs
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "hits",
+        help="find motif instances in the contributions of every region (hits.tsv/.bed/.h5, bigWig)",
+        description="Find every instance of each motif (discovered CWMs from motifs.h5, or MEME/JASPAR motifs) in "
+        "the contributions of a contrib.h5, both strands, by greedy non-negative matching pursuit with an "
+        "FDR-controlled importance threshold. Writes hits.tsv (Fi-NeMo's columns first), hits.bed, hits.h5 and "
+        "regions_qc.tsv; with --fasta also one bigWig of per-base contributions per task.",
+    )
+    parser.add_argument("--contrib", required=True, help="contributions (contrib.h5 from 'genomatt attribute')")
+    parser.add_argument("--motifs", required=True, help="motifs.h5 from 'genomatt motifs', or a MEME motif file")
+    parser.add_argument("--out-dir", required=True, help="output folder")
+    parser.add_argument("--fasta", help="genome FASTA: also write contrib.<task>.bw (chromosome sizes from it)")
+    parser.add_argument("--tasks", nargs="+", help="tasks to scan (default: all)")
+    parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
+                        help=f"least cosine similarity of contributions and CWM (default {DEFAULT_MIN_SIMILARITY})")
+    parser.add_argument("--fdr", type=float, default=DEFAULT_FDR,
+                        help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
+    parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
+                        help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
+    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation null")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    motifs = read_cwm_motifs(args.motifs)
+    if not motifs:
+        log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
+    calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
+                               fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
+                               device=args.device, seed=args.seed)
+    provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
+                  "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks}
+    paths = write_hits(calls, args.out_dir, provenance)
+    log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
+    if args.fasta:
+        for task, path in write_contribution_bigwigs(args.contrib, args.fasta, args.out_dir, args.tasks).items():
+            log.info("wrote contributions of task %s to %s", task, path)

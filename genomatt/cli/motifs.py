@@ -1,0 +1,102 @@
+"""``genomatt motifs``: seqlets, de novo motifs (tfmodisco-lite) and their known-motif matches (TOMTOM)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
+from genomatt.motifs.formats import write_meme
+from genomatt.motifs.jaspar import DEFAULT_RELEASE
+from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
+from genomatt.motifs.seqlets import write_bed
+from genomatt.motifs.store import read_contribution_info, read_task_window, write_modisco_h5, write_motifs
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    defaults = DiscoverySettings()
+    parser = subparsers.add_parser(
+        "motifs",
+        help="call seqlets, discover motifs with tfmodisco-lite and match them to JASPAR or a MEME file",
+        description="Read contributions (contrib.h5), call seqlets against a null per task and sign, discover "
+        "motifs per task with tfmodisco-lite, match them to known motifs with TOMTOM, and write motifs.h5. "
+        "Beside it: seqlets.bed (motif seqlets), called_seqlets.bed, matches.tsv, motifs.meme (trimmed motifs) "
+        "and modisco/<task>.h5 (tfmodisco-lite schema).",
+    )
+    parser.add_argument("--contrib", required=True, help="contribution file from genomatt attribute")
+    parser.add_argument("--out", required=True, help="output motifs.h5; the other outputs go in its folder")
+    parser.add_argument("--meme", help="MEME file of known motifs to match against instead of JASPAR")
+    parser.add_argument("--jaspar-release", default=DEFAULT_RELEASE, help="JASPAR release (default %(default)s)")
+    parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
+    parser.add_argument("--jaspar-tax-group", default="vertebrates",
+                        help="JASPAR taxonomic group, or 'all' for every taxon (default %(default)s)")
+    parser.add_argument("--top-matches", type=_positive_int, default=3, help="known-motif matches kept per motif")
+    parser.add_argument("--window", type=int, help="bp centred in each region used for discovery (default: all)")
+    parser.add_argument("--max-seqlets", type=_positive_int, default=defaults.max_seqlets,
+                        help="seqlets of each sign clustered per task, from randomly ordered regions "
+                        "(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
+    parser.add_argument("--threads", type=_positive_int, default=1, help="threads for numba and BLAS (default 1)")
+    parser.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _file_safe(task: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
+
+
+def run(args: argparse.Namespace) -> None:
+    info = read_contribution_info(args.contrib)
+    window_start, window = resolve_window(args.window, info.length)
+    # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.
+    tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
+    database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
+    settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads)
+    out = Path(args.out)
+    folder = out.parent
+    provenance = {
+        "command": "motifs", "contrib": str(Path(args.contrib).resolve()), "window": window,
+        "window_start": window_start, "max_seqlets": settings.max_seqlets, "seed": settings.seed,
+        "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
+        "database": str(Path(args.meme).resolve()) if args.meme else
+        {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
+        "contrib_provenance": info.provenance,
+    }
+    motifs, motif_seqlets, called_seqlets = [], [], []
+    for index, task in enumerate(info.tasks):
+        onehot, hypothetical = read_task_window(args.contrib, index, window_start, window_start + window)
+        discovery = discover_motifs(onehot, hypothetical, info.regions, task, window_start, settings)
+        del onehot, hypothetical
+        write_modisco_h5(folder / "modisco" / f"{_file_safe(task)}.h5", discovery, provenance)
+        motifs.extend(discovery.motifs)
+        motif_seqlets.append(discovery.motif_seqlets)
+        called_seqlets.append(discovery.called_seqlets)
+
+    if motifs:
+        log.info("matching %d motifs against %d known motifs", len(motifs), len(database))
+        match_motifs(motifs, database, top=args.top_matches, threads=args.threads)
+    else:
+        log.warning("no motifs were found in any task; writing empty results")
+
+    seqlets = pd.concat(motif_seqlets, ignore_index=True)
+    called = pd.concat(called_seqlets, ignore_index=True)
+    write_motifs(out, motifs, seqlets, called, provenance)
+    write_bed(seqlets, folder / "seqlets.bed", name="motif")
+    called = called.assign(name=called["task"] + "." + called["sign"])
+    write_bed(called, folder / "called_seqlets.bed", name="name")
+    write_matches_tsv(motifs, folder / "matches.tsv")
+    write_meme([motif.core_motif() for motif in motifs], folder / "motifs.meme")
+    log.info("wrote %d motifs, %d motif seqlets and %d called seqlets to %s", len(motifs), len(seqlets),
+             len(called), out)

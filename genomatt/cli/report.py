@@ -1,0 +1,34 @@
+"""``genomatt report``: the self-contained HTML report of a run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from genomatt.report.html import DEFAULT_EXAMPLE_REGIONS, build_report
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="write the self-contained HTML report (run summary, motifs, example regions)",
+        description="Write one HTML file, images embedded, that opens offline: run summary (inputs, model and its "
+        "test metrics, attribution settings, summation-to-delta error), motifs sorted by seqlet count with logos, "
+        "known-motif matches and hit statistics, and example regions with their hits. Motif logos are also "
+        "written as PNG and SVG to logos/ beside the report.",
+    )
+    parser.add_argument("--contrib", required=True, help="contributions (contrib.h5 from 'genomatt attribute')")
+    parser.add_argument("--motifs", help="motifs.h5 from 'genomatt motifs'")
+    parser.add_argument("--hits", help="hits.h5 from 'genomatt hits'")
+    parser.add_argument("--metrics", help="JSON of the model's test metrics, e.g. {task: {auroc: ..., auprc: ...}}")
+    parser.add_argument("--out", required=True, help="output HTML file")
+    parser.add_argument("--regions", type=int, default=DEFAULT_EXAMPLE_REGIONS,
+                        help=f"number of example regions drawn (default {DEFAULT_EXAMPLE_REGIONS})")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    build_report(args.contrib, args.out, motifs=args.motifs, hits=args.hits, metrics=args.metrics,
+                 n_regions=args.regions)

@@ -1,0 +1,152 @@
+"""``genomatt train``: train a sequence model from a genome and task BED files, save it and its metrics."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import torch
+import yaml
+
+from genomatt.atomic import atomic_path
+from genomatt.errors import ConfigError
+from genomatt.models import ARCHITECTURES, TrainingConfig, save_model, train_model
+
+log = logging.getLogger(__name__)
+
+_DEFAULTS = TrainingConfig()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a sequence CNN on task BED files and save it as one model artefact",
+        description="Train a multi-task classifier (one task per BED file, or per label of one BED) on windows "
+        "of the genome, hold out chromosomes for validation (early stopping) and test (auROC/auPRC per task), "
+        "and write the model artefact (--out) and its metrics (--metrics).",
+    )
+    parser.add_argument("--fasta", required=True, help="genome FASTA (indexed or indexable)")
+    parser.add_argument(
+        "--bed",
+        action="append",
+        required=True,
+        dest="beds",
+        metavar="BED",
+        help="positive regions of one task (task name = file name without suffix); repeat per task",
+    )
+    parser.add_argument(
+        "--labels-column",
+        metavar="COLUMN",
+        help="with a single --bed: the column naming each region's task (e.g. 'name', BED column 4)",
+    )
+    parser.add_argument(
+        "--negatives",
+        default=_DEFAULTS.negatives,
+        metavar="gc_matched|shuffled|BED",
+        help="GC-matched genomic background, dinucleotide shuffles of the positives, or a BED of "
+        "negative regions (default: %(default)s)",
+    )
+    parser.add_argument("--out", required=True, help="model artefact to write (.pt)")
+    parser.add_argument("--metrics", help="metrics JSON to write (default: the --out path with .metrics.json)")
+    parser.add_argument("--width", type=int, default=_DEFAULTS.width, help="input length in bp (default: %(default)s)")
+    parser.add_argument(
+        "--jitter",
+        type=int,
+        default=_DEFAULTS.jitter,
+        help="maximum random shift of training windows in bp (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-chroms",
+        nargs="+",
+        metavar="CHROM",
+        help="validation chromosomes (default: chr4, as in the simulated genome)",
+    )
+    parser.add_argument(
+        "--test-chroms", nargs="+", metavar="CHROM", help="test chromosomes (default: chr5, as in the simulated genome)"
+    )
+    architecture = parser.add_mutually_exclusive_group()
+    architecture.add_argument(
+        "--architecture",
+        choices=sorted(ARCHITECTURES),
+        help="architecture with its default parameters (default: "
+        f"{_DEFAULTS.architecture['architecture']} with {_parameters_text(_DEFAULTS.architecture)})",
+    )
+    architecture.add_argument(
+        "--architecture-config", metavar="FILE", help="YAML/JSON mapping with 'architecture:' and its parameters"
+    )
+    parser.add_argument("--epochs", type=int, default=_DEFAULTS.epochs, help="maximum epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size, help="(default: %(default)s)")
+    parser.add_argument(
+        "--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="Adam step size (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=_DEFAULTS.patience,
+        help="stop after this many epochs without a lower validation loss (default: %(default)s)",
+    )
+    parser.add_argument("--no-reverse-complement", action="store_true", help="do not augment with reverse complements")
+    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the GPU when there is one)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default: %(default)s; the default model is too small to gain from more)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _parameters_text(architecture: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in architecture.items() if key != "architecture") or "its defaults"
+
+
+def _architecture(args: argparse.Namespace) -> dict:
+    if args.architecture is not None:
+        return {"architecture": args.architecture}
+    if args.architecture_config is None:
+        return dict(_DEFAULTS.architecture)
+    path = Path(args.architecture_config)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read architecture config ({error})") from None
+    if not isinstance(config, dict) or "architecture" not in config:
+        raise ConfigError(
+            f"{path}: expected a mapping with 'architecture' (one of {sorted(ARCHITECTURES)}) and its parameters"
+        )
+    return config
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.threads <= 0:
+        raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    config = TrainingConfig(
+        width=args.width,
+        jitter=args.jitter,
+        negatives=args.negatives,
+        validation_chroms=args.val_chroms,
+        test_chroms=args.test_chroms,
+        architecture=_architecture(args),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        patience=args.patience,
+        reverse_complement=not args.no_reverse_complement,
+        seed=args.seed,
+    )
+    result = train_model(
+        args.fasta, args.beds, config, labels_column=args.labels_column, device=args.device, progress=not args.quiet
+    )
+    content_hash = save_model(
+        result.model, args.out, result.task_names, training_config=result.training_config, test_metrics=result.metrics
+    )
+    metrics_path = Path(args.metrics) if args.metrics else Path(args.out).with_suffix(".metrics.json")
+    with atomic_path(metrics_path) as tmp:
+        tmp.write_text(
+            json.dumps({"model": str(args.out), "content_hash": content_hash, **result.metrics}, indent=2) + "\n"
+        )
+    log.info("wrote %s (test auROC %.3f on average) and %s", args.out, result.metrics["mean_test_auroc"], metrics_path)

@@ -1,0 +1,235 @@
+"""Labelled training data from a genome, task BED files and a choice of negatives.
+
+A window is positive for a task when its centre base lies inside one of the task's regions, so a
+region listed for several tasks (or a window inside another task's peak) is positive for each of
+them, and every other window is a negative for the task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genomatt.errors import BedFormatError, ConfigError
+from genomatt.genome import load_regions, read_bed, read_chrom_sizes, resize
+from genomatt.models.intervals import centre_in_any
+from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
+from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_KINDS = ("gc_matched", "shuffled")
+_BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowpeak", ".broadpeak")
+_WINDOW_COLUMNS = ["chrom", "start", "end", "name"]
+
+
+@dataclass
+class TrainingData:
+    """Windows, sequences and labels for training, split by chromosome.
+
+    Attributes
+    ----------
+    regions
+        One row per window of the training width: ``chrom, start, end, name``, ``source``
+        (``positive``, ``gc_matched``, ``shuffled`` or ``bed``) and ``split``.
+    X
+        ``(N, 4, width + 2 * jitter)`` float32 one-hot: each window with ``jitter`` bp of flank on
+        both sides, so training can shift it.
+    labels
+        ``(N, T)`` float32, 1 where the window is positive for the task.
+    task_names
+        ``T`` task names.
+    jitter
+        Flank in bp on each side of the windows in ``X``.
+    """
+
+    regions: pd.DataFrame
+    X: np.ndarray
+    labels: np.ndarray
+    task_names: list[str]
+    jitter: int
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sequences ``(M, 4, width + 2 * jitter)`` and labels ``(M, T)`` of one split."""
+        mask = (self.regions["split"] == name).to_numpy()
+        return self.X[mask], self.labels[mask]
+
+
+def task_name_from_path(path: str | os.PathLike) -> str:
+    """Task name of a BED file: its name without ``.bed``, ``.narrowPeak`` or ``.gz`` suffixes."""
+    name = Path(path).name
+    while name.lower().endswith(_BED_SUFFIXES):
+        name = name[: name.lower().rfind(".")]
+    return name or Path(path).name
+
+
+def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | None = None) -> dict[str, pd.DataFrame]:
+    """Positive regions of each task.
+
+    Parameters
+    ----------
+    beds
+        One BED/narrowPeak file per task (task name = file name without suffix), or, with
+        ``labels_column``, a single BED whose column names each region's task (a region positive for
+        several tasks appears once per task).
+    labels_column
+        Column of the regions table holding the task name (``name`` for BED column 4).
+
+    Returns
+    -------
+    dict
+        Task name → regions table, in the order the tasks were given (or first appear).
+    """
+    if not beds:
+        raise ConfigError("no task BED files given; pass one --bed per task")
+    for path in beds:
+        if not Path(path).is_file():
+            raise BedFormatError(f"{path}: task BED file not found")
+    if labels_column is not None:
+        if len(beds) != 1:
+            raise ConfigError(f"a labels column goes with one BED file holding every task; got {len(beds)} files")
+        return _split_by_label(beds[0], labels_column)
+    tasks: dict[str, pd.DataFrame] = {}
+    for path in beds:
+        task = task_name_from_path(path)
+        if task in tasks:
+            raise ConfigError(f"two BED files give task {task!r} (task names are file names without suffix): {path}")
+        tasks[task] = read_bed(path)
+    return tasks
+
+
+def _split_by_label(path: str | os.PathLike, column: str) -> dict[str, pd.DataFrame]:
+    regions = read_bed(path)
+    if column not in regions.columns:
+        raise ConfigError(f"{path}: no labels column {column!r}; its columns are {list(regions.columns)}")
+    labels = regions[column].astype(str)
+    unnamed = regions["chrom"] + ":" + regions["start"].astype(str) + "-" + regions["end"].astype(str)
+    if column == "name" and (labels == unnamed).any():
+        row = int(np.flatnonzero((labels == unnamed).to_numpy())[0])
+        raise BedFormatError(f"{path}: region {unnamed.iloc[row]} has no task name in column 4 (name)")
+    return {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
+
+
+def positive_windows(task_regions: dict[str, pd.DataFrame], width: int) -> pd.DataFrame:
+    """Windows of ``width`` bp centred on every task's regions (summit or midpoint), without duplicates."""
+    windows = pd.concat(
+        [resize(regions, width)[_WINDOW_COLUMNS] for regions in task_regions.values()], ignore_index=True
+    )
+    return windows.drop_duplicates(["chrom", "start", "end"]).reset_index(drop=True)
+
+
+def label_windows(windows: pd.DataFrame, task_regions: dict[str, pd.DataFrame]) -> np.ndarray:
+    """``(N, T)`` float32 labels: 1 where a window's centre lies in one of the task's regions."""
+    return np.stack([centre_in_any(windows, regions) for regions in task_regions.values()], axis=1).astype(np.float32)
+
+
+def _genomic_negatives(
+    fasta: str | os.PathLike,
+    negatives: str,
+    positives: pd.DataFrame,
+    positive_X: np.ndarray,
+    task_regions: dict[str, pd.DataFrame],
+    width: int,
+    jitter: int,
+    seed: int,
+) -> pd.DataFrame:
+    if negatives == "gc_matched":
+        exclude = pd.concat([positives, *task_regions.values()], ignore_index=True)[["chrom", "start", "end"]]
+        centre = slice(jitter, jitter + width)
+        windows = gc_matched_negatives(
+            fasta, positives, gc_content(positive_X[:, :, centre]), exclude, width, margin=jitter, random_state=seed
+        )
+        return windows[_WINDOW_COLUMNS].assign(source="gc_matched")
+    return resize(read_bed(negatives), width)[_WINDOW_COLUMNS].assign(source="bed")
+
+
+def build_training_data(
+    fasta: str | os.PathLike,
+    beds: Sequence[str | os.PathLike],
+    width: int,
+    labels_column: str | None = None,
+    negatives: str = "gc_matched",
+    jitter: int = 0,
+    validation_chroms: Sequence[str] | None = None,
+    test_chroms: Sequence[str] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainingData:
+    """Assemble positives, negatives, labels, sequences and the chromosome split.
+
+    Parameters
+    ----------
+    fasta
+        Genome FASTA.
+    beds, labels_column
+        Task regions (see :func:`read_task_regions`).
+    width
+        Window width in bp (centred on summits or midpoints).
+    negatives
+        ``"gc_matched"`` (genomic background away from positives, GC-matched per chromosome),
+        ``"shuffled"`` (one dinucleotide shuffle per positive) or a BED file of negative regions
+        (labelled like every window, so those inside a task's regions count as positives).
+    jitter
+        Flank in bp kept on each side for random shifts.
+    validation_chroms, test_chroms
+        Hold-out chromosomes (see :func:`genomatt.models.splits.holdout_chromosomes`).
+    seed
+        Seed of the negative sampling.
+    progress
+        Show progress bars while reading sequences.
+
+    Returns
+    -------
+    TrainingData
+    """
+    if negatives not in NEGATIVE_KINDS and not Path(negatives).is_file():
+        raise ConfigError(
+            f"negatives {negatives!r}: expected {' or '.join(NEGATIVE_KINDS)} or a BED file, and no such file exists"
+        )
+    task_regions = read_task_regions(beds, labels_column)
+    validation_chroms, test_chroms = holdout_chromosomes(read_chrom_sizes(fasta), validation_chroms, test_chroms)
+    positives = positive_windows(task_regions, width).assign(source="positive")
+    _, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)
+    if negatives == "shuffled":
+        negative_windows = positives.assign(source="shuffled", name=positives["name"] + ":shuffled")
+        negative_X = shuffled_negatives(positive_X, random_state=seed)
+    else:
+        negative_windows = _genomic_negatives(
+            fasta, negatives, positives, positive_X, task_regions, width, jitter, seed
+        )
+        _, negative_X = load_regions(fasta, negative_windows, width + 2 * jitter, progress=progress)
+    regions = pd.concat([positives, negative_windows], ignore_index=True)
+    labels = label_windows(regions, task_regions)
+    # A shuffle keeps its positive's coordinates but none of its motifs.
+    labels[(regions["source"] == "shuffled").to_numpy()] = 0.0
+    regions["split"] = assign_splits(regions["chrom"].to_numpy(), validation_chroms, test_chroms)
+    data = TrainingData(regions, np.concatenate([positive_X, negative_X]), labels, list(task_regions), jitter)
+    _check_splits(data, validation_chroms, test_chroms)
+    log.info("training windows by split and source: %s", regions.groupby(["split", "source"]).size().to_dict())
+    return data
+
+
+def _check_splits(data: TrainingData, validation_chroms: Sequence[str], test_chroms: Sequence[str]) -> None:
+    """Every split needs windows, and train and test need both classes of every task."""
+    for split in SPLITS:
+        _, labels = data.split(split)
+        chroms = {"validation": validation_chroms, "test": test_chroms}.get(split, ["the other chromosomes"])
+        if len(labels) == 0:
+            raise ConfigError(
+                f"no regions on the {split} chromosomes ({', '.join(chroms)}); choose other hold-out chromosomes"
+            )
+        if split == "validation":
+            continue
+        for task, positives in zip(data.task_names, labels.sum(axis=0)):
+            if positives == 0 or positives == len(labels):
+                kind = "positive" if positives == 0 else "negative"
+                raise ConfigError(
+                    f"task {task} has no {kind} regions on the {split} chromosomes ({', '.join(chroms)}); "
+                    "choose other hold-out chromosomes"
+                )

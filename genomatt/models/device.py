@@ -1,0 +1,17 @@
+"""Choice of the torch device models train and run on."""
+
+from __future__ import annotations
+
+import torch
+
+from genomatt.errors import ConfigError
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or the GPU when there is one and the CPU otherwise."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as error:
+        raise ConfigError(f"invalid device {device!r}: {error}") from None

@@ -1,0 +1,492 @@
+"""Saving genomatt model artefacts and loading any supported model for explanation.
+
+A genomatt artefact is one ``torch.save`` file holding plain data only (so it loads with
+``weights_only=True`` and never runs pickled code)::
+
+    {"format": "genomatt-model", "format_version": 1,
+     "architecture": {"architecture": "bpnet", "n_tasks": ..., ...},
+     "state_dict": {...},
+     "metadata": {"input_length", "alphabet", "channel_order", "task_names", "output",
+                  "training_config", "test_metrics", "genomatt_version", "content_hash", "created"}}
+
+:func:`load` also accepts any TorchScript file, a state dict with an architecture config (YAML/JSON),
+and ``package.module:factory`` plus weights for models genomatt does not know.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib
+import json
+import os
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from genomatt import ALPHABET, __version__
+from genomatt.atomic import atomic_path
+from genomatt.errors import ConfigError, ModelError
+from genomatt.models.architectures import ARCHITECTURES, build_model
+from genomatt.models.device import resolve_device
+
+ARTEFACT_FORMAT = "genomatt-model"
+ARTEFACT_VERSION = 1
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+_IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+# Keys of a model config file that are not parameters of the architecture itself.
+_CONFIG_KEYS = ("weights", "task_names")
+_FACTORY_KEYS = ("factory", "kwargs", "weights", "task_names", "input_length")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for explanation, with what genomatt knows about it.
+
+    Attributes
+    ----------
+    model
+        The module, in eval mode, on the requested device. Takes one-hot ``(N, 4, L)``.
+    task_names
+        One name per output column when the model returns ``(N, T)`` (``task_0`` ... if the source
+        names none); empty when it returns something else (e.g. a profile head), where the caller
+        must choose a ``target``.
+    input_length
+        Input length L in bp the model was checked at.
+    content_hash
+        sha256 of the weights (see :func:`content_hash`).
+    source
+        How it was loaded: ``"genomatt"``, ``"torchscript"``, ``"config"`` or ``"import"``.
+    output_shapes
+        Shape of each output per sequence, as seen on the dummy batch (``[(T,)]`` for ``(N, T)``).
+    metadata
+        The artefact's metadata (training config, test metrics, ...) for genomatt artefacts; for
+        other sources the spec and weights path.
+    """
+
+    model: nn.Module
+    task_names: list[str]
+    input_length: int
+    content_hash: str
+    source: str
+    output_shapes: list[tuple[int, ...]]
+    metadata: dict = field(default_factory=dict)
+
+
+def content_hash(model: nn.Module) -> str:
+    """sha256 over the model's state dict: every entry's name, dtype, shape and raw bytes, by name.
+
+    Two models with equal weights have equal hashes whatever device or file they came from.
+    """
+    digest = hashlib.sha256()
+    state = model.state_dict()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain_data(value: object, what: str) -> object:
+    """Round-trip through JSON so the artefact holds only types ``weights_only`` loading accepts."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        raise ModelError(f"{what} must be JSON-serialisable to be stored in a model artefact: {error}") from None
+
+
+def save_model(
+    model: nn.Module,
+    path: str | os.PathLike,
+    task_names: Sequence[str],
+    training_config: Mapping | None = None,
+    test_metrics: Mapping | None = None,
+) -> str:
+    """Write a genomatt model artefact atomically.
+
+    Parameters
+    ----------
+    model
+        A model built by :func:`genomatt.models.build_model` (it carries ``model.config``).
+    path
+        Destination ``.pt`` file.
+    task_names
+        One name per model output.
+    training_config
+        How the model was trained (recorded as is; JSON-serialisable).
+    test_metrics
+        Metrics on held-out data (JSON-serialisable).
+
+    Returns
+    -------
+    str
+        The content hash of the saved weights.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, Mapping) or config.get("architecture") not in ARCHITECTURES:
+        raise ModelError(
+            f"save_model stores genomatt architectures ({sorted(ARCHITECTURES)}) built by build_model; "
+            f"{type(model).__name__} has no such config. Save your own models as TorchScript "
+            "(torch.jit.script(model).save(path)) or as a state dict, and load them with genomatt.models.load"
+        )
+    task_names = [str(name) for name in task_names]
+    if len(task_names) != config["n_tasks"]:
+        raise ModelError(f"the model has {config['n_tasks']} outputs but {len(task_names)} task names were given")
+    weights_hash = content_hash(model)
+    metadata = {
+        "input_length": int(config["input_length"]),
+        "alphabet": ALPHABET,
+        "channel_order": list(ALPHABET),
+        "task_names": task_names,
+        "output": "logits",
+        "training_config": _plain_data(dict(training_config or {}), "training_config"),
+        "test_metrics": _plain_data(dict(test_metrics or {}), "test_metrics"),
+        "genomatt_version": __version__,
+        "content_hash": weights_hash,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    payload = {
+        "format": ARTEFACT_FORMAT,
+        "format_version": ARTEFACT_VERSION,
+        "architecture": _plain_data(dict(config), "architecture config"),
+        "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
+        "metadata": metadata,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return weights_hash
+
+
+def _is_torchscript(path: Path) -> bool:
+    # TorchScript archives carry constants.pkl and code/; torch.save zip files carry neither.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _torch_load(path: Path, what: str) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise ModelError(f"{path}: cannot read {what} ({type(error).__name__}: {error})") from None
+    except Exception as error:  # the unpickler raises many types for files of arbitrary content
+        pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if pickled:
+            raise ModelError(
+                f"{path}: holds pickled Python objects ({pickled.group(1)}, e.g. a whole module saved with "
+                "torch.save(model)), which genomatt does not unpickle because that can run arbitrary code. Save "
+                "the model as TorchScript (torch.jit.script(model).save(path)) or its state dict "
+                "(torch.save(model.state_dict(), path)) with an architecture config or import spec"
+            ) from None
+        detail = str(error).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+        raise ModelError(f"{path}: cannot read {what}: not a torch.save or TorchScript file ({detail})") from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    if _is_torchscript(path):
+        raise ModelError(f"{path}: is a TorchScript model, not a state dict; load it on its own: load({str(path)!r})")
+    state = _torch_load(path, "weights")
+    if isinstance(state, Mapping) and state.get("format") == ARTEFACT_FORMAT:
+        raise ModelError(
+            f"{path}: is a genomatt model artefact, not a state dict; load it on its own: load({str(path)!r})"
+        )
+    if (
+        not isinstance(state, Mapping)
+        or not state
+        or not all(isinstance(value, torch.Tensor) for value in state.values())
+    ):
+        found = f"a {type(state).__name__}" + (f" with keys {list(state)[:5]}" if isinstance(state, Mapping) else "")
+        raise ModelError(
+            f"{path}: expected a state dict (parameter name → tensor, as written by "
+            f"torch.save(model.state_dict(), path)), found {found}"
+        )
+    return dict(state)
+
+
+def _load_weights(model: nn.Module, path: Path, where: str) -> None:
+    state = _read_state_dict(path)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        model_keys, file_keys = set(model.state_dict()), set(state)
+        missing, unexpected = sorted(model_keys - file_keys), sorted(file_keys - model_keys)
+        detail = (
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            if missing or unexpected
+            else str(error).split("\n", 1)[-1].strip()
+        )
+        raise ModelError(f"{path}: weights do not fit the model of {where}: {detail}") from None
+
+
+def _load_artefact(path: Path, payload: Mapping) -> tuple[nn.Module, dict]:
+    if payload.get("format_version") != ARTEFACT_VERSION:
+        raise ModelError(
+            f"{path}: genomatt model format version {payload.get('format_version')!r}; this genomatt "
+            f"({__version__}) reads version {ARTEFACT_VERSION}"
+        )
+    missing = sorted({"architecture", "state_dict", "metadata"} - set(payload))
+    if missing:
+        raise ModelError(f"{path}: genomatt model artefact without {missing}; the file is corrupted or was edited")
+    model = build_model(payload["architecture"], source=str(path))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise ModelError(
+            f"{path}: the weights do not fit the recorded architecture; the file is corrupted or was edited ({error})"
+        ) from None
+    metadata = dict(payload["metadata"])
+    if content_hash(model) != metadata.get("content_hash"):
+        raise ModelError(
+            f"{path}: the weights do not match the content hash recorded at saving; the file is corrupted or was edited"
+        )
+    return model, metadata
+
+
+def _load_file(path: Path, device: torch.device) -> tuple[nn.Module, str, dict]:
+    if _is_torchscript(path):
+        try:
+            model = torch.jit.load(str(path), map_location=device)
+        except Exception as error:  # TorchScript raises RuntimeError subclasses and C++ errors
+            raise ModelError(f"{path}: cannot load TorchScript model ({type(error).__name__}: {error})") from None
+        return model, "torchscript", {"file": str(path)}
+    payload = _torch_load(path, "model file")
+    if isinstance(payload, Mapping) and payload.get("format") == ARTEFACT_FORMAT:
+        model, metadata = _load_artefact(path, payload)
+        return model, "genomatt", metadata
+    if isinstance(payload, Mapping) and payload and all(isinstance(value, torch.Tensor) for value in payload.values()):
+        raise ModelError(
+            f"{path}: holds only weights (a state dict); say which model they belong to with an "
+            "architecture config (load('model.yaml', weights=path)) or an import spec "
+            "(load('package.module:factory', weights=path))"
+        )
+    raise ModelError(
+        f"{path}: not a model genomatt can load; expected a genomatt artefact, a TorchScript file, or a "
+        f"state dict with a config or import spec (found a {type(payload).__name__})"
+    )
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(f"{path}: cannot read model config ({error})") from None
+    if not isinstance(config, dict) or ("architecture" in config) == ("factory" in config):
+        raise ConfigError(
+            f"{path}: a model config is a mapping with either 'architecture' (one of {sorted(ARCHITECTURES)}) "
+            "and its parameters, or 'factory' (package.module:function) and optional 'kwargs'"
+        )
+    return config
+
+
+def _import_factory(spec: str) -> object:
+    module_name, _, attribute_path = spec.partition(":")
+    try:
+        target = importlib.import_module(module_name)
+    except Exception as error:  # importing user code may raise anything, not only ImportError
+        raise ModelError(
+            f"{spec}: cannot import module {module_name!r} ({type(error).__name__}: {error}); "
+            "is its package installed or on PYTHONPATH?"
+        ) from None
+    for attribute in attribute_path.split("."):
+        if not hasattr(target, attribute):
+            raise ModelError(
+                f"{spec}: {target.__name__ if hasattr(target, '__name__') else target!r} has no attribute {attribute!r}"
+            )
+        target = getattr(target, attribute)
+    if not callable(target):
+        raise ModelError(
+            f"{spec}: {attribute_path} is not callable; expected a function or class returning a torch.nn.Module"
+        )
+    return target
+
+
+def _build_from_factory(spec: str, kwargs: Mapping) -> nn.Module:
+    if not _IMPORT_SPEC.match(spec):
+        raise ModelError(f"{spec!r}: expected an import spec of the form package.module:factory")
+    factory = _import_factory(spec)
+    try:
+        model = factory(**kwargs)
+    except Exception as error:  # user code may raise anything
+        raise ModelError(
+            f"{spec}: calling the factory with {dict(kwargs)} failed ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"{spec}: the factory returned a {type(model).__name__}, expected a torch.nn.Module")
+    return model
+
+
+def _load_config(path: Path, weights: Path | None) -> tuple[nn.Module, dict, int | None]:
+    """Build the model a config describes and load its weights; return it, metadata, declared length."""
+    config = _read_config(path)
+    if weights is None and config.get("weights") is not None:
+        # Relative weights paths are relative to the config, so a model folder can be moved whole.
+        weights = path.parent / str(config["weights"])
+    if "architecture" in config:
+        architecture = {key: value for key, value in config.items() if key not in _CONFIG_KEYS}
+        model = build_model(architecture, source=str(path))
+        if weights is None:
+            raise ModelError(
+                f"{path}: names no weights for its {config['architecture']}; add 'weights: PATH' or pass weights="
+            )
+        declared_length = int(architecture["input_length"])
+    else:
+        unknown = sorted(set(config) - set(_FACTORY_KEYS))
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {unknown} for a factory config; expected {list(_FACTORY_KEYS)}")
+        kwargs = config.get("kwargs") or {}
+        if not isinstance(kwargs, Mapping):
+            raise ConfigError(f"{path}: 'kwargs' must be a mapping of keyword arguments, got {kwargs!r}")
+        model = _build_from_factory(str(config["factory"]), kwargs)
+        declared_length = int(config["input_length"]) if config.get("input_length") is not None else None
+    if weights is not None:
+        _load_weights(model, weights, str(path))
+    metadata = {"config": str(path), "weights": str(weights) if weights else None}
+    if config.get("task_names") is not None:
+        metadata["task_names"] = [str(name) for name in config["task_names"]]
+    return model, metadata, declared_length
+
+
+def _dummy_batch(input_length: int, device: torch.device) -> torch.Tensor:
+    bases = torch.randint(0, len(ALPHABET), (2, input_length), generator=torch.Generator().manual_seed(0))
+    return nn.functional.one_hot(bases, len(ALPHABET)).permute(0, 2, 1).float().to(device)
+
+
+def _check_on_dummy_batch(
+    model: nn.Module, input_length: int, device: torch.device, where: str
+) -> list[tuple[int, ...]]:
+    """Run the model on a random one-hot ``(2, 4, L)`` batch; return the per-sequence output shapes."""
+    try:
+        with torch.no_grad():
+            output = model(_dummy_batch(input_length, device))
+    except Exception as error:  # any failure here means the model does not take our input
+        # TorchScript errors carry the interpreter's traceback; its last line is the error itself.
+        detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise ModelError(
+            f"{where}: the model fails on one-hot input of shape (2, 4, {input_length}) — batch, 4 channels "
+            f"A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model expects "
+            "and that it takes channels before length"
+        ) from None
+    outputs = output if isinstance(output, (tuple, list)) else (output,)
+    shapes = []
+    for index, tensor in enumerate(outputs):
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim == 0 or tensor.shape[0] != 2:
+            shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            raise ModelError(
+                f"{where}: output {index} on a batch of 2 sequences is {shape}; expected tensors with the "
+                "batch as first dimension"
+            )
+        if not torch.isfinite(tensor).all():
+            raise ModelError(f"{where}: output {index} holds NaN or infinite values on a random one-hot batch")
+        shapes.append(tuple(tensor.shape[1:]))
+    return shapes
+
+
+def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
+    if len(shapes) != 1 or len(shapes[0]) > 1:
+        return list(declared or [])
+    n_outputs = shapes[0][0] if shapes[0] else 1
+    if declared is None:
+        return [f"task_{index}" for index in range(n_outputs)]
+    if len(declared) != n_outputs:
+        raise ModelError(f"{where}: {len(declared)} task names {declared} for a model with {n_outputs} outputs")
+    return declared
+
+
+def _resolve_length(declared: int | None, requested: int | None, where: str) -> int:
+    if declared is not None and requested is not None and declared != requested:
+        raise ModelError(
+            f"{where}: the model expects input length {declared} bp but the data has {requested} bp; "
+            f"use regions of width {declared}"
+        )
+    length = requested if requested is not None else declared
+    if length is None:
+        raise ModelError(
+            f"{where}: the model does not declare its input length; pass input_length (the width of your regions in bp)"
+        )
+    if length <= 0:
+        raise ModelError(f"{where}: input length must be a positive number of bp, got {length}")
+    return int(length)
+
+
+def load(
+    spec: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    input_length: int | None = None,
+    device: str | torch.device | None = None,
+) -> LoadedModel:
+    """Load a model for explanation and check that it takes genomatt's one-hot input.
+
+    Parameters
+    ----------
+    spec
+        One of: a genomatt artefact (``genomatt train``); any TorchScript file; a model config
+        (``.yaml``/``.yml``/``.json``) with ``architecture:`` and its parameters, or ``factory:`` and
+        ``kwargs:``, plus ``weights:`` (relative to the config) and optional ``task_names:``; or an
+        import spec ``package.module:factory`` naming a function or class that returns the model.
+    weights
+        State dict file (``torch.save(model.state_dict(), path)``) for a config or import spec.
+    input_length
+        Width of the data in bp. Required for models that do not declare their length (TorchScript,
+        import specs); checked against the declared length otherwise.
+    device
+        Where to put the model; the GPU when there is one, else the CPU, by default.
+
+    Returns
+    -------
+    LoadedModel
+        The model in eval mode with task names, input length, content hash and metadata.
+
+    Raises
+    ------
+    ModelError
+        If the file is missing or unreadable, the weights do not fit, or the model fails on a dummy
+        one-hot batch ``(2, 4, input_length)``, naming what the model expects and what the data has.
+    """
+    device = resolve_device(device)
+    path = Path(spec)
+    weights = Path(weights) if weights is not None else None
+    declared_length = None
+    if path.is_file() and path.suffix.lower() in CONFIG_SUFFIXES:
+        model, metadata, declared_length = _load_config(path, weights)
+        source = "config"
+    elif path.is_file():
+        if weights is not None:
+            raise ModelError(f"{path}: weights= goes with a model config or import spec, not with a model file")
+        model, source, metadata = _load_file(path, device)
+        declared_length = metadata.get("input_length")
+    elif isinstance(spec, str) and _IMPORT_SPEC.match(spec):
+        model = _build_from_factory(spec, {})
+        if weights is not None:
+            _load_weights(model, weights, spec)
+        metadata = {"factory": spec, "weights": str(weights) if weights else None}
+        source = "import"
+    else:
+        raise ModelError(
+            f"{spec}: no such model file (and not an import spec of the form package.module:factory)"
+            if not path.exists()
+            else f"{spec}: is not a file"
+        )
+    where = str(spec)
+    length = _resolve_length(declared_length, input_length, where)
+    model = model.to(device).eval()
+    shapes = _check_on_dummy_batch(model, length, device, where)
+    task_names = _task_names(shapes, metadata.get("task_names"), where)
+    return LoadedModel(
+        model=model,
+        task_names=task_names,
+        input_length=length,
+        content_hash=content_hash(model),
+        source=source,
+        output_shapes=shapes,
+        metadata=metadata,
+    )

@@ -1,0 +1,364 @@
+"""De novo motif discovery with tfmodisco-lite, one discovery per task, in genome coordinates.
+
+genomatt drives tfmodisco-lite through its Python API (``modiscolite.tfmodisco.TFMoDISco``) so that it
+controls what tfmodisco-lite's command line does not: the discovery window is centred as tfmodisco-lite
+and Fi-NeMo centre it but is exactly ``window`` bp for odd sizes too, clamped to the region length;
+seqlet and pattern sizes shrink with short windows; regions are put in a seeded random order before
+tfmodisco-lite keeps the first ``max_seqlets`` seqlets of each sign, so the cap is a random sample rather
+than the first regions of the file; and numba's and the BLAS libraries' threads are bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pandas as pd
+
+from genomatt.errors import MotifError
+from genomatt.motifs.formats import Motif, normalise_columns
+from genomatt.motifs.seqlets import (
+    CALLED_SEQLET_COLUMNS,
+    MIN_WINDOW,
+    SeqletGeometry,
+    call_seqlets,
+    seqlet_geometry,
+    to_genome,
+)
+
+log = logging.getLogger(__name__)
+
+SIGNS = ("pos", "neg")
+
+# Columns of the table of motif seqlets, in genome coordinates (0-based, half-open).
+MOTIF_SEQLET_COLUMNS = ("motif", "task", "sign", "chrom", "start", "end", "strand", "region", "score",
+                        "window_start", "window_end")
+
+# A motif's core is its span of positions whose summed |CWM| is at least this fraction of the largest
+# (tfmodisco-lite's report and Fi-NeMo trim with the same rule).
+TRIM_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """Parameters of a discovery run.
+
+    Attributes
+    ----------
+    max_seqlets
+        Seqlets of each sign that clustering uses at most (tfmodisco-lite's
+        ``max_seqlets_per_metacluster``), taken from regions in a seeded random order.
+    seed
+        Seed of the region order.
+    target_fdr
+        False discovery rate of seqlet calling.
+    min_seqlets
+        Fewest seqlets of a sign worth clustering; signs with fewer give no motifs.
+    n_leiden_runs
+        Leiden clusterings with different seeds per clustering step (tfmodisco-lite's command-line
+        default; its Python default of 50 gives near-identical motifs at 25 times the cost).
+    threads
+        Threads numba and the BLAS libraries may use.
+    """
+
+    max_seqlets: int = 20_000
+    seed: int = 0
+    target_fdr: float = 0.05
+    min_seqlets: int = 100
+    n_leiden_runs: int = 2
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("max_seqlets", "threads", "n_leiden_runs"):
+            if getattr(self, name) < 1:
+                raise MotifError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_seqlets < 2:
+            raise MotifError(f"min_seqlets must be at least 2, got {self.min_seqlets}")
+        if not 0 < self.target_fdr < 1:
+            raise MotifError(f"target_fdr must be between 0 and 1, got {self.target_fdr}")
+
+
+@dataclass
+class DiscoveredMotif:
+    """A de novo motif: tfmodisco-lite pattern ``<sign>_patterns/pattern_<index>`` of one task.
+
+    Attributes
+    ----------
+    name
+        ``<task>.<sign>.<index>``; index 0 is the motif with most seqlets.
+    task, sign
+        The task whose contributions it came from and the sign of its contributions (``pos``/``neg``).
+    cwm, hypothetical_cwm, pwm
+        ``(4, W)`` float32: mean actual contribution, mean hypothetical contribution and base frequency
+        of its seqlets, aligned on the motif's forward strand.
+    n_seqlets
+        Seqlets in the motif.
+    trim_start, trim_end
+        The core columns ``[trim_start, trim_end)`` (see ``TRIM_FRACTION``).
+    matches
+        Best known-motif matches: dicts with ``id``, ``name``, ``p``, ``q``, best first.
+    """
+
+    name: str
+    task: str
+    sign: str
+    cwm: np.ndarray
+    hypothetical_cwm: np.ndarray
+    pwm: np.ndarray
+    n_seqlets: int
+    trim_start: int
+    trim_end: int
+    matches: list[dict] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return int(self.cwm.shape[1])
+
+    def core_motif(self) -> Motif:
+        """The trimmed base-frequency matrix as a :class:`Motif` (for MEME files and matching)."""
+        core = self.pwm[:, self.trim_start : self.trim_end]
+        return Motif(self.name, self.name, normalise_columns(core, f"motif {self.name}"), sites=self.n_seqlets)
+
+
+@dataclass
+class TaskDiscovery:
+    """Everything one task's discovery produced.
+
+    Attributes
+    ----------
+    task
+        Task name.
+    window_start, window_size
+        The discovery window within each region (bp).
+    geometry
+        Seqlet and pattern sizes used.
+    called_seqlets
+        Seqlets called against the null, genome coordinates (``CALLED_SEQLET_COLUMNS``).
+    motifs
+        Discovered motifs, positive then negative, each by decreasing seqlet count.
+    motif_seqlets
+        Seqlets of the motifs, genome coordinates (``MOTIF_SEQLET_COLUMNS``).
+    patterns
+        tfmodisco-lite's patterns per sign (``pos``/``neg``), in motif order.
+    region_order
+        ``region_order[i]`` is the regions-table row of tfmodisco-lite's example ``i``.
+    """
+
+    task: str
+    window_start: int
+    window_size: int
+    geometry: SeqletGeometry
+    called_seqlets: pd.DataFrame
+    motifs: list[DiscoveredMotif]
+    motif_seqlets: pd.DataFrame
+    patterns: dict[str, list]
+    region_order: np.ndarray
+
+
+def resolve_window(window: int | None, length: int) -> tuple[int, int]:
+    """Start and width of the discovery window in regions of ``length`` bp.
+
+    The window is centred as tfmodisco-lite and Fi-NeMo centre it (``start = length // 2 - window // 2``)
+    and is exactly ``window`` bp wide, odd widths included. ``None`` gives the whole region; a window
+    longer than the regions is clamped to their length, with a logged message.
+    """
+    if window is None:
+        window = length
+    if window > length:
+        log.warning("window of %d bp is longer than the %d bp regions; using the whole regions", window, length)
+        window = length
+    if window < MIN_WINDOW:
+        raise MotifError(f"window of {window} bp is too short for seqlets; give at least {MIN_WINDOW} bp")
+    return length // 2 - window // 2, window
+
+
+@contextlib.contextmanager
+def bounded_threads(threads: int) -> Iterator[None]:
+    """Run the block with numba and the BLAS/OpenMP libraries limited to ``threads`` threads.
+
+    tfmodisco-lite compiles its kernels in forked children (which also fills numba's on-disk cache) and
+    builds patterns in forked workers only under a fork-safe threading layer, which GNU OpenMP is not; so
+    when no numba threading layer has started yet and ``NUMBA_THREADING_LAYER`` is not set, the workqueue
+    layer is chosen.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if threads < 1:
+        raise MotifError(f"threads must be at least 1, got {threads}")
+    try:
+        numba.threading_layer()
+    except ValueError:
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            numba.config.THREADING_LAYER = "workqueue"
+    available = numba.config.NUMBA_NUM_THREADS
+    if threads > available:
+        log.info("using %d threads, the most numba allows here (asked for %d)", available, threads)
+    saved = numba.get_num_threads()
+    numba.set_num_threads(min(threads, available))
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        numba.set_num_threads(saved)
+
+
+def trim_bounds(cwm: np.ndarray, fraction: float = TRIM_FRACTION) -> tuple[int, int]:
+    """Core columns ``[start, end)`` of a ``(4, W)`` CWM: the span of columns whose summed |CWM| is at
+    least ``fraction`` of the largest column's."""
+    score = np.abs(cwm).sum(axis=0)
+    passing = np.flatnonzero(score >= fraction * score.max())
+    return int(passing[0]), int(passing[-1]) + 1
+
+
+# Window-relative motif seqlets as _motif_seqlets makes them, before _place maps them to the genome.
+_WINDOW_SEQLET_DTYPES = {"example": np.int64, "motif": object, "task": object, "sign": object, "start": np.int64,
+                         "end": np.int64, "strand": object, "score": np.float64, "window_start": np.int64,
+                         "window_end": np.int64}
+
+
+def _motif_seqlets(seqlets: list, motif: DiscoveredMotif, contrib: np.ndarray) -> pd.DataFrame:
+    """Window-relative table of a motif's tfmodisco-lite seqlets: the motif core on each seqlet's strand."""
+    starts = np.array([seqlet.start for seqlet in seqlets], dtype=np.int64)
+    ends = np.array([seqlet.end for seqlet in seqlets], dtype=np.int64)
+    reverse = np.array([bool(seqlet.is_revcomp) for seqlet in seqlets], dtype=bool)
+    examples = np.array([seqlet.example_idx for seqlet in seqlets], dtype=np.int64)
+    trim_start, trim_end = motif.trim_start, motif.trim_end
+    # Column j of the motif is base start + j of a forward seqlet and base end - 1 - j of a reverse one.
+    core_start = np.where(reverse, ends - trim_end, starts + trim_start)
+    core_end = np.where(reverse, ends - trim_start, starts + trim_end)
+    scores = np.array([contrib[e, :, s:t].sum(dtype=np.float64) for e, s, t in zip(examples, core_start, core_end)],
+                      dtype=np.float64)
+    return pd.DataFrame({
+        "example": examples, "motif": motif.name, "task": motif.task, "sign": motif.sign,
+        "start": core_start, "end": core_end, "strand": np.where(reverse, "-", "+").astype(object),
+        "score": scores, "window_start": starts, "window_end": ends,
+    })
+
+
+def _place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
+           columns: tuple[str, ...]) -> pd.DataFrame:
+    """Map tfmodisco-lite example indices back to regions and place every interval in the genome."""
+    table = table.assign(example=region_order[table["example"].to_numpy(np.int64)])
+    placed = to_genome(table, regions, window_start)
+    if "window_start" in table:
+        offset = regions["start"].to_numpy(np.int64)[table["example"].to_numpy(np.int64)] + window_start
+        placed["window_start"] = table["window_start"].to_numpy(np.int64) + offset
+        placed["window_end"] = table["window_end"].to_numpy(np.int64) + offset
+    return placed.sort_values(["chrom", "start", "end"], kind="stable").loc[:, list(columns)].reset_index(drop=True)
+
+
+def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, counts: dict[str, int],
+                   geometry: SeqletGeometry, task: str, settings: DiscoverySettings) -> dict[str, list]:
+    """tfmodisco-lite's patterns of each sign with enough seqlets, by decreasing seqlet count."""
+    from modiscolite.tfmodisco import TFMoDISco
+
+    runnable = [sign for sign in SIGNS if counts[sign] >= settings.min_seqlets]
+    for sign in SIGNS:
+        if sign not in runnable:
+            log.info("task %s: %d %s seqlets, fewer than the %d needed for discovery; no %s motifs",
+                     task, counts[sign], sign, settings.min_seqlets, sign)
+        elif counts[sign] > settings.max_seqlets:
+            log.info("task %s: clustering %d of %d %s seqlets, from regions in a random order (seed %d)",
+                     task, settings.max_seqlets, counts[sign], sign, settings.seed)
+    if not runnable:
+        return {sign: [] for sign in SIGNS}
+    pos_patterns, neg_patterns = TFMoDISco(
+        one_hot=one_hot, hypothetical_contribs=hypothetical_contribs,
+        sliding_window_size=geometry.core, flank_size=geometry.flank,
+        trim_to_window_size=geometry.trim, initial_flank_to_add=geometry.pattern_flank,
+        final_flank_to_add=0, target_seqlet_fdr=settings.target_fdr, min_passing_windows_frac=0.0,
+        # TFMoDISco clusters a sign when it has more than min_metacluster_size seqlets.
+        min_metacluster_size=settings.min_seqlets - 1,
+        max_seqlets_per_metacluster=settings.max_seqlets, n_leiden_runs=settings.n_leiden_runs,
+    )
+    found = {"pos": pos_patterns or [], "neg": neg_patterns or []}
+    if not (found["pos"] or found["neg"]):
+        log.info("task %s: tfmodisco-lite found no motif supported by enough seqlets", task)
+    # Stable by decreasing seqlet count: the final expansion can drop edge seqlets after tfmodisco-lite sorted.
+    return {sign: sorted(found[sign], key=lambda pattern: -len(pattern.seqlets)) for sign in SIGNS}
+
+
+def discover_motifs(
+    onehot: np.ndarray,
+    hypothetical: np.ndarray,
+    regions: pd.DataFrame,
+    task: str,
+    window_start: int = 0,
+    settings: DiscoverySettings | None = None,
+) -> TaskDiscovery:
+    """Call seqlets and discover motifs in one task's contributions.
+
+    Parameters
+    ----------
+    onehot
+        ``(N, 4, W)`` one-hot of each region's discovery window.
+    hypothetical
+        ``(N, 4, W)`` hypothetical contributions for the task in the same windows.
+    regions
+        The N regions (``chrom``, ``start``, ``name``), in the order of the arrays.
+    task
+        Task name, used in motif names.
+    window_start
+        Offset of the window within each region (see :func:`resolve_window`), for genome coordinates.
+    settings
+        Discovery parameters.
+
+    Returns
+    -------
+    TaskDiscovery
+        Seqlets, motifs and tfmodisco-lite's patterns. A task with too few seqlets gives no motifs and a
+        logged message saying why.
+    """
+    settings = settings or DiscoverySettings()
+    if onehot.ndim != 3 or onehot.shape[1] != 4 or hypothetical.shape != onehot.shape:
+        raise MotifError(f"task {task}: expected one-hot and hypothetical contributions of one shape (N, 4, W), "
+                         f"got {onehot.shape} and {hypothetical.shape}")
+    if len(regions) != len(onehot):
+        raise MotifError(f"task {task}: {len(regions)} regions for {len(onehot)} contribution rows")
+    width = onehot.shape[2]
+    geometry = seqlet_geometry(width)
+    order = np.random.default_rng(settings.seed).permutation(len(onehot))
+    # Length-last float32 arrays in the random region order, as TFMoDISco takes them.
+    one_hot = np.ascontiguousarray(onehot.transpose(0, 2, 1)[order], dtype=np.float32)
+    hypothetical_contribs = np.ascontiguousarray(hypothetical.transpose(0, 2, 1)[order], dtype=np.float32)
+    contrib = np.multiply(one_hot, hypothetical_contribs)
+    contrib_by_channel = contrib.transpose(0, 2, 1)
+
+    with bounded_threads(settings.threads):
+        called, _ = call_seqlets(contrib_by_channel, geometry, settings.target_fdr)
+        counts = {sign: int((called["sign"] == sign).sum()) for sign in SIGNS}
+        log.info("task %s: %d positive and %d negative seqlets at FDR %g in a %d bp window",
+                 task, counts["pos"], counts["neg"], settings.target_fdr, width)
+        patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
+
+    motifs, tables = [], []
+    for sign in SIGNS:
+        for index, pattern in enumerate(patterns[sign]):
+            cwm = pattern.contrib_scores.T.astype(np.float32)
+            trim_start, trim_end = trim_bounds(cwm)
+            motif = DiscoveredMotif(
+                name=f"{task}.{sign}.{index}", task=task, sign=sign, cwm=cwm,
+                hypothetical_cwm=pattern.hypothetical_contribs.T.astype(np.float32),
+                pwm=pattern.sequence.T.astype(np.float32), n_seqlets=len(pattern.seqlets),
+                trim_start=trim_start, trim_end=trim_end,
+            )
+            motifs.append(motif)
+            tables.append(_motif_seqlets(pattern.seqlets, motif, contrib_by_channel))
+    for motif in motifs:
+        log.info("task %s: motif %s from %d seqlets", task, motif.name, motif.n_seqlets)
+
+    called_table = called.assign(task=task)
+    motif_table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        {column: np.zeros(0, dtype) for column, dtype in _WINDOW_SEQLET_DTYPES.items()})
+    return TaskDiscovery(
+        task=task, window_start=window_start, window_size=width, geometry=geometry,
+        called_seqlets=_place(called_table, order, regions, window_start, CALLED_SEQLET_COLUMNS),
+        motifs=motifs,
+        motif_seqlets=_place(motif_table, order, regions, window_start, MOTIF_SEQLET_COLUMNS),
+        patterns=patterns, region_order=order,
+    )

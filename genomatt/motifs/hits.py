@@ -1,0 +1,757 @@
+"""Motif hits: where each motif is used in the contribution scores of every region.
+
+Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has the full account):
+
+1. Every motif is a contribution weight matrix (CWM) ``(4, W)``, trimmed to the positions whose total
+   absolute weight is at least ``trim_threshold`` of the largest (as Fi-NeMo and tfmodisco-lite trim),
+   scaled to unit L2 norm and scanned on both strands.
+2. For every window, the *similarity* is the cosine between the window's projected contributions and
+   the CWM (all four bases, as Fi-NeMo's ``hit_similarity``), so it is high only where the sequence
+   matches the motif and the contributions follow it; the *importance* is the sum of the window's
+   contributions (sign-flipped for motifs with a negative CWM).
+3. The importance threshold of each motif and task keeps the false discovery rate of candidate hits
+   at ``fdr`` (Benjamini-Hochberg) against a permutation null: the same scan on the contributions with
+   their per-base values moved to random positions of the same region, on the unchanged sequence.
+4. In each region, the passing window whose least-squares fit explains the most squared contribution
+   becomes a hit; its fit is subtracted from the contributions and the scan repeats on what is left
+   until no window passes. Contributions explained by a hit cannot be claimed again, so overlapping
+   hits of the same motif on both strands, shifted copies of a hit and weaker motifs that resemble part
+   of a stronger one are resolved, while a second motif overlapping only partially is still found.
+
+Everything runs batched in PyTorch, on a GPU when one is available.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from genomatt import __version__
+from genomatt.atomic import atomic_path
+from genomatt.errors import MotifError, StoreError
+from genomatt.motifs.formats import read_meme, reverse_complement_matrix
+from genomatt.store import read_attrs, read_regions
+from genomatt.tracks import write_hits_bed
+
+log = logging.getLogger(__name__)
+
+# Fi-NeMo's hits.tsv columns, in its order; ours follow.
+FINEMO_COLUMNS = [
+    "chr", "start", "end", "start_untrimmed", "end_untrimmed", "motif_name", "hit_coefficient",
+    "hit_coefficient_global", "hit_similarity", "hit_correlation", "hit_importance", "hit_importance_sq",
+    "strand", "peak_name", "peak_id",
+]
+EXTRA_COLUMNS = ["task", "hit_contribution"]
+HIT_COLUMNS = FINEMO_COLUMNS + EXTRA_COLUMNS
+QC_COLUMNS = ["chrom", "start", "end", "name", "peak_id", "task", "n_hits", "contribution", "global_scale",
+              "explained_fraction", "delta", "prediction"]
+
+DEFAULT_MIN_SIMILARITY = 0.7
+DEFAULT_FDR = 0.05
+DEFAULT_TRIM_THRESHOLD = 0.3
+DEFAULT_BATCH_SIZE = 128
+
+
+@dataclass
+class CwmMotif:
+    """A motif to find in contribution scores.
+
+    Attributes
+    ----------
+    name
+        Motif name, written in the ``motif_name`` column of the hits.
+    cwm
+        ``(4, W)`` contribution weight matrix (A, C, G, T); negative for motifs whose contributions are.
+    task
+        The task whose contributions the motif is scanned in; ``None`` scans every task.
+    """
+
+    name: str
+    cwm: np.ndarray
+    task: str | None = None
+
+    @property
+    def sign(self) -> int:
+        """+1 for a motif of positive contributions, -1 for a negative one."""
+        return 1 if self.cwm.sum() >= 0 else -1
+
+
+@dataclass
+class HitCalls:
+    """Hits and per-region quality control of one hit-calling run.
+
+    Attributes
+    ----------
+    hits
+        One row per hit, columns :data:`HIT_COLUMNS` (Fi-NeMo's ``hits.tsv`` columns, then ours).
+    qc
+        One row per region and task, columns :data:`QC_COLUMNS`.
+    motifs
+        The motifs scanned, with their trim bounds and importance thresholds (one row per motif and task).
+    cwms
+        Motif name → the ``(4, W)`` CWM scanned (untrimmed, as given).
+    settings
+        The parameters of the run.
+    """
+
+    hits: pd.DataFrame
+    qc: pd.DataFrame
+    motifs: pd.DataFrame
+    cwms: dict[str, np.ndarray] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+
+def logo_heights(probabilities: np.ndarray) -> np.ndarray:
+    """Letter heights of a sequence logo: probabilities times information content (bits).
+
+    Parameters
+    ----------
+    probabilities
+        ``(4, W)`` position probability matrix, columns summing to 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, W)`` float64, each column summing to its information content (0 to 2 bits).
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    entropy = -(probabilities * np.log2(np.clip(probabilities, 1e-12, 1))).sum(axis=0)
+    return probabilities * (2 - entropy)
+
+
+def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
+    """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
+
+    A MEME motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
+    scanned in every task.
+
+    Returns
+    -------
+    list of CwmMotif
+        In file order; empty for a ``motifs.h5`` in which no motif was found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotifError(f"{path}: motif file not found")
+    if h5py.is_hdf5(path):
+        from genomatt.motifs.store import read_motifs
+
+        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task)
+                  for motif in read_motifs(path)[0]]
+    else:
+        motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities))
+                  for motif in read_meme(path)]
+    for motif in motifs:
+        if motif.cwm.ndim != 2 or motif.cwm.shape[0] != 4 or motif.cwm.shape[1] == 0:
+            raise MotifError(f"{path}: motif {motif.name} has CWM shape {motif.cwm.shape}, expected (4, W)")
+        if not np.isfinite(motif.cwm).all() or not np.abs(motif.cwm).sum() > 0:
+            raise MotifError(f"{path}: motif {motif.name} has a CWM that is all zero or not finite")
+    names = [motif.name for motif in motifs]
+    if len(set(names)) != len(names):
+        raise MotifError(f"{path}: motif names must be distinct, got duplicates of "
+                         f"{sorted({n for n in names if names.count(n) > 1})}")
+    return motifs
+
+
+def trim_bounds(cwm: np.ndarray, threshold: float = DEFAULT_TRIM_THRESHOLD) -> tuple[int, int]:
+    """Start and end (exclusive) of the core of a CWM, as Fi-NeMo and tfmodisco-lite trim.
+
+    The core runs from the first to the last position whose total absolute weight is at least
+    ``threshold`` times the largest.
+    """
+    score = np.abs(cwm).sum(axis=0)
+    passing = np.flatnonzero(score >= threshold * score.max())
+    return int(passing[0]), int(passing[-1]) + 1
+
+
+def importance_threshold(observed: np.ndarray, null: np.ndarray, fdr: float) -> float:
+    """Smallest importance at which the candidate hits keep a false discovery rate of at most ``fdr``.
+
+    Parameters
+    ----------
+    observed
+        Importance of every candidate hit of the contributions.
+    null
+        Importance of every candidate hit of the permuted contributions.
+    fdr
+        Target false discovery rate, in (0, 1).
+
+    Returns
+    -------
+    float
+        The Benjamini-Hochberg cut of ``observed`` against ``null`` (> 0), or ``inf`` when no
+        candidate passes. The null count is incremented by one, so a small data set errs on the side
+        of fewer hits.
+    """
+    observed = np.sort(observed)[::-1]
+    null = np.sort(null)
+    null_at_least = null.size - np.searchsorted(null, observed, side="left")
+    estimated_fdr = (null_at_least + 1) / np.arange(1, observed.size + 1)
+    passing = np.flatnonzero((estimated_fdr <= fdr) & (observed > 0))
+    return float(observed[passing[-1]]) if passing.size else float("inf")
+
+
+def permute_contributions(contrib: np.ndarray, onehot: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Contributions with their per-base values moved to random positions of the same region.
+
+    The sequence stays, so chance matches of a motif stay; each base receives the contribution of a
+    random base of the same region. Motif-shaped runs of contributions are destroyed.
+
+    Parameters
+    ----------
+    contrib, onehot
+        ``(N, 4, L)`` projected contributions and one-hot sequences.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 4, L)`` float32 permuted projected contributions.
+    """
+    per_base = rng.permuted(contrib.sum(axis=1), axis=1)
+    return (onehot * per_base[:, None, :]).astype(np.float32)
+
+
+@dataclass
+class _Filters:
+    """Both orientations of every trimmed, unit-norm CWM, left-aligned and zero-padded to one width."""
+
+    weights: torch.Tensor  # (K, 4, Wmax), K = 2 * motifs: forward then reverse complement of each
+    widths: np.ndarray  # (K,) trimmed widths
+    width_index: torch.Tensor  # (K,) index into unique_widths
+    unique_widths: np.ndarray  # (J,)
+    window_mask: torch.Tensor  # (K, Wmax) ones over each filter's first w_k positions
+    motif_index: np.ndarray  # (K,)
+    reverse: np.ndarray  # (K,) bool
+    sign: torch.Tensor  # (K,)
+    trims: list[tuple[int, int]]  # per motif
+    scales: np.ndarray  # (M,) L2 norm of each trimmed CWM before scaling
+
+
+def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.device) -> _Filters:
+    trims = [trim_bounds(motif.cwm, trim_threshold) for motif in motifs]
+    cores = [motif.cwm[:, start:end] for motif, (start, end) in zip(motifs, trims)]
+    scales = np.array([np.sqrt((core**2).sum()) for core in cores])
+    oriented = []
+    for core, scale in zip(cores, scales):
+        oriented += [core / scale, reverse_complement_matrix(core / scale)]
+    widths = np.array([matrix.shape[1] for matrix in oriented])
+    weights = np.zeros((len(oriented), 4, widths.max()), dtype=np.float32)
+    for index, matrix in enumerate(oriented):
+        weights[index, :, : matrix.shape[1]] = matrix
+    unique_widths, width_index = np.unique(widths, return_inverse=True)
+    window_mask = (np.arange(widths.max())[None, :] < widths[:, None]).astype(np.float32)
+    signs = np.repeat([motif.sign for motif in motifs], 2).astype(np.float32)
+    return _Filters(
+        weights=torch.from_numpy(weights).to(device), widths=widths,
+        width_index=torch.from_numpy(width_index).to(device), unique_widths=unique_widths,
+        window_mask=torch.from_numpy(window_mask).to(device), motif_index=np.repeat(np.arange(len(motifs)), 2),
+        reverse=np.tile([False, True], len(motifs)), sign=torch.from_numpy(signs).to(device),
+        trims=trims, scales=scales,
+    )
+
+
+def _window_sums(track: torch.Tensor, filters: _Filters) -> torch.Tensor:
+    """Sum of a ``(B, L)`` track over the window of each filter starting at each position: ``(B, K, L)``.
+
+    Windows running past the end are 0. Cumulative sums in float64 keep the small windows of long
+    regions exact enough for the similarity's denominator.
+    """
+    cumulative = F.pad(track.double().cumsum(dim=-1), (1, 0))
+    sums = [F.pad(cumulative[:, w:] - cumulative[:, :-w], (0, w - 1)) for w in filters.unique_widths.tolist()]
+    return torch.stack(sums, dim=1).float()[:, filters.width_index]
+
+
+def _scan(contrib: torch.Tensor, filters: _Filters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Covariance, similarity and importance of every window of every oriented filter.
+
+    Parameters
+    ----------
+    contrib
+        ``(B, 4, L)`` projected contributions.
+
+    Returns
+    -------
+    covariance, similarity, importance
+        ``(B, K, L)`` each, indexed by window start; windows running past the region end are ``-inf``
+        in ``similarity``.
+    """
+    length = contrib.shape[-1]
+    covariance = F.conv1d(F.pad(contrib, (0, filters.weights.shape[-1] - 1)), filters.weights)
+    energy = _window_sums((contrib**2).sum(dim=1), filters)
+    importance = _window_sums(contrib.sum(dim=1), filters) * filters.sign[None, :, None]
+    similarity = covariance / torch.sqrt(energy.clamp_min(1e-20))
+    positions = torch.arange(length, device=contrib.device)
+    widths = torch.as_tensor(filters.widths, device=contrib.device)
+    inside = positions[None, :] + widths[:, None] <= length  # (K, L)
+    similarity = torch.where(inside, similarity, -torch.inf)
+    return covariance, similarity, importance
+
+
+def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
+    """``(B, K, L)`` squared norm of each filter projected on each window's sequence (``cwm * onehot``)."""
+    return F.conv1d(F.pad(onehot, (0, filters.weights.shape[-1] - 1)), filters.weights**2).clamp_min(1e-20)
+
+
+def _candidate_importance(
+    contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, min_similarity: float
+) -> list[np.ndarray]:
+    """Per motif, the importance of each candidate hit in a batch.
+
+    A candidate is a window passing the similarity threshold whose fit explains more contribution than
+    any other window of the motif (either strand) that it overlaps. Counting candidates rather than
+    windows keeps the shifted copies of one site from counting as many discoveries.
+    """
+    covariance, similarity, importance = _scan(contrib, filters)
+    gain = torch.where(similarity >= min_similarity, covariance**2 / _projected_energy(onehot, filters), 0.0)
+    found = []
+    for motif in range(len(filters.trims)):
+        width = int(filters.widths[2 * motif])
+        both = gain[:, 2 * motif : 2 * motif + 2]
+        best, strand = both.max(dim=1)
+        neighbourhood = F.max_pool1d(best[:, None], 2 * width - 1, stride=1, padding=width - 1)[:, 0]
+        peak = (best > 0) & (best >= neighbourhood)
+        values = importance[:, 2 * motif : 2 * motif + 2].gather(1, strand[:, None])[:, 0]
+        found.append(values[peak].cpu().numpy())
+    return found
+
+
+def _subtract_fits(
+    residual: torch.Tensor, onehot: torch.Tensor, region: torch.Tensor, chosen_filter: torch.Tensor,
+    position: torch.Tensor, coefficient: torch.Tensor, filters: _Filters,
+) -> None:
+    """Subtract ``coefficient * cwm * onehot`` over each chosen window, in place (one window per region)."""
+    length = residual.shape[-1]
+    columns = position[:, None] + torch.arange(filters.weights.shape[-1], device=residual.device)[None, :]
+    inside = (filters.window_mask[chosen_filter] > 0) & (columns < length)  # (H, Wmax)
+    # Padding columns point at column 0 with a zero update; accumulating keeps them from overwriting it.
+    columns = torch.where(inside, columns, 0)[:, None, :].expand(-1, 4, -1)  # (H, 4, Wmax)
+    rows = region[:, None, None].expand_as(columns)
+    channels = torch.arange(4, device=residual.device)[None, :, None].expand_as(columns)
+    fitted = coefficient[:, None, None] * filters.weights[chosen_filter] * inside[:, None, :]
+    residual.index_put_((rows, channels, columns), -fitted * onehot[rows, channels, columns], accumulate=True)
+
+
+def _pursue(
+    contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, thresholds: torch.Tensor,
+    min_similarity: float,
+) -> tuple[list[tuple[int, int, int, float, float]], torch.Tensor]:
+    """Greedy non-negative matching pursuit on a batch.
+
+    Parameters
+    ----------
+    contrib, onehot
+        ``(B, 4, L)`` projected contributions and one-hot sequence.
+    thresholds
+        ``(K,)`` importance threshold of each oriented filter.
+
+    Returns
+    -------
+    hits
+        ``(row, filter, position, coefficient, similarity)`` tuples; ``position`` is the window start.
+    residual
+        ``(B, 4, L)`` contributions left unexplained by the hits.
+    """
+    length = contrib.shape[-1]
+    cwm_energy = _projected_energy(onehot, filters)
+    residual = contrib.clone()
+    active = torch.arange(contrib.shape[0], device=contrib.device)
+    hits = []
+    while active.numel():
+        covariance, similarity, importance = _scan(residual[active], filters)
+        projected_energy = cwm_energy[active]
+        passing = (similarity >= min_similarity) & (importance >= thresholds[None, :, None])
+        # The window whose least-squares fit removes the most squared contribution wins.
+        gain = torch.where(passing, covariance**2 / projected_energy, -1.0)
+        best_gain, best = gain.flatten(1).max(dim=1)
+        found = best_gain > 0
+        if not found.any():
+            break
+        rows, best = torch.nonzero(found).squeeze(1), best[found]
+        chosen_filter, chosen_position = best // length, best % length
+        coefficient = (covariance[rows, chosen_filter, chosen_position]
+                       / projected_energy[rows, chosen_filter, chosen_position])
+        region = active[rows]
+        _subtract_fits(residual, onehot, region, chosen_filter, chosen_position, coefficient, filters)
+        hits += list(zip(region.tolist(), chosen_filter.tolist(), chosen_position.tolist(), coefficient.tolist(),
+                         similarity[rows, chosen_filter, chosen_position].tolist()))
+        active = region
+    return hits, residual
+
+
+def _motifs_for_task(motifs: list[CwmMotif], task: str) -> list[CwmMotif]:
+    return [motif for motif in motifs if motif.task in (None, task)]
+
+
+def _importance_thresholds(
+    contrib: np.ndarray, onehot: np.ndarray, filters: _Filters, min_similarity: float, fdr: float,
+    batch_size: int, device: torch.device, seed: int,
+) -> list[float]:
+    """Importance threshold of each motif: candidates of the contributions against those of a permutation."""
+    rng = np.random.default_rng(seed)
+    observed, null = [[] for _ in filters.trims], [[] for _ in filters.trims]
+    for first in range(0, len(contrib), batch_size):
+        batch = slice(first, first + batch_size)
+        batch_onehot = torch.from_numpy(onehot[batch]).to(device)
+        permuted = permute_contributions(contrib[batch], onehot[batch], rng)
+        for collected, values in ((observed, contrib[batch]), (null, permuted)):
+            found = _candidate_importance(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity)
+            for motif_values, batch_values in zip(collected, found):
+                motif_values.append(batch_values)
+    return [importance_threshold(np.concatenate(real), np.concatenate(shuffled), fdr)
+            for real, shuffled in zip(observed, null)]
+
+
+def call_hits(
+    contrib: np.ndarray,
+    onehot: np.ndarray,
+    motifs: list[CwmMotif],
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    fdr: float = DEFAULT_FDR,
+    trim_threshold: float = DEFAULT_TRIM_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Call hits of motifs in the contributions of one task, region by region.
+
+    Parameters
+    ----------
+    contrib
+        ``(N, 4, L)`` projected contributions (``onehot * hypothetical``).
+    onehot
+        ``(N, 4, L)`` one-hot sequences.
+    motifs
+        Motifs to find (each scanned on both strands).
+    min_similarity
+        Least cosine similarity between a window's contributions and the unit-norm CWM, in (0, 1].
+        Fi-NeMo's default post-filter is the same 0.7.
+    fdr
+        False discovery rate of candidate hits, against the permutation null, that sets each motif's
+        importance threshold.
+    trim_threshold
+        CWM trimming, as a fraction of the largest per-position weight.
+    batch_size
+        Regions per batch.
+    device
+        Torch device; the GPU when one is available, else the CPU.
+    seed
+        Seed of the permutation null.
+
+    Returns
+    -------
+    hits : pandas.DataFrame
+        One row per hit: ``region`` (row in the inputs), ``motif`` (index in ``motifs``), ``strand``,
+        ``offset`` (trimmed start in the region), ``width`` (trimmed), ``offset_untrimmed``,
+        ``width_untrimmed``, ``coefficient`` (least-squares coefficient of the unit-norm CWM, in
+        contribution units), ``similarity``, ``importance`` (sum of absolute contributions in the
+        window), ``importance_sq`` (sum of squares), ``contribution`` (signed sum).
+    qc : pandas.DataFrame
+        One row per region: ``n_hits``, ``contribution`` (sum), ``global_scale`` (root mean square
+        contribution per position) and ``explained_fraction`` (share of the squared contributions that
+        the hits explain).
+    thresholds : pandas.DataFrame
+        One row per motif: ``trim_start``, ``trim_end``, ``cwm_scale`` and ``importance_threshold``.
+    """
+    contrib, onehot = _check_arrays(contrib, onehot)
+    if not 0 < min_similarity <= 1:
+        raise MotifError(f"min_similarity must be in (0, 1], got {min_similarity}")
+    if not 0 < fdr < 1:
+        raise MotifError(f"fdr must be in (0, 1), got {fdr}")
+    if not 0 <= trim_threshold <= 1:
+        raise MotifError(f"trim_threshold must be in [0, 1], got {trim_threshold}")
+    if batch_size < 1:
+        raise MotifError(f"batch_size must be >= 1, got {batch_size}")
+    n, _, length = contrib.shape
+    device = torch.device(device) if device is not None else _default_device()
+    if not motifs:
+        total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
+        return _empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), _thresholds_table([], [], [], [])
+    filters = _build_filters(motifs, trim_threshold, device)
+    too_wide = [m.name for m, (start, end) in zip(motifs, filters.trims) if end - start > length]
+    if too_wide:
+        raise MotifError(f"motifs {too_wide} are wider (after trimming) than the regions ({length} bp)")
+    motif_thresholds = _importance_thresholds(contrib, onehot, filters, min_similarity, fdr, batch_size, device, seed)
+    thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
+    tables, residual_sq = [], np.empty(n)
+    for first in range(0, n, batch_size):
+        batch = slice(first, first + batch_size)
+        batch_contrib = torch.from_numpy(contrib[batch]).to(device)
+        found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), filters, thresholds,
+                                  min_similarity)
+        table = _hit_table(found, filters, motifs, contrib[batch])
+        tables.append(table.assign(region=table["region"] + first))
+        residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
+    hits = pd.concat(tables, ignore_index=True) if tables else _empty_hits()
+    qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
+    table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds)
+    return hits, qc, table
+
+
+def _default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _check_arrays(contrib: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    contrib = np.ascontiguousarray(contrib, dtype=np.float32)
+    onehot = np.ascontiguousarray(onehot, dtype=np.float32)
+    if contrib.ndim != 3 or contrib.shape[1] != 4:
+        raise MotifError(f"contributions must be (N, 4, L), got shape {contrib.shape}")
+    if onehot.shape != contrib.shape:
+        raise MotifError(f"one-hot shape {onehot.shape} differs from contributions shape {contrib.shape}")
+    if not np.isfinite(contrib).all():
+        raise MotifError("contributions contain NaN or infinite values")
+    return contrib, onehot
+
+
+def _empty_hits() -> pd.DataFrame:
+    columns = {"region": int, "motif": int, "strand": str, "offset": int, "width": int, "offset_untrimmed": int,
+               "width_untrimmed": int, "coefficient": float, "similarity": float, "importance": float,
+               "importance_sq": float, "contribution": float}
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def _hit_table(found: list, filters: _Filters, motifs: list[CwmMotif], contrib: np.ndarray) -> pd.DataFrame:
+    """Hits of a batch (``found`` from :func:`_pursue`) with their window statistics on ``contrib``."""
+    if not found:
+        return _empty_hits()
+    region, oriented, offset, coefficient, similarity = (np.array(column) for column in zip(*found))
+    motif = filters.motif_index[oriented]
+    reverse = filters.reverse[oriented]
+    width = filters.widths[oriented]
+    full_width = np.array([motifs[m].cwm.shape[1] for m in motif])
+    trim_start = np.array([filters.trims[m][0] for m in motif])
+    trim_end = np.array([filters.trims[m][1] for m in motif])
+    # The reverse complement of the core starts (W - trim_end) into the reverse complement of the full CWM.
+    offset_untrimmed = offset - np.where(reverse, full_width - trim_end, trim_start)
+    span = np.arange(width.max())
+    inside = span[None, :] < width[:, None]  # (H, Wmax)
+    windows = contrib[region[:, None], :, np.where(inside, offset[:, None] + span[None, :], 0)]  # (H, Wmax, 4)
+    windows = windows.astype(np.float64) * inside[:, :, None]
+    table = pd.DataFrame({
+        "region": region.astype(np.int64), "motif": motif.astype(np.int64),
+        "strand": np.where(reverse, "-", "+"), "offset": offset.astype(np.int64), "width": width.astype(np.int64),
+        "offset_untrimmed": offset_untrimmed.astype(np.int64), "width_untrimmed": full_width.astype(np.int64),
+        "coefficient": coefficient, "similarity": similarity, "importance": np.abs(windows).sum(axis=(1, 2)),
+        "importance_sq": (windows**2).sum(axis=(1, 2)), "contribution": windows.sum(axis=(1, 2)),
+    })
+    return table.sort_values(["region", "offset", "motif"], kind="stable").reset_index(drop=True)
+
+
+def _region_qc(contrib: np.ndarray, residual_sq: np.ndarray, n_hits: np.ndarray) -> pd.DataFrame:
+    """Per-region QC; ``residual_sq`` is the squared contribution left unexplained in each region."""
+    total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
+    explained = np.divide(total_sq - residual_sq, total_sq, out=np.zeros_like(total_sq), where=total_sq > 0)
+    return pd.DataFrame({
+        "n_hits": n_hits.astype(np.int64), "contribution": contrib.sum(axis=(1, 2), dtype=np.float64),
+        "global_scale": np.sqrt(total_sq / contrib.shape[-1]), "explained_fraction": explained,
+    })
+
+
+def _thresholds_table(motifs, trims, scales, thresholds) -> pd.DataFrame:
+    return pd.DataFrame({
+        "motif_name": [m.name for m in motifs], "sign": ["pos" if m.sign > 0 else "neg" for m in motifs],
+        "width": [m.cwm.shape[1] for m in motifs], "trim_start": [t[0] for t in trims],
+        "trim_end": [t[1] for t in trims], "cwm_scale": list(scales), "importance_threshold": list(thresholds),
+    })
+
+
+def _read_task_arrays(path: Path, task_index: int) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(path, "r") as handle:
+        for name in ("contrib", "onehot"):
+            if name not in handle:
+                raise StoreError(f"{path}: no '/{name}' array; expected a contrib.h5 from 'genomatt attribute'")
+        if handle["contrib"].ndim != 4 or handle["contrib"].shape[2] != 4:
+            raise StoreError(f"{path}: '/contrib' has shape {handle['contrib'].shape}, expected (N, T, 4, L)")
+        return handle["contrib"][:, task_index], handle["onehot"][()]
+
+
+def _read_per_region(path: Path, name: str, task_index: int, n: int) -> np.ndarray:
+    with h5py.File(path, "r") as handle:
+        if name not in handle:
+            return np.full(n, np.nan)
+        return np.asarray(handle[name][:, task_index], dtype=np.float64)
+
+
+def contribution_tasks(path: str | os.PathLike) -> list[str]:
+    """Task names of a ``contrib.h5``, in axis order (checks that the file is one)."""
+    attrs = read_attrs(path)
+    if attrs.get("kind") != "contributions":
+        raise StoreError(f"{path}: kind is {attrs.get('kind')!r}, expected 'contributions' (a contrib.h5)")
+    tasks = attrs.get("tasks")
+    if tasks is None:
+        raise StoreError(f"{path}: no 'tasks' attribute")
+    return [str(task) for task in np.atleast_1d(tasks)]
+
+
+def call_hits_in_store(
+    contrib_path: str | os.PathLike,
+    motifs: list[CwmMotif],
+    tasks: list[str] | None = None,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    fdr: float = DEFAULT_FDR,
+    trim_threshold: float = DEFAULT_TRIM_THRESHOLD,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> HitCalls:
+    """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
+
+    Each motif is scanned in the contributions of its own task (the one it was discovered in) or,
+    for motifs without a task (MEME/JASPAR motifs), in every task. Parameters are those of
+    :func:`call_hits`; ``tasks`` restricts the tasks scanned.
+
+    Returns
+    -------
+    HitCalls
+        Hits with Fi-NeMo's columns then ``task`` and ``hit_contribution``; per-region QC.
+    """
+    contrib_path = Path(contrib_path)
+    all_tasks = contribution_tasks(contrib_path)
+    regions = read_regions(contrib_path)
+    if tasks:
+        unknown = [task for task in tasks if task not in all_tasks]
+        if unknown:
+            raise StoreError(f"{contrib_path}: tasks {unknown} are not in the file (it has {all_tasks})")
+    unmatched = [m.name for m in motifs if m.task is not None and m.task not in all_tasks]
+    if unmatched:
+        raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
+    settings = {"min_similarity": min_similarity, "fdr": fdr, "trim_threshold": trim_threshold, "seed": seed}
+    hit_tables, qc_tables, motif_tables = [], [], []
+    for task_index, task in enumerate(all_tasks):
+        if tasks and task not in tasks:
+            continue
+        task_motifs = _motifs_for_task(motifs, task)
+        contrib, onehot = _read_task_arrays(contrib_path, task_index)
+        hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, min_similarity, fdr, trim_threshold,
+                                         batch_size, device, seed)
+        log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(regions))
+        hit_tables.append(_genome_hits(hits, regions, task_motifs, qc, task))
+        qc = pd.concat([regions[["chrom", "start", "end", "name"]].reset_index(drop=True), qc], axis=1)
+        qc["peak_id"] = np.arange(len(regions))
+        qc["task"] = task
+        qc["delta"] = _read_per_region(contrib_path, "delta", task_index, len(regions))
+        qc["prediction"] = _read_per_region(contrib_path, "prediction", task_index, len(regions))
+        qc_tables.append(qc[QC_COLUMNS])
+        thresholds.insert(1, "task", task)
+        motif_tables.append(thresholds)
+    hits = (pd.concat(hit_tables, ignore_index=True) if hit_tables
+            else _genome_hits(_empty_hits(), regions, [], None, ""))
+    chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
+    hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
+                            if c.name == "chr" else c, kind="stable").reset_index(drop=True)
+    motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else _thresholds_table([], [], [], [])
+    qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
+    return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, settings)
+
+
+def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMotif], qc: pd.DataFrame | None,
+                 task: str) -> pd.DataFrame:
+    region_start = regions["start"].to_numpy(np.int64)[hits["region"].to_numpy(np.int64)]
+    scale = qc["global_scale"].to_numpy()[hits["region"].to_numpy(np.int64)] if qc is not None else np.ones(len(hits))
+    start = region_start + hits["offset"].to_numpy(np.int64)
+    start_untrimmed = region_start + hits["offset_untrimmed"].to_numpy(np.int64)
+    names = np.array([motif.name for motif in motifs], dtype=object)
+    table = pd.DataFrame({
+        "chr": regions["chrom"].to_numpy()[hits["region"].to_numpy(np.int64)],
+        "start": start, "end": start + hits["width"].to_numpy(np.int64),
+        "start_untrimmed": start_untrimmed,
+        "end_untrimmed": start_untrimmed + hits["width_untrimmed"].to_numpy(np.int64),
+        "motif_name": names[hits["motif"].to_numpy(np.int64)] if len(hits) else np.array([], dtype=object),
+        "hit_coefficient": np.divide(hits["coefficient"].to_numpy(), scale, out=np.zeros(len(hits)), where=scale > 0),
+        "hit_coefficient_global": hits["coefficient"].to_numpy(),
+        "hit_similarity": hits["similarity"].to_numpy(), "hit_correlation": hits["similarity"].to_numpy(),
+        "hit_importance": hits["importance"].to_numpy(), "hit_importance_sq": hits["importance_sq"].to_numpy(),
+        "strand": hits["strand"].to_numpy(),
+        "peak_name": regions["name"].to_numpy()[hits["region"].to_numpy(np.int64)],
+        "peak_id": hits["region"].to_numpy(np.int64),
+        "task": task, "hit_contribution": hits["contribution"].to_numpy(),
+    })
+    return table[HIT_COLUMNS]
+
+
+def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | None = None) -> dict[str, Path]:
+    """Write ``hits.tsv``, ``hits.bed``, ``hits.h5`` and ``regions_qc.tsv`` into ``out_dir``, each atomically.
+
+    Returns
+    -------
+    dict
+        ``{"tsv", "bed", "h5", "qc"}`` → written path.
+    """
+    out = Path(out_dir)
+    paths = {"tsv": out / "hits.tsv", "bed": out / "hits.bed", "h5": out / "hits.h5", "qc": out / "regions_qc.tsv"}
+    with atomic_path(paths["tsv"]) as tmp:
+        calls.hits.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    write_hits_bed(calls.hits, paths["bed"])
+    with atomic_path(paths["qc"]) as tmp:
+        calls.qc.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    _write_hits_h5(calls, paths["h5"], provenance or {})
+    return paths
+
+
+_STRING = h5py.string_dtype(encoding="utf-8")
+
+
+def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
+    group.attrs["columns"] = json.dumps(list(table.columns))
+    for column in table.columns:
+        values = table[column]
+        if pd.api.types.is_integer_dtype(values):
+            group.create_dataset(column, data=values.to_numpy(np.int64))
+        elif pd.api.types.is_float_dtype(values):
+            group.create_dataset(column, data=values.to_numpy(np.float64))
+        else:
+            group.create_dataset(column, data=values.astype(str).to_numpy(dtype=object), dtype=_STRING)
+
+
+def _read_table(group: h5py.Group) -> pd.DataFrame:
+    columns = json.loads(group.attrs["columns"])
+    data = {}
+    for column in columns:
+        values = group[column][()]
+        if values.dtype == object:
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+        data[column] = values
+    return pd.DataFrame(data, columns=columns)
+
+
+def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs["genomatt_version"] = __version__
+        handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        handle.attrs["kind"] = "hits"
+        handle.attrs["provenance"] = json.dumps({**provenance, "settings": calls.settings}, sort_keys=True,
+                                                default=str)
+        for name, table in (("hits", calls.hits), ("qc", calls.qc), ("motifs", calls.motifs)):
+            _write_table(handle.create_group(name), table)
+        cwms = handle.create_group("cwms")
+        cwms.attrs["names"] = json.dumps(list(calls.cwms))
+        for name, cwm in calls.cwms.items():
+            cwms.create_dataset(name, data=np.asarray(cwm, dtype=np.float32))
+
+
+def read_hits(path: str | os.PathLike) -> HitCalls:
+    """Read a ``hits.h5`` written by :func:`write_hits`."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: hits file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise StoreError(f"{path}: not a readable HDF5 file ({error})") from None
+    with handle:
+        if handle.attrs.get("kind") != "hits" or any(name not in handle for name in ("hits", "qc", "motifs", "cwms")):
+            raise StoreError(f"{path}: not a genomatt hits.h5 (expected kind 'hits' with /hits, /qc, /motifs, /cwms)")
+        tables = {name: _read_table(handle[name]) for name in ("hits", "qc", "motifs")}
+        cwms = {name: handle["cwms"][name][()] for name in json.loads(handle["cwms"].attrs["names"])}
+        settings = json.loads(handle.attrs["provenance"]).get("settings", {})
+    return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, settings)

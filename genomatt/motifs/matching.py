@@ -1,0 +1,110 @@
+"""Known-motif matching: discovered motifs compared with JASPAR or a MEME file by TOMTOM (memelite).
+
+Each discovered motif's trimmed base-frequency matrix (the core columns, see
+``genomatt.motifs.discovery.TRIM_FRACTION``) is compared with every motif of the database, on both
+strands, by memelite's TOMTOM (complete scores, Euclidean column distance). TOMTOM's p-value is that of
+the best alignment; the q-value is the Benjamini-Hochberg adjustment of a motif's p-values against all
+database motifs, as MEME's tomtom reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from genomatt.atomic import atomic_path
+from genomatt.errors import MotifError
+from genomatt.motifs.discovery import DiscoveredMotif, bounded_threads
+from genomatt.motifs.formats import Motif, read_meme
+from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
+
+log = logging.getLogger(__name__)
+
+MATCH_COLUMNS = ("motif", "task", "sign", "n_seqlets", "rank", "match_id", "match_name", "p_value", "q_value")
+
+
+def load_database(
+    meme: str | os.PathLike | None = None,
+    release: str = DEFAULT_RELEASE,
+    collection: str = "CORE",
+    tax_group: str | None = "vertebrates",
+) -> list[Motif]:
+    """Known motifs to match against: a MEME file when given, else a JASPAR collection (offline, pyjaspar)."""
+    if meme is not None:
+        return read_meme(meme)
+    return fetch_jaspar_collection(release, collection, tax_group)
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of each row of ``p_values`` ``(Q, T)``, over that row's T tests."""
+    p_values = np.atleast_2d(np.asarray(p_values, dtype=np.float64))
+    tests = p_values.shape[1]
+    order = np.argsort(p_values, axis=1, kind="stable")
+    ranked = np.take_along_axis(p_values, order, axis=1) * tests / np.arange(1, tests + 1)
+    # The q-value of a rank is the smallest adjusted p-value at that rank or above.
+    ranked = np.minimum.accumulate(ranked[:, ::-1], axis=1)[:, ::-1]
+    q_values = np.empty_like(ranked)
+    np.put_along_axis(q_values, order, np.minimum(ranked, 1.0), axis=1)
+    return q_values
+
+
+def compare_motifs(
+    queries: Sequence[np.ndarray], database: Sequence[Motif], top: int = 3, threads: int = 1
+) -> list[list[dict]]:
+    """TOMTOM matches of each query against a motif database.
+
+    Parameters
+    ----------
+    queries
+        Probability matrices ``(4, W)`` (columns sum to 1).
+    database
+        Known motifs; more than 25 give stable p-values (memelite warns below).
+    top
+        Matches kept per query, by increasing p-value.
+    threads
+        Threads for TOMTOM.
+
+    Returns
+    -------
+    list of list of dict
+        Per query, its ``top`` matches: ``id``, ``name``, ``p``, ``q``.
+    """
+    from memelite import tomtom
+
+    if top < 1:
+        raise MotifError(f"the number of matches kept per motif must be at least 1, got {top}")
+    if not queries:
+        return []
+    if not database:
+        raise MotifError("the known-motif database is empty")
+    targets = [np.asarray(motif.probabilities, dtype=np.float64) for motif in database]
+    with bounded_threads(threads):
+        p_values = tomtom([np.asarray(query, dtype=np.float64) for query in queries], targets)[0]
+    q_values = benjamini_hochberg(p_values)
+    matches = []
+    for row_p, row_q in zip(p_values, q_values):
+        best = np.argsort(row_p, kind="stable")[:top]
+        matches.append([{"id": database[i].id, "name": database[i].name, "p": float(row_p[i]), "q": float(row_q[i])}
+                        for i in best])
+    return matches
+
+
+def match_motifs(motifs: Sequence[DiscoveredMotif], database: Sequence[Motif], top: int = 3, threads: int = 1) -> None:
+    """Set each motif's ``matches`` to its ``top`` TOMTOM matches (trimmed base frequencies vs. database)."""
+    found = compare_motifs([motif.core_motif().probabilities for motif in motifs], database, top, threads)
+    for motif, matches in zip(motifs, found):
+        motif.matches = matches
+
+
+def write_matches_tsv(motifs: Sequence[DiscoveredMotif], path: str | os.PathLike) -> None:
+    """Write every motif's matches as a TSV (``MATCH_COLUMNS``), one row per match, atomically."""
+    rows = [{"motif": motif.name, "task": motif.task, "sign": motif.sign, "n_seqlets": motif.n_seqlets,
+             "rank": rank, "match_id": match["id"], "match_name": match["name"], "p_value": match["p"],
+             "q_value": match["q"]}
+            for motif in motifs for rank, match in enumerate(motif.matches, start=1)]
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=list(MATCH_COLUMNS)).to_csv(tmp, sep="\t", index=False, float_format="%.4g")

@@ -1,0 +1,184 @@
+"""Seqlets: short windows of high contribution, called against a null and placed in genome coordinates.
+
+Seqlets are called exactly as tfmodisco-lite calls them inside ``TFMoDISco`` (its
+``extract_seqlets``): per-base contributions are summed over sliding windows of ``core`` bp, a Laplace
+null is fitted to the bulk of those sums, and windows whose sum passes an isotonic-regression FDR
+threshold are taken greedily, best first, each suppressing its neighbourhood. Each seqlet is a
+``core``-bp window plus ``flank`` bp on both sides. tfmodisco-lite's floor of 3% passing windows is
+dropped (``min_passing_windows_frac=0``) so that the FDR alone decides and pure noise gives next to no seqlets.
+A seqlet's sign is that of its core sum; seqlets whose core sum is within the weakest threshold of zero
+are dropped, as ``TFMoDISco`` drops them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genomatt.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+# The table of seqlets called against the null, in genome coordinates (0-based, half-open).
+CALLED_SEQLET_COLUMNS = ("task", "sign", "chrom", "start", "end", "region", "score")
+
+# tfmodisco-lite's seqlet and pattern sizes (its command-line defaults) are kept for windows at least this
+# long, where a pattern (trim + 2 flanks = 50 bp) spans at most a quarter of the window. Shorter windows
+# scale all sizes down: a pattern keeps only the seqlets whose expansion to its width stays inside the
+# window, so full-size patterns lose most seqlets of short windows (tfmodisco-lite finds no motif below
+# ~100 bp); docs/methods.md gives the measurements.
+FULL_GEOMETRY_WINDOW = 200
+MIN_WINDOW = 20
+
+# tfmodisco-lite's defaults: the weakest threshold for counting a seqlet's sign, as a quantile of
+# |windowed sums|, and the largest fraction of windows that may pass.
+WEAK_THRESHOLD_FOR_COUNTING_SIGN = 0.8
+MAX_PASSING_WINDOWS_FRAC = 0.2
+
+
+@dataclass(frozen=True)
+class SeqletGeometry:
+    """Seqlet and pattern sizes in bp.
+
+    Attributes
+    ----------
+    core
+        Width of the sliding window whose contribution sum is tested (``sliding_window_size``).
+    flank
+        Bases added on each side of the core to make a seqlet (``flank_size``).
+    trim
+        Width a pattern is trimmed to around its most informative window (``trim_to_window_size``).
+    pattern_flank
+        Bases added on each side of a trimmed pattern (``initial_flank_to_add``).
+    """
+
+    core: int = 20
+    flank: int = 5
+    trim: int = 30
+    pattern_flank: int = 10
+
+    @property
+    def suppress(self) -> int:
+        """Half-width around a called seqlet's core start within which no other seqlet is taken."""
+        return int(0.5 * self.core) + self.flank
+
+
+def seqlet_geometry(window: int) -> SeqletGeometry:
+    """Seqlet and pattern sizes for a discovery window of ``window`` bp.
+
+    Windows of at least ``FULL_GEOMETRY_WINDOW`` bp get tfmodisco-lite's sizes; shorter ones get all four
+    sizes scaled by ``window / FULL_GEOMETRY_WINDOW`` (core >= 6, flank >= 1, trim >= 10, pattern flank
+    >= 2).
+    """
+    full = SeqletGeometry()
+    if window >= FULL_GEOMETRY_WINDOW:
+        return full
+    scale = window / FULL_GEOMETRY_WINDOW
+    return SeqletGeometry(
+        core=max(6, round(full.core * scale)),
+        flank=max(1, round(full.flank * scale)),
+        trim=max(10, round(full.trim * scale)),
+        pattern_flank=max(2, round(full.pattern_flank * scale)),
+    )
+
+
+def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: float = 0.05) -> tuple[pd.DataFrame, float]:
+    """Call seqlets in actual-contribution tracks.
+
+    Parameters
+    ----------
+    contrib
+        ``(N, 4, W)`` float32 actual contributions (``onehot * hypothetical``) of each region's window.
+    geometry
+        Seqlet sizes (see :func:`seqlet_geometry`).
+    target_fdr
+        False discovery rate of windowed sums against the fitted Laplace null.
+
+    Returns
+    -------
+    seqlets : pandas.DataFrame
+        One row per seqlet: ``example`` (row of ``contrib``), ``start``/``end`` (the core, in window
+        coordinates), ``sign`` (``pos``/``neg``) and ``score`` (sum of contributions over the core).
+        Empty, with a logged warning, when no null can be fitted to the windowed sums (all equal, or of
+        one sign).
+    threshold : float
+        The absolute core sum a seqlet must exceed to be kept (``nan`` when nothing was tested).
+    """
+    from modiscolite.extract_seqlets import extract_seqlets
+
+    empty = pd.DataFrame({"example": np.zeros(0, np.int64), "start": np.zeros(0, np.int64),
+                          "end": np.zeros(0, np.int64), "sign": np.zeros(0, object), "score": np.zeros(0)})
+    # Length-last, as TFMoDISco holds it, so that every sum below has the bits of the sums it computes and
+    # the seqlets called here are exactly the seqlets it clusters (no copy when given its own array's view).
+    length_last = np.ascontiguousarray(np.asarray(contrib).transpose(0, 2, 1))
+    per_base = length_last.sum(axis=2)
+    if per_base.shape[1] < geometry.core + 2 * geometry.flank:
+        return empty, float("nan")
+    try:
+        coordinates, threshold = extract_seqlets(
+            attribution_scores=per_base, window_size=geometry.core, flank=geometry.flank,
+            suppress=geometry.suppress, target_fdr=target_fdr, min_passing_windows_frac=0.0,
+            max_passing_windows_frac=MAX_PASSING_WINDOWS_FRAC,
+            weak_threshold_for_counting_sign=WEAK_THRESHOLD_FOR_COUNTING_SIGN,
+        )
+    except (IndexError, ValueError, ZeroDivisionError):
+        # tfmodisco-lite fits its null to each side of the mode of the windowed sums and fails when a side
+        # is empty: all-zero or constant tracks, or sums of (almost) one sign.
+        log.warning("the windowed contribution sums cannot be fitted by a null (all equal, or almost all of one "
+                    "sign); no seqlets")
+        return empty, float("nan")
+    examples = np.array([seqlet.example_idx for seqlet in coordinates], dtype=np.int64)
+    starts = np.array([seqlet.start for seqlet in coordinates], dtype=np.int64) + geometry.flank
+    scores = np.array([length_last[e, s : s + geometry.core].sum() for e, s in zip(examples, starts)], dtype=np.float64)
+    keep = np.abs(scores) > threshold
+    seqlets = pd.DataFrame({
+        "example": examples[keep], "start": starts[keep], "end": starts[keep] + geometry.core,
+        "sign": np.where(scores[keep] > 0, "pos", "neg").astype(object), "score": scores[keep],
+    })
+    return seqlets, float(threshold)
+
+
+def to_genome(seqlets: pd.DataFrame, regions: pd.DataFrame, window_start: int) -> pd.DataFrame:
+    """Place window-relative intervals in the genome.
+
+    Parameters
+    ----------
+    seqlets
+        Table with ``example`` (row of ``regions``) and ``start``/``end`` relative to the window.
+    regions
+        The regions table (``chrom``, ``start``, ``name``) whose rows ``example`` indexes.
+    window_start
+        Offset of the discovery window within each region.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``seqlets`` with ``chrom`` and ``region`` added and ``start``/``end`` in genome coordinates.
+    """
+    rows = seqlets["example"].to_numpy(np.int64)
+    offset = regions["start"].to_numpy(np.int64)[rows] + window_start
+    placed = seqlets.copy()
+    placed["chrom"] = regions["chrom"].to_numpy(object)[rows]
+    placed["region"] = regions["name"].to_numpy(object)[rows]
+    placed["start"] = seqlets["start"].to_numpy(np.int64) + offset
+    placed["end"] = seqlets["end"].to_numpy(np.int64) + offset
+    return placed
+
+
+def write_bed(table: pd.DataFrame, path: str | os.PathLike, name: str) -> Path:
+    """Write seqlets as BED6 (``chrom, start, end, <name column>, score, strand``), sorted, atomically.
+
+    A table without a ``strand`` column is written with strand ``.``.
+    """
+    bed = pd.DataFrame({
+        "chrom": table["chrom"], "start": table["start"], "end": table["end"], "name": table[name],
+        "score": table["score"].round(6), "strand": table["strand"] if "strand" in table else ".",
+    }).sort_values(["chrom", "start", "end"], kind="stable")
+    with atomic_path(path) as tmp:
+        bed.to_csv(tmp, sep="\t", header=False, index=False)
+    return Path(path)

@@ -1,0 +1,239 @@
+"""Motif-stage files: reading contributions, and writing ``motifs.h5`` and tfmodisco-lite results.
+
+``motifs.h5`` and the tfmodisco-lite schema are documented in ``docs/formats.md``. Both are written to
+a temporary file and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from genomatt import __version__
+from genomatt.atomic import atomic_path
+from genomatt.errors import StoreError
+from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
+from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
+from genomatt.store import read_attrs, read_regions
+
+log = logging.getLogger(__name__)
+
+_STRING = h5py.string_dtype(encoding="utf-8")
+_INTEGER_COLUMNS = {"start", "end", "window_start", "window_end"}
+_FLOAT_COLUMNS = {"score"}
+TABLES = {"seqlets": MOTIF_SEQLET_COLUMNS, "called_seqlets": CALLED_SEQLET_COLUMNS}
+
+
+@dataclass
+class ContributionInfo:
+    """What a contribution file holds, checked against the ``contrib.h5`` schema.
+
+    Attributes
+    ----------
+    path
+        The file.
+    regions
+        Its regions table (N rows).
+    tasks
+        The T task names, in axis order of ``/hypothetical``.
+    length
+        Region length L in bp.
+    provenance
+        The file's provenance record (method, model hash, ...).
+    """
+
+    path: Path
+    regions: pd.DataFrame
+    tasks: list[str]
+    length: int
+    provenance: dict
+
+
+def read_contribution_info(path: str | os.PathLike) -> ContributionInfo:
+    """Check a ``contrib.h5`` file and return its regions, tasks and region length.
+
+    Raises
+    ------
+    StoreError
+        The file is missing or not HDF5, lacks ``/onehot``, ``/hypothetical`` or the regions table, or
+        their shapes disagree with ``(N, 4, L)``, ``(N, T, 4, L)``, N regions and T task names.
+    """
+    path = Path(path)
+    regions = read_regions(path)
+    attrs = read_attrs(path)
+    with h5py.File(path, "r") as handle:
+        shapes = {name: handle[name].shape for name in ("onehot", "hypothetical")
+                  if name in handle and isinstance(handle[name], h5py.Dataset)}
+    for name, expected in (("onehot", "(N, 4, L)"), ("hypothetical", "(N, T, 4, L)")):
+        if name not in shapes:
+            raise StoreError(f"{path}: no '/{name}' array {expected}; not a contribution file (genomatt attribute)")
+    onehot, hypothetical = shapes["onehot"], shapes["hypothetical"]
+    if len(onehot) != 3 or onehot[1] != 4:
+        raise StoreError(f"{path}: '/onehot' has shape {onehot}, expected (N, 4, L)")
+    if len(hypothetical) != 4 or hypothetical[2] != 4 or hypothetical[0] != onehot[0] or hypothetical[3] != onehot[2]:
+        raise StoreError(f"{path}: '/hypothetical' has shape {hypothetical}, expected (N, T, 4, L) = "
+                         f"({onehot[0]}, T, 4, {onehot[2]}) to match '/onehot'")
+    if len(regions) != onehot[0]:
+        raise StoreError(f"{path}: {len(regions)} regions but {onehot[0]} rows in '/onehot'")
+    tasks = [str(task) for task in np.atleast_1d(attrs.get("tasks", []))]
+    if len(tasks) != hypothetical[1]:
+        raise StoreError(f"{path}: attribute 'tasks' names {len(tasks)} tasks but '/hypothetical' has "
+                         f"{hypothetical[1]}")
+    if len(set(tasks)) != len(tasks):
+        raise StoreError(f"{path}: task names are not unique: {tasks}")
+    return ContributionInfo(path, regions, tasks, int(onehot[2]), attrs.get("provenance", {}))
+
+
+def read_task_window(path: str | os.PathLike, task_index: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-hot and one task's hypothetical contributions over ``[start, end)`` of every region.
+
+    Returns
+    -------
+    onehot, hypothetical : numpy.ndarray
+        ``(N, 4, end - start)`` float32 each.
+    """
+    with h5py.File(path, "r") as handle:
+        onehot = handle["onehot"][:, :, start:end].astype(np.float32, copy=False)
+        hypothetical = handle["hypothetical"][:, task_index, :, start:end].astype(np.float32, copy=False)
+    if not np.isfinite(hypothetical).all():
+        raise StoreError(f"{path}: hypothetical contributions of task {task_index} contain NaN or infinite values")
+    return onehot, hypothetical
+
+
+def _write_table(group: h5py.Group, table: pd.DataFrame, columns: Sequence[str]) -> None:
+    group.attrs["columns"] = json.dumps(list(columns))
+    for column in columns:
+        if column in _INTEGER_COLUMNS:
+            group.create_dataset(column, data=table[column].to_numpy(np.int64))
+        elif column in _FLOAT_COLUMNS:
+            group.create_dataset(column, data=table[column].to_numpy(np.float64))
+        else:
+            group.create_dataset(column, data=table[column].astype(str).to_numpy(object), dtype=_STRING)
+
+
+def _read_table(group: h5py.Group) -> pd.DataFrame:
+    columns = json.loads(group.attrs["columns"])
+    data = {}
+    for column in columns:
+        values = group[column][()]
+        if values.dtype == object:
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+        data[column] = values
+    return pd.DataFrame(data, columns=columns)
+
+
+def write_motifs(
+    path: str | os.PathLike,
+    motifs: Sequence[DiscoveredMotif],
+    seqlets: pd.DataFrame,
+    called_seqlets: pd.DataFrame,
+    provenance: dict,
+) -> Path:
+    """Write discovered motifs and their seqlets to ``motifs.h5`` (schema in ``docs/formats.md``).
+
+    Parameters
+    ----------
+    path
+        Output file.
+    motifs
+        The motifs, in the order to keep (``/motifs`` attribute ``names``).
+    seqlets
+        Motif seqlets (``MOTIF_SEQLET_COLUMNS``).
+    called_seqlets
+        Seqlets called against the null (``CALLED_SEQLET_COLUMNS``).
+    provenance
+        How the file was made; stored as JSON.
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs["genomatt_version"] = __version__
+        handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        handle.attrs["kind"] = "motifs"
+        handle.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        group = handle.create_group("motifs")
+        group.attrs["names"] = json.dumps([motif.name for motif in motifs])
+        for motif in motifs:
+            entry = group.create_group(motif.name)
+            entry.create_dataset("cwm", data=motif.cwm.astype(np.float32))
+            entry.create_dataset("hypothetical_cwm", data=motif.hypothetical_cwm.astype(np.float32))
+            entry.create_dataset("pwm", data=motif.pwm.astype(np.float32))
+            entry.attrs.update({"task": motif.task, "sign": motif.sign, "n_seqlets": motif.n_seqlets,
+                                "trim_start": motif.trim_start, "trim_end": motif.trim_end,
+                                "matches": json.dumps(motif.matches)})
+        for name, table in (("seqlets", seqlets), ("called_seqlets", called_seqlets)):
+            _write_table(handle.create_group(name), table, TABLES[name])
+    return Path(path)
+
+
+def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.DataFrame, pd.DataFrame]:
+    """Read ``motifs.h5``: the motifs (in written order), the motif seqlets and the called seqlets."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise StoreError(f"{path}: not a readable HDF5 file ({error})") from None
+    with handle:
+        if handle.attrs.get("kind") != "motifs" or "motifs" not in handle:
+            raise StoreError(f"{path}: not a motifs file (genomatt motifs)")
+        group = handle["motifs"]
+        motifs = []
+        for name in json.loads(group.attrs["names"]):
+            entry = group[name]
+            motifs.append(DiscoveredMotif(
+                name=name, task=str(entry.attrs["task"]), sign=str(entry.attrs["sign"]),
+                cwm=entry["cwm"][()], hypothetical_cwm=entry["hypothetical_cwm"][()], pwm=entry["pwm"][()],
+                n_seqlets=int(entry.attrs["n_seqlets"]), trim_start=int(entry.attrs["trim_start"]),
+                trim_end=int(entry.attrs["trim_end"]), matches=json.loads(entry.attrs["matches"]),
+            ))
+        return motifs, _read_table(handle["seqlets"]), _read_table(handle["called_seqlets"])
+
+
+def _write_pattern(group: h5py.Group, pattern, region_order: np.ndarray) -> None:
+    """One tfmodisco-lite pattern (and its subpatterns) as ``modiscolite.io.save_hdf5`` lays it out."""
+    seqlets = pattern.seqlets
+    group.create_dataset("sequence", data=pattern.sequence)
+    group.create_dataset("contrib_scores", data=pattern.contrib_scores)
+    group.create_dataset("hypothetical_contribs", data=pattern.hypothetical_contribs)
+    seqlet_group = group.create_group("seqlets")
+    seqlet_group.create_dataset("n_seqlets", data=np.array([len(seqlets)]))
+    seqlet_group.create_dataset("start", data=np.array([seqlet.start for seqlet in seqlets], dtype=np.int64))
+    seqlet_group.create_dataset("end", data=np.array([seqlet.end for seqlet in seqlets], dtype=np.int64))
+    # Regions-table rows of contrib.h5, not tfmodisco-lite's shuffled order, so readers index the regions.
+    seqlet_group.create_dataset("example_idx", data=region_order[[seqlet.example_idx for seqlet in seqlets]])
+    seqlet_group.create_dataset("is_revcomp", data=np.array([bool(seqlet.is_revcomp) for seqlet in seqlets]))
+    for track in ("sequence", "contrib_scores", "hypothetical_contribs"):
+        seqlet_group.create_dataset(track, data=np.array([getattr(seqlet, track) for seqlet in seqlets]))
+    if pattern.subclusters is not None:
+        for subcluster, subpattern in pattern.subcluster_to_subpattern.items():
+            _write_pattern(group.create_group(f"subpattern_{subcluster}"), subpattern, region_order)
+
+
+def write_modisco_h5(path: str | os.PathLike, discovery: TaskDiscovery, provenance: dict) -> Path:
+    """Write one task's discovery in tfmodisco-lite's HDF5 schema (read by ``modisco report``, Fi-NeMo).
+
+    ``<sign>_patterns/pattern_<i>`` is motif ``<task>.<sign>.<i>``. Seqlet ``start``/``end`` are relative
+    to the discovery window (root attributes ``window_size`` and ``window_start``, its offset within the
+    regions) and ``example_idx`` indexes the regions of the contribution file.
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.attrs["window_size"] = discovery.window_size
+        handle.attrs["window_start"] = discovery.window_start
+        handle.attrs["task"] = discovery.task
+        handle.attrs["genomatt_version"] = __version__
+        handle.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        for sign, patterns in discovery.patterns.items():
+            if patterns:
+                group = handle.create_group(f"{sign}_patterns")
+                for index, pattern in enumerate(patterns):
+                    _write_pattern(group.create_group(f"pattern_{index}"), pattern, discovery.region_order)
+    return Path(path)

@@ -1,0 +1,443 @@
+"""The HTML report: one self-contained file (images embedded as base64) that opens offline.
+
+Sections: run summary (inputs, model and its test metrics, attribution settings, summation-to-delta
+error distribution), the motif table sorted by seqlet count (logos, best known-motif matches, hit
+counts, fraction of regions with a hit) and example regions (contribution logos with hits beneath).
+Motif logos are also written as PNG and SVG files in a ``logos/`` folder beside the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from genomatt import __version__
+from genomatt.atomic import atomic_path
+from genomatt.errors import StoreError
+from genomatt.motifs.hits import HitCalls, contribution_tasks, read_hits
+from genomatt.report.logos import (
+    HIT_COLOURS, MOTIF_LOGO_KINDS, figure_bytes, logo_figure, motif_logo_matrices, region_figure, write_figure,
+)
+from genomatt.store import read_attrs, read_regions
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXAMPLE_REGIONS = 6
+# Regions longer than this are drawn as a window of this width around their hits, so letters stay legible.
+MAX_DRAWN_BASES = 240
+MATCHES_SHOWN = 3
+KEY_SETTINGS = ("method", "rule", "n_references", "seed", "model", "model_sha256")
+
+
+@dataclass
+class ReportMotif:
+    """One row of the motif table."""
+
+    name: str
+    task: str
+    sign: str
+    n_seqlets: int | None
+    cwm: np.ndarray
+    pwm: np.ndarray | None = None
+    hypothetical_cwm: np.ndarray | None = None
+    matches: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows, read from the run's files."""
+
+    contrib_path: Path
+    regions: pd.DataFrame
+    tasks: list[str]
+    attrs: dict
+    delta: np.ndarray | None
+    motifs: list[ReportMotif]
+    hits: HitCalls | None
+    metrics: object | None
+    sources: dict[str, Path | None]
+
+
+def _read_motifs(path: Path) -> list[ReportMotif]:
+    from genomatt.motifs.store import read_motifs
+
+    return [ReportMotif(m.name, m.task, m.sign, m.n_seqlets, m.cwm, m.pwm, m.hypothetical_cwm, m.matches)
+            for m in read_motifs(path)[0]]
+
+
+def _read_metrics(path: Path) -> object:
+    if not path.is_file():
+        raise StoreError(f"{path}: metrics file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise StoreError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def load_report_inputs(
+    contrib: str | os.PathLike, motifs: str | os.PathLike | None = None, hits: str | os.PathLike | None = None,
+    metrics: str | os.PathLike | None = None,
+) -> ReportInputs:
+    """Read and check every input of the report (only ``contrib`` is required)."""
+    contrib = Path(contrib)
+    tasks = contribution_tasks(contrib)
+    regions = read_regions(contrib)
+    with h5py.File(contrib, "r") as handle:
+        delta = np.asarray(handle["delta"][()], dtype=float) if "delta" in handle else None
+    motif_rows = _read_motifs(Path(motifs)) if motifs else []
+    hit_calls = read_hits(hits) if hits else None
+    if hit_calls is not None:
+        known = {motif.name for motif in motif_rows}
+        # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
+        for name, cwm in hit_calls.cwms.items():
+            if name not in known:
+                motif_tasks = hit_calls.motifs.loc[hit_calls.motifs["motif_name"] == name, "task"].unique()
+                sign = "neg" if np.asarray(cwm).sum() < 0 else "pos"
+                motif_rows.append(ReportMotif(name, ", ".join(map(str, motif_tasks)) or "all", sign, None, cwm))
+    return ReportInputs(
+        contrib_path=contrib, regions=regions, tasks=tasks, attrs=read_attrs(contrib), delta=delta,
+        motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
+        sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
+                 "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
+    )
+
+
+def _image(png: bytes, alt: str, css_class: str = "") -> str:
+    encoded = base64.b64encode(png).decode("ascii")
+    return f'<img class="{css_class}" alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _format(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 160 else text[:157] + "…"
+    return str(value)
+
+
+def _key_value_table(items: list[tuple[str, object]]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(_format(value))}</td></tr>"
+                   for key, value in items)
+    return f'<table class="kv">{rows}</table>'
+
+
+def _metrics_table(metrics: object) -> str:
+    """A JSON object of objects becomes a table (rows = outer keys); anything else a key/value list."""
+    if isinstance(metrics, dict) and metrics and all(isinstance(v, dict) for v in metrics.values()):
+        columns = list(dict.fromkeys(key for inner in metrics.values() for key in inner))
+        head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
+        body = "".join(
+            f"<tr><th>{html.escape(str(row))}</th>"
+            + "".join(f'<td class="num">{html.escape(_format(inner.get(column)))}</td>' for column in columns)
+            + "</tr>" for row, inner in metrics.items())
+        return f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
+    if isinstance(metrics, dict):
+        return _key_value_table(list(metrics.items()))
+    return f"<pre>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>"
+
+
+def _delta_figure(delta: np.ndarray, tasks: list[str]) -> Figure:
+    figure = Figure(figsize=(6.0, 2.4))
+    ax = figure.subplots()
+    floor = 1e-12
+    values = np.log10(np.maximum(delta, floor))
+    bins = np.linspace(values.min(), max(values.max(), values.min() + 1e-6), 40)
+    for index, task in enumerate(tasks):
+        ax.hist(values[:, index], bins=bins, histtype="step", linewidth=1.4, label=task,
+                color=HIT_COLOURS[index % len(HIT_COLOURS)])
+    ax.set_xlabel("log10 summation-to-delta error", fontsize=8)
+    ax.set_ylabel("regions", fontsize=8)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if len(tasks) > 1:
+        ax.legend(fontsize=7, frameon=False)
+    figure.tight_layout(pad=0.4)
+    return figure
+
+
+def _cards(inputs: ReportInputs) -> str:
+    n = len(inputs.regions)
+    width = int((inputs.regions["end"] - inputs.regions["start"]).iloc[0]) if n else 0
+    n_hits = len(inputs.hits.hits) if inputs.hits is not None else None
+    with_hit = inputs.hits.hits["peak_id"].nunique() if inputs.hits is not None else None
+    cards = [("regions", f"{n:,}"), ("region width", f"{width:,} bp"), ("tasks", f"{len(inputs.tasks)}"),
+             ("motifs", f"{len(inputs.motifs)}"),
+             ("hits", "—" if n_hits is None else f"{n_hits:,}"),
+             ("regions with a hit", "—" if with_hit is None else f"{with_hit / max(n, 1):.0%}")]
+    return '<div class="cards">' + "".join(
+        f'<div class="card"><div class="value">{html.escape(value)}</div><div class="label">{html.escape(label)}'
+        f"</div></div>" for label, value in cards) + "</div>"
+
+
+def _run_section(inputs: ReportInputs) -> str:
+    provenance = inputs.attrs.get("provenance", {}) or {}
+    files = [(kind, str(path) if path else "not given") for kind, path in inputs.sources.items()]
+    files.append(("contributions written", inputs.attrs.get("created_utc")))
+    files.append(("tasks", ", ".join(inputs.tasks)))
+    key_settings = [(key, provenance[key]) for key in KEY_SETTINGS if key in provenance]
+    other_settings = [(key, value) for key, value in sorted(provenance.items()) if key not in KEY_SETTINGS]
+    parts = ['<section id="run"><h2>Run</h2><div class="two-col">',
+             f"<div><h3>Inputs</h3>{_key_value_table(files)}</div>",
+             f"<div><h3>Model and attribution</h3>{_key_value_table(key_settings + other_settings)}</div></div>"]
+    parts.append("<h3>Model test metrics</h3>")
+    parts.append(_metrics_table(inputs.metrics) if inputs.metrics is not None
+                 else '<p class="empty">No metrics file was given (<code>genomatt report --metrics</code>).</p>')
+    parts.append("<h3>Summation-to-delta error</h3>")
+    if inputs.delta is not None and inputs.delta.size:
+        quantiles = np.quantile(inputs.delta, [0.5, 0.99, 1.0])
+        parts.append('<p class="note">Per region and task: the largest, over references, of |Σ contributions − '
+                     f"(f(x) − f(reference))|. Median {quantiles[0]:.3g}, 99th percentile {quantiles[1]:.3g}, "
+                     f"maximum {quantiles[2]:.3g}.</p>")
+        parts.append(_image(figure_bytes(_delta_figure(inputs.delta, inputs.tasks), "png"),
+                            "distribution of the summation-to-delta error", "plot"))
+    else:
+        parts.append('<p class="empty">The contribution file records no summation-to-delta error.</p>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _hit_statistics(inputs: ReportInputs) -> pd.DataFrame:
+    """Per motif: number of hits and fraction of regions with at least one."""
+    if inputs.hits is None or not len(inputs.hits.hits):
+        return pd.DataFrame(columns=["hits", "fraction"])
+    grouped = inputs.hits.hits.groupby("motif_name")
+    return pd.DataFrame({"hits": grouped.size(), "fraction": grouped["peak_id"].nunique() / len(inputs.regions)})
+
+
+def _matches_cell(matches: list[dict]) -> str:
+    if not matches:
+        return '<span class="muted">no match</span>'
+    items = []
+    for match in matches[:MATCHES_SHOWN]:
+        q = match.get("q")
+        label = f"{match.get('name', '')} <span class=\"muted\">{html.escape(str(match.get('id', '')))}</span>"
+        items.append(f"<li>{label} <span class=\"q\">q = {_format(q)}</span></li>" if q is not None
+                     else f"<li>{label}</li>")
+    return f'<ul class="matches">{"".join(items)}</ul>'
+
+
+def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
+    header = '<section id="motifs"><h2>Motifs</h2>'
+    if not inputs.motifs:
+        reason = ("No motif file was given." if inputs.sources["motifs"] is None and inputs.hits is None
+                  else "No motifs were found: no seqlet group was large enough to make a motif.")
+        return header + f'<p class="empty">{reason}</p></section>'
+    statistics = _hit_statistics(inputs)
+    motifs = sorted(inputs.motifs, key=lambda m: -(m.n_seqlets if m.n_seqlets is not None else -1))
+    rows = []
+    for motif in motifs:
+        matrices = motif_logo_matrices(motif.cwm, motif.pwm, motif.hypothetical_cwm)
+        logos = []
+        for kind, matrix in matrices.items():
+            caption, ylabel = MOTIF_LOGO_KINDS[kind]
+            figure = logo_figure(matrix, ylabel)
+            written = write_figure(figure, logo_dir / f"{motif.name}.{kind}")
+            logos.append(f'<figure>{_image(written["png"].read_bytes(), f"{motif.name} {caption}", "logo")}'
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        hits = int(statistics["hits"].get(motif.name, 0)) if motif.name in statistics.index else 0
+        fraction = float(statistics["fraction"].get(motif.name, 0.0)) if motif.name in statistics.index else 0.0
+        hit_cells = ("<td class=\"num\">—</td><td class=\"num\">—</td>" if inputs.hits is None else
+                     f'<td class="num">{hits:,}</td><td class="num"><div class="bar"><span style="width:'
+                     f'{100 * fraction:.1f}%"></span></div>{fraction:.1%}</td>')
+        rows.append(
+            f'<tr><td><div class="name">{html.escape(motif.name)}</div><div class="muted">task '
+            f'{html.escape(motif.task)} · <span class="sign {motif.sign}">{html.escape(motif.sign)}</span></div></td>'
+            f'<td class="num">{"—" if motif.n_seqlets is None else f"{motif.n_seqlets:,}"}</td>'
+            f'<td><div class="logos">{"".join(logos)}</div></td><td>{_matches_cell(motif.matches)}</td>'
+            f"{hit_cells}</tr>")
+    note = ('<p class="note">Sorted by seqlet count. Logo files (PNG and SVG) are in '
+            f"<code>{html.escape(str(logo_dir))}</code>.</p>")
+    if inputs.hits is None:
+        note += '<p class="empty">No hit file was given, so hit counts are not shown.</p>'
+    return (header + note + '<table class="motifs"><thead><tr><th>motif</th><th>seqlets</th><th>logos</th>'
+            "<th>best known matches</th><th>hits</th><th>regions with a hit</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table></section>")
+
+
+def _example_regions(inputs: ReportInputs, n_regions: int) -> list[tuple[int, str]]:
+    """(region row, task) pairs to draw: per task, the regions whose hits carry the most contribution,
+    taken in turn from each task so that every task is shown."""
+    if inputs.hits is None or not len(inputs.hits.hits):
+        return []
+    weight = inputs.hits.hits.groupby(["task", "peak_id"])["hit_importance"].sum()
+    ranked = {task: list(group.droplevel(0).sort_values(ascending=False).index)
+              for task, group in weight.groupby(level=0)}
+    chosen, seen = [], set()
+    while len(chosen) < n_regions and any(ranked.values()):
+        for task, regions in ranked.items():
+            while regions and regions[0] in seen:
+                regions.pop(0)
+            if regions and len(chosen) < n_regions:
+                seen.add(regions[0])
+                chosen.append((int(regions.pop(0)), str(task)))
+    return chosen
+
+
+def _drawn_stretch(length: int, hits: pd.DataFrame) -> tuple[int, int]:
+    if length <= MAX_DRAWN_BASES:
+        return 0, length
+    centre = (hits["offset"].min() + hits["offset_end"].max()) // 2 if len(hits) else length // 2
+    start = int(np.clip(centre - MAX_DRAWN_BASES // 2, 0, length - MAX_DRAWN_BASES))
+    return start, start + MAX_DRAWN_BASES
+
+
+def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str]) -> str:
+    header = '<section id="regions"><h2>Example regions</h2>'
+    chosen = _example_regions(inputs, n_regions)
+    if not chosen:
+        reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+        return header + f'<p class="empty">{reason}</p></section>'
+    parts = [header, f'<p class="note">{len(chosen)} regions whose hits carry the most contribution, taken in turn '
+             "from each task; letters are the projected contributions of the task named, bars the hits.</p>"]
+    with h5py.File(inputs.contrib_path, "r") as handle:
+        for region, task in chosen:
+            row = inputs.regions.iloc[region]
+            start = int(row["start"])
+            contrib = handle["contrib"][region, inputs.tasks.index(task)]
+            hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
+            hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start)
+            first, last = _drawn_stretch(contrib.shape[1], hits)
+            shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
+            shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
+            title = f"{row['name']}  {row['chrom']}:{start + first:,}-{start + last:,}  task {task}"
+            figure = region_figure(contrib[:, first:last], shown, colours, title, start + first)
+            table_rows = "".join(
+                f"<tr><td>{html.escape(str(h.motif_name))}</td><td>{h.chr}:{h.start:,}-{h.end:,}</td>"
+                f'<td>{h.strand}</td><td class="num">{h.hit_similarity:.2f}</td>'
+                f'<td class="num">{h.hit_contribution:.3g}</td></tr>' for h in hits.itertuples())
+            parts.append(
+                f'<div class="region">{_image(figure_bytes(figure, "png"), title, "track")}'
+                '<table class="grid small"><thead><tr><th>motif</th><th>position</th><th>strand</th>'
+                f"<th>similarity</th><th>contribution</th></tr></thead><tbody>{table_rows}</tbody></table></div>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+CSS = """
+:root { --ink:#0f172a; --muted:#64748b; --line:#e2e8f0; --soft:#f8fafc; --accent:#2563eb; }
+* { box-sizing: border-box; }
+body { margin:0; font:14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color:var(--ink); background:#f1f5f9; }
+header { background:linear-gradient(135deg,#1e3a8a,#2563eb); color:white; padding:28px 0 22px; }
+header .inner, main { max-width:1240px; margin:0 auto; padding:0 24px; }
+header h1 { margin:0; font-size:26px; font-weight:650; letter-spacing:-0.01em; }
+header p { margin:4px 0 0; opacity:0.85; }
+nav { margin-top:14px; display:flex; gap:18px; }
+nav a { color:white; opacity:0.9; text-decoration:none; font-weight:500; }
+nav a:hover { opacity:1; text-decoration:underline; }
+section { background:white; border:1px solid var(--line); border-radius:12px; padding:20px 24px; margin:22px 0;
+          box-shadow:0 1px 2px rgba(15,23,42,0.04); }
+h2 { margin:0 0 12px; font-size:19px; }
+h3 { margin:18px 0 8px; font-size:14px; text-transform:uppercase; letter-spacing:0.04em; color:var(--muted); }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(150px,1fr)); gap:12px; margin-top:22px; }
+.card { background:white; border:1px solid var(--line); border-radius:12px; padding:14px 16px; }
+.card .value { font-size:22px; font-weight:650; }
+.card .label { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:0.04em; }
+.two-col { display:grid; grid-template-columns:1fr 1fr; gap:24px; }
+@media (max-width: 900px) { .two-col { grid-template-columns:1fr; } }
+table { border-collapse:collapse; width:100%; }
+th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line); vertical-align:top; }
+table.kv th { width:34%; color:var(--muted); font-weight:500; }
+table.kv td { word-break:break-all; font-family:ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }
+table.grid thead th, table.motifs thead th { background:var(--soft); font-size:12px; text-transform:uppercase;
+          letter-spacing:0.03em; color:var(--muted); }
+table.grid tbody tr:nth-child(even) { background:var(--soft); }
+table.small { font-size:12px; margin-top:8px; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+table.motifs td { padding:12px 10px; }
+.name { font-weight:600; }
+.muted { color:var(--muted); font-size:12px; }
+.sign { padding:0 6px; border-radius:8px; font-size:11px; }
+.sign.pos { background:#dcfce7; color:#166534; } .sign.neg { background:#fee2e2; color:#991b1b; }
+.logos { display:grid; grid-template-columns:repeat(2, max-content); gap:8px 14px; }
+figure { margin:0; }
+figcaption { font-size:11px; color:var(--muted); text-align:center; }
+img.logo { height:72px; display:block; }
+img.plot { max-width:640px; width:100%; display:block; }
+img.track { width:100%; display:block; }
+ul.matches { margin:0; padding-left:16px; min-width:190px; }
+.q { color:var(--accent); font-size:12px; white-space:nowrap; }
+.bar { width:90px; height:6px; background:var(--line); border-radius:3px; margin:6px 0 4px auto; }
+.bar span { display:block; height:100%; background:var(--accent); border-radius:3px; }
+.region { border-top:1px solid var(--line); padding:14px 0; }
+.region:first-of-type { border-top:none; }
+.note { color:var(--muted); }
+.empty { background:#fefce8; border:1px solid #fde68a; color:#854d0e; padding:10px 14px; border-radius:8px; }
+code { background:var(--soft); padding:1px 5px; border-radius:4px; font-size:12px; }
+footer { color:var(--muted); text-align:center; padding:10px 0 30px; font-size:12px; }
+"""
+
+
+def _page(inputs: ReportInputs, body: str) -> str:
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"genomatt report — {inputs.contrib_path.name}"
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f'<header><div class="inner"><h1>genomatt report</h1><p>{html.escape(", ".join(inputs.tasks))} · '
+        f"{len(inputs.regions):,} regions · made {created}</p>"
+        '<nav><a href="#run">Run</a><a href="#motifs">Motifs</a><a href="#regions">Example regions</a></nav>'
+        f"</div></header><main>{body}</main>"
+        f"<footer>genomatt {html.escape(__version__)}</footer></body></html>"
+    )
+
+
+def build_report(
+    contrib: str | os.PathLike,
+    out: str | os.PathLike,
+    motifs: str | os.PathLike | None = None,
+    hits: str | os.PathLike | None = None,
+    metrics: str | os.PathLike | None = None,
+    n_regions: int = DEFAULT_EXAMPLE_REGIONS,
+) -> Path:
+    """Write the HTML report of a run, atomically, with motif logos in ``logos/`` beside it.
+
+    Parameters
+    ----------
+    contrib
+        ``contrib.h5`` (regions, tasks, attribution settings, summation-to-delta error).
+    out
+        Output ``.html`` file.
+    motifs
+        ``motifs.h5`` of discovered motifs (optional).
+    hits
+        ``hits.h5`` from ``genomatt hits`` (optional).
+    metrics
+        JSON of the model's test metrics (optional), e.g. ``{task: {"auroc": ..., "auprc": ...}}``.
+    n_regions
+        Number of example regions drawn.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
+    if n_regions < 0:
+        raise StoreError(f"the number of example regions must be >= 0, got {n_regions}")
+    inputs = load_report_inputs(contrib, motifs, hits, metrics)
+    out = Path(out)
+    logo_dir = out.parent / "logos"
+    names = [motif.name for motif in inputs.motifs]
+    colours = {name: HIT_COLOURS[index % len(HIT_COLOURS)] for index, name in enumerate(names)}
+    body = _cards(inputs) + _run_section(inputs) + _motif_section(inputs, logo_dir) + _region_section(
+        inputs, n_regions, colours)
+    with atomic_path(out) as tmp:
+        tmp.write_text(_page(inputs, body), encoding="utf-8")
+    log.info("wrote the report of %d motifs to %s", len(inputs.motifs), out)
+    return out

@@ -1,0 +1,146 @@
+"""Genome-browser tracks: bigWig of per-base contributions and BED of motif hits.
+
+Where regions overlap, each base takes its value from the region in whose window it lies closest to
+the centre (ties: the region that starts first), because a model sees the most context around the
+centre of its input. Every written value is therefore a stored contribution, unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from genomatt.atomic import atomic_path
+from genomatt.errors import FastaError, StoreError
+from genomatt.genome import read_chrom_sizes
+from genomatt.store import read_regions
+
+BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
+
+
+def write_hits_bed(hits: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write hits as BED6 (name = motif, score = 1000 x similarity), one line per distinct hit, atomically.
+
+    A motif scanned in several tasks can be hit at the same place in each; the BED keeps one line.
+    """
+    bed = hits[BED_COLUMNS[:4] + ["hit_similarity", "strand"]].copy()
+    bed["hit_similarity"] = np.clip(np.round(1000 * bed["hit_similarity"].to_numpy(float)), 0, 1000).astype(int)
+    bed = bed.drop_duplicates(subset=["chr", "start", "end", "motif_name", "strand"])
+    with atomic_path(path) as tmp:
+        bed.to_csv(tmp, sep="\t", header=False, index=False)
+    return Path(path)
+
+
+def _clusters(starts: np.ndarray, ends: np.ndarray) -> list[np.ndarray]:
+    """Groups of region indices (sorted by start) whose intervals overlap transitively."""
+    order = np.argsort(starts, kind="stable")
+    reach = np.maximum.accumulate(ends[order])
+    breaks = np.flatnonzero(starts[order][1:] >= reach[:-1]) + 1
+    return np.split(order, breaks)
+
+
+def _merge_cluster(
+    members: np.ndarray, starts: np.ndarray, ends: np.ndarray, values: np.ndarray, chrom_size: int
+) -> tuple[int, np.ndarray]:
+    """First base and values of one cluster of overlapping regions, by the nearest-centre rule."""
+    first = max(0, int(starts[members].min()))
+    last = min(chrom_size, int(ends[members].max()))
+    merged = np.zeros(last - first, dtype=np.float32)
+    best = np.full(last - first, np.inf)
+    for index in members:
+        start, end = int(starts[index]), int(ends[index])
+        low, high = max(start, first), min(end, last)
+        if high <= low:
+            continue
+        positions = np.arange(low, high)
+        distance = np.abs(positions + 0.5 - (start + end) / 2)
+        closer = distance < best[low - first : high - first]
+        merged[low - first : high - first][closer] = values[index, low - start : high - start][closer]
+        best[low - first : high - first][closer] = distance[closer]
+    return first, merged
+
+
+def write_bigwig(
+    values: np.ndarray, regions: pd.DataFrame, chrom_sizes: dict[str, int], path: str | os.PathLike
+) -> Path:
+    """Write per-base values of fixed-width regions as a bigWig, atomically.
+
+    Parameters
+    ----------
+    values
+        ``(N, L)`` float values, one row per region (``regions.end - regions.start == L``).
+    regions
+        ``chrom, start, end`` of each row (windows may run off chromosome ends; those bases are dropped).
+    chrom_sizes
+        Chromosome name → length, in the order of the bigWig header (FASTA order).
+    path
+        Output ``.bw`` file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    import pyBigWig
+
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2 or len(values) != len(regions):
+        raise StoreError(f"{path}: expected ({len(regions)}, L) values, got shape {values.shape}")
+    missing = sorted(set(regions["chrom"]) - set(chrom_sizes))
+    if missing:
+        raise FastaError(f"chromosomes {missing} of the regions are not in the FASTA (it has {list(chrom_sizes)[:20]})")
+    with atomic_path(path) as tmp:
+        writer = pyBigWig.open(str(tmp), "w")
+        try:
+            writer.addHeader([(name, int(size)) for name, size in chrom_sizes.items()])
+            for chrom in chrom_sizes:
+                rows = np.flatnonzero(regions["chrom"].to_numpy() == chrom)
+                if not rows.size:
+                    continue
+                starts = regions["start"].to_numpy(np.int64)[rows]
+                ends = regions["end"].to_numpy(np.int64)[rows]
+                for members in _clusters(starts, ends):
+                    first, merged = _merge_cluster(members, starts, ends, values[rows], chrom_sizes[chrom])
+                    if merged.size:
+                        writer.addEntries(chrom, first, values=merged, span=1, step=1)
+        finally:
+            writer.close()
+    return Path(path)
+
+
+def write_contribution_bigwigs(
+    contrib_path: str | os.PathLike, fasta: str | os.PathLike, out_dir: str | os.PathLike,
+    tasks: list[str] | None = None,
+) -> dict[str, Path]:
+    """Write one bigWig of per-base projected contributions per task (``contrib.<task>.bw``).
+
+    The per-base value is the contribution of the base present (the sum over A, C, G, T of
+    ``contrib``). Chromosome sizes come from the FASTA.
+
+    Returns
+    -------
+    dict
+        Task → written bigWig path.
+    """
+    from genomatt.motifs.hits import contribution_tasks  # here, as hits imports this module
+
+    all_tasks = contribution_tasks(contrib_path)
+    unknown = [task for task in tasks or [] if task not in all_tasks]
+    if unknown:
+        raise StoreError(f"{contrib_path}: tasks {unknown} are not in the file (it has {all_tasks})")
+    regions = read_regions(contrib_path)
+    sizes = read_chrom_sizes(fasta)
+    written = {}
+    with h5py.File(contrib_path, "r") as handle:
+        if "contrib" not in handle:
+            raise StoreError(f"{contrib_path}: no '/contrib' array")
+        for index, task in enumerate(all_tasks):
+            if tasks and task not in tasks:
+                continue
+            per_base = handle["contrib"][:, index].sum(axis=1)
+            written[task] = write_bigwig(per_base, regions, sizes, Path(out_dir) / f"contrib.{task}.bw")
+    return written

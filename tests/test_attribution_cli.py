@@ -1,0 +1,102 @@
+"""``genomatt attribute``: contrib.h5 schema, region-seeded references, shards, interop exports."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from genomatt.attribution import deep_lift_shap
+from genomatt.cli.main import main
+from genomatt.models.architectures import build_model
+from genomatt.shuffle import references_for_regions
+from genomatt.store import gather_stores, read_array, read_attrs, read_regions, write_store
+
+LENGTH = 64
+TASKS = ["GATA1", "CTCF"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A regions store of 7 random regions and a small BPNet config with weights."""
+    folder = tmp_path_factory.mktemp("attribute")
+    rng = np.random.default_rng(3)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (7, LENGTH))].transpose(0, 2, 1).copy()
+    starts = np.arange(7) * 1000
+    regions = pd.DataFrame({"chrom": "chr1", "start": starts, "end": starts + LENGTH,
+                            "name": [f"region_{i}" for i in range(7)]})
+    write_store(folder / "regions.h5", regions, {"onehot": onehot})
+    config = {"architecture": "bpnet", "n_tasks": 2, "input_length": LENGTH, "filters": 8, "n_layers": 2}
+    torch.manual_seed(0)
+    model = build_model(config)
+    torch.save(model.state_dict(), folder / "weights.pt")
+    (folder / "model.yaml").write_text(yaml.safe_dump({**config, "weights": "weights.pt", "task_names": TASKS}))
+    return folder, regions, onehot, model.eval()
+
+
+def _attribute(folder, out, *options) -> None:
+    argv = ["attribute", "--h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
+            "--out", str(out), "--references", "3", "--device", "cpu", *options]
+    assert main(argv) == 0
+
+
+def test_writes_the_contribution_schema(inputs):
+    folder, regions, onehot, model = inputs
+    out = folder / "contrib.h5"
+    _attribute(folder, out)
+    hypothetical = read_array(out, "hypothetical")
+    assert hypothetical.shape == (7, 2, 4, LENGTH)
+    np.testing.assert_array_equal(read_array(out, "contrib"), onehot[:, None] * hypothetical)
+    np.testing.assert_array_equal(read_array(out, "onehot"), onehot)
+    assert read_array(out, "delta").shape == (7, 2) and read_array(out, "delta").max() < 1e-5
+    with torch.no_grad():
+        np.testing.assert_allclose(read_array(out, "prediction"), model(torch.from_numpy(onehot)).numpy(), rtol=1e-5)
+    attrs = read_attrs(out)
+    assert attrs["kind"] == "contributions" and list(attrs["tasks"]) == TASKS
+    assert attrs["provenance"]["n_references"] == 3 and len(attrs["provenance"]["model_sha256"]) == 64
+    pd.testing.assert_frame_equal(read_regions(out), regions)
+    # The references are those of references_for_regions: seeded by each region's coordinates.
+    refs = references_for_regions(regions, onehot, n=3, seed=0)
+    expected = deep_lift_shap(model, onehot, refs, target=[0, 1], hypothetical=True)
+    np.testing.assert_allclose(hypothetical, expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_shards_gather_into_the_unsharded_file(inputs):
+    # Same references whatever the shard; the numbers agree up to the rounding of batched
+    # convolutions, whose summation order can change with the batch a region shares.
+    folder, *_ = inputs
+    _attribute(folder, folder / "whole.h5")
+    for shard in range(3):
+        _attribute(folder, folder / f"shard{shard}.h5", "--shard", f"{shard}/3")
+    gather_stores([folder / f"shard{shard}.h5" for shard in range(3)], folder / "gathered.h5")
+    pd.testing.assert_frame_equal(read_regions(folder / "gathered.h5"), read_regions(folder / "whole.h5"))
+    for name in ("onehot", "hypothetical", "contrib", "prediction"):
+        np.testing.assert_allclose(read_array(folder / "gathered.h5", name), read_array(folder / "whole.h5", name),
+                                   rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(read_array(folder / "gathered.h5", "delta"), read_array(folder / "whole.h5", "delta"),
+                               rtol=0, atol=1e-6)
+
+
+def test_targets_by_name_and_interop_exports(inputs):
+    folder, _, onehot, _ = inputs
+    out, export = folder / "ctcf.h5", folder / "export"
+    _attribute(folder, out, "--targets", "CTCF", "--export", str(export))
+    assert list(read_attrs(out)["tasks"]) == ["CTCF"]
+    hypothetical = read_array(out, "hypothetical")[:, 0]
+    np.testing.assert_array_equal(np.load(export / "CTCF" / "ohe.npz")["arr_0"], onehot)
+    np.testing.assert_array_equal(np.load(export / "CTCF" / "shap.npz")["arr_0"], hypothetical)
+    with h5py.File(export / "CTCF" / "scores.h5") as handle:
+        np.testing.assert_array_equal(handle["raw/seq"][()], onehot)
+        np.testing.assert_array_equal(handle["shap/seq"][()], hypothetical)
+        np.testing.assert_array_equal(handle["projected_shap/seq"][()], onehot * hypothetical)
+
+
+def test_unknown_target_is_a_clear_error(inputs, capsys):
+    folder, *_ = inputs
+    argv = ["attribute", "--h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
+            "--out", str(folder / "bad.h5"), "--targets", "SPI1", "--device", "cpu"]
+    assert main(argv) == 2
+    assert "'SPI1' is neither a task of the model (GATA1, CTCF)" in capsys.readouterr().err

@@ -1,0 +1,603 @@
+"""DeepLIFT / DeepSHAP engine: exactness, agreement with the field's tools, refusals, options."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genomatt.attribution import DeepLiftShapResult, deep_lift_shap, hypothetical_contributions
+from genomatt.errors import ConfigError, ModelError, SequenceError
+
+LENGTH = 96
+N_SEQUENCES = 4
+N_REFERENCES = 5
+
+
+# --- test models ----------------------------------------------------------------------------------
+# Module-based (every nonlinearity its own module, used once) so the hook-based peers handle them.
+
+
+class BPNetLike(nn.Module):
+    """Dilated residual CNN with a global-average count head, as in BPNet."""
+
+    def __init__(self, channels: int = 12, n_layers: int = 4, n_outputs: int = 2):
+        super().__init__()
+        self.stem = nn.Conv1d(4, channels, 11, padding=5)
+        self.stem_relu = nn.ReLU()
+        self.convs = nn.ModuleList(
+            nn.Conv1d(channels, channels, 3, padding=2**i, dilation=2**i) for i in range(1, n_layers + 1)
+        )
+        self.relus = nn.ModuleList(nn.ReLU() for _ in range(n_layers))
+        self.head = nn.Linear(channels, n_outputs)
+
+    def forward(self, x):
+        h = self.stem_relu(self.stem(x))
+        for conv, relu in zip(self.convs, self.relus):
+            h = h + relu(conv(h))
+        return self.head(h.mean(-1))
+
+
+class BassetLike(nn.Module):
+    """Conv + eval BatchNorm + ReLU + non-overlapping max pools, then dense layers, as in Basset."""
+
+    def __init__(self, n_outputs: int = 3):
+        super().__init__()
+        self.conv1, self.bn1, self.relu1, self.pool1 = nn.Conv1d(4, 12, 9, padding=4), nn.BatchNorm1d(12), nn.ReLU(), nn.MaxPool1d(4)
+        self.conv2, self.bn2, self.relu2, self.pool2 = nn.Conv1d(12, 12, 5, padding=2), nn.BatchNorm1d(12), nn.ReLU(), nn.MaxPool1d(4)
+        self.flatten = nn.Flatten()
+        self.fc, self.relu3, self.out = nn.Linear(12 * (LENGTH // 16), 16), nn.ReLU(), nn.Linear(16, n_outputs)
+
+    def forward(self, x):
+        h = self.pool1(self.relu1(self.bn1(self.conv1(x))))
+        h = self.pool2(self.relu2(self.bn2(self.conv2(h))))
+        return self.out(self.relu3(self.fc(self.flatten(h))))
+
+
+class FunctionalNet(nn.Module):
+    """Nonlinearities called as functions, which module hooks never see."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv1d(4, 8, 7, padding=3), nn.Conv1d(8, 8, 5, padding=2)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = F.relu(self.conv1(x))
+        h = F.max_pool1d(h, 2)
+        h = torch.sigmoid(self.conv2(h)) * 2.0 + h.tanh()
+        return self.out(F.elu(h).exp().mean(-1))
+
+
+class ReusedReLUNet(nn.Module):
+    """One nn.ReLU object called at three places."""
+
+    def __init__(self):
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.conv1, self.conv2, self.conv3 = (nn.Conv1d(4 if i == 0 else 8, 8, 5, padding=2) for i in range(3))
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.relu(self.conv1(x))
+        h = self.relu(self.conv2(h)) + h
+        h = self.relu(self.conv3(h))
+        return self.out(h.mean(-1))
+
+
+class OverlappingPoolNet(nn.Module):
+    """MaxPool1d(kernel 3, stride 1): one input can win several windows."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu1, self.pool1 = nn.Conv1d(4, 8, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool1d(3, stride=1)
+        self.conv2, self.relu2, self.pool2 = nn.Conv1d(8, 8, 3), nn.ReLU(), nn.MaxPool1d(4, stride=2)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.pool1(self.relu1(self.conv1(x)))
+        h = self.pool2(self.relu2(self.conv2(h)))
+        return self.out(torch.amax(h, dim=-1))
+
+
+class InPlaceNet(nn.Module):
+    """In-place ReLUs and additions, a 2-D max pool and a max over the length axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv1d(4, 8, 5, padding=2), nn.Conv1d(8, 8, 3, padding=1)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.conv1(x)
+        h.relu_()
+        skip = h
+        h = self.conv2(h)
+        F.relu(h, inplace=True)
+        h += skip
+        h = F.max_pool2d(h.unsqueeze(2), (1, 3)).squeeze(2)
+        return self.out(h.max(dim=-1).values)
+
+
+class GatedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.value, self.gate = nn.Conv1d(4, 8, 5, padding=2), nn.Conv1d(4, 8, 5, padding=2)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.value(x) * torch.sigmoid(self.gate(x))
+        return self.out(h.mean(-1))
+
+
+class AttentionNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Conv1d(4, 8, 5, padding=2)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.embed(x).transpose(1, 2)
+        weights = torch.softmax(h @ h.transpose(1, 2), dim=-1)
+        return self.out((weights @ h).mean(1))
+
+
+class LinearModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4 * LENGTH, 1)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+def _initialised(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights, and random running statistics so batch norm is not the identity."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            nn.init.normal_(module.weight, std=1.0 / np.sqrt(module.weight[0].numel()))
+            if module.bias is not None:
+                nn.init.normal_(module.bias, std=0.1)
+        if isinstance(module, nn.BatchNorm1d):
+            module.running_mean.normal_(std=0.3)
+            module.running_var.uniform_(0.5, 2.0)
+            nn.init.normal_(module.weight, 1.0, 0.3)
+            nn.init.normal_(module.bias, std=0.1)
+    return model.eval()
+
+
+def _one_hot(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    bases = rng.integers(0, 4, size=shape)
+    return torch.from_numpy(np.eye(4, dtype=np.float32)[bases]).movedim(-1, -2).contiguous()
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    """Sequences (N, 4, L) and references (N, R, 4, L) shared by the agreement tests."""
+    return _one_hot((N_SEQUENCES, LENGTH), 1), _one_hot((N_SEQUENCES, N_REFERENCES, LENGTH), 2)
+
+
+def _delta(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, **options) -> torch.Tensor:
+    return deep_lift_shap(model, X, refs, return_delta=True, **options).delta
+
+
+def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, target: int = 0) -> float:
+    """Max over regions and references of |f(x) − f(ref) − Σ m · (x − ref)|, one reference at a time."""
+    worst = 0.0
+    with torch.no_grad():
+        out_x = model(X)[:, target]
+    for k in range(refs.shape[1]):
+        ref = refs[:, k : k + 1]
+        hyp = deep_lift_shap(model, X, ref, target=target, hypothetical=True)
+        with torch.no_grad():
+            out_ref = model(ref[:, 0])[:, target]
+        summed = (X * hyp).sum(dim=(1, 2))
+        worst = max(worst, float((out_x - out_ref - summed).abs().max()))
+    return worst
+
+
+# --- exactness ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet])
+def test_summation_to_delta_at_float_precision(model_class, data):
+    X, refs = data
+    model = _initialised(model_class())
+    assert float(_delta(model, X, refs).max()) < 1e-5
+    # Independently of the engine's own delta: sum the returned contributions for each reference.
+    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+
+
+@pytest.mark.parametrize("model_class", [BassetLike, OverlappingPoolNet, FunctionalNet, InPlaceNet])
+def test_fused_cpu_kernels_match_the_torch_rules(model_class, data, monkeypatch):
+    from genomatt.attribution import kernels
+
+    X, refs = data
+    model = _initialised(model_class())
+    fused = deep_lift_shap(model, X, refs, hypothetical=True)
+    monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    torch.testing.assert_close(deep_lift_shap(model, X, refs, hypothetical=True), fused, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rescale_falls_back_to_the_derivative_where_the_difference_vanishes(fused, monkeypatch):
+    from genomatt.attribution import kernels, rules
+
+    if not fused:
+        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    z_in = torch.tensor([[0.5, -1.0, 2.0]])
+    z_ref = torch.tensor([[0.5, 1.0, 2.0 + 1e-8], [1.5, -1.0, 0.0]])
+    multiplier = rules.rescale_multiplier(z_in, z_ref, torch.sigmoid(z_in), torch.sigmoid(z_ref),
+                                          lambda: torch.sigmoid(z_in) * (1 - torch.sigmoid(z_in)))
+    slope = torch.sigmoid(z_in) * (1 - torch.sigmoid(z_in))
+    secant = (torch.sigmoid(z_in) - torch.sigmoid(z_ref)) / (z_in - z_ref)
+    expected = torch.where((z_in - z_ref).abs() < rules.SECANT_FALLBACK, slope, secant)
+    torch.testing.assert_close(multiplier, expected)
+    assert multiplier[0, 0] == slope[0, 0] and multiplier[1, 1] == slope[0, 1]
+
+
+@pytest.mark.parametrize("kernel, stride, padding, dilation, ceil_mode",
+                         [(3, 3, 0, 1, False), (3, 1, 0, 1, False), (4, 2, 1, 1, True), (3, 2, 1, 2, False),
+                          (5, 5, 2, 1, True)])
+def test_fused_max_pool_matches_torch(kernel, stride, padding, dilation, ceil_mode):
+    from genomatt.attribution import kernels, rules
+
+    torch.manual_seed(0)
+    b = 2
+    z = torch.relu(torch.randn(b + b * 3, 5, 37))
+    z[b:b + 3, 1] = z[0, 1]
+    out, indices = F.max_pool1d_with_indices(z, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    fused = kernels.max_pool1d_cross_max(z, b, kernel, stride, padding, dilation, ceil_mode)
+    assert torch.equal(fused[0], out) and torch.equal(fused[1], indices)
+    expected = rules._cross_max_coefficients(z[:b], out[:b], indices[:b], rules.pairs(z[b:], b),
+                                             rules.pairs(out[b:], b), rules.pairs(indices[b:], b))
+    assert torch.equal(fused[2], expected[0]) and torch.equal(fused[3], expected[1])
+
+
+def test_prediction_is_the_model_output(data):
+    X, refs = data
+    model = _initialised(BassetLike())
+    result = deep_lift_shap(model, X, refs, target=2, return_delta=True)
+    with torch.no_grad():
+        torch.testing.assert_close(result.prediction, model(X)[:, 2])
+
+
+def test_linear_model_contributions_are_difference_times_weight(data):
+    X, refs = data
+    model = _initialised(LinearModel())
+    weight = model.linear.weight.detach().reshape(4, LENGTH)
+    contributions = deep_lift_shap(model, X, refs)
+    expected = (weight * (X.unsqueeze(1) - refs)).sum(dim=2).mean(dim=1)
+    torch.testing.assert_close(contributions.sum(dim=1), expected, rtol=0, atol=1e-6)
+    hypothetical = deep_lift_shap(model, X, refs, hypothetical=True)
+    expected_hypothetical = (weight - (weight * refs).sum(dim=2, keepdim=True)).mean(dim=1)
+    torch.testing.assert_close(hypothetical, expected_hypothetical, rtol=0, atol=1e-6)
+
+
+class BiasFreeReLUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.relu1 = nn.Conv1d(4, 8, 7, padding=3, bias=False), nn.ReLU()
+        self.pool = nn.MaxPool1d(2)
+        self.conv2, self.relu2 = nn.Conv1d(8, 8, 5, padding=2, bias=False), nn.ReLU()
+        self.fc, self.relu3 = nn.Linear(8 * LENGTH // 2, 8, bias=False), nn.ReLU()
+        self.out = nn.Linear(8, 1, bias=False)
+
+    def forward(self, x):
+        h = self.relu2(self.conv2(self.pool(self.relu1(self.conv1(x)))))
+        return self.out(self.relu3(self.fc(h.flatten(1))))
+
+
+def test_rescale_equals_gradient_times_input_for_bias_free_relu_net_and_zero_reference(data):
+    # Ancona et al. (ICLR 2018), Prop. 3: with ReLU (and max pooling) and a zero reference, every
+    # hidden unit of the reference is 0 when the network has no biases, so each secant
+    # relu(z) / z equals the gradient 1[z > 0]; hence Rescale = gradient × input.
+    X, _ = data
+    model = _initialised(BiasFreeReLUNet())
+    zero = torch.zeros(X.shape[0], 1, 4, LENGTH)
+    hypothetical = deep_lift_shap(model, X, zero, hypothetical=True)
+    inputs = X.clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(model(inputs)[:, 0].sum(), inputs)
+    torch.testing.assert_close(hypothetical, gradient, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(deep_lift_shap(model, X, zero), gradient * X, rtol=1e-5, atol=1e-7)
+
+
+# --- agreement with independent implementations ----------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike])
+@pytest.mark.parametrize("hypothetical", [False, True])
+def test_agrees_with_tangermeme(model_class, hypothetical, data):
+    from tangermeme.deep_lift_shap import deep_lift_shap as tangermeme_deep_lift_shap
+
+    X, refs = data
+    model = _initialised(model_class())
+    ours = deep_lift_shap(model, X, refs, target=1, hypothetical=hypothetical)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = tangermeme_deep_lift_shap(model, X, references=refs, target=1, hypothetical=hypothetical,
+                                           device="cpu", batch_size=16)
+    assert float((ours - theirs).abs().max()) < 1e-5
+    assert float(ours.abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike])
+def test_agrees_with_shap_deep_explainer(model_class, data):
+    import shap
+
+    X, refs = data
+    model = _initialised(model_class())
+    ours = deep_lift_shap(model, X, refs, target=1)
+    for i in range(X.shape[0]):
+        explainer = shap.DeepExplainer(model, refs[i])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            values = np.asarray(explainer.shap_values(X[i : i + 1], check_additivity=False))[0, ..., 1]
+        # shap reports m · (x − ref) per channel; the contribution of a position is its sum, which
+        # genomatt places on the observed base.
+        theirs = torch.from_numpy(values).float().sum(dim=0)
+        assert float((ours[i].sum(dim=0) - theirs).abs().max()) < 1e-5
+
+
+def _captum_hypothetical(multipliers, inputs, baselines):
+    return tuple(hypothetical_contributions(m, b) for m, b in zip(multipliers, baselines))
+
+
+def test_agrees_with_captum_on_bpnet_like(data):
+    from captum.attr import DeepLiftShap
+
+    X, refs = data
+    model = _initialised(BPNetLike())
+    ours = deep_lift_shap(model, X, refs, target=1, hypothetical=True)
+    for i in range(X.shape[0]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = DeepLiftShap(model).attribute(X[i : i + 1], refs[i], target=1,
+                                                   custom_attribution_func=_captum_hypothetical)
+        assert float((ours[i] - theirs[0]).abs().max()) < 1e-5
+
+
+def test_exact_where_captum_max_pool_rule_is_not(data):
+    from captum.attr import DeepLiftShap
+
+    X, refs = data
+    model = _initialised(BassetLike())
+    with torch.no_grad():
+        output_change = (model(X)[:, 1:2] - model(refs.flatten(0, 1))[:, 1].reshape(X.shape[0], -1)).abs().max()
+    ours = _delta(model, X, refs, target=1)
+    captum_delta = []
+    for i in range(X.shape[0]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, delta = DeepLiftShap(model).attribute(X[i : i + 1], refs[i], target=1, return_convergence_delta=True)
+        captum_delta.append(delta.abs().max())
+    assert float(ours.max()) < 1e-5
+    assert float(max(captum_delta)) > 0.1 * float(output_change)
+
+
+# --- refusals -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_class, operation", [(GatedNet, "mul"), (AttentionNet, "matmul")])
+def test_unsupported_operation_is_refused_with_its_location(model_class, operation, data):
+    X, refs = data
+    with pytest.raises(ModelError) as error:
+        deep_lift_shap(_initialised(model_class()), X, refs)
+    message = str(error.value)
+    assert f"`{operation}`" in message
+    assert "test_attribution_deeplift.py:" in message
+    assert "two input-dependent tensors" in message
+
+
+def test_softmax_of_activations_is_refused(data):
+    class SoftmaxNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.out(torch.softmax(self.conv(x), dim=1).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`softmax` called in the forward of the model \(SoftmaxNet\)"):
+        deep_lift_shap(SoftmaxNet(), X, refs)
+
+
+def test_wrong_input_channels_say_what_the_model_expects(data):
+    X, refs = data
+    model = nn.Sequential(nn.Conv1d(5, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(1))
+    with pytest.raises(ModelError, match=r"module '0' \(Conv1d\).*expects 5 input channels and got 4"):
+        deep_lift_shap(model, X, refs)
+
+
+def test_wrong_sequence_length_says_what_the_model_expects(data):
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`linear`.*expects 384 input features and got 256"):
+        deep_lift_shap(_initialised(LinearModel()), X[:, :, :64], refs[:, :, :, :64])
+
+
+def test_batch_mixing_model_is_refused(data):
+    class Centred(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return (h - h.mean(0)).mean(-1)
+
+    X, refs = data
+    with pytest.raises(ModelError, match="other sequences in its batch"):
+        deep_lift_shap(Centred(), X, refs)
+
+
+def test_torchscript_model_is_refused(data):
+    X, refs = data
+    scripted = torch.jit.script(_initialised(ReusedReLUNet()))
+    with pytest.raises(ModelError, match="TorchScript"):
+        deep_lift_shap(scripted, X, refs)
+
+
+def test_training_mode_model_is_run_in_eval_mode_and_restored(data):
+    X, refs = data
+    model = _initialised(BassetLike()).train()
+    expected = deep_lift_shap(_initialised(BassetLike()), X, refs)
+    torch.testing.assert_close(deep_lift_shap(model, X, refs), expected)
+    assert model.training
+
+
+@pytest.mark.parametrize("bad", [torch.zeros(2, 5, LENGTH), torch.zeros(4, LENGTH)])
+def test_bad_sequence_shape_is_a_sequence_error(bad):
+    with pytest.raises(SequenceError, match=r"\(N, 4, L\)"):
+        deep_lift_shap(_initialised(LinearModel()), bad, torch.zeros(2, 1, 4, LENGTH))
+
+
+def test_bad_reference_shape_is_a_sequence_error(data):
+    X, refs = data
+    with pytest.raises(SequenceError, match=r"\(N, R, 4, L\)"):
+        deep_lift_shap(_initialised(LinearModel()), X, refs[:2])
+
+
+def test_bad_options_are_config_errors(data):
+    X, refs = data
+    model = _initialised(LinearModel())
+    with pytest.raises(ConfigError):
+        deep_lift_shap(model, X, refs, batch_size=0)
+    with pytest.raises(ConfigError):
+        deep_lift_shap(model, X, refs, rule="gradient")
+    with pytest.raises(ConfigError):
+        deep_lift_shap(model, X, refs, target="first")
+
+
+# --- the delta check ------------------------------------------------------------------------------
+
+
+def test_delta_above_tolerance_warns_or_raises_when_strict(data):
+    X, refs = data
+    model = _initialised(BPNetLike())
+    with pytest.warns(RuntimeWarning, match="summation-to-delta fails"):
+        deep_lift_shap(model, X, refs, delta_tolerance=1e-30)
+    with pytest.raises(ModelError, match="summation-to-delta fails"):
+        deep_lift_shap(model, X, refs, delta_tolerance=1e-30, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deep_lift_shap(model, X, refs, strict=True)
+
+
+# --- options --------------------------------------------------------------------------------------
+
+
+def test_result_does_not_depend_on_batch_size(data):
+    X, refs = data
+    model = _initialised(BassetLike())
+    reference = deep_lift_shap(model, X, refs, batch_size=1000)
+    for batch_size in (3, 2 * N_REFERENCES + 1):
+        torch.testing.assert_close(deep_lift_shap(model, X, refs, batch_size=batch_size), reference,
+                                   rtol=1e-5, atol=1e-7)
+
+
+def test_list_target_stacks_one_result_per_target_after_the_region_axis(data):
+    X, refs = data
+    model = _initialised(BassetLike())
+    result = deep_lift_shap(model, X, refs, target=[2, 0], return_delta=True)
+    assert isinstance(result, DeepLiftShapResult)
+    assert result.attributions.shape == (N_SEQUENCES, 2, 4, LENGTH)
+    assert result.delta.shape == (N_SEQUENCES, 2)
+    for k, column in enumerate([2, 0]):
+        torch.testing.assert_close(result.attributions[:, k], deep_lift_shap(model, X, refs, target=column))
+
+
+def test_callable_target_reduces_a_profile_head(data):
+    class ProfileNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.relu = nn.Conv1d(4, 8, 9, padding=4), nn.ReLU()
+            self.profile, self.count = nn.Conv1d(8, 2, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = self.relu(self.body(x))
+            return self.profile(h), self.count(h.mean(-1))
+
+    X, refs = data
+    model = _initialised(ProfileNet())
+    result = deep_lift_shap(model, X, refs, target=lambda out: out[0].sum(dim=(1, 2)), return_delta=True)
+    assert result.attributions.shape == (N_SEQUENCES, 4, LENGTH)
+    assert float(result.delta.max()) < 1e-4
+    with pytest.raises(ModelError, match="callable target"):
+        deep_lift_shap(model, X, refs)
+
+
+def test_generated_references_are_the_dinucleotide_shuffles(data):
+    from genomatt.shuffle import dinucleotide_shuffle
+
+    X, _ = data
+    model = _initialised(BPNetLike())
+    generated = deep_lift_shap(model, X, n_shuffles=3, random_state=5, batch_size=4)
+    explicit = deep_lift_shap(model, X, dinucleotide_shuffle(X, n=3, random_state=5))
+    torch.testing.assert_close(generated, explicit, rtol=1e-5, atol=1e-7)
+
+
+def test_numpy_input_and_callable_references(data):
+    X, refs = data
+    model = _initialised(BPNetLike())
+
+    def first_references(block, n, random_state):
+        start = int(np.flatnonzero((X == block[0]).all(dim=(1, 2)).numpy())[0])
+        return refs[start : start + block.shape[0], :n]
+
+    result = deep_lift_shap(model, X.numpy(), first_references, n_shuffles=N_REFERENCES, batch_size=N_REFERENCES)
+    torch.testing.assert_close(result, deep_lift_shap(model, X, refs))
+
+
+def test_autocast_bfloat16_keeps_delta_small(data):
+    X, refs = data
+    model = _initialised(BPNetLike())
+    result = deep_lift_shap(model, X, refs, autocast=torch.bfloat16, return_delta=True)
+    exact = deep_lift_shap(model, X, refs)
+    assert result.attributions.dtype == torch.float32
+    assert float((result.attributions - exact).abs().max()) < 0.1 * float(exact.abs().max())
+
+
+# --- RevealCancel ---------------------------------------------------------------------------------
+
+
+class MinimumNet(nn.Module):
+    """min(a, b) = a − relu(a − b), the example of DeepLIFT paper section 3.5.3 (a, b = channels A, C)."""
+
+    def __init__(self):
+        super().__init__()
+        self.difference = nn.Linear(4, 1, bias=False)
+        with torch.no_grad():
+            self.difference.weight.copy_(torch.tensor([[1.0, -1.0, 0.0, 0.0]]))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        z = x[:, :, 0]
+        return z[:, :1] - self.relu(self.difference(z))
+
+
+def test_reveal_cancel_splits_credit_where_rescale_gives_it_all_to_one_input():
+    X = torch.tensor([[[3.0], [1.0], [0.0], [0.0]]])
+    zero = torch.zeros(1, 1, 4, 1)
+    rescale = deep_lift_shap(MinimumNet(), X, zero, rule="rescale")
+    reveal_cancel = deep_lift_shap(MinimumNet(), X, zero, rule="revealcancel")
+    # Rescale: relu(3 − 1) = 2 is credited 3 to a and −1 to b, so min = 1 all goes to b.
+    torch.testing.assert_close(rescale[0, :2, 0], torch.tensor([0.0, 1.0]))
+    # RevealCancel: the positive (3) and negative (−1) terms each get their average effect.
+    torch.testing.assert_close(reveal_cancel[0, :2, 0], torch.tensor([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, ReusedReLUNet])
+def test_reveal_cancel_sums_to_delta_and_differs_from_rescale(model_class, data):
+    X, refs = data
+    model = _initialised(model_class())
+    reveal_cancel = deep_lift_shap(model, X, refs, rule="revealcancel", return_delta=True)
+    assert float(reveal_cancel.delta.max()) < 1e-5
+    rescale = deep_lift_shap(model, X, refs)
+    assert float((reveal_cancel.attributions - rescale).abs().max()) > 1e-4

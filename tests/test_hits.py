@@ -1,0 +1,207 @@
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import planted_motifs_h5, synthetic_contributions
+
+from genomatt.cli.main import main
+from genomatt.errors import MotifError, StoreError
+from genomatt.motifs.formats import read_meme, reverse_complement_matrix
+from genomatt.motifs.hits import (
+    FINEMO_COLUMNS, HIT_COLUMNS, CwmMotif, call_hits, call_hits_in_store, importance_threshold, logo_heights,
+    read_cwm_motifs, read_hits, trim_bounds, write_hits,
+)
+from genomatt.simulate import task_name
+
+MAX_DISTANCE = 5
+
+
+@pytest.fixture(scope="module")
+def contrib_h5(small_genome, tmp_path_factory):
+    return synthetic_contributions(small_genome, tmp_path_factory.mktemp("contrib") / "contrib.h5")
+
+
+@pytest.fixture(scope="module")
+def motifs_h5(small_genome, tmp_path_factory):
+    return planted_motifs_h5(small_genome, tmp_path_factory.mktemp("motifs") / "motifs.h5")
+
+
+@pytest.fixture(scope="module")
+def discovered_calls(contrib_h5, motifs_h5):
+    return call_hits_in_store(contrib_h5, read_cwm_motifs(motifs_h5), device="cpu")
+
+
+def recovery(hits: pd.DataFrame, truth: pd.DataFrame, planted_name: dict[str, str]) -> tuple[float, float]:
+    """Precision over hits and recall over planted sites (same motif, centres within 5 bp)."""
+    hit_centre = (hits["start"] + hits["end"]).to_numpy() / 2
+    site_centre = (truth["start"] + truth["end"]).to_numpy() / 2
+    hit_ok = np.zeros(len(hits), bool)
+    site_ok = np.zeros(len(truth), bool)
+    for index, hit in enumerate(hits.itertuples()):
+        close = ((truth["chrom"].to_numpy() == hit.chr)
+                 & (truth["motif_name"].to_numpy() == planted_name[hit.motif_name])
+                 & (np.abs(site_centre - hit_centre[index]) <= MAX_DISTANCE))
+        hit_ok[index] = close.any()
+        site_ok |= close
+    return hit_ok.mean(), site_ok.mean()
+
+
+def test_recovers_planted_sites_with_discovered_motifs(discovered_calls, motifs_h5, small_genome):
+    planted_motifs = read_meme(small_genome.motifs_meme)
+    motifs = read_cwm_motifs(motifs_h5)
+    assert [m.task for m in motifs] == [task_name(m) for m in planted_motifs]
+    calls = discovered_calls
+    truth = pd.read_csv(small_genome.truth_tsv, sep="\t")
+    planted = {f"{task_name(m)}.pos.0": m.name for m in planted_motifs}
+    precision, recall = recovery(calls.hits, truth, planted)
+    assert precision >= 0.95 and recall >= 0.9
+    # Each motif is scanned in its own task only.
+    assert (calls.hits["task"] + ".pos.0" == calls.hits["motif_name"]).all()
+    assert list(calls.hits.columns) == HIT_COLUMNS
+    assert (calls.hits["hit_similarity"] >= 0.7).all()
+    tasks = [m.task for m in motifs]
+    assert set(calls.qc["task"]) == set(tasks) and len(calls.qc) == 160 * len(tasks)
+
+
+def test_recovers_planted_sites_with_meme_motifs_in_every_task(contrib_h5, small_genome):
+    motifs = read_cwm_motifs(small_genome.motifs_meme)
+    assert all(motif.task is None for motif in motifs)
+    calls = call_hits_in_store(contrib_h5, motifs, device="cpu")
+    truth = pd.read_csv(small_genome.truth_tsv, sep="\t")
+    precision, recall = recovery(calls.hits, truth, {m.name: m.name for m in motifs})
+    assert precision >= 0.95 and recall >= 0.95
+    assert calls.hits["task"].nunique() == 5
+
+
+def test_negatives_have_almost_no_hits(discovered_calls):
+    calls = discovered_calls
+    negative = calls.hits["peak_name"].str.startswith("background_")
+    assert negative.sum() <= 2
+    qc = calls.qc.set_index(["name", "task"])
+    assert qc.loc[("region_0", "CEBPB"), "explained_fraction"] > 0.8
+
+
+def _planted_array(strand: str, offset: int = 30, length: int = 80, seed: int = 0):
+    """One region with a single instance of a CWM planted on ``strand`` and faint noise elsewhere."""
+    rng = np.random.default_rng(seed)
+    cwm = np.zeros((4, 8))
+    consensus = [0, 2, 2, 3, 1, 0, 3, 2]  # AGGTCATG: not a palindrome
+    cwm[consensus, np.arange(8)] = [1.0, 0.8, 1.2, 0.9, 1.1, 0.7, 1.0, 0.9]
+    onehot = np.zeros((1, 4, length), np.float32)
+    onehot[0, rng.integers(0, 4, length), np.arange(length)] = 1
+    site = cwm if strand == "+" else reverse_complement_matrix(cwm)
+    onehot[0, :, offset : offset + 8] = (site > 0).astype(np.float32)
+    hypothetical = rng.normal(0, 0.01, (1, 4, length)).astype(np.float32)
+    hypothetical[0, :, offset : offset + 8] += site
+    return cwm, onehot * hypothetical, onehot
+
+
+@pytest.mark.parametrize(("strand", "offset"), [("+", 30), ("-", 30), ("+", 0), ("-", 72)])
+def test_one_site_gives_one_hit_on_its_strand(strand, offset):
+    cwm, contrib, onehot = _planted_array(strand, offset)
+    contrib = np.repeat(contrib, 40, axis=0)  # enough windows for the permutation null
+    onehot = np.repeat(onehot, 40, axis=0)
+    # A wider second motif pads the filters, so a site at either region end tests the padding.
+    other = CwmMotif("wide", logo_heights(np.full((4, 12), 0.25)) + np.eye(4)[:, np.arange(12) % 4])
+    hits, qc, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm), other], device="cpu")
+    assert len(hits) == 40 and (hits["strand"] == strand).all() and (hits["offset"] == offset).all()
+    assert np.allclose(hits["similarity"], 1.0, atol=0.01)
+    assert np.isfinite(thresholds["importance_threshold"][0]) and (hits["motif"] == 0).all()
+    assert (qc["explained_fraction"] > 0.99).all()
+
+
+def test_overlapping_strand_copies_of_a_palindrome_give_one_hit():
+    cwm = np.zeros((4, 6))
+    cwm[[1, 0, 2, 1, 3, 2], np.arange(6)] = 1.0  # CAGCTG, its own reverse complement
+    length = 60
+    onehot = np.zeros((30, 4, length), np.float32)
+    rng = np.random.default_rng(3)
+    onehot[:, rng.integers(0, 4, length), np.arange(length)] = 1
+    onehot[:, :, 20:26] = cwm
+    contrib = onehot * (cwm.sum(axis=0).max() * np.pad(cwm, ((0, 0), (20, length - 26)))[None]
+                        + rng.normal(0, 0.01, (30, 4, length))).astype(np.float32)
+    hits, _, _ = call_hits(contrib, onehot, [CwmMotif("ebox", cwm)], device="cpu")
+    assert len(hits) == 30 and (hits["offset"] == 20).all()
+
+
+def test_no_signal_gives_no_hits():
+    rng = np.random.default_rng(1)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (50, 100))].transpose(0, 2, 1)
+    contrib = onehot * rng.normal(0, 0.05, (50, 4, 100)).astype(np.float32)
+    motif = CwmMotif("m", logo_heights(np.full((4, 8), 0.1) + np.eye(4)[:, [0, 1, 2, 3, 0, 1, 2, 3]] * 0.6))
+    hits, qc, thresholds = call_hits(contrib, onehot, [motif], device="cpu")
+    assert len(hits) <= 1
+    assert (qc["n_hits"] == np.bincount(hits["region"], minlength=50)).all()
+
+
+def test_no_motifs_gives_empty_tables(contrib_h5, tmp_path):
+    calls = call_hits_in_store(contrib_h5, [], device="cpu")
+    assert calls.hits.empty and list(calls.hits.columns) == HIT_COLUMNS
+    paths = write_hits(calls, tmp_path)
+    assert paths["tsv"].read_text().splitlines() == ["\t".join(HIT_COLUMNS)]
+    assert paths["bed"].read_text() == ""
+    assert read_hits(paths["h5"]).hits.empty
+
+
+def test_written_outputs_follow_finemo_columns_and_round_trip(discovered_calls, tmp_path):
+    calls = discovered_calls
+    paths = write_hits(calls, tmp_path, {"command": "test"})
+    table = pd.read_csv(paths["tsv"], sep="\t")
+    assert list(table.columns[: len(FINEMO_COLUMNS)]) == FINEMO_COLUMNS
+    assert len(table) == len(calls.hits) > 0
+    assert (table["end"] - table["start"] > 0).all()
+    assert (table["start"] >= table["start_untrimmed"]).all() and (table["end"] <= table["end_untrimmed"]).all()
+    bed = pd.read_csv(paths["bed"], sep="\t", header=None)
+    assert bed.shape[1] == 6 and bed[4].between(700, 1000).all()
+    back = read_hits(paths["h5"])
+    pd.testing.assert_frame_equal(back.hits, calls.hits, check_dtype=False)
+    assert set(back.cwms) == {m for m in calls.cwms}
+    assert back.settings["fdr"] == 0.05
+    qc = pd.read_csv(paths["qc"], sep="\t")
+    assert len(qc) == len(calls.qc) and qc["n_hits"].sum() == len(table)
+
+
+def test_trim_and_threshold_helpers():
+    cwm = np.zeros((4, 10))
+    cwm[0, 2:7] = [0.2, 1.0, 0.9, 0.5, 0.1]
+    assert trim_bounds(cwm, 0.3) == (3, 6)
+    assert importance_threshold(np.array([5.0, 4.0, 0.1]), np.array([0.2]), 0.5) == 4.0
+    assert importance_threshold(np.array([0.2]), np.array([0.3, 0.4]), 0.05) == float("inf")
+
+
+def test_invalid_inputs_raise_clear_errors(tmp_path, contrib_h5, small_genome):
+    motif = CwmMotif("m", np.ones((4, 5)))
+    with pytest.raises(MotifError, match=r"contributions must be \(N, 4, L\)"):
+        call_hits(np.zeros((2, 3, 10)), np.zeros((2, 3, 10)), [motif])
+    with pytest.raises(MotifError, match="min_similarity"):
+        call_hits(np.zeros((2, 4, 10)), np.zeros((2, 4, 10)), [motif], min_similarity=1.5)
+    with pytest.raises(MotifError, match="wider"):
+        call_hits(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), [motif])
+    with pytest.raises(MotifError, match="NaN"):
+        call_hits(np.full((2, 4, 10), np.nan), np.zeros((2, 4, 10)), [motif])
+    with pytest.raises(MotifError, match="not found"):
+        read_cwm_motifs(tmp_path / "none.meme")
+    with pytest.raises(MotifError, match="absent"):
+        call_hits_in_store(contrib_h5, [CwmMotif("x", np.ones((4, 5)), task="nope")])
+    with pytest.raises(StoreError, match="not in the file"):
+        call_hits_in_store(contrib_h5, [motif], tasks=["nope"])
+    regions_only = tmp_path / "regions.h5"
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+                 "--width", "50", "--out", str(regions_only)]) == 0
+    with pytest.raises(StoreError, match="expected 'contributions'"):
+        call_hits_in_store(regions_only, [motif])
+    with h5py.File(tmp_path / "bad.h5", "w") as handle:
+        handle.create_group("motifs")
+    with pytest.raises(StoreError, match="not a motifs file"):
+        read_cwm_motifs(tmp_path / "bad.h5")
+
+
+def test_hits_command(contrib_h5, motifs_h5, small_genome, tmp_path, capsys):
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--fasta", str(small_genome.fasta), "--tasks", "GATA1", "--device", "cpu"]) == 0
+    assert {p.name for p in out.iterdir()} == {"hits.tsv", "hits.bed", "hits.h5", "regions_qc.tsv", "contrib.GATA1.bw"}
+    assert set(pd.read_csv(out / "hits.tsv", sep="\t")["task"]) == {"GATA1"}
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--fdr", "2"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "genomatt hits: error: fdr must be in (0, 1), got 2.0"

@@ -1,0 +1,229 @@
+"""Training data: task BEDs, labels, negatives, chromosome hold-out."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genomatt.errors import BedFormatError, ConfigError
+from genomatt.models.dataset import (
+    build_training_data,
+    label_windows,
+    positive_windows,
+    read_task_regions,
+    task_name_from_path,
+)
+from genomatt.models.intervals import overlaps_any
+from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
+from genomatt.models.splits import assign_splits, holdout_chromosomes
+from genomatt.simulate import SimulationSettings, simulate_genome
+
+
+@pytest.fixture(scope="module")
+def genome(tmp_path_factory):
+    settings = SimulationSettings(
+        motifs=("MA0139", "MA0466"), chromosome_length=40_000, n_positive_regions=120, n_negative_regions=40
+    )
+    return simulate_genome(tmp_path_factory.mktemp("genome"), settings)
+
+
+def write_bed(path, rows):
+    path.write_text("".join("\t".join(str(field) for field in row) + "\n" for row in rows))
+    return path
+
+
+def test_overlaps_any_matches_brute_force():
+    rng = np.random.default_rng(0)
+    starts = rng.integers(0, 1000, 60)
+    regions = pd.DataFrame(
+        {"chrom": rng.choice(["chr1", "chr2"], 60), "start": starts, "end": starts + rng.integers(1, 80, 60)}
+    )
+    query_start = rng.integers(0, 1100, 500)
+    query_end = query_start + rng.integers(1, 50, 500)
+    query_chrom = rng.choice(["chr1", "chr2", "chr3"], 500)
+    expected = [
+        bool(((regions["chrom"] == c) & (regions["start"] < e) & (regions["end"] > s)).any())
+        for c, s, e in zip(query_chrom, query_start, query_end)
+    ]
+    assert overlaps_any(query_chrom, query_start, query_end, regions).tolist() == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("GATA1.bed", "GATA1"),
+        ("peaks/CTCF.narrowPeak.gz", "CTCF"),
+        ("TAL1_TCF3.bed.gz", "TAL1_TCF3"),
+        ("a.b.bed", "a.b"),
+    ],
+)
+def test_task_names_are_file_names_without_suffixes(name, task):
+    assert task_name_from_path(name) == task
+
+
+def test_missing_task_bed(tmp_path):
+    with pytest.raises(BedFormatError, match=re.escape(f"{tmp_path / 'GATA1.bed'}: task BED file not found")):
+        read_task_regions([tmp_path / "GATA1.bed"])
+
+
+def test_empty_task_bed(tmp_path):
+    (tmp_path / "GATA1.bed").write_text("track name=empty\n")
+    with pytest.raises(BedFormatError, match="no regions found"):
+        read_task_regions([tmp_path / "GATA1.bed"])
+
+
+def test_two_beds_for_one_task(tmp_path):
+    first = write_bed(tmp_path / "CTCF.bed", [("chr1", 0, 10)])
+    (tmp_path / "other").mkdir()
+    second = write_bed(tmp_path / "other" / "CTCF.bed.gz".removesuffix(".gz"), [("chr1", 0, 10)])
+    with pytest.raises(ConfigError, match="two BED files give task 'CTCF'"):
+        read_task_regions([first, second])
+
+
+def test_labels_column_splits_one_bed_into_tasks(tmp_path):
+    bed = write_bed(tmp_path / "all.bed", [("chr1", 0, 10, "A"), ("chr1", 20, 30, "B"), ("chr1", 20, 30, "A")])
+    tasks = read_task_regions([bed], labels_column="name")
+    assert list(tasks) == ["A", "B"]
+    assert tasks["A"]["start"].tolist() == [0, 20]
+
+
+@pytest.mark.parametrize(
+    ("rows", "column", "error", "message"),
+    [
+        ([("chr1", 0, 10)], "name", BedFormatError, "has no task name in column 4"),
+        ([("chr1", 0, 10, "A")], "label", ConfigError, "no labels column 'label'"),
+    ],
+)
+def test_labels_column_errors(tmp_path, rows, column, error, message):
+    bed = write_bed(tmp_path / "all.bed", rows)
+    with pytest.raises(error, match=message):
+        read_task_regions([bed], labels_column=column)
+
+
+def test_labels_column_takes_one_bed(tmp_path):
+    beds = [write_bed(tmp_path / f"{name}.bed", [("chr1", 0, 10, "A")]) for name in "xy"]
+    with pytest.raises(ConfigError, match="one BED file holding every task"):
+        read_task_regions(beds, labels_column="name")
+
+
+def test_windows_are_labelled_by_their_centre(tmp_path):
+    tasks = {
+        "A": pd.DataFrame({"chrom": ["chr1"], "start": [100], "end": [200], "name": ["a"]}),
+        "B": pd.DataFrame({"chrom": ["chr1"], "start": [140], "end": [400], "name": ["b"]}),
+    }
+    windows = positive_windows(tasks, 50)
+    assert windows[["start", "end"]].values.tolist() == [[125, 175], [245, 295]]
+    assert label_windows(windows, tasks).tolist() == [[1, 1], [0, 1]]
+
+
+def test_holdout_defaults_and_errors():
+    genome_chroms = ["chr1", "chr2", "chr3", "chr4", "chr5"]
+    assert holdout_chromosomes(genome_chroms) == (["chr4"], ["chr5"])
+    assert holdout_chromosomes(genome_chroms, ["chr1"], ["chr2", "chr3"]) == (["chr1"], ["chr2", "chr3"])
+    with pytest.raises(ConfigError, match=r"default \(chr4\) is not in the genome .* --val-chroms"):
+        holdout_chromosomes(["2L", "2R", "3L"])
+    with pytest.raises(ConfigError, match=r"--test-chroms: chromosomes \['chrX'\] are not in the genome"):
+        holdout_chromosomes(genome_chroms, test_chroms=["chrX"])
+    with pytest.raises(ConfigError, match="both validation and test"):
+        holdout_chromosomes(genome_chroms, ["chr1"], ["chr1"])
+    assert assign_splits(np.array(["chr1", "chr4", "chr5"]), ["chr4"], ["chr5"]).tolist() == [
+        "train",
+        "validation",
+        "test",
+    ]
+
+
+def test_shuffled_negatives_keep_dinucleotide_counts():
+    rng = np.random.default_rng(0)
+    X = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (3, 60))].transpose(0, 2, 1)
+    shuffled = shuffled_negatives(X, random_state=1)
+    assert shuffled.shape == X.shape and not np.array_equal(shuffled, X)
+    dinucleotides = lambda one_hot: np.einsum("nil,njl->nij", one_hot[:, :, :-1], one_hot[:, :, 1:])
+    np.testing.assert_array_equal(dinucleotides(shuffled), dinucleotides(X))
+
+
+def test_gc_matched_negatives_avoid_positives_and_match_gc(genome):
+    data = build_training_data(genome.fasta, list(genome.task_beds.values()), 200, jitter=10, progress=False)
+    positives = data.regions[data.regions["source"] == "positive"]
+    negatives = data.regions[data.regions["source"] == "gc_matched"]
+    assert positives.groupby("chrom").size().to_dict() == negatives.groupby("chrom").size().to_dict()
+    every_task_region = pd.concat(
+        [
+            pd.read_csv(bed, sep="\t", header=None, names=["chrom", "start", "end"], usecols=[0, 1, 2])
+            for bed in genome.task_beds.values()
+        ]
+    )
+    widened = (negatives["start"] - 10, negatives["end"] + 10)
+    assert not overlaps_any(negatives["chrom"].to_numpy(), *widened, every_task_region).any()
+    centre = slice(10, 210)
+    positive_gc = gc_content(data.X[(data.regions["source"] == "positive").to_numpy(), :, centre])
+    negative_gc = gc_content(data.X[(data.regions["source"] == "gc_matched").to_numpy(), :, centre])
+    assert abs(np.median(positive_gc) - np.median(negative_gc)) < 0.02
+    assert data.labels[(data.regions["source"] == "gc_matched").to_numpy()].sum() == 0
+
+
+def test_gc_matched_negatives_are_seeded(genome):
+    positives = positive_windows(read_task_regions(list(genome.task_beds.values())), 200)
+    gc = np.full(len(positives), 0.4)
+    first = gc_matched_negatives(genome.fasta, positives, gc, positives, 200, random_state=5)
+    second = gc_matched_negatives(genome.fasta, positives, gc, positives, 200, random_state=5)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_training_data_shapes_labels_and_splits(genome):
+    data = build_training_data(
+        genome.fasta, list(genome.task_beds.values()), 100, jitter=5, negatives="shuffled", progress=False
+    )
+    assert data.task_names == ["CTCF", "CEBPB"]
+    assert data.X.shape == (len(data.regions), 4, 110) and data.labels.shape == (len(data.regions), 2)
+    shuffled = (data.regions["source"] == "shuffled").to_numpy()
+    assert shuffled.sum() == (~shuffled).sum() and data.labels[shuffled].sum() == 0
+    assert data.labels[~shuffled].max(axis=1).min() == 1
+    assert set(data.regions["split"]) == {"train", "validation", "test"}
+    X_test, y_test = data.split("test")
+    assert len(X_test) == (data.regions["chrom"] == "chr5").sum() == len(y_test)
+
+
+def test_bed_negatives_are_labelled_like_every_window(genome, tmp_path):
+    negatives = pd.read_csv(genome.negatives_bed, sep="\t", header=None).iloc[:, :3]
+    positive = pd.read_csv(genome.task_beds["CTCF"], sep="\t", header=None).iloc[:1, :3]
+    bed = tmp_path / "background.bed"
+    pd.concat([negatives, positive]).to_csv(bed, sep="\t", header=False, index=False)
+    data = build_training_data(genome.fasta, list(genome.task_beds.values()), 200, negatives=str(bed), progress=False)
+    from_bed = data.regions["source"] == "bed"
+    assert from_bed.sum() == len(negatives) + 1
+    assert data.labels[from_bed.to_numpy(), 0].sum() == 1
+
+
+def test_unknown_negatives(genome):
+    with pytest.raises(ConfigError, match="negatives 'gc-matched': expected gc_matched or shuffled or a BED file"):
+        build_training_data(genome.fasta, list(genome.task_beds.values()), 200, negatives="gc-matched")
+
+
+def test_task_without_test_positives(genome, tmp_path):
+    beds = [
+        write_bed(tmp_path / "NOT_ON_CHR5.bed", [("chr1", 1000, 1200), ("chr4", 1000, 1200)]),
+        write_bed(tmp_path / "EVERYWHERE.bed", [("chr1", 3000, 3200), ("chr4", 3000, 3200), ("chr5", 3000, 3200)]),
+    ]
+    with pytest.raises(ConfigError, match=r"task NOT_ON_CHR5 has no positive regions on the test chromosomes \(chr5\)"):
+        build_training_data(genome.fasta, beds, 200, negatives="shuffled", progress=False)
+    with pytest.raises(ConfigError, match=r"no regions on the test chromosomes \(chr5\)"):
+        build_training_data(genome.fasta, beds[:1], 200, negatives="shuffled", progress=False)
+
+
+def test_one_labelled_bed_equals_one_bed_per_task(genome):
+    per_task = build_training_data(
+        genome.fasta, list(genome.task_beds.values()), 200, negatives="shuffled", progress=False
+    )
+    labelled = build_training_data(
+        genome.fasta, [genome.tasks_bed], 200, labels_column="name", negatives="shuffled", progress=False
+    )
+    assert sorted(labelled.task_names) == sorted(per_task.task_names)
+
+    def labels_by_window(data):
+        frame = pd.DataFrame(data.labels, columns=data.task_names)[sorted(data.task_names)]
+        keys = data.regions[["chrom", "start", "end", "source"]].astype(str).agg(":".join, axis=1)
+        return frame.set_index(keys).sort_index()
+
+    pd.testing.assert_frame_equal(labels_by_window(labelled), labels_by_window(per_task))

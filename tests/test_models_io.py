@@ -1,0 +1,295 @@
+"""Saving artefacts and every way of loading a model, with the errors users meet on bad input."""
+
+import json
+import re
+import textwrap
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from genomatt import ALPHABET, __version__
+from genomatt.errors import ConfigError, ModelError
+from genomatt.models import LoadedModel, build_model, content_hash, load, save_model
+
+LENGTH = 64
+CONFIG = {"architecture": "bpnet", "n_tasks": 2, "input_length": LENGTH, "filters": 8, "n_layers": 2}
+
+
+def one_hot_batch(n: int, length: int = LENGTH) -> torch.Tensor:
+    bases = torch.randint(0, 4, (n, length), generator=torch.Generator().manual_seed(1))
+    return nn.functional.one_hot(bases, 4).permute(0, 2, 1).float()
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model(CONFIG).eval()
+
+
+class ChannelsLast(nn.Module):
+    """A model that wants (N, L, 4) input, as some user models do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(LENGTH, 3, 5)
+
+    def forward(self, x):
+        return self.conv(x).mean(dim=-1)
+
+
+class ProfileModel(nn.Module):
+    """A BPNet/ChromBPNet-style model with a profile head (N, L) and a count head (N, 1)."""
+
+    def __init__(self, filters: int = 4):
+        super().__init__()
+        self.conv = nn.Conv1d(4, filters, 5, padding=2)
+        self.profile = nn.Conv1d(filters, 1, 1)
+        self.count = nn.Linear(filters, 1)
+
+    def forward(self, x):
+        hidden = torch.relu(self.conv(x))
+        return self.profile(hidden).squeeze(1), self.count(hidden.mean(dim=-1))
+
+
+def test_save_load_round_trip_gives_identical_outputs(model, tmp_path):
+    path = tmp_path / "model.pt"
+    saved_hash = save_model(model, path, ["GATA1", "CTCF"], training_config={"seed": 3}, test_metrics={"auroc": 0.9})
+    loaded = load(path, device="cpu")
+    assert isinstance(loaded, LoadedModel)
+    X = one_hot_batch(6)
+    assert torch.equal(loaded.model(X), model(X))
+    assert not loaded.model.training
+    assert (loaded.source, loaded.task_names, loaded.input_length) == ("genomatt", ["GATA1", "CTCF"], LENGTH)
+    assert loaded.content_hash == saved_hash == content_hash(model)
+    assert loaded.output_shapes == [(2,)]
+    metadata = loaded.metadata
+    assert metadata["alphabet"] == ALPHABET and metadata["channel_order"] == list(ALPHABET)
+    assert metadata["genomatt_version"] == __version__
+    assert metadata["training_config"] == {"seed": 3} and metadata["test_metrics"] == {"auroc": 0.9}
+
+
+def test_artefact_holds_plain_data_only(model, tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(model, path, ["a", "b"])
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "genomatt-model" and payload["architecture"] == model.config
+
+
+def test_content_hash_depends_on_the_weights_only(model):
+    same = build_model(CONFIG)
+    same.load_state_dict(model.state_dict())
+    assert content_hash(same) == content_hash(model)
+    with torch.no_grad():
+        same.head.bias[0] += 1e-6
+    assert content_hash(same) != content_hash(model)
+
+
+def test_edited_artefact_is_refused(model, tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(model, path, ["a", "b"])
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["head.bias"] += 1.0
+    torch.save(payload, path)
+    with pytest.raises(ModelError, match="do not match the content hash"):
+        load(path)
+
+
+def test_declared_length_must_match_the_data(model, tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(model, path, ["a", "b"])
+    assert load(path, input_length=LENGTH).input_length == LENGTH
+    with pytest.raises(ModelError, match=f"expects input length {LENGTH} bp but the data has 100 bp"):
+        load(path, input_length=100)
+
+
+def test_torchscript_file(model, tmp_path):
+    path = tmp_path / "scripted.ts"
+    torch.jit.script(model).save(str(path))
+    loaded = load(path, input_length=LENGTH, device="cpu")
+    assert loaded.source == "torchscript"
+    assert loaded.task_names == ["task_0", "task_1"]
+    X = one_hot_batch(3)
+    assert torch.allclose(loaded.model(X), model(X))
+    assert loaded.content_hash == content_hash(model)
+
+
+def test_torchscript_needs_an_input_length(model, tmp_path):
+    path = tmp_path / "scripted.pt"
+    torch.jit.trace(model, one_hot_batch(2)).save(str(path))
+    with pytest.raises(ModelError, match="does not declare its input length; pass input_length"):
+        load(path)
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_state_dict_with_architecture_config(model, tmp_path, suffix):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    config = {**CONFIG, "weights": "weights.pt", "task_names": ["x", "y"]}
+    config_path = tmp_path / f"model{suffix}"
+    config_path.write_text(json.dumps(config) if suffix == ".json" else yaml.safe_dump(config))
+    loaded = load(config_path)
+    assert (loaded.source, loaded.task_names, loaded.input_length) == ("config", ["x", "y"], LENGTH)
+    X = one_hot_batch(3)
+    assert torch.equal(loaded.model(X), model(X))
+
+
+def test_config_with_weights_passed_separately(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "arch.yaml").write_text(yaml.safe_dump(CONFIG))
+    loaded = load(tmp_path / "arch.yaml", weights=tmp_path / "weights.pt")
+    assert torch.equal(loaded.model(one_hot_batch(2)), model(one_hot_batch(2)))
+
+
+def write_user_module(tmp_path, monkeypatch, name: str) -> None:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
+            from torch import nn
+
+            def build_classifier(n_outputs=3):
+                return nn.Sequential(nn.Conv1d(4, 8, 7, padding=3), nn.ReLU(), nn.AdaptiveAvgPool1d(1),
+                                     nn.Flatten(), nn.Linear(8, n_outputs))
+
+            def broken():
+                raise RuntimeError("no weights server")
+
+            NOT_A_FACTORY = 3
+            """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_import_spec_with_weights(tmp_path, monkeypatch):
+    write_user_module(tmp_path, monkeypatch, "user_models_a")
+    from user_models_a import build_classifier
+
+    torch.manual_seed(0)
+    reference = build_classifier().eval()
+    torch.save(reference.state_dict(), tmp_path / "weights.pt")
+    loaded = load("user_models_a:build_classifier", weights=tmp_path / "weights.pt", input_length=50)
+    assert loaded.source == "import" and loaded.task_names == ["task_0", "task_1", "task_2"]
+    X = one_hot_batch(2, 50)
+    assert torch.equal(loaded.model(X), reference(X))
+
+
+def test_factory_config_passes_kwargs(tmp_path, monkeypatch):
+    write_user_module(tmp_path, monkeypatch, "user_models_b")
+    config = {"factory": "user_models_b:build_classifier", "kwargs": {"n_outputs": 2}, "input_length": 40}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
+    loaded = load(tmp_path / "model.yaml")
+    assert loaded.output_shapes == [(2,)] and loaded.input_length == 40
+
+
+def test_profile_model_loads_without_task_names(tmp_path, monkeypatch):
+    monkeypatch.setattr("builtins.ProfileModelForTest", ProfileModel, raising=False)
+    torch.manual_seed(0)
+    scripted = torch.jit.script(ProfileModel())
+    scripted.save(str(tmp_path / "profile.pt"))
+    loaded = load(tmp_path / "profile.pt", input_length=80)
+    assert loaded.output_shapes == [(80,), (1,)]
+    assert loaded.task_names == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no_such_package_xyz.models:build", "cannot import module 'no_such_package_xyz.models'"),
+        ("user_models_c:missing", "has no attribute 'missing'"),
+        ("user_models_c:NOT_A_FACTORY", "is not callable"),
+        ("user_models_c:broken", "calling the factory with {} failed (RuntimeError: no weights server)"),
+        ("not-a-spec", "no such model file (and not an import spec"),
+    ],
+)
+def test_bad_import_specs(tmp_path, monkeypatch, spec, message):
+    write_user_module(tmp_path, monkeypatch, "user_models_c")
+    with pytest.raises(ModelError, match=re.escape(message)):
+        load(spec, input_length=50)
+
+
+def test_model_that_does_not_take_the_data_says_what_it_expects(tmp_path):
+    path = tmp_path / "channels_last.pt"
+    torch.jit.script(ChannelsLast()).save(str(path))
+    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(2, 4, 100\).*channels before length"):
+        load(path, input_length=100)
+
+
+def test_basset_refuses_another_length(tmp_path):
+    torch.manual_seed(0)
+    model = build_model({"architecture": "basset", "n_tasks": 1, "input_length": 96, "hidden": [8]}).eval()
+    path = tmp_path / "scripted.pt"
+    torch.jit.script(model).save(str(path))
+    assert load(path, input_length=96).task_names == ["task_0"]
+    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(2, 4, 200\)"):
+        load(path, input_length=200)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        load(tmp_path / "absent.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a model at all\n" * 10, b"PK\x03\x04broken zip"])
+def test_unreadable_model_file(tmp_path, content):
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=re.escape(f"{path}: cannot read model file")):
+        load(path)
+
+
+def test_pickled_module_is_refused_with_a_way_out(model, tmp_path):
+    path = tmp_path / "whole.pt"
+    torch.save(model, path)
+    with pytest.raises(ModelError, match="pickled Python objects.*TorchScript"):
+        load(path)
+
+
+def test_bare_state_dict_asks_for_its_architecture(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ModelError, match="holds only weights"):
+        load(tmp_path / "weights.pt")
+
+
+def test_weights_that_do_not_fit_the_config(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    config = {**CONFIG, "n_layers": 3, "weights": "weights.pt"}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ModelError, match=r"weights do not fit the model of .*missing \['dilated_convs.2.bias'"):
+        load(tmp_path / "model.yaml")
+
+
+def test_config_without_weights(tmp_path):
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(CONFIG))
+    with pytest.raises(ModelError, match="names no weights"):
+        load(tmp_path / "model.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("n_tasks: 2\n", "either 'architecture'"),
+        ("architecture: bpnet\nfactory: a:b\n", "either 'architecture'"),
+        ("architecture: bpnet\nn_tasks: 2\ninput_length: 64\nlayers: 3\nweights: w.pt\n", "no parameters ['layers']"),
+        ("factory: a:b\nweights: w.pt\nextra: 1\n", "unknown keys ['extra']"),
+        ("[unclosed\n", "cannot read model config"),
+    ],
+)
+def test_invalid_model_configs(tmp_path, text, message):
+    (tmp_path / "model.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load(tmp_path / "model.yaml")
+
+
+def test_task_names_must_match_the_outputs(model, tmp_path):
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({**CONFIG, "weights": "weights.pt", "task_names": ["only"]}))
+    with pytest.raises(ModelError, match=r"1 task names \['only'\] for a model with 2 outputs"):
+        load(tmp_path / "model.yaml")
+
+
+def test_save_refuses_models_it_cannot_rebuild(tmp_path):
+    with pytest.raises(ModelError, match="save_model stores genomatt architectures"):
+        save_model(ChannelsLast(), tmp_path / "model.pt", ["a", "b", "c"])
+
+
+def test_save_checks_task_names(model, tmp_path):
+    with pytest.raises(ModelError, match="2 outputs but 1 task names"):
+        save_model(model, tmp_path / "model.pt", ["a"])
+    assert not (tmp_path / "model.pt").exists()

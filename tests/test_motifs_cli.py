@@ -1,0 +1,147 @@
+import logging
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from motif_contributions import overlap_fraction, two_motif_contributions, write_planted_contributions
+
+from genomatt.cli.main import main
+from genomatt.motifs.formats import read_meme, write_meme
+from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
+from genomatt.motifs.store import read_motifs
+from genomatt.store import read_regions
+
+BED6 = ["chrom", "start", "end", "name", "score", "strand"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """``genomatt motifs`` on the two-motif contributions, matched against JASPAR."""
+    folder = tmp_path_factory.mktemp("motifs_cli")
+    genome, contrib = two_motif_contributions(folder)
+    out = folder / "out" / "motifs.h5"
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--threads", "2", "--seed", "3"]) == 0
+    return out, contrib, pd.read_csv(genome.truth_tsv, sep="\t")
+
+
+def test_planted_motifs_are_found_and_matched(run):
+    out, _, _ = run
+    motifs = {motif.name: motif for motif in read_motifs(out)[0]}
+    for name, matrix_id in (("GATA1.pos.0", "MA0035"), ("CTCF.pos.0", "MA0139"), ("CTCF.neg.0", "MA0035")):
+        best = motifs[name].matches[0]
+        assert best["id"].split(".")[0] == matrix_id and best["q"] < 0.05
+    matches = pd.read_csv(out.parent / "matches.tsv", sep="\t")
+    assert set(matches["motif"]) == set(motifs)
+    best = matches[matches["rank"] == 1].set_index("motif")
+    assert best.loc["CTCF.pos.0", "match_name"] == "CTCF"
+    assert len(read_meme(out.parent / "motifs.meme")) == len(motifs)
+
+
+def test_seqlet_beds_point_at_planted_sites(run):
+    out, _, truth = run
+    seqlets = pd.read_csv(out.parent / "seqlets.bed", sep="\t", header=None, names=BED6)
+    _, table, called = read_motifs(out)
+    assert len(seqlets) == len(table) and set(seqlets["strand"]) == {"+", "-"}
+    for motif, planted in (("GATA1.pos.0", "GATA1"), ("CTCF.pos.0", "CTCF"), ("CTCF.neg.0", "GATA1")):
+        assert overlap_fraction(seqlets[seqlets["name"] == motif], truth[truth["motif_name"] == planted]) >= 0.8
+    called_bed = pd.read_csv(out.parent / "called_seqlets.bed", sep="\t", header=None, names=BED6)
+    assert len(called_bed) == len(called) and set(called_bed["name"]) >= {"GATA1.pos", "CTCF.pos", "CTCF.neg"}
+    assert (called_bed["strand"] == ".").all()
+
+
+def test_modisco_files_are_read_by_tfmodisco_lite(run, tmp_path):
+    from modiscolite import io, report
+    from modiscolite.util import MemeDataType
+
+    out, contrib, _ = run
+    motifs = [motif for motif in read_motifs(out)[0] if motif.task == "CTCF"]
+    path = out.parent / "modisco" / "CTCF.h5"
+    io.write_meme_from_h5(path, MemeDataType.PFM, tmp_path / "pfm.meme", is_quiet=True)
+    pfms = read_meme(tmp_path / "pfm.meme")
+    assert [m.id for m in pfms] == [f"{m.sign}_patterns.pattern_{m.name.split('.')[-1]}" for m in motifs]
+    for motif, pfm in zip(motifs, pfms):
+        np.testing.assert_allclose(pfm.probabilities, motif.pwm, atol=1e-5)
+    io.convert_new_to_old(path, tmp_path / "old.h5")
+    database = write_meme(fetch_jaspar_collection(), tmp_path / "jaspar.meme")
+    report.report_motifs(path, tmp_path / "report", "./", database, False, top_n_matches=1, ttl=True)
+    assert "CTCF" in (tmp_path / "report" / "motifs.html").read_text()
+
+
+def test_modisco_coordinates_give_the_genome_coordinates(run):
+    """As Fi-NeMo reads them: region of example_idx, plus window offset, plus seqlet start."""
+    out, contrib, _ = run
+    regions = read_regions(contrib)
+    _, table, _ = read_motifs(out)
+    with h5py.File(out.parent / "modisco" / "GATA1.h5", "r") as handle:
+        seqlets = handle["pos_patterns/pattern_0/seqlets"]
+        offset = regions["start"].to_numpy()[seqlets["example_idx"][:]] + handle.attrs["window_start"]
+        starts = sorted(zip(regions["name"].to_numpy()[seqlets["example_idx"][:]], offset + seqlets["start"][:]))
+        assert handle.attrs["window_size"] == 200
+    ours = table[table["motif"] == "GATA1.pos.0"]
+    assert starts == sorted(zip(ours["region"], ours["window_start"]))
+
+
+def test_no_motifs_gives_empty_valid_outputs(tmp_path, small_genome, caplog):
+    contrib = write_planted_contributions(small_genome, tmp_path / "c.h5", {"quiet": {}})
+    out = tmp_path / "out" / "motifs.h5"
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--window", "500"]) == 0
+    assert "no motifs were found in any task" in caplog.text and "using the whole regions" in caplog.text
+    motifs, seqlets, _ = read_motifs(out)
+    assert motifs == [] and seqlets.empty
+    assert (out.parent / "seqlets.bed").read_text() == ""
+    assert pd.read_csv(out.parent / "matches.tsv", sep="\t").empty
+    with h5py.File(out.parent / "modisco" / "quiet.h5", "r") as handle:
+        assert "pos_patterns" not in handle and handle.attrs["window_size"] == 200
+
+
+def test_invalid_contributions_exit_with_a_message(tmp_path, capsys):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("not hdf5")
+    assert main(["motifs", "--contrib", str(bad), "--out", str(tmp_path / "m.h5")]) == 2
+    assert f"{bad}: not a readable HDF5 file" in capsys.readouterr().err
+    assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.slow
+def test_every_planted_motif_of_the_default_genome_is_discovered_and_matched(tmp_path):
+    """Acceptance on planted contributions: each of the five default motifs drives its own task, and the
+    best match of its task's first motif is its JASPAR matrix or one of the same TF family."""
+    from pyjaspar import jaspardb
+
+    from genomatt.simulate import SimulationSettings, simulate_genome, task_name
+
+    database = jaspardb(release=DEFAULT_RELEASE)
+
+    genome = simulate_genome(tmp_path, SimulationSettings(n_positive_regions=1000, n_negative_regions=0))
+    planted = read_meme(genome.motifs_meme)
+    tasks = {task_name(motif): {motif.name: 0.5} for motif in planted}
+    contrib = write_planted_contributions(genome, tmp_path / "contrib.h5", tasks)
+    out = tmp_path / "out" / "motifs.h5"
+    # Every taxon: the default GATA1 matrix (MA2388) is JASPAR's plant one.
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--threads", "2",
+                 "--jaspar-tax-group", "all"]) == 0
+    motifs, seqlets, _ = read_motifs(out)
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    for motif in planted:
+        best = [m for m in motifs if m.task == task_name(motif) and m.sign == "pos"][0]
+        match = best.matches[0]
+        family = set(database.fetch_motif_by_id(motif.id).tf_family)
+        assert match["id"] == motif.id or family & set(database.fetch_motif_by_id(match["id"]).tf_family)
+        assert match["q"] < 0.05
+        own = seqlets[seqlets["motif"] == best.name]
+        assert overlap_fraction(own, truth[truth["motif_id"] == motif.id]) >= 0.8
+
+
+def test_bad_database_fails_before_discovery(tmp_path, small_genome, capsys):
+    contrib = write_planted_contributions(small_genome, tmp_path / "c.h5", {"GATA1": {"GATA1": 0.5}})
+    args = ["motifs", "--contrib", str(contrib), "--out", str(tmp_path / "out" / "m.h5")]
+    assert main(args + ["--meme", str(tmp_path / "missing.meme")]) == 2
+    assert "missing.meme: MEME file not found" in capsys.readouterr().err
+    assert main(args + ["--jaspar-release", "JASPAR1999"]) == 2
+    assert "unknown JASPAR release" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(args + ["--threads", "0"])
+    assert "must be at least 1" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+import logging
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+from motif_contributions import (
+    SHORT_REGION_SETTINGS,
+    overlap_fraction,
+    two_motif_contributions,
+    write_planted_contributions,
+)
+
+from genomatt.errors import MotifError
+from genomatt.motifs.discovery import (
+    MOTIF_SEQLET_COLUMNS,
+    DiscoverySettings,
+    bounded_threads,
+    discover_motifs,
+    resolve_window,
+    trim_bounds,
+)
+from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
+from genomatt.motifs.store import read_contribution_info, read_task_window
+from genomatt.simulate import simulate_genome
+
+
+@pytest.fixture(scope="module")
+def contributions(tmp_path_factory):
+    genome, path = two_motif_contributions(tmp_path_factory.mktemp("two_motifs"))
+    return read_contribution_info(path), pd.read_csv(genome.truth_tsv, sep="\t")
+
+
+def discover(info, task, window=None, **settings):
+    start, width = resolve_window(window, info.length)
+    onehot, hypothetical = read_task_window(info.path, info.tasks.index(task), start, start + width)
+    return discover_motifs(onehot, hypothetical, info.regions, task, start, DiscoverySettings(threads=2, **settings))
+
+
+@pytest.fixture(scope="module")
+def ctcf_task(contributions):
+    return discover(contributions[0], "CTCF")
+
+
+def test_positive_and_negative_motifs_with_seqlets_at_planted_sites(ctcf_task, contributions):
+    truth = contributions[1]
+    names = [motif.name for motif in ctcf_task.motifs]
+    assert "CTCF.pos.0" in names and "CTCF.neg.0" in names
+    for motif in ctcf_task.motifs:
+        seqlets = ctcf_task.motif_seqlets[ctcf_task.motif_seqlets["motif"] == motif.name]
+        assert len(seqlets) == motif.n_seqlets
+        planted = truth[truth["motif_name"] == ("CTCF" if motif.sign == "pos" else "GATA1")]
+        assert overlap_fraction(seqlets, planted) >= 0.8
+        assert np.sign(seqlets["score"]).eq(1 if motif.sign == "pos" else -1).mean() > 0.9
+        assert motif.cwm.shape == motif.pwm.shape == motif.hypothetical_cwm.shape == (4, motif.width)
+        np.testing.assert_allclose(motif.pwm.sum(axis=0), 1, atol=1e-5)
+        assert 0 <= motif.trim_start < motif.trim_end <= motif.width
+    counts = [motif.n_seqlets for motif in ctcf_task.motifs if motif.sign == "neg"]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_seqlet_tables_are_in_genome_coordinates(ctcf_task, contributions):
+    info = contributions[0]
+    seqlets = ctcf_task.motif_seqlets
+    assert list(seqlets.columns) == list(MOTIF_SEQLET_COLUMNS)
+    assert list(ctcf_task.called_seqlets.columns) == list(CALLED_SEQLET_COLUMNS)
+    regions = info.regions.set_index("name")
+    for table in (seqlets, ctcf_task.called_seqlets):
+        assert (table["chrom"].to_numpy() == regions.loc[table["region"], "chrom"].to_numpy()).all()
+        assert (table["start"].to_numpy() >= regions.loc[table["region"], "start"].to_numpy()).all()
+        assert (table["end"].to_numpy() <= regions.loc[table["region"], "end"].to_numpy()).all()
+    # The core lies inside the motif's full window, on the seqlet's strand.
+    assert ((seqlets["window_start"] <= seqlets["start"]) & (seqlets["end"] <= seqlets["window_end"])).all()
+    motif = ctcf_task.motifs[0]
+    one = seqlets[seqlets["motif"] == motif.name]
+    forward, reverse = one[one["strand"] == "+"], one[one["strand"] == "-"]
+    assert (forward["start"] - forward["window_start"] == motif.trim_start).all()
+    assert (reverse["window_end"] - reverse["end"] == motif.trim_start).all()
+
+
+def test_no_seqlets_gives_an_empty_result_and_says_why(contributions, caplog):
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        result = discover(contributions[0], "noise")
+    assert result.motifs == [] and len(result.motif_seqlets) == 0
+    assert list(result.motif_seqlets.columns) == list(MOTIF_SEQLET_COLUMNS)
+    assert "fewer than the 100 needed for discovery; no pos motifs" in caplog.text
+
+
+@pytest.mark.parametrize("window", [151, 99])
+def test_odd_and_short_windows(contributions, window):
+    info, truth = contributions
+    result = discover(info, "GATA1", window=window)
+    assert result.window_size == window and result.window_start == info.length // 2 - window // 2
+    assert result.motifs and result.motifs[0].name == "GATA1.pos.0"
+    seqlets = result.motif_seqlets
+    regions = info.regions.set_index("name").loc[seqlets["region"]]
+    assert (seqlets["window_start"].to_numpy() >= regions["start"].to_numpy() + result.window_start).all()
+    assert (seqlets["window_end"].to_numpy() <= regions["start"].to_numpy() + result.window_start + window).all()
+    assert overlap_fraction(seqlets, truth[truth["motif_name"] == "GATA1"]) >= 0.8
+
+
+def test_short_regions(tmp_path):
+    genome = simulate_genome(tmp_path, SHORT_REGION_SETTINGS)
+    info = read_contribution_info(write_planted_contributions(genome, tmp_path / "c.h5", {"GATA1": {"GATA1": 0.5}}))
+    result = discover(info, "GATA1", window=35)
+    assert result.geometry.core + 2 * result.geometry.flank < 35
+    assert result.motifs and result.motifs[0].name == "GATA1.pos.0"
+    assert overlap_fraction(result.motif_seqlets, pd.read_csv(genome.truth_tsv, sep="\t")) >= 0.8
+
+
+def test_seqlet_cap_samples_regions_at_random_with_a_seed(contributions, caplog):
+    info = contributions[0]
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        first = discover(info, "GATA1", max_seqlets=150, seed=1)
+    assert "clustering 150 of" in caplog.text
+    used = first.motif_seqlets["region"].unique()
+    rows = info.regions.index[info.regions["name"].isin(used)]
+    # File order would take the first ~40% of the regions; a random order spreads over all of them.
+    assert rows.max() > 0.8 * len(info.regions)
+    again = discover(info, "GATA1", max_seqlets=150, seed=1)
+    pd.testing.assert_frame_equal(first.motif_seqlets, again.motif_seqlets)
+
+
+def test_resolve_window(caplog):
+    assert resolve_window(None, 200) == (0, 200)
+    assert resolve_window(151, 200) == (25, 151)
+    assert resolve_window(150, 201) == (25, 150)
+    with caplog.at_level(logging.WARNING, logger="genomatt"):
+        assert resolve_window(500, 200) == (0, 200)
+    assert "longer than the 200 bp regions" in caplog.text
+    with pytest.raises(MotifError, match="too short"):
+        resolve_window(10, 200)
+
+
+def test_bounded_threads_sets_and_restores_numba_threads():
+    before = numba.get_num_threads()
+    with bounded_threads(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with bounded_threads(10_000):
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+    with pytest.raises(MotifError, match="at least 1"):
+        DiscoverySettings(threads=0)
+
+
+def test_trim_bounds_keeps_columns_above_three_tenths_of_the_maximum():
+    cwm = np.zeros((4, 8))
+    cwm[0, [1, 3, 4, 6]] = [0.25, 1.0, -0.5, 0.31]
+    assert trim_bounds(cwm) == (3, 7)

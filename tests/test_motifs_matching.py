@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+from genomatt.errors import MotifError
+from genomatt.motifs.discovery import DiscoveredMotif, trim_bounds
+from genomatt.motifs.formats import Motif, reverse_complement_matrix, write_meme
+from genomatt.motifs.jaspar import fetch_jaspar
+from genomatt.motifs.matching import (
+    MATCH_COLUMNS,
+    benjamini_hochberg,
+    compare_motifs,
+    load_database,
+    match_motifs,
+    write_matches_tsv,
+)
+
+
+@pytest.fixture(scope="module")
+def jaspar():
+    return load_database()
+
+
+def planted_motif(matrix_id: str, reverse: bool, rng: np.random.Generator) -> DiscoveredMotif:
+    """A motif as discovery would report it: base frequencies of 200 sampled instances of a JASPAR matrix
+    between 8 background columns on each side, CWM = frequency x information content."""
+    probabilities = fetch_jaspar(matrix_id).probabilities
+    counts = np.stack([rng.multinomial(200, column) for column in probabilities.T], axis=1)
+    background = rng.multinomial(200, [0.29, 0.21, 0.21, 0.29], size=(8,)).T
+    pwm = np.concatenate([background, counts, background[:, ::-1]], axis=1) / 200
+    if reverse:
+        pwm = reverse_complement_matrix(pwm)
+    information = 2 + (pwm * np.log2(np.maximum(pwm, 1e-9))).sum(axis=0)
+    cwm = (pwm * information).astype(np.float32)
+    start, end = trim_bounds(cwm)
+    return DiscoveredMotif(f"task.pos.{matrix_id}", "task", "pos", cwm, cwm, pwm.astype(np.float32), 200, start, end)
+
+
+def test_planted_pwm_derived_motifs_match_their_jaspar_matrix(jaspar):
+    rng = np.random.default_rng(0)
+    planted = {"MA0035": False, "MA0139": True, "MA0080": False, "MA0466": True}
+    motifs = [planted_motif(matrix_id, reverse, rng) for matrix_id, reverse in planted.items()]
+    assert all(motif.trim_end - motif.trim_start < motif.width for motif in motifs)
+    match_motifs(motifs, jaspar, top=3, threads=2)
+    for matrix_id, motif in zip(planted, motifs):
+        best = motif.matches[0]
+        assert best["id"].split(".")[0] == matrix_id
+        assert best["q"] < 0.05 and best["p"] <= best["q"]
+        assert len(motif.matches) == 3 and [m["p"] for m in motif.matches] == sorted(m["p"] for m in motif.matches)
+
+
+def test_benjamini_hochberg_matches_scipy():
+    p_values = np.random.default_rng(1).uniform(size=(3, 50)) ** 3
+    expected = np.stack([scipy.stats.false_discovery_control(row) for row in p_values])
+    np.testing.assert_allclose(benjamini_hochberg(p_values), expected)
+
+
+def test_user_meme_file_as_database(tmp_path):
+    rng = np.random.default_rng(2)
+    motifs = [Motif(f"U{i}", f"user{i}", rng.dirichlet(np.full(4, 0.3), size=8).T) for i in range(30)]
+    database = load_database(write_meme(motifs, tmp_path / "user.meme"))
+    assert [motif.id for motif in database] == [motif.id for motif in motifs]
+    matches = compare_motifs([motifs[7].probabilities[:, 1:7]], database, top=2)
+    assert matches[0][0]["id"] == "U7" and matches[0][0]["name"] == "user7"
+
+
+def test_matching_rejects_bad_requests(jaspar):
+    assert compare_motifs([], jaspar) == []
+    with pytest.raises(MotifError, match="at least 1"):
+        compare_motifs([np.full((4, 5), 0.25)], jaspar, top=0)
+    with pytest.raises(MotifError, match="empty"):
+        compare_motifs([np.full((4, 5), 0.25)], [])
+
+
+def test_matches_tsv(tmp_path):
+    motif = DiscoveredMotif("t.pos.0", "t", "pos", np.ones((4, 3)), np.ones((4, 3)), np.full((4, 3), 0.25), 42, 0, 3,
+                            matches=[{"id": "MA1", "name": "A", "p": 1e-6, "q": 1e-4},
+                                     {"id": "MA2", "name": "B", "p": 0.01, "q": 0.3}])
+    path = tmp_path / "matches.tsv"
+    write_matches_tsv([motif], path)
+    table = pd.read_csv(path, sep="\t")
+    assert list(table.columns) == list(MATCH_COLUMNS)
+    assert table["rank"].tolist() == [1, 2] and table["match_id"].tolist() == ["MA1", "MA2"]
+    write_matches_tsv([], path)
+    assert pd.read_csv(path, sep="\t").empty

@@ -1,0 +1,192 @@
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from synthetic import planted_motifs_h5, synthetic_contributions
+
+from genomatt.cli.main import main
+from genomatt.errors import StoreError
+from genomatt.motifs.formats import read_meme
+from genomatt.motifs.hits import call_hits_in_store, read_cwm_motifs, write_hits
+from genomatt.report.html import MAX_DRAWN_BASES, _drawn_stretch, build_report
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+INSTALL_COMMAND = "apt-get update && apt-get install -y chromium"
+
+
+@pytest.fixture(scope="module")
+def run_files(small_genome, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    contrib = synthetic_contributions(small_genome, folder / "contrib.h5")
+    motifs = planted_motifs_h5(small_genome, folder / "motifs.h5")
+    hits = write_hits(call_hits_in_store(contrib, read_cwm_motifs(motifs), device="cpu"), folder / "hits")["h5"]
+    metrics = folder / "metrics.json"
+    metrics.write_text(json.dumps({"GATA1": {"auroc": 0.97, "auprc": 0.91}, "CTCF": {"auroc": 0.99, "auprc": 0.95}}))
+    return {"contrib": contrib, "motifs": motifs, "hits": hits, "metrics": metrics}
+
+
+@pytest.fixture(scope="module")
+def full_report(run_files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return build_report(run_files["contrib"], out, run_files["motifs"], run_files["hits"], run_files["metrics"])
+
+
+def test_report_is_self_contained(full_report, small_genome):
+    text = full_report.read_text()
+    first_motif = read_meme(small_genome.motifs_meme)[0]
+    assert text.startswith("<!DOCTYPE html>")
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert sources and all(source.startswith("data:image/png;base64,") for source in sources)
+    assert not re.search(r"(href|src)=\"(https?:)?//", text)
+    for name in ("GATA1.pos.0", first_motif.id, "q = 1e-05", "Example regions", "auroc", "Summation-to-delta"):
+        assert name in text
+    # Sorted by seqlet count: GATA1 (100 seqlets) before CEBPB (60).
+    assert text.index("GATA1.pos.0") < text.index("CEBPB.pos.0")
+    logos = full_report.parent / "logos"
+    for kind in ("cwm", "cwm_reverse", "pwm", "hypothetical_cwm"):
+        for fmt in ("png", "svg"):
+            assert (logos / f"CTCF.pos.0.{kind}.{fmt}").stat().st_size > 1000
+
+
+def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_path):
+    no_motifs = planted_motifs_h5(small_genome, tmp_path / "none.h5", n_motifs=0)
+    no_hits = write_hits(call_hits_in_store(run_files["contrib"], [], device="cpu"), tmp_path / "hits")["h5"]
+    out = build_report(run_files["contrib"], tmp_path / "empty.html", no_motifs, no_hits)
+    text = out.read_text()
+    assert "No motifs were found" in text and "No motif hits were found" in text
+    assert "No metrics file was given" in text
+    only_contrib = build_report(run_files["contrib"], tmp_path / "bare.html").read_text()
+    assert "No motif file was given" in only_contrib and "No hit file was given" in only_contrib
+
+
+def test_invalid_inputs_give_clear_errors(run_files, tmp_path):
+    bad_json = tmp_path / "m.json"
+    bad_json.write_text("{not json")
+    with pytest.raises(StoreError, match="not valid JSON"):
+        build_report(run_files["contrib"], tmp_path / "r.html", metrics=bad_json)
+    with pytest.raises(StoreError, match="not a genomatt hits.h5"):
+        build_report(run_files["contrib"], tmp_path / "r.html", hits=run_files["motifs"])
+    with pytest.raises(StoreError, match="expected 'contributions'"):
+        build_report(run_files["hits"], tmp_path / "r.html")
+    assert main(["report", "--contrib", str(run_files["contrib"]), "--out", str(tmp_path / "r.html"),
+                 "--metrics", str(tmp_path / "missing.json")]) == 2
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_command(run_files, small_genome, tmp_path):
+    one_motif = planted_motifs_h5(small_genome, tmp_path / "one.h5", n_motifs=1)
+    out = tmp_path / "report.html"
+    assert main(["report", "--contrib", str(run_files["contrib"]), "--motifs", str(one_motif), "--out", str(out),
+                 "--regions", "2"]) == 0
+    assert "GATA1.pos.0" in out.read_text()
+    assert len(list((tmp_path / "logos").iterdir())) == 8
+
+
+def chromium() -> str:
+    """Debian's chromium, installed with apt-get where missing and possible; else the test is skipped."""
+    if shutil.which("chromium") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["bash", "-c", INSTALL_COMMAND], env=env, capture_output=True, timeout=1200)
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip(f"Debian's chromium is not installed and cannot be installed here (needs root and apt-get: "
+                    f"{INSTALL_COMMAND})")
+    return path
+
+
+class DevTools:
+    """A minimal Chrome DevTools protocol session on one page."""
+
+    def __init__(self, url: str):
+        import websocket
+
+        self.socket = websocket.create_connection(url, timeout=60)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message["result"]
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(event.get("method") == method for event in self.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {method} within {timeout} s")
+            self.events.append(json.loads(self.socket.recv()))
+
+
+def render(report: Path, screenshot: Path, profile: Path, width: int = 1280) -> dict:
+    """Open the report in headless Chromium; save a full-page screenshot; return images and console errors."""
+    pytest.importorskip("websocket", reason="the browser test needs websocket-client (pip install websocket-client)")
+    profile.mkdir()
+    process = subprocess.Popen([chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                                "--remote-debugging-port=0", "about:blank"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("chromium did not open its DevTools port")
+            time.sleep(0.2)
+        port = port_file.read_text().split()[0]
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30).read())
+        page = DevTools(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"])
+        for domain in ("Page", "Runtime", "Log"):
+            page.call(f"{domain}.enable")
+        page.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False)
+        page.call("Page.navigate", url=report.resolve().as_uri())
+        page.wait_for("Page.loadEventFired")
+        images = page.call("Runtime.evaluate", returnByValue=True, expression=(
+            "Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth}))"
+        ))["result"]["value"]
+        height = page.call("Runtime.evaluate", expression="document.documentElement.scrollHeight",
+                           returnByValue=True)["result"]["value"]
+        # A viewport as tall as the page renders every image in place (tiles past the viewport may not).
+        page.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+        shot = page.call("Page.captureScreenshot", format="png")
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        errors = [event for event in page.events if
+                  (event.get("method") == "Runtime.consoleAPICalled" and event["params"]["type"] == "error")
+                  or event.get("method") == "Runtime.exceptionThrown"
+                  or (event.get("method") == "Log.entryAdded" and event["params"]["entry"]["level"] == "error")]
+        page.socket.close()
+        return {"images": images, "errors": errors, "height": height}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_report_renders_in_chromium(full_report, tmp_path):
+    screenshot = tmp_path / "report.png"
+    result = render(full_report, screenshot, tmp_path / "profile")
+    assert len(result["images"]) > 20
+    assert all(image["complete"] and image["width"] > 0 for image in result["images"]), result["images"]
+    assert result["errors"] == []
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 50_000
+
+
+def test_long_regions_are_drawn_around_their_hits():
+    hits = pd.DataFrame({"offset": [600, 640], "offset_end": [610, 650]})
+    first, last = _drawn_stretch(1000, hits)
+    assert last - first == MAX_DRAWN_BASES and first <= 600 and last >= 650
+    assert _drawn_stretch(1000, hits.assign(offset=[990, 990], offset_end=[1000, 1000])) == (760, 1000)
+    assert _drawn_stretch(200, hits) == (0, 200)

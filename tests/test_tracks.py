@@ -1,0 +1,73 @@
+import h5py
+import numpy as np
+import pandas as pd
+import pyBigWig
+import pytest
+from synthetic import synthetic_contributions
+
+from genomatt.errors import FastaError, StoreError
+from genomatt.genome import read_chrom_sizes
+from genomatt.store import read_regions
+from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed
+
+
+@pytest.fixture(scope="module")
+def contrib_h5(small_genome, tmp_path_factory):
+    return synthetic_contributions(small_genome, tmp_path_factory.mktemp("contrib") / "contrib.h5")
+
+
+def test_bigwig_values_equal_stored_contributions(contrib_h5, small_genome, tmp_path):
+    written = write_contribution_bigwigs(contrib_h5, small_genome.fasta, tmp_path)
+    regions = read_regions(contrib_h5)
+    with h5py.File(contrib_h5) as handle:
+        tasks = [str(t) for t in handle.attrs["tasks"]]
+        per_base = handle["contrib"][()].sum(axis=2)  # (N, T, L)
+    assert set(written) == set(tasks)
+    rng = np.random.default_rng(0)
+    sizes = read_chrom_sizes(small_genome.fasta)
+    for task_index, task in enumerate(tasks):
+        with pyBigWig.open(str(written[task])) as track:
+            assert track.chroms() == sizes
+            for row in rng.choice(len(regions), 20, replace=False):
+                start, chrom = int(regions.at[row, "start"]), regions.at[row, "chrom"]
+                for offset in rng.choice(per_base.shape[-1], 10, replace=False):
+                    value = track.values(chrom, start + int(offset), start + int(offset) + 1)[0]
+                    assert value == pytest.approx(per_base[row, task_index, offset], abs=1e-6)
+
+
+def test_overlapping_regions_take_the_value_nearest_a_centre(tmp_path):
+    regions = pd.DataFrame({"chrom": ["c", "c"], "start": [0, 6], "end": [10, 16]})
+    values = np.stack([np.full(10, 1.0), np.full(10, 2.0)])
+    path = write_bigwig(values, regions, {"c": 30}, tmp_path / "t.bw")
+    with pyBigWig.open(str(path)) as track:
+        got = np.array(track.values("c", 0, 16))
+    # Bases 6..9 lie in both windows; centres are at 5 and 11, so 6, 7 go to the first and 8, 9 to the second.
+    assert got.tolist() == [1.0] * 8 + [2.0] * 8
+
+
+def test_windows_off_the_chromosome_end_are_clipped(tmp_path):
+    regions = pd.DataFrame({"chrom": ["c", "c"], "start": [-3, 15], "end": [7, 25]})
+    values = np.arange(20, dtype=float).reshape(2, 10)
+    path = write_bigwig(values, regions, {"c": 20, "d": 5}, tmp_path / "t.bw")
+    with pyBigWig.open(str(path)) as track:
+        assert track.values("c", 0, 7) == pytest.approx(list(range(3, 10)))
+        assert track.values("c", 15, 20) == pytest.approx(list(range(10, 15)))
+
+
+def test_invalid_track_inputs(tmp_path, contrib_h5, small_genome):
+    regions = pd.DataFrame({"chrom": ["chrX"], "start": [0], "end": [4]})
+    with pytest.raises(FastaError, match="chrX"):
+        write_bigwig(np.zeros((1, 4)), regions, {"chr1": 100}, tmp_path / "t.bw")
+    with pytest.raises(StoreError, match="expected"):
+        write_bigwig(np.zeros((2, 4)), regions, {"chrX": 100}, tmp_path / "t.bw")
+    with pytest.raises(StoreError, match="not in the file"):
+        write_contribution_bigwigs(contrib_h5, small_genome.fasta, tmp_path, tasks=["nope"])
+    assert not (tmp_path / "t.bw").exists()
+
+
+def test_hits_bed_keeps_one_line_per_distinct_hit(tmp_path):
+    hits = pd.DataFrame({"chr": ["c", "c", "c"], "start": [5, 5, 40], "end": [12, 12, 47],
+                         "motif_name": ["m", "m", "m"], "hit_similarity": [0.91, 0.88, 0.75],
+                         "strand": ["+", "+", "-"], "task": ["a", "b", "a"]})
+    path = write_hits_bed(hits, tmp_path / "hits.bed")
+    assert path.read_text().splitlines() == ["c\t5\t12\tm\t910\t+", "c\t40\t47\tm\t750\t-"]

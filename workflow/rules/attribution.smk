@@ -1,0 +1,47 @@
+rule attribute_shard:
+    """DeepLIFT/DeepSHAP contributions of one shard of a sample's regions (references seeded by region)."""
+    input:
+        regions=f"{OUTDIR}/{{sample}}/regions.h5",
+        model=sample_model_inputs,
+    output:
+        temp(f"{OUTDIR}/{{sample}}/shards/contrib.{{shard}}.h5"),
+    log:
+        f"{OUTDIR}/logs/{{sample}}/attribute.{{shard}}.log",
+    params:
+        model=sample_model,
+        weights=sample_weights_option,
+        shards=SHARDS,
+        references=ATTRIBUTION.get("references", 20),
+        batch_size=ATTRIBUTION.get("batch_size", 128),
+        device=ATTRIBUTION.get("device", "cpu"),
+        rule=ATTRIBUTION.get("rule", "rescale"),
+        seed=config.get("seed", 0),
+    threads: ATTRIBUTION.get("threads", 1)
+    resources:
+        mem_mb=ATTRIBUTION.get("mem_mb", 8000),
+        runtime=ATTRIBUTION.get("runtime", 240),
+        gpu=attribution_gpus(),
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt attribute --h5 {input.regions} --model {params.model} {params.weights} --out {output}"
+        " --shard {wildcards.shard}/{params.shards} --references {params.references} --seed {params.seed}"
+        " --batch-size {params.batch_size} --device {params.device} --rule {params.rule} > {log} 2>&1"
+
+
+rule gather_contributions:
+    """Gather the attribution shards of a sample into one contribution file, in shard order."""
+    input:
+        expand(f"{OUTDIR}/{{{{sample}}}}/shards/contrib.{{shard}}.h5", shard=range(SHARDS)),
+    output:
+        f"{OUTDIR}/{{sample}}/contrib.h5",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/gather.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt gather --inputs {input} --out {output} > {log} 2>&1"

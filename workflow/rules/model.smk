@@ -1,0 +1,24 @@
+rule train:
+    """Train the sample's sequence model on its task BEDs and record its held-out test metrics."""
+    input:
+        fasta=sample_fasta,
+        beds=sample_task_beds,
+    output:
+        model=f"{OUTDIR}/{{sample}}/model/model.pt",
+        metrics=f"{OUTDIR}/{{sample}}/model/model.metrics.json",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/train.log",
+    params:
+        labels=sample_labels_option,
+        width=config["width"],
+        options=training_options(),
+        beds=lambda wildcards, input: " ".join(f"--bed {bed}" for bed in input.beds),
+    threads: TRAINING.get("threads", 1)
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt train --fasta {input.fasta} {params.beds} {params.labels} --width {params.width}"
+        " {params.options} --out {output.model} --metrics {output.metrics} > {log} 2>&1"

@@ -1,0 +1,48 @@
+rule motifs:
+    """Seqlets, de novo motifs (tfmodisco-lite) and their known-motif matches for every task of a sample."""
+    input:
+        f"{OUTDIR}/{{sample}}/contrib.h5",
+    output:
+        motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
+        seqlets=f"{OUTDIR}/{{sample}}/motifs/seqlets.bed",
+        matches=f"{OUTDIR}/{{sample}}/motifs/matches.tsv",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/motifs.log",
+    params:
+        options=motif_options(),
+    threads: MOTIFS.get("threads", 2)
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt motifs --contrib {input} --out {output.motifs} --threads {threads} {params.options} > {log} 2>&1"
+
+
+rule hits:
+    """Instances of every discovered motif in the contributions of all regions, with bigWig tracks."""
+    input:
+        contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
+        motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
+        fasta=sample_fasta,
+    output:
+        tsv=f"{OUTDIR}/{{sample}}/hits/hits.tsv",
+        bed=f"{OUTDIR}/{{sample}}/hits/hits.bed",
+        h5=f"{OUTDIR}/{{sample}}/hits/hits.h5",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/hits.log",
+    params:
+        fdr=HITS.get("fdr", 0.05),
+        device=ATTRIBUTION.get("device", "cpu"),
+        seed=config.get("seed", 0),
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt hits --contrib {input.contrib} --motifs {input.motifs} --fasta {input.fasta}"
+        " --out-dir $(dirname {output.tsv}) --fdr {params.fdr} --device {params.device} --seed {params.seed}"
+        " > {log} 2>&1"

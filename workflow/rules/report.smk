@@ -1,0 +1,23 @@
+rule report:
+    """The self-contained HTML report of a sample: run summary, motifs with logos and matches, example regions."""
+    input:
+        unpack(sample_metrics),
+        contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
+        motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
+        hits=f"{OUTDIR}/{{sample}}/hits/hits.h5",
+    output:
+        f"{OUTDIR}/{{sample}}/report.html",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/report.log",
+    params:
+        metrics=sample_metrics_option,
+        regions=config.get("report", {}).get("regions", 6),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt report --contrib {input.contrib} --motifs {input.motifs} --hits {input.hits} {params.metrics}"
+        " --regions {params.regions} --out {output} > {log} 2>&1"
