@@ -56,10 +56,8 @@ def main() -> None:
     parser.add_argument("--regions", type=int, default=200, help="test-chromosome regions to explain")
     parser.add_argument("--model", help="model to explain (default: train the default model)")
     parser.add_argument("--workdir", help="folder for the genome, model and results (default: a temporary one)")
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as temporary:
         workdir = Path(args.workdir or temporary)
         genome = simulate_genome(workdir / "genome")

@@ -110,8 +110,8 @@ def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | N
         p = hit_found[mine].mean() if mine.any() else float("nan")
         r = site_found[sites].mean()
         per_motif[name] = {"hits": int(mine.sum()), "precision": p, "recall": r}
-    return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "precision": precision, "recall": recall, "f1": f1,
-            "per_motif": per_motif}
+    return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "found_sites": int(site_found.sum()),
+            "precision": precision, "recall": recall, "f1": f1, "per_motif": per_motif}
 
 
 def run_genomatt(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
@@ -228,28 +228,28 @@ def main() -> None:
     mapping = planted_name_of(args.motifs, motifs, list(truth["motif_name"].unique()))
     pwms = read_pwms(args.motifs, motifs)
 
-    results = {}
-    hits, seconds = timed(run_genomatt, args.contrib, motifs)
-    results["genomatt hits (matching pursuit)"] = (evaluate(hits, truth, mapping), seconds)
-    hits, seconds = timed(run_finemo, args.contrib, motifs)
-    results["Fi-NeMo 0.41 (lambda 0.7)"] = (evaluate(hits, truth, mapping), seconds)
-    hits, seconds = timed(run_fimo, args.contrib, pwms)
-    results["FIMO (memelite, p < 1e-4)"] = (evaluate(hits, truth, mapping), seconds)
-
     print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
           f"{len(motifs)} motifs, {len(truth)} planted instances; {platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
-    print("| method | hits | precision | recall | F1 | seconds |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, (metrics, seconds) in results.items():
+    print("| method | hits | hits per found site | precision | recall | F1 | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    results = {}
+    runs = [("genomatt hits (matching pursuit)", run_genomatt, (args.contrib, motifs)),
+            ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms)),
+            ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs))]
+    for name, function, inputs in runs:
+        hits, seconds = timed(function, *inputs)
+        metrics = evaluate(hits, truth, mapping)
+        results[name] = metrics
         extra = f" (+{metrics['unmapped']} of unmapped motifs)" if metrics["unmapped"] else ""
-        print(f"| {name} | {metrics['hits']}{extra} | {metrics['precision']:.3f} | {metrics['recall']:.3f} | "
-              f"{metrics['f1']:.3f} | {seconds:.1f} |")
+        per_site = metrics["tp"] / max(metrics["found_sites"], 1)
+        print(f"| {name} | {metrics['hits']}{extra} | {per_site:.2f} | {metrics['precision']:.3f} | "
+              f"{metrics['recall']:.3f} | {metrics['f1']:.3f} | {seconds:.1f} |", flush=True)
     print("\nPer motif (precision / recall):\n")
-    names = list(next(iter(results.values()))[0]["per_motif"])
+    names = list(next(iter(results.values()))["per_motif"])
     print("| method | " + " | ".join(names) + " |")
     print("|---|" + "---:|" * len(names))
-    for name, (metrics, _) in results.items():
+    for name, metrics in results.items():
         cells = [f"{metrics['per_motif'][m]['precision']:.2f} / {metrics['per_motif'][m]['recall']:.2f}" for m in names]
         print(f"| {name} | " + " | ".join(cells) + " |")
 

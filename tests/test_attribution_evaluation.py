@@ -138,7 +138,7 @@ def test_a_motif_scanner_is_explained_at_its_motifs(small_genome, scanner):
     summary = evaluation.summary.set_index("method")
     assert (summary["status"] == "ok").all()
     # The global max pool credits the best instance of each task only, so weaker copies stay unfound;
-    # planted positions are about 4% of all, which is the auPRC of a random score.
+    # a task's planted positions are 2–4% of all, the auPRC of a random score.
     for method in ("deeplift", "ism"):
         assert summary.loc[method, "auroc"] > 0.75 and summary.loc[method, "auprc"] > 0.5
     assert summary.loc["deeplift", "mean_inside"] > 10 * abs(summary.loc["deeplift", "mean_outside"])
