@@ -5,16 +5,21 @@ The three methods run in the same process on the same inputs:
 - genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions);
 - Fi-NeMo ``hitcaller.fit_contribs`` (non-negative lasso of CWMs on contributions), its defaults
   (lambda 0.7, trim threshold 0.3, projected contributions and CWMs), on the same CWMs;
-- FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs.
+- FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs
+  (trimmed as in ``motifs.meme``).
 
 A hit is a true positive when it lies within 5 bp (centre to centre) of a planted instance of the same
 motif. Motifs map to planted motifs by name for a MEME file of the planted motifs, or through their
-best known-motif match for a ``motifs.h5``; hits of motifs that map to no planted motif are counted
-apart. Precision is over hits, recall over the planted instances lying inside the regions.
+best known-motif match for a ``motifs.h5`` (the planted matrix or one of its TF family, q < 0.05); hits
+of motifs that map to no planted motif are counted apart. Precision is over hits, recall over the
+planted instances lying inside the regions.
 
-Run on real pipeline outputs::
+Run on real pipeline outputs (``--regions N``: every method on the same N regions drawn at random;
+``--task-regions tasks.bed``: every method scans a task's motifs in the regions positive for the task,
+as ``genomatt hits --task-regions`` does)::
 
-    .venv/bin/python bench/hits.py --contrib contrib.h5 --motifs motifs.h5 --truth truth.tsv
+    .venv/bin/python bench/hits.py --contrib contrib.h5 --motifs motifs.h5 --truth truth.tsv \
+        [--task-regions tasks.bed] [--regions 500]
 
 or on synthetic contributions of the default simulated genome (no model needed)::
 
@@ -30,6 +35,7 @@ import json
 import platform
 import re
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -38,10 +44,15 @@ import h5py
 import numpy as np
 import pandas as pd
 import torch
+from planted import planted_matrix
 
+from genomatt.models.dataset import read_task_regions
+from genomatt.motifs.discovery import task_region_rows
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.hits import CwmMotif, call_hits_in_store, contribution_tasks, read_cwm_motifs, trim_bounds
-from genomatt.store import read_regions
+from genomatt.motifs.jaspar import DEFAULT_RELEASE
+from genomatt.motifs.store import read_motifs
+from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
 
 MAX_DISTANCE = 5
 FIMO_THRESHOLD = 1e-4
@@ -53,27 +64,31 @@ def file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
-def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], planted: list[str]) -> dict[str, str | None]:
-    """Map each motif to a planted motif name (None when it matches none)."""
-    by_key = {file_safe(name).upper(): name for name in planted}
+def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], truth: pd.DataFrame) -> dict[str, str | None]:
+    """Map each motif to a planted motif name (None when it stands for none).
+
+    Motifs of a MEME file of the planted motifs map by name; discovered motifs of a ``motifs.h5`` through
+    their best known-motif match (the planted matrix or one of its TF family, q < 0.05).
+    """
+    names = truth.drop_duplicates("motif_id").set_index("motif_id")["motif_name"].to_dict()
+    if not h5py.is_hdf5(motifs_path):
+        by_key = {file_safe(name).upper(): name for name in names.values()}
+        return {motif.name: by_key.get(file_safe(motif.name).upper()) for motif in motifs}
     mapping = {}
-    if h5py.is_hdf5(motifs_path):
-        with h5py.File(motifs_path, "r") as handle:
-            for motif in motifs:
-                matches = json.loads(handle["motifs"][motif.name].attrs.get("matches", "[]"))
-                best = min(matches, key=lambda match: match.get("q", 1.0)) if matches else None
-                mapping[motif.name] = by_key.get(file_safe(best["name"]).upper()) if best else None
-    else:
+    with h5py.File(motifs_path, "r") as handle:
         for motif in motifs:
-            mapping[motif.name] = by_key.get(file_safe(motif.name).upper())
+            matches = json.loads(handle["motifs"][motif.name].attrs.get("matches", "[]"))
+            matrix_id = planted_matrix(matches, names, DEFAULT_RELEASE)
+            mapping[motif.name] = names[matrix_id] if matrix_id else None
     return mapping
 
 
 def read_pwms(motifs_path: Path, motifs: list[CwmMotif]) -> dict[str, np.ndarray]:
-    """Position probability matrices ``(4, W)`` for FIMO."""
+    """Position probability matrices ``(4, W)`` for FIMO: a ``motifs.h5`` motif's PWM trimmed as in
+    ``motifs.meme`` (the matrices matched against JASPAR), a MEME file's motifs as they are."""
     if h5py.is_hdf5(motifs_path):
-        with h5py.File(motifs_path, "r") as handle:
-            return {motif.name: handle["motifs"][motif.name]["pwm"][()].astype(np.float64) for motif in motifs}
+        return {motif.name: motif.trimmed_motif().probabilities.astype(np.float64)
+                for motif in read_motifs(motifs_path)[0]}
     return {(motif.name or motif.id): motif.probabilities for motif in read_meme(motifs_path)}
 
 
@@ -114,8 +129,8 @@ def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | N
             "precision": precision, "recall": recall, "f1": f1, "per_motif": per_motif}
 
 
-def run_genomatt(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
-    return call_hits_in_store(contrib_path, motifs, device="cpu").hits
+def run_genomatt(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
+    return call_hits_in_store(contrib_path, motifs, device="cpu", task_rows=task_rows).hits
 
 
 def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, int, int]]]:
@@ -136,7 +151,7 @@ def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tu
     return cwms, masks, info
 
 
-def run_finemo(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
+def run_finemo(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
     from finemo import hitcaller
 
     tasks = contribution_tasks(contrib_path)
@@ -149,15 +164,18 @@ def run_finemo(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
             if not task_motifs:
                 continue
             cwms, masks, info = finemo_cwms(task_motifs)
-            contrib = np.ascontiguousarray(handle["contrib"][:, index])
+            rows = np.arange(len(regions)) if task_rows is None else task_rows[task]
+            if not len(rows):
+                continue
+            contrib = np.ascontiguousarray(handle["contrib"][:, index][rows])
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 hits, _ = hitcaller.fit_contribs(
-                    cwms, contrib, onehot, masks, False, np.full(len(cwms), FINEMO_LAMBDA, dtype=np.float32),
-                    device=torch.device("cpu"))
+                    cwms, contrib, np.ascontiguousarray(onehot[rows]), masks, False,
+                    np.full(len(cwms), FINEMO_LAMBDA, dtype=np.float32), device=torch.device("cpu"))
             hits = pd.DataFrame({column: hits[column].to_numpy() for column in hits.columns})
             motif_id = hits["motif_id"].to_numpy()
-            region = hits["peak_id"].to_numpy()
+            region = rows[hits["peak_id"].to_numpy(np.int64)]
             trim_start = np.array([info[m][2] for m in motif_id], dtype=np.int64)
             trim_end = np.array([info[m][3] for m in motif_id], dtype=np.int64)
             start = regions["start"].to_numpy()[region] + hits["hit_start"].to_numpy() + trim_start
@@ -169,7 +187,8 @@ def run_finemo(contrib_path: Path, motifs: list[CwmMotif]) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else empty
 
 
-def run_fimo(contrib_path: Path, pwms: dict[str, np.ndarray]) -> pd.DataFrame:
+def run_fimo(contrib_path: Path, pwms: dict[str, np.ndarray], motif_tasks: dict[str, str | None],
+             task_rows: dict | None) -> pd.DataFrame:
     from memelite import fimo
 
     regions = read_regions(contrib_path)
@@ -178,6 +197,8 @@ def run_fimo(contrib_path: Path, pwms: dict[str, np.ndarray]) -> pd.DataFrame:
     results = fimo(pwms, onehot, threshold=FIMO_THRESHOLD)
     tables = []
     for name, table in zip(pwms, results):
+        if task_rows is not None and motif_tasks.get(name) is not None:
+            table = table[np.isin(table["sequence_name"].to_numpy(np.int64), task_rows[motif_tasks[name]])]
         region = table["sequence_name"].to_numpy(np.int64)
         start = regions["start"].to_numpy()[region] + table["start"].to_numpy(np.int64)
         tables.append(pd.DataFrame({"chr": regions["chrom"].to_numpy()[region], "start": start,
@@ -205,6 +226,18 @@ def prepare_synthetic(folder: Path, positives: int, negatives: int) -> tuple[Pat
     return contrib, genome.motifs_meme, genome.truth_tsv
 
 
+def subset_store(contrib_path: Path, n_regions: int, folder: Path, seed: int = 0) -> Path:
+    """A copy of ``contrib_path`` with ``n_regions`` regions drawn at random (seeded), in file order."""
+    regions = read_regions(contrib_path)
+    rows = np.sort(np.random.default_rng(seed).choice(len(regions), size=min(n_regions, len(regions)), replace=False))
+    attrs = read_attrs(contrib_path)
+    arrays = {name: read_array(contrib_path, name, rows) for name in list_arrays(contrib_path)}
+    extra = {key: value for key, value in attrs.items() if key not in ("genomatt_version", "created_utc", "kind",
+                                                                          "provenance")}
+    return write_store(folder / "contrib.subset.h5", regions.iloc[rows].reset_index(drop=True), arrays,
+                       kind=attrs["kind"], provenance=attrs["provenance"], attrs=extra)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contrib", type=Path)
@@ -213,19 +246,28 @@ def main() -> None:
     parser.add_argument("--synthetic", type=Path, help="folder for a simulated genome with synthetic contributions")
     parser.add_argument("--positives", type=int, default=2000, help="--synthetic: motif-bearing regions")
     parser.add_argument("--negatives", type=int, default=1000, help="--synthetic: background regions")
+    parser.add_argument("--task-regions", type=Path,
+                        help="tasks.bed of the simulated genome: every method scans a task's motifs in its regions")
+    parser.add_argument("--regions", type=int, help="run every method on this many regions drawn at random")
     args = parser.parse_args()
     if args.synthetic:
         args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.positives, args.negatives)
     elif not (args.contrib and args.motifs and args.truth):
         parser.error("give --contrib, --motifs and --truth, or --synthetic")
+    if args.regions:
+        args.contrib = subset_store(args.contrib, args.regions, Path(tempfile.mkdtemp(prefix="bench_hits_")))
     tasks = contribution_tasks(args.contrib)
     truth = pd.read_csv(args.truth, sep="\t")
     regions = read_regions(args.contrib)
     inside = truth.merge(regions[["chrom", "start", "end", "name"]].rename(
         columns={"start": "region_start", "end": "region_end", "name": "region"}), on=["chrom", "region"], how="left")
-    truth = truth[(inside["start"] >= inside["region_start"]) & (inside["end"] <= inside["region_end"])]
+    inside = (inside["start"] >= inside["region_start"]) & (inside["end"] <= inside["region_end"])
+    truth = truth[inside.to_numpy()].reset_index(drop=True)
     motifs = read_cwm_motifs(args.motifs)
-    mapping = planted_name_of(args.motifs, motifs, list(truth["motif_name"].unique()))
+    task_rows = None
+    if args.task_regions:
+        task_rows = task_region_rows(regions, tasks, read_task_regions([args.task_regions], "name"))
+    mapping = planted_name_of(args.motifs, motifs, truth)
     pwms = read_pwms(args.motifs, motifs)
 
     print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
@@ -234,9 +276,10 @@ def main() -> None:
     print("| method | hits | hits per found site | precision | recall | F1 | seconds |")
     print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
     results = {}
-    runs = [("genomatt hits (matching pursuit)", run_genomatt, (args.contrib, motifs)),
-            ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms)),
-            ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs))]
+    motif_tasks = {motif.name: motif.task for motif in motifs}
+    runs = [("genomatt hits (matching pursuit)", run_genomatt, (args.contrib, motifs, task_rows)),
+            ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
+            ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))]
     for name, function, inputs in runs:
         hits, seconds = timed(function, *inputs)
         metrics = evaluate(hits, truth, mapping)

@@ -10,14 +10,14 @@
    warm-up run: wall time, CPU time (with tfmodisco-lite's forked children) and peak resident memory
    (largest of the process and of those children).
 
-Run: ``.venv/bin/python bench/motifs.py CONTRIB [--truth truth.tsv] [--sizes 2000 10000 50000]``
+Run: ``.venv/bin/python bench/motifs.py CONTRIB [--truth truth.tsv [--task-regions tasks.bed]]
+[--sizes 2000 10000 50000]``
 (prints markdown tables).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import multiprocessing
 import platform
 import resource
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from planted import planted_matrix
 
 from genomatt.cli.main import main as genomatt_main
 from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
@@ -34,44 +35,28 @@ from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.seqlets import call_seqlets, seqlet_geometry
 from genomatt.motifs.store import read_contribution_info, read_motifs, read_task_window
 
-SIGNIFICANT_Q = 0.05
 WARM_UP_REGIONS = 300
 
 
-@functools.lru_cache
-def tf_family(matrix_id: str, release: str) -> set[str]:
-    """The TF families JASPAR lists for a matrix (by base ID, latest version)."""
-    from pyjaspar import jaspardb
-
-    record = jaspardb(release=release).fetch_motif_by_id(matrix_id.split(".")[0])
-    return set(record.tf_family or []) if record else set()
-
-
-def acceptance(contrib: Path, truth_path: Path, out: Path, threads: int, release: str, tax_group: str) -> None:
+def acceptance(contrib: Path, truth_path: Path, out: Path, threads: int, release: str, tax_group: str,
+               task_regions: Path | None) -> None:
     start = time.perf_counter()
+    # The simulated tasks.bed names each region's task in its name column.
+    tasks = ["--task-regions", str(task_regions), "--labels-column", "name"] if task_regions else []
     status = genomatt_main(["motifs", "--contrib", str(contrib), "--out", str(out / "motifs.h5"),
-                            "--threads", str(threads), "--jaspar-release", release, "--jaspar-tax-group", tax_group])
+                            "--threads", str(threads), "--jaspar-release", release, "--jaspar-tax-group", tax_group,
+                            *tasks])
     seconds = time.perf_counter() - start
     if status != 0:
         raise SystemExit(f"genomatt motifs failed with status {status}")
     motifs, seqlets, _ = read_motifs(out / "motifs.h5")
     truth = pd.read_csv(truth_path, sep="\t")
     planted = truth.drop_duplicates("motif_id").set_index("motif_id")["motif_name"].to_dict()
-    families = {matrix_id: tf_family(matrix_id, release) for matrix_id in planted}
     print(f"\n`genomatt motifs` on {contrib} ({threads} threads): {seconds:.1f} s, {len(motifs)} motifs\n")
-
-    def assigned(motif) -> str | None:
-        if not motif.matches or motif.matches[0]["q"] >= SIGNIFICANT_Q:
-            return None
-        best = motif.matches[0]["id"]
-        for matrix_id in planted:
-            if best.split(".")[0] == matrix_id.split(".")[0] or tf_family(best, release) & families[matrix_id]:
-                return matrix_id
-        return None
 
     rows = []
     for motif in motifs:
-        matrix_id = assigned(motif)
+        matrix_id = planted_matrix(motif.matches, planted, release)
         own = seqlets[seqlets["motif"] == motif.name]
         overlap = np.nan
         if matrix_id is not None:
@@ -172,6 +157,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("contrib", type=Path, help="contrib.h5 (genomatt attribute)")
     parser.add_argument("--truth", type=Path, help="truth.tsv of the simulated genome: print the acceptance table")
+    parser.add_argument("--task-regions", type=Path,
+                        help="tasks.bed of the simulated genome: discover each task's motifs in its regions")
     parser.add_argument("--out", type=Path, help="folder for the acceptance run's outputs (default: temporary)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[2_000, 10_000, 50_000], help="seqlet counts")
     parser.add_argument("--task", help="task for the scaling runs (default: the first)")
@@ -185,7 +172,7 @@ def main() -> None:
     if args.truth:
         with tempfile.TemporaryDirectory() as scratch:
             acceptance(args.contrib, args.truth, args.out or Path(scratch), args.threads, args.jaspar_release,
-                       args.jaspar_tax_group)
+                       args.jaspar_tax_group, args.task_regions)
     if args.sizes:
         scaling(args.contrib, args.task, args.sizes, args.threads)
 

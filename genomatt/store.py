@@ -39,6 +39,47 @@ def _column_to_dataset(values: pd.Series) -> tuple[np.ndarray, object]:
     return values.astype(str).to_numpy(dtype=object), _STRING
 
 
+def write_table(group: h5py.Group, table: pd.DataFrame) -> None:
+    """Write a table into an HDF5 group, one dataset per column.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        An empty group of a file open for writing.
+    table : pandas.DataFrame
+        Bool, integer (stored as int64) and float (float64) columns keep their type; any other
+        column is stored as UTF-8 strings. The column order is recorded in the ``columns`` attribute.
+    """
+    group.attrs["columns"] = json.dumps(list(table.columns))
+    for column in table.columns:
+        data, dtype = _column_to_dataset(table[column])
+        group.create_dataset(column, data=data, dtype=dtype)
+
+
+def read_table(group: h5py.Group) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`.
+
+    Parameters
+    ----------
+    group : h5py.Group
+        One dataset per column; the ``columns`` attribute (a JSON list) gives their order, and
+        without it every member of the group is read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns in their written order; strings decoded to ``str`` (object dtype).
+    """
+    columns = json.loads(group.attrs.get("columns", "[]")) or list(group)
+    data = {}
+    for column in columns:
+        values = group[column][()]
+        if values.dtype == object:
+            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+        data[column] = values
+    return pd.DataFrame(data)
+
+
 def _json_default(value):
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
@@ -96,11 +137,7 @@ def write_store(
         handle.attrs["provenance"] = json.dumps(dict(provenance or {}), default=_json_default, sort_keys=True)
         for key, value in (attrs or {}).items():
             handle.attrs[key] = value
-        group = handle.create_group(REGIONS_GROUP)
-        group.attrs["columns"] = json.dumps(list(regions.columns))
-        for column in regions.columns:
-            data, dtype = _column_to_dataset(regions[column])
-            group.create_dataset(column, data=data, dtype=dtype)
+        write_table(handle.create_group(REGIONS_GROUP), regions)
         for name, array in arrays.items():
             array = np.asarray(array)
             chunks = (min(CHUNK_ROWS, max(len(array), 1)),) + array.shape[1:] if array.ndim and len(array) else None
@@ -127,15 +164,7 @@ def read_regions(path: str | os.PathLike) -> pd.DataFrame:
     with _open(path) as handle:
         if REGIONS_GROUP not in handle:
             raise StoreError(f"{path}: no '/{REGIONS_GROUP}' group; not a genomatt file")
-        group = handle[REGIONS_GROUP]
-        columns = json.loads(group.attrs.get("columns", "[]")) or list(group)
-        data = {}
-        for column in columns:
-            values = group[column][()]
-            if values.dtype == object:
-                values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
-            data[column] = values
-    frame = pd.DataFrame(data)
+        frame = read_table(handle[REGIONS_GROUP])
     missing = [column for column in REQUIRED_REGION_COLUMNS if column not in frame.columns]
     if missing:
         raise StoreError(f"{path}: regions lack columns {missing}")

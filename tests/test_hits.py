@@ -1,3 +1,5 @@
+import logging
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -6,12 +8,24 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
 from genomatt.errors import MotifError, StoreError
+from genomatt.motifs.discovery import task_region_rows
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
 from genomatt.motifs.hits import (
-    FINEMO_COLUMNS, HIT_COLUMNS, CwmMotif, call_hits, call_hits_in_store, importance_threshold, logo_heights,
-    read_cwm_motifs, read_hits, trim_bounds, write_hits,
+    FINEMO_COLUMNS,
+    HIT_COLUMNS,
+    CwmMotif,
+    call_hits,
+    call_hits_in_store,
+    contribution_tasks,
+    importance_threshold,
+    logo_heights,
+    read_cwm_motifs,
+    read_hits,
+    trim_bounds,
+    write_hits,
 )
 from genomatt.simulate import task_name
+from genomatt.store import read_regions
 
 MAX_DISTANCE = 5
 
@@ -122,6 +136,50 @@ def test_overlapping_strand_copies_of_a_palindrome_give_one_hit():
                         + rng.normal(0, 0.01, (30, 4, length))).astype(np.float32)
     hits, _, _ = call_hits(contrib, onehot, [CwmMotif("ebox", cwm)], device="cpu")
     assert len(hits) == 30 and (hits["offset"] == 20).all()
+
+
+def test_energy_floor_drops_a_faint_copy_beside_a_strong_site():
+    # A faint exact copy (5% of the strong site's contribution) is motif-shaped, so the plain cosine takes it;
+    # with the energy floor (Fi-NeMo's eps) it carries too little beside the region's strong site.
+    cwm, contrib, onehot = _planted_array("+", 10)
+    onehot[0, :, 50:58] = (cwm > 0).astype(np.float32)
+    contrib[0, :, 50:58] = 0.05 * cwm
+    contrib, onehot = np.repeat(contrib, 40, axis=0), np.repeat(onehot, 40, axis=0)
+    plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=0.0)
+    floored, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    assert sorted(plain["offset"].unique()) == [10, 50] and len(plain) == 80
+    assert set(floored["offset"]) == {10} and len(floored) == 40
+    with pytest.raises(MotifError, match="energy_floor"):
+        call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=-1.0)
+
+
+def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):
+    regions = read_regions(contrib_h5)
+    tasks = contribution_tasks(contrib_h5)
+    rows = {task: np.arange(index, len(regions), 3) for index, task in enumerate(tasks)}
+    calls = call_hits_in_store(contrib_h5, read_cwm_motifs(motifs_h5), device="cpu", task_rows=rows)
+    assert len(calls.hits)
+    for task, group in calls.hits.groupby("task"):
+        assert set(group["peak_id"]) <= set(rows[task])
+        assert (regions["name"].to_numpy()[group["peak_id"]] == group["peak_name"]).all()
+    assert len(calls.qc) == sum(len(r) for r in rows.values())
+    for task, group in calls.qc.groupby("task"):
+        assert (group["peak_id"].to_numpy() == rows[task]).all()
+        assert (regions["name"].to_numpy()[rows[task]] == group["name"].to_numpy()).all()
+
+
+def test_task_region_rows_take_regions_centred_in_a_task_region(caplog):
+    regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [0, 100, 0], "end": [50, 150, 50],
+                            "name": ["a", "b", "c"]})
+    task_regions = {"t1": pd.DataFrame({"chrom": ["chr1"], "start": [120], "end": [130]}),
+                    "t2": pd.DataFrame({"chrom": ["chr3"], "start": [0], "end": [10]}),
+                    "extra": pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]})}
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        rows = task_region_rows(regions, ["t1", "t2"], task_regions)
+    assert rows["t1"].tolist() == [1] and rows["t2"].tolist() == []
+    assert "no region of the contributions lies in the task's regions" in caplog.text and "['extra']" in caplog.text
+    with pytest.raises(MotifError, match=r"no task regions for tasks \['t3'\]"):
+        task_region_rows(regions, ["t1", "t3"], task_regions)
 
 
 def test_no_signal_gives_no_hits():

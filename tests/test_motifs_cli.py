@@ -82,6 +82,40 @@ def test_modisco_coordinates_give_the_genome_coordinates(run):
     assert starts == sorted(zip(ours["region"], ours["window_start"]))
 
 
+def test_task_regions_restrict_each_tasks_discovery(run, tmp_path):
+    """Each task's motifs come from its own regions; modisco example indices stay rows of contrib.h5."""
+    _, contrib, _ = run
+    regions = read_regions(contrib)
+    gata_rows = np.arange(0, len(regions), 2)
+    labelled = pd.concat([regions.iloc[gata_rows].assign(task="GATA1"), regions.assign(task="CTCF"),
+                          regions.assign(task="noise"),
+                          regions.iloc[:3].assign(task="unused")])
+    bed = tmp_path / "tasks.bed"
+    labelled[["chrom", "start", "end", "task"]].to_csv(bed, sep="\t", header=False, index=False)
+    out = tmp_path / "out" / "motifs.h5"
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--threads", "2", "--seed", "3",
+                 "--task-regions", str(bed), "--labels-column", "name"]) == 0
+    motifs, table, called = read_motifs(out)
+    assert {"GATA1.pos.0", "CTCF.pos.0"} <= {motif.name for motif in motifs}
+    gata_regions = set(regions["name"].iloc[gata_rows])
+    assert set(table.loc[table["task"] == "GATA1", "region"]) <= gata_regions
+    assert set(called.loc[called["task"] == "GATA1", "region"]) <= gata_regions
+    with h5py.File(out.parent / "modisco" / "GATA1.h5", "r") as handle:
+        examples = handle["pos_patterns/pattern_0/seqlets/example_idx"][:]
+    assert set(regions["name"].to_numpy()[examples]) <= gata_regions
+    assert set(np.unique(examples)) <= set(gata_rows)
+
+
+def test_task_regions_must_name_every_task(run, tmp_path, capsys):
+    _, contrib, _ = run
+    regions = read_regions(contrib)
+    bed = tmp_path / "GATA1.bed"
+    regions[["chrom", "start", "end"]].to_csv(bed, sep="\t", header=False, index=False)
+    out = tmp_path / "m.h5"
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--task-regions", str(bed)]) == 2
+    assert "no task regions for tasks ['CTCF', 'noise']" in capsys.readouterr().err and not out.exists()
+
+
 def test_no_motifs_gives_empty_valid_outputs(tmp_path, small_genome, caplog):
     contrib = write_planted_contributions(small_genome, tmp_path / "c.h5", {"quiet": {}})
     out = tmp_path / "out" / "motifs.h5"

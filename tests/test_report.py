@@ -8,6 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from synthetic import planted_motifs_h5, synthetic_contributions
@@ -15,8 +16,9 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 from genomatt.cli.main import main
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
-from genomatt.motifs.hits import call_hits_in_store, read_cwm_motifs, write_hits
-from genomatt.report.html import MAX_DRAWN_BASES, _drawn_stretch, build_report
+from genomatt.motifs.hits import call_hits_in_store, contribution_tasks, read_cwm_motifs, write_hits
+from genomatt.report.html import MAX_DRAWN_BASES, _drawn_stretch, _hit_statistics, build_report, load_report_inputs
+from genomatt.store import read_regions
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -55,6 +57,19 @@ def test_report_is_self_contained(full_report, small_genome):
     for kind in ("cwm", "cwm_reverse", "pwm", "hypothetical_cwm"):
         for fmt in ("png", "svg"):
             assert (logos / f"CTCF.pos.0.{kind}.{fmt}").stat().st_size > 1000
+
+
+def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_path):
+    regions = read_regions(run_files["contrib"])
+    tasks = contribution_tasks(run_files["contrib"])
+    rows = {task: np.arange(index % 3, len(regions), 2 + index % 3) for index, task in enumerate(tasks)}
+    calls = call_hits_in_store(run_files["contrib"], read_cwm_motifs(run_files["motifs"]), device="cpu", task_rows=rows)
+    hits = write_hits(calls, tmp_path)["h5"]
+    statistics = _hit_statistics(load_report_inputs(run_files["contrib"], run_files["motifs"], hits))
+    for motif, group in calls.hits.groupby("motif_name"):
+        task = group["task"].iloc[0]
+        assert statistics.loc[motif, "fraction"] == pytest.approx(group["peak_id"].nunique() / len(rows[task]))
+    assert statistics["fraction"].max() <= 1
 
 
 def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_path):

@@ -30,8 +30,18 @@ from tqdm.auto import tqdm
 
 from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
 from genomatt.errors import ConfigError, GenomattError, ModelError, SequenceError
+from genomatt.device import resolve_device
 
-__all__ = ["DeepLiftShapResult", "deep_lift_shap", "hypothetical_contributions"]
+__all__ = [
+    "DeepLiftShapResult",
+    "as_sequences",
+    "check_positive_int",
+    "deep_lift_shap",
+    "hypothetical_contributions",
+    "output_reduction",
+    "prepared",
+    "reference_source",
+]
 
 RULES = ("rescale", "revealcancel")
 
@@ -172,11 +182,11 @@ def deep_lift_shap(
     ConfigError
         If an option is invalid.
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     _check_options(batch_size, rule, n_shuffles)
-    device = _resolve_device(device)
-    reduce_output, targets = _output_reduction(target)
-    n_references, reference_blocks = _reference_source(references, X, n_shuffles, random_state)
+    device = resolve_device(device)
+    reduce_output, targets = output_reduction(target)
+    n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state)
     tolerance = delta_tolerance if delta_tolerance is not None else (
         DELTA_TOLERANCE if autocast is None else DELTA_TOLERANCE_AUTOCAST)
     n, length = X.shape[0], X.shape[2]
@@ -186,7 +196,7 @@ def deep_lift_shap(
     delta = torch.zeros(n, n_targets)
     scale = torch.ones(n, n_targets)
     prediction = torch.zeros(n, n_targets)
-    with _prepared(model, device) as dtype:
+    with prepared(model, device) as dtype:
         engine = _Engine(model, DeepLiftMode(model, rule, tuple(X.shape)), reduce_output, device, dtype, autocast)
         sequences_per_block = max(1, batch_size // n_references)
         references_per_pass = min(batch_size, n_references)
@@ -218,7 +228,24 @@ def deep_lift_shap(
 # --- inputs and options -------------------------------------------------------------------------
 
 
-def _as_sequences(X: Tensor | np.ndarray) -> Tensor:
+def as_sequences(X: Tensor | np.ndarray) -> Tensor:
+    """Check one-hot sequences and return them as a float32 CPU tensor.
+
+    Parameters
+    ----------
+    X : Tensor or numpy.ndarray, shape (N, 4, L)
+        One-hot sequences, channels A, C, G, T; N and L at least 1.
+
+    Returns
+    -------
+    Tensor, shape (N, 4, L), float32 on the CPU
+        Detached from any autograd graph.
+
+    Raises
+    ------
+    SequenceError
+        If ``X`` is not an array or tensor of that shape.
+    """
     if isinstance(X, np.ndarray):
         X = torch.from_numpy(X)
     if not isinstance(X, Tensor):
@@ -230,26 +257,62 @@ def _as_sequences(X: Tensor | np.ndarray) -> Tensor:
     return X.detach().to("cpu", torch.float32)
 
 
+def check_positive_int(value: Any, name: str) -> int:
+    """Check that an option is a positive integer.
+
+    Parameters
+    ----------
+    value : Any
+        The option's value; a bool is refused although it is an int.
+    name : str
+        The option's name, quoted in the error.
+
+    Returns
+    -------
+    int
+        ``value`` itself.
+
+    Raises
+    ------
+    ConfigError
+        If ``value`` is not an int of at least 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
 def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_positive_int(batch_size, "batch_size")
     if rule not in RULES:
         raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
-        raise ConfigError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
+    check_positive_int(n_shuffles, "n_shuffles")
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise ConfigError(f"invalid device {device!r}: {error}") from None
+def output_reduction(
+    target: int | Sequence[int] | Callable[[Any], Tensor],
+) -> tuple[Callable[[Any], Tensor], list[int] | None]:
+    """The function from the model output to the explained target values, and the target columns.
 
+    Parameters
+    ----------
+    target : int, sequence of int, or callable
+        An output column, a non-empty list of columns, or a callable mapping the model output to
+        one scalar per sequence ``(B,)`` (see :func:`deep_lift_shap`).
 
-def _output_reduction(target: Any) -> tuple[Callable[[Any], Tensor], list[int] | None]:
-    """A function from the model output to ``(B, T)`` target values, and the target columns."""
+    Returns
+    -------
+    reduce_output : callable
+        Model output → target values, Tensor of shape ``(B, T)`` (T = 1 for an int or a callable);
+        it raises :class:`~genomatt.errors.ModelError` when the output does not fit ``target``.
+    columns : list of int or None
+        The target columns; None for a callable target.
+
+    Raises
+    ------
+    ConfigError
+        If ``target`` is not an int, a non-empty list of ints or a callable.
+    """
     if callable(target):
         def reduce_callable(output: Any) -> Tensor:
             values = target(output)
@@ -283,10 +346,41 @@ def _output_reduction(target: Any) -> tuple[Callable[[Any], Tensor], list[int] |
     return reduce_columns, columns
 
 
-def _reference_source(
-    references: Any, X: Tensor, n_shuffles: int, random_state: Any,
+def reference_source(
+    references: Tensor | np.ndarray | Callable[..., Any] | None,
+    X: Tensor,
+    n_shuffles: int,
+    random_state: int | np.random.Generator | None,
 ) -> tuple[int, Callable[[int, int], Tensor]]:
-    """The number R of references per sequence and a function giving those of X[start:stop]."""
+    """The references of each sequence, given block by block.
+
+    Parameters
+    ----------
+    references : Tensor, numpy.ndarray, callable or None
+        ``(N, R, 4, L)`` references, a callable or None (dinucleotide shuffles), as in
+        :func:`deep_lift_shap`.
+    X : Tensor, shape (N, 4, L)
+        The sequences, as returned by :func:`as_sequences`.
+    n_shuffles : int
+        References per sequence when they are generated.
+    random_state : int, numpy.random.Generator or None
+        Seed of generated references; one generator serves all blocks, in order.
+
+    Returns
+    -------
+    n_references : int
+        The number R of references per sequence.
+    blocks : callable
+        ``blocks(start, stop)`` returns the references of ``X[start:stop]``, ``(stop − start, R, 4, L)``
+        float32; generated references must be asked for in consecutive blocks.
+
+    Raises
+    ------
+    SequenceError
+        If the references (or those a callable returns) have the wrong shape.
+    ConfigError
+        If ``references`` is of another kind.
+    """
     n, _, length = X.shape
     if isinstance(references, np.ndarray):
         references = torch.from_numpy(references)
@@ -316,8 +410,22 @@ def _reference_source(
 
 
 @contextlib.contextmanager
-def _prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
-    """Hold the model in eval mode on ``device``; yield its dtype; put it back as it was."""
+def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
+    """Hold the model in eval mode on ``device``; put it back as it was afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its training flag and device are restored on exit, even after an error.
+    device : torch.device
+        Where the model runs, e.g. from :func:`genomatt.device.resolve_device`.
+
+    Yields
+    ------
+    torch.dtype
+        The floating point type of the model's parameters (float32 without any); inputs are cast
+        to it.
+    """
     parameter = next(iter(model.parameters()), None)
     original_device = parameter.device if parameter is not None else None
     was_training = model.training

@@ -29,7 +29,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import _as_sequences
+from genomatt.attribution.deeplift import as_sequences
 from genomatt.attribution.methods import attribute, method_options
 from genomatt.attribution.outputs import check_batch_size, explained
 from genomatt.attribution.patterns import Patterns, fit_patterns
@@ -385,7 +385,7 @@ def evaluate_attributions(
     -------
     Evaluation
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     options = dict(options or {})
     _check_options(methods, options)

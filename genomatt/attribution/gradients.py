@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import _as_sequences, _reference_source, hypothetical_contributions
+from genomatt.attribution.deeplift import (
+    as_sequences,
+    check_positive_int,
+    hypothetical_contributions,
+    reference_source,
+)
 from genomatt.attribution.outputs import (
     AttributionResult,
     ExplainedModel,
@@ -71,7 +76,7 @@ def saliency(
     -------
     Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32 on the CPU
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     saliency_map = _input_gradients(model, X, target, check_batch_size(batch_size), device).abs()
     return per_target(saliency_map if hypothetical else X.unsqueeze(1) * saliency_map, target)
 
@@ -102,7 +107,7 @@ def gradient_x_input(
     -------
     Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32 on the CPU
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     gradient = _input_gradients(model, X, target, check_batch_size(batch_size), device)
     return per_target(gradient if hypothetical else X.unsqueeze(1) * gradient, target)
 
@@ -118,8 +123,7 @@ def quadrature(steps: int, integration: str) -> tuple[Tensor, Tensor]:
     -------
     alphas, weights : Tensor, shape (steps,), float32
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"steps must be a positive integer, got {steps!r}")
+    check_positive_int(steps, "steps")
     if integration == "riemann":
         alphas = (np.arange(steps) + 0.5) / steps
         weights = np.full(steps, 1.0 / steps)
@@ -183,12 +187,11 @@ def integrated_gradients(
     Tensor or AttributionResult
         float32 on the CPU, shape (N, 4, L), or (N, T, 4, L) for a list of T targets.
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     alphas, weights = quadrature(steps, integration)
-    if isinstance(n_shuffles, bool) or not isinstance(n_shuffles, int) or n_shuffles < 1:
-        raise ConfigError(f"n_shuffles must be a positive integer, got {n_shuffles!r}")
-    n_references, reference_blocks = _reference_source(references, X, n_shuffles, random_state)
+    check_positive_int(n_shuffles, "n_shuffles")
+    n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state)
     sequences_per_block = max(1, batch_size // (n_references * steps))
     hypothetical_scores, deltas, predictions = [], [], []
     with explained(model, target, device) as model_ready:

@@ -25,11 +25,12 @@ call.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import linecache
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -162,6 +163,48 @@ def is_varying(tensor: Tensor) -> bool:
     return getattr(tensor, _VARYING, False)
 
 
+def require_varying(values: Any) -> None:
+    """Refuse target values that do not depend on the input through operations a mode saw.
+
+    Parameters
+    ----------
+    values : Any
+        What the model (and the target reduction) returned under the mode.
+
+    Raises
+    ------
+    ModelError
+        If ``values`` is not marked as varying, e.g. for a TorchScript model.
+    """
+    if not is_varying(values):
+        raise ModelError("the model output does not depend on its input through operations genomatt "
+                         "can see; TorchScript and compiled models run their operations outside "
+                         "Python, so load the weights into the model's Python class")
+
+
+@contextlib.contextmanager
+def as_model_error(inputs: Tensor) -> Iterator[None]:
+    """Report any failure of the model on ``inputs`` as a :class:`~genomatt.errors.ModelError`.
+
+    Parameters
+    ----------
+    inputs : Tensor
+        The batch the model runs on, whose shape the message quotes.
+
+    Raises
+    ------
+    ModelError
+        For any exception inside the block other than a :class:`~genomatt.errors.GenomattError`,
+        which passes unchanged.
+    """
+    try:
+        yield
+    except GenomattError:
+        raise
+    except Exception as error:
+        raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
+
+
 def operation_name(func: Callable) -> str:
     """The name of an intercepted operation (``relu``, ``conv1d``, ``__getitem__``, ``shape``)."""
     name = getattr(func, "__name__", None)
@@ -208,6 +251,13 @@ class DeepLiftMode(TorchFunctionMode):
     data_shape : tuple of int, optional
         Shape of the data being explained, quoted when the model fails on it.
     """
+
+    method_name = "DeepLIFT"
+    """The method named in refusals."""
+    supported = SUPPORTED
+    """What the method supports, appended to refusals."""
+    elementwise_rule_name = "Rescale"
+    """The rule of elementwise functions, named when one has two input-dependent operands."""
 
     def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None):
         super().__init__()
@@ -297,17 +347,12 @@ class DeepLiftMode(TorchFunctionMode):
 
     def _elementwise(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
         if len(varying) > 1:
-            raise self._refusal(name, "it combines two input-dependent tensors; the Rescale rule needs "
-                                      "one input-dependent operand")
+            raise self._refusal(name, f"it combines two input-dependent tensors; the {self.elementwise_rule_name} "
+                                      "rule needs one input-dependent operand")
         z = varying[0]
-        self._check_rows(name, z)
         function, in_place = self._elementwise_function(func, name, args, kwargs, z)
-        split = self._valid_split(z) if self.rule == "revealcancel" else None
         try:
-            if split is None:
-                out = RescaleFunction.apply(z, function, self._n_sequences, name in ("relu", "relu_"))
-            else:
-                out = self._reveal_cancel(z, function, split)
+            out = self._elementwise_rule(name, z, function)
         except NotElementwise:
             raise self._refusal(name, "it is not elementwise here (its output and input-dependent "
                                       "operand differ in shape)") from None
@@ -316,6 +361,14 @@ class DeepLiftMode(TorchFunctionMode):
             z.copy_(out)
             return z
         return out
+
+    def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+        """``function(z)`` with the Rescale (or RevealCancel) multipliers as its backward."""
+        self._check_rows(name, z)
+        split = self._valid_split(z) if self.rule == "revealcancel" else None
+        if split is None:
+            return RescaleFunction.apply(z, function, self._n_sequences, name in ("relu", "relu_"))
+        return self._reveal_cancel(z, function, split)
 
     def _elementwise_function(self, func: Callable, name: str, args: tuple, kwargs: dict,
                               z: Tensor) -> tuple[Callable[[Tensor], Tensor], bool]:
@@ -477,8 +530,8 @@ class DeepLiftMode(TorchFunctionMode):
         return where + (f" at {site}" if site else "")
 
     def _refusal(self, name: str, reason: str) -> ModelError:
-        return ModelError(f"cannot compute DeepLIFT through `{name}` called {self._location()}: {reason}. "
-                          f"{SUPPORTED}")
+        return ModelError(f"cannot compute {self.method_name} through `{name}` called {self._location()}: "
+                          f"{reason}. {self.supported}")
 
     def _failure(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor], error: Exception) -> ModelError:
         shapes = ", ".join(str(tuple(tensor.shape)) for tensor in varying)
@@ -494,6 +547,20 @@ class DeepLiftMode(TorchFunctionMode):
         data = f"; the data X has shape (N, 4, L) = {self.data_shape}" if self.data_shape else ""
         return ModelError(f"the model failed at `{name}` called {self._location()} on input-dependent "
                           f"tensor(s) of shape {shapes}{hint}{data}: {error}")
+
+
+class ModifiedGradientMode(DeepLiftMode):
+    """Intercepts a forward pass for a modified-gradient method (epsilon-LRP, PatternNet).
+
+    Linear operations run as they are and max operations keep their gradient, which routes to the
+    winner of each window, instead of the cross-max rule; subclasses set the rule of elementwise
+    functions and name the method in refusals.
+    """
+
+    def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
+        out, indices = reduction.compute(z)
+        mark_varying(out)
+        return out, indices
 
 
 def _fused_max_pool1d(arguments: dict) -> Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor, Tensor]] | None:

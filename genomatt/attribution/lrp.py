@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import _as_sequences
-from genomatt.attribution.interception import SUPPORTED, DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.deeplift import as_sequences
+from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, mark_varying, require_varying
 from genomatt.attribution.outputs import AttributionResult, Target, check_batch_size, explained, per_target
-from genomatt.attribution.rules import MaxReduction, NotElementwise
-from genomatt.errors import ConfigError, GenomattError, ModelError
+from genomatt.attribution.rules import NotElementwise
+from genomatt.errors import ConfigError
 
 
 def _stabilised(z: Tensor, epsilon: float) -> Tensor:
@@ -56,7 +56,7 @@ class _EpsilonRule(torch.autograd.Function):
         return grad * ratio, None, None
 
 
-class EpsilonLrpMode(DeepLiftMode):
+class EpsilonLrpMode(ModifiedGradientMode):
     """Intercepts a forward pass for ε-LRP: linear operations run as they are, elementwise functions
     get the ε-ratio rule, max operations keep their gradient, and anything else is refused.
 
@@ -68,35 +68,15 @@ class EpsilonLrpMode(DeepLiftMode):
         The stabiliser ε > 0.
     """
 
+    method_name = "epsilon-LRP"
+    elementwise_rule_name = "epsilon"
+
     def __init__(self, model: nn.Module, epsilon: float):
-        super().__init__(model, rule="rescale")
+        super().__init__(model)
         self.epsilon = epsilon
 
-    def _elementwise(self, func, name, args, kwargs, varying):
-        if len(varying) > 1:
-            raise self._refusal(name, "it combines two input-dependent tensors; the epsilon rule needs one "
-                                      "input-dependent operand")
-        z = varying[0]
-        function, in_place = self._elementwise_function(func, name, args, kwargs, z)
-        try:
-            out = _EpsilonRule.apply(z, function, self.epsilon)
-        except NotElementwise:
-            raise self._refusal(name, "it is not elementwise here (its output and input-dependent operand "
-                                      "differ in shape)") from None
-        mark_varying(out)
-        if in_place:
-            z.copy_(out)
-            return z
-        return out
-
-    def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
-        out, indices = reduction.compute(z)
-        mark_varying(out)
-        return out, indices
-
-    def _refusal(self, name: str, reason: str) -> ModelError:
-        return ModelError(f"cannot compute epsilon-LRP through `{name}` called {self._location()}: {reason}. "
-                          f"{SUPPORTED}")
+    def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+        return _EpsilonRule.apply(z, function, self.epsilon)
 
 
 def epsilon_lrp(
@@ -140,7 +120,7 @@ def epsilon_lrp(
     Tensor or AttributionResult
         float32 on the CPU, shape (N, 4, L), or (N, T, 4, L) for a list of T targets.
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
         raise ConfigError(f"epsilon must be a positive number, got {epsilon!r}")
@@ -152,17 +132,9 @@ def epsilon_lrp(
             mode.layout(batch.shape[0], 0)
             mark_varying(batch)
             with torch.enable_grad():
-                try:
-                    with mode:
-                        values = model_ready.reduce_output(model(batch))
-                except GenomattError:
-                    raise
-                except Exception as error:
-                    raise ModelError(f"the model failed on a batch of shape {tuple(batch.shape)}: {error}") from error
-                if not is_varying(values):
-                    raise ModelError("the model output does not depend on its input through operations genomatt "
-                                     "can see; TorchScript and compiled models run their operations outside "
-                                     "Python, so load the weights into the model's Python class")
+                with as_model_error(batch), mode:
+                    values = model_ready.reduce_output(model(batch))
+                require_varying(values)
                 gradients = []
                 for k in range(values.shape[1]):
                     (gradient,) = torch.autograd.grad(values[:, k].sum(), batch, retain_graph=k < values.shape[1] - 1)

@@ -17,8 +17,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import _output_reduction, _prepared, _resolve_device
-from genomatt.errors import ConfigError, GenomattError, ModelError
+from genomatt.attribution.deeplift import check_positive_int, output_reduction, prepared
+from genomatt.attribution.interception import as_model_error
+from genomatt.device import resolve_device
 
 Target = int | Sequence[int] | Callable[[Any], Tensor]
 
@@ -70,12 +71,8 @@ class ExplainedModel:
         return len(self.columns) if self.columns is not None else 1
 
     def _evaluate(self, inputs: Tensor) -> Tensor:
-        try:
+        with as_model_error(inputs):
             return self.reduce_output(self.model(inputs))
-        except GenomattError:
-            raise
-        except Exception as error:
-            raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
 
     def values(self, inputs: Tensor, batch_size: int) -> Tensor:
         """Target values of every row, in batches of ``batch_size`` rows.
@@ -127,9 +124,9 @@ def explained(model: nn.Module, target: Target, device: str | torch.device | Non
     ConfigError
         If ``target`` is not an int, a non-empty list of ints or a callable.
     """
-    reduce_output, columns = _output_reduction(target)
-    device = _resolve_device(device)
-    with _prepared(model, device) as dtype:
+    reduce_output, columns = output_reduction(target)
+    device = resolve_device(device)
+    with prepared(model, device) as dtype:
         yield ExplainedModel(model, reduce_output, columns, device, dtype)
 
 
@@ -139,7 +136,5 @@ def per_target(attributions: Tensor, target: Target) -> Tensor:
 
 
 def check_batch_size(batch_size: Any) -> int:
-    """``batch_size`` as a positive int, or a :class:`ConfigError`."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
+    """``batch_size`` as a positive int, or a :class:`~genomatt.errors.ConfigError`."""
+    return check_positive_int(batch_size, "batch_size")

@@ -38,11 +38,11 @@ from torch import Tensor, nn
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
-from genomatt.attribution.deeplift import _as_sequences, _prepared, _resolve_device
-from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.deeplift import as_sequences, output_reduction, prepared
+from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, is_varying, mark_varying
 from genomatt.attribution.outputs import check_batch_size
-from genomatt.attribution.rules import MaxReduction
-from genomatt.errors import ConfigError, GenomattError, ModelError
+from genomatt.errors import ConfigError, ModelError
+from genomatt.device import resolve_device
 
 ESTIMATORS = ("two_component", "linear")
 PATTERNS_FORMAT = "genomatt-patterns"
@@ -176,12 +176,15 @@ def _rows(z: Tensor, kind: str) -> Tensor:
     return z.transpose(1, 2).reshape(-1, z.shape[1]) if kind == "conv1d" else z.reshape(-1, z.shape[-1])
 
 
-class _PatternMode(DeepLiftMode):
+class _PatternMode(ModifiedGradientMode):
     """Intercepts a forward pass: hands kernel layers, batch norms and ReLUs to subclasses, runs max
     operations and linear operations as they are, and refuses the rest."""
 
+    method_name = "PatternNet"
+    supported = SUPPORTED
+
     def __init__(self, model: nn.Module):
-        super().__init__(model, rule="rescale")
+        super().__init__(model)
         self.kernels = {id(module.weight): name for name, module in model.named_modules()
                         if isinstance(module, (nn.Conv1d, nn.Linear))}
         self.norms = {id(module.running_mean): name for name, module in model.named_modules()
@@ -220,15 +223,6 @@ class _PatternMode(DeepLiftMode):
         out = func(*args, **kwargs)
         mark_varying(out)
         return out
-
-    def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
-        out, indices = reduction.compute(z)
-        mark_varying(out)
-        return out, indices
-
-    def _refusal(self, name: str, reason: str) -> ModelError:
-        return ModelError(f"cannot compute PatternNet through `{name}` called {self._location()}: {reason}. "
-                          f"{SUPPORTED}")
 
     def _kernel(self, func, name, args, kwargs, arguments, kernel):
         """Run the call ``name`` of kernel module ``kernel``; return its (marked) output."""
@@ -279,13 +273,8 @@ class _FittingMode(_PatternMode):
 def _trace(mode: _PatternMode, model: nn.Module, x: Tensor) -> Tensor:
     """Run ``model`` on ``x`` under ``mode``; return the output."""
     mark_varying(x)
-    try:
-        with mode:
-            output = model(x)
-    except GenomattError:
-        raise
-    except Exception as error:
-        raise ModelError(f"the model failed on a batch of shape {tuple(x.shape)}: {error}") from error
+    with as_model_error(x), mode:
+        output = model(x)
     if not isinstance(output, Tensor) or not is_varying(output):
         raise ModelError("the model output is not a tensor that depends on its input through operations genomatt "
                          "can see; TorchScript and compiled models run their operations outside Python")
@@ -360,13 +349,13 @@ def fit_patterns(
     """
     from genomatt.models.io import content_hash
 
-    X_train = _as_sequences(X_train)
+    X_train = as_sequences(X_train)
     batch_size = check_batch_size(batch_size)
     if estimator not in ESTIMATORS:
         raise ConfigError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     moments: dict[str, _Moments] = {}
-    device = _resolve_device(device)
-    with _prepared(model, device) as dtype, torch.no_grad():
+    device = resolve_device(device)
+    with prepared(model, device) as dtype, torch.no_grad():
         for start in range(0, X_train.shape[0], batch_size):
             mode = _FittingMode(model)
             _trace(mode, model, X_train[start:start + batch_size].to(device, dtype))
@@ -448,18 +437,16 @@ def _resolve_patterns(model: nn.Module, patterns: Patterns | None, X_train: Tens
 def _pattern_method(model: nn.Module, X: Tensor | np.ndarray, target: int | list[int], hypothetical: bool,
                     patterns: Patterns | None, X_train: Tensor | np.ndarray | None, batch_size: int,
                     device: str | torch.device | None, attribution: bool, method: str) -> Tensor:
-    from genomatt.attribution.deeplift import _output_reduction
-
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     if callable(target):
         raise ConfigError(f"{method} explains output columns: target must be an int or a non-empty list of ints, "
                           f"got {target!r}")
-    reduce_output, _ = _output_reduction(target)
+    reduce_output, _ = output_reduction(target)
     patterns = _resolve_patterns(model, patterns, X_train, batch_size, device, method)
-    device = _resolve_device(device)
+    device = resolve_device(device)
     chunks = []
-    with _prepared(model, device) as dtype:
+    with prepared(model, device) as dtype:
         mode = _ProjectingMode(model, patterns, attribution)
         for start in range(0, X.shape[0], batch_size):
             batch = X[start:start + batch_size].to(device, dtype).requires_grad_(True)

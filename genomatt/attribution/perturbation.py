@@ -14,15 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import _as_sequences, _reference_source
+from genomatt.attribution.deeplift import as_sequences, check_positive_int, reference_source
 from genomatt.attribution.outputs import Target, check_batch_size, explained, per_target
 from genomatt.errors import ConfigError
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def occlusion_windows(length: int, window: int, stride: int) -> Tensor:
@@ -84,16 +78,16 @@ def occlusion(
     Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32 on the CPU
         The score of each position at its observed base (``X * score``).
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     length = X.shape[2]
-    window, stride = _positive_int(window, "window"), _positive_int(stride, "stride")
+    window, stride = check_positive_int(window, "window"), check_positive_int(stride, "stride")
     if window > length:
         raise ConfigError(f"window ({window} bp) is longer than the sequences ({length} bp)")
-    _positive_int(n_shuffles, "n_shuffles")
+    check_positive_int(n_shuffles, "n_shuffles")
     masks = occlusion_windows(length, window, stride)
     coverage = masks.sum(dim=0).float()
-    n_references, reference_blocks = _reference_source(references, X, n_shuffles, random_state)
+    n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state)
     sequences_per_block = max(1, batch_size // (n_references * masks.shape[0]))
     scores = []
     with explained(model, target, device) as model_ready:
@@ -146,7 +140,7 @@ def ism(
     -------
     Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32 on the CPU
     """
-    X = _as_sequences(X)
+    X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
     length = X.shape[2]
     start = 0 if start is None else start

@@ -272,18 +272,9 @@ class CrossMaxFunction(torch.autograd.Function):
 
 def _cross_max_coefficients(inputs_in: Tensor, values_in: Tensor, index_in: Tensor, inputs_ref: Tensor,
                             values_ref: Tensor, index_ref: Tensor) -> tuple[Tensor, Tensor]:
-    """Credit over difference at the sequence's and at the reference's argmax of every window.
+    """:func:`genomatt.attribution.kernels.cross_max_coefficients` in torch, for tensors the kernel does not take.
 
-    Parameters
-    ----------
-    inputs_in : Tensor, shape (b, M, S)
-    values_in, index_in : Tensor, shape (b, M, So)
-    inputs_ref : Tensor, shape (b, r, M, S)
-    values_ref, index_ref : Tensor, shape (b, r, M, So)
-
-    Returns
-    -------
-    coefficient_in, coefficient_ref : Tensor, shape (b, r, M, So), at least float32
+    Same parameters and shapes; the coefficients are at least float32.
     """
     index_in = index_in.unsqueeze(1).expand(index_ref.shape)
     values_in = _high_precision(values_in).unsqueeze(1)

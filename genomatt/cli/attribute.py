@@ -15,6 +15,7 @@ import torch
 
 from genomatt.atomic import atomic_path
 from genomatt.attribution import deep_lift_shap
+from genomatt.cli.arguments import positive_int
 from genomatt.errors import ConfigError, ModelError
 from genomatt.shuffle import references_for_regions
 from genomatt.store import read_array, read_regions, shard_rows, write_store
@@ -42,12 +43,12 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output contrib.h5")
     parser.add_argument("--targets", nargs="+",
                         help="task names or output indices to explain (default: every task of the model)")
-    parser.add_argument("--references", type=_positive_int, default=20,
+    parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
     parser.add_argument("--rule", choices=("rescale", "revealcancel"), default="rescale",
                         help="DeepLIFT rule for elementwise nonlinearities (default %(default)s)")
-    parser.add_argument("--batch-size", type=_positive_int, default=128,
+    parser.add_argument("--batch-size", type=positive_int, default=128,
                         help="(region, reference) pairs per pass (default %(default)s)")
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the GPU when there is one)")
     parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
@@ -60,13 +61,6 @@ def register(subparsers) -> None:
                         help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5} for tfmodisco-lite and "
                         "ChromBPNet-style tools")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _shard(text: str) -> tuple[int, int]:

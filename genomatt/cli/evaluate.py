@@ -13,6 +13,7 @@ import yaml
 from genomatt.attribution.evaluation import EVALUATION_METHODS, REMOVALS, evaluate_attributions
 from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
 from genomatt.attribution.patterns import Patterns
+from genomatt.cli.arguments import positive_int
 from genomatt.errors import ConfigError
 from genomatt.genome import load_regions
 
@@ -39,16 +40,16 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--methods", nargs="+", choices=list(EVALUATION_METHODS), default=list(EVALUATION_METHODS),
                         metavar="METHOD", help=f"methods to compare (default: all of {', '.join(EVALUATION_METHODS)})")
-    parser.add_argument("--max-regions", type=_positive_int, default=300,
+    parser.add_argument("--max-regions", type=positive_int, default=300,
                         help="explain a random sample of this many regions (default %(default)s)")
-    parser.add_argument("--width", type=_positive_int,
+    parser.add_argument("--width", type=positive_int,
                         help="window width in bp (default: the model's declared input length)")
-    parser.add_argument("--references", type=_positive_int, default=20,
+    parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region for the methods with references (default %(default)s)")
     parser.add_argument("--removal", choices=REMOVALS, default="shuffle",
                         help="Sensitivity-n replaces removed positions with the base of a dinucleotide shuffle "
                         "(default) or with N")
-    parser.add_argument("--subsets", type=_positive_int, default=64,
+    parser.add_argument("--subsets", type=positive_int, default=64,
                         help="random subsets per region and subset size for Sensitivity-n (default %(default)s)")
     parser.add_argument("--patterns", help="PatternNet patterns (Patterns.save); default: fitted on every region "
                         "of --regions (sequences only)")
@@ -56,16 +57,9 @@ def register(subparsers) -> None:
                         help="an option of one method, e.g. integrated_gradients.steps=20 or occlusion.window=10 "
                         "(repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling, references and subsets")
-    parser.add_argument("--batch-size", type=_positive_int, default=128, help="rows per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per forward pass")
     parser.add_argument("--device", help="torch device (default: the GPU when there is one)")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _method_option(text: str) -> tuple[str, str, object]:

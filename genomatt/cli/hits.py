@@ -6,10 +6,19 @@ import argparse
 import logging
 from pathlib import Path
 
+from genomatt.models.dataset import read_task_regions
+from genomatt.motifs.discovery import task_region_rows
 from genomatt.motifs.hits import (
-    DEFAULT_BATCH_SIZE, DEFAULT_FDR, DEFAULT_MIN_SIMILARITY, DEFAULT_TRIM_THRESHOLD, call_hits_in_store,
-    read_cwm_motifs, write_hits,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_ENERGY_FLOOR,
+    DEFAULT_FDR,
+    DEFAULT_MIN_SIMILARITY,
+    DEFAULT_TRIM_THRESHOLD,
+    call_hits_in_store,
+    read_cwm_motifs,
+    write_hits,
 )
+from genomatt.motifs.store import read_contribution_info
 from genomatt.tracks import write_contribution_bigwigs
 
 log = logging.getLogger(__name__)
@@ -29,8 +38,18 @@ def register(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--fasta", help="genome FASTA: also write contrib.<task>.bw (chromosome sizes from it)")
     parser.add_argument("--tasks", nargs="+", help="tasks to scan (default: all)")
+    parser.add_argument("--task-regions", nargs="+", metavar="BED",
+                        help="scan each task only in the regions positive for it (centre inside one of its "
+                        "regions): one BED per task (task = file name), or one BED with --labels-column; "
+                        "default: every region")
+    parser.add_argument("--labels-column",
+                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
     parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
                         help=f"least cosine similarity of contributions and CWM (default {DEFAULT_MIN_SIMILARITY})")
+    parser.add_argument("--energy-floor", type=float, default=DEFAULT_ENERGY_FLOOR,
+                        help="share of a region's mean squared contribution per position added to each window's "
+                        "squared norm in the similarity, as Fi-NeMo's eps; 0: plain cosine "
+                        f"(default {DEFAULT_ENERGY_FLOOR})")
     parser.add_argument("--fdr", type=float, default=DEFAULT_FDR,
                         help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
     parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
@@ -45,11 +64,17 @@ def run(args: argparse.Namespace) -> None:
     motifs = read_cwm_motifs(args.motifs)
     if not motifs:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
+    task_rows = None
+    if args.task_regions:
+        info = read_contribution_info(args.contrib)
+        task_rows = task_region_rows(info.regions, info.tasks, read_task_regions(args.task_regions, args.labels_column))
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
-                               device=args.device, seed=args.seed)
+                               device=args.device, seed=args.seed, task_rows=task_rows,
+                               energy_floor=args.energy_floor)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
-                  "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks}
+                  "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
+                  "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []]}
     paths = write_hits(calls, args.out_dir, provenance)
     log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
     if args.fasta:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
+from genomatt.cli.arguments import positive_int
+from genomatt.models.dataset import read_task_regions
+from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window, task_region_rows
 from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
@@ -36,21 +38,20 @@ def register(subparsers) -> None:
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
     parser.add_argument("--jaspar-tax-group", default="vertebrates",
                         help="JASPAR taxonomic group, or 'all' for every taxon (default %(default)s)")
-    parser.add_argument("--top-matches", type=_positive_int, default=3, help="known-motif matches kept per motif")
+    parser.add_argument("--top-matches", type=positive_int, default=3, help="known-motif matches kept per motif")
+    parser.add_argument("--task-regions", nargs="+", metavar="BED",
+                        help="discover each task's motifs only in the regions positive for it (centre inside "
+                        "one of its regions): one BED per task (task = file name), or one BED with "
+                        "--labels-column; default: every region for every task")
+    parser.add_argument("--labels-column",
+                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
     parser.add_argument("--window", type=int, help="bp centred in each region used for discovery (default: all)")
-    parser.add_argument("--max-seqlets", type=_positive_int, default=defaults.max_seqlets,
+    parser.add_argument("--max-seqlets", type=positive_int, default=defaults.max_seqlets,
                         help="seqlets of each sign clustered per task, from randomly ordered regions "
                         "(default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
-    parser.add_argument("--threads", type=_positive_int, default=1, help="threads for numba and BLAS (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _file_safe(task: str) -> str:
@@ -63,12 +64,18 @@ def run(args: argparse.Namespace) -> None:
     # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
+    task_rows = None
+    if args.task_regions:
+        task_regions = read_task_regions(args.task_regions, args.labels_column)
+        task_rows = task_region_rows(info.regions, info.tasks, task_regions)
     settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads)
     out = Path(args.out)
     folder = out.parent
     provenance = {
         "command": "motifs", "contrib": str(Path(args.contrib).resolve()), "window": window,
-        "window_start": window_start, "max_seqlets": settings.max_seqlets, "seed": settings.seed,
+        "window_start": window_start,
+        "task_regions": [str(Path(path).resolve()) for path in args.task_regions] if args.task_regions else None,
+        "max_seqlets": settings.max_seqlets, "seed": settings.seed,
         "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
         "database": str(Path(args.meme).resolve()) if args.meme else
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
@@ -77,8 +84,15 @@ def run(args: argparse.Namespace) -> None:
     motifs, motif_seqlets, called_seqlets = [], [], []
     for index, task in enumerate(info.tasks):
         onehot, hypothetical = read_task_window(args.contrib, index, window_start, window_start + window)
-        discovery = discover_motifs(onehot, hypothetical, info.regions, task, window_start, settings)
+        regions = info.regions
+        if task_rows is not None:
+            rows = task_rows[task]
+            onehot, hypothetical, regions = onehot[rows], hypothetical[rows], regions.iloc[rows].reset_index(drop=True)
+        discovery = discover_motifs(onehot, hypothetical, regions, task, window_start, settings)
         del onehot, hypothetical
+        if task_rows is not None:
+            # tfmodisco-lite's example indices name rows of the contribution file.
+            discovery.region_order = task_rows[task][discovery.region_order]
         write_modisco_h5(folder / "modisco" / f"{_file_safe(task)}.h5", discovery, provenance)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
@@ -97,6 +111,6 @@ def run(args: argparse.Namespace) -> None:
     called = called.assign(name=called["task"] + "." + called["sign"])
     write_bed(called, folder / "called_seqlets.bed", name="name")
     write_matches_tsv(motifs, folder / "matches.tsv")
-    write_meme([motif.core_motif() for motif in motifs], folder / "motifs.meme")
+    write_meme([motif.trimmed_motif() for motif in motifs], folder / "motifs.meme")
     log.info("wrote %d motifs, %d motif seqlets and %d called seqlets to %s", len(motifs), len(seqlets),
              len(called), out)

@@ -34,7 +34,7 @@ from genomatt import ALPHABET, __version__
 from genomatt.atomic import atomic_path
 from genomatt.errors import ConfigError, ModelError
 from genomatt.models.architectures import ARCHITECTURES, build_model
-from genomatt.models.device import resolve_device
+from genomatt.device import resolve_device
 
 ARTEFACT_FORMAT = "genomatt-model"
 ARTEFACT_VERSION = 1

@@ -19,7 +19,7 @@ from genomatt import __version__
 from genomatt.errors import ConfigError, ModelError
 from genomatt.models.architectures import build_model
 from genomatt.models.dataset import TrainingData, build_training_data
-from genomatt.models.device import resolve_device
+from genomatt.device import resolve_device
 from genomatt.models.metrics import classification_metrics, mean_auroc
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -42,6 +42,10 @@ MOTIF_SEQLET_COLUMNS = ("motif", "task", "sign", "chrom", "start", "end", "stran
 # A motif's core is its span of positions whose summed |CWM| is at least this fraction of the largest
 # (tfmodisco-lite's report and Fi-NeMo trim with the same rule).
 TRIM_FRACTION = 0.3
+# Known-motif matching and the MEME file use a wider span, at least this fraction of the largest column:
+# a model often puts most of a motif's contribution on a few core bases (GATC of a 10 bp GATA motif),
+# and a 4 bp core cannot tell one matrix of a family from hundreds of others, while its flanks can.
+MATCH_TRIM_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -119,10 +123,11 @@ class DiscoveredMotif:
     def width(self) -> int:
         return int(self.cwm.shape[1])
 
-    def core_motif(self) -> Motif:
-        """The trimmed base-frequency matrix as a :class:`Motif` (for MEME files and matching)."""
-        core = self.pwm[:, self.trim_start : self.trim_end]
-        return Motif(self.name, self.name, normalise_columns(core, f"motif {self.name}"), sites=self.n_seqlets)
+    def trimmed_motif(self) -> Motif:
+        """The base-frequency matrix trimmed for matching and MEME files (``MATCH_TRIM_FRACTION``)."""
+        start, end = trim_bounds(self.cwm, MATCH_TRIM_FRACTION)
+        trimmed = normalise_columns(self.pwm[:, start:end], f"motif {self.name}")
+        return Motif(self.name, self.name, trimmed, sites=self.n_seqlets)
 
 
 @dataclass
@@ -175,6 +180,53 @@ def resolve_window(window: int | None, length: int) -> tuple[int, int]:
     if window < MIN_WINDOW:
         raise MotifError(f"window of {window} bp is too short for seqlets; give at least {MIN_WINDOW} bp")
     return length // 2 - window // 2, window
+
+
+def task_region_rows(
+    regions: pd.DataFrame, tasks: Sequence[str], task_regions: Mapping[str, pd.DataFrame]
+) -> dict[str, np.ndarray]:
+    """Rows of the regions table each task's discovery uses: the regions positive for the task.
+
+    As motifs of a task are usually discovered in that task's peaks, a region is used for a task when
+    its centre base lies inside one of the task's regions (BED intervals, e.g. the training BEDs).
+
+    Parameters
+    ----------
+    regions
+        The regions of the contribution file (``chrom``, ``start``, ``end``).
+    tasks
+        The tasks of the contribution file.
+    task_regions
+        Task name → its regions (``chrom``, ``start``, ``end``); tasks absent from the contribution file
+        are ignored.
+
+    Returns
+    -------
+    dict
+        Task → sorted row indices (possibly empty).
+
+    Raises
+    ------
+    MotifError
+        If a task of the contribution file has no regions given.
+    """
+    from genomatt.models.intervals import centre_in_any
+
+    missing = [task for task in tasks if task not in task_regions]
+    if missing:
+        raise MotifError(f"no task regions for tasks {missing} of the contributions; the task BEDs name "
+                         f"{list(task_regions)} (task names must match the model's)")
+    unused = [task for task in task_regions if task not in tasks]
+    if unused:
+        log.info("task regions of %s are not used: the contributions have no such task", unused)
+    rows = {}
+    for task in tasks:
+        rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[task]))
+        log.info("task %s: discovery in the %d of %d regions positive for the task", task, len(rows[task]),
+                 len(regions))
+        if not len(rows[task]):
+            log.warning("task %s: no region of the contributions lies in the task's regions; no motifs", task)
+    return rows
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ import datetime
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,9 @@ import torch.nn.functional as F
 from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError, StoreError
+from genomatt.motifs.discovery import TRIM_FRACTION, trim_bounds
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
-from genomatt.store import read_attrs, read_regions
+from genomatt.store import read_attrs, read_regions, read_table, write_table
 from genomatt.tracks import write_hits_bed
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,9 @@ QC_COLUMNS = ["chrom", "start", "end", "name", "peak_id", "task", "n_hits", "con
 
 DEFAULT_MIN_SIMILARITY = 0.7
 DEFAULT_FDR = 0.05
-DEFAULT_TRIM_THRESHOLD = 0.3
+# Fi-NeMo's eps: the share of a region's mean squared contribution per position added to window energies.
+DEFAULT_ENERGY_FLOOR = 1.0
+DEFAULT_TRIM_THRESHOLD = TRIM_FRACTION
 DEFAULT_BATCH_SIZE = 128
 
 
@@ -163,17 +167,6 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     return motifs
 
 
-def trim_bounds(cwm: np.ndarray, threshold: float = DEFAULT_TRIM_THRESHOLD) -> tuple[int, int]:
-    """Start and end (exclusive) of the core of a CWM, as Fi-NeMo and tfmodisco-lite trim.
-
-    The core runs from the first to the last position whose total absolute weight is at least
-    ``threshold`` times the largest.
-    """
-    score = np.abs(cwm).sum(axis=0)
-    passing = np.flatnonzero(score >= threshold * score.max())
-    return int(passing[0]), int(passing[-1]) + 1
-
-
 def importance_threshold(observed: np.ndarray, null: np.ndarray, fdr: float) -> float:
     """Smallest importance at which the candidate hits keep a false discovery rate of at most ``fdr``.
 
@@ -271,13 +264,18 @@ def _window_sums(track: torch.Tensor, filters: _Filters) -> torch.Tensor:
     return torch.stack(sums, dim=1).float()[:, filters.width_index]
 
 
-def _scan(contrib: torch.Tensor, filters: _Filters) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scan(
+    contrib: torch.Tensor, filters: _Filters, floor: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Covariance, similarity and importance of every window of every oriented filter.
 
     Parameters
     ----------
     contrib
         ``(B, 4, L)`` projected contributions.
+    floor
+        ``(B,)`` energy added to each window's before the similarity is taken (see ``energy_floor`` of
+        :func:`call_hits`).
 
     Returns
     -------
@@ -289,7 +287,7 @@ def _scan(contrib: torch.Tensor, filters: _Filters) -> tuple[torch.Tensor, torch
     covariance = F.conv1d(F.pad(contrib, (0, filters.weights.shape[-1] - 1)), filters.weights)
     energy = _window_sums((contrib**2).sum(dim=1), filters)
     importance = _window_sums(contrib.sum(dim=1), filters) * filters.sign[None, :, None]
-    similarity = covariance / torch.sqrt(energy.clamp_min(1e-20))
+    similarity = covariance / torch.sqrt((energy + floor[:, None, None]).clamp_min(1e-20))
     positions = torch.arange(length, device=contrib.device)
     widths = torch.as_tensor(filters.widths, device=contrib.device)
     inside = positions[None, :] + widths[:, None] <= length  # (K, L)
@@ -303,7 +301,7 @@ def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
 
 
 def _candidate_importance(
-    contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, min_similarity: float
+    contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, min_similarity: float, floor: torch.Tensor
 ) -> list[np.ndarray]:
     """Per motif, the importance of each candidate hit in a batch.
 
@@ -311,7 +309,7 @@ def _candidate_importance(
     any other window of the motif (either strand) that it overlaps. Counting candidates rather than
     windows keeps the shifted copies of one site from counting as many discoveries.
     """
-    covariance, similarity, importance = _scan(contrib, filters)
+    covariance, similarity, importance = _scan(contrib, filters, floor)
     gain = torch.where(similarity >= min_similarity, covariance**2 / _projected_energy(onehot, filters), 0.0)
     found = []
     for motif in range(len(filters.trims)):
@@ -343,7 +341,7 @@ def _subtract_fits(
 
 def _pursue(
     contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, thresholds: torch.Tensor,
-    min_similarity: float,
+    min_similarity: float, floor: torch.Tensor,
 ) -> tuple[list[tuple[int, int, int, float, float]], torch.Tensor]:
     """Greedy non-negative matching pursuit on a batch.
 
@@ -353,6 +351,8 @@ def _pursue(
         ``(B, 4, L)`` projected contributions and one-hot sequence.
     thresholds
         ``(K,)`` importance threshold of each oriented filter.
+    floor
+        ``(B,)`` energy floor of each region's similarities.
 
     Returns
     -------
@@ -367,7 +367,7 @@ def _pursue(
     active = torch.arange(contrib.shape[0], device=contrib.device)
     hits = []
     while active.numel():
-        covariance, similarity, importance = _scan(residual[active], filters)
+        covariance, similarity, importance = _scan(residual[active], filters, floor[active])
         projected_energy = cwm_energy[active]
         passing = (similarity >= min_similarity) & (importance >= thresholds[None, :, None])
         # The window whose least-squares fit removes the most squared contribution wins.
@@ -392,19 +392,27 @@ def _motifs_for_task(motifs: list[CwmMotif], task: str) -> list[CwmMotif]:
     return [motif for motif in motifs if motif.task in (None, task)]
 
 
+def _energy_floor(contrib: np.ndarray, energy_floor: float) -> np.ndarray:
+    """``(N,)`` ``energy_floor`` times each region's mean squared contribution per position."""
+    return (energy_floor * (contrib.astype(np.float64) ** 2).sum(axis=1).mean(axis=1)).astype(np.float32)
+
+
 def _importance_thresholds(
     contrib: np.ndarray, onehot: np.ndarray, filters: _Filters, min_similarity: float, fdr: float,
-    batch_size: int, device: torch.device, seed: int,
+    batch_size: int, device: torch.device, seed: int, floor: np.ndarray,
 ) -> list[float]:
-    """Importance threshold of each motif: candidates of the contributions against those of a permutation."""
+    """Importance threshold of each motif: candidates of the contributions against those of a permutation
+    (which keeps each region's squared contributions, hence its energy floor)."""
     rng = np.random.default_rng(seed)
     observed, null = [[] for _ in filters.trims], [[] for _ in filters.trims]
     for first in range(0, len(contrib), batch_size):
         batch = slice(first, first + batch_size)
         batch_onehot = torch.from_numpy(onehot[batch]).to(device)
         permuted = permute_contributions(contrib[batch], onehot[batch], rng)
+        batch_floor = torch.from_numpy(floor[batch]).to(device)
         for collected, values in ((observed, contrib[batch]), (null, permuted)):
-            found = _candidate_importance(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity)
+            found = _candidate_importance(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity,
+                                          batch_floor)
             for motif_values, batch_values in zip(collected, found):
                 motif_values.append(batch_values)
     return [importance_threshold(np.concatenate(real), np.concatenate(shuffled), fdr)
@@ -421,6 +429,7 @@ def call_hits(
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     seed: int = 0,
+    energy_floor: float = DEFAULT_ENERGY_FLOOR,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Call hits of motifs in the contributions of one task, region by region.
 
@@ -433,8 +442,8 @@ def call_hits(
     motifs
         Motifs to find (each scanned on both strands).
     min_similarity
-        Least cosine similarity between a window's contributions and the unit-norm CWM, in (0, 1].
-        Fi-NeMo's default post-filter is the same 0.7.
+        Least similarity between a window's contributions and the unit-norm CWM, in (0, 1]: their
+        cosine, with ``energy_floor`` added to the window's energy. Fi-NeMo's default is the same 0.7.
     fdr
         False discovery rate of candidate hits, against the permutation null, that sets each motif's
         importance threshold.
@@ -446,6 +455,11 @@ def call_hits(
         Torch device; the GPU when one is available, else the CPU.
     seed
         Seed of the permutation null.
+    energy_floor
+        Regularisation of the similarity, as Fi-NeMo's ``eps``: ``energy_floor`` times the region's mean
+        squared contribution per position is added to each window's squared norm, so that a window must
+        carry clearly more contribution than an average position of its region to look like the motif.
+        0 gives the plain cosine.
 
     Returns
     -------
@@ -471,6 +485,8 @@ def call_hits(
         raise MotifError(f"trim_threshold must be in [0, 1], got {trim_threshold}")
     if batch_size < 1:
         raise MotifError(f"batch_size must be >= 1, got {batch_size}")
+    if not energy_floor >= 0:
+        raise MotifError(f"energy_floor must be >= 0, got {energy_floor}")
     n, _, length = contrib.shape
     device = torch.device(device) if device is not None else _default_device()
     if not motifs:
@@ -480,14 +496,16 @@ def call_hits(
     too_wide = [m.name for m, (start, end) in zip(motifs, filters.trims) if end - start > length]
     if too_wide:
         raise MotifError(f"motifs {too_wide} are wider (after trimming) than the regions ({length} bp)")
-    motif_thresholds = _importance_thresholds(contrib, onehot, filters, min_similarity, fdr, batch_size, device, seed)
+    floor = _energy_floor(contrib, energy_floor)
+    motif_thresholds = _importance_thresholds(contrib, onehot, filters, min_similarity, fdr, batch_size, device, seed,
+                                              floor)
     thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
     tables, residual_sq = [], np.empty(n)
     for first in range(0, n, batch_size):
         batch = slice(first, first + batch_size)
         batch_contrib = torch.from_numpy(contrib[batch]).to(device)
         found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), filters, thresholds,
-                                  min_similarity)
+                                  min_similarity, torch.from_numpy(floor[batch]).to(device))
         table = _hit_table(found, filters, motifs, contrib[batch])
         tables.append(table.assign(region=table["region"] + first))
         residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
@@ -603,12 +621,16 @@ def call_hits_in_store(
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     seed: int = 0,
+    task_rows: Mapping[str, np.ndarray] | None = None,
+    energy_floor: float = DEFAULT_ENERGY_FLOOR,
 ) -> HitCalls:
     """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
 
     Each motif is scanned in the contributions of its own task (the one it was discovered in) or,
     for motifs without a task (MEME/JASPAR motifs), in every task. Parameters are those of
-    :func:`call_hits`; ``tasks`` restricts the tasks scanned.
+    :func:`call_hits`; ``tasks`` restricts the tasks scanned, and ``task_rows`` (task → sorted rows of
+    the regions table, e.g. from :func:`genomatt.motifs.discovery.task_region_rows`) the regions
+    scanned for each task (hits, thresholds and QC then cover those regions only).
 
     Returns
     -------
@@ -625,22 +647,29 @@ def call_hits_in_store(
     unmatched = [m.name for m in motifs if m.task is not None and m.task not in all_tasks]
     if unmatched:
         raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
-    settings = {"min_similarity": min_similarity, "fdr": fdr, "trim_threshold": trim_threshold, "seed": seed}
+    settings = {"min_similarity": min_similarity, "fdr": fdr, "trim_threshold": trim_threshold, "seed": seed,
+                "energy_floor": energy_floor}
     hit_tables, qc_tables, motif_tables = [], [], []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
             continue
         task_motifs = _motifs_for_task(motifs, task)
         contrib, onehot = _read_task_arrays(contrib_path, task_index)
+        rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
+        if task_rows is not None:
+            contrib, onehot = contrib[rows], onehot[rows]
+        scanned = regions.iloc[rows].reset_index(drop=True)
         hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, min_similarity, fdr, trim_threshold,
-                                         batch_size, device, seed)
-        log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(regions))
-        hit_tables.append(_genome_hits(hits, regions, task_motifs, qc, task))
-        qc = pd.concat([regions[["chrom", "start", "end", "name"]].reset_index(drop=True), qc], axis=1)
-        qc["peak_id"] = np.arange(len(regions))
+                                         batch_size, device, seed, energy_floor)
+        log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
+        # peak_id is the row of the regions table of the contribution file.
+        hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task).assign(
+            peak_id=lambda table: rows[table["peak_id"].to_numpy(np.int64)]))
+        qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
+        qc["peak_id"] = rows
         qc["task"] = task
-        qc["delta"] = _read_per_region(contrib_path, "delta", task_index, len(regions))
-        qc["prediction"] = _read_per_region(contrib_path, "prediction", task_index, len(regions))
+        qc["delta"] = _read_per_region(contrib_path, "delta", task_index, len(regions))[rows]
+        qc["prediction"] = _read_per_region(contrib_path, "prediction", task_index, len(regions))[rows]
         qc_tables.append(qc[QC_COLUMNS])
         thresholds.insert(1, "task", task)
         motif_tables.append(thresholds)
@@ -698,32 +727,6 @@ def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | N
     return paths
 
 
-_STRING = h5py.string_dtype(encoding="utf-8")
-
-
-def _write_table(group: h5py.Group, table: pd.DataFrame) -> None:
-    group.attrs["columns"] = json.dumps(list(table.columns))
-    for column in table.columns:
-        values = table[column]
-        if pd.api.types.is_integer_dtype(values):
-            group.create_dataset(column, data=values.to_numpy(np.int64))
-        elif pd.api.types.is_float_dtype(values):
-            group.create_dataset(column, data=values.to_numpy(np.float64))
-        else:
-            group.create_dataset(column, data=values.astype(str).to_numpy(dtype=object), dtype=_STRING)
-
-
-def _read_table(group: h5py.Group) -> pd.DataFrame:
-    columns = json.loads(group.attrs["columns"])
-    data = {}
-    for column in columns:
-        values = group[column][()]
-        if values.dtype == object:
-            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
-        data[column] = values
-    return pd.DataFrame(data, columns=columns)
-
-
 def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
         handle.attrs["genomatt_version"] = __version__
@@ -732,7 +735,7 @@ def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
         handle.attrs["provenance"] = json.dumps({**provenance, "settings": calls.settings}, sort_keys=True,
                                                 default=str)
         for name, table in (("hits", calls.hits), ("qc", calls.qc), ("motifs", calls.motifs)):
-            _write_table(handle.create_group(name), table)
+            write_table(handle.create_group(name), table)
         cwms = handle.create_group("cwms")
         cwms.attrs["names"] = json.dumps(list(calls.cwms))
         for name, cwm in calls.cwms.items():
@@ -751,7 +754,7 @@ def read_hits(path: str | os.PathLike) -> HitCalls:
     with handle:
         if handle.attrs.get("kind") != "hits" or any(name not in handle for name in ("hits", "qc", "motifs", "cwms")):
             raise StoreError(f"{path}: not a genomatt hits.h5 (expected kind 'hits' with /hits, /qc, /motifs, /cwms)")
-        tables = {name: _read_table(handle[name]) for name in ("hits", "qc", "motifs")}
+        tables = {name: read_table(handle[name]) for name in ("hits", "qc", "motifs")}
         cwms = {name: handle["cwms"][name][()] for name in json.loads(handle["cwms"].attrs["names"])}
         settings = json.loads(handle.attrs["provenance"]).get("settings", {})
     return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, settings)

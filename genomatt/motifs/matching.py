@@ -1,10 +1,10 @@
 """Known-motif matching: discovered motifs compared with JASPAR or a MEME file by TOMTOM (memelite).
 
-Each discovered motif's trimmed base-frequency matrix (the core columns, see
-``genomatt.motifs.discovery.TRIM_FRACTION``) is compared with every motif of the database, on both
-strands, by memelite's TOMTOM (complete scores, Euclidean column distance). TOMTOM's p-value is that of
-the best alignment; the q-value is the Benjamini-Hochberg adjustment of a motif's p-values against all
-database motifs, as MEME's tomtom reports it.
+Each discovered motif's trimmed base-frequency matrix (the span of columns whose summed |CWM| is at
+least ``genomatt.motifs.discovery.MATCH_TRIM_FRACTION`` of the largest) is compared with every motif of
+the database, on both strands, by memelite's TOMTOM (complete scores, Euclidean column distance).
+TOMTOM's p-value is that of the best alignment; the q-value is the Benjamini-Hochberg adjustment of a
+motif's p-values against all database motifs, as MEME's tomtom reports it.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def compare_motifs(
 
 def match_motifs(motifs: Sequence[DiscoveredMotif], database: Sequence[Motif], top: int = 3, threads: int = 1) -> None:
     """Set each motif's ``matches`` to its ``top`` TOMTOM matches (trimmed base frequencies vs. database)."""
-    found = compare_motifs([motif.core_motif().probabilities for motif in motifs], database, top, threads)
+    found = compare_motifs([motif.trimmed_motif().probabilities for motif in motifs], database, top, threads)
     for motif, matches in zip(motifs, found):
         motif.matches = matches
 

@@ -23,7 +23,7 @@ from genomatt.atomic import atomic_path
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.store import read_attrs, read_regions
+from genomatt.store import read_attrs, read_regions, read_table
 
 log = logging.getLogger(__name__)
 
@@ -120,17 +120,6 @@ def _write_table(group: h5py.Group, table: pd.DataFrame, columns: Sequence[str])
             group.create_dataset(column, data=table[column].astype(str).to_numpy(object), dtype=_STRING)
 
 
-def _read_table(group: h5py.Group) -> pd.DataFrame:
-    columns = json.loads(group.attrs["columns"])
-    data = {}
-    for column in columns:
-        values = group[column][()]
-        if values.dtype == object:
-            values = np.array([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
-        data[column] = values
-    return pd.DataFrame(data, columns=columns)
-
-
 def write_motifs(
     path: str | os.PathLike,
     motifs: Sequence[DiscoveredMotif],
@@ -195,7 +184,7 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
                 n_seqlets=int(entry.attrs["n_seqlets"]), trim_start=int(entry.attrs["trim_start"]),
                 trim_end=int(entry.attrs["trim_end"]), matches=json.loads(entry.attrs["matches"]),
             ))
-        return motifs, _read_table(handle["seqlets"]), _read_table(handle["called_seqlets"])
+        return motifs, read_table(handle["seqlets"]), read_table(handle["called_seqlets"])
 
 
 def _write_pattern(group: h5py.Group, pattern, region_order: np.ndarray) -> None:

@@ -212,11 +212,16 @@ def _run_section(inputs: ReportInputs) -> str:
 
 
 def _hit_statistics(inputs: ReportInputs) -> pd.DataFrame:
-    """Per motif: number of hits and fraction of regions with at least one."""
+    """Per motif: number of hits and fraction of the regions scanned for it (those of the tasks it was
+    scanned in) with at least one."""
     if inputs.hits is None or not len(inputs.hits.hits):
         return pd.DataFrame(columns=["hits", "fraction"])
-    grouped = inputs.hits.hits.groupby("motif_name")
-    return pd.DataFrame({"hits": grouped.size(), "fraction": grouped["peak_id"].nunique() / len(inputs.regions)})
+    calls = inputs.hits
+    grouped = calls.hits.groupby("motif_name")
+    scanned = {motif: calls.qc.loc[calls.qc["task"].isin(group["task"]), "peak_id"].nunique()
+               for motif, group in calls.motifs.groupby("motif_name")}
+    denominator = pd.Series({motif: scanned.get(motif) or len(inputs.regions) for motif in grouped.groups})
+    return pd.DataFrame({"hits": grouped.size(), "fraction": grouped["peak_id"].nunique() / denominator})
 
 
 def _matches_cell(matches: list[dict]) -> str:
@@ -265,7 +270,7 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     if inputs.hits is None:
         note += '<p class="empty">No hit file was given, so hit counts are not shown.</p>'
     return (header + note + '<table class="motifs"><thead><tr><th>motif</th><th>seqlets</th><th>logos</th>'
-            "<th>best known matches</th><th>hits</th><th>regions with a hit</th></tr></thead><tbody>"
+            "<th>best known matches</th><th>hits</th><th>scanned regions with a hit</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table></section>")
 
 

@@ -38,6 +38,23 @@ def sample_labels_option(wildcards):
     return f"--labels-column {column}" if column else ""
 
 
+def sample_motif_task_regions(wildcards):
+    """Task BEDs that restrict each task's motif discovery and hits to its positive regions: those of a
+    trained model, or a user model's `tasks` when given; none when `motifs.task_regions` is false."""
+    if not MOTIFS.get("task_regions", True):
+        return []
+    if sample_trains_model(wildcards.sample) or "tasks" in sample_config(wildcards):
+        return sample_task_beds(wildcards)
+    return []
+
+
+def sample_motif_task_options(wildcards, input):
+    """`--task-regions` (and `--labels-column`) of `genomatt motifs`/`hits` for the task BEDs among the inputs."""
+    if not input.get("task_beds"):
+        return ""
+    return f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}"
+
+
 def sample_trains_model(sample):
     return config["samples"][sample].get("model", TRAIN) == TRAIN
 

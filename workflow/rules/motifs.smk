@@ -1,7 +1,8 @@
 rule motifs:
     """Seqlets, de novo motifs (tfmodisco-lite) and their known-motif matches for every task of a sample."""
     input:
-        f"{OUTDIR}/{{sample}}/contrib.h5",
+        contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
+        task_beds=sample_motif_task_regions,
     output:
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         seqlets=f"{OUTDIR}/{{sample}}/motifs/seqlets.bed",
@@ -10,6 +11,7 @@ rule motifs:
         f"{OUTDIR}/logs/{{sample}}/motifs.log",
     params:
         options=motif_options(),
+        tasks=sample_motif_task_options,
     threads: MOTIFS.get("threads", 2)
     resources:
         mem_mb=16000,
@@ -17,15 +19,17 @@ rule motifs:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt motifs --contrib {input} --out {output.motifs} --threads {threads} {params.options} > {log} 2>&1"
+        "genomatt motifs --contrib {input.contrib} --out {output.motifs} --threads {threads} {params.options}"
+        " {params.tasks} > {log} 2>&1"
 
 
 rule hits:
-    """Instances of every discovered motif in the contributions of all regions, with bigWig tracks."""
+    """Instances of every discovered motif in the contributions of its task's regions, with bigWig tracks."""
     input:
         contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         fasta=sample_fasta,
+        task_beds=sample_motif_task_regions,
     output:
         tsv=f"{OUTDIR}/{{sample}}/hits/hits.tsv",
         bed=f"{OUTDIR}/{{sample}}/hits/hits.bed",
@@ -36,6 +40,7 @@ rule hits:
         fdr=HITS.get("fdr", 0.05),
         device=ATTRIBUTION.get("device", "cpu"),
         seed=config.get("seed", 0),
+        tasks=sample_motif_task_options,
     threads: 1
     resources:
         mem_mb=8000,
@@ -45,4 +50,4 @@ rule hits:
     shell:
         "genomatt hits --contrib {input.contrib} --motifs {input.motifs} --fasta {input.fasta}"
         " --out-dir $(dirname {output.tsv}) --fdr {params.fdr} --device {params.device} --seed {params.seed}"
-        " > {log} 2>&1"
+        " {params.tasks} > {log} 2>&1"

@@ -8,7 +8,23 @@ from genomatt.errors import ConfigError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, or the GPU when there is one and the CPU otherwise."""
+    """The torch device to run a model on.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        The requested device, e.g. ``"cpu"`` or ``"cuda:0"``; default: the GPU when there is one,
+        else the CPU.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ConfigError
+        If ``device`` names no torch device.
+    """
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
