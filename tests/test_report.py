@@ -17,7 +17,10 @@ from genomatt.cli.main import main
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.hits import call_hits_in_store, contribution_tasks, read_cwm_motifs, write_hits
-from genomatt.report.html import MAX_DRAWN_BASES, _drawn_stretch, _hit_statistics, build_report, load_report_inputs
+from genomatt.report.html import (
+    MAX_DRAWN_BASES, _drawn_stretch, _hit_statistics, _metrics_table, build_report, load_report_inputs,
+)
+from genomatt.report.logos import logo_span
 from genomatt.store import read_regions
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -70,6 +73,26 @@ def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_p
         task = group["task"].iloc[0]
         assert statistics.loc[motif, "fraction"] == pytest.approx(group["peak_id"].nunique() / len(rows[task]))
     assert statistics["fraction"].max() <= 1
+
+
+def test_training_metrics_are_shown_as_tables():
+    metrics = {"tasks": {"GATA1": {"auroc": 0.97, "auprc": 0.91}, "CTCF": {"auroc": 0.99, "auprc": 0.95}},
+               "mean_test_auroc": 0.98, "split": {"test_chroms": ["chr5"], "n_test": 764},
+               "history": [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}]}
+    text = _metrics_table(metrics)
+    grid = text[: text.index("</table>")]
+    assert 'class="grid"' in grid and "<th>GATA1</th>" in grid and "0.97" in grid and "0.95" in grid
+    for shown in ("mean_test_auroc", "split test_chroms", "split n_test", "2 records"):
+        assert shown in text
+    assert "epoch" not in text
+
+
+def test_logos_cover_the_motif_span_and_a_flank():
+    cwm = np.zeros((4, 50))
+    cwm[0, 20:30] = 1.0
+    cwm[1, 18] = cwm[1, 31] = 0.15
+    assert logo_span(cwm) == (13, 37)
+    assert logo_span(cwm[:, 15:35]) == (0, 20)
 
 
 def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_path):

@@ -27,7 +27,8 @@ from genomatt.atomic import atomic_path
 from genomatt.errors import StoreError
 from genomatt.motifs.hits import HitCalls, contribution_tasks, read_hits
 from genomatt.report.logos import (
-    HIT_COLOURS, MOTIF_LOGO_KINDS, figure_bytes, logo_figure, motif_logo_matrices, region_figure, write_figure,
+    HIT_COLOURS, MOTIF_LOGO_KINDS, figure_bytes, logo_figure, logo_span, motif_logo_matrices, region_figure,
+    write_figure,
 )
 from genomatt.store import read_attrs, read_regions
 
@@ -135,19 +136,40 @@ def _key_value_table(items: list[tuple[str, object]]) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
+def _is_grid(value: object) -> bool:
+    """A non-empty JSON object of objects (e.g. per-task metrics)."""
+    return isinstance(value, dict) and bool(value) and all(isinstance(inner, dict) for inner in value.values())
+
+
+def _grid_table(rows: dict) -> str:
+    columns = list(dict.fromkeys(key for inner in rows.values() for key in inner))
+    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
+    body = "".join(
+        f"<tr><th>{html.escape(str(row))}</th>"
+        + "".join(f'<td class="num">{html.escape(_format(inner.get(column)))}</td>' for column in columns)
+        + "</tr>" for row, inner in rows.items())
+    return f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _metrics_table(metrics: object) -> str:
-    """A JSON object of objects becomes a table (rows = outer keys); anything else a key/value list."""
-    if isinstance(metrics, dict) and metrics and all(isinstance(v, dict) for v in metrics.values()):
-        columns = list(dict.fromkeys(key for inner in metrics.values() for key in inner))
-        head = "".join(f"<th>{html.escape(str(column))}</th>" for column in columns)
-        body = "".join(
-            f"<tr><th>{html.escape(str(row))}</th>"
-            + "".join(f'<td class="num">{html.escape(_format(inner.get(column)))}</td>' for column in columns)
-            + "</tr>" for row, inner in metrics.items())
-        return f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
-    if isinstance(metrics, dict):
-        return _key_value_table(list(metrics.items()))
-    return f"<pre>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>"
+    """Metrics JSON as tables: objects of objects (per-task metrics) as grids, other entries as a
+    key/value list (nested objects flattened one level, lists of records counted)."""
+    if _is_grid(metrics):
+        return _grid_table(metrics)
+    if not isinstance(metrics, dict):
+        return f"<pre>{html.escape(json.dumps(metrics, indent=2, default=str))}</pre>"
+    grids = "".join(_grid_table(value) for value in metrics.values() if _is_grid(value))
+    items = []
+    for key, value in metrics.items():
+        if _is_grid(value):
+            continue
+        if isinstance(value, dict):
+            items += [(f"{key} {inner}", inner_value) for inner, inner_value in value.items()]
+        elif isinstance(value, list) and value and all(isinstance(entry, dict) for entry in value):
+            items.append((key, f"{len(value)} records"))
+        else:
+            items.append((key, value))
+    return grids + (_key_value_table(items) if items else "")
 
 
 def _delta_figure(delta: np.ndarray, tasks: list[str]) -> Figure:
@@ -246,7 +268,9 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     motifs = sorted(inputs.motifs, key=lambda m: -(m.n_seqlets if m.n_seqlets is not None else -1))
     rows = []
     for motif in motifs:
-        matrices = motif_logo_matrices(motif.cwm, motif.pwm, motif.hypothetical_cwm)
+        start, end = logo_span(motif.cwm)
+        matrices = motif_logo_matrices(*(None if matrix is None else matrix[:, start:end]
+                                         for matrix in (motif.cwm, motif.pwm, motif.hypothetical_cwm)))
         logos = []
         for kind, matrix in matrices.items():
             caption, ylabel = MOTIF_LOGO_KINDS[kind]
@@ -369,10 +393,10 @@ table.motifs td { padding:12px 10px; }
 .muted { color:var(--muted); font-size:12px; }
 .sign { padding:0 6px; border-radius:8px; font-size:11px; }
 .sign.pos { background:#dcfce7; color:#166534; } .sign.neg { background:#fee2e2; color:#991b1b; }
-.logos { display:grid; grid-template-columns:repeat(2, max-content); gap:8px 14px; }
+.logos { display:grid; grid-template-columns:repeat(2, minmax(0, max-content)); gap:8px 14px; }
 figure { margin:0; }
 figcaption { font-size:11px; color:var(--muted); text-align:center; }
-img.logo { height:72px; display:block; }
+img.logo { height:auto; max-height:72px; max-width:100%; display:block; }
 img.plot { max-width:640px; width:100%; display:block; }
 img.track { width:100%; display:block; }
 ul.matches { margin:0; padding-left:16px; min-width:190px; }

@@ -25,6 +25,7 @@ from matplotlib.transforms import Affine2D
 
 from genomatt import ALPHABET
 from genomatt.atomic import atomic_path
+from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, trim_bounds
 from genomatt.motifs.formats import reverse_complement_matrix
 from genomatt.motifs.hits import logo_heights
 
@@ -69,6 +70,17 @@ def logo_figure(matrix: np.ndarray, ylabel: str, title: str | None = None) -> Fi
         ax.set_title(title, fontsize=8)
     figure.tight_layout(pad=0.3)
     return figure
+
+
+# Columns drawn on each side of a motif's span in its logos.
+LOGO_FLANK = 5
+
+
+def logo_span(cwm: np.ndarray, flank: int = LOGO_FLANK) -> tuple[int, int]:
+    """Columns ``[start, end)`` of a motif's logos: the span matched against known motifs (columns whose
+    summed |CWM| is at least ``MATCH_TRIM_FRACTION`` of the largest) and ``flank`` columns each side."""
+    start, end = trim_bounds(np.asarray(cwm, dtype=float), MATCH_TRIM_FRACTION)
+    return max(start - flank, 0), min(end + flank, cwm.shape[1])
 
 
 def motif_logo_matrices(cwm: np.ndarray, pwm: np.ndarray | None = None,
