@@ -16,9 +16,19 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 from genomatt.cli.main import main
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
-from genomatt.motifs.hits import call_hits_in_store, contribution_tasks, read_cwm_motifs, write_hits
+from genomatt.motifs.hits import (
+    call_hits_in_store,
+    contribution_tasks,
+    read_cwm_motifs,
+    write_hits,
+)
 from genomatt.report.html import (
-    MAX_DRAWN_BASES, _drawn_stretch, _hit_statistics, _metrics_table, build_report, load_report_inputs,
+    MAX_DRAWN_BASES,
+    _drawn_stretch,
+    _hit_statistics,
+    _metrics_table,
+    build_report,
+    load_report_inputs,
 )
 from genomatt.report.logos import logo_span
 from genomatt.store import read_regions

@@ -27,7 +27,13 @@ from genomatt.atomic import atomic_path
 from genomatt.errors import StoreError
 from genomatt.motifs.hits import HitCalls, contribution_tasks, read_hits
 from genomatt.report.logos import (
-    HIT_COLOURS, MOTIF_LOGO_KINDS, figure_bytes, logo_figure, logo_span, motif_logo_matrices, region_figure,
+    HIT_COLOURS,
+    MOTIF_LOGO_KINDS,
+    figure_bytes,
+    logo_figure,
+    logo_span,
+    motif_logo_matrices,
+    region_figure,
     write_figure,
 )
 from genomatt.store import read_attrs, read_regions

@@ -14,10 +14,10 @@ from pathlib import Path
 import logomaker
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from logomaker.src.colors import get_color_dict
-from matplotlib.font_manager import FontProperties
 from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path as MplPath
 from matplotlib.textpath import TextPath
