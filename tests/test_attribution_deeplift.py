@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -601,3 +604,22 @@ def test_reveal_cancel_sums_to_delta_and_differs_from_rescale(model_class, data)
     assert float(reveal_cancel.delta.max()) < 1e-5
     rescale = deep_lift_shap(model, X, refs)
     assert float((reveal_cancel.attributions - rescale).abs().max()) > 1e-4
+
+
+def test_cpu_kernels_leave_torch_thread_count_as_set():
+    # numba's OpenMP layer resets the OpenMP thread count it shares with torch when it starts; a fresh
+    # process is needed, as it starts once per process.
+    script = (
+        "import torch\n"
+        "from genomatt.attribution import deep_lift_shap\n"
+        "from genomatt.models import BPNet\n"
+        "model = BPNet(n_tasks=2, input_length=100)\n"
+        "X = torch.zeros(2, 4, 100); X[:, 0] = 1\n"
+        "torch.set_num_threads(1)\n"
+        "deep_lift_shap(model, X, n_shuffles=2, target=0, device='cpu')\n"
+        "print(torch.get_num_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1"

@@ -13,7 +13,8 @@ Arrays follow the batch layout of :mod:`genomatt.attribution.rules`: ``b`` seque
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numba
 import numpy as np
@@ -33,9 +34,20 @@ def _array(tensor: Tensor) -> np.ndarray:
     return tensor.detach().contiguous().numpy()
 
 
-def _threads() -> None:
-    # Use the threads torch was given (e.g. by a workflow job), not every core.
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+@contextlib.contextmanager
+def _threads() -> Iterator[None]:
+    """Run numba kernels on the threads torch was given (e.g. by a workflow job), not every core.
+
+    numba's OpenMP layer sets the OpenMP thread count it shares with torch when it starts, so torch's
+    count is put back afterwards.
+    """
+    torch_threads = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 # --- Rescale ------------------------------------------------------------------------------------
@@ -69,9 +81,12 @@ def rescale_multiplier(z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Ten
     sequences = (_array(z_in).reshape(b, size), _array(out_in).reshape(b, size))
     references = (_array(z_ref).reshape(b, -1, size), _array(out_ref).reshape(b, -1, size))
     out = multiplier.numpy().reshape(b, -1, size)
-    _threads()
-    if _rescale_kernel(*sequences, sequences[0], *references, out, fallback, False):
-        _rescale_kernel(*sequences, _array(slope_in()).reshape(b, size), *references, out, fallback, True)
+    with _threads():
+        needs_slope = _rescale_kernel(*sequences, sequences[0], *references, out, fallback, False)
+    if needs_slope:
+        slope = _array(slope_in()).reshape(b, size)
+        with _threads():
+            _rescale_kernel(*sequences, slope, *references, out, fallback, True)
     return multiplier
 
 
@@ -107,9 +122,9 @@ def relu_rescale(z: Tensor, n_sequences: int, fallback: float) -> tuple[Tensor, 
     out = torch.empty(z.shape, dtype=z.dtype)
     multiplier = torch.empty(z.shape[0] - n_sequences, *z.shape[1:], dtype=z.dtype)
     rows = z.shape[0]
-    _threads()
-    _relu_kernel(_array(z).reshape(rows, -1), out.numpy().reshape(rows, -1),
-                 multiplier.numpy().reshape(rows - n_sequences, -1), n_sequences, fallback)
+    with _threads():
+        _relu_kernel(_array(z).reshape(rows, -1), out.numpy().reshape(rows, -1),
+                     multiplier.numpy().reshape(rows - n_sequences, -1), n_sequences, fallback)
     return out, multiplier
 
 
@@ -150,9 +165,9 @@ def cross_max_coefficients(inputs_in: Tensor, values_in: Tensor, index_in: Tenso
     """
     coefficient_in = torch.empty(values_ref.shape, dtype=values_ref.dtype)
     coefficient_ref = torch.empty(values_ref.shape, dtype=values_ref.dtype)
-    _threads()
-    _cross_max_kernel(_array(inputs_in), _array(values_in), _array(index_in), _array(inputs_ref),
-                      _array(values_ref), _array(index_ref), coefficient_in.numpy(), coefficient_ref.numpy())
+    with _threads():
+        _cross_max_kernel(_array(inputs_in), _array(values_in), _array(index_in), _array(inputs_ref),
+                          _array(values_ref), _array(index_ref), coefficient_in.numpy(), coefficient_ref.numpy())
     return coefficient_in, coefficient_ref
 
 
@@ -230,9 +245,9 @@ def max_pool1d_cross_max(z: Tensor, n_sequences: int, kernel: int, stride: int, 
     index = torch.empty(rows, channels, windows, dtype=torch.int64)
     coefficient_in = torch.empty(b, (rows - b) // b, channels, windows, dtype=z.dtype)
     coefficient_ref = torch.empty_like(coefficient_in)
-    _threads()
-    _max_pool1d_kernel(_array(z), out.numpy(), index.numpy(), coefficient_in.numpy(), coefficient_ref.numpy(),
-                       b, kernel, stride, padding, dilation)
+    with _threads():
+        _max_pool1d_kernel(_array(z), out.numpy(), index.numpy(), coefficient_in.numpy(), coefficient_ref.numpy(),
+                           b, kernel, stride, padding, dilation)
     return out, index, coefficient_in, coefficient_ref
 
 
@@ -260,6 +275,6 @@ def route_cross_max(grad: Tensor, coefficient_in: Tensor, index_in: Tensor, coef
     out : Tensor, shape (b, r, M, S), contiguous
         Overwritten with the multipliers of the inputs.
     """
-    _threads()
-    _route_kernel(_array(grad), _array(coefficient_in), _array(index_in), _array(coefficient_ref),
-                  _array(index_ref), out.numpy())
+    with _threads():
+        _route_kernel(_array(grad), _array(coefficient_in), _array(index_in), _array(coefficient_ref),
+                      _array(index_ref), out.numpy())
