@@ -82,19 +82,22 @@ def test_modisco_coordinates_give_the_genome_coordinates(run):
     assert starts == sorted(zip(ours["region"], ours["window_start"]))
 
 
-def test_task_regions_restrict_each_tasks_discovery(run, tmp_path):
+def test_task_regions_restrict_each_tasks_discovery(run, tmp_path, caplog):
     """Each task's motifs come from its own regions; modisco example indices stay rows of contrib.h5."""
     _, contrib, _ = run
     regions = read_regions(contrib)
     gata_rows = np.arange(0, len(regions), 2)
     labelled = pd.concat([regions.iloc[gata_rows].assign(task="GATA1"), regions.assign(task="CTCF"),
-                          regions.assign(task="noise"),
+                          pd.DataFrame({"chrom": ["chrZ"], "start": [0], "end": [100], "task": ["noise"]}),
                           regions.iloc[:3].assign(task="unused")])
     bed = tmp_path / "tasks.bed"
     labelled[["chrom", "start", "end", "task"]].to_csv(bed, sep="\t", header=False, index=False)
     out = tmp_path / "out" / "motifs.h5"
-    assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--threads", "2", "--seed", "3",
-                 "--task-regions", str(bed), "--labels-column", "name"]) == 0
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--threads", "2", "--seed", "3",
+                     "--task-regions", str(bed), "--labels-column", "name"]) == 0
+    assert "task noise: no region of the contributions lies in the task's regions" in caplog.text
+    assert "cannot be fitted" not in caplog.text
     motifs, table, called = read_motifs(out)
     assert {"GATA1.pos.0", "CTCF.pos.0"} <= {motif.name for motif in motifs}
     gata_regions = set(regions["name"].iloc[gata_rows])

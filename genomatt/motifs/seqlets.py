@@ -104,8 +104,8 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
     seqlets : pandas.DataFrame
         One row per seqlet: ``example`` (row of ``contrib``), ``start``/``end`` (the core, in window
         coordinates), ``sign`` (``pos``/``neg``) and ``score`` (sum of contributions over the core).
-        Empty, with a logged warning, when no null can be fitted to the windowed sums (all equal, or of
-        one sign).
+        Empty when there are no regions or windows too short for a seqlet, and, with a logged warning,
+        when no null can be fitted to the windowed sums (all equal, or of one sign).
     threshold : float
         The absolute core sum a seqlet must exceed to be kept (``nan`` when nothing was tested).
     """
@@ -117,7 +117,7 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
     # the seqlets called here are exactly the seqlets it clusters (no copy when given its own array's view).
     length_last = np.ascontiguousarray(np.asarray(contrib).transpose(0, 2, 1))
     per_base = length_last.sum(axis=2)
-    if per_base.shape[1] < geometry.core + 2 * geometry.flank:
+    if not len(per_base) or per_base.shape[1] < geometry.core + 2 * geometry.flank:
         return empty, float("nan")
     try:
         coordinates, threshold = extract_seqlets(
