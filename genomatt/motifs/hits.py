@@ -6,9 +6,11 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
    absolute weight is at least ``trim_threshold`` of the largest (as Fi-NeMo and tfmodisco-lite trim),
    scaled to unit L2 norm and scanned on both strands.
 2. For every window, the *similarity* is the cosine between the window's projected contributions and
-   the CWM (all four bases, as Fi-NeMo's ``hit_similarity``), so it is high only where the sequence
-   matches the motif and the contributions follow it; the *importance* is the sum of the window's
-   contributions (sign-flipped for motifs with a negative CWM).
+   the CWM (all four bases, as Fi-NeMo's ``hit_similarity``), with ``energy_floor`` times the region's
+   mean squared contribution per position added to the window's squared norm (Fi-NeMo's ``eps``), so
+   it is high only where the sequence matches the motif, the contributions follow it and stand out in
+   the region; the *importance* is the sum of the window's contributions (sign-flipped for motifs with
+   a negative CWM).
 3. The importance threshold of each motif and task keeps the false discovery rate of candidate hits
    at ``fdr`` (Benjamini-Hochberg) against a permutation null: the same scan on the contributions with
    their per-base values moved to random positions of the same region, on the unchanged sequence.
