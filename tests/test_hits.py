@@ -263,3 +263,17 @@ def test_hits_command(contrib_h5, motifs_h5, small_genome, tmp_path, capsys):
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--fdr", "2"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "genomatt hits: error: fdr must be in (0, 1), got 2.0"
+
+
+def test_hits_command_with_task_regions(contrib_h5, motifs_h5, small_genome, tmp_path):
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--task-regions", str(small_genome.tasks_bed), "--labels-column", "name", "--tasks", "CTCF",
+                 "--device", "cpu"]) == 0
+    hits = pd.read_csv(out / "hits.tsv", sep="\t")
+    tasks = pd.read_csv(small_genome.tasks_bed, sep="\t", header=None, names=["chrom", "start", "end", "task"])
+    ctcf = tasks[tasks["task"] == "CTCF"]
+    regions = read_regions(contrib_h5).merge(ctcf, on=["chrom", "start", "end"])
+    assert len(hits) and set(hits["task"]) == {"CTCF"} and set(hits["peak_name"]) <= set(regions["name"])
+    qc = pd.read_csv(out / "regions_qc.tsv", sep="\t")
+    assert set(qc["name"]) == set(regions["name"])

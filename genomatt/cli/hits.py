@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> None:
     task_rows = None
     if args.task_regions:
         info = read_contribution_info(args.contrib)
-        task_rows = task_region_rows(info.regions, info.tasks, read_task_regions(args.task_regions, args.labels_column))
+        task_regions = read_task_regions(args.task_regions, args.labels_column)
+        task_rows = task_region_rows(info.regions, args.tasks or info.tasks, task_regions)
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
                                device=args.device, seed=args.seed, task_rows=task_rows,
