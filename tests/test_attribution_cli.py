@@ -100,3 +100,49 @@ def test_unknown_target_is_a_clear_error(inputs, capsys):
             "--out", str(folder / "bad.h5"), "--targets", "SPI1", "--device", "cpu"]
     assert main(argv) == 2
     assert "'SPI1' is neither a task of the model (GATA1, CTCF)" in capsys.readouterr().err
+
+
+PROFILE_MODULE = '''
+import torch
+from torch import nn
+
+
+class Profile(nn.Module):
+    """A BPNet/ChromBPNet-style model: profile logits (N, L) and log counts (N, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv1d(4, 6, 7, padding=3)
+        self.profile = nn.Conv1d(6, 1, 1)
+        self.count = nn.Linear(6, 1)
+
+    def forward(self, x):
+        hidden = torch.relu(self.conv(x))
+        return self.profile(hidden).squeeze(1), self.count(hidden.mean(dim=-1))
+
+
+def build():
+    return Profile()
+'''
+
+
+def test_profile_and_count_heads_are_explained(inputs, tmp_path, monkeypatch):
+    (tmp_path / "profile_models_cli.py").write_text(PROFILE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    h5 = inputs[0] / "regions.h5"
+    out = tmp_path / "contrib.h5"
+    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(out),
+                 "--references", "4"]) == 0
+    attrs = read_attrs(out)
+    assert list(attrs["tasks"]) == ["profile", "counts"]
+    delta = read_array(out, "delta")
+    assert delta.shape[1] == 2 and delta.max() < 1e-4
+    # The count head alone gives the same contributions as in the two-head run.
+    single = tmp_path / "counts.h5"
+    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
+                 "--references", "4", "--targets", "counts"]) == 0
+    np.testing.assert_allclose(read_array(single, "hypothetical")[:, 0], read_array(out, "hypothetical")[:, 1],
+                               atol=1e-6)
+    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
+                 "--targets", "shape"]) == 2

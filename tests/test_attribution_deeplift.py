@@ -623,3 +623,45 @@ def test_cpu_kernels_leave_torch_thread_count_as_set():
                             env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1"
+
+
+class _ProfileModel(nn.Module):
+    """A BPNet-like profile head: per-position logits (N, L)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 9, padding=4)
+        self.out = nn.Conv1d(8, 1, 5, padding=2)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.conv(x)))[:, 0]
+
+
+def test_detached_profile_weights_are_constants_of_the_explained_sequence():
+    # The profile target of BPNet/ChromBPNet: mean-centred logits weighted by their softmax, the weights
+    # held constant. They are held at the explained sequence's values for its references too, so the
+    # batched result equals explaining each sequence with its weights given as a fixed tensor.
+    torch.manual_seed(0)
+    model = _ProfileModel().eval()
+    X = torch.zeros(3, 4, 60)
+    X[:, torch.randint(0, 4, (60,)), torch.arange(60)] = 1
+    references = torch.zeros(3, 8, 4, 60)
+    references.scatter_(2, torch.randint(0, 4, (3, 8, 1, 60)), 1.0)
+
+    def profile(logits):
+        centred = logits - logits.mean(dim=-1, keepdim=True)
+        return (torch.softmax(logits.detach(), dim=-1) * centred).sum(dim=-1)
+
+    batched = deep_lift_shap(model, X, references=references, target=profile, batch_size=9, return_delta=True)
+    assert batched.delta.abs().max() < 1e-4
+    with torch.no_grad():
+        logits = model(X)
+    weights = torch.softmax(logits, dim=-1)
+    expected = (weights * (logits - logits.mean(dim=-1, keepdim=True))).sum(dim=-1)
+    torch.testing.assert_close(batched.prediction, expected, atol=1e-5, rtol=1e-5)
+    for i in range(len(X)):
+        def fixed(logits, w=weights[i]):
+            return ((logits - logits.mean(dim=-1, keepdim=True)) * w).sum(dim=-1)
+
+        single = deep_lift_shap(model, X[i : i + 1], references=references[i : i + 1], target=fixed)
+        np.testing.assert_allclose(batched.attributions[i].numpy(), single[0].numpy(), atol=1e-5)

@@ -142,7 +142,8 @@ SUPPORTED = (
     "layers, eval-mode batch norm and dropout, average pooling, sums, means, differences, "
     "concatenation, reshaping, padding, indexing, products and quotients with constants), "
     "elementwise functions of one input-dependent tensor (ReLU, LeakyReLU, ELU, GELU, SiLU, "
-    "sigmoid, tanh, softplus, exp, ...), max pooling and torch.max over one axis."
+    "sigmoid, tanh, softplus, exp, ...), max pooling and torch.max over one axis; a detached value "
+    "is a constant held at its value for the explained sequence."
 )
 
 _INTERNAL_DIRS = (
@@ -301,7 +302,22 @@ class DeepLiftMode(TorchFunctionMode):
             return self._elementwise(func, name, args, kwargs, varying)
         if name in MAX_POOLS:
             return self._max_pool(name, args, kwargs, varying)
+        if name == "detach":
+            return self._held_constant(func, args, kwargs)
         raise self._refusal(name, "no DeepLIFT rule is known for it")
+
+    def _held_constant(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+        """``detach``: a constant of the explanation, held at its value for the explained sequence.
+
+        Each reference row takes the value of its sequence's row, so that a target weighted by
+        detached values (a profile head's softmax weights) is one linear function for the sequence
+        and its references, and summation-to-delta holds exactly.
+        """
+        out = func(*args, **kwargs)
+        b, r = self._n_sequences, self._n_references
+        if b and r and out.dim() and out.shape[0] == b * (1 + r):
+            out = torch.cat([out[:b], out[:b].repeat_interleave(r, dim=0)])
+        return out
 
     # --- linear operations -------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ import torch
 
 from genomatt.atomic import atomic_path
 from genomatt.attribution import deep_lift_shap
+from genomatt.attribution.targets import head_targets
 from genomatt.cli.arguments import positive_int
-from genomatt.errors import ConfigError, ModelError
+from genomatt.errors import ConfigError
 from genomatt.shuffle import references_for_regions
 from genomatt.store import read_array, read_regions, shard_rows, write_store
 
@@ -42,7 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", help="state dict for a model config or import spec")
     parser.add_argument("--out", required=True, help="output contrib.h5")
     parser.add_argument("--targets", nargs="+",
-                        help="task names or output indices to explain (default: every task of the model)")
+                        help="task names or output indices to explain; for a model with several outputs "
+                        "(profile and count heads) head names (profile, counts) or head indices "
+                        "(default: every task or head)")
     parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
@@ -70,11 +73,8 @@ def _shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _target_columns(requested: list[str] | None, task_names: list[str], source: str) -> tuple[list[int], list[str]]:
+def _target_columns(requested: list[str] | None, task_names: list[str]) -> tuple[list[int], list[str]]:
     """Output columns to explain and their names, from task names or indices."""
-    if not task_names:
-        raise ModelError(f"{source}: the model does not return one value per task, (N, T); genomatt attribute "
-                         "explains such models only (wrap a profile model to return its per-task outputs)")
     if not requested:
         return list(range(len(task_names))), list(task_names)
     columns = []
@@ -113,19 +113,29 @@ def run(args: argparse.Namespace) -> None:
     regions = regions.iloc[rows].reset_index(drop=True)
     onehot = read_array(args.h5, "onehot", rows).astype(np.float32, copy=False)
     loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
-    columns, tasks = _target_columns(args.targets, loaded.task_names, args.model)
+    if loaded.task_names:
+        columns, tasks = _target_columns(args.targets, loaded.task_names)
+        targets = [columns]
+    else:
+        # Several outputs (profile and count heads): one explanation per head.
+        named = head_targets(loaded.output_shapes, args.targets)
+        columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
              len(regions), onehot.shape[2], len(tasks), args.references)
     hypothetical = np.zeros((len(regions), len(tasks), 4, onehot.shape[2]), dtype=np.float32)
     delta = np.zeros((len(regions), len(tasks)), dtype=np.float32)
     prediction = np.zeros((len(regions), len(tasks)), dtype=np.float32)
     if len(regions):
-        result = deep_lift_shap(
+        results = [deep_lift_shap(
             loaded.model, onehot, _RegionReferences(regions, args.seed), n_shuffles=args.references,
-            target=columns, hypothetical=True, batch_size=args.batch_size, device=args.device, rule=args.rule,
+            target=target, hypothetical=True, batch_size=args.batch_size, device=args.device, rule=args.rule,
             autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict, return_delta=True,
-        )
-        hypothetical, delta, prediction = (tensor.numpy() for tensor in result)
+        ) for target in targets]
+        if columns is not None:
+            hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
+        else:
+            hypothetical, delta, prediction = (np.stack([part.numpy() for part in parts], axis=1)
+                                               for parts in zip(*results))
     contrib = onehot[:, None] * hypothetical
     provenance = {
         "command": "attribute", "h5": str(Path(args.h5).resolve()), "model": str(args.model),
@@ -133,6 +143,7 @@ def run(args: argparse.Namespace) -> None:
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
         "references": "dinucleotide shuffles seeded by (seed, chrom, start, end)",
         "n_references": args.references, "seed": args.seed, "targets": tasks, "target_columns": columns,
+        "target_kind": "output columns" if columns is not None else "heads (profile: softmax-weighted centred logits)",
         "autocast": args.autocast, "max_delta": float(delta.max()) if delta.size else 0.0,
     }
     if args.shard:
