@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
 
 
 def positive_int(text: str) -> int:
@@ -28,3 +32,34 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def add_task_region_arguments(parser: argparse.ArgumentParser, action: str) -> None:
+    """Add ``--task-regions`` and ``--labels-column``: restrict each task to the regions positive for it.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    action : str
+        What the command does per task, for the help text (e.g. ``"scan"``).
+    """
+    parser.add_argument("--task-regions", nargs="+", metavar="BED",
+                        help=f"{action} each task only in the regions positive for it (centre inside one of its "
+                        "regions): one BED per task (task = file name), or one BED with --labels-column; "
+                        "default: every region for every task")
+    parser.add_argument("--labels-column",
+                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
+
+
+def task_rows(args: argparse.Namespace, regions: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray] | None:
+    """Rows of ``regions`` each task uses, from ``--task-regions``; None without it.
+
+    See :func:`genomatt.motifs.discovery.task_region_rows`.
+    """
+    if not args.task_regions:
+        return None
+    from genomatt.models.dataset import read_task_regions
+    from genomatt.motifs.discovery import task_region_rows
+
+    return task_region_rows(regions, tasks, read_task_regions(args.task_regions, args.labels_column))

@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genomatt.models.dataset import read_task_regions
-from genomatt.motifs.discovery import task_region_rows
+from genomatt.cli.arguments import add_task_region_arguments, task_rows
 from genomatt.motifs.hits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ENERGY_FLOOR,
@@ -38,12 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--fasta", help="genome FASTA: also write contrib.<task>.bw (chromosome sizes from it)")
     parser.add_argument("--tasks", nargs="+", help="tasks to scan (default: all)")
-    parser.add_argument("--task-regions", nargs="+", metavar="BED",
-                        help="scan each task only in the regions positive for it (centre inside one of its "
-                        "regions): one BED per task (task = file name), or one BED with --labels-column; "
-                        "default: every region")
-    parser.add_argument("--labels-column",
-                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
+    add_task_region_arguments(parser, "scan")
     parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
                         help=f"least cosine similarity of contributions and CWM (default {DEFAULT_MIN_SIMILARITY})")
     parser.add_argument("--energy-floor", type=float, default=DEFAULT_ENERGY_FLOOR,
@@ -64,14 +58,13 @@ def run(args: argparse.Namespace) -> None:
     motifs = read_cwm_motifs(args.motifs)
     if not motifs:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
-    task_rows = None
+    rows = None
     if args.task_regions:
         info = read_contribution_info(args.contrib)
-        task_regions = read_task_regions(args.task_regions, args.labels_column)
-        task_rows = task_region_rows(info.regions, args.tasks or info.tasks, task_regions)
+        rows = task_rows(args, info.regions, args.tasks or info.tasks)
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
-                               device=args.device, seed=args.seed, task_rows=task_rows,
+                               device=args.device, seed=args.seed, task_rows=rows,
                                energy_floor=args.energy_floor)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomatt.cli.arguments import positive_int
-from genomatt.models.dataset import read_task_regions
-from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window, task_region_rows
+from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
+from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
 from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
@@ -39,12 +38,7 @@ def register(subparsers) -> None:
     parser.add_argument("--jaspar-tax-group", default="vertebrates",
                         help="JASPAR taxonomic group, or 'all' for every taxon (default %(default)s)")
     parser.add_argument("--top-matches", type=positive_int, default=3, help="known-motif matches kept per motif")
-    parser.add_argument("--task-regions", nargs="+", metavar="BED",
-                        help="discover each task's motifs only in the regions positive for it (centre inside "
-                        "one of its regions): one BED per task (task = file name), or one BED with "
-                        "--labels-column; default: every region for every task")
-    parser.add_argument("--labels-column",
-                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
+    add_task_region_arguments(parser, "discover the motifs of")
     parser.add_argument("--window", type=int, help="bp centred in each region used for discovery (default: all)")
     parser.add_argument("--max-seqlets", type=positive_int, default=defaults.max_seqlets,
                         help="seqlets of each sign clustered per task, from randomly ordered regions "
@@ -64,10 +58,7 @@ def run(args: argparse.Namespace) -> None:
     # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
-    task_rows = None
-    if args.task_regions:
-        task_regions = read_task_regions(args.task_regions, args.labels_column)
-        task_rows = task_region_rows(info.regions, info.tasks, task_regions)
+    rows_of = task_rows(args, info.regions, info.tasks)
     settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads)
     out = Path(args.out)
     folder = out.parent
@@ -85,14 +76,14 @@ def run(args: argparse.Namespace) -> None:
     for index, task in enumerate(info.tasks):
         onehot, hypothetical = read_task_window(args.contrib, index, window_start, window_start + window)
         regions = info.regions
-        if task_rows is not None:
-            rows = task_rows[task]
+        if rows_of is not None:
+            rows = rows_of[task]
             onehot, hypothetical, regions = onehot[rows], hypothetical[rows], regions.iloc[rows].reset_index(drop=True)
         discovery = discover_motifs(onehot, hypothetical, regions, task, window_start, settings)
         del onehot, hypothetical
-        if task_rows is not None:
+        if rows_of is not None:
             # tfmodisco-lite's example indices name rows of the contribution file.
-            discovery.region_order = task_rows[task][discovery.region_order]
+            discovery.region_order = rows_of[task][discovery.region_order]
         write_modisco_h5(folder / "modisco" / f"{_file_safe(task)}.h5", discovery, provenance)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
