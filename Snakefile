@@ -5,7 +5,11 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The embedded demo config applies only when no --configfile is given: a user's config is the whole config,
+# never merged onto the demo's (whose `demo` sample would otherwise run beside the user's samples).
+if not workflow.config_settings.configfiles:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -20,7 +24,7 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
-    """Default target: every stage's final outputs for every sample."""
+    """Default target: every sample's report, with every job's benchmark (time and memory)."""
     input:
         final_outputs(),
     default_target: True

@@ -205,7 +205,7 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     ----------
     out_dir
         Output folder (created). Files: ``genome.fa`` (+ ``.fai``), ``regions.bed`` (all motif-bearing
-        regions), ``<task>.bed`` (regions containing each motif), ``tasks.bed`` (the same as one BED4 whose
+        regions), ``tasks/<task>.bed`` (regions containing each motif), ``tasks.bed`` (the same as one BED4 whose
         name column is the task), ``negatives.bed`` (background regions),
         ``truth.tsv`` (every planted instance), ``motifs.meme`` (the planted motifs), ``manifest.json``.
     settings
@@ -267,7 +267,7 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     _write_table(ordered[bed_columns], out / "regions.bed", header=False)
     task_beds = {}
     for task in tasks:
-        task_beds[task] = out / f"{task}.bed"
+        task_beds[task] = out / "tasks" / f"{task}.bed"
         _write_table(ordered.loc[ordered[task] == 1, bed_columns], task_beds[task], header=False)
     labelled = pd.concat([ordered.loc[ordered[task] == 1, ["chrom", "start", "end"]].assign(task=task) for task in tasks])
     _write_table(labelled.sort_values(["chrom", "start", "task"]), out / "tasks.bed", header=False)
@@ -277,7 +277,7 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     manifest = {
         "genomatt_version": __version__,
         "settings": {**asdict(settings), "motifs": list(settings.motifs)},
-        "tasks": {task: {"motif_id": m.id, "motif_name": m.name, "bed": f"{task}.bed",
+        "tasks": {task: {"motif_id": m.id, "motif_name": m.name, "bed": f"tasks/{task}.bed",
                          "regions": int(region_table[task].sum())} for task, m in zip(tasks, motifs)},
         "n_regions": len(region_table),
         "n_negatives": len(negative_table),

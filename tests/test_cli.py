@@ -43,4 +43,4 @@ def test_errors_print_one_line_and_exit_2(tmp_path, small_genome):
 def test_simulate_command(tmp_path):
     assert main(["simulate", "--out", str(tmp_path), "--seed", "2", "--chromosomes", "2", "--chromosome-length",
                  "20000", "--positives", "10", "--negatives", "4", "--motifs", "MA0035"]) == 0
-    assert (tmp_path / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()
+    assert (tmp_path / "tasks" / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()

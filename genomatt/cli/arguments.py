@@ -34,6 +34,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device``; :func:`genomatt.cli.main.main` checks it (one line, exit 2) before the command runs.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    parser.add_argument("--device", help="torch device: cpu, cuda, cuda:<index> or mps (default: the GPU when "
+                        "there is one, else the CPU)")
+
+
 def add_task_region_arguments(parser: argparse.ArgumentParser, action: str) -> None:
     """Add ``--task-regions`` and ``--labels-column``: restrict each task to the regions positive for it.
 

@@ -16,7 +16,7 @@ import torch
 from genomatt.atomic import atomic_path
 from genomatt.attribution import deep_lift_shap
 from genomatt.attribution.targets import head_targets
-from genomatt.cli.arguments import positive_int
+from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
 from genomatt.shuffle import references_for_regions
 from genomatt.store import read_array, read_regions, shard_rows, write_store
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                         help="task names or output indices to explain; for a model with several outputs "
                         "(profile and count heads) head names (profile, counts) or head indices "
                         "(default: every task or head)")
+    parser.add_argument("--task-names", nargs="+", metavar="NAME",
+                        help="names of the model's output columns, in order, for a model that names none "
+                        "(refused when the model names its tasks otherwise)")
     parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
@@ -53,7 +56,7 @@ def register(subparsers) -> None:
                         help="DeepLIFT rule for elementwise nonlinearities (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=128,
                         help="(region, reference) pairs per pass (default %(default)s)")
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the GPU when there is one)")
+    add_device_argument(parser)
     parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
                         help="run the model in reduced precision (the delta check stays float32)")
     parser.add_argument("--strict", action="store_true",
@@ -106,13 +109,15 @@ class _RegionReferences:
 
 
 def run(args: argparse.Namespace) -> None:
-    from genomatt.models.io import load
+    from genomatt.models.io import load, name_tasks
 
     regions = read_regions(args.h5)
     rows = shard_rows(len(regions), *args.shard) if args.shard else slice(0, len(regions))
     regions = regions.iloc[rows].reset_index(drop=True)
     onehot = read_array(args.h5, "onehot", rows).astype(np.float32, copy=False)
     loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
+    if args.task_names:
+        loaded = name_tasks(loaded, args.task_names, args.model)
     if loaded.task_names:
         columns, tasks = _target_columns(args.targets, loaded.task_names)
         targets = [columns]

@@ -13,7 +13,7 @@ import yaml
 from genomatt.attribution.evaluation import EVALUATION_METHODS, REMOVALS, evaluate_attributions
 from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
 from genomatt.attribution.patterns import Patterns
-from genomatt.cli.arguments import positive_int
+from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
 from genomatt.genome import load_regions
 
@@ -58,7 +58,7 @@ def register(subparsers) -> None:
                         "(repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling, references and subsets")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per forward pass")
-    parser.add_argument("--device", help="torch device (default: the GPU when there is one)")
+    add_device_argument(parser)
     parser.set_defaults(func=run)
 
 

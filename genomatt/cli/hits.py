@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genomatt.cli.arguments import add_task_region_arguments, task_rows
+from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
 from genomatt.motifs.hits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ENERGY_FLOOR,
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--motifs", required=True, help="motifs.h5 from 'genomatt motifs', or a MEME motif file")
     parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--fasta", help="genome FASTA: also write contrib.<task>.bw (chromosome sizes from it)")
+    parser.add_argument("--tracks-dir", help="folder of the contrib.<task>.bw tracks (default: --out-dir)")
     parser.add_argument("--tasks", nargs="+", help="tasks to scan (default: all)")
     add_task_region_arguments(parser, "scan")
     parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
@@ -49,7 +50,7 @@ def register(subparsers) -> None:
     parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
                         help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
-    parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutation null")
     parser.set_defaults(func=run)
 
@@ -72,5 +73,6 @@ def run(args: argparse.Namespace) -> None:
     paths = write_hits(calls, args.out_dir, provenance)
     log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
     if args.fasta:
-        for task, path in write_contribution_bigwigs(args.contrib, args.fasta, args.out_dir, args.tasks).items():
+        for task, path in write_contribution_bigwigs(args.contrib, args.fasta, args.tracks_dir or args.out_dir,
+                                                     args.tasks).items():
             log.info("wrote contributions of task %s to %s", task, path)

@@ -13,11 +13,13 @@ import sys
 import traceback
 
 from genomatt import __version__
+from genomatt.device import resolve_device
 from genomatt.errors import GenomattError
 
 # Subcommand modules, in the order of the pipeline.
 SUBCOMMAND_MODULES = [
     "genomatt.cli.simulate",
+    "genomatt.cli.check",
     "genomatt.cli.extract",
     "genomatt.cli.train",
     "genomatt.cli.attribute",
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        # Every command with --device fails here, before reading any input, when the device does not exist.
+        if getattr(args, "device", None) is not None:
+            args.device = resolve_device(args.device)
         args.func(args)
     except GenomattError as error:
         if args.debug:

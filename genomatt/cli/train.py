@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from genomatt.atomic import atomic_path
+from genomatt.cli.arguments import add_device_argument
 from genomatt.errors import ConfigError
 from genomatt.models import ARCHITECTURES, TrainingConfig, save_model, train_model
 
@@ -89,7 +90,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--no-reverse-complement", action="store_true", help="do not augment with reverse complements")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
-    parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: the GPU when there is one)")
+    add_device_argument(parser)
     parser.add_argument(
         "--threads",
         type=int,

@@ -23,7 +23,7 @@ import os
 import re
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -490,3 +490,39 @@ def load(
         output_shapes=shapes,
         metadata=metadata,
     )
+
+
+def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> LoadedModel:
+    """The loaded model with its output columns named ``task_names`` (for models that name none).
+
+    Parameters
+    ----------
+    loaded
+        A model from :func:`load` returning ``(N, T)``.
+    task_names
+        One name per output column, in column order.
+    where
+        The model as the user gave it, for messages.
+
+    Returns
+    -------
+    LoadedModel
+        A copy of ``loaded`` with these task names.
+
+    Raises
+    ------
+    ModelError
+        If the model does not return ``(N, T)``, the number of names is not T, or the model declares other
+        task names itself.
+    """
+    names = [str(name) for name in task_names]
+    if not loaded.task_names:
+        raise ModelError(f"{where}: task names {names} given, but the model returns outputs of shapes "
+                         f"{loaded.output_shapes}, not one (N, T) score per task")
+    if len(names) != len(loaded.task_names):
+        raise ModelError(f"{where}: {len(names)} task names {names} given for a model with {len(loaded.task_names)} "
+                         "outputs")
+    declared = loaded.metadata.get("task_names")
+    if declared is not None and list(declared) != names:
+        raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {names}")
+    return replace(loaded, task_names=names)

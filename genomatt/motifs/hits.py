@@ -41,6 +41,7 @@ import torch.nn.functional as F
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
+from genomatt.device import resolve_device
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.discovery import TRIM_FRACTION, trim_bounds
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
@@ -490,7 +491,7 @@ def call_hits(
     if not energy_floor >= 0:
         raise MotifError(f"energy_floor must be >= 0, got {energy_floor}")
     n, _, length = contrib.shape
-    device = torch.device(device) if device is not None else _default_device()
+    device = resolve_device(device)
     if not motifs:
         total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
         return _empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), _thresholds_table([], [], [], [])
@@ -515,10 +516,6 @@ def call_hits(
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
     table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds)
     return hits, qc, table
-
-
-def _default_device() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def _check_arrays(contrib: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -468,6 +468,8 @@ def build_report(
     inputs = load_report_inputs(contrib, motifs, hits, metrics)
     out = Path(out)
     logo_dir = out.parent / "logos"
+    # The folder exists even for a run without motifs: the workflow declares it as an output.
+    logo_dir.mkdir(parents=True, exist_ok=True)
     names = [motif.name for motif in inputs.motifs]
     colours = {name: HIT_COLOURS[index % len(HIT_COLOURS)] for index, name in enumerate(names)}
     body = _cards(inputs) + _run_section(inputs) + _motif_section(inputs, logo_dir) + _region_section(

@@ -7,26 +7,30 @@ rule attribute_shard:
         temp(f"{OUTDIR}/{{sample}}/shards/contrib.{{shard}}.h5"),
     log:
         f"{OUTDIR}/logs/{{sample}}/attribute.{{shard}}.log",
+    benchmark:
+        benchmark("{sample}/attribute.{shard}")
     params:
         model=sample_model,
         weights=sample_weights_option,
+        task_names=sample_task_names_option,
         shards=SHARDS,
         references=ATTRIBUTION.get("references", 20),
         batch_size=ATTRIBUTION.get("batch_size", 128),
-        device=ATTRIBUTION.get("device", "cpu"),
+        device=DEVICE,
         rule=ATTRIBUTION.get("rule", "rescale"),
         seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
         mem_mb=ATTRIBUTION.get("mem_mb", 8000),
         runtime=ATTRIBUTION.get("runtime", 240),
-        gpu=attribution_gpus(),
+        gpu=GPUS,
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt attribute --h5 {input.regions} --model {params.model} {params.weights} --out {output}"
-        " --shard {wildcards.shard}/{params.shards} --references {params.references} --seed {params.seed}"
-        " --batch-size {params.batch_size} --device {params.device} --rule {params.rule} > {log} 2>&1"
+        "genomatt attribute --h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
+        " --out {output} --shard {wildcards.shard}/{params.shards} --references {params.references}"
+        " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
+        " > {log} 2>&1"
 
 
 rule gather_contributions:
@@ -37,6 +41,8 @@ rule gather_contributions:
         f"{OUTDIR}/{{sample}}/contrib.h5",
     log:
         f"{OUTDIR}/logs/{{sample}}/gather.log",
+    benchmark:
+        benchmark("{sample}/gather")
     threads: 1
     resources:
         mem_mb=8000,

@@ -7,6 +7,10 @@ SHARDS = ATTRIBUTION.get("shards", 1)
 TRAINING = config.get("train", {})
 MOTIFS = config.get("motifs", {})
 HITS = config.get("hits", {})
+# One device for every rule that runs a model or scans contributions: train, attribute_shard and hits.
+DEVICE = ATTRIBUTION.get("device", "cpu")
+GPUS = 1 if DEVICE.startswith("cuda") else 0
+NEGATIVE_KINDS = ("gc_matched", "shuffled")
 
 
 def sample_config(wildcards):
@@ -55,6 +59,60 @@ def sample_motif_task_options(wildcards, input):
     return f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}"
 
 
+def sample_check_task_beds(wildcards):
+    """Task BEDs the run reads: a trained model's training BEDs, or a user model's task regions."""
+    if sample_trains_model(wildcards.sample):
+        return sample_task_beds(wildcards)
+    return sample_motif_task_regions(wildcards)
+
+
+def sample_check_options(wildcards, input):
+    """Options of `genomatt check`: task BEDs, and the user's model with its declared task names."""
+    options = []
+    if input.get("task_beds"):
+        options.append(f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}")
+    if not sample_trains_model(wildcards.sample):
+        options.append(f"--model {sample_model(wildcards)} {sample_weights_option(wildcards)}")
+    options.append(sample_task_names_option(wildcards))
+    if input.get("negatives"):
+        options.append(f"--negatives {input.negatives}")
+    return " ".join(options)
+
+
+def sample_task_names_option(wildcards):
+    """`--task-names` naming the outputs of a user's model that names none."""
+    names = sample_config(wildcards).get("task_names")
+    return f"--task-names {' '.join(names)}" if names else ""
+
+
+def sample_on_missing(wildcards):
+    return sample_config(wildcards).get("on_missing", "error")
+
+
+def negatives_bed(wildcards):
+    """The training negatives BED when `train.negatives` names a file (none for the generated kinds)."""
+    negatives = TRAINING.get("negatives", "gc_matched")
+    if sample_trains_model(wildcards.sample) and negatives not in NEGATIVE_KINDS:
+        return {"negatives": negatives}
+    return {}
+
+
+def known_motifs_file(wildcards):
+    """The user's MEME file of known motifs, when `motifs.meme` is set."""
+    return {"meme": MOTIFS["meme"]} if MOTIFS.get("meme") else {}
+
+
+def known_motif_options(wildcards, input):
+    """Options naming the known-motif database: the user's MEME file, or the JASPAR release and taxon."""
+    if input.get("meme"):
+        return f"--meme {input.meme}"
+    options = []
+    for key in ("jaspar_release", "jaspar_collection", "jaspar_tax_group"):
+        if MOTIFS.get(key) is not None:
+            options.append(f"--{key.replace('_', '-')} {MOTIFS[key]}")
+    return " ".join(options)
+
+
 def sample_trains_model(sample):
     return config["samples"][sample].get("model", TRAIN) == TRAIN
 
@@ -74,6 +132,11 @@ def sample_model_inputs(wildcards):
     return files + ([weights] if weights else [])
 
 
+def sample_user_model_inputs(wildcards):
+    """Files of a user's model, checked before anything runs (none for a model the workflow trains)."""
+    return [] if sample_trains_model(wildcards.sample) else sample_model_inputs(wildcards)
+
+
 def sample_weights_option(wildcards):
     weights = sample_config(wildcards).get("weights")
     return f"--weights {weights}" if weights else ""
@@ -90,13 +153,26 @@ def sample_metrics(wildcards):
     return {}
 
 
-def attribution_gpus():
-    return 1 if str(ATTRIBUTION.get("device", "cpu")).startswith("cuda") else 0
+def benchmark(name):
+    """Benchmark file (time and memory) of one job, named after its rule and wildcards."""
+    return f"{OUTDIR}/benchmarks/{name}.tsv"
+
+
+def uses_simulation():
+    return any(SIMULATED in (sample.get("fasta"), sample.get("regions"), sample.get("tasks"))
+               for sample in config["samples"].values())
 
 
 def final_outputs():
-    """The files `rule all` asks for."""
-    return expand(f"{OUTDIR}/{{sample}}/report.html", sample=config["samples"])
+    """The default target: every sample's report, and every job's benchmark."""
+    outputs = [benchmark("simulate")] if uses_simulation() else []
+    for sample in config["samples"]:
+        outputs.append(f"{OUTDIR}/{sample}/report.html")
+        stages = ["check", "extract", "gather", "motifs", "hits", "report"]
+        stages += ["train"] if sample_trains_model(sample) else []
+        stages += [f"attribute.{shard}" for shard in range(SHARDS)]
+        outputs += [benchmark(f"{sample}/{stage}") for stage in stages]
+    return outputs
 
 
 def training_options():
@@ -114,7 +190,7 @@ def training_options():
 def motif_options():
     """Command-line options of `genomatt motifs` from the `motifs` section of the config."""
     options = [f"--seed {config.get('seed', 0)}"]
-    for key in ("jaspar_release", "jaspar_collection", "jaspar_tax_group", "window", "max_seqlets", "meme"):
+    for key in ("window", "max_seqlets"):
         if MOTIFS.get(key) is not None:
             options.append(f"--{key.replace('_', '-')} {MOTIFS[key]}")
     return " ".join(options)

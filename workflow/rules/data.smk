@@ -5,12 +5,18 @@ rule simulate:
     """Write the simulated genome with planted JASPAR motifs (the embedded default data)."""
     output:
         fasta=f"{OUTDIR}/simulated/genome.fa",
+        index=f"{OUTDIR}/simulated/genome.fa.fai",
         regions=f"{OUTDIR}/simulated/regions.bed",
         tasks=f"{OUTDIR}/simulated/tasks.bed",
+        task_beds=directory(f"{OUTDIR}/simulated/tasks"),
+        negatives=f"{OUTDIR}/simulated/negatives.bed",
         truth=f"{OUTDIR}/simulated/truth.tsv",
+        motifs=f"{OUTDIR}/simulated/motifs.meme",
         manifest=f"{OUTDIR}/simulated/manifest.json",
     log:
         f"{OUTDIR}/logs/simulate.log",
+    benchmark:
+        benchmark("simulate")
     params:
         motifs=" ".join(SIMULATION.get("motifs", [])),
         release=SIMULATION.get("jaspar_release", "JASPAR2024"),
@@ -33,17 +39,52 @@ rule simulate:
         " --positives {params.positives} --negatives {params.negatives} > {log} 2>&1"
 
 
+rule check:
+    """Check a sample's inputs in seconds before the long steps: files, chromosomes, task names, the model at the width."""
+    input:
+        unpack(negatives_bed),
+        unpack(known_motifs_file),
+        fasta=sample_fasta,
+        regions=sample_regions,
+        task_beds=sample_check_task_beds,
+        model=sample_user_model_inputs,
+    output:
+        f"{OUTDIR}/{{sample}}/check.json",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/check.log",
+    benchmark:
+        benchmark("{sample}/check")
+    params:
+        width=config["width"],
+        on_missing=sample_on_missing,
+        options=sample_check_options,
+        motifs=known_motif_options,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt check --fasta {input.fasta} --regions {input.regions} --width {params.width}"
+        " --on-missing {params.on_missing} {params.options} {params.motifs} --out {output} > {log} 2>&1"
+
+
 rule extract:
     """One-hot encode fixed-width windows of a sample's regions into HDF5."""
     input:
+        check=f"{OUTDIR}/{{sample}}/check.json",
         fasta=sample_fasta,
         regions=sample_regions,
     output:
         f"{OUTDIR}/{{sample}}/regions.h5",
     log:
         f"{OUTDIR}/logs/{{sample}}/extract.log",
+    benchmark:
+        benchmark("{sample}/extract")
     params:
         width=config["width"],
+        on_missing=sample_on_missing,
     threads: 1
     resources:
         mem_mb=4000,
@@ -52,4 +93,4 @@ rule extract:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt extract --fasta {input.fasta} --bed {input.regions} --width {params.width}"
-        " --out {output} > {log} 2>&1"
+        " --on-missing {params.on_missing} --out {output} > {log} 2>&1"

@@ -1,6 +1,8 @@
 rule train:
     """Train the sample's sequence model on its task BEDs and record its held-out test metrics."""
     input:
+        unpack(negatives_bed),
+        check=f"{OUTDIR}/{{sample}}/check.json",
         fasta=sample_fasta,
         beds=sample_task_beds,
     output:
@@ -8,17 +10,21 @@ rule train:
         metrics=f"{OUTDIR}/{{sample}}/model/model.metrics.json",
     log:
         f"{OUTDIR}/logs/{{sample}}/train.log",
+    benchmark:
+        benchmark("{sample}/train")
     params:
         labels=sample_labels_option,
         width=config["width"],
         options=training_options(),
         beds=lambda wildcards, input: " ".join(f"--bed {bed}" for bed in input.beds),
+        device=DEVICE,
     threads: TRAINING.get("threads", 1)
     resources:
         mem_mb=8000,
         runtime=120,
+        gpu=GPUS,
     conda:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt train --fasta {input.fasta} {params.beds} {params.labels} --width {params.width}"
-        " {params.options} --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+        " {params.options} --device {params.device} --out {output.model} --metrics {output.metrics} > {log} 2>&1"

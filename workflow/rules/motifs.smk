@@ -1,16 +1,23 @@
 rule motifs:
     """Seqlets, de novo motifs (tfmodisco-lite) and their known-motif matches for every task of a sample."""
     input:
+        unpack(known_motifs_file),
         contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
         task_beds=sample_motif_task_regions,
     output:
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         seqlets=f"{OUTDIR}/{{sample}}/motifs/seqlets.bed",
+        called_seqlets=f"{OUTDIR}/{{sample}}/motifs/called_seqlets.bed",
         matches=f"{OUTDIR}/{{sample}}/motifs/matches.tsv",
+        meme=f"{OUTDIR}/{{sample}}/motifs/motifs.meme",
+        modisco=directory(f"{OUTDIR}/{{sample}}/motifs/modisco"),
     log:
         f"{OUTDIR}/logs/{{sample}}/motifs.log",
+    benchmark:
+        benchmark("{sample}/motifs")
     params:
         options=motif_options(),
+        known=known_motif_options,
         tasks=sample_motif_task_options,
     threads: MOTIFS.get("threads", 2)
     resources:
@@ -20,7 +27,7 @@ rule motifs:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt motifs --contrib {input.contrib} --out {output.motifs} --threads {threads} {params.options}"
-        " {params.tasks} > {log} 2>&1"
+        " {params.known} {params.tasks} > {log} 2>&1"
 
 
 rule hits:
@@ -34,20 +41,25 @@ rule hits:
         tsv=f"{OUTDIR}/{{sample}}/hits/hits.tsv",
         bed=f"{OUTDIR}/{{sample}}/hits/hits.bed",
         h5=f"{OUTDIR}/{{sample}}/hits/hits.h5",
+        qc=f"{OUTDIR}/{{sample}}/hits/regions_qc.tsv",
+        tracks=directory(f"{OUTDIR}/{{sample}}/hits/tracks"),
     log:
         f"{OUTDIR}/logs/{{sample}}/hits.log",
+    benchmark:
+        benchmark("{sample}/hits")
     params:
         fdr=HITS.get("fdr", 0.05),
-        device=ATTRIBUTION.get("device", "cpu"),
+        device=DEVICE,
         seed=config.get("seed", 0),
         tasks=sample_motif_task_options,
     threads: 1
     resources:
         mem_mb=8000,
         runtime=120,
+        gpu=GPUS,
     conda:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt hits --contrib {input.contrib} --motifs {input.motifs} --fasta {input.fasta}"
-        " --out-dir $(dirname {output.tsv}) --fdr {params.fdr} --device {params.device} --seed {params.seed}"
-        " {params.tasks} > {log} 2>&1"
+        " --out-dir $(dirname {output.tsv}) --tracks-dir {output.tracks} --fdr {params.fdr}"
+        " --device {params.device} --seed {params.seed} {params.tasks} > {log} 2>&1"

@@ -6,9 +6,12 @@ rule report:
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         hits=f"{OUTDIR}/{{sample}}/hits/hits.h5",
     output:
-        f"{OUTDIR}/{{sample}}/report.html",
+        html=f"{OUTDIR}/{{sample}}/report.html",
+        logos=directory(f"{OUTDIR}/{{sample}}/logos"),
     log:
         f"{OUTDIR}/logs/{{sample}}/report.log",
+    benchmark:
+        benchmark("{sample}/report")
     params:
         metrics=sample_metrics_option,
         regions=config.get("report", {}).get("regions", 6),
@@ -20,4 +23,4 @@ rule report:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt report --contrib {input.contrib} --motifs {input.motifs} --hits {input.hits} {params.metrics}"
-        " --regions {params.regions} --out {output} > {log} 2>&1"
+        " --regions {params.regions} --out {output.html} > {log} 2>&1"

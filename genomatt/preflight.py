@@ -1,0 +1,164 @@
+"""Checks of a run's inputs that take seconds, made before the hours of attribution.
+
+:func:`check_inputs` reads every input a run will use (FASTA index, regions, task BEDs, negatives,
+known motifs, the user's model at the data's width) and raises the first problem as one
+:class:`~genomatt.errors.GenomattError` naming the file and what was expected. It returns a summary
+of what it found, which ``genomatt check`` writes as JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from genomatt.errors import ConfigError, FastaError
+
+log = logging.getLogger(__name__)
+
+
+def check_inputs(
+    fasta: str | os.PathLike,
+    regions: str | os.PathLike,
+    width: int,
+    *,
+    on_missing: str = "error",
+    task_beds: Sequence[str | os.PathLike] | None = None,
+    labels_column: str | None = None,
+    task_names: Sequence[str] | None = None,
+    model: str | None = None,
+    weights: str | os.PathLike | None = None,
+    negatives: str | os.PathLike | None = None,
+    meme: str | os.PathLike | None = None,
+    jaspar: tuple[str, str, str | None] | None = None,
+) -> dict:
+    """Check every input of a run; raise the first problem found.
+
+    Parameters
+    ----------
+    fasta
+        Genome FASTA (indexed if it has no index yet).
+    regions
+        BED/narrowPeak of the regions to explain.
+    width
+        Window width in bp the regions are explained at.
+    on_missing
+        ``"error"``: regions (or task regions) on chromosomes absent from the FASTA are an error;
+        ``"skip"``: they are counted and reported, as ``genomatt extract --on-missing skip`` drops them.
+    task_beds, labels_column
+        Task BEDs (one per task, task = file name; or one with a labels column), as given to
+        ``genomatt train --bed`` and ``--task-regions`` of ``genomatt motifs``/``hits``.
+    task_names
+        Names of a user model's output columns (``genomatt attribute --task-names``).
+    model, weights
+        A user's model (file, config or ``package.module:factory``) and its weights; loaded on the CPU
+        and run on a dummy batch of ``width`` bp. Without a model (one that ``genomatt train`` will
+        make) the tasks are the task BEDs' names.
+    negatives
+        BED of training negatives, when the run uses one.
+    meme, jaspar
+        Known motifs the de novo motifs will be matched against: a MEME file, or a JASPAR
+        ``(release, collection, tax_group)`` (tax group None: every taxon).
+
+    Returns
+    -------
+    dict
+        What was checked: chromosomes, regions (and skipped regions), tasks with their region counts,
+        the model's source, hash and tasks, and the number of known motifs.
+
+    Raises
+    ------
+    GenomattError
+        The first problem found, naming the file and what was expected.
+    """
+    from genomatt.genome import read_bed, read_chrom_sizes
+
+    if width < 1:
+        raise ConfigError(f"width must be a positive number of bp, got {width}")
+    if on_missing not in ("error", "skip"):
+        raise ConfigError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if not Path(fasta).is_file():
+        raise FastaError(f"{fasta}: FASTA file not found")
+    sizes = read_chrom_sizes(fasta)
+    table = read_bed(regions)
+    skipped = _count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
+    if skipped == len(table):
+        raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
+    summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
+               "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width}
+    tasks = _check_task_beds(task_beds, labels_column, sizes, fasta, on_missing) if task_beds else None
+    if tasks is not None:
+        summary["task_regions"] = tasks
+    if negatives is not None:
+        summary["negatives"] = len(read_bed(negatives))
+    if model is not None:
+        summary["model"] = _check_model(model, weights, width, task_names, tasks)
+    elif task_names:
+        raise ConfigError(f"task names {list(task_names)} name the outputs of a user's model; a model that "
+                          "genomatt trains takes its task names from its task BEDs")
+    summary["known_motifs"] = _check_known_motifs(meme, jaspar)
+    return summary
+
+
+def _count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
+                               source: str | os.PathLike, on_missing: str) -> int:
+    absent = ~table["chrom"].isin(list(sizes))
+    if not absent.any():
+        return 0
+    missing = sorted(set(table.loc[absent, "chrom"]))
+    shown = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
+    message = (f"{source}: {int(absent.sum())} regions on chromosomes {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+               f" that are not in {fasta} (it has: {shown})")
+    if on_missing != "skip":
+        raise FastaError(message + "; fix the names, or skip such regions (on_missing: skip)")
+    log.warning("%s; they will be skipped", message)
+    return int(absent.sum())
+
+
+def _check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
+                     fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
+    from genomatt.models.dataset import read_task_regions, task_name_from_path
+
+    tasks = read_task_regions(list(task_beds), labels_column)
+    files = {task_name_from_path(path): str(path) for path in task_beds}
+    counts = {}
+    for task, table in tasks.items():
+        source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
+        skipped = _count_missing_chromosomes(table, sizes, fasta, source, on_missing)
+        counts[task] = len(table) - skipped
+    return counts
+
+
+def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,
+                 tasks: dict[str, int] | None) -> dict:
+    from genomatt.attribution.targets import head_targets
+    from genomatt.models.io import load, name_tasks
+
+    loaded = load(spec, weights, input_length=width, device="cpu")
+    if task_names:
+        loaded = name_tasks(loaded, task_names, spec)
+    names = loaded.task_names or [name for name, _ in head_targets(loaded.output_shapes, None)]
+    if tasks is not None:
+        missing = [name for name in names if name not in tasks]
+        if missing:
+            raise ConfigError(
+                f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
+                "each task BED after a task of the model (task = file name without suffix), or declare the "
+                "model's output names with task_names")
+    return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
+            "output_shapes": [list(shape) for shape in loaded.output_shapes]}
+
+
+def _check_known_motifs(meme: str | os.PathLike | None, jaspar: tuple[str, str, str | None] | None) -> int:
+    from genomatt.motifs.matching import load_database
+
+    if meme is None and jaspar is None:
+        return 0
+    release, collection, tax_group = jaspar if jaspar is not None else (None, None, None)
+    motifs = load_database(meme, release, collection, tax_group)
+    if not motifs:
+        raise ConfigError(f"{meme}: no motifs to match against")
+    return len(motifs)
