@@ -1,7 +1,9 @@
+import argparse
 import subprocess
 import sys
 
 import pytest
+import torch
 
 from genomatt import __version__
 from genomatt.cli.main import main
@@ -44,3 +46,34 @@ def test_simulate_command(tmp_path):
     assert main(["simulate", "--out", str(tmp_path), "--seed", "2", "--chromosomes", "2", "--chromosome-length",
                  "20000", "--positives", "10", "--negatives", "4", "--motifs", "MA0035"]) == 0
     assert (tmp_path / "tasks" / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()
+
+
+def device_commands() -> list[tuple[str, list[str]]]:
+    """Every subcommand with --device, with a placeholder for each required option."""
+    from genomatt.cli.main import build_parser
+
+    parser = build_parser()
+    subparsers = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    commands = []
+    for name, subparser in subparsers.choices.items():
+        options = {option for action in subparser._actions for option in action.option_strings}
+        if "--device" in options:
+            required = [action.option_strings[-1] for action in subparser._actions if action.required]
+            commands.append((name, [argument for option in required for argument in (option, "1")]))
+    return commands
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "use cpu, or run on a GPU node with a CUDA build of torch"),
+    ("cudaa", "device 'cudaa' is not a torch device"),
+])
+def test_every_command_refuses_a_missing_device_in_one_line(device, message, capsys):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("checks the refusal on a machine without CUDA")
+    commands = device_commands()
+    assert {name for name, _ in commands} >= {"train", "attribute", "evaluate", "hits"}
+    for name, required in commands:
+        assert main([name, *required, "--device", device]) == 2, name
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"genomatt {name}: error: device {device!r}"), (name, lines)
+        assert message in lines[0]

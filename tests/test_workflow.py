@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
+from genomatt.genome import read_bed
+from genomatt.simulate import SimulationSettings, simulate_genome
 from genomatt.store import list_arrays, read_array, read_attrs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,19 +24,70 @@ SNAKEMAKE_TIMEOUT = 1500
 
 
 def snakemake_command(*args: str, config: Path | None = None) -> list[str]:
-    """A snakemake call from the repository root, wrapped in `timeout -k` (snakemake may ignore SIGTERM)."""
+    """A snakemake call, wrapped in `timeout -k` (snakemake may ignore SIGTERM)."""
     command = ["timeout", "-k", "30", str(SNAKEMAKE_TIMEOUT), sys.executable, "-m", "snakemake", "--cores", "2", *args]
     return command + (["--configfile", str(config)] if config is not None else [])
 
 
-def environment() -> dict[str, str]:
-    """The test's environment with this interpreter's scripts (the `genomatt` command) first on PATH."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+def environment(*python_path: Path) -> dict[str, str]:
+    """The test's environment with this interpreter's scripts (the `genomatt` command) first on PATH, and
+    ``python_path`` (where a user's model lives) first on PYTHONPATH."""
+    paths = [str(path) for path in python_path] + [os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": os.pathsep.join(path for path in paths if path)}
 
 
-def run_snakemake(*args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(snakemake_command(*args, config=config), cwd=ROOT, env=environment(), capture_output=True,
-                          text=True)
+def run_snakemake(*args: str, config: Path | None = None, cwd: Path = ROOT,
+                  python_path: tuple[Path, ...] = ()) -> subprocess.CompletedProcess:
+    return subprocess.run(snakemake_command(*args, config=config), cwd=cwd, env=environment(*python_path),
+                          capture_output=True, text=True)
+
+
+def rule_blocks(output: str) -> dict[str, list[str]]:
+    """The job blocks of a dry run's output, by rule name."""
+    blocks: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if match:
+            blocks.setdefault(match[1], []).append(block)
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def user_data(tmp_path_factory):
+    """A user's data as the README's "Use your own data" describes: a FASTA, a narrowPeak of the regions
+    to explain, one BED per task (named after the task) and a model of their own (`user_model:build`,
+    in a folder put on PYTHONPATH)."""
+    folder = tmp_path_factory.mktemp("user_data")
+    genome = simulate_genome(folder / "simulated", SimulationSettings(
+        seed=3, motifs=("MA2388", "MA0139"), n_chromosomes=3, chromosome_length=60_000, region_width=200,
+        n_positive_regions=80, n_negative_regions=20))
+    shutil.copy(genome.fasta, folder / "genome.fa")
+    regions = read_bed(genome.regions_bed)
+    with open(folder / "peaks.narrowPeak", "w") as handle:
+        for index, row in regions.iterrows():
+            handle.write(f"{row.chrom}\t{row.start}\t{row.end}\tpeak_{index}\t100\t.\t5.0\t-1\t-1\t"
+                         f"{(row.end - row.start) // 2}\n")
+    for task in ("GATA1", "CTCF"):
+        shutil.copy(genome.task_beds[task], folder / f"{task}.bed")
+    (folder / "models").mkdir()
+    shutil.copy(ROOT / "tests" / "user_model.py", folder / "models" / "user_model.py")
+    return folder
+
+
+def user_config(tmp_path: Path, data: Path, **sample) -> Path:
+    """The README's user template (config/user.yaml) pointed at the user's files, as the README says."""
+    config = yaml.safe_load((ROOT / "config" / "user.yaml").read_text())
+    config["outdir"] = str(tmp_path / "out")
+    config["width"] = 200
+    config["samples"] = {"k562": {"fasta": str(data / "genome.fa"), "regions": str(data / "peaks.narrowPeak"),
+                                  "tasks": [str(data / "GATA1.bed"), str(data / "CTCF.bed")], **sample}}
+    config["train"].update({"val_chroms": ["chr2"], "test_chroms": ["chr3"], "epochs": 1, "threads": 1})
+    config["attribution"].update({"shards": 2, "references": 4, "device": "cpu"})
+    config["motifs"]["threads"] = 1
+    path = tmp_path / "my_config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def small_config(tmp_path: Path, **sections) -> Path:
@@ -75,6 +130,11 @@ def test_dry_run_of_default_config(tmp_path):
     ("", "width", -5, "instance['width']"),
     ("attribution", "device", "gpu", "instance['attribution']['device']"),
     ("samples", "other", {"fasta": "x.fa"}, "'regions' is a required property"),
+    ("samples", "other", {"fasta": "x.fa", "regions": "x.bed"}, "'tasks' is a required property"),
+    ("", "atribution", {"device": "cpu"}, "Additional properties are not allowed ('atribution' was unexpected)"),
+    ("attribution", "shard", 2, "Additional properties are not allowed ('shard' was unexpected)"),
+    ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "task": ["a"]},
+     "Additional properties are not allowed ('task' was unexpected)"),
 ])
 def test_invalid_config_is_rejected(tmp_path, section, key, value, expected):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -143,3 +203,59 @@ def test_sharded_run_equals_unsharded_attribution(resumed_run, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in ("hypothetical", "contrib", "delta", "prediction"):
         np.testing.assert_array_equal(read_array(unsharded, name), read_array(out / "demo" / "contrib.h5", name))
+
+
+def test_user_config_is_the_whole_config(tmp_path, user_data):
+    result = run_snakemake("-n", config=user_config(tmp_path, user_data))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    jobs = {rule: len(blocks) for rule, blocks in rule_blocks(output).items()}
+    assert jobs == {"check": 1, "extract": 1, "train": 1, "attribute_shard": 2, "gather_contributions": 1,
+                    "motifs": 1, "hits": 1, "report": 1, "all": 1}
+    assert "demo" not in output and "simulated" not in output
+
+
+def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
+    config = user_config(tmp_path, user_data, model="user_model:build")
+    result = run_snakemake(config=config, python_path=(user_data / "models",))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule check" in output and "rule attribute_shard" not in output
+    log = (tmp_path / "out" / "logs" / "k562" / "check.log").read_text().strip().splitlines()
+    assert log[-1] == ("genomatt check: error: user_model:build: the model's tasks ['task_0', 'task_1'] have no task "
+                       "BED; the task BEDs name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task "
+                       "= file name without suffix), or declare the model's output names with task_names")
+    assert "Traceback" not in "\n".join(log)
+    assert not (tmp_path / "out" / "k562" / "regions.h5").exists()
+
+
+def test_slurm_dry_run_asks_gpus_for_the_gpu_jobs(tmp_path, user_data):
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    config["attribution"]["device"] = "cuda"
+    path = tmp_path / "cuda.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "--profile", "workflow/profiles/slurm", config=path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    for rule, blocks in rule_blocks(output).items():
+        for block in blocks:
+            assert ("gpu=1" in block) == (rule in ("train", "attribute_shard", "hits")), block
+        assert all("--device cuda" in block for block in blocks) or rule not in ("train", "attribute_shard", "hits")
+
+
+def test_workflow_runs_as_a_module(tmp_path, user_data):
+    """Another workflow imports this one as a module, with its config under a key of its own."""
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"genomatt": config}))
+    (tmp_path / "Snakefile").write_text(
+        "configfile: 'config.yaml'\n\n\n"
+        f"module genomatt:\n    snakefile: '{ROOT / 'Snakefile'}'\n    config: config['genomatt']\n\n\n"
+        "use rule * from genomatt as genomatt_*\n\n\n"
+        "rule all:\n    input:\n        rules.genomatt_all.input,\n    default_target: True\n")
+    result = run_snakemake("-n", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    jobs = {rule: len(blocks) for rule, blocks in rule_blocks(output).items()}
+    assert jobs == {"genomatt_check": 1, "genomatt_extract": 1, "genomatt_train": 1, "genomatt_attribute_shard": 2,
+                    "genomatt_gather_contributions": 1, "genomatt_motifs": 1, "genomatt_hits": 1,
+                    "genomatt_report": 1, "all": 1}

@@ -7,7 +7,7 @@ SHARDS = ATTRIBUTION.get("shards", 1)
 TRAINING = config.get("train", {})
 MOTIFS = config.get("motifs", {})
 HITS = config.get("hits", {})
-# One device for every rule that runs a model or scans contributions: train, attribute_shard and hits.
+# One device for each job that runs a model or scans contributions (train, attribute_shard, hits).
 DEVICE = ATTRIBUTION.get("device", "cpu")
 GPUS = 1 if DEVICE.startswith("cuda") else 0
 NEGATIVE_KINDS = ("gc_matched", "shuffled")

@@ -1,0 +1,95 @@
+"""`genomatt check`: the inputs of a run checked in seconds, each problem in one line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from genomatt.cli.main import main
+from genomatt.errors import GenomattError
+from genomatt.preflight import check_inputs
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def user_model(monkeypatch):
+    """The import spec of tests/user_model.py, importable as a user's model is (on PYTHONPATH)."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    return "user_model:build"
+
+
+def task_beds(genome, *tasks):
+    return [str(genome.task_beds[task]) for task in tasks]
+
+
+def test_summary_of_a_run_to_train(small_genome):
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200,
+                           task_beds=task_beds(small_genome, "GATA1", "CTCF"), negatives=small_genome.negatives_bed,
+                           meme=small_genome.motifs_meme)
+    assert summary["n_regions"] == 120 and summary["skipped_regions"] == 0 and summary["chromosomes"] == 3
+    assert list(summary["task_regions"]) == ["GATA1", "CTCF"]
+    assert summary["known_motifs"] == 5 and summary["negatives"] == 40
+    assert "model" not in summary
+
+
+def test_regions_off_the_fasta_are_an_error_or_counted(small_genome, tmp_path):
+    bed = tmp_path / "peaks.bed"
+    bed.write_text(small_genome.regions_bed.read_text() + "chrUn_1\t10\t60\nchrUn_2\t10\t60\n")
+    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 2 regions on chromosomes ['chrUn_1', 'chrUn_2'] "
+                                                      f"that are not in {small_genome.fasta}")):
+        check_inputs(small_genome.fasta, bed, 200)
+    summary = check_inputs(small_genome.fasta, bed, 200, on_missing="skip")
+    assert (summary["n_regions"], summary["skipped_regions"]) == (120, 2)
+
+
+def test_user_model_tasks_must_have_task_beds(small_genome, user_model):
+    beds = task_beds(small_genome, "GATA1", "CTCF")
+    with pytest.raises(GenomattError, match=re.escape("user_model:build: the model's tasks ['task_0', 'task_1'] "
+                                                      "have no task BED; the task BEDs name ['GATA1', 'CTCF']")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model)
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
+                           task_names=["GATA1", "CTCF"])
+    assert summary["model"]["tasks"] == ["GATA1", "CTCF"] and summary["model"]["source"] == "import"
+
+
+def test_model_that_does_not_take_the_width_is_refused(small_genome, user_model):
+    with pytest.raises(GenomattError, match="user_model:build"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 3, model=user_model)
+
+
+@pytest.mark.parametrize("names, message", [
+    (["GATA1"], "1 task names ['GATA1'] given for a model with 2 outputs"),
+])
+def test_task_names_must_fit_the_model(small_genome, user_model, names, message):
+    with pytest.raises(GenomattError, match=re.escape(message)):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model, task_names=names)
+
+
+def test_task_names_without_a_user_model_are_refused(small_genome):
+    with pytest.raises(GenomattError, match="name the outputs of a user's model"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"),
+                     task_names=["GATA1"])
+
+
+def test_command_writes_the_summary(small_genome, user_model, tmp_path):
+    out = tmp_path / "check.json"
+    assert main(["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+                 "--width", "200", "--task-regions", str(small_genome.tasks_bed), "--labels-column", "name",
+                 "--model", user_model, "--task-names", "GATA1", "CTCF", "--jaspar-tax-group", "all",
+                 "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["model"]["tasks"] == ["GATA1", "CTCF"] and summary["known_motifs"] > 1000
+
+
+def test_command_reports_a_task_mismatch_in_one_line(small_genome, user_model, tmp_path, capsys):
+    out = tmp_path / "check.json"
+    assert main(["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+                 "--width", "200", "--task-regions", *task_beds(small_genome, "GATA1", "CTCF"),
+                 "--model", user_model, "--meme", str(small_genome.motifs_meme), "--out", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("genomatt check: error: user_model:build: the model's tasks")
+    assert not out.exists()
