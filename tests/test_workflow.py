@@ -193,6 +193,14 @@ def test_outputs_are_complete_and_valid(resumed_run):
 
 
 @pytest.mark.slow
+def test_every_file_of_a_run_is_declared(resumed_run):
+    out = resumed_run[0]
+    config = out.parent / "config.yaml"
+    assert (out / "simulated" / "tasks").is_dir() and list((out / "demo" / "logos").iterdir())
+    assert untracked_outputs(out.parent, config) == []
+
+
+@pytest.mark.slow
 def test_sharded_run_equals_unsharded_attribution(resumed_run, tmp_path):
     out = resumed_run[0]
     unsharded = tmp_path / "unsharded.h5"
@@ -259,3 +267,33 @@ def test_workflow_runs_as_a_module(tmp_path, user_data):
     assert jobs == {"genomatt_check": 1, "genomatt_extract": 1, "genomatt_train": 1, "genomatt_attribute_shard": 2,
                     "genomatt_gather_contributions": 1, "genomatt_motifs": 1, "genomatt_hits": 1,
                     "genomatt_report": 1, "all": 1}
+
+
+# Folders of one file per task or motif, declared as directory() outputs: --list-untracked lists the files
+# inside a declared folder, as it compares file paths only.
+DECLARED_FOLDERS = ("simulated/tasks/", "motifs/modisco/", "hits/tracks/", "logos/")
+
+
+def untracked_outputs(workdir: Path, config: Path) -> list[str]:
+    """What `snakemake --list-untracked` lists under the run's outdir, but the files of declared folders."""
+    result = run_snakemake("--snakefile", str(ROOT / "Snakefile"), "--list-untracked", config=config, cwd=workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = [line.strip() for line in (result.stdout + result.stderr).splitlines()]
+    return [path for path in listed if path.startswith("out/") and not any(folder in path for folder in DECLARED_FOLDERS)]
+
+
+@pytest.mark.slow
+def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
+    """The README's "Use your own data" with a model of the user's own, named with task_names."""
+    config = user_config(tmp_path, user_data, model="user_model:build", task_names=["GATA1", "CTCF"])
+    result = run_snakemake("--profile", "workflow/profiles/default", config=config,
+                           python_path=(user_data / "models",))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = tmp_path / "out"
+    assert read_attrs(out / "k562" / "contrib.h5")["tasks"] == ["GATA1", "CTCF"]
+    assert (out / "k562" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert {path.name for path in (out / "k562" / "hits" / "tracks").glob("*.bw")} == {"contrib.GATA1.bw",
+                                                                                        "contrib.CTCF.bw"}
+    benchmarks = sorted(path.stem for path in (out / "benchmarks" / "k562").iterdir())
+    assert benchmarks == ["attribute.0", "attribute.1", "check", "extract", "gather", "hits", "motifs", "report"]
+    assert untracked_outputs(tmp_path, config) == []
