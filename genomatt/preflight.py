@@ -46,8 +46,10 @@ def check_inputs(
     width
         Window width in bp the regions are explained at.
     on_missing
-        ``"error"``: regions (or task regions) on chromosomes absent from the FASTA are an error;
-        ``"skip"``: they are counted and reported, as ``genomatt extract --on-missing skip`` drops them.
+        ``"error"``: regions on chromosomes absent from the FASTA are an error; ``"skip"``: they are
+        counted and reported, as ``genomatt extract --on-missing skip`` drops them. Task regions on
+        such chromosomes are an error for a model to train (it reads them all), and counted for a
+        user's model (they only select regions).
     task_beds, labels_column
         Task BEDs (one per task, task = file name; or one with a labels column), as given to
         ``genomatt train --bed`` and ``--task-regions`` of ``genomatt motifs``/``hits``.
@@ -89,7 +91,9 @@ def check_inputs(
         raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
                "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width}
-    tasks = _check_task_beds(task_beds, labels_column, sizes, fasta, on_missing) if task_beds else None
+    # Training reads every task region from the FASTA; a user's model only places regions in them.
+    task_on_missing = "error" if model is None else "skip"
+    tasks = _check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None
     if tasks is not None:
         summary["task_regions"] = tasks
     if negatives is not None:

@@ -10,6 +10,7 @@ import pytest
 
 from genomatt.cli.main import main
 from genomatt.errors import GenomattError
+from genomatt.genome import read_bed
 from genomatt.preflight import check_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -93,3 +94,15 @@ def test_command_reports_a_task_mismatch_in_one_line(small_genome, user_model, t
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("genomatt check: error: user_model:build: the model's tasks")
     assert not out.exists()
+
+
+def test_task_regions_off_the_fasta(small_genome, user_model, tmp_path):
+    """An error for a model to train (it reads every task region); counted for a user's model."""
+    bed = tmp_path / "GATA1.bed"
+    bed.write_text(small_genome.task_beds["GATA1"].read_text() + "chrUn_1\t10\t60\n")
+    beds = [bed, small_genome.task_beds["CTCF"]]
+    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions on chromosomes ['chrUn_1']")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, on_missing="skip", task_beds=beds)
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
+                           task_names=["GATA1", "CTCF"])
+    assert summary["task_regions"]["GATA1"] == len(read_bed(small_genome.task_beds["GATA1"]))
