@@ -31,14 +31,14 @@ def sample_regions(wildcards):
 
 def sample_task_beds(wildcards):
     """Training BEDs of a sample: the simulated tasks.bed (labelled by its name column) or the user's list."""
-    tasks = sample_config(wildcards).get("tasks", SIMULATED)
+    tasks = sample_config(wildcards)["tasks"]
     return [f"{OUTDIR}/simulated/tasks.bed"] if tasks == SIMULATED else list(tasks)
 
 
 def sample_labels_option(wildcards):
     """`--labels-column` for a single BED whose column names the task (always for the simulated tasks.bed)."""
     sample = sample_config(wildcards)
-    column = "name" if sample.get("tasks", SIMULATED) == SIMULATED else sample.get("labels_column")
+    column = "name" if sample.get("tasks") == SIMULATED else sample.get("labels_column")
     return f"--labels-column {column}" if column else ""
 
 
