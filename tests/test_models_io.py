@@ -3,6 +3,7 @@
 import json
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -293,3 +294,20 @@ def test_save_checks_task_names(model, tmp_path):
     with pytest.raises(ModelError, match="2 outputs but 1 task names"):
         save_model(model, tmp_path / "model.pt", ["a"])
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_name_tasks_names_the_outputs_of_a_model_that_names_none(tmp_path, monkeypatch):
+    from genomatt.models.io import name_tasks
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    loaded = load("user_model:build", input_length=50, device="cpu")
+    assert loaded.task_names == ["task_0", "task_1"]
+    assert name_tasks(loaded, ["GATA1", "CTCF"], "user_model:build").task_names == ["GATA1", "CTCF"]
+    with pytest.raises(ModelError, match=r"user_model:build: 3 task names \['a', 'b', 'c'\] given for a model with 2"):
+        name_tasks(loaded, ["a", "b", "c"], "user_model:build")
+    config = tmp_path / "model.yaml"
+    config.write_text("factory: user_model:build\ntask_names: [bound, open]\n")
+    declared = load(config, input_length=50, device="cpu")
+    assert name_tasks(declared, ["bound", "open"], str(config)).task_names == ["bound", "open"]
+    with pytest.raises(ModelError, match=r"the model names its tasks \['bound', 'open'\], not \['GATA1', 'CTCF'\]"):
+        name_tasks(declared, ["GATA1", "CTCF"], str(config))

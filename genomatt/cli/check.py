@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> None:
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text + "\n")
-    log.info("inputs checked: %d regions (%d skipped), %s", summary["n_regions"], summary["skipped_regions"],
-             f"tasks {list(summary['model']['tasks'])}" if "model" in summary else
-             f"tasks {list(summary.get('task_regions', {}))}")
+    tasks = summary["model"]["tasks"] if "model" in summary else list(summary.get("task_regions", {}))
+    log.info("inputs checked: %d regions (%d skipped), tasks %s", summary["n_regions"], summary["skipped_regions"],
+             tasks)
