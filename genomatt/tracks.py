@@ -1,4 +1,4 @@
-"""Genome-browser tracks: bigWig of per-base contributions and BED of motif hits.
+"""Genome-browser tracks: bigWig of per-base contributions, BED of motif hits, narrowPeak of regions.
 
 Where regions overlap, each base takes its value from the region in whose window it lies closest to
 the centre (ties: the region that starts first), because a model sees the most context around the
@@ -32,6 +32,44 @@ def write_hits_bed(hits: pd.DataFrame, path: str | os.PathLike) -> Path:
     bed = bed.drop_duplicates(subset=["chr", "start", "end", "motif_name", "strand"])
     with atomic_path(path) as tmp:
         bed.to_csv(tmp, sep="\t", header=False, index=False)
+    return Path(path)
+
+
+def write_regions_narrowpeak(regions: pd.DataFrame, path: str | os.PathLike, signal: np.ndarray | None = None) -> Path:
+    """Write the windows of fixed-width regions as ENCODE narrowPeak, atomically, in table order.
+
+    Each line is a region's window clipped to its chromosome (``padded_left``/``padded_right`` of the
+    table), with the summit at the window's centre (``L // 2`` from the window start), so that
+    Fi-NeMo's ``extract-regions-*`` (which centres an ``L``-wide window on ``start + summit``) reads the
+    same bases, row for row: ``chrom, start, end, name, 0, ., signalValue, -1, -1, summit``.
+
+    Parameters
+    ----------
+    regions
+        ``chrom, start, end, name`` of each window (``padded_left``, ``padded_right`` when present).
+    path
+        Output ``.narrowPeak`` file.
+    signal
+        ``(N,)`` signalValue of each region (e.g. the model's prediction); -1 (none) when not given.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    start = regions["start"].to_numpy(np.int64)
+    end = regions["end"].to_numpy(np.int64)
+    left = regions["padded_left"].to_numpy(np.int64) if "padded_left" in regions else np.zeros_like(start)
+    right = regions["padded_right"].to_numpy(np.int64) if "padded_right" in regions else np.zeros_like(start)
+    clipped_start, clipped_end = start + left, end - right
+    peaks = pd.DataFrame({
+        "chrom": regions["chrom"].to_numpy(), "start": clipped_start, "end": clipped_end,
+        "name": regions["name"].to_numpy(), "score": 0, "strand": ".",
+        "signal": np.full(len(regions), -1.0) if signal is None else np.asarray(signal, dtype=np.float64),
+        "p": -1, "q": -1, "summit": start + (end - start) // 2 - clipped_start,
+    })
+    with atomic_path(path) as tmp:
+        peaks.to_csv(tmp, sep="\t", header=False, index=False, float_format="%.6g")
     return Path(path)
 
 

@@ -196,7 +196,7 @@ def test_no_motifs_gives_empty_tables(contrib_h5, tmp_path):
     calls = call_hits_in_store(contrib_h5, [], device="cpu")
     assert calls.hits.empty and list(calls.hits.columns) == HIT_COLUMNS
     paths = write_hits(calls, tmp_path)
-    assert paths["tsv"].read_text().splitlines() == ["\t".join(HIT_COLUMNS)]
+    assert paths["tsv"].read_text().splitlines() == ["\t".join(FINEMO_COLUMNS)]
     assert paths["bed"].read_text() == ""
     assert read_hits(paths["h5"]).hits.empty
 
@@ -205,7 +205,7 @@ def test_written_outputs_follow_finemo_columns_and_round_trip(discovered_calls, 
     calls = discovered_calls
     paths = write_hits(calls, tmp_path, {"command": "test"})
     table = pd.read_csv(paths["tsv"], sep="\t")
-    assert list(table.columns[: len(FINEMO_COLUMNS)]) == FINEMO_COLUMNS
+    assert list(table.columns) == FINEMO_COLUMNS
     assert len(table) == len(calls.hits) > 0
     assert (table["end"] - table["start"] > 0).all()
     assert (table["start"] >= table["start_untrimmed"]).all() and (table["end"] <= table["end_untrimmed"]).all()
@@ -258,8 +258,10 @@ def test_hits_command(contrib_h5, motifs_h5, small_genome, tmp_path, capsys):
     out = tmp_path / "hits"
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--fasta", str(small_genome.fasta), "--tasks", "GATA1", "--device", "cpu"]) == 0
-    assert {p.name for p in out.iterdir()} == {"hits.tsv", "hits.bed", "hits.h5", "regions_qc.tsv", "contrib.GATA1.bw"}
-    assert set(pd.read_csv(out / "hits.tsv", sep="\t")["task"]) == {"GATA1"}
+    assert {p.name for p in out.iterdir()} == {
+        "hits.tsv", "hits_genomatt.tsv", "hits.bed", "hits.h5", "regions_qc.tsv", "contrib.GATA1.bw",
+        "motif_data.tsv", "motif_cwms.npy", "parameters.json"}
+    assert set(pd.read_csv(out / "hits_genomatt.tsv", sep="\t")["task"]) == {"GATA1"}
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--fdr", "2"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "genomatt hits: error: fdr must be in (0, 1), got 2.0"
@@ -274,6 +276,7 @@ def test_hits_command_with_task_regions(contrib_h5, motifs_h5, small_genome, tmp
     tasks = pd.read_csv(small_genome.tasks_bed, sep="\t", header=None, names=["chrom", "start", "end", "task"])
     ctcf = tasks[tasks["task"] == "CTCF"]
     regions = read_regions(contrib_h5).merge(ctcf, on=["chrom", "start", "end"])
-    assert len(hits) and set(hits["task"]) == {"CTCF"} and set(hits["peak_name"]) <= set(regions["name"])
+    tasks_of_hits = set(pd.read_csv(out / "hits_genomatt.tsv", sep="\t")["task"])
+    assert len(hits) and tasks_of_hits == {"CTCF"} and set(hits["peak_name"]) <= set(regions["name"])
     qc = pd.read_csv(out / "regions_qc.tsv", sep="\t")
     assert set(qc["name"]) == set(regions["name"])

@@ -12,7 +12,11 @@ from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
 from genomatt.motifs.store import read_motifs
 from genomatt.store import read_regions
 
-BED6 = ["chrom", "start", "end", "name", "score", "strand"]
+SEQLET_BED = ["chrom", "start", "end", "name", "score", "strand", "contribution"]
+
+
+def read_seqlet_bed(path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", comment="#", header=None, names=SEQLET_BED)
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +44,18 @@ def test_planted_motifs_are_found_and_matched(run):
 
 def test_seqlet_beds_point_at_planted_sites(run):
     out, _, truth = run
-    seqlets = pd.read_csv(out.parent / "seqlets.bed", sep="\t", header=None, names=BED6)
+    seqlets = read_seqlet_bed(out.parent / "seqlets.bed")
     _, table, called = read_motifs(out)
     assert len(seqlets) == len(table) and set(seqlets["strand"]) == {"+", "-"}
     for motif, planted in (("GATA1.pos.0", "GATA1"), ("CTCF.pos.0", "CTCF"), ("CTCF.neg.0", "GATA1")):
         assert overlap_fraction(seqlets[seqlets["name"] == motif], truth[truth["motif_name"] == planted]) >= 0.8
-    called_bed = pd.read_csv(out.parent / "called_seqlets.bed", sep="\t", header=None, names=BED6)
+    called_bed = read_seqlet_bed(out.parent / "called_seqlets.bed")
     assert len(called_bed) == len(called) and set(called_bed["name"]) >= {"GATA1.pos", "CTCF.pos", "CTCF.neg"}
     assert (called_bed["strand"] == ".").all()
+    for bed, scores in ((seqlets, table["score"]), (called_bed, called["score"])):
+        assert bed["score"].between(0, 1000).all() and bed["score"].max() == 1000
+        assert sorted(bed["contribution"]) == pytest.approx(sorted(scores), abs=1e-6)
+        assert (bed["contribution"] < 0).any()
 
 
 def test_modisco_files_are_read_by_tfmodisco_lite(run, tmp_path):
@@ -127,7 +135,7 @@ def test_no_motifs_gives_empty_valid_outputs(tmp_path, small_genome, caplog):
     assert "no motifs were found in any task" in caplog.text and "using the whole regions" in caplog.text
     motifs, seqlets, _ = read_motifs(out)
     assert motifs == [] and seqlets.empty
-    assert (out.parent / "seqlets.bed").read_text() == ""
+    assert (out.parent / "seqlets.bed").read_text() == "#chrom\tstart\tend\tname\tscore\tstrand\tcontribution\n"
     assert pd.read_csv(out.parent / "matches.tsv", sep="\t").empty
     with h5py.File(out.parent / "modisco" / "quiet.h5", "r") as handle:
         assert "pos_patterns" not in handle and handle.attrs["window_size"] == 200

@@ -20,6 +20,7 @@ from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
 from genomatt.shuffle import references_for_regions
 from genomatt.store import read_array, read_regions, shard_rows, write_store
+from genomatt.tracks import write_regions_narrowpeak
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,8 @@ def register(subparsers) -> None:
     parser.add_argument("--shard", type=_shard, metavar="I/K",
                         help="explain only shard I (0-based) of K contiguous shards of the regions")
     parser.add_argument("--export", metavar="DIR",
-                        help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5} for tfmodisco-lite and "
-                        "ChromBPNet-style tools")
+                        help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5,regions.narrowPeak} for "
+                        "tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools")
     parser.set_defaults(func=run)
 
 
@@ -158,16 +159,19 @@ def run(args: argparse.Namespace) -> None:
                 kind="contributions", provenance=provenance, attrs={"tasks": tasks})
     log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, provenance["max_delta"])
     if args.export:
-        export_interop(args.export, tasks, onehot, hypothetical)
+        export_interop(args.export, tasks, onehot, hypothetical, regions, prediction)
 
 
-def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarray, hypothetical: np.ndarray) -> None:
-    """Write, per target, the files tfmodisco-lite and ChromBPNet-style tools read.
+def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarray, hypothetical: np.ndarray,
+                   regions: pd.DataFrame, prediction: np.ndarray) -> None:
+    """Write, per target, the files tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools read.
 
     ``<folder>/<target>/ohe.npz`` and ``shap.npz`` hold ``arr_0`` (N, 4, L): the one-hot sequences and
     the hypothetical contributions (``modisco motifs -s ohe.npz -a shap.npz``); ``scores.h5`` holds
     ``raw/seq`` (one-hot), ``shap/seq`` (hypothetical) and ``projected_shap/seq`` (one-hot ×
-    hypothetical), each (N, 4, L) float32.
+    hypothetical), each (N, 4, L) float32; ``regions.narrowPeak`` the regions in the same order, summit
+    at the window centre and signalValue the target's prediction
+    (:func:`genomatt.tracks.write_regions_narrowpeak`), for Fi-NeMo's ``extract-regions-*``.
     """
     for index, task in enumerate(tasks):
         target = Path(folder) / re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
@@ -177,7 +181,8 @@ def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarr
         with atomic_path(target / "scores.h5") as tmp, h5py.File(tmp, "w") as handle:
             for group, array in (("raw", onehot), ("shap", scores), ("projected_shap", onehot * scores)):
                 handle.create_dataset(f"{group}/seq", data=array.astype(np.float32, copy=False))
-        log.info("wrote %s/{ohe.npz,shap.npz,scores.h5}", target)
+        write_regions_narrowpeak(regions, target / "regions.narrowPeak", prediction[:, index])
+        log.info("wrote %s/{ohe.npz,shap.npz,scores.h5,regions.narrowPeak}", target)
 
 
 def _save_npz(path: Path, array: np.ndarray) -> None:

@@ -50,14 +50,16 @@ from genomatt.tracks import write_hits_bed
 
 log = logging.getLogger(__name__)
 
-# Fi-NeMo's hits.tsv columns, in its order; ours follow.
+# Fi-NeMo's hits.tsv columns, in its order: hits.tsv holds exactly these.
 FINEMO_COLUMNS = [
     "chr", "start", "end", "start_untrimmed", "end_untrimmed", "motif_name", "hit_coefficient",
     "hit_coefficient_global", "hit_similarity", "hit_correlation", "hit_importance", "hit_importance_sq",
     "strand", "peak_name", "peak_id",
 ]
-EXTRA_COLUMNS = ["task", "hit_contribution"]
+# Ours, in hits_genomatt.tsv (row for row with hits.tsv, after the columns that identify a hit).
+EXTRA_COLUMNS = ["task", "hit_amplitude", "hit_contribution"]
 HIT_COLUMNS = FINEMO_COLUMNS + EXTRA_COLUMNS
+EXTRA_FILE_COLUMNS = ["chr", "start", "end", "motif_name", "strand", "peak_id"] + EXTRA_COLUMNS
 QC_COLUMNS = ["chrom", "start", "end", "name", "peak_id", "task", "n_hits", "contribution", "global_scale",
               "explained_fraction", "delta", "prediction"]
 
@@ -662,7 +664,8 @@ def call_hits_in_store(
                                          batch_size, device, seed, energy_floor)
         log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
         # peak_id is the row of the regions table of the contribution file.
-        hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task).assign(
+        hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
+                                       energy_floor).assign(
             peak_id=lambda table: rows[table["peak_id"].to_numpy(np.int64)]))
         qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
         qc["peak_id"] = rows
@@ -673,7 +676,7 @@ def call_hits_in_store(
         thresholds.insert(1, "task", task)
         motif_tables.append(thresholds)
     hits = (pd.concat(hit_tables, ignore_index=True) if hit_tables
-            else _genome_hits(_empty_hits(), regions, [], None, ""))
+            else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor))
     chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
@@ -683,46 +686,96 @@ def call_hits_in_store(
 
 
 def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMotif], qc: pd.DataFrame | None,
-                 task: str) -> pd.DataFrame:
-    region_start = regions["start"].to_numpy(np.int64)[hits["region"].to_numpy(np.int64)]
-    scale = qc["global_scale"].to_numpy()[hits["region"].to_numpy(np.int64)] if qc is not None else np.ones(len(hits))
+                 task: str, core_norms: np.ndarray, energy_floor: float) -> pd.DataFrame:
+    region = hits["region"].to_numpy(np.int64)
+    region_start = regions["start"].to_numpy(np.int64)[region]
+    scale = qc["global_scale"].to_numpy()[region] if qc is not None else np.ones(len(hits))
     start = region_start + hits["offset"].to_numpy(np.int64)
     start_untrimmed = region_start + hits["offset_untrimmed"].to_numpy(np.int64)
     names = np.array([motif.name for motif in motifs], dtype=object)
+    motif = hits["motif"].to_numpy(np.int64)
+    full_norms = np.array([np.sqrt((motif.cwm**2).sum()) for motif in motifs])
+    coefficient_global = finemo_coefficient(hits["coefficient"].to_numpy(),
+                                            full_norms[motif] / np.asarray(core_norms, dtype=float)[motif],
+                                            hits["importance_sq"].to_numpy(), scale, energy_floor)
     table = pd.DataFrame({
-        "chr": regions["chrom"].to_numpy()[hits["region"].to_numpy(np.int64)],
+        "chr": regions["chrom"].to_numpy()[region],
         "start": start, "end": start + hits["width"].to_numpy(np.int64),
         "start_untrimmed": start_untrimmed,
         "end_untrimmed": start_untrimmed + hits["width_untrimmed"].to_numpy(np.int64),
-        "motif_name": names[hits["motif"].to_numpy(np.int64)] if len(hits) else np.array([], dtype=object),
-        "hit_coefficient": np.divide(hits["coefficient"].to_numpy(), scale, out=np.zeros(len(hits)), where=scale > 0),
-        "hit_coefficient_global": hits["coefficient"].to_numpy(),
+        "motif_name": names[motif] if len(hits) else np.array([], dtype=object),
+        "hit_coefficient": np.divide(coefficient_global, scale**2, out=np.zeros(len(hits)), where=scale > 0),
+        "hit_coefficient_global": coefficient_global,
         "hit_similarity": hits["similarity"].to_numpy(), "hit_correlation": hits["similarity"].to_numpy(),
         "hit_importance": hits["importance"].to_numpy(), "hit_importance_sq": hits["importance_sq"].to_numpy(),
         "strand": hits["strand"].to_numpy(),
-        "peak_name": regions["name"].to_numpy()[hits["region"].to_numpy(np.int64)],
-        "peak_id": hits["region"].to_numpy(np.int64),
-        "task": task, "hit_contribution": hits["contribution"].to_numpy(),
+        "peak_name": regions["name"].to_numpy()[region],
+        "peak_id": region,
+        "task": task, "hit_amplitude": hits["coefficient"].to_numpy(),
+        "hit_contribution": hits["contribution"].to_numpy(),
     })
     return table[HIT_COLUMNS]
 
 
+def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_energy: np.ndarray,
+                       global_scale: np.ndarray, energy_floor: float) -> np.ndarray:
+    """Hit coefficients on Fi-NeMo's scale (its ``hit_coefficient_global``) from least-squares amplitudes.
+
+    Fi-NeMo fits ``contrib / g ≈ Σ c · s · cwm`` with the CWM scaled to unit norm over its full width
+    then trimmed, ``g`` the region's RMS contribution per position and ``s = (E / g² + eps) ** -0.5``
+    (at most 10) from the window's energy ``E``, and reports ``c · g²``. For an amplitude ``a`` of the
+    unit-norm trimmed CWM in contribution units that is ``a · r · sqrt(E + eps · g²)``, with ``r`` the
+    full CWM's norm over the trimmed one's (``eps`` is ``energy_floor``).
+
+    Parameters
+    ----------
+    amplitude
+        ``(H,)`` least-squares coefficients of the unit-norm trimmed CWM (contribution units).
+    norm_ratio
+        ``(H,)`` L2 norm of the motif's full CWM over that of its trimmed CWM (>= 1).
+    window_energy
+        ``(H,)`` sum of squared contributions over each hit's window.
+    global_scale
+        ``(H,)`` RMS contribution per position of each hit's region.
+    energy_floor
+        Fi-NeMo's ``eps``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H,)`` float64, in squared contribution units; divide by ``global_scale**2`` for Fi-NeMo's
+        ``hit_coefficient``.
+    """
+    scale_sq = np.asarray(global_scale, dtype=float) ** 2
+    energy = np.maximum(np.asarray(window_energy, dtype=float) + energy_floor * scale_sq, 0.01 * scale_sq)
+    return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy)
+
+
 def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | None = None) -> dict[str, Path]:
-    """Write ``hits.tsv``, ``hits.bed``, ``hits.h5`` and ``regions_qc.tsv`` into ``out_dir``, each atomically.
+    """Write the hit tables, tracks and Fi-NeMo's companion files into ``out_dir``, each atomically.
+
+    ``hits.tsv`` holds exactly Fi-NeMo's columns; ``hits_genomatt.tsv`` ours, row for row. With
+    ``motif_data.tsv``, ``motif_cwms.npy`` and ``parameters.json`` the folder reads as a Fi-NeMo
+    ``call-hits`` output (``finemo report``, ``collapse-hits``).
 
     Returns
     -------
     dict
-        ``{"tsv", "bed", "h5", "qc"}`` → written path.
+        ``{"tsv", "extra", "bed", "h5", "qc", "motif_data", "motif_cwms", "parameters"}`` → written path.
     """
+    from genomatt.motifs.finemo import write_finemo_motifs
+
     out = Path(out_dir)
-    paths = {"tsv": out / "hits.tsv", "bed": out / "hits.bed", "h5": out / "hits.h5", "qc": out / "regions_qc.tsv"}
-    with atomic_path(paths["tsv"]) as tmp:
-        calls.hits.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    paths = {"tsv": out / "hits.tsv", "extra": out / "hits_genomatt.tsv", "bed": out / "hits.bed",
+             "h5": out / "hits.h5", "qc": out / "regions_qc.tsv"}
+    for key, columns in (("tsv", FINEMO_COLUMNS), ("extra", EXTRA_FILE_COLUMNS)):
+        with atomic_path(paths[key]) as tmp:
+            calls.hits[columns].to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     write_hits_bed(calls.hits, paths["bed"])
     with atomic_path(paths["qc"]) as tmp:
         calls.qc.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
     _write_hits_h5(calls, paths["h5"], provenance or {})
+    paths.update(write_finemo_motifs(calls, out))
     return paths
 
 

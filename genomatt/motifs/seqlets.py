@@ -171,14 +171,20 @@ def to_genome(seqlets: pd.DataFrame, regions: pd.DataFrame, window_start: int) -
 
 
 def write_bed(table: pd.DataFrame, path: str | os.PathLike, name: str) -> Path:
-    """Write seqlets as BED6 (``chrom, start, end, <name column>, score, strand``), sorted, atomically.
+    """Write seqlets as BED6+1, sorted, atomically: ``chrom, start, end, <name column>, score, strand,
+    contribution``.
 
-    A table without a ``strand`` column is written with strand ``.``.
+    A header line (``#chrom ...``) names the columns. ``score`` is the UCSC score, an integer 0–1000:
+    ``round(1000 × |contribution| / the file's largest |contribution|)``; ``contribution`` the seqlet's
+    signed ``score`` of the table. A table without a ``strand`` column is written with strand ``.``.
     """
+    values = table["score"].to_numpy(np.float64)
+    top = float(np.abs(values).max()) if len(values) else 0.0
+    ucsc = np.round(1000 * np.abs(values) / top).astype(np.int64) if top > 0 else np.zeros(len(values), np.int64)
     bed = pd.DataFrame({
-        "chrom": table["chrom"], "start": table["start"], "end": table["end"], "name": table[name],
-        "score": table["score"].round(6), "strand": table["strand"] if "strand" in table else ".",
-    }).sort_values(["chrom", "start", "end"], kind="stable")
+        "#chrom": table["chrom"], "start": table["start"], "end": table["end"], "name": table[name],
+        "score": ucsc, "strand": table["strand"] if "strand" in table else ".", "contribution": values.round(6),
+    }).sort_values(["#chrom", "start", "end"], kind="stable")
     with atomic_path(path) as tmp:
-        bed.to_csv(tmp, sep="\t", header=False, index=False)
+        bed.to_csv(tmp, sep="\t", header=True, index=False)
     return Path(path)

@@ -1,0 +1,113 @@
+"""Fi-NeMo's own tools read genomatt's hits folder and exported regions as they are."""
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import planted_motifs_h5, synthetic_contributions
+
+from genomatt.cli.attribute import export_interop
+from genomatt.motifs.finemo import MOTIF_DATA_COLUMNS, finemo_motif_table
+from genomatt.motifs.formats import reverse_complement_matrix
+from genomatt.motifs.hits import (
+    EXTRA_FILE_COLUMNS,
+    FINEMO_COLUMNS,
+    call_hits_in_store,
+    finemo_coefficient,
+    read_cwm_motifs,
+    write_hits,
+)
+from genomatt.store import read_regions
+
+TASK = "GATA1"
+
+
+@pytest.fixture(scope="module")
+def run(small_genome, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("finemo")
+    contrib = synthetic_contributions(small_genome, folder / "contrib.h5")
+    motifs = planted_motifs_h5(small_genome, folder / "motifs.h5")
+    calls = call_hits_in_store(contrib, read_cwm_motifs(motifs), tasks=[TASK], device="cpu")
+    paths = write_hits(calls, folder / "hits")
+    return {"folder": folder, "contrib": contrib, "calls": calls, "paths": paths}
+
+
+def finemo(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "finemo", *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_finemo_load_hits_reads_hits_tsv_with_its_schema(run):
+    from finemo.data_io import load_hits
+
+    calls, paths = run["calls"], run["paths"]
+    loaded = pd.DataFrame(load_hits(str(paths["tsv"])).to_dict(as_series=False))
+    assert list(pd.read_csv(paths["tsv"], sep="\t", nrows=0).columns) == FINEMO_COLUMNS
+    assert len(loaded) == len(calls.hits) > 0
+    for column in ("start", "end", "start_untrimmed", "peak_id"):
+        np.testing.assert_array_equal(loaded[column].to_numpy(np.int64), calls.hits[column].to_numpy(np.int64))
+    np.testing.assert_allclose(loaded["hit_coefficient_global"], calls.hits["hit_coefficient_global"], rtol=1e-5)
+    extra = pd.read_csv(paths["extra"], sep="\t")
+    assert list(extra.columns) == EXTRA_FILE_COLUMNS and set(extra["task"]) == {TASK}
+    pd.testing.assert_frame_equal(extra[["chr", "start", "motif_name", "peak_id"]],
+                                  calls.hits[["chr", "start", "motif_name", "peak_id"]].reset_index(drop=True),
+                                  check_dtype=False)
+
+
+def test_finemo_collapse_hits_runs_on_our_output(run, tmp_path):
+    hits = str(run["paths"]["tsv"])
+    finemo("collapse-hits", "-i", hits, "-o", str(tmp_path / "collapsed.tsv"))
+    collapsed = pd.read_csv(tmp_path / "collapsed.tsv", sep="\t")
+    assert len(collapsed) == len(run["calls"].hits) and collapsed["is_primary"].sum() > 0
+
+
+def test_finemo_report_reads_the_hits_folder_and_exported_regions(run, tmp_path):
+    contrib = run["contrib"]
+    regions = read_regions(contrib)
+    with h5py.File(contrib, "r") as handle:
+        tasks = [str(task) for task in handle.attrs["tasks"]]
+        index = tasks.index(TASK)
+        hypothetical = handle["hypothetical"][:, index : index + 1]
+        onehot, prediction = handle["onehot"][()], handle["prediction"][:, index : index + 1]
+    export_interop(tmp_path / "export", [TASK], onehot, hypothetical, regions, prediction)
+    exported = tmp_path / "export" / TASK
+    width = str(onehot.shape[2])
+    finemo("extract-regions-modisco-fmt", "-s", str(exported / "ohe.npz"), "-a", str(exported / "shap.npz"),
+           "-p", str(exported / "regions.narrowPeak"), "-w", width, "-o", str(tmp_path / "regions.npz"))
+    with np.load(tmp_path / "regions.npz") as npz:
+        np.testing.assert_array_equal(npz["sequences"], onehot.astype(np.int8))
+    finemo("report", "-r", str(tmp_path / "regions.npz"), "-H", str(run["paths"]["tsv"].parent),
+           "-o", str(tmp_path / "report"), "-W", width)
+    assert (tmp_path / "report" / "report.html").stat().st_size > 1000
+    occurrences = pd.read_csv(tmp_path / "report" / "motif_occurrences.tsv", sep="\t")
+    ours = run["calls"].hits.groupby("motif_name").size()
+    for name, count in ours.items():
+        assert occurrences[name].sum() == count
+
+
+def test_motif_data_describes_both_strands_of_every_motif():
+    cwm = np.zeros((4, 6))
+    cwm[0, 1:4] = [1.0, 2.0, 1.0]
+    cwm[2, 5] = 0.1
+    other = np.ones((4, 4))
+    trims = pd.DataFrame({"motif_name": ["a", "a", "b"], "trim_start": [1, 1, 0], "trim_end": [4, 4, 4]})
+    table, matrices = finemo_motif_table({"a": cwm, "b": other}, trims, 0.7)
+    assert list(table.columns) == MOTIF_DATA_COLUMNS and list(table["strand"]) == ["+", "-", "+", "-"]
+    assert list(table["motif_id"]) == [0, 1, 2, 3] and matrices.shape == (4, 4, 6)
+    assert tuple(table.loc[1, ["motif_start", "motif_end"]]) == (2, 5)
+    np.testing.assert_allclose(matrices[1], reverse_complement_matrix(cwm) / np.linalg.norm(cwm), rtol=1e-6)
+    assert (matrices[2][:, 4:] == 0).all() and table.loc[2, "motif_scale"] == pytest.approx(4.0)
+
+
+def test_coefficient_follows_finemo_definition():
+    # Fi-NeMo: c = amplitude on the normalised scale / s, with s = (E / g² + eps) ** -0.5; it reports c · g².
+    amplitude, ratio, energy, scale, eps = 2.0, 1.1, 9.0, 0.5, 1.0
+    fitted = amplitude * ratio / scale
+    importance_scale = (energy / scale**2 + eps) ** -0.5
+    expected = fitted / importance_scale * scale**2
+    assert finemo_coefficient(np.array([amplitude]), ratio, np.array([energy]), np.array([scale]), eps)[0] == (
+        pytest.approx(expected))
