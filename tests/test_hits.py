@@ -4,6 +4,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
@@ -209,6 +210,7 @@ def test_written_outputs_follow_finemo_columns_and_round_trip(discovered_calls, 
     assert len(table) == len(calls.hits) > 0
     assert (table["end"] - table["start"] > 0).all()
     assert (table["start"] >= table["start_untrimmed"]).all() and (table["end"] <= table["end_untrimmed"]).all()
+    assert_valid_bed(paths["bed"])
     bed = pd.read_csv(paths["bed"], sep="\t", header=None)
     assert bed.shape[1] == 6 and bed[4].between(700, 1000).all()
     back = read_hits(paths["h5"])

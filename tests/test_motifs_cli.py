@@ -4,6 +4,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from bed_checks import assert_valid_bed
 from motif_contributions import overlap_fraction, two_motif_contributions, write_planted_contributions
 
 from genomatt.cli.main import main
@@ -52,6 +53,8 @@ def test_seqlet_beds_point_at_planted_sites(run):
     called_bed = read_seqlet_bed(out.parent / "called_seqlets.bed")
     assert len(called_bed) == len(called) and set(called_bed["name"]) >= {"GATA1.pos", "CTCF.pos", "CTCF.neg"}
     assert (called_bed["strand"] == ".").all()
+    assert_valid_bed(out.parent / "seqlets.bed")
+    assert_valid_bed(out.parent / "called_seqlets.bed")
     for bed, scores in ((seqlets, table["score"]), (called_bed, called["score"])):
         assert bed["score"].between(0, 1000).all() and bed["score"].max() == 1000
         assert sorted(bed["contribution"]) == pytest.approx(sorted(scores), abs=1e-6)

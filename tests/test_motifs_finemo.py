@@ -7,6 +7,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.attribute import export_interop
@@ -75,6 +76,7 @@ def test_finemo_report_reads_the_hits_folder_and_exported_regions(run, tmp_path)
         onehot, prediction = handle["onehot"][()], handle["prediction"][:, index : index + 1]
     export_interop(tmp_path / "export", [TASK], onehot, hypothetical, regions, prediction)
     exported = tmp_path / "export" / TASK
+    assert_valid_bed(exported / "regions.narrowPeak", narrowpeak=True)
     width = str(onehot.shape[2])
     finemo("extract-regions-modisco-fmt", "-s", str(exported / "ohe.npz"), "-a", str(exported / "shap.npz"),
            "-p", str(exported / "regions.narrowPeak"), "-w", width, "-o", str(tmp_path / "regions.npz"))

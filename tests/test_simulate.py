@@ -3,12 +3,20 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from bed_checks import assert_valid_bed
 
 from genomatt.errors import ConfigError, MotifError
 from genomatt.genome import load_regions, read_bed
 from genomatt.motifs.jaspar import fetch_jaspar
 from genomatt.simulate import SimulationSettings, instance_score, sample_background, simulate_genome
 from genomatt.motifs.formats import read_meme
+
+
+def test_every_bed_is_valid_for_bedtools_and_ucsc(small_genome):
+    beds = [small_genome.regions_bed, small_genome.negatives_bed, small_genome.tasks_bed,
+            *small_genome.task_beds.values()]
+    for bed in beds:
+        assert_valid_bed(bed)
 
 
 def best_background_scores(motif, rng, n=20_000):

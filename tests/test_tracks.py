@@ -3,12 +3,13 @@ import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
+from bed_checks import assert_valid_bed, ucsc_problems
 from synthetic import synthetic_contributions
 
 from genomatt.errors import FastaError, StoreError
 from genomatt.genome import read_chrom_sizes
 from genomatt.store import read_regions
-from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed
+from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed, write_regions_narrowpeak
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,26 @@ def test_hits_bed_keeps_one_line_per_distinct_hit(tmp_path):
                          "strand": ["+", "+", "-"], "task": ["a", "b", "a"]})
     path = write_hits_bed(hits, tmp_path / "hits.bed")
     assert path.read_text().splitlines() == ["c\t5\t12\tm\t910\t+", "c\t40\t47\tm\t750\t-"]
+    assert_valid_bed(path)
+
+
+def test_bed_checks_catch_what_ucsc_rejects(tmp_path):
+    bad = tmp_path / "bad.bed"
+    bad.write_text("chr1\t5\t10\tseqlet\t-0.25\t+\nchr1\t10\t5\tx y\t1001\t*\n")
+    problems = ucsc_problems(bad)
+    assert len(problems) == 5 and "score '-0.25'" in problems[0]
+    good = tmp_path / "good.narrowPeak"
+    good.write_text("#header\nchr1\t0\t10\tpeak\t0\t.\t1.5\t-1\t-1\t5\n")
+    assert_valid_bed(good, narrowpeak=True)
+
+
+def test_regions_narrowpeak_centres_the_summit_and_clips_padding(tmp_path):
+    regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [-30, 100, 900], "end": [70, 200, 1000],
+                            "name": ["a", "b", "c"], "padded_left": [30, 0, 0], "padded_right": [0, 0, 40]})
+    path = write_regions_narrowpeak(regions, tmp_path / "regions.narrowPeak", np.array([0.5, -1.25, 2.0]))
+    assert_valid_bed(path, narrowpeak=True)
+    peaks = pd.read_csv(path, sep="\t", header=None)
+    assert peaks[1].tolist() == [0, 100, 900] and peaks[2].tolist() == [70, 200, 960]
+    # Fi-NeMo centres its window on start + summit: the window of the table, row for row.
+    assert (peaks[1] + peaks[9] - 50).tolist() == [-30, 100, 900]
+    assert peaks[6].tolist() == [0.5, -1.25, 2.0] and peaks[3].tolist() == ["a", "b", "c"]
