@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats
 
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import DiscoveredMotif, trim_bounds
@@ -9,7 +8,6 @@ from genomatt.motifs.formats import Motif, reverse_complement_matrix, write_meme
 from genomatt.motifs.jaspar import fetch_jaspar
 from genomatt.motifs.matching import (
     MATCH_COLUMNS,
-    benjamini_hochberg,
     compare_motifs,
     load_database,
     match_motifs,
@@ -64,12 +62,6 @@ def test_motif_whose_contribution_sits_on_a_few_core_bases_matches_by_its_flanks
     match_motifs([motif], jaspar, top=3)
     assert motif.matches[0]["id"].split(".")[0] == matrix_id and motif.matches[0]["q"] < 1e-8
     assert motif.trimmed_motif().probabilities.shape[1] >= 9
-
-
-def test_benjamini_hochberg_matches_scipy():
-    p_values = np.random.default_rng(1).uniform(size=(3, 50)) ** 3
-    expected = np.stack([scipy.stats.false_discovery_control(row) for row in p_values])
-    np.testing.assert_allclose(benjamini_hochberg(p_values), expected)
 
 
 def test_user_meme_file_as_database(tmp_path):

@@ -4,7 +4,8 @@ Each discovered motif's trimmed base-frequency matrix (the span of columns whose
 least ``genomatt.motifs.discovery.MATCH_TRIM_FRACTION`` of the largest) is compared with every motif of
 the database, on both strands, by memelite's TOMTOM (complete scores, Euclidean column distance).
 TOMTOM's p-value is that of the best alignment; the q-value is the Benjamini-Hochberg adjustment of a
-motif's p-values against all database motifs, as MEME's tomtom reports it.
+motif's p-values against all database motifs (``scipy.stats.false_discovery_control``), as MEME's tomtom
+reports it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError
@@ -37,19 +39,6 @@ def load_database(
     if meme is not None:
         return read_meme(meme)
     return fetch_jaspar_collection(release, collection, tax_group)
-
-
-def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values of each row of ``p_values`` ``(Q, T)``, over that row's T tests."""
-    p_values = np.atleast_2d(np.asarray(p_values, dtype=np.float64))
-    tests = p_values.shape[1]
-    order = np.argsort(p_values, axis=1, kind="stable")
-    ranked = np.take_along_axis(p_values, order, axis=1) * tests / np.arange(1, tests + 1)
-    # The q-value of a rank is the smallest adjusted p-value at that rank or above.
-    ranked = np.minimum.accumulate(ranked[:, ::-1], axis=1)[:, ::-1]
-    q_values = np.empty_like(ranked)
-    np.put_along_axis(q_values, order, np.minimum(ranked, 1.0), axis=1)
-    return q_values
 
 
 def compare_motifs(
@@ -84,7 +73,8 @@ def compare_motifs(
     targets = [np.asarray(motif.probabilities, dtype=np.float64) for motif in database]
     with bounded_threads(threads):
         p_values = tomtom([np.asarray(query, dtype=np.float64) for query in queries], targets)[0]
-    q_values = benjamini_hochberg(p_values)
+    # scipy refuses p-values outside [0, 1]; rounding error must not fail a run.
+    q_values = false_discovery_control(np.clip(p_values, 0.0, 1.0), axis=1, method="bh")
     matches = []
     for row_p, row_q in zip(p_values, q_values):
         best = np.argsort(row_p, kind="stable")[:top]
