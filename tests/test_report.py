@@ -1,4 +1,5 @@
 import base64
+import io
 import json
 import os
 import re
@@ -17,9 +18,11 @@ from genomatt.cli.main import main
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.hits import (
+    HitCalls,
     call_hits_in_store,
     contribution_tasks,
     read_cwm_motifs,
+    read_hits,
     write_hits,
 )
 from genomatt.report.html import (
@@ -30,6 +33,7 @@ from genomatt.report.html import (
     build_report,
     load_report_inputs,
 )
+from genomatt.report.hit_summary import cooccurrence, motif_strength
 from genomatt.report.logos import logo_span
 from genomatt.store import read_regions
 
@@ -61,8 +65,14 @@ def test_report_is_self_contained(full_report, small_genome):
     assert text.startswith("<!DOCTYPE html>")
     sources = re.findall(r'src="([^"]*)"', text)
     assert sources and all(source.startswith("data:image/png;base64,") for source in sources)
-    assert not re.search(r"(href|src)=\"(https?:)?//", text)
-    for name in ("GATA1.pos.0", first_motif.id, "q = 1e-05", "Example regions", "auroc", "Summation-to-delta"):
+    # Nothing is loaded from elsewhere; the only outside links are known motifs' JASPAR pages.
+    assert not re.search(r"src=\"(https?:)?//|<link|<script", text)
+    links = re.findall(r'href="((?:https?:)?//[^"]*)"', text)
+    assert links and all(re.fullmatch(r"https://jaspar\.elixir\.no/matrix/MA\d{4}\.\d+/", link) for link in links)
+    assert f'href="https://jaspar.elixir.no/matrix/{first_motif.id}/"' in text
+    for name in ("GATA1.pos.0", first_motif.id, "q = 1e-05", "Example regions", "auroc", "Summation-to-delta",
+                 "Settings and thresholds", "importance_threshold", "energy_floor", "Co-occurrence within regions",
+                 "Scores and positions per motif", "strength"):
         assert name in text
     # Sorted by seqlet count: GATA1 (100 seqlets) before CEBPB (60).
     assert text.index("GATA1.pos.0") < text.index("CEBPB.pos.0")
@@ -70,6 +80,43 @@ def test_report_is_self_contained(full_report, small_genome):
     for kind in ("cwm", "cwm_reverse", "pwm", "hypothetical_cwm"):
         for fmt in ("png", "svg"):
             assert (logos / f"CTCF.pos.0.{kind}.{fmt}").stat().st_size > 1000
+
+
+def embedded_tables(text: str) -> dict[str, pd.DataFrame]:
+    """The TSV tables the report offers for download, by file name."""
+    links = re.findall(r'download="([^"]+)" href="data:text/tab-separated-values;base64,([^"]*)"', text)
+    return {name: pd.read_csv(io.StringIO(base64.b64decode(data).decode()), sep="\t") for name, data in links}
+
+
+def test_report_embeds_tables_strength_and_browser_loci(full_report, run_files):
+    text = full_report.read_text()
+    tables = embedded_tables(text)
+    assert set(tables) == {"motifs.tsv", "hits.tsv", "cooccurrence.tsv"}
+    calls = read_hits(run_files["hits"])
+    assert len(tables["hits.tsv"]) == len(calls.hits) and list(tables["hits.tsv"].columns) == list(calls.hits.columns)
+    motifs = tables["motifs.tsv"].set_index("motif")
+    strength = motif_strength(calls)
+    assert motifs.loc["GATA1.pos.0", "strength"] == pytest.approx(strength["GATA1.pos.0", "GATA1"], rel=1e-5)
+    assert 0 < motifs.loc["GATA1.pos.0", "strength"] < 1 and motifs.loc["GATA1.pos.0", "best_match_id"].startswith("MA")
+    counts = tables["cooccurrence.tsv"].set_index("motif")
+    assert counts.loc["GATA1.pos.0", "GATA1.pos.0"] == calls.hits.loc[calls.hits["motif_name"] == "GATA1.pos.0",
+                                                                      "peak_id"].nunique()
+    # Browser notation is 1-based: a hit at 0-based [start, end) is chrom:start+1-end.
+    loci = re.findall(r"<td>(chr\w+):([\d,]+)-([\d,]+)</td>", text)
+    known = set(zip(calls.hits["chr"], calls.hits["start"], calls.hits["end"]))
+    assert loci and all((chrom, int(first.replace(",", "")) - 1, int(last.replace(",", ""))) in known
+                        for chrom, first, last in loci)
+
+
+def test_strength_is_the_share_of_the_task_contribution_and_cooccurrence_counts_regions():
+    hits = pd.DataFrame({"motif_name": ["a", "a", "b", "b"], "task": ["t", "t", "t", "u"], "peak_id": [0, 1, 1, 2],
+                         "hit_contribution": [2.0, 1.0, -0.5, 4.0]})
+    qc = pd.DataFrame({"task": ["t", "t", "t", "u", "u", "u"], "contribution": [4.0, -2.0, 4.0, 8.0, 0.0, 0.0]})
+    strength = motif_strength(HitCalls(hits, qc, pd.DataFrame()))
+    assert strength[("a", "t")] == pytest.approx(0.3) and strength[("b", "t")] == pytest.approx(-0.05)
+    assert strength[("b", "u")] == pytest.approx(0.5)
+    counts = cooccurrence(hits, ["a", "b", "c"])
+    assert counts.to_numpy().tolist() == [[2, 1, 0], [1, 2, 0], [0, 0, 0]]
 
 
 def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_path):
@@ -205,6 +252,10 @@ def render(report: Path, screenshot: Path, profile: Path, width: int = 1280) -> 
         images = page.call("Runtime.evaluate", returnByValue=True, expression=(
             "Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete, width: i.naturalWidth}))"
         ))["result"]["value"]
+        sections = page.call("Runtime.evaluate", returnByValue=True, expression=(
+            "Array.from(document.querySelectorAll('section')).map(s => s.id)"))["result"]["value"]
+        downloads = page.call("Runtime.evaluate", returnByValue=True, expression=(
+            "Array.from(document.querySelectorAll('a[download]')).map(a => a.download)"))["result"]["value"]
         height = page.call("Runtime.evaluate", expression="document.documentElement.scrollHeight",
                            returnByValue=True)["result"]["value"]
         # A viewport as tall as the page renders every image in place (tiles past the viewport may not).
@@ -216,7 +267,7 @@ def render(report: Path, screenshot: Path, profile: Path, width: int = 1280) -> 
                   or event.get("method") == "Runtime.exceptionThrown"
                   or (event.get("method") == "Log.entryAdded" and event["params"]["entry"]["level"] == "error")]
         page.socket.close()
-        return {"images": images, "errors": errors, "height": height}
+        return {"images": images, "errors": errors, "height": height, "sections": sections, "downloads": downloads}
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -229,12 +280,21 @@ def test_report_renders_in_chromium(full_report, tmp_path):
     assert len(result["images"]) > 20
     assert all(image["complete"] and image["width"] > 0 for image in result["images"]), result["images"]
     assert result["errors"] == []
+    assert result["sections"] == ["run", "settings", "motifs", "hits", "regions"]
+    assert sorted(result["downloads"]) == ["cooccurrence.tsv", "hits.tsv", "motifs.tsv"]
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 50_000
 
 
-def test_long_regions_are_drawn_around_their_hits():
-    hits = pd.DataFrame({"offset": [600, 640], "offset_end": [610, 650]})
+def test_long_regions_are_drawn_around_their_strongest_hits():
+    hits = pd.DataFrame({"offset": [600, 640], "offset_end": [610, 650], "weight": [1.0, 1.0]})
     first, last = _drawn_stretch(1000, hits)
     assert last - first == MAX_DRAWN_BASES and first <= 600 and last >= 650
-    assert _drawn_stretch(1000, hits.assign(offset=[990, 990], offset_end=[1000, 1000])) == (760, 1000)
+    edge = hits.assign(offset=[990, 990], offset_end=[1000, 1000])
+    assert _drawn_stretch(1000, edge) == (760, 1000)
     assert _drawn_stretch(200, hits) == (0, 200)
+    # Hits spread over more than the drawn width: the window holds the strongest and as much weight as it can.
+    spread = pd.DataFrame({"offset": [100, 300, 380, 850], "offset_end": [110, 310, 390, 860],
+                           "weight": [1.0, 5.0, 2.0, 1.5]})
+    first, last = _drawn_stretch(1000, spread)
+    assert last - first == MAX_DRAWN_BASES and first <= 300 and last >= 390
+    assert first >= 111 or last <= 300

@@ -1,9 +1,13 @@
 """The HTML report: one self-contained file (images embedded as base64) that opens offline.
 
 Sections: run summary (inputs, model and its test metrics, attribution settings, summation-to-delta
-error distribution), the motif table sorted by seqlet count (logos, best known-motif matches, hit
-counts, fraction of regions with a hit) and example regions (contribution logos with hits beneath).
-Motif logos are also written as PNG and SVG files in a ``logos/`` folder beside the report.
+error distribution), the settings and thresholds of motif discovery and hit calling, the motif table
+sorted by seqlet count (logos, best known-motif matches linked to JASPAR, hit counts, fraction of regions
+with a hit, strength), hit distributions (scores and positions per motif, co-occurrence of motifs in
+regions) and example regions (contribution logos with hits beneath, drawn around the strongest hits).
+Tables of motifs, hits and co-occurrence are embedded as downloadable TSV (``data:`` links), so the
+report stays one file. Motif logos are also written as PNG and SVG files in a ``logos/`` folder beside
+the report.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import html
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +31,13 @@ from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.errors import StoreError
 from genomatt.motifs.hits import HitCalls, contribution_tasks, read_hits
+from genomatt.report.hit_summary import (
+    cooccurrence,
+    cooccurrence_figure,
+    distribution_figure,
+    hit_positions,
+    motif_strength,
+)
 from genomatt.report.logos import (
     HIT_COLOURS,
     MOTIF_LOGO_KINDS,
@@ -44,6 +56,10 @@ DEFAULT_EXAMPLE_REGIONS = 6
 # Regions longer than this are drawn as a window of this width around their hits, so letters stay legible.
 MAX_DRAWN_BASES = 240
 MATCHES_SHOWN = 3
+# Embedded hit tables larger than this keep the strongest hits (hits.tsv has them all).
+MAX_EMBEDDED_HITS = 100_000
+JASPAR_MATRIX_URL = "https://jaspar.elixir.no/matrix/{}/"
+JASPAR_ID = re.compile(r"MA\d{4}(\.\d+)?")
 KEY_SETTINGS = ("method", "rule", "n_references", "seed", "model", "model_sha256")
 
 
@@ -74,6 +90,7 @@ class ReportInputs:
     hits: HitCalls | None
     metrics: object | None
     sources: dict[str, Path | None]
+    motif_provenance: dict = field(default_factory=dict)
 
 
 def _read_motifs(path: Path) -> list[ReportMotif]:
@@ -117,12 +134,25 @@ def load_report_inputs(
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
         sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
                  "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
+        motif_provenance=(read_attrs(motifs).get("provenance") or {}) if motifs else {},
     )
 
 
 def _image(png: bytes, alt: str, css_class: str = "") -> str:
     encoded = base64.b64encode(png).decode("ascii")
     return f'<img class="{css_class}" alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+
+
+def _download(table: pd.DataFrame, filename: str, label: str) -> str:
+    """A link that saves ``table`` as a TSV file, embedded in the page as a ``data:`` URI."""
+    encoded = base64.b64encode(table.to_csv(sep="\t", index=False, float_format="%.6g").encode()).decode("ascii")
+    return (f'<a class="download" download="{html.escape(filename)}" '
+            f'href="data:text/tab-separated-values;base64,{encoded}">{html.escape(label)}</a>')
+
+
+def _locus(chrom: str, start: int, end: int) -> str:
+    """``chrom:first-last`` in genome-browser notation (1-based, inclusive) of a 0-based half-open interval."""
+    return f"{chrom}:{start + 1:,}-{end:,}"
 
 
 def _format(value: object) -> str:
@@ -258,10 +288,42 @@ def _matches_cell(matches: list[dict]) -> str:
     items = []
     for match in matches[:MATCHES_SHOWN]:
         q = match.get("q")
-        label = f"{match.get('name', '')} <span class=\"muted\">{html.escape(str(match.get('id', '')))}</span>"
+        identifier = str(match.get("id", ""))
+        shown = html.escape(identifier)
+        if JASPAR_ID.fullmatch(identifier):
+            shown = (f'<a href="{JASPAR_MATRIX_URL.format(identifier)}" target="_blank" rel="noopener">'
+                     f"{shown}</a>")
+        label = f"{html.escape(str(match.get('name', '')))} <span class=\"muted\">{shown}</span>"
         items.append(f"<li>{label} <span class=\"q\">q = {_format(q)}</span></li>" if q is not None
                      else f"<li>{label}</li>")
     return f'<ul class="matches">{"".join(items)}</ul>'
+
+
+def _strength_of(strength: pd.Series, motif: ReportMotif) -> tuple[float, str] | None:
+    """The motif's share of its task's contribution (for a motif scanned in several tasks, the largest)."""
+    if motif.name not in strength.index.get_level_values("motif_name"):
+        return None
+    shares = strength.xs(motif.name, level="motif_name")
+    task = motif.task if motif.task in shares.index else shares.abs().idxmax()
+    return float(shares[task]), str(task)
+
+
+def _motif_table(inputs: ReportInputs, motifs: list[ReportMotif], statistics: pd.DataFrame,
+                 strength: pd.Series) -> pd.DataFrame:
+    """The motif table as a downloadable TSV."""
+    rows = []
+    for motif in motifs:
+        best = motif.matches[0] if motif.matches else {}
+        share = _strength_of(strength, motif)
+        rows.append({
+            "motif": motif.name, "task": motif.task, "sign": motif.sign, "n_seqlets": motif.n_seqlets,
+            "hits": int(statistics["hits"].get(motif.name, 0)) if inputs.hits is not None else None,
+            "fraction_of_regions_with_hit": float(statistics["fraction"].get(motif.name, 0.0))
+            if inputs.hits is not None else None,
+            "strength": share[0] if share else None, "strength_task": share[1] if share else None,
+            "best_match_id": best.get("id"), "best_match_name": best.get("name"), "best_match_q": best.get("q"),
+        })
+    return pd.DataFrame(rows)
 
 
 def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
@@ -271,7 +333,9 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
                   else "No motifs were found: no seqlet group was large enough to make a motif.")
         return header + f'<p class="empty">{reason}</p></section>'
     statistics = _hit_statistics(inputs)
+    strength = motif_strength(inputs.hits)
     motifs = sorted(inputs.motifs, key=lambda m: -(m.n_seqlets if m.n_seqlets is not None else -1))
+    top = max((abs(value) for value in strength), default=0.0)
     rows = []
     for motif in motifs:
         start, end = logo_span(motif.cwm)
@@ -286,22 +350,91 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         hits = int(statistics["hits"].get(motif.name, 0)) if motif.name in statistics.index else 0
         fraction = float(statistics["fraction"].get(motif.name, 0.0)) if motif.name in statistics.index else 0.0
-        hit_cells = ("<td class=\"num\">—</td><td class=\"num\">—</td>" if inputs.hits is None else
-                     f'<td class="num">{hits:,}</td><td class="num"><div class="bar"><span style="width:'
-                     f'{100 * fraction:.1f}%"></span></div>{fraction:.1%}</td>')
+        share = _strength_of(strength, motif)
+        if inputs.hits is None:
+            hit_cells = '<td class="num">—</td><td class="num">—</td><td class="num">—</td>'
+        else:
+            strength_cell = "—" if share is None else (
+                f'<div class="bar"><span style="width:{100 * abs(share[0]) / top if top else 0:.1f}%"></span></div>'
+                f'{share[0]:.1%}<div class="muted">of {html.escape(share[1])}</div>')
+            hit_cells = (f'<td class="num">{hits:,}</td><td class="num"><div class="bar"><span style="width:'
+                         f'{100 * fraction:.1f}%"></span></div>{fraction:.1%}</td><td class="num">{strength_cell}</td>')
         rows.append(
             f'<tr><td><div class="name">{html.escape(motif.name)}</div><div class="muted">task '
             f'{html.escape(motif.task)} · <span class="sign {motif.sign}">{html.escape(motif.sign)}</span></div></td>'
             f'<td class="num">{"—" if motif.n_seqlets is None else f"{motif.n_seqlets:,}"}</td>'
             f'<td><div class="logos">{"".join(logos)}</div></td><td>{_matches_cell(motif.matches)}</td>'
             f"{hit_cells}</tr>")
-    note = ('<p class="note">Sorted by seqlet count. Logo files (PNG and SVG) are in '
+    note = ('<p class="note">Sorted by seqlet count. Strength: the share of the task\'s contribution (summed over '
+            "the regions scanned, absolute value per region) carried by the motif's hits; bars are relative to the "
+            "strongest motif. Known-motif identifiers link to their JASPAR page. Logo files (PNG and SVG) are in "
             f"<code>{html.escape(str(logo_dir))}</code>.</p>")
     if inputs.hits is None:
         note += '<p class="empty">No hit file was given, so hit counts are not shown.</p>'
-    return (header + note + '<table class="motifs"><thead><tr><th>motif</th><th>seqlets</th><th>logos</th>'
-            "<th>best known matches</th><th>hits</th><th>scanned regions with a hit</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></section>")
+    download = ('<p class="downloads">'
+                + _download(_motif_table(inputs, motifs, statistics, strength), "motifs.tsv", "motifs.tsv") + "</p>")
+    return (header + note + download + '<table class="motifs"><thead><tr><th>motif</th><th>seqlets</th><th>logos</th>'
+            "<th>best known matches</th><th>hits</th><th>scanned regions with a hit</th><th>strength</th></tr></thead>"
+            "<tbody>" + "".join(rows) + "</tbody></table></section>")
+
+
+def _settings_section(inputs: ReportInputs) -> str:
+    """Settings of motif discovery and hit calling, and each motif's hit thresholds."""
+    parts = ['<section id="settings"><h2>Settings and thresholds</h2><div class="two-col">']
+    discovery = {key: value for key, value in inputs.motif_provenance.items()
+                 if key not in ("contrib_provenance", "command", "contrib")}
+    parts.append("<div><h3>Motif discovery</h3>" + (_key_value_table(sorted(discovery.items())) if discovery else
+                 '<p class="empty">No motif file was given.</p>') + "</div>")
+    parts.append("<div><h3>Hit calling</h3>" + (_key_value_table(sorted(inputs.hits.settings.items()))
+                 if inputs.hits is not None and inputs.hits.settings else '<p class="empty">No hit file was given.</p>')
+                 + "</div></div>")
+    if inputs.hits is not None and len(inputs.hits.motifs):
+        thresholds = inputs.hits.motifs
+        head = "".join(f"<th>{html.escape(str(column))}</th>" for column in thresholds.columns)
+        body = "".join("<tr>" + "".join(f'<td class="num">{html.escape(_format(value))}</td>' if
+                                        isinstance(value, (float, np.floating)) else
+                                        f"<td>{html.escape(str(value))}</td>" for value in row) + "</tr>"
+                       for row in thresholds.itertuples(index=False))
+        parts.append('<h3>Hit thresholds per motif and task</h3><p class="note">importance_threshold: least sum of '
+                     "contributions of a hit (set by the FDR against a permutation null; inf: no hit possible); "
+                     "trim_start/trim_end: the CWM columns scanned.</p>"
+                     f'<table class="grid small"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _hits_section(inputs: ReportInputs, colours: dict[str, str]) -> str:
+    """Per-motif distributions of hit scores and positions, and motif co-occurrence within regions."""
+    header = '<section id="hits"><h2>Hits</h2>'
+    if inputs.hits is None or not len(inputs.hits.hits):
+        reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+        return header + f'<p class="empty">{reason}</p></section>'
+    hits = inputs.hits.hits
+    names = list(dict.fromkeys(name for name in [m.name for m in inputs.motifs] if name in set(hits["motif_name"])))
+    names += [name for name in pd.unique(hits["motif_name"]) if name not in names]
+    embedded = hits
+    note = ""
+    if len(hits) > MAX_EMBEDDED_HITS:
+        embedded = hits.nlargest(MAX_EMBEDDED_HITS, "hit_coefficient_global").sort_index()
+        note = f" (the {MAX_EMBEDDED_HITS:,} strongest of {len(hits):,}; hits.tsv has every hit)"
+    counts = cooccurrence(hits, names)
+    parts = [header, '<p class="downloads">', _download(embedded, "hits.tsv", "hits.tsv"), html.escape(note),
+             _download(counts.rename_axis("motif").reset_index(), "cooccurrence.tsv", "cooccurrence.tsv"), "</p>",
+             '<h3>Scores and positions per motif</h3><p class="note">Per motif: the similarity and coefficient of its '
+             "hits, and where their centres lie relative to the centre of their regions.</p>"]
+    positions = hit_positions(hits, inputs.regions)
+    half_width = float((inputs.regions["end"] - inputs.regions["start"]).max()) / 2
+    for name in names:
+        chosen = (hits["motif_name"] == name).to_numpy()
+        figure = distribution_figure(hits[chosen], positions[chosen], half_width, colours.get(name, "#475569"))
+        parts.append(f'<div class="distribution"><div class="name">{html.escape(name)} '
+                     f'<span class="muted">{int(chosen.sum()):,} hits</span></div>'
+                     f'{_image(figure_bytes(figure, "png"), f"{name} hit distributions", "plot wide")}</div>')
+    parts.append('<h3>Co-occurrence within regions</h3><p class="note">Regions holding hits of both motifs (any '
+                 "task); the diagonal counts the regions with the motif.</p>")
+    parts.append(_image(figure_bytes(cooccurrence_figure(counts), "png"), "motif co-occurrence", "plot"))
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _example_regions(inputs: ReportInputs, n_regions: int) -> list[tuple[int, str]]:
@@ -324,10 +457,25 @@ def _example_regions(inputs: ReportInputs, n_regions: int) -> list[tuple[int, st
 
 
 def _drawn_stretch(length: int, hits: pd.DataFrame) -> tuple[int, int]:
+    """The stretch of a region drawn: the whole region up to :data:`MAX_DRAWN_BASES`, else the window of that
+    width holding the strongest hit and, of the windows that do, the most hit weight (``weight``) whole;
+    ties go to the window centred closest on the strongest hit."""
     if length <= MAX_DRAWN_BASES:
         return 0, length
-    centre = (hits["offset"].min() + hits["offset_end"].max()) // 2 if len(hits) else length // 2
-    start = int(np.clip(centre - MAX_DRAWN_BASES // 2, 0, length - MAX_DRAWN_BASES))
+    if not len(hits):
+        start = (length - MAX_DRAWN_BASES) // 2
+        return start, start + MAX_DRAWN_BASES
+    offsets, ends = hits["offset"].to_numpy(np.int64), hits["offset_end"].to_numpy(np.int64)
+    weights = hits["weight"].to_numpy(np.float64)
+    strongest = int(np.argmax(weights))
+    low = max(0, int(ends[strongest]) - MAX_DRAWN_BASES)
+    high = min(length - MAX_DRAWN_BASES, int(offsets[strongest]))
+    centred = (int(offsets[strongest]) + int(ends[strongest])) // 2 - MAX_DRAWN_BASES // 2
+    candidates = np.unique(np.clip(np.concatenate([offsets, ends - MAX_DRAWN_BASES, [centred]]), low, max(low, high)))
+    inside = (offsets[None, :] >= candidates[:, None]) & (ends[None, :] <= candidates[:, None] + MAX_DRAWN_BASES)
+    held = (inside * weights[None, :]).sum(axis=1)
+    best = np.lexsort((np.abs(candidates - centred), -held))[0]
+    start = int(candidates[best])
     return start, start + MAX_DRAWN_BASES
 
 
@@ -338,21 +486,24 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
         reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
         return header + f'<p class="empty">{reason}</p></section>'
     parts = [header, f'<p class="note">{len(chosen)} regions whose hits carry the most contribution, taken in turn '
-             "from each task; letters are the projected contributions of the task named, bars the hits.</p>"]
+             "from each task; letters are the projected contributions of the task named, bars the hits. Regions wider "
+             f"than {MAX_DRAWN_BASES} bp are drawn over the {MAX_DRAWN_BASES} bp around their strongest hit. Loci are "
+             "1-based, as a genome browser shows them.</p>"]
     with h5py.File(inputs.contrib_path, "r") as handle:
         for region, task in chosen:
             row = inputs.regions.iloc[region]
             start = int(row["start"])
             contrib = handle["contrib"][region, inputs.tasks.index(task)]
             hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
-            hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start)
+            hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
+                               weight=hits["hit_importance"])
             first, last = _drawn_stretch(contrib.shape[1], hits)
             shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
             shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
-            title = f"{row['name']}  {row['chrom']}:{start + first:,}-{start + last:,}  task {task}"
-            figure = region_figure(contrib[:, first:last], shown, colours, title, start + first)
+            title = f"{row['name']}  {_locus(row['chrom'], start + first, start + last)}  task {task}"
+            figure = region_figure(contrib[:, first:last], shown, colours, title, start + first + 1)
             table_rows = "".join(
-                f"<tr><td>{html.escape(str(h.motif_name))}</td><td>{h.chr}:{h.start:,}-{h.end:,}</td>"
+                f"<tr><td>{html.escape(str(h.motif_name))}</td><td>{html.escape(_locus(h.chr, h.start, h.end))}</td>"
                 f'<td>{h.strand}</td><td class="num">{h.hit_similarity:.2f}</td>'
                 f'<td class="num">{h.hit_contribution:.3g}</td></tr>' for h in hits.itertuples())
             parts.append(
@@ -404,6 +555,12 @@ figure { margin:0; }
 figcaption { font-size:11px; color:var(--muted); text-align:center; }
 img.logo { height:auto; max-height:72px; max-width:100%; display:block; }
 img.plot { max-width:640px; width:100%; display:block; }
+img.plot.wide { max-width:820px; }
+.distribution { border-top:1px solid var(--line); padding:8px 0; }
+.downloads { display:flex; gap:14px; align-items:center; flex-wrap:wrap; }
+a.download { background:var(--accent); color:white; padding:3px 10px; border-radius:6px; text-decoration:none;
+             font-size:12px; }
+a.download::before { content:"⬇ "; }
 img.track { width:100%; display:block; }
 ul.matches { margin:0; padding-left:16px; min-width:190px; }
 .q { color:var(--accent); font-size:12px; white-space:nowrap; }
@@ -427,7 +584,8 @@ def _page(inputs: ReportInputs, body: str) -> str:
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
         f'<header><div class="inner"><h1>genomatt report</h1><p>{html.escape(", ".join(inputs.tasks))} · '
         f"{len(inputs.regions):,} regions · made {created}</p>"
-        '<nav><a href="#run">Run</a><a href="#motifs">Motifs</a><a href="#regions">Example regions</a></nav>'
+        '<nav><a href="#run">Run</a><a href="#settings">Settings</a><a href="#motifs">Motifs</a><a href="#hits">Hits</a>'
+        '<a href="#regions">Example regions</a></nav>'
         f"</div></header><main>{body}</main>"
         f"<footer>genomatt {html.escape(__version__)}</footer></body></html>"
     )
@@ -472,8 +630,8 @@ def build_report(
     logo_dir.mkdir(parents=True, exist_ok=True)
     names = [motif.name for motif in inputs.motifs]
     colours = {name: HIT_COLOURS[index % len(HIT_COLOURS)] for index, name in enumerate(names)}
-    body = _cards(inputs) + _run_section(inputs) + _motif_section(inputs, logo_dir) + _region_section(
-        inputs, n_regions, colours)
+    body = (_cards(inputs) + _run_section(inputs) + _settings_section(inputs) + _motif_section(inputs, logo_dir)
+            + _hits_section(inputs, colours) + _region_section(inputs, n_regions, colours))
     with atomic_path(out) as tmp:
         tmp.write_text(_page(inputs, body), encoding="utf-8")
     log.info("wrote the report of %d motifs to %s", len(inputs.motifs), out)

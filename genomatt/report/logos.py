@@ -200,7 +200,8 @@ def region_figure(contrib: np.ndarray, hits: pd.DataFrame, colours: dict[str, st
     title
         Figure title (e.g. region name and coordinates).
     first_base
-        Genome coordinate of the stretch's first base, for the x-axis labels.
+        Genome position of the stretch's first base, for the x-axis labels (1-based, as a genome browser
+        numbers bases).
     """
     length = contrib.shape[1]
     hits = hits.sort_values("offset")
