@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -43,10 +45,12 @@ def _attribute(folder, out, *options) -> None:
     assert main(argv) == 0
 
 
-def test_writes_the_contribution_schema(inputs):
+def test_writes_the_contribution_schema(inputs, caplog):
     folder, regions, onehot, model = inputs
     out = folder / "contrib.h5"
-    _attribute(folder, out)
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        _attribute(folder, out)
+    assert any(record.getMessage().startswith("attribute: 7/7 regions (100%), ") for record in caplog.records)
     hypothetical = read_array(out, "hypothetical")
     assert hypothetical.shape == (7, 2, 4, LENGTH)
     np.testing.assert_array_equal(read_array(out, "contrib"), onehot[:, None] * hypothetical)
@@ -92,6 +96,10 @@ def test_targets_by_name_and_interop_exports(inputs):
         np.testing.assert_array_equal(handle["raw/seq"][()], onehot)
         np.testing.assert_array_equal(handle["shap/seq"][()], hypothetical)
         np.testing.assert_array_equal(handle["projected_shap/seq"][()], onehot * hypothetical)
+    peaks = pd.read_csv(export / "CTCF" / "regions.narrowPeak", sep="\t", header=None)
+    prediction = read_array(out, "prediction")[:, 0]
+    assert peaks[3].tolist() == [f"region_{i}" for i in range(7)] and (peaks[9] == LENGTH // 2).all()
+    np.testing.assert_allclose(peaks[6], prediction, rtol=1e-5)
 
 
 def test_unknown_target_is_a_clear_error(inputs, capsys):

@@ -40,6 +40,21 @@ def test_errors_print_one_line_and_exit_2(tmp_path, small_genome):
         [sys.executable, "-m", "genomatt.cli.main", "--debug", "extract", "--fasta", str(small_genome.fasta),
          "--bed", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+    after = subprocess.run(
+        [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta), "--bed", str(bed),
+         "--width", "10", "--out", str(tmp_path / "x.h5"), "--debug"], capture_output=True, text=True)
+    assert after.returncode == 2 and "Traceback" in after.stderr
+
+
+def test_quiet_before_or_after_the_subcommand_hides_logs_and_progress_bars(small_genome, tmp_path):
+    command = [sys.executable, "-m", "genomatt.cli.main"]
+    extract = ["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed), "--width", "50",
+               "--out", str(tmp_path / "x.h5")]
+    loud = subprocess.run(command + extract, capture_output=True, text=True)
+    assert loud.returncode == 0 and "reading regions" in loud.stderr and "INFO" in loud.stderr
+    for argv in (["-q", *extract], [*extract, "-q"], [extract[0], "--quiet", *extract[1:]]):
+        quiet = subprocess.run(command + argv, capture_output=True, text=True)
+        assert quiet.returncode == 0 and quiet.stderr == "", (argv, quiet.stderr)
 
 
 def test_simulate_command(tmp_path):

@@ -18,6 +18,7 @@ from genomatt.attribution import deep_lift_shap
 from genomatt.attribution.targets import head_targets
 from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
+from genomatt.progress import ProgressLog
 from genomatt.shuffle import references_for_regions
 from genomatt.store import read_array, read_regions, shard_rows, write_store
 from genomatt.tracks import write_regions_narrowpeak
@@ -97,13 +98,16 @@ class _RegionReferences:
     """References for consecutive blocks of regions, seeded by each region's coordinates.
 
     ``deep_lift_shap`` asks for the references of consecutive blocks of its sequences, in order, so
-    the block's regions are the next rows of the table.
+    the block's regions are the next rows of the table, and every region before them is explained:
+    the progress log (``done_before``: regions of earlier targets) is advanced here.
     """
 
-    def __init__(self, regions: pd.DataFrame, seed: int):
+    def __init__(self, regions: pd.DataFrame, seed: int, progress: ProgressLog, done_before: int):
         self.regions, self.seed, self.cursor = regions, seed, 0
+        self.progress, self.done_before = progress, done_before
 
     def __call__(self, block: torch.Tensor, n: int, random_state: object) -> torch.Tensor:
+        self.progress.advance_to(self.done_before + self.cursor)
         rows = self.regions.iloc[self.cursor:self.cursor + len(block)]
         self.cursor += len(block)
         return references_for_regions(rows, block, n=n, seed=self.seed)
@@ -132,11 +136,16 @@ def run(args: argparse.Namespace) -> None:
     delta = np.zeros((len(regions), len(tasks)), dtype=np.float32)
     prediction = np.zeros((len(regions), len(tasks)), dtype=np.float32)
     if len(regions):
-        results = [deep_lift_shap(
-            loaded.model, onehot, _RegionReferences(regions, args.seed), n_shuffles=args.references,
-            target=target, hypothetical=True, batch_size=args.batch_size, device=args.device, rule=args.rule,
-            autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict, return_delta=True,
-        ) for target in targets]
+        progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
+        results = []
+        for index, target in enumerate(targets):
+            results.append(deep_lift_shap(
+                loaded.model, onehot, _RegionReferences(regions, args.seed, progress, index * len(regions)),
+                n_shuffles=args.references, target=target, hypothetical=True, batch_size=args.batch_size,
+                device=args.device, rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict,
+                return_delta=True, progress=False if args.quiet else None,
+            ))
+            progress.advance_to((index + 1) * len(regions))
         if columns is not None:
             hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
         else:

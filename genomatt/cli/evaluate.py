@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> None:
     options: dict[str, dict] = {}
     for method, name, value in args.option:
         options.setdefault(method, {})[name] = value
+    if args.quiet:
+        for method in args.methods:
+            if EVALUATION_METHODS.get(method, ("",))[0] == "deeplift":
+                options.setdefault(method, {}).setdefault("progress", False)
     patterns = Patterns.load(args.patterns) if args.patterns else None
     log.info("evaluating %d methods on %d of %d regions", len(args.methods), len(chosen), len(regions))
     evaluation = evaluate_attributions(

@@ -30,7 +30,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    regions, onehot = load_regions(args.fasta, args.bed, args.width, backend=args.backend, on_missing=args.on_missing)
+    regions, onehot = load_regions(args.fasta, args.bed, args.width, backend=args.backend, on_missing=args.on_missing,
+                                   progress=not args.quiet)
     skipped = regions.attrs.get("skipped")
     provenance = {
         "command": "extract", "fasta": str(Path(args.fasta).resolve()), "bed": str(Path(args.bed).resolve()),

@@ -39,12 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
         "seqlets, motifs and motif hits.",
     )
     parser.add_argument("--version", action="version", version=f"genomatt {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    _add_global_options(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for subparser in subparsers.choices.values():
+        # Given after the subcommand too; SUPPRESS keeps a value given before it.
+        _add_global_options(subparser, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("--debug", action="store_true", default=default, help="show full tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="log warnings and errors only, and show no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:
