@@ -1,8 +1,14 @@
 # genomatt workflow: from a genome and BED regions to contributions, motifs and a report.
 # Every rule is one `genomatt` command; all logic lives in the package.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
+
+# envs/genomatt.yaml installs genomatt from the folder of this Snakefile (pip expands the variable), so the
+# conda environment is right wherever snakemake runs: --directory elsewhere, or this workflow as a module.
+os.environ.update(GENOMATT_SOURCE=str(workflow.current_basedir))
 
 
 # The embedded demo config applies only when no --configfile is given: a user's config is the whole config,
