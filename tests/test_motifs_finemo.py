@@ -105,11 +105,22 @@ def test_motif_data_describes_both_strands_of_every_motif():
     assert (matrices[2][:, 4:] == 0).all() and table.loc[2, "motif_scale"] == pytest.approx(4.0)
 
 
-def test_coefficient_follows_finemo_definition():
-    # Fi-NeMo: c = amplitude on the normalised scale / s, with s = (E / g² + eps) ** -0.5; it reports c · g².
-    amplitude, ratio, energy, scale, eps = 2.0, 1.1, 9.0, 0.5, 1.0
-    fitted = amplitude * ratio / scale
-    importance_scale = (energy / scale**2 + eps) ** -0.5
-    expected = fitted / importance_scale * scale**2
-    assert finemo_coefficient(np.array([amplitude]), ratio, np.array([energy]), np.array([scale]), eps)[0] == (
-        pytest.approx(expected))
+def test_coefficient_is_finemo_lasso_solution_for_an_isolated_hit():
+    # Fi-NeMo: minimise ½‖y − c·x‖² + λ·c over c >= 0, with y = contrib / g and x = s · m / r on the window
+    # (m the unit-norm trimmed CWM times the sequence, r the full norm over the trimmed norm: Fi-NeMo's CWM
+    # has unit norm over its full width, s = (E / g² + eps) ** -0.5); it reports c · g².
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=12)
+    m /= np.linalg.norm(m)
+    amplitude, ratio, scale, eps, penalty = 3.0, 1.2, 0.4, 1.0, 0.7
+    contrib = amplitude * m + rng.normal(0, 0.3, 12)
+    energy = (contrib**2).sum()
+    least_squares = (contrib @ m)  # amplitude fitted to the unit-norm trimmed CWM
+    similarity = least_squares / np.sqrt(energy + eps * scale**2)
+    s = (energy / scale**2 + eps) ** -0.5
+    x = s * m / ratio
+    y = contrib / scale
+    lasso = max(x @ y - penalty, 0.0) / (x @ x)
+    ours = finemo_coefficient(np.array([least_squares]), ratio, np.array([energy]), np.array([scale]),
+                              np.array([similarity]), eps, penalty)[0]
+    assert ours == pytest.approx(lasso * scale**2, rel=1e-9) and ours > 0

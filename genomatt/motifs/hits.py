@@ -665,7 +665,7 @@ def call_hits_in_store(
         log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
         # peak_id is the row of the regions table of the contribution file.
         hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
-                                       energy_floor).assign(
+                                       energy_floor, min_similarity).assign(
             peak_id=lambda table: rows[table["peak_id"].to_numpy(np.int64)]))
         qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
         qc["peak_id"] = rows
@@ -676,7 +676,7 @@ def call_hits_in_store(
         thresholds.insert(1, "task", task)
         motif_tables.append(thresholds)
     hits = (pd.concat(hit_tables, ignore_index=True) if hit_tables
-            else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor))
+            else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor, min_similarity))
     chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
@@ -686,7 +686,7 @@ def call_hits_in_store(
 
 
 def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMotif], qc: pd.DataFrame | None,
-                 task: str, core_norms: np.ndarray, energy_floor: float) -> pd.DataFrame:
+                 task: str, core_norms: np.ndarray, energy_floor: float, min_similarity: float) -> pd.DataFrame:
     region = hits["region"].to_numpy(np.int64)
     region_start = regions["start"].to_numpy(np.int64)[region]
     scale = qc["global_scale"].to_numpy()[region] if qc is not None else np.ones(len(hits))
@@ -697,7 +697,8 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
     full_norms = np.array([np.sqrt((motif.cwm**2).sum()) for motif in motifs])
     coefficient_global = finemo_coefficient(hits["coefficient"].to_numpy(),
                                             full_norms[motif] / np.asarray(core_norms, dtype=float)[motif],
-                                            hits["importance_sq"].to_numpy(), scale, energy_floor)
+                                            hits["importance_sq"].to_numpy(), scale, hits["similarity"].to_numpy(),
+                                            energy_floor, min_similarity)
     table = pd.DataFrame({
         "chr": regions["chrom"].to_numpy()[region],
         "start": start, "end": start + hits["width"].to_numpy(np.int64),
@@ -718,14 +719,17 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
 
 
 def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_energy: np.ndarray,
-                       global_scale: np.ndarray, energy_floor: float) -> np.ndarray:
+                       global_scale: np.ndarray, similarity: np.ndarray, energy_floor: float,
+                       penalty: float) -> np.ndarray:
     """Hit coefficients on Fi-NeMo's scale (its ``hit_coefficient_global``) from least-squares amplitudes.
 
-    Fi-NeMo fits ``contrib / g ≈ Σ c · s · cwm`` with the CWM scaled to unit norm over its full width
-    then trimmed, ``g`` the region's RMS contribution per position and ``s = (E / g² + eps) ** -0.5``
-    (at most 10) from the window's energy ``E``, and reports ``c · g²``. For an amplitude ``a`` of the
-    unit-norm trimmed CWM in contribution units that is ``a · r · sqrt(E + eps · g²)``, with ``r`` the
-    full CWM's norm over the trimmed one's (``eps`` is ``energy_floor``).
+    Fi-NeMo fits ``contrib / g ≈ Σ c · s · cwm`` by lasso (penalty λ on ``c``), with the CWM scaled to
+    unit norm over its full width then trimmed, ``g`` the region's RMS contribution per position and
+    ``s = (E / g² + eps) ** -0.5`` (at most 10) from the window's energy ``E``, and reports ``c · g²``.
+    For a hit that no other hit overlaps, the lasso's ``c`` is the least-squares one shrunk by
+    ``(similarity − λ · r) / similarity``, with ``r`` the full CWM's norm over the trimmed one's (Fi-NeMo's
+    trimmed CWM has norm ``1 / r``); with ``a`` the amplitude of the unit-norm trimmed CWM in contribution
+    units, ``c · g²`` is ``a · r · sqrt(E + eps · g²) · (similarity − λ · r) / similarity``.
 
     Parameters
     ----------
@@ -737,18 +741,25 @@ def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_ene
         ``(H,)`` sum of squared contributions over each hit's window.
     global_scale
         ``(H,)`` RMS contribution per position of each hit's region.
+    similarity
+        ``(H,)`` each hit's similarity (``hit_similarity``).
     energy_floor
         Fi-NeMo's ``eps``.
+    penalty
+        Fi-NeMo's λ: the similarity threshold (``min_similarity``).
 
     Returns
     -------
     numpy.ndarray
-        ``(H,)`` float64, in squared contribution units; divide by ``global_scale**2`` for Fi-NeMo's
-        ``hit_coefficient``.
+        ``(H,)`` float64, in squared contribution units, >= 0; divide by ``global_scale**2`` for
+        Fi-NeMo's ``hit_coefficient``.
     """
     scale_sq = np.asarray(global_scale, dtype=float) ** 2
     energy = np.maximum(np.asarray(window_energy, dtype=float) + energy_floor * scale_sq, 0.01 * scale_sq)
-    return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy)
+    similarity = np.asarray(similarity, dtype=float)
+    shrinkage = np.divide(np.maximum(similarity - penalty * norm_ratio, 0.0), similarity,
+                          out=np.zeros_like(similarity), where=similarity > 0)
+    return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy) * shrinkage
 
 
 def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | None = None) -> dict[str, Path]:
