@@ -29,8 +29,10 @@ def register(subparsers) -> None:
         help="find motif instances in the contributions of every region (hits.tsv/.bed/.h5, bigWig)",
         description="Find every instance of each motif (discovered CWMs from motifs.h5, or MEME/JASPAR motifs) in "
         "the contributions of a contrib.h5, both strands, by greedy non-negative matching pursuit with an "
-        "FDR-controlled importance threshold. Writes hits.tsv (Fi-NeMo's columns first), hits.bed, hits.h5 and "
-        "regions_qc.tsv; with --fasta also one bigWig of per-base contributions per task.",
+        "FDR-controlled importance threshold. Writes hits.tsv (exactly Fi-NeMo's columns), hits_genomatt.tsv "
+        "(task, amplitude, contribution of each hit), hits.bed, hits.h5, regions_qc.tsv and Fi-NeMo's motif_data.tsv, "
+        "motif_cwms.npy and parameters.json (the folder reads as a Fi-NeMo call-hits output); with --fasta also one "
+        "bigWig of per-base contributions per task.",
     )
     parser.add_argument("--contrib", required=True, help="contributions (contrib.h5 from 'genomatt attribute')")
     parser.add_argument("--motifs", required=True, help="motifs.h5 from 'genomatt motifs', or a MEME motif file")

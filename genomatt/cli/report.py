@@ -13,11 +13,13 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="write the self-contained HTML report (run summary, motifs, example regions)",
-        description="Write one HTML file, images embedded, that opens offline: run summary (inputs, model and its "
-        "test metrics, attribution settings, summation-to-delta error), motifs sorted by seqlet count with logos, "
-        "known-motif matches and hit statistics, and example regions with their hits. Motif logos are also "
-        "written as PNG and SVG to logos/ beside the report.",
+        help="write the self-contained HTML report (run summary, settings, motifs, hits, example regions)",
+        description="Write one HTML file, images and tables embedded, that opens offline: run summary (inputs, model "
+        "and its test metrics, attribution settings, summation-to-delta error), the settings and thresholds of motif "
+        "discovery and hit calling, motifs sorted by seqlet count with logos, known-motif matches (linked to JASPAR), "
+        "hit statistics and strength, per-motif hit score and position distributions, motif co-occurrence, and "
+        "example regions drawn around their strongest hits; motifs, hits and co-occurrence as downloadable TSV. "
+        "Motif logos are also written as PNG and SVG to logos/ beside the report.",
     )
     parser.add_argument("--contrib", required=True, help="contributions (contrib.h5 from 'genomatt attribute')")
     parser.add_argument("--motifs", help="motifs.h5 from 'genomatt motifs'")
