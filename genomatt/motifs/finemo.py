@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.motifs.formats import reverse_complement_matrix
+
+if TYPE_CHECKING:
+    from genomatt.motifs.hits import HitCalls
 
 MOTIF_DATA_COLUMNS = ["motif_id", "motif_name", "motif_name_orig", "strand", "motif_start", "motif_end",
                       "motif_scale", "lambda"]
@@ -64,12 +68,12 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
     return table, np.stack(matrices) if matrices else np.zeros((0, 4, 0), dtype=np.float32)
 
 
-def write_finemo_motifs(calls, out_dir: str | Path) -> dict[str, Path]:
+def write_finemo_motifs(calls: HitCalls, out_dir: str | Path) -> dict[str, Path]:
     """Write ``motif_data.tsv``, ``motif_cwms.npy`` and ``parameters.json`` of a hit-calling run.
 
     Parameters
     ----------
-    calls : genomatt.motifs.hits.HitCalls
+    calls
         The run (its CWMs, trim bounds, per-region QC and settings).
     out_dir
         The hits folder.

@@ -44,6 +44,7 @@ from genomatt.atomic import atomic_path
 from genomatt.device import resolve_device
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.discovery import TRIM_FRACTION, trim_bounds
+from genomatt.motifs.finemo import write_finemo_motifs
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
 from genomatt.store import read_attrs, read_regions, read_table, write_table
 from genomatt.tracks import write_hits_bed
@@ -693,10 +694,10 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
     start = region_start + hits["offset"].to_numpy(np.int64)
     start_untrimmed = region_start + hits["offset_untrimmed"].to_numpy(np.int64)
     names = np.array([motif.name for motif in motifs], dtype=object)
-    motif = hits["motif"].to_numpy(np.int64)
+    motif_index = hits["motif"].to_numpy(np.int64)
     full_norms = np.array([np.sqrt((motif.cwm**2).sum()) for motif in motifs])
-    coefficient_global = finemo_coefficient(hits["coefficient"].to_numpy(),
-                                            full_norms[motif] / np.asarray(core_norms, dtype=float)[motif],
+    norm_ratio = full_norms[motif_index] / np.asarray(core_norms, dtype=float)[motif_index]
+    coefficient_global = finemo_coefficient(hits["coefficient"].to_numpy(), norm_ratio,
                                             hits["importance_sq"].to_numpy(), scale, hits["similarity"].to_numpy(),
                                             energy_floor, min_similarity)
     table = pd.DataFrame({
@@ -704,7 +705,7 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
         "start": start, "end": start + hits["width"].to_numpy(np.int64),
         "start_untrimmed": start_untrimmed,
         "end_untrimmed": start_untrimmed + hits["width_untrimmed"].to_numpy(np.int64),
-        "motif_name": names[motif] if len(hits) else np.array([], dtype=object),
+        "motif_name": names[motif_index] if len(hits) else np.array([], dtype=object),
         "hit_coefficient": np.divide(coefficient_global, scale**2, out=np.zeros(len(hits)), where=scale > 0),
         "hit_coefficient_global": coefficient_global,
         "hit_similarity": hits["similarity"].to_numpy(), "hit_correlation": hits["similarity"].to_numpy(),
@@ -774,8 +775,6 @@ def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | N
     dict
         ``{"tsv", "extra", "bed", "h5", "qc", "motif_data", "motif_cwms", "parameters"}`` → written path.
     """
-    from genomatt.motifs.finemo import write_finemo_motifs
-
     out = Path(out_dir)
     paths = {"tsv": out / "hits.tsv", "extra": out / "hits_genomatt.tsv", "bed": out / "hits.bed",
              "h5": out / "hits.h5", "qc": out / "regions_qc.tsv"}
