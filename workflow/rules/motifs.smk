@@ -39,9 +39,13 @@ rule hits:
         task_beds=sample_motif_task_regions,
     output:
         tsv=f"{OUTDIR}/{{sample}}/hits/hits.tsv",
+        extra=f"{OUTDIR}/{{sample}}/hits/hits_genomatt.tsv",
         bed=f"{OUTDIR}/{{sample}}/hits/hits.bed",
         h5=f"{OUTDIR}/{{sample}}/hits/hits.h5",
         qc=f"{OUTDIR}/{{sample}}/hits/regions_qc.tsv",
+        motif_data=f"{OUTDIR}/{{sample}}/hits/motif_data.tsv",
+        motif_cwms=f"{OUTDIR}/{{sample}}/hits/motif_cwms.npy",
+        parameters=f"{OUTDIR}/{{sample}}/hits/parameters.json",
         tracks=directory(f"{OUTDIR}/{{sample}}/hits/tracks"),
     log:
         f"{OUTDIR}/logs/{{sample}}/hits.log",
