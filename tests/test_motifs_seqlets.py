@@ -87,10 +87,11 @@ def test_noise_gives_next_to_no_seqlets():
     assert len(seqlets) < 20
 
 
-def test_bed_is_sorted_bed6(tmp_path):
+def test_bed_is_sorted_bed6_with_ucsc_scores(tmp_path):
     table = pd.DataFrame({"chrom": ["chr2", "chr1"], "start": [5, 9], "end": [15, 19], "motif": ["a", "b"],
                           "score": [1.23456789, -2.0], "strand": ["+", "-"]})
     lines = write_bed(table, tmp_path / "s.bed", name="motif").read_text().splitlines()
-    assert lines == ["chr1\t9\t19\tb\t-2.0\t-", "chr2\t5\t15\ta\t1.234568\t+"]
+    assert lines == ["#chrom\tstart\tend\tname\tscore\tstrand\tcontribution",
+                     "chr1\t9\t19\tb\t1000\t-\t-2.0", "chr2\t5\t15\ta\t617\t+\t1.234568"]
     unstranded = write_bed(table.drop(columns="strand"), tmp_path / "u.bed", name="motif").read_text()
-    assert unstranded.splitlines()[0].endswith("\t.")
+    assert unstranded.splitlines()[1].split("\t")[5] == "."
