@@ -139,19 +139,21 @@ def test_overlapping_strand_copies_of_a_palindrome_give_one_hit():
     assert len(hits) == 30 and (hits["offset"] == 20).all()
 
 
-def test_energy_floor_drops_a_faint_copy_beside_a_strong_site():
-    # A faint exact copy (5% of the strong site's contribution) is motif-shaped, so the plain cosine takes it;
-    # with the energy floor (Fi-NeMo's eps) it carries too little beside the region's strong site.
+def test_min_strength_drops_a_faint_copy_beside_strong_sites():
+    # A faint exact copy (5% of the strong sites' contribution) is motif-shaped, so the plain cosine takes it;
+    # at less than a tenth of the task's typical site it is no hit.
     cwm, contrib, onehot = _planted_array("+", 10)
     onehot[0, :, 50:58] = (cwm > 0).astype(np.float32)
     contrib[0, :, 50:58] = 0.05 * cwm
     contrib, onehot = np.repeat(contrib, 40, axis=0), np.repeat(onehot, 40, axis=0)
-    plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=0.0)
-    floored, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=0.0, min_strength=0.0)
+    strong, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
     assert sorted(plain["offset"].unique()) == [10, 50] and len(plain) == 80
-    assert set(floored["offset"]) == {10} and len(floored) == 40
-    with pytest.raises(MotifError, match="energy_floor"):
-        call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=-1.0)
+    assert set(strong["offset"]) == {10} and len(strong) == 40
+    assert thresholds["min_coefficient"][0] == pytest.approx(0.1 * thresholds["strength"][0])
+    for option, value in (("energy_floor", -1.0), ("min_strength", 1.0)):
+        with pytest.raises(MotifError, match=option):
+            call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", **{option: value})
 
 
 def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):
@@ -282,3 +284,72 @@ def test_hits_command_with_task_regions(contrib_h5, motifs_h5, small_genome, tmp
     assert len(hits) and tasks_of_hits == {"CTCF"} and set(hits["peak_name"]) <= set(regions["name"])
     qc = pd.read_csv(out / "regions_qc.tsv", sep="\t")
     assert set(qc["name"]) == set(regions["name"])
+
+
+def _one_motif_regions(n: int, length: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (n, length))].transpose(0, 2, 1).copy()
+    hypothetical = rng.laplace(0, 0.02, (n, 4, length)).astype(np.float32)
+    return rng, onehot, hypothetical
+
+
+def _plant(onehot, hypothetical, row, at, matrix, strength):
+    onehot[row, :, at : at + matrix.shape[1]] = (matrix == matrix.max(axis=0)).astype(np.float32)
+    hypothetical[row, :, at : at + matrix.shape[1]] += strength * matrix
+
+
+def test_hits_do_not_depend_on_region_width():
+    # Each 1 kb region holds, in its central 200 bp, a strong site and a faint motif-shaped response (4% of
+    # the strong sites, as weak off-target responses of a model). Cutting the central 200 bp must not change
+    # the hits: the thresholds come from the sites and the background per position, not the region's mean.
+    cwm = np.zeros((4, 10))
+    cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
+    rng, onehot, hypothetical = _one_motif_regions(60, 1000)
+    for row in range(60):
+        for at, strength in ((420 + row % 20, rng.uniform(0.5, 1.0)), (520 + row % 30, 0.04)):
+            site = cwm if (row + at) % 2 else reverse_complement_matrix(cwm)
+            _plant(onehot, hypothetical, row, at, site, strength)
+    contrib = onehot * hypothetical
+    motif = [CwmMotif("m", cwm)]
+    wide, _, _ = call_hits(contrib, onehot, motif, device="cpu")
+    narrow, _, _ = call_hits(contrib[:, :, 400:600], onehot[:, :, 400:600], motif, device="cpu")
+    assert len(narrow) == 60 and (narrow["offset"] < 450).all()
+    assert list(zip(wide["region"], wide["offset"] - 400, wide["strand"])) == list(
+        zip(narrow["region"], narrow["offset"], narrow["strand"]))
+
+
+def test_a_site_with_a_palindromic_core_gives_one_hit():
+    # AAGATCTT: the core GATC is its own reverse complement but, as in any discovered CWM, its two strands'
+    # weights differ, so the fit of one strand leaves a residual that the other strand matches.
+    cwm = np.zeros((4, 8))
+    bases = [0, 0, 2, 0, 3, 1, 3, 3]
+    cwm[bases, np.arange(8)] = [0.15, 0.2, 1.0, 0.3, 1.0, 0.3, 0.2, 0.15]
+    rng, onehot, hypothetical = _one_motif_regions(200, 100, seed=5)
+    onehot[:, :, 40:48] = np.eye(4)[:, bases]
+    site = onehot[:, :, 40:48] * np.array([0.2, 0.2, 1, 1, 1, 1, 0.2, 0.2])
+    hypothetical[:, :, 40:48] += site * rng.uniform(0.2, 1.3, (200, 1, 1))
+    hits, qc, _ = call_hits(onehot * hypothetical, onehot, [CwmMotif("gatc", cwm)], device="cpu")
+    assert len(hits) >= 150 and hits["region"].is_unique
+    assert (hits["offset"] == 40).all() and (hits["width"] == 8).all()
+    # The site's contribution is counted once.
+    site_sum = (onehot * hypothetical)[hits["region"], :, 40:48].sum(axis=(1, 2))
+    assert np.allclose(hits["contribution"], site_sum, rtol=1e-4)
+
+
+@pytest.mark.parametrize("strand", ["+", "-"])
+def test_a_long_motif_hit_spans_its_whole_site(strand):
+    # A 33 bp motif whose strongest 12 bp (the scanned core) lie 7.5 bp off its centre, as CTCF with its
+    # upstream module: the hit spans the motif as discovered, so it is centred on the site.
+    rng = np.random.default_rng(2)
+    bases = rng.integers(0, 4, 33)
+    weights = np.full(33, 0.25)
+    weights[3:15] = 1.0
+    cwm = np.zeros((4, 33))
+    cwm[bases, np.arange(33)] = weights
+    rng, onehot, hypothetical = _one_motif_regions(60, 200, seed=3)
+    site = cwm if strand == "+" else reverse_complement_matrix(cwm)
+    for row in range(60):
+        _plant(onehot, hypothetical, row, 80 + row % 5, site, rng.uniform(0.6, 1.0))
+    hits, _, _ = call_hits(onehot * hypothetical, onehot, [CwmMotif("ctcf", cwm)], device="cpu")
+    assert len(hits) == 60 and (hits["strand"] == strand).all()
+    assert (hits["offset"] == 80 + hits["region"] % 5).all() and (hits["width"] == 33).all()

@@ -12,9 +12,11 @@ from genomatt.motifs.hits import (
     DEFAULT_ENERGY_FLOOR,
     DEFAULT_FDR,
     DEFAULT_MIN_SIMILARITY,
+    DEFAULT_MIN_STRENGTH,
     DEFAULT_TRIM_THRESHOLD,
     call_hits_in_store,
     read_cwm_motifs,
+    select_motifs,
     write_hits,
 )
 from genomatt.motifs.store import read_contribution_info
@@ -29,7 +31,8 @@ def register(subparsers) -> None:
         help="find motif instances in the contributions of every region (hits.tsv/.bed/.h5, bigWig)",
         description="Find every instance of each motif (discovered CWMs from motifs.h5, or MEME/JASPAR motifs) in "
         "the contributions of a contrib.h5, both strands, by greedy non-negative matching pursuit with an "
-        "FDR-controlled importance threshold. Writes hits.tsv (exactly Fi-NeMo's columns), hits_genomatt.tsv "
+        "FDR-controlled importance threshold and a strength threshold relative to the task's strongest motif, "
+        "one hit per site and motif. Writes hits.tsv (exactly Fi-NeMo's columns), hits_genomatt.tsv "
         "(task, amplitude, contribution of each hit), hits.bed, hits.h5, regions_qc.tsv and Fi-NeMo's motif_data.tsv, "
         "motif_cwms.npy and parameters.json (the folder reads as a Fi-NeMo call-hits output); with --fasta also one "
         "bigWig of per-base contributions per task.",
@@ -44,13 +47,22 @@ def register(subparsers) -> None:
     parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
                         help=f"least cosine similarity of contributions and CWM (default {DEFAULT_MIN_SIMILARITY})")
     parser.add_argument("--energy-floor", type=float, default=DEFAULT_ENERGY_FLOOR,
-                        help="share of a region's mean squared contribution per position added to each window's "
+                        help="multiple of a background window's squared contribution added to each window's "
                         "squared norm in the similarity, as Fi-NeMo's eps; 0: plain cosine "
                         f"(default {DEFAULT_ENERGY_FLOOR})")
+    parser.add_argument("--min-strength", type=float, default=DEFAULT_MIN_STRENGTH,
+                        help="least hit coefficient, as a fraction of the task's strongest motif's coefficient at "
+                        f"its typical sites (default {DEFAULT_MIN_STRENGTH})")
     parser.add_argument("--fdr", type=float, default=DEFAULT_FDR,
                         help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
     parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
                         help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
+    parser.add_argument("--include", nargs="+", metavar="PATTERN",
+                        help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
+    parser.add_argument("--exclude", nargs="+", metavar="PATTERN",
+                        help="do not scan the motifs whose names match one of these shell patterns")
+    parser.add_argument("--min-seqlets", type=int, default=0,
+                        help="do not scan discovered motifs built from fewer seqlets (default 0)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
     add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the permutation null")
@@ -58,7 +70,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    motifs = read_cwm_motifs(args.motifs)
+    motifs = select_motifs(read_cwm_motifs(args.motifs), args.include, args.exclude, args.min_seqlets)
     if not motifs:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
     rows = None
@@ -68,10 +80,11 @@ def run(args: argparse.Namespace) -> None:
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
                                device=args.device, seed=args.seed, task_rows=rows,
-                               energy_floor=args.energy_floor)
+                               energy_floor=args.energy_floor, min_strength=args.min_strength)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
-                  "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []]}
+                  "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],
+                  "include": args.include, "exclude": args.exclude, "min_seqlets": args.min_seqlets}
     paths = write_hits(calls, args.out_dir, provenance)
     log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
     if args.fasta:

@@ -6,19 +6,27 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
    absolute weight is at least ``trim_threshold`` of the largest (as Fi-NeMo and tfmodisco-lite trim),
    scaled to unit L2 norm and scanned on both strands.
 2. For every window, the *similarity* is the cosine between the window's projected contributions and
-   the CWM (all four bases, as Fi-NeMo's ``hit_similarity``), with ``energy_floor`` times the region's
-   mean squared contribution per position added to the window's squared norm (Fi-NeMo's ``eps``), so
-   it is high only where the sequence matches the motif, the contributions follow it and stand out in
-   the region; the *importance* is the sum of the window's contributions (sign-flipped for motifs with
-   a negative CWM).
+   the CWM (all four bases, as Fi-NeMo's ``hit_similarity``), with ``energy_floor`` times the energy of
+   a background window of the same width (the task's median squared contribution per position times
+   the core width) added to the window's squared norm (Fi-NeMo's ``eps``), so it is high only where the
+   sequence matches the motif and the contributions follow it and stand out of the background; the
+   *importance* is the sum of the window's contributions (sign-flipped for motifs with a negative CWM).
 3. The importance threshold of each motif and task keeps the false discovery rate of candidate hits
    at ``fdr`` (Benjamini-Hochberg) against a permutation null: the same scan on the contributions with
    their per-base values moved to random positions of the same region, on the unchanged sequence.
-4. In each region, the passing window whose least-squares fit explains the most squared contribution
-   becomes a hit; its fit is subtracted from the contributions and the scan repeats on what is left
-   until no window passes. Contributions explained by a hit cannot be claimed again, so overlapping
-   hits of the same motif on both strands, shifted copies of a hit and weaker motifs that resemble part
-   of a stronger one are resolved, while a second motif overlapping only partially is still found.
+4. A hit's least-squares coefficient must also be at least ``min_strength`` times the *reference
+   strength* of the task: the largest, over the motifs scanned, of the 90th percentile over regions of
+   the motif's best coefficient in each region, i.e. how strongly the task's strongest motif is used
+   at its typical sites. Site contributions and background per position do not depend on how wide
+   the regions are, so neither does this threshold nor the energy floor.
+5. In each region, the passing window whose least-squares fit explains the most squared contribution
+   becomes a hit; its fit is subtracted from the contributions, the windows of the same motif that
+   overlap it (either strand) are closed, and the scan repeats on what is left until no window passes.
+   So each site gives one hit of a motif (palindromes and shifted copies included) and its contribution
+   is counted once, while a different motif overlapping it is still found.
+6. A hit is scanned with the motif's core (trimmed at ``trim_threshold``) but spans the motif as
+   discovered: ``start``/``end`` are the columns of at least a tenth of the largest (the span matched to
+   known motifs and written in ``motifs.meme``), so a long motif's hit lies on its whole site.
 
 Everything runs batched in PyTorch, on a GPU when one is available.
 """
@@ -43,7 +51,7 @@ from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.device import resolve_device
 from genomatt.errors import MotifError, StoreError
-from genomatt.motifs.discovery import TRIM_FRACTION, trim_bounds
+from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, TRIM_FRACTION, trim_bounds
 from genomatt.motifs.finemo import write_finemo_motifs
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
 from genomatt.store import read_attrs, read_regions, read_table, write_table
@@ -70,6 +78,11 @@ DEFAULT_FDR = 0.05
 DEFAULT_ENERGY_FLOOR = 1.0
 DEFAULT_TRIM_THRESHOLD = TRIM_FRACTION
 DEFAULT_BATCH_SIZE = 128
+# Least hit coefficient, as a fraction of the task's reference strength (see the module docstring).
+DEFAULT_MIN_STRENGTH = 0.1
+# The reference strength of a motif is this quantile over regions of its best coefficient per region: a
+# motif used in more than a tenth of the regions scanned reaches it at its sites, not in the background.
+REFERENCE_QUANTILE = 0.9
 
 
 @dataclass
@@ -84,11 +97,14 @@ class CwmMotif:
         ``(4, W)`` contribution weight matrix (A, C, G, T); negative for motifs whose contributions are.
     task
         The task whose contributions the motif is scanned in; ``None`` scans every task.
+    n_seqlets
+        Seqlets the motif was built from (``None`` for motifs of a MEME file).
     """
 
     name: str
     cwm: np.ndarray
     task: str | None = None
+    n_seqlets: int | None = None
 
     @property
     def sign(self) -> int:
@@ -156,7 +172,7 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     if h5py.is_hdf5(path):
         from genomatt.motifs.store import read_motifs
 
-        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task)
+        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets)
                   for motif in read_motifs(path)[0]]
     else:
         motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities))
@@ -171,6 +187,48 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
         raise MotifError(f"{path}: motif names must be distinct, got duplicates of "
                          f"{sorted({n for n in names if names.count(n) > 1})}")
     return motifs
+
+
+def select_motifs(
+    motifs: list[CwmMotif], include: list[str] | None = None, exclude: list[str] | None = None,
+    min_seqlets: int = 0,
+) -> list[CwmMotif]:
+    """The motifs to scan, chosen by name and size (as Fi-NeMo's ``-I``/``-E``).
+
+    Parameters
+    ----------
+    motifs
+        Motifs in file order.
+    include, exclude
+        Shell-style name patterns (``fnmatch``, e.g. ``GATA1.pos.*``): keep only motifs matching one of
+        ``include`` (all when ``None``), then drop those matching one of ``exclude``.
+    min_seqlets
+        Drop discovered motifs built from fewer seqlets (MEME motifs, which have no count, stay).
+
+    Returns
+    -------
+    list of CwmMotif
+        The kept motifs, in file order.
+
+    Raises
+    ------
+    MotifError
+        If a pattern of ``include`` or ``exclude`` matches no motif (a misspelt name would otherwise go
+        unnoticed).
+    """
+    from fnmatch import fnmatchcase
+
+    names = [motif.name for motif in motifs]
+    for option, patterns in (("include", include), ("exclude", exclude)):
+        unmatched = [p for p in patterns or [] if not any(fnmatchcase(name, p) for name in names)]
+        if unmatched:
+            raise MotifError(f"--{option} patterns {unmatched} match no motif (motifs: {names})")
+    kept = [m for m in motifs if include is None or any(fnmatchcase(m.name, p) for p in include)]
+    kept = [m for m in kept if not any(fnmatchcase(m.name, p) for p in exclude or [])]
+    small = [m.name for m in kept if m.n_seqlets is not None and m.n_seqlets < min_seqlets]
+    if small:
+        log.info("motifs %s have fewer than %d seqlets; not scanned", small, min_seqlets)
+    return [m for m in kept if m.name not in small]
 
 
 def importance_threshold(observed: np.ndarray, null: np.ndarray, fdr: float) -> float:
@@ -234,6 +292,7 @@ class _Filters:
     sign: torch.Tensor  # (K,)
     trims: list[tuple[int, int]]  # per motif
     scales: np.ndarray  # (M,) L2 norm of each trimmed CWM before scaling
+    spans: np.ndarray  # (K, 2) the motif's span (motif_span) relative to the start of each filter's core
 
 
 def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.device) -> _Filters:
@@ -250,12 +309,17 @@ def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.
     unique_widths, width_index = np.unique(widths, return_inverse=True)
     window_mask = (np.arange(widths.max())[None, :] < widths[:, None]).astype(np.float32)
     signs = np.repeat([motif.sign for motif in motifs], 2).astype(np.float32)
+    spans = []
+    for motif, (start, end) in zip(motifs, trims):
+        span_start, span_end = motif_span(motif.cwm, (start, end))
+        # On the reverse strand the core starts at W - end of the reverse complement, the span at W - span_end.
+        spans += [(span_start - start, span_end - start), (end - span_end, end - span_start)]
     return _Filters(
         weights=torch.from_numpy(weights).to(device), widths=widths,
         width_index=torch.from_numpy(width_index).to(device), unique_widths=unique_widths,
         window_mask=torch.from_numpy(window_mask).to(device), motif_index=np.repeat(np.arange(len(motifs)), 2),
         reverse=np.tile([False, True], len(motifs)), sign=torch.from_numpy(signs).to(device),
-        trims=trims, scales=scales,
+        trims=trims, scales=scales, spans=np.array(spans, dtype=np.int64),
     )
 
 
@@ -280,8 +344,8 @@ def _scan(
     contrib
         ``(B, 4, L)`` projected contributions.
     floor
-        ``(B,)`` energy added to each window's before the similarity is taken (see ``energy_floor`` of
-        :func:`call_hits`).
+        ``(K,)`` energy added to each filter's windows before the similarity is taken (see
+        ``energy_floor`` of :func:`call_hits`).
 
     Returns
     -------
@@ -293,7 +357,7 @@ def _scan(
     covariance = F.conv1d(F.pad(contrib, (0, filters.weights.shape[-1] - 1)), filters.weights)
     energy = _window_sums((contrib**2).sum(dim=1), filters)
     importance = _window_sums(contrib.sum(dim=1), filters) * filters.sign[None, :, None]
-    similarity = covariance / torch.sqrt((energy + floor[:, None, None]).clamp_min(1e-20))
+    similarity = covariance / torch.sqrt((energy + floor[None, :, None]).clamp_min(1e-20))
     positions = torch.arange(length, device=contrib.device)
     widths = torch.as_tensor(filters.widths, device=contrib.device)
     inside = positions[None, :] + widths[:, None] <= length  # (K, L)
@@ -306,18 +370,29 @@ def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
     return F.conv1d(F.pad(onehot, (0, filters.weights.shape[-1] - 1)), filters.weights**2).clamp_min(1e-20)
 
 
-def _candidate_importance(
+def _candidates(
     contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, min_similarity: float, floor: torch.Tensor
-) -> list[np.ndarray]:
-    """Per motif, the importance of each candidate hit in a batch.
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per motif, the importance of each candidate hit in a batch, and each region's best coefficient.
 
     A candidate is a window passing the similarity threshold whose fit explains more contribution than
     any other window of the motif (either strand) that it overlaps. Counting candidates rather than
     windows keeps the shifted copies of one site from counting as many discoveries.
+
+    Returns
+    -------
+    importance
+        Per motif, the importance of its candidates.
+    best_coefficient
+        ``(B, M)`` largest least-squares coefficient of each motif over the windows of each region that
+        pass the similarity threshold (0 where none does).
     """
     covariance, similarity, importance = _scan(contrib, filters, floor)
-    gain = torch.where(similarity >= min_similarity, covariance**2 / _projected_energy(onehot, filters), 0.0)
-    found = []
+    projected_energy = _projected_energy(onehot, filters)
+    similar = similarity >= min_similarity
+    gain = torch.where(similar, covariance**2 / projected_energy, 0.0)
+    coefficient = torch.where(similar, covariance / projected_energy, 0.0)
+    found, best_coefficient = [], []
     for motif in range(len(filters.trims)):
         width = int(filters.widths[2 * motif])
         both = gain[:, 2 * motif : 2 * motif + 2]
@@ -326,7 +401,8 @@ def _candidate_importance(
         peak = (best > 0) & (best >= neighbourhood)
         values = importance[:, 2 * motif : 2 * motif + 2].gather(1, strand[:, None])[:, 0]
         found.append(values[peak].cpu().numpy())
-    return found
+        best_coefficient.append(coefficient[:, 2 * motif : 2 * motif + 2].flatten(1).max(dim=1).values)
+    return found, torch.stack(best_coefficient, dim=1).cpu().numpy()
 
 
 def _subtract_fits(
@@ -345,11 +421,37 @@ def _subtract_fits(
     residual.index_put_((rows, channels, columns), -fitted * onehot[rows, channels, columns], accumulate=True)
 
 
+def _close_overlapping(
+    closed: torch.Tensor, region: torch.Tensor, chosen_filter: torch.Tensor, position: torch.Tensor,
+    filters: _Filters,
+) -> None:
+    """Close, in place, the windows of each hit's motif (both strands) whose span overlaps the hit's span.
+
+    ``closed`` is ``(B, K, L)``: window starts of each oriented filter that may no longer become hits.
+    """
+    length = closed.shape[-1]
+    spans = torch.as_tensor(filters.spans, device=closed.device)
+    hit_span = spans[chosen_filter]  # (H, 2)
+    reach = int((filters.spans[:, 1] - filters.spans[:, 0]).max())
+    shifts = torch.arange(-2 * reach, 2 * reach + 1, device=closed.device)
+    for strand in (0, 1):
+        other = 2 * (chosen_filter // 2) + strand  # (H,) the motif's filter on that strand
+        other_span = spans[other]
+        # The other filter's span at start s overlaps [p + a_k, p + b_k) when p + a_k - b_j < s < p + b_k - a_j.
+        low = hit_span[:, 0] - other_span[:, 1]
+        high = hit_span[:, 1] - other_span[:, 0]
+        starts = position[:, None] + shifts[None, :]
+        overlapping = ((shifts[None, :] > low[:, None]) & (shifts[None, :] < high[:, None])
+                       & (starts >= 0) & (starts < length))
+        rows = region[:, None].expand_as(starts)[overlapping]
+        closed[rows, other[:, None].expand_as(starts)[overlapping], starts[overlapping]] = True
+
+
 def _pursue(
     contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, thresholds: torch.Tensor,
-    min_similarity: float, floor: torch.Tensor,
+    min_similarity: float, floor: torch.Tensor, min_coefficient: float,
 ) -> tuple[list[tuple[int, int, int, float, float]], torch.Tensor]:
-    """Greedy non-negative matching pursuit on a batch.
+    """Greedy non-negative matching pursuit on a batch, one hit per site and motif.
 
     Parameters
     ----------
@@ -358,7 +460,9 @@ def _pursue(
     thresholds
         ``(K,)`` importance threshold of each oriented filter.
     floor
-        ``(B,)`` energy floor of each region's similarities.
+        ``(K,)`` energy floor of each oriented filter's similarities.
+    min_coefficient
+        Least coefficient of a hit.
 
     Returns
     -------
@@ -370,12 +474,15 @@ def _pursue(
     length = contrib.shape[-1]
     cwm_energy = _projected_energy(onehot, filters)
     residual = contrib.clone()
+    closed = torch.zeros((contrib.shape[0], len(filters.widths), length), dtype=torch.bool, device=contrib.device)
     active = torch.arange(contrib.shape[0], device=contrib.device)
     hits = []
     while active.numel():
-        covariance, similarity, importance = _scan(residual[active], filters, floor[active])
+        covariance, similarity, importance = _scan(residual[active], filters, floor)
         projected_energy = cwm_energy[active]
-        passing = (similarity >= min_similarity) & (importance >= thresholds[None, :, None])
+        coefficients = covariance / projected_energy
+        passing = ((similarity >= min_similarity) & (importance >= thresholds[None, :, None])
+                   & (coefficients >= min_coefficient) & ~closed[active])
         # The window whose least-squares fit removes the most squared contribution wins.
         gain = torch.where(passing, covariance**2 / projected_energy, -1.0)
         best_gain, best = gain.flatten(1).max(dim=1)
@@ -384,10 +491,10 @@ def _pursue(
             break
         rows, best = torch.nonzero(found).squeeze(1), best[found]
         chosen_filter, chosen_position = best // length, best % length
-        coefficient = (covariance[rows, chosen_filter, chosen_position]
-                       / projected_energy[rows, chosen_filter, chosen_position])
+        coefficient = coefficients[rows, chosen_filter, chosen_position]
         region = active[rows]
         _subtract_fits(residual, onehot, region, chosen_filter, chosen_position, coefficient, filters)
+        _close_overlapping(closed, region, chosen_filter, chosen_position, filters)
         hits += list(zip(region.tolist(), chosen_filter.tolist(), chosen_position.tolist(), coefficient.tolist(),
                          similarity[rows, chosen_filter, chosen_position].tolist()))
         active = region
@@ -398,31 +505,71 @@ def _motifs_for_task(motifs: list[CwmMotif], task: str) -> list[CwmMotif]:
     return [motif for motif in motifs if motif.task in (None, task)]
 
 
-def _energy_floor(contrib: np.ndarray, energy_floor: float) -> np.ndarray:
-    """``(N,)`` ``energy_floor`` times each region's mean squared contribution per position."""
-    return (energy_floor * (contrib.astype(np.float64) ** 2).sum(axis=1).mean(axis=1)).astype(np.float32)
+def background_energy(contrib: np.ndarray) -> float:
+    """Squared contribution of a typical background position: the median over all positions of all regions.
+
+    Motif sites cover far fewer than half the positions, so the median is the background's level and does
+    not depend on the width of the regions (their mean does: it holds the sites' energy over the width).
+
+    Parameters
+    ----------
+    contrib
+        ``(N, 4, L)`` projected contributions.
+    """
+    per_position = (contrib.astype(np.float64) ** 2).sum(axis=1)
+    return float(np.median(per_position)) if per_position.size else 0.0
 
 
-def _importance_thresholds(
+def _window_floor(contrib: np.ndarray, energy_floor: float, filters: _Filters) -> np.ndarray:
+    """``(K,)`` ``energy_floor`` times the background energy of a window of each filter's width."""
+    return (energy_floor * background_energy(contrib) * filters.widths).astype(np.float32)
+
+
+def _scan_statistics(
     contrib: np.ndarray, onehot: np.ndarray, filters: _Filters, min_similarity: float, fdr: float,
     batch_size: int, device: torch.device, seed: int, floor: np.ndarray,
-) -> list[float]:
-    """Importance threshold of each motif: candidates of the contributions against those of a permutation
-    (which keeps each region's squared contributions, hence its energy floor)."""
+) -> tuple[list[float], np.ndarray]:
+    """Importance threshold of each motif (candidates of the contributions against those of a permutation)
+    and ``(N, M)`` best coefficient of each motif in each region."""
     rng = np.random.default_rng(seed)
     observed, null = [[] for _ in filters.trims], [[] for _ in filters.trims]
+    best_coefficients = []
+    floor_tensor = torch.from_numpy(floor).to(device)
     for first in range(0, len(contrib), batch_size):
         batch = slice(first, first + batch_size)
         batch_onehot = torch.from_numpy(onehot[batch]).to(device)
         permuted = permute_contributions(contrib[batch], onehot[batch], rng)
-        batch_floor = torch.from_numpy(floor[batch]).to(device)
         for collected, values in ((observed, contrib[batch]), (null, permuted)):
-            found = _candidate_importance(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity,
-                                          batch_floor)
+            found, best = _candidates(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity,
+                                      floor_tensor)
             for motif_values, batch_values in zip(collected, found):
                 motif_values.append(batch_values)
-    return [importance_threshold(np.concatenate(real), np.concatenate(shuffled), fdr)
-            for real, shuffled in zip(observed, null)]
+            if collected is observed:
+                best_coefficients.append(best)
+    thresholds = [importance_threshold(np.concatenate(real), np.concatenate(shuffled), fdr)
+                  for real, shuffled in zip(observed, null)]
+    return thresholds, np.concatenate(best_coefficients)
+
+
+def reference_strength(best_coefficients: np.ndarray) -> tuple[float, np.ndarray]:
+    """The task's reference strength and each motif's strength, from their best coefficient per region.
+
+    Parameters
+    ----------
+    best_coefficients
+        ``(N, M)`` largest hit coefficient of each motif in each region (0 where no window is similar).
+
+    Returns
+    -------
+    reference : float
+        The largest motif strength: the strongest motif's coefficient at its typical sites.
+    strengths : numpy.ndarray
+        ``(M,)`` each motif's :data:`REFERENCE_QUANTILE` quantile over regions of its best coefficient.
+    """
+    if not best_coefficients.size:
+        return 0.0, np.zeros(best_coefficients.shape[1])
+    strengths = np.quantile(best_coefficients, REFERENCE_QUANTILE, axis=0)
+    return float(strengths.max()), strengths
 
 
 def call_hits(
@@ -436,6 +583,7 @@ def call_hits(
     device: str | torch.device | None = None,
     seed: int = 0,
     energy_floor: float = DEFAULT_ENERGY_FLOOR,
+    min_strength: float = DEFAULT_MIN_STRENGTH,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Call hits of motifs in the contributions of one task, region by region.
 
@@ -449,12 +597,12 @@ def call_hits(
         Motifs to find (each scanned on both strands).
     min_similarity
         Least similarity between a window's contributions and the unit-norm CWM, in (0, 1]: their
-        cosine, with ``energy_floor`` added to the window's energy. Fi-NeMo's default is the same 0.7.
+        cosine, with the energy floor added to the window's energy. Fi-NeMo's default is the same 0.7.
     fdr
         False discovery rate of candidate hits, against the permutation null, that sets each motif's
         importance threshold.
     trim_threshold
-        CWM trimming, as a fraction of the largest per-position weight.
+        CWM trimming of the scanned core, as a fraction of the largest per-position weight.
     batch_size
         Regions per batch.
     device
@@ -462,25 +610,32 @@ def call_hits(
     seed
         Seed of the permutation null.
     energy_floor
-        Regularisation of the similarity, as Fi-NeMo's ``eps``: ``energy_floor`` times the region's mean
-        squared contribution per position is added to each window's squared norm, so that a window must
-        carry clearly more contribution than an average position of its region to look like the motif.
-        0 gives the plain cosine.
+        Regularisation of the similarity, as Fi-NeMo's ``eps``: ``energy_floor`` times the energy of a
+        background window of the core's width (:func:`background_energy` per position) is added to each
+        window's squared norm, so a window must carry more contribution than the background to look
+        like the motif. 0 gives the plain cosine.
+    min_strength
+        Least hit coefficient as a fraction of the task's reference strength (:func:`reference_strength`:
+        the strongest motif's coefficient at its typical sites), in [0, 1). 0 keeps every hit that passes
+        the other thresholds.
 
     Returns
     -------
     hits : pandas.DataFrame
         One row per hit: ``region`` (row in the inputs), ``motif`` (index in ``motifs``), ``strand``,
-        ``offset`` (trimmed start in the region), ``width`` (trimmed), ``offset_untrimmed``,
-        ``width_untrimmed``, ``coefficient`` (least-squares coefficient of the unit-norm CWM, in
-        contribution units), ``similarity``, ``importance`` (sum of absolute contributions in the
-        window), ``importance_sq`` (sum of squares), ``contribution`` (signed sum).
+        ``offset`` and ``width`` (the motif's span, see the module docstring, clipped to the region),
+        ``offset_untrimmed``, ``width_untrimmed`` (the whole CWM), ``coefficient`` (least-squares
+        coefficient of the unit-norm core, in contribution units), ``similarity``, ``importance`` (sum of
+        absolute contributions over the span), ``importance_sq`` (sum of squares), ``contribution``
+        (signed sum).
     qc : pandas.DataFrame
         One row per region: ``n_hits``, ``contribution`` (sum), ``global_scale`` (root mean square
         contribution per position) and ``explained_fraction`` (share of the squared contributions that
         the hits explain).
     thresholds : pandas.DataFrame
-        One row per motif: ``trim_start``, ``trim_end``, ``cwm_scale`` and ``importance_threshold``.
+        One row per motif: ``trim_start``, ``trim_end``, ``cwm_scale``, ``importance_threshold``,
+        ``strength`` (its reference-strength quantile) and ``min_coefficient`` (the task's coefficient
+        threshold).
     """
     contrib, onehot = _check_arrays(contrib, onehot)
     if not 0 < min_similarity <= 1:
@@ -493,31 +648,37 @@ def call_hits(
         raise MotifError(f"batch_size must be >= 1, got {batch_size}")
     if not energy_floor >= 0:
         raise MotifError(f"energy_floor must be >= 0, got {energy_floor}")
+    if not 0 <= min_strength < 1:
+        raise MotifError(f"min_strength must be in [0, 1), got {min_strength}")
     n, _, length = contrib.shape
     device = resolve_device(device)
     if not motifs:
         total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
-        return _empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), _thresholds_table([], [], [], [])
+        return (_empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)),
+                _thresholds_table([], [], [], [], [], 0.0))
     filters = _build_filters(motifs, trim_threshold, device)
     too_wide = [m.name for m, (start, end) in zip(motifs, filters.trims) if end - start > length]
     if too_wide:
         raise MotifError(f"motifs {too_wide} are wider (after trimming) than the regions ({length} bp)")
-    floor = _energy_floor(contrib, energy_floor)
-    motif_thresholds = _importance_thresholds(contrib, onehot, filters, min_similarity, fdr, batch_size, device, seed,
-                                              floor)
+    floor = _window_floor(contrib, energy_floor, filters)
+    motif_thresholds, best_coefficients = _scan_statistics(contrib, onehot, filters, min_similarity, fdr,
+                                                           batch_size, device, seed, floor)
+    reference, strengths = reference_strength(best_coefficients)
+    min_coefficient = min_strength * reference
     thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
+    floor_tensor = torch.from_numpy(floor).to(device)
     tables, residual_sq = [], np.empty(n)
     for first in range(0, n, batch_size):
         batch = slice(first, first + batch_size)
         batch_contrib = torch.from_numpy(contrib[batch]).to(device)
         found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), filters, thresholds,
-                                  min_similarity, torch.from_numpy(floor[batch]).to(device))
+                                  min_similarity, floor_tensor, min_coefficient)
         table = _hit_table(found, filters, motifs, contrib[batch])
         tables.append(table.assign(region=table["region"] + first))
         residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
     hits = pd.concat(tables, ignore_index=True) if tables else _empty_hits()
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
-    table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds)
+    table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient)
     return hits, qc, table
 
 
@@ -540,26 +701,36 @@ def _empty_hits() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
+def motif_span(cwm: np.ndarray, trim: tuple[int, int]) -> tuple[int, int]:
+    """Columns ``[start, end)`` of a ``(4, W)`` CWM that a hit spans: the motif as discovered (columns of at
+    least ``MATCH_TRIM_FRACTION`` of the largest, as matched to known motifs), widened to hold the core
+    ``trim``."""
+    start, end = trim_bounds(cwm, MATCH_TRIM_FRACTION)
+    return min(start, trim[0]), max(end, trim[1])
+
+
 def _hit_table(found: list, filters: _Filters, motifs: list[CwmMotif], contrib: np.ndarray) -> pd.DataFrame:
-    """Hits of a batch (``found`` from :func:`_pursue`) with their window statistics on ``contrib``."""
+    """Hits of a batch (``found`` from :func:`_pursue`) with their statistics over the motif's span."""
     if not found:
         return _empty_hits()
     region, oriented, offset, coefficient, similarity = (np.array(column) for column in zip(*found))
     motif = filters.motif_index[oriented]
     reverse = filters.reverse[oriented]
-    width = filters.widths[oriented]
     full_width = np.array([motifs[m].cwm.shape[1] for m in motif])
     trim_start = np.array([filters.trims[m][0] for m in motif])
     trim_end = np.array([filters.trims[m][1] for m in motif])
     # The reverse complement of the core starts (W - trim_end) into the reverse complement of the full CWM.
     offset_untrimmed = offset - np.where(reverse, full_width - trim_end, trim_start)
+    span_stop = np.minimum(offset + filters.spans[oriented, 1], contrib.shape[-1])
+    span_offset = np.maximum(offset + filters.spans[oriented, 0], 0)
+    width = span_stop - span_offset
     span = np.arange(width.max())
     inside = span[None, :] < width[:, None]  # (H, Wmax)
-    windows = contrib[region[:, None], :, np.where(inside, offset[:, None] + span[None, :], 0)]  # (H, Wmax, 4)
+    windows = contrib[region[:, None], :, np.where(inside, span_offset[:, None] + span[None, :], 0)]  # (H, Wmax, 4)
     windows = windows.astype(np.float64) * inside[:, :, None]
     table = pd.DataFrame({
         "region": region.astype(np.int64), "motif": motif.astype(np.int64),
-        "strand": np.where(reverse, "-", "+"), "offset": offset.astype(np.int64), "width": width.astype(np.int64),
+        "strand": np.where(reverse, "-", "+"), "offset": span_offset.astype(np.int64), "width": width.astype(np.int64),
         "offset_untrimmed": offset_untrimmed.astype(np.int64), "width_untrimmed": full_width.astype(np.int64),
         "coefficient": coefficient, "similarity": similarity, "importance": np.abs(windows).sum(axis=(1, 2)),
         "importance_sq": (windows**2).sum(axis=(1, 2)), "contribution": windows.sum(axis=(1, 2)),
@@ -577,11 +748,12 @@ def _region_qc(contrib: np.ndarray, residual_sq: np.ndarray, n_hits: np.ndarray)
     })
 
 
-def _thresholds_table(motifs, trims, scales, thresholds) -> pd.DataFrame:
+def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: float) -> pd.DataFrame:
     return pd.DataFrame({
         "motif_name": [m.name for m in motifs], "sign": ["pos" if m.sign > 0 else "neg" for m in motifs],
         "width": [m.cwm.shape[1] for m in motifs], "trim_start": [t[0] for t in trims],
         "trim_end": [t[1] for t in trims], "cwm_scale": list(scales), "importance_threshold": list(thresholds),
+        "strength": list(strengths), "min_coefficient": [min_coefficient] * len(motifs),
     })
 
 
@@ -625,6 +797,7 @@ def call_hits_in_store(
     seed: int = 0,
     task_rows: Mapping[str, np.ndarray] | None = None,
     energy_floor: float = DEFAULT_ENERGY_FLOOR,
+    min_strength: float = DEFAULT_MIN_STRENGTH,
 ) -> HitCalls:
     """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
 
@@ -650,7 +823,7 @@ def call_hits_in_store(
     if unmatched:
         raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
     settings = {"min_similarity": min_similarity, "fdr": fdr, "trim_threshold": trim_threshold, "seed": seed,
-                "energy_floor": energy_floor}
+                "energy_floor": energy_floor, "min_strength": min_strength}
     hit_tables, qc_tables, motif_tables = [], [], []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
@@ -662,7 +835,7 @@ def call_hits_in_store(
             contrib, onehot = contrib[rows], onehot[rows]
         scanned = regions.iloc[rows].reset_index(drop=True)
         hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, min_similarity, fdr, trim_threshold,
-                                         batch_size, device, seed, energy_floor)
+                                         batch_size, device, seed, energy_floor, min_strength)
         log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
         # peak_id is the row of the regions table of the contribution file.
         hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
@@ -681,7 +854,7 @@ def call_hits_in_store(
     chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
-    motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else _thresholds_table([], [], [], [])
+    motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else _thresholds_table([], [], [], [], [], 0.0)
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, settings)
 
