@@ -22,6 +22,7 @@ from genomatt.motifs.hits import (
     logo_heights,
     read_cwm_motifs,
     read_hits,
+    select_motifs,
     trim_bounds,
     write_hits,
 )
@@ -353,3 +354,27 @@ def test_a_long_motif_hit_spans_its_whole_site(strand):
     hits, _, _ = call_hits(onehot * hypothetical, onehot, [CwmMotif("ctcf", cwm)], device="cpu")
     assert len(hits) == 60 and (hits["strand"] == strand).all()
     assert (hits["offset"] == 80 + hits["region"] % 5).all() and (hits["width"] == 33).all()
+
+
+def test_select_motifs_by_name_and_size():
+    motifs = [CwmMotif(name, np.ones((4, 5)), "t", n) for name, n in
+              (("GATA1.pos.0", 300), ("GATA1.pos.1", 20), ("CTCF.pos.0", 200))] + [CwmMotif("MA0139.2", np.ones((4, 5)))]
+    names = lambda chosen: [m.name for m in chosen]  # noqa: E731
+    assert names(select_motifs(motifs)) == [m.name for m in motifs]
+    assert names(select_motifs(motifs, include=["GATA1.*"])) == ["GATA1.pos.0", "GATA1.pos.1"]
+    assert names(select_motifs(motifs, exclude=["*.pos.1", "MA*"])) == ["GATA1.pos.0", "CTCF.pos.0"]
+    assert names(select_motifs(motifs, min_seqlets=100)) == ["GATA1.pos.0", "CTCF.pos.0", "MA0139.2"]
+    with pytest.raises(MotifError, match=r"--include patterns \['GATA2\*'\] match no motif"):
+        select_motifs(motifs, include=["GATA2*"])
+
+
+def test_hits_command_includes_and_excludes_motifs(contrib_h5, motifs_h5, tmp_path, capsys):
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--exclude", "GATA1.*", "CTCF.*", "--min-strength", "0.2", "--device", "cpu"]) == 0
+    hits = pd.read_csv(out / "hits.tsv", sep="\t")
+    assert len(hits) and not hits["motif_name"].str.match("GATA1|CTCF").any()
+    assert read_hits(out / "hits.h5").settings["min_strength"] == 0.2
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--include", "nope"]) == 2
+    assert "match no motif" in capsys.readouterr().err

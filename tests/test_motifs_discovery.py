@@ -147,3 +147,27 @@ def test_trim_bounds_keeps_columns_above_three_tenths_of_the_maximum():
     cwm = np.zeros((4, 8))
     cwm[0, [1, 3, 4, 6]] = [0.25, 1.0, -0.5, 0.31]
     assert trim_bounds(cwm) == (3, 7)
+
+
+def test_patterns_much_weaker_than_the_tasks_strongest_are_dropped(tmp_path, caplog):
+    # The task responds strongly to CTCF and a little to GATA1 sites (as a model's task to other factors'
+    # sites in its regions): the weak GATA1 pattern is no motif of the task unless asked for.
+    from motif_contributions import TWO_MOTIF_SETTINGS
+
+    genome = simulate_genome(tmp_path, TWO_MOTIF_SETTINGS)
+    path = write_planted_contributions(genome, tmp_path / "contrib.h5", {"mixed": {"CTCF": 0.6, "GATA1": 0.2}})
+    info = read_contribution_info(path)
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    every = discover(info, "mixed", min_strength=0.0)
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        strong = discover(info, "mixed")
+    gata = truth[truth["motif_name"] == "GATA1"]
+    on_gata = [overlap_fraction(every.motif_seqlets[every.motif_seqlets["motif"] == m.name], gata) > 0.5
+               for m in every.motifs]
+    assert any(on_gata)
+    assert [m.name for m in strong.motifs] == [m.name for m, gata_motif in zip(every.motifs, on_gata)
+                                                 if not gata_motif]
+    assert "dropped: strength" in caplog.text
+    assert sum(len(patterns) for patterns in strong.patterns.values()) == len(strong.motifs)
+    with pytest.raises(MotifError, match="min_strength"):
+        DiscoverySettings(min_strength=1.0)

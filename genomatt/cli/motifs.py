@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--max-seqlets", type=positive_int, default=defaults.max_seqlets,
                         help="seqlets of each sign clustered per task, from randomly ordered regions "
                         "(default %(default)s)")
+    parser.add_argument("--min-strength", type=float, default=defaults.min_strength,
+                        help="drop patterns whose average seqlet contributes less than this fraction of the task's "
+                        "strongest motif's (default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
     rows_of = task_rows(args, info.regions, info.tasks)
-    settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads)
+    settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads,
+                                 min_strength=args.min_strength)
     out = Path(args.out)
     folder = out.parent
     provenance = {
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
         "task_regions": [str(Path(path).resolve()) for path in args.task_regions] if args.task_regions else None,
         "max_seqlets": settings.max_seqlets, "seed": settings.seed,
         "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
+        "min_strength": settings.min_strength,
         "database": str(Path(args.meme).resolve()) if args.meme else
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,

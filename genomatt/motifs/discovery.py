@@ -68,6 +68,9 @@ class DiscoverySettings:
         default; its Python default of 50 gives near-identical motifs at 25 times the cost).
     threads
         Threads numba and the BLAS libraries may use.
+    min_strength
+        Least strength of a motif (:func:`motif_strength`) as a fraction of the strongest motif of its task;
+        weaker patterns are dropped, in [0, 1).
     """
 
     max_seqlets: int = 20_000
@@ -76,6 +79,7 @@ class DiscoverySettings:
     min_seqlets: int = 100
     n_leiden_runs: int = 2
     threads: int = 1
+    min_strength: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("max_seqlets", "threads", "n_leiden_runs"):
@@ -85,6 +89,8 @@ class DiscoverySettings:
             raise MotifError(f"min_seqlets must be at least 2, got {self.min_seqlets}")
         if not 0 < self.target_fdr < 1:
             raise MotifError(f"target_fdr must be between 0 and 1, got {self.target_fdr}")
+        if not 0 <= self.min_strength < 1:
+            raise MotifError(f"min_strength must be in [0, 1), got {self.min_strength}")
 
 
 @dataclass
@@ -267,6 +273,37 @@ def trim_bounds(cwm: np.ndarray, fraction: float = TRIM_FRACTION) -> tuple[int, 
     return int(passing[0]), int(passing[-1]) + 1
 
 
+def motif_strength(cwm: np.ndarray) -> float:
+    """Strength of a motif: the absolute sum of its ``(4, W)`` CWM, i.e. the contribution of its average seqlet.
+
+    It is in the units of the contributions and does not depend on the width of the regions (a seqlet's
+    contribution is the model's response to the site alone), so it compares motifs of one task at any width.
+    """
+    return float(abs(np.asarray(cwm, dtype=np.float64).sum()))
+
+
+def _strong_patterns(patterns: dict[str, list], min_strength: float, task: str) -> dict[str, list]:
+    """The patterns of each sign at least ``min_strength`` times as strong (:func:`motif_strength` of their
+    CWM) as the task's strongest pattern, of either sign, in their order.
+
+    Weak patterns of a task are mostly its regions' other sites, which the model responds to only a little
+    in this task (at 1 kb most regions hold other factors' sites), and noise clustered into a pattern.
+    """
+    strengths = {sign: [motif_strength(pattern.contrib_scores) for pattern in patterns[sign]] for sign in SIGNS}
+    strongest = max((value for values in strengths.values() for value in values), default=0.0)
+    kept = {}
+    for sign in SIGNS:
+        kept[sign] = []
+        for index, (pattern, strength) in enumerate(zip(patterns[sign], strengths[sign])):
+            if strength >= min_strength * strongest:
+                kept[sign].append(pattern)
+            else:
+                log.info("task %s: %s pattern %d (%d seqlets) dropped: strength %.3g is under %g of the task's "
+                         "strongest motif (%.3g)", task, sign, index, len(pattern.seqlets), strength, min_strength,
+                         strongest)
+    return kept
+
+
 # Window-relative motif seqlets as _motif_seqlets makes them, before _place maps them to the genome.
 _WINDOW_SEQLET_DTYPES = {"example": np.int64, "motif": object, "task": object, "sign": object, "start": np.int64,
                          "end": np.int64, "strand": object, "score": np.float64, "window_start": np.int64,
@@ -388,6 +425,7 @@ def discover_motifs(
                  task, counts["pos"], counts["neg"], settings.target_fdr, width)
         patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
 
+    patterns = _strong_patterns(patterns, settings.min_strength, task)
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):
