@@ -8,8 +8,10 @@ The three methods run in the same process on the same inputs:
 - FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs
   (trimmed as in ``motifs.meme``).
 
-A hit is a true positive when it lies within 5 bp (centre to centre) of a planted instance of the same
-motif. Motifs map to planted motifs by name for a MEME file of the planted motifs, or through their
+Each planted instance is counted once: a hit is scored against the nearest planted instance of the same
+motif (centres within 5 bp, or, by the second rule, the hit's centre inside the instance) and the hit
+nearest an instance's centre is its true positive; further hits on an instance are false positives
+(duplicates). Motifs map to planted motifs by name for a MEME file of the planted motifs, or through their
 best known-motif match for a ``motifs.h5`` (the planted matrix or one of its TF family, q < 0.05); hits
 of motifs that map to no planted motif are counted apart. Precision is over hits, recall over the
 planted instances lying inside the regions.
@@ -21,9 +23,11 @@ as ``genomatt hits --task-regions`` does)::
     .venv/bin/python bench/hits.py --contrib contrib.h5 --motifs motifs.h5 --truth truth.tsv \
         [--task-regions tasks.bed] [--regions 500]
 
-or on synthetic contributions of the default simulated genome (no model needed)::
+or on synthetic contributions of a simulated genome (no model needed; each task's motifs scanned in its
+regions)::
 
-    .venv/bin/python bench/hits.py --synthetic /tmp/bench_hits [--positives 2000 --negatives 1000]
+    .venv/bin/python bench/hits.py --synthetic /tmp/bench_hits [--positives 2000 --negatives 1000] \
+        [--width 1000] [--motif-ids MA0080 MA0081 MA1929]
 
 Prints markdown tables.
 """
@@ -92,41 +96,72 @@ def read_pwms(motifs_path: Path, motifs: list[CwmMotif]) -> dict[str, np.ndarray
     return {(motif.name or motif.id): motif.probabilities for motif in read_meme(motifs_path)}
 
 
-def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | None]) -> dict:
-    """Precision, recall and F1 of hits (``chr, start, end, motif_name``) against the truth table."""
-    planted = hits["motif_name"].map(mapping)
-    unmapped = int(planted.isna().sum())
-    hits = hits.assign(planted=planted)[planted.notna()]
+def _nearest_site(hits: pd.DataFrame, truth: pd.DataFrame, rule: str) -> np.ndarray:
+    """Row of ``truth`` each hit is scored against (-1 for none): the nearest planted instance of the same
+    motif whose centre lies within ``MAX_DISTANCE`` bp of the hit's (``rule="distance"``) or that holds the
+    hit's centre (``rule="inside"``)."""
     centre = (hits["start"].to_numpy() + hits["end"].to_numpy()) / 2
-    truth_centre = (truth["start"].to_numpy() + truth["end"].to_numpy()) / 2
-    hit_found = np.zeros(len(hits), dtype=bool)
-    site_found = np.zeros(len(truth), dtype=bool)
+    site_start, site_end = truth["start"].to_numpy(), truth["end"].to_numpy()
+    site_centre = (site_start + site_end) / 2
+    matched = np.full(len(hits), -1, dtype=np.int64)
+    hit_chrom, hit_name = hits["chr"].to_numpy(), hits["planted"].to_numpy()
     for (chrom, name), site_rows in truth.groupby(["chrom", "motif_name"]).groups.items():
-        hit_rows = np.flatnonzero((hits["chr"].to_numpy() == chrom) & (hits["planted"].to_numpy() == name))
+        hit_rows = np.flatnonzero((hit_chrom == chrom) & (hit_name == name))
         if not hit_rows.size:
             continue
         site_rows = np.asarray(site_rows)
-        order = np.argsort(truth_centre[site_rows])
-        sorted_centres = truth_centre[site_rows][order]
-        for row in hit_rows:
-            low = np.searchsorted(sorted_centres, centre[row] - MAX_DISTANCE, side="left")
-            high = np.searchsorted(sorted_centres, centre[row] + MAX_DISTANCE, side="right")
-            if high > low:
-                hit_found[row] = True
-                site_found[site_rows[order[low:high]]] = True
-    tp = int(hit_found.sum())
+        order = site_rows[np.argsort(site_centre[site_rows])]
+        sorted_centres = site_centre[order]
+        # Sites near a hit: centres within the reach of the longest site of the group.
+        reach = max(MAX_DISTANCE, float((site_end[order] - site_start[order]).max()))
+        low = np.searchsorted(sorted_centres, centre[hit_rows] - reach, side="left")
+        high = np.searchsorted(sorted_centres, centre[hit_rows] + reach, side="right")
+        for row, first, last in zip(hit_rows, low, high):
+            near = order[first:last]
+            if rule == "distance":
+                near = near[np.abs(site_centre[near] - centre[row]) <= MAX_DISTANCE]
+            else:
+                near = near[(site_start[near] <= centre[row]) & (centre[row] < site_end[near])]
+            if near.size:
+                matched[row] = near[np.argmin(np.abs(site_centre[near] - centre[row]))]
+    return matched
+
+
+def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | None], rule: str = "distance") -> dict:
+    """Precision, recall and F1 of hits (``chr, start, end, motif_name``) against the truth table.
+
+    Each planted instance is counted once: of the hits scored against one instance, the one nearest its
+    centre is a true positive and the others are false positives (duplicates). ``rule`` is ``distance``
+    (hit centre within 5 bp of the instance's centre) or ``inside`` (hit centre inside the instance).
+    """
+    planted = hits["motif_name"].map(mapping)
+    unmapped = int(planted.isna().sum())
+    hits = hits.assign(planted=planted)[planted.notna()].reset_index(drop=True)
+    matched = _nearest_site(hits, truth, rule)
+    centre = (hits["start"].to_numpy() + hits["end"].to_numpy()) / 2
+    site_centre = ((truth["start"] + truth["end"]) / 2).to_numpy()
+    distance = np.where(matched >= 0, np.abs(centre - site_centre[np.maximum(matched, 0)]), np.inf)
+    # The hit nearest each instance's centre claims it; ties go to the first hit.
+    by_distance = np.lexsort((np.arange(len(hits)), distance))
+    claimed = np.zeros(len(truth), dtype=bool)
+    true_positive = np.zeros(len(hits), dtype=bool)
+    for row in by_distance:
+        if matched[row] >= 0 and not claimed[matched[row]]:
+            claimed[matched[row]] = true_positive[row] = True
+    duplicates = int(((matched >= 0) & ~true_positive).sum())
+    tp = int(true_positive.sum())
     precision = tp / len(hits) if len(hits) else float("nan")
-    recall = float(site_found.mean()) if len(truth) else float("nan")
+    recall = float(claimed.mean()) if len(truth) else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     per_motif = {}
     for name in sorted(truth["motif_name"].unique()):
         mine = hits["planted"].to_numpy() == name
         sites = truth["motif_name"].to_numpy() == name
-        p = hit_found[mine].mean() if mine.any() else float("nan")
-        r = site_found[sites].mean()
+        p = true_positive[mine].mean() if mine.any() else float("nan")
+        r = claimed[sites].mean()
         per_motif[name] = {"hits": int(mine.sum()), "precision": p, "recall": r}
-    return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "found_sites": int(site_found.sum()),
-            "precision": precision, "recall": recall, "f1": f1, "per_motif": per_motif}
+    return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "duplicates": duplicates, "precision": precision,
+            "recall": recall, "f1": f1, "per_motif": per_motif}
 
 
 def run_genomatt(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
@@ -213,17 +248,22 @@ def timed(function, *args) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def prepare_synthetic(folder: Path, positives: int, negatives: int) -> tuple[Path, Path, Path]:
-    """Simulate the default genome (default motifs and settings but the region counts) into ``folder`` and
-    write synthetic contributions for it."""
+def prepare_synthetic(folder: Path, positives: int, negatives: int, width: int = 200,
+                      motif_ids: list[str] | None = None) -> tuple[Path, Path, Path]:
+    """Simulate a genome (default settings but the region counts, width and planted motifs) into ``folder``
+    and write synthetic contributions for it and a ``motifs.h5`` of the planted motifs, one per task (as
+    discovery would find them)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from synthetic import synthetic_contributions
+    from synthetic import planted_motifs_h5, synthetic_contributions
 
-    from genomatt.simulate import SimulationSettings, simulate_genome
+    from genomatt.simulate import DEFAULT_MOTIFS, SimulationSettings, simulate_genome
 
-    genome = simulate_genome(folder, SimulationSettings(n_positive_regions=positives, n_negative_regions=negatives))
+    settings = SimulationSettings(n_positive_regions=positives, n_negative_regions=negatives, region_width=width,
+                                  motifs=tuple(motif_ids or DEFAULT_MOTIFS),
+                                  chromosome_length=max(500_000, 2 * width * (positives + negatives) // 5))
+    genome = simulate_genome(folder, settings)
     contrib = synthetic_contributions(genome, folder / "contrib.h5")
-    return contrib, genome.motifs_meme, genome.truth_tsv
+    return contrib, planted_motifs_h5(genome, folder / "motifs.h5"), genome.truth_tsv
 
 
 def subset_store(contrib_path: Path, n_regions: int, folder: Path, seed: int = 0) -> Path:
@@ -238,6 +278,9 @@ def subset_store(contrib_path: Path, n_regions: int, folder: Path, seed: int = 0
                        kind=attrs["kind"], provenance=attrs["provenance"], attrs=extra)
 
 
+RULES = {"distance": "±5 bp", "inside": "centre inside"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contrib", type=Path)
@@ -246,12 +289,15 @@ def main() -> None:
     parser.add_argument("--synthetic", type=Path, help="folder for a simulated genome with synthetic contributions")
     parser.add_argument("--positives", type=int, default=2000, help="--synthetic: motif-bearing regions")
     parser.add_argument("--negatives", type=int, default=1000, help="--synthetic: background regions")
+    parser.add_argument("--width", type=int, default=200, help="--synthetic: region width (bp)")
+    parser.add_argument("--motif-ids", nargs="+", help="--synthetic: JASPAR matrix IDs to plant (default: the demo's)")
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: every method scans a task's motifs in its regions")
     parser.add_argument("--regions", type=int, help="run every method on this many regions drawn at random")
     args = parser.parse_args()
     if args.synthetic:
-        args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.positives, args.negatives)
+        args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.positives, args.negatives,
+                                                                  args.width, args.motif_ids)
     elif not (args.contrib and args.motifs and args.truth):
         parser.error("give --contrib, --motifs and --truth, or --synthetic")
     if args.regions:
@@ -273,28 +319,33 @@ def main() -> None:
     print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
           f"{len(motifs)} motifs, {len(truth)} planted instances; {platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
-    print("| method | hits | hits per found site | precision | recall | F1 | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|", flush=True)
+    print("Each planted instance counted once (further hits on it are false positives). Precision / recall / F1 "
+          "with a hit's centre within 5 bp of the instance's (±5 bp) or inside the instance (centre inside):\n")
+    print("| method | hits | duplicates (±5 bp) | P ±5 bp | R ±5 bp | F1 ±5 bp | P inside | R inside | F1 inside "
+          "| seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     results = {}
     motif_tasks = {motif.name: motif.task for motif in motifs}
-    runs = [("genomatt hits (matching pursuit)", run_genomatt, (args.contrib, motifs, task_rows)),
+    runs = [("genomatt hits", run_genomatt, (args.contrib, motifs, task_rows)),
             ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
             ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))]
     for name, function, inputs in runs:
         hits, seconds = timed(function, *inputs)
-        metrics = evaluate(hits, truth, mapping)
-        results[name] = metrics
-        extra = f" (+{metrics['unmapped']} of unmapped motifs)" if metrics["unmapped"] else ""
-        per_site = metrics["tp"] / max(metrics["found_sites"], 1)
-        print(f"| {name} | {metrics['hits']}{extra} | {per_site:.2f} | {metrics['precision']:.3f} | "
-              f"{metrics['recall']:.3f} | {metrics['f1']:.3f} | {seconds:.1f} |", flush=True)
-    print("\nPer motif (precision / recall):\n")
-    names = list(next(iter(results.values()))["per_motif"])
-    print("| method | " + " | ".join(names) + " |")
-    print("|---|" + "---:|" * len(names))
-    for name, metrics in results.items():
-        cells = [f"{metrics['per_motif'][m]['precision']:.2f} / {metrics['per_motif'][m]['recall']:.2f}" for m in names]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        results[name] = {rule: evaluate(hits, truth, mapping, rule) for rule in RULES}
+        near, inside_site = results[name]["distance"], results[name]["inside"]
+        extra = f" (+{near['unmapped']} of unmapped motifs)" if near["unmapped"] else ""
+        print(f"| {name} | {near['hits']}{extra} | {near['duplicates']} | {near['precision']:.3f} | "
+              f"{near['recall']:.3f} | {near['f1']:.3f} | {inside_site['precision']:.3f} | "
+              f"{inside_site['recall']:.3f} | {inside_site['f1']:.3f} | {seconds:.1f} |", flush=True)
+    print("\nPer motif (precision / recall, each instance counted once):\n")
+    names = list(next(iter(results.values()))["distance"]["per_motif"])
+    print("| method | rule | " + " | ".join(names) + " |")
+    print("|---|---|" + "---:|" * len(names))
+    for name, by_rule in results.items():
+        for rule, label in RULES.items():
+            per_motif = by_rule[rule]["per_motif"]
+            cells = [f"{per_motif[m]['precision']:.2f} / {per_motif[m]['recall']:.2f}" for m in names]
+            print(f"| {name} | {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
