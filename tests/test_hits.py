@@ -378,3 +378,37 @@ def test_hits_command_includes_and_excludes_motifs(contrib_h5, motifs_h5, tmp_pa
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--include", "nope"]) == 2
     assert "match no motif" in capsys.readouterr().err
+
+
+def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
+    # Task "a" is driven by the motif's sites; task "b" responds to them at a quarter of that and is driven
+    # by its own sites. Scanned in both tasks (as a MEME motif is), each site is a hit of task "a" only.
+    from genomatt.store import write_store
+
+    cwm = np.zeros((4, 10))
+    cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
+    other = np.zeros((4, 10))
+    other[[1, 1, 3, 2, 2, 0, 1, 3, 3, 1], np.arange(10)] = 1.0
+    rng, onehot, noise_a = _one_motif_regions(80, 200, seed=4)
+    noise_b = rng.laplace(0, 0.02, noise_a.shape).astype(np.float32)
+    hypothetical = np.stack([noise_a, noise_b], axis=1)  # (N, 2, 4, L)
+    for row in range(80):
+        strength = rng.uniform(0.6, 1.0)
+        _plant(onehot, hypothetical[:, 0], row, 50, cwm, strength)
+        hypothetical[row, 1, :, 50:60] += 0.25 * strength * cwm
+        _plant(onehot, hypothetical[:, 1], row, 130, other, rng.uniform(0.6, 1.0))
+    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(80) * 1000, "end": np.arange(80) * 1000 + 200,
+                            "name": [f"r{row}" for row in range(80)]})
+    path = write_store(tmp_path / "contrib.h5", regions,
+                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["a", "b"]})
+    motifs = [CwmMotif("m", cwm), CwmMotif("other", other)]
+    every = call_hits_in_store(path, motifs, device="cpu", min_task_share=0.0).hits
+    assert set(every.loc[every["motif_name"] == "m", "task"]) == {"a", "b"}
+    calls = call_hits_in_store(path, motifs, device="cpu")
+    by_motif = calls.hits.groupby("motif_name")["task"].agg(set).to_dict()
+    assert by_motif == {"m": {"a"}, "other": {"b"}}
+    assert (calls.hits.groupby(["motif_name", "task"]).size() == 80).all()
+    assert calls.qc["n_hits"].sum() == len(calls.hits)
+    with pytest.raises(MotifError, match="min_task_share"):
+        call_hits_in_store(path, motifs, device="cpu", min_task_share=2.0)

@@ -13,6 +13,7 @@ from genomatt.motifs.hits import (
     DEFAULT_FDR,
     DEFAULT_MIN_SIMILARITY,
     DEFAULT_MIN_STRENGTH,
+    DEFAULT_MIN_TASK_SHARE,
     DEFAULT_TRIM_THRESHOLD,
     call_hits_in_store,
     read_cwm_motifs,
@@ -57,6 +58,10 @@ def register(subparsers) -> None:
                         help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
     parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
                         help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
+    parser.add_argument("--min-task-share", type=float, default=DEFAULT_MIN_TASK_SHARE,
+                        help="drop a hit whose site drives its own task less than this fraction of the task it "
+                        "drives most, each task on the scale of its own hits; 0: keep all "
+                        f"(default {DEFAULT_MIN_TASK_SHARE})")
     parser.add_argument("--include", nargs="+", metavar="PATTERN",
                         help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
     parser.add_argument("--exclude", nargs="+", metavar="PATTERN",
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> None:
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
                                device=args.device, seed=args.seed, task_rows=rows,
-                               energy_floor=args.energy_floor, min_strength=args.min_strength)
+                               energy_floor=args.energy_floor, min_strength=args.min_strength,
+                               min_task_share=args.min_task_share)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
                   "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],

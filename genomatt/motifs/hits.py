@@ -83,6 +83,9 @@ DEFAULT_MIN_STRENGTH = 0.1
 # The reference strength of a motif is this quantile over regions of its best coefficient per region: a
 # motif used in more than a tenth of the regions scanned reaches it at its sites, not in the background.
 REFERENCE_QUANTILE = 0.9
+# Least share of a hit's site in its own task (see task_share): the site must drive its task at least half as
+# much as it drives the task it drives most.
+DEFAULT_MIN_TASK_SHARE = 0.5
 
 
 @dataclass
@@ -798,12 +801,14 @@ def call_hits_in_store(
     task_rows: Mapping[str, np.ndarray] | None = None,
     energy_floor: float = DEFAULT_ENERGY_FLOOR,
     min_strength: float = DEFAULT_MIN_STRENGTH,
+    min_task_share: float = DEFAULT_MIN_TASK_SHARE,
 ) -> HitCalls:
     """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
 
     Each motif is scanned in the contributions of its own task (the one it was discovered in) or,
     for motifs without a task (MEME/JASPAR motifs), in every task. Parameters are those of
-    :func:`call_hits`; ``tasks`` restricts the tasks scanned, and ``task_rows`` (task → sorted rows of
+    :func:`call_hits`; ``min_task_share`` drops the hits whose :func:`task_share` is lower (0 keeps
+    all); ``tasks`` restricts the tasks scanned, and ``task_rows`` (task → sorted rows of
     the regions table, e.g. from :func:`genomatt.motifs.discovery.task_region_rows`) the regions
     scanned for each task (hits, thresholds and QC then cover those regions only).
 
@@ -823,7 +828,9 @@ def call_hits_in_store(
     if unmatched:
         raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
     settings = {"min_similarity": min_similarity, "fdr": fdr, "trim_threshold": trim_threshold, "seed": seed,
-                "energy_floor": energy_floor, "min_strength": min_strength}
+                "energy_floor": energy_floor, "min_strength": min_strength, "min_task_share": min_task_share}
+    if not 0 <= min_task_share <= 1:
+        raise MotifError(f"min_task_share must be in [0, 1], got {min_task_share}")
     hit_tables, qc_tables, motif_tables = [], [], []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
@@ -851,12 +858,63 @@ def call_hits_in_store(
         motif_tables.append(thresholds)
     hits = (pd.concat(hit_tables, ignore_index=True) if hit_tables
             else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor, min_similarity))
+    qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
+    if min_task_share > 0 and len(hits):
+        share = task_share(contrib_path, hits, regions, all_tasks)
+        kept = share >= min_task_share
+        log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
+                 "(task share under %g)", int((~kept).sum()), len(hits), min_task_share)
+        hits = hits[kept].reset_index(drop=True)
+        counts = hits.groupby(["peak_id", "task"]).size()
+        qc["n_hits"] = [int(counts.get((row, task), 0)) for row, task in zip(qc["peak_id"], qc["task"])]
     chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
     motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else _thresholds_table([], [], [], [], [], 0.0)
-    qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, settings)
+
+
+def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.DataFrame,
+               tasks: list[str]) -> np.ndarray:
+    """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
+
+    The contribution of the hit's span is summed in every task and divided by that task's scale, the median
+    absolute ``hit_contribution`` of the task's hits (tasks without hits are left out: they have no scale);
+    the share is the own task's value over the largest. A site of another factor that a task responds to
+    only a little (as multi-task models do to sites that drive their other tasks) has a small share.
+
+    Parameters
+    ----------
+    contrib_path
+        The ``contrib.h5`` the hits were called in.
+    hits
+        Hits with ``start``, ``end``, ``peak_id``, ``task`` and ``hit_contribution``.
+    regions
+        The regions table of ``contrib_path``.
+    tasks
+        Its task names, in axis order.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H,)`` share of each hit (1 where only its own task has a scale).
+    """
+    scale = hits.assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
+    rows, row_of_hit = np.unique(hits["peak_id"].to_numpy(np.int64), return_inverse=True)
+    offset = hits["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[hits["peak_id"].to_numpy(np.int64)]
+    width = (hits["end"] - hits["start"]).to_numpy(np.int64)
+    driven = np.full((len(hits), len(tasks)), np.nan)
+    with h5py.File(contrib_path, "r") as handle:
+        for index, task in enumerate(tasks):
+            if not scale.get(task, 0) > 0:
+                continue
+            per_base = handle["contrib"][rows, index].sum(axis=1, dtype=np.float64)  # (R, L)
+            cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
+            span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
+            driven[:, index] = np.abs(span) / scale[task]
+    own = driven[np.arange(len(hits)), [tasks.index(task) for task in hits["task"]]]
+    strongest = np.nanmax(driven, axis=1)
+    return np.divide(own, strongest, out=np.ones(len(hits)), where=strongest > 0)
 
 
 def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMotif], qc: pd.DataFrame | None,

@@ -57,6 +57,7 @@ rule hits:
         min_strength=HITS.get("min_strength", 0.1),
         energy_floor=HITS.get("energy_floor", 1.0),
         trim_threshold=HITS.get("trim_threshold", 0.3),
+        min_task_share=HITS.get("min_task_share", 0.5),
         device=DEVICE,
         seed=config.get("seed", 0),
         tasks=sample_motif_task_options,
@@ -72,4 +73,5 @@ rule hits:
         " --out-dir $(dirname {output.tsv}) --tracks-dir {output.tracks} --fdr {params.fdr}"
         " --min-similarity {params.min_similarity} --min-strength {params.min_strength}"
         " --energy-floor {params.energy_floor} --trim-threshold {params.trim_threshold}"
-        " --device {params.device} --seed {params.seed} {params.tasks} > {log} 2>&1"
+        " --min-task-share {params.min_task_share} --device {params.device} --seed {params.seed} {params.tasks}"
+        " > {log} 2>&1"
