@@ -27,6 +27,9 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
 6. A hit is scanned with the motif's core (trimmed at ``trim_threshold``) but spans the motif as
    discovered: ``start``/``end`` are the columns of at least a tenth of the largest (the span matched to
    known motifs and written in ``motifs.meme``), so a long motif's hit lies on its whole site.
+7. Across tasks (:func:`call_hits_in_store`), a hit is kept only where its site drives its own task at least
+   ``min_task_share`` as much as the task it drives most, each task on the scale of its own hits
+   (:func:`task_share`), so a task does not take the sites of factors that drive its other tasks.
 
 Everything runs batched in PyTorch, on a GPU when one is available.
 """
