@@ -863,7 +863,7 @@ def call_hits_in_store(
             else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor, min_similarity))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     if min_task_share > 0 and len(hits):
-        share = task_share(contrib_path, hits, regions, all_tasks)
+        share = task_share(contrib_path, hits, regions, all_tasks, pd.concat(motif_tables, ignore_index=True))
         kept = share >= min_task_share
         log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
                  "(task share under %g)", int((~kept).sum()), len(hits), min_task_share)
@@ -878,11 +878,12 @@ def call_hits_in_store(
 
 
 def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.DataFrame,
-               tasks: list[str]) -> np.ndarray:
+               tasks: list[str], motifs: pd.DataFrame) -> np.ndarray:
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
     The contribution of the hit's span is summed in every task and divided by that task's scale, the median
-    absolute ``hit_contribution`` of the task's hits (tasks without hits are left out: they have no scale);
+    absolute ``hit_contribution`` of the hits of the task's strongest motif (largest ``strength``; tasks
+    without such hits are left out: they have no scale);
     the share is the own task's value over the largest. A site of another factor that a task responds to
     only a little (as multi-task models do to sites that drive their other tasks) has a small share.
 
@@ -896,13 +897,17 @@ def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.
         The regions table of ``contrib_path``.
     tasks
         Its task names, in axis order.
+    motifs
+        The motifs table of the run (``motif_name``, ``task``, ``strength``).
 
     Returns
     -------
     numpy.ndarray
         ``(H,)`` share of each hit (1 where only its own task has a scale).
     """
-    scale = hits.assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
+    strongest_motif = motifs.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
+    own_motif = hits["motif_name"].to_numpy() == strongest_motif.reindex(hits["task"]).to_numpy()
+    scale = hits[own_motif].assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
     rows, row_of_hit = np.unique(hits["peak_id"].to_numpy(np.int64), return_inverse=True)
     offset = hits["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[hits["peak_id"].to_numpy(np.int64)]
     width = (hits["end"] - hits["start"]).to_numpy(np.int64)
