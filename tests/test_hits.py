@@ -357,8 +357,8 @@ def test_a_long_motif_hit_spans_its_whole_site(strand):
 
 
 def test_select_motifs_by_name_and_size():
-    motifs = [CwmMotif(name, np.ones((4, 5)), "t", n) for name, n in
-              (("GATA1.pos.0", 300), ("GATA1.pos.1", 20), ("CTCF.pos.0", 200))] + [CwmMotif("MA0139.2", np.ones((4, 5)))]
+    counts = (("GATA1.pos.0", 300), ("GATA1.pos.1", 20), ("CTCF.pos.0", 200))
+    motifs = [CwmMotif(name, np.ones((4, 5)), "t", n) for name, n in counts] + [CwmMotif("MA0139.2", np.ones((4, 5)))]
     names = lambda chosen: [m.name for m in chosen]  # noqa: E731
     assert names(select_motifs(motifs)) == [m.name for m in motifs]
     assert names(select_motifs(motifs, include=["GATA1.*"])) == ["GATA1.pos.0", "GATA1.pos.1"]

@@ -873,7 +873,8 @@ def call_hits_in_store(
     chrom_order = {chrom: index for index, chrom in enumerate(pd.unique(regions["chrom"]))}
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
-    motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else _thresholds_table([], [], [], [], [], 0.0)
+    motif_table = (pd.concat(motif_tables, ignore_index=True) if motif_tables
+                   else _thresholds_table([], [], [], [], [], 0.0))
     return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, settings)
 
 
