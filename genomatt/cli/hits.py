@@ -52,15 +52,15 @@ def register(subparsers) -> None:
                         "squared norm in the similarity, as Fi-NeMo's eps; 0: plain cosine "
                         f"(default {DEFAULT_ENERGY_FLOOR})")
     parser.add_argument("--min-strength", type=float, default=DEFAULT_MIN_STRENGTH,
-                        help="least hit coefficient, as a fraction of the task's strongest motif's coefficient at "
-                        f"its typical sites (default {DEFAULT_MIN_STRENGTH})")
+                        help="least hit amplitude (hit_amplitude), as a fraction of the task's strongest motif's "
+                        f"amplitude at its typical sites (default {DEFAULT_MIN_STRENGTH})")
     parser.add_argument("--fdr", type=float, default=DEFAULT_FDR,
                         help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
     parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
                         help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
     parser.add_argument("--min-task-share", type=float, default=DEFAULT_MIN_TASK_SHARE,
                         help="drop a hit whose site drives its own task less than this fraction of the task it "
-                        "drives most, each task on the scale of its own hits; 0: keep all "
+                        "drives most, each task on the scale of its strongest motif's hits; 0: keep all "
                         f"(default {DEFAULT_MIN_TASK_SHARE})")
     parser.add_argument("--include", nargs="+", metavar="PATTERN",
                         help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
