@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,6 +34,7 @@ from genomatt.device import resolve_device
 
 __all__ = [
     "DeepLiftShapResult",
+    "refuse_opaque_modules",
     "as_sequences",
     "check_positive_int",
     "deep_lift_shap",
@@ -43,7 +44,7 @@ __all__ = [
     "reference_source",
 ]
 
-RULES = ("rescale", "revealcancel")
+RULES = ("rescale", "revealcancel", "genomics_default")
 
 DELTA_TOLERANCE = 1e-4
 """Default summation-to-delta tolerance, relative to max(1, |f(x)|, |f(reference)|)."""
@@ -107,9 +108,10 @@ def deep_lift_shap(
     device: str | torch.device | None = None,
     random_state: int | np.random.Generator | None = 0,
     rule: str = "rescale",
+    rules: Mapping[str, Callable] | None = None,
     autocast: torch.dtype | None = None,
     delta_tolerance: float | None = None,
-    strict: bool = False,
+    strict: bool = True,
     return_delta: bool = False,
     progress: bool | None = None,
 ) -> Tensor | DeepLiftShapResult:
@@ -148,11 +150,16 @@ def deep_lift_shap(
         Default: CUDA when available, else CPU.
     random_state : int, numpy.random.Generator or None, default 0
         Seed of generated references.
-    rule : {"rescale", "revealcancel"}
+    rule : {"rescale", "revealcancel", "genomics_default"}
         Rule for elementwise nonlinearities. ``"revealcancel"`` (DeepLIFT paper, section 3.5.3)
         applies where a nonlinearity's input comes straight from a convolution or linear layer,
-        optionally through an eval-mode batch norm, and Rescale elsewhere; max pooling always
-        uses the cross-max rule.
+        optionally through an eval-mode batch norm, and Rescale elsewhere;
+        ``"genomics_default"`` (the DeepLIFT authors' setting for genomics) applies RevealCancel
+        after linear (dense) layers only and Rescale after convolutions. Max pooling always uses
+        the cross-max rule.
+    rules : mapping of str to callable, optional
+        Rules for operations by name, over the built-in ones (:mod:`genomatt.attribution.registry`):
+        ``rule(mode, func, args, kwargs)`` returns the operation's result.
     autocast : torch.dtype, optional
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
         ``torch.float16``); the multipliers, their projection and the delta check stay float32.
@@ -160,8 +167,9 @@ def deep_lift_shap(
         A region fails the summation-to-delta check when its delta exceeds this times
         max(1, |f(x)|, max |f(reference)|). Default :data:`DELTA_TOLERANCE` (float32) or
         :data:`DELTA_TOLERANCE_AUTOCAST`.
-    strict : bool, default False
-        Raise :class:`~genomatt.errors.ModelError` when a region fails the check; otherwise warn.
+    strict : bool, default True
+        Raise :class:`~genomatt.errors.ModelError` when a region fails the check (nothing is
+        returned); with False, warn and return the contributions.
     return_delta : bool, default False
         Return a :class:`DeepLiftShapResult` with the per-region delta and prediction.
     progress : bool, optional
@@ -196,8 +204,10 @@ def deep_lift_shap(
     delta = torch.zeros(n, n_targets)
     scale = torch.ones(n, n_targets)
     prediction = torch.zeros(n, n_targets)
+    refuse_opaque_modules(model)
     with prepared(model, device) as dtype:
-        engine = _Engine(model, DeepLiftMode(model, rule, tuple(X.shape)), reduce_output, device, dtype, autocast)
+        mode = DeepLiftMode(model, rule, tuple(X.shape), rules)
+        engine = _Engine(model, mode, reduce_output, device, dtype, autocast)
         sequences_per_block = max(1, batch_size // n_references)
         references_per_pass = min(batch_size, n_references)
         with tqdm(total=n * n_references, unit="pair", desc="DeepLIFT",
@@ -411,7 +421,7 @@ def reference_source(
 
 @contextlib.contextmanager
 def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
-    """Hold the model in eval mode on ``device``; put it back as it was afterwards.
+    """Hold the model in eval mode on ``device``, parameters frozen; put it back as it was afterwards.
 
     Parameters
     ----------
@@ -431,12 +441,43 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     was_training = model.training
     model.eval().to(device)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    # Frozen parameters make every tensor that requires a gradient depend on the input.
+    trainable = [p for p in model.parameters()
+                 if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)]
+    for p in trainable:
+        p.requires_grad_(False)
     try:
         yield dtype
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         model.train(was_training)
         if original_device is not None and original_device != device:
             model.to(original_device)
+
+
+def refuse_opaque_modules(model: nn.Module) -> None:
+    """Refuse a model with a part whose operations run outside Python, where no rule can apply.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Raises
+    ------
+    ModelError
+        Naming the TorchScript or compiled (``torch.compile``) module.
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ModelError("a TorchScript model runs its operations outside Python, where genomatt's rules cannot "
+                         "apply; load the weights into the model's Python class (model.load_state_dict("
+                         "torch.jit.load(path).state_dict())) and explain that, see docs/models.md")
+    for name, module in model.named_modules():
+        opaque = isinstance(module, torch.jit.ScriptModule) or type(module).__name__ == "OptimizedModule"
+        if opaque and name:
+            kind = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "compiled (torch.compile)"
+            raise ModelError(f"module '{name}' of the model is a {kind} module, whose operations run outside "
+                             "Python where genomatt's rules cannot apply; use its Python class there")
 
 
 def _progress_disabled(progress: bool | None, n_pairs: int) -> bool | None:
@@ -490,12 +531,12 @@ class _Engine:
             raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
         if not is_varying(values):
             raise ModelError("the model output does not depend on its input through operations genomatt "
-                             "can see; TorchScript and compiled models run their operations outside "
-                             "Python, so load the weights into the model's Python class")
+                             "can see (a TorchScript or compiled model, a C++ extension, or numpy); "
+                             "load the weights into the model's Python class")
         return output, values.float()
 
     def _check_batch_independence(self, inputs: Tensor, batched_output: Any) -> None:
-        """Refuse a model whose output for one row changes with the other rows of its batch.
+        """Refuse a model whose plain output for one row changes with the other rows of its batch.
 
         The pairs of a batch are independent only if every row is computed on its own (no batch
         statistics, no reduction over the batch axis). Checked once, on the first row.
@@ -513,6 +554,26 @@ class _Engine:
                     raise ModelError("the model's output for a sequence changes with the other sequences in "
                                      "its batch (a reduction over the batch axis, or batch statistics); "
                                      "DeepLIFT needs each sequence computed on its own")
+
+    def _check_plain_output(self, inputs: Tensor, engine_output: Any) -> Any:
+        """Check, on the first batch, that the explained pass computes the model's plain output.
+
+        Every rule returns the value of the operation it replaces, so the target values of the
+        explained pass are the plain model's and the summation-to-delta error is measured against
+        the model itself, without a second pass per batch; this one plain pass confirms it.
+        """
+        with torch.no_grad(), self._autocast():
+            plain_output = self.model(inputs.detach().clone())
+        for expected, seen in zip(tree_leaves(plain_output), tree_leaves(engine_output)):
+            if isinstance(expected, Tensor) and expected.is_floating_point():
+                expected, seen = expected.float(), seen.detach().float()
+                scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
+                tolerance = (1e-5 if self.autocast is None else 5e-2) * scale
+                if expected.shape != seen.shape or not torch.allclose(seen, expected, rtol=0, atol=tolerance):
+                    raise ModelError("the model's output under genomatt's rules differs from its plain output "
+                                     "(an operation changes values when intercepted); please report it with "
+                                     "the model")
+        return plain_output
 
     def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Multipliers of every (sequence, reference) pair and the target values.
@@ -535,7 +596,7 @@ class _Engine:
         with torch.enable_grad():
             output, values = self._forward(batch)
             if not self._checked_batch_independence:
-                self._check_batch_independence(batch, output)
+                self._check_batch_independence(batch, self._check_plain_output(batch, output))
             n_targets = values.shape[1]
             multipliers = []
             for k in range(n_targets):

@@ -30,14 +30,14 @@ import inspect
 import linecache
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_leaves, tree_map
+from torch.utils._pytree import tree_flatten, tree_leaves, tree_map, tree_unflatten
 
 from genomatt.attribution import kernels
 from genomatt.attribution.rules import (
@@ -141,15 +141,87 @@ SUPPORTED = (
     "On input-dependent values genomatt supports linear operations (convolutions, linear "
     "layers, eval-mode batch norm and dropout, average pooling, sums, means, differences, "
     "concatenation, reshaping, padding, indexing, products and quotients with constants), "
-    "elementwise functions of one input-dependent tensor (ReLU, LeakyReLU, ELU, GELU, SiLU, "
-    "sigmoid, tanh, softplus, exp, ...), max pooling and torch.max over one axis; a detached value "
-    "is a constant held at its value for the explained sequence."
+    "elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
+    "softplus, exp, log, ...), products and matrix products of two (gating, attention), "
+    "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, max "
+    "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
 
 _INTERNAL_DIRS = (
     os.path.dirname(torch.__file__) + os.sep,
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
 )
+
+
+def _linear_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    return mode._linear(func, mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
+
+
+def _elementwise_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    return mode._elementwise(func, mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
+
+
+def _max_pool_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    return mode._max_pool(mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
+
+
+def _max_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    """``max``/``min``/``amax``: over one axis (cross-max), or of two tensors (elementwise)."""
+    name, varying = mode.operation, mode.varying_operands(args, kwargs)
+    if name in ("max", "min") and mode._is_binary_max(args, kwargs):
+        return mode._elementwise(func, name, args, kwargs, varying)
+    if name == "min":
+        raise mode.refuse("a min over an axis has no rule; write it as -torch.max(-x, dim)")
+    return mode._max_over_axis(func, name, args, kwargs, varying)
+
+
+def _held_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    return mode._held_constant(func, args, kwargs)
+
+
+def _detach_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+    return mode.pass_through(func, args, kwargs)
+
+
+def basic_rules() -> dict[str, Callable]:
+    """The rules every intercepting method shares: linear operations, elementwise functions, maxima.
+
+    Returns
+    -------
+    dict of str to callable
+        Operation name → rule ``rule(mode, func, args, kwargs)``.
+    """
+    rules: dict[str, Callable] = {}
+    rules.update(dict.fromkeys(LINEAR_IN_FIRST | LINEAR_IN_ALL | LINEAR_IN_ONE, _linear_rule))
+    rules.update(dict.fromkeys(ELEMENTWISE, _elementwise_rule))
+    rules.update(dict.fromkeys(MAX_POOLS, _max_pool_rule))
+    rules.update(dict.fromkeys(("max", "min", "amax"), _max_rule))
+    rules["hold_at_sequence"] = _held_rule
+    rules["detach"] = _held_rule
+    return rules
+
+
+def hold_at_sequence(tensor: Tensor) -> Tensor:
+    """A constant of the explained function: ``tensor`` detached, held at the explained sequence's value.
+
+    Outside an explanation it is ``tensor.detach()``. Under the DeepLIFT engine every reference
+    row takes the value of its sequence's row, so a target weighted by held values (a profile
+    head's softmax weights) is one linear function for a sequence and its references. genomatt's
+    profile targets use it; a ``detach()`` in a model is explained through, as the model computes.
+
+    Parameters
+    ----------
+    tensor : Tensor
+        Rows in the engine's batch layout when under the engine.
+
+    Returns
+    -------
+    Tensor
+        Detached.
+    """
+    if torch.overrides.has_torch_function_unary(tensor):
+        return torch.overrides.handle_torch_function(hold_at_sequence, (tensor,), tensor)
+    return tensor.detach()
 
 
 def mark_varying(tree: Any) -> None:
@@ -255,14 +327,21 @@ class DeepLiftMode(TorchFunctionMode):
 
     method_name = "DeepLIFT"
     """The method named in refusals."""
+    autograd_required = True
+    """Refuse input-dependent operations run with autograd disabled or reached by unseen operations."""
     supported = SUPPORTED
     """What the method supports, appended to refusals."""
     elementwise_rule_name = "Rescale"
     """The rule of elementwise functions, named when one has two input-dependent operands."""
 
-    def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None):
+    def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None,
+                 rules: Mapping[str, Callable] | None = None):
         super().__init__()
+        from genomatt.attribution.registry import deep_lift_rules
+
         self.rule = rule
+        self.rules = deep_lift_rules(rules) if self.autograd_required else basic_rules()
+        self.operation = ""
         self.data_shape = data_shape
         self._module_names = {id(module): (name, type(module).__name__) for name, module in model.named_modules()}
         self._n_sequences = 0
@@ -290,21 +369,60 @@ class DeepLiftMode(TorchFunctionMode):
             raise self._failure(name, args, kwargs, varying, error) from error
 
     def _dispatch(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+        if self.autograd_required and not torch.is_grad_enabled():
+            raise self._refusal(name, f"it runs with autograd disabled ({self._grad_disabled_context()}), so "
+                                      "genomatt cannot carry its multipliers; remove the no_grad block, or "
+                                      "write the custom Function's forward as ordinary torch operations")
+        if self.autograd_required:
+            self._check_seen(name, args, kwargs)
         if name in EVAL_ONLY:
             self._require_eval(func, name, args, kwargs)
         base = name[:-1] if _in_place_name(name) else name
-        binary = name in ("max", "min") and self._is_binary_max(args, kwargs)
-        if name in ("max", "amax") and not binary:
-            return self._max_over_axis(func, name, args, kwargs, varying)
-        if name in LINEAR_IN_FIRST or name in LINEAR_IN_ALL or name in LINEAR_IN_ONE:
-            return self._linear(func, name, args, kwargs, varying)
-        if base in ELEMENTWISE or binary:
-            return self._elementwise(func, name, args, kwargs, varying)
-        if name in MAX_POOLS:
-            return self._max_pool(name, args, kwargs, varying)
-        if name == "detach":
-            return self._held_constant(func, args, kwargs)
-        raise self._refusal(name, "no DeepLIFT rule is known for it")
+        rule = self.rules.get(name) or self.rules.get(base)
+        if rule is None:
+            raise self._refusal(name, f"no {self.method_name} rule is known for it (add one with "
+                                      f"rules={{{name!r}: ...}}, see docs/methods/deeplift.md)")
+        self.operation = name
+        return rule(self, func, args, kwargs)
+
+    def _check_seen(self, name: str, args: tuple, kwargs: dict) -> None:
+        """Refuse an operand computed from the input by operations the mode did not see.
+
+        Parameters are frozen while a model is explained, so an unmarked tensor that requires a
+        gradient can only come from the input through code outside Python (a TorchScript or
+        compiled submodule, a C++ extension).
+        """
+        for leaf in tree_leaves((args, kwargs)):
+            if isinstance(leaf, Tensor) and leaf.grad_fn is not None and not is_varying(leaf):
+                raise self._refusal(name, "an operand depends on the input through operations genomatt did not "
+                                          "see (a TorchScript or compiled submodule, or a C++ extension)")
+
+    @staticmethod
+    def _grad_disabled_context() -> str:
+        """The custom autograd Function whose forward is running, or the no_grad block."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            ctx = frame.f_locals.get("ctx") if frame.f_code.co_name == "forward" else None
+            if isinstance(ctx, torch.autograd.function.FunctionCtx):
+                owner = type(ctx).__name__.removesuffix("Backward")
+                return f"the forward of custom torch.autograd.Function {owner}"
+            frame = frame.f_back
+        return "a torch.no_grad() or torch.inference_mode() block, or a custom torch.autograd.Function"
+
+    def varying_operands(self, args: tuple, kwargs: dict) -> list[Tensor]:
+        """The input-dependent tensors among the arguments of a call, in order."""
+        return [leaf for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, Tensor) and is_varying(leaf)]
+
+    def refuse(self, reason: str) -> ModelError:
+        """The error refusing the current operation, naming it, its module and source line."""
+        return self._refusal(self.operation, reason)
+
+    def pass_through(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+        """``detach()`` in a model: the function the model computes is explained, through it."""
+        z = args[0]
+        out = z.view_as(z)
+        mark_varying(out)
+        return out
 
     def _held_constant(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
         """``detach``: a constant of the explanation, held at its value for the explained sequence.
@@ -329,8 +447,7 @@ class DeepLiftMode(TorchFunctionMode):
                                           "depends on the input too")
         elif name in LINEAR_IN_ONE:
             if len(varying) > 1:
-                raise self._refusal(name, "it multiplies two input-dependent tensors (e.g. gating or "
-                                          "attention), which has no exact DeepLIFT rule here")
+                return self._bilinear(func, name, args, kwargs, varying)
         else:
             for position in CONSTANT_POSITIONS.get(name, ()):
                 if position < len(args) and any(
@@ -343,7 +460,7 @@ class DeepLiftMode(TorchFunctionMode):
         if args and isinstance(args[0], Tensor) and (name == "__setitem__" or _in_place_name(name)):
             # Writing into a view writes into its base too.
             mark_varying([args[0], args[0]._base])
-        if self.rule == "revealcancel":
+        if self.rule in ("revealcancel", "genomics_default"):
             self._split_linear(func, name, args, kwargs, out)
         return out
 
@@ -353,6 +470,97 @@ class DeepLiftMode(TorchFunctionMode):
         if training is not False:
             raise self._refusal(name, "it runs in training mode (batch statistics or random "
                                       "dropout); DeepLIFT needs the model in eval mode")
+
+    def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:
+        """A product of two input-dependent tensors (gating, attention): the two-factor Shapley rule."""
+        leaves, spec = tree_flatten((args, kwargs))
+        positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tensor) and is_varying(leaf)]
+        if len(positions) != 2:
+            raise self._refusal(name, f"it multiplies {len(positions)} input-dependent tensors; the product "
+                                      "rule takes two")
+        in_place = _in_place_name(name)
+        if in_place:
+            func = _out_of_place(func, name)
+
+        def function(first: Tensor, second: Tensor) -> Tensor:
+            operands = list(leaves)
+            operands[positions[0]], operands[positions[1]] = first, second
+            call_args, call_kwargs = tree_unflatten(operands, spec)
+            return func(*call_args, **call_kwargs)
+
+        out = self.product(function, leaves[positions[0]], leaves[positions[1]])
+        if in_place:
+            leaves[positions[0]].copy_(out)
+            return leaves[positions[0]]
+        return out
+
+    def product(self, function: Callable[[Tensor, Tensor], Tensor], first: Tensor, second: Tensor) -> Tensor:
+        """``function(first, second)`` for a function linear in each operand, with the Shapley rule.
+
+        For each (sequence, reference) pair the output difference splits exactly as
+        Δ(a·b) = ½ (a + a0) Δb + ½ (b + b0) Δa: each operand's multiplier is the function's
+        gradient with the other operand held at its pair average.
+
+        Parameters
+        ----------
+        function : callable
+            Bilinear in its two operands (``torch.mul``, ``torch.matmul``, an einsum, ...).
+        first, second : Tensor, shape (b * (1 + r), ...)
+            Input-dependent operands in the batch layout.
+
+        Returns
+        -------
+        Tensor
+            ``function(first, second)``, marked as input-dependent.
+        """
+        name = self.operation
+        self._check_rows(name, first)
+        self._check_rows(name, second)
+        b, r = self._n_sequences, self._n_references
+        out = function(first, second)
+        if b and r:
+            with torch.no_grad():
+                first_mean = 0.5 * (first[:b].repeat_interleave(r, dim=0) + first[b:])
+                second_mean = 0.5 * (second[:b].repeat_interleave(r, dim=0) + second[b:])
+            carrier = function(first[b:], second_mean) + function(first_mean, second[b:])
+            out = torch.cat([out[:b], out[b:].detach() + (carrier - carrier.detach())])
+        mark_varying(out)
+        return out
+
+    def rescale(self, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+        """``function(z)`` for an elementwise function of one input-dependent tensor, with its rule.
+
+        The rule is Rescale (or RevealCancel where the setting asks for it); the result is marked
+        as input-dependent.
+        """
+        try:
+            out = self._elementwise_rule(self.operation, z, function)
+        except NotElementwise:
+            raise self.refuse("it is not elementwise here (its output and input-dependent operand differ "
+                              "in shape)") from None
+        mark_varying(out)
+        return out
+
+    def group_constant(self, values: Tensor) -> Tensor:
+        """Per-row constants made equal within each sequence's group: the largest over the group.
+
+        Parameters
+        ----------
+        values : Tensor, shape (b * (1 + r), ...)
+            A value per row (detached).
+
+        Returns
+        -------
+        Tensor, same shape
+            Each row holds the largest value of its sequence and that sequence's references, so
+            a shift by it cancels in every (sequence, reference) difference.
+        """
+        b, r = self._n_sequences, self._n_references
+        values = values.detach()
+        if not (b and r):
+            return values
+        group = torch.maximum(values[:b], pairs(values[b:], b).amax(dim=1))
+        return torch.cat([group, group.repeat_interleave(r, dim=0)])
 
     # --- elementwise nonlinearities ----------------------------------------------------------
 
@@ -381,7 +589,7 @@ class DeepLiftMode(TorchFunctionMode):
     def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
         """``function(z)`` with the Rescale (or RevealCancel) multipliers as its backward."""
         self._check_rows(name, z)
-        split = self._valid_split(z) if self.rule == "revealcancel" else None
+        split = self._valid_split(z) if self.rule in ("revealcancel", "genomics_default") else None
         if split is None:
             return RescaleFunction.apply(z, function, self._n_sequences, name in ("relu", "relu_"))
         return self._reveal_cancel(z, function, split)
@@ -412,7 +620,7 @@ class DeepLiftMode(TorchFunctionMode):
     def _reveal_cancel(self, z: Tensor, function: Callable[[Tensor], Tensor],
                        split: tuple[Tensor, Tensor]) -> Tensor:
         b = self._n_sequences
-        positive, negative = split
+        positive, negative, _ = split
         with torch.no_grad():
             out = function(z)
             if not isinstance(out, Tensor) or out.shape != z.shape:
@@ -486,11 +694,14 @@ class DeepLiftMode(TorchFunctionMode):
                 delta = (z_in.unsqueeze(1) - pairs(z_ref, z_in.shape[0])).reshape(z_ref.shape)
             # Its value is Δz; its gradient flows to the reference rows, as every multiplier does.
             carrier = z_ref + (delta - z_ref).detach()
-            rising, falling = carrier * (delta > 0), carrier * (delta < 0)
+            # An input equal to its reference gets half of each part's multiplier, as in the original
+            # DeepLIFT: 0.5 (m+ + m−) · W (its difference, and so its term's value, is zero).
+            unchanged = 0.5 * (delta == 0)
+            rising, falling = carrier * ((delta > 0) + unchanged), carrier * ((delta < 0) + unchanged)
             weight_positive, weight_negative = weight.clamp(min=0), weight.clamp(max=0)
             positive = apply(rising, weight_positive) + apply(falling, weight_negative)
             negative = apply(rising, weight_negative) + apply(falling, weight_positive)
-            setattr(out, _SPLIT, (out._version, positive, negative))
+            setattr(out, _SPLIT, (out._version, positive, negative, name == "linear"))
         elif name == "batch_norm":
             split = self._valid_split(args[0])
             if split is None:
@@ -501,16 +712,22 @@ class DeepLiftMode(TorchFunctionMode):
                 scale = scale * bound.arguments["weight"]
             scale = scale.reshape(1, -1, *([1] * (out.dim() - 2)))
             up, down = scale.clamp(min=0), scale.clamp(max=0)
-            positive, negative = split
-            setattr(out, _SPLIT, (out._version, up * positive + down * negative, up * negative + down * positive))
+            positive, negative, dense = split
+            setattr(out, _SPLIT, (out._version, up * positive + down * negative, up * negative + down * positive,
+                                  dense))
 
-    @staticmethod
-    def _valid_split(tensor: Tensor) -> tuple[Tensor, Tensor] | None:
-        # A split is stale once the tensor has been modified in place.
+    def _valid_split(self, tensor: Tensor) -> tuple[Tensor, Tensor, bool] | None:
+        """The positive and negative parts of ``tensor``'s differences and whether a dense layer made them.
+
+        None where RevealCancel does not apply: no split, a stale one (the tensor was modified in
+        place since), or one from a convolution under ``genomics_default``.
+        """
         split = getattr(tensor, _SPLIT, None)
         if split is None or split[0] != tensor._version:
             return None
-        return split[1], split[2]
+        if self.rule == "genomics_default" and not split[3]:
+            return None
+        return split[1], split[2], split[3]
 
     # --- batch layout ------------------------------------------------------------------------
 
@@ -570,8 +787,15 @@ class ModifiedGradientMode(DeepLiftMode):
 
     Linear operations run as they are and max operations keep their gradient, which routes to the
     winner of each window, instead of the cross-max rule; subclasses set the rule of elementwise
-    functions and name the method in refusals.
+    functions and name the method in refusals. Products of two input-dependent tensors and the
+    DeepLIFT composite rules (softmax, layer norm, ...) are refused.
     """
+
+    autograd_required = False
+
+    def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:
+        raise self._refusal(name, "it multiplies two input-dependent tensors (e.g. gating or attention), "
+                                  f"which has no {self.method_name} rule")
 
     def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
         out, indices = reduction.compute(z)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
 
 
@@ -42,7 +43,7 @@ def profile_target(head: int) -> Callable[[Any], Tensor]:
     def profile(outputs: Any) -> Tensor:
         logits = _head(outputs, head).flatten(1)
         centred = logits - logits.mean(dim=-1, keepdim=True)
-        return (torch.softmax(logits.detach(), dim=-1) * centred).sum(dim=-1)
+        return (torch.softmax(hold_at_sequence(logits), dim=-1) * centred).sum(dim=-1)
 
     return profile
 

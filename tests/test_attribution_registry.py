@@ -1,0 +1,274 @@
+"""DeepLIFT rules for the field's models (attention, gating, GRU, layer norm, softmax) and the rule registry.
+
+Every model is explained against references and checked against the plain model run on its own: the
+contributions of each (sequence, reference) pair must sum to f(x) − f(reference) within 1e-4 relative.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genomatt.attribution import deep_lift_shap
+from genomatt.attribution.interception import mark_varying
+from genomatt.attribution.registry import elementwise
+from genomatt.errors import ConfigError, ModelError
+
+LENGTH = 64
+
+
+def _one_hot(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    bases = np.random.default_rng(seed).integers(0, 4, size=shape)
+    return torch.from_numpy(np.eye(4, dtype=np.float32)[bases]).movedim(-1, -2).contiguous()
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    return _one_hot((3, LENGTH), 11), _one_hot((3, 4, LENGTH), 12)
+
+
+def _relative_summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, **options) -> float:
+    """Largest |Σ contributions − (f(x) − f(ref))| / max(1, |f|) over pairs, f the plain model."""
+    model.eval()
+    with torch.no_grad():
+        out_x = model(X)[:, 0]
+        out_ref = model(refs.flatten(0, 1))[:, 0].reshape(refs.shape[:2])
+    worst = 0.0
+    for k in range(refs.shape[1]):
+        hyp = deep_lift_shap(model, X, refs[:, k : k + 1], hypothetical=True, **options)
+        error = ((X * hyp).sum(dim=(1, 2)) - (out_x - out_ref[:, k])).abs()
+        scale = torch.maximum(out_x.abs(), out_ref[:, k].abs()).clamp(min=1.0)
+        worst = max(worst, float((error / scale).max()))
+    return worst
+
+
+# --- models of the field, written with the operations their packages use -----------------------------
+
+
+class GatedNet(nn.Module):
+    """Gated convolution (WaveNet/GLU-style): value × sigmoid(gate)."""
+
+    def __init__(self):
+        super().__init__()
+        self.value, self.gate = nn.Conv1d(4, 8, 5, padding=2), nn.Conv1d(4, 8, 5, padding=2)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.out((self.value(x) * torch.sigmoid(self.gate(x))).mean(-1))
+
+
+class TransformerBlock(nn.Module):
+    """A pre-norm transformer encoder block over a conv stem, as in gReLU's and Borzoi's transformer
+    towers: LayerNorm, multi-head self-attention (softmax of q·kᵀ/√d), residuals, a GELU MLP."""
+
+    def __init__(self, channels: int = 16, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.stem = nn.Conv1d(4, channels, 7, padding=3)
+        self.norm1, self.norm2 = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.qkv, self.proj = nn.Linear(channels, 3 * channels), nn.Linear(channels, channels)
+        self.mlp = nn.Sequential(nn.Linear(channels, 2 * channels), nn.GELU(), nn.Dropout(0.1),
+                                 nn.Linear(2 * channels, channels))
+        self.out = nn.Linear(channels, 2)
+
+    def forward(self, x):
+        h = self.stem(x).transpose(1, 2)
+        b, length, channels = h.shape
+        q, k, v = self.qkv(self.norm1(h)).reshape(b, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        attention = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(channels // self.heads), dim=-1)
+        h = h + self.proj((attention @ v).transpose(1, 2).reshape(b, length, channels))
+        h = h + self.mlp(self.norm2(h))
+        return self.out(h.mean(1))
+
+
+class EnformerAttentionBlock(nn.Module):
+    """Enformer's attention block: LayerNorm, multi-head attention whose logits add content (q + u)·k
+    and relative-position (q + v)·r terms (Transformer-XL style, relative position features projected
+    to keys), softmax, residual, then a ReLU feed-forward block."""
+
+    def __init__(self, channels: int = 16, heads: int = 2, key_size: int = 8, length: int = LENGTH // 4):
+        super().__init__()
+        self.heads, self.key_size = heads, key_size
+        self.stem = nn.Conv1d(4, channels, 9, padding=4)
+        self.pool = nn.AvgPool1d(4)
+        self.norm, self.ff_norm = nn.LayerNorm(channels), nn.LayerNorm(channels)
+        self.q = nn.Linear(channels, heads * key_size, bias=False)
+        self.k = nn.Linear(channels, heads * key_size, bias=False)
+        self.v = nn.Linear(channels, heads * key_size, bias=False)
+        self.r = nn.Linear(6, heads * key_size, bias=False)
+        self.content_bias = nn.Parameter(0.1 * torch.randn(1, heads, 1, key_size))
+        self.position_bias = nn.Parameter(0.1 * torch.randn(1, heads, 1, key_size))
+        self.o = nn.Linear(heads * key_size, channels)
+        self.ff = nn.Sequential(nn.Linear(channels, 2 * channels), nn.ReLU(), nn.Linear(2 * channels, channels))
+        distances = torch.arange(-length + 1, length, dtype=torch.float32)
+        self.register_buffer("positions", torch.stack(
+            [torch.exp(-distances.abs() / scale) for scale in (1.0, 3.0, 9.0)]
+            + [torch.sign(distances) * torch.exp(-distances.abs() / scale) for scale in (1.0, 3.0, 9.0)], dim=-1))
+        self.out = nn.Linear(channels, 1)
+
+    def _split(self, h):
+        return h.reshape(h.shape[0], h.shape[1], self.heads, self.key_size).transpose(1, 2)
+
+    def forward(self, x):
+        h = self.pool(F.gelu(self.stem(x))).transpose(1, 2)
+        b, length, _ = h.shape
+        normed = self.norm(h)
+        q = self._split(self.q(normed)) * self.key_size ** -0.5
+        k, v = self._split(self.k(normed)), self._split(self.v(normed))
+        r = self.r(self.positions).reshape(-1, self.heads, self.key_size).transpose(0, 1)
+        content = torch.einsum("bhik,bhjk->bhij", q + self.content_bias, k)
+        relative = torch.einsum("bhik,hdk->bhid", q + self.position_bias, r)
+        # Relative shift: logit (i, j) takes the term of distance j − i.
+        index = (torch.arange(length)[None, :] - torch.arange(length)[:, None]) + length - 1
+        relative = torch.gather(relative, -1, index.expand(b, self.heads, length, length))
+        attention = torch.softmax(content + relative, dim=-1)
+        attended = (attention @ v).transpose(1, 2).reshape(b, length, -1)
+        h = h + self.o(attended)
+        h = h + self.ff(self.ff_norm(h))
+        return self.out(h.mean(1))
+
+
+class GRUNet(nn.Module):
+    """A GRU over pooled convolutional features (the GRU equations of torch.nn.GRU, step by step)."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.stem, self.cell = nn.Conv1d(4, channels, 5, padding=2), nn.GRUCell(channels, channels)
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        steps = F.max_pool1d(torch.relu(self.stem(x)), 8).transpose(1, 2)
+        w_ir, w_iz, w_in = self.cell.weight_ih.chunk(3)
+        w_hr, w_hz, w_hn = self.cell.weight_hh.chunk(3)
+        b_ir, b_iz, b_in = self.cell.bias_ih.chunk(3)
+        b_hr, b_hz, b_hn = self.cell.bias_hh.chunk(3)
+        h = steps.new_zeros(x.shape[0], w_ir.shape[0])
+        for t in range(steps.shape[1]):
+            step = steps[:, t]
+            r = torch.sigmoid(F.linear(step, w_ir, b_ir) + F.linear(h, w_hr, b_hr))
+            z = torch.sigmoid(F.linear(step, w_iz, b_iz) + F.linear(h, w_hz, b_hz))
+            n = torch.tanh(F.linear(step, w_in, b_in) + r * F.linear(h, w_hn, b_hn))
+            h = (1 - z) * n + z * h
+        return self.out(h)
+
+
+class CountHeadNet(nn.Module):
+    """ChromBPNet-style count head: logsumexp of a profile, a softmax-pooled track, ratios, maxima."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv1d(4, 8, 9, padding=4)
+        self.profile, self.other = nn.Conv1d(8, 2, 5, padding=2), nn.Conv1d(8, 2, 5, padding=2)
+        self.norm = nn.LayerNorm(LENGTH)
+
+    def forward(self, x):
+        h = F.silu(self.body(x))
+        profile, other = self.profile(h), self.other(h)
+        counts = torch.logsumexp(profile.flatten(1), dim=-1)
+        pooled = (F.softmax(other, dim=-1) * profile).sum(dim=(1, 2))
+        ratio = (F.softplus(profile) / (1 + F.elu(other).exp())).mean(dim=(1, 2))
+        extreme = torch.maximum(profile, other).amax(dim=-1).sum(-1)
+        normed = self.norm(profile).square().mean(dim=(1, 2))
+        return torch.stack([counts + pooled + ratio + extreme + normed,
+                            F.log_softmax(profile, dim=-1)[:, 0, 0]], dim=1)
+
+
+def _seeded(model_class):
+    torch.manual_seed(3)
+    return model_class().eval()
+
+
+@pytest.mark.parametrize("model_class", [GatedNet, TransformerBlock, EnformerAttentionBlock, GRUNet, CountHeadNet])
+def test_models_of_the_field_sum_to_the_plain_models_output_difference(model_class, data):
+    X, refs = data
+    model = _seeded(model_class)
+    assert _relative_summation_error(model, X, refs) < 1e-4
+    result = deep_lift_shap(model, X, refs, return_delta=True)
+    assert float(result.delta.max()) < 1e-4
+    with torch.no_grad():
+        torch.testing.assert_close(result.prediction, model(X)[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_product_rule_is_the_two_factor_shapley_split():
+    # y = a · b with a = [A at position 0] and b = [C at position 1]; the sequence has both (a = b = 1),
+    # the reference neither (a0 = b0 = 0): Δy = 1 splits as ½ (b + b0) Δa = ½ to a and ½ (a + a0) Δb = ½
+    # to b (gradient × input would give 1 to each, twice the difference).
+    class Product(nn.Module):
+        def forward(self, x):
+            return (x[:, 0, 0] * x[:, 1, 1]).unsqueeze(1)
+
+    X = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]]])
+    reference = torch.tensor([[[[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]]])
+    contributions = deep_lift_shap(Product(), X, reference)
+    torch.testing.assert_close(contributions[0, 0, 0], torch.tensor(0.5))
+    torch.testing.assert_close(contributions[0, 1, 1], torch.tensor(0.5))
+    assert float(contributions.sum()) == pytest.approx(1.0)
+
+
+def test_model_detach_is_explained_through_as_the_model_computes(data):
+    # The function a model computes does not change with detach(); its contributions must sum to it.
+    class DetachedGate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.value, self.gate = nn.Conv1d(4, 8, 5, padding=2), nn.Conv1d(4, 8, 5, padding=2)
+            self.out = nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.out((self.value(x) * torch.sigmoid(self.gate(x)).detach()).mean(-1))
+
+    X, refs = data
+    assert _relative_summation_error(_seeded(DetachedGate), X, refs) < 1e-4
+
+
+# --- the registry --------------------------------------------------------------------------------------
+
+
+class ErfinvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.out(torch.erfinv(0.5 * torch.tanh(self.conv(x))).mean(-1))
+
+
+def test_user_rule_explains_an_operation_genomatt_has_no_rule_for(data):
+    X, refs = data
+    model = _seeded(ErfinvNet)
+    with pytest.raises(ModelError, match="`erfinv`"):
+        deep_lift_shap(model, X, refs)
+    assert _relative_summation_error(model, X, refs, rules={"erfinv": elementwise}) < 1e-4
+
+
+def test_wrong_user_rule_is_caught_by_the_delta_against_the_plain_model(data):
+    # A rule whose multipliers are the plain gradient keeps the values but not summation-to-delta.
+    def gradient_rule(mode, func, args, kwargs):
+        out = func(*args, **kwargs)
+        mark_varying(out)
+        return out
+
+    X, refs = data
+    with pytest.raises(ModelError, match="summation-to-delta fails"):
+        deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": gradient_rule})
+
+
+def test_user_rule_that_changes_values_is_refused(data):
+    def doubling_rule(mode, func, args, kwargs):
+        out = 2 * func(*args, **kwargs)
+        mark_varying(out)
+        return out
+
+    X, refs = data
+    with pytest.raises(ModelError, match="differs from its plain output"):
+        deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": doubling_rule})
+
+
+def test_user_rules_must_be_callables_by_name(data):
+    X, refs = data
+    with pytest.raises(ConfigError, match="rules must map operation names"):
+        deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": "rescale"})
