@@ -717,3 +717,89 @@ def test_detached_profile_weights_are_constants_of_the_explained_sequence():
 
         single = deep_lift_shap(model, X[i : i + 1], references=references[i : i + 1], target=fixed)
         np.testing.assert_allclose(batched.attributions[i].numpy(), single[0].numpy(), atol=1e-5)
+
+
+# --- RevealCancel against the original DeepLIFT rules ----------------------------------------------------
+
+
+class DenseNet(nn.Module):
+    """Dense layers with ReLUs on the flattened one-hot sequence (Linear → ReLU → Linear → ReLU → Linear)."""
+
+    def __init__(self, length: int = 12):
+        super().__init__()
+        self.fc1, self.fc2, self.out = nn.Linear(4 * length, 10), nn.Linear(10, 6), nn.Linear(6, 1)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(x.flatten(1))))))
+
+
+def _pseudocount_near_zero(tensor: np.ndarray, threshold: float = 1e-7) -> np.ndarray:
+    """deeplift.util.pseudocount_near_zero: ± threshold added where |tensor| < threshold / 2."""
+    near_zero = np.abs(tensor) < 0.5 * threshold
+    return tensor + threshold * near_zero * np.where(tensor >= 0, 1.0, -1.0)
+
+
+def _original_reveal_cancel_multipliers(model: DenseNet, x: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Input multipliers of the original DeepLIFT RevealCancel rules (deeplift 0.6: Dense layer split
+    into positive and negative contributions, RevealCancel ReLU, inputs with zero difference taking
+    0.5 (m+ + m−) · W), in float64 numpy, one reference."""
+    layers = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
+              for m in (model.fc1, model.fc2, model.out)]
+    relu = lambda z: np.maximum(z, 0.0)  # noqa: E731
+    inputs, refs, splits = [x.reshape(-1).astype(np.float64)], [reference.reshape(-1).astype(np.float64)], []
+    for depth, (weight, bias) in enumerate(layers):
+        a, a0 = inputs[-1], refs[-1]
+        delta = a - a0
+        up, down = np.clip(weight, 0, None), np.clip(weight, None, 0)
+        positive = up @ (delta * (delta > 0)) + down @ (delta * (delta < 0))
+        negative = up @ (delta * (delta < 0)) + down @ (delta * (delta > 0))
+        z, z0 = weight @ a + bias, weight @ a0 + bias
+        splits.append((delta, up, down, z0, positive, negative, z))
+        if depth < len(layers) - 1:
+            inputs.append(relu(z))
+            refs.append(relu(z0))
+    m_positive = m_negative = np.ones(1)
+    for depth in reversed(range(len(layers))):
+        delta, up, down, z0, positive, negative, z = splits[depth]
+        if depth < len(layers) - 1:
+            # RevealCancel at the ReLU after this layer, then the layer's positive and negative parts.
+            gain_positive = 0.5 * (relu(z0 + positive) - relu(z0)) + 0.5 * (relu(z) - relu(z0 + negative))
+            gain_negative = 0.5 * (relu(z0 + negative) - relu(z0)) + 0.5 * (relu(z) - relu(z0 + positive))
+            m_positive = m_out * gain_positive / _pseudocount_near_zero(positive)
+            m_negative = m_out * gain_negative / _pseudocount_near_zero(negative)
+        else:
+            m_positive = m_negative = np.ones(1)
+        m_out = ((delta > 0) * (up.T @ m_positive + down.T @ m_negative)
+                 + (delta < 0) * (down.T @ m_positive + up.T @ m_negative)
+                 + (delta == 0) * 0.5 * ((up + down).T @ (m_positive + m_negative)))
+    return m_out.reshape(x.shape)
+
+
+def test_reveal_cancel_equals_the_original_deeplift_rules_on_a_dense_model():
+    # One-hot inputs match their reference at most positions (difference zero), where the original
+    # gives 0.5 (m+ + m−) · W; so do hidden units off at both the sequence and the reference.
+    torch.manual_seed(4)
+    model = _initialised(DenseNet(), seed=4)
+    X, references = _one_hot((3, 12), 21), _one_hot((3, 2, 12), 22)
+    ours = deep_lift_shap(model, X, references, rule="revealcancel", hypothetical=True, return_delta=True)
+    assert float(ours.delta.max()) < 1e-5
+    for i in range(3):
+        expected = np.mean([hypothetical_contributions(
+            torch.from_numpy(_original_reveal_cancel_multipliers(model, X[i].numpy(), references[i, k].numpy())),
+            references[i, k].double()).numpy() for k in range(2)], axis=0)
+        np.testing.assert_allclose(ours.attributions[i].numpy(), expected, atol=1e-5)
+
+
+def test_genomics_default_is_rescale_after_convolutions_and_reveal_cancel_after_dense_layers(data):
+    X, refs = data
+    convolutional = _initialised(BPNetLike())
+    torch.testing.assert_close(deep_lift_shap(convolutional, X, refs, rule="genomics_default"),
+                               deep_lift_shap(convolutional, X, refs))
+    dense = _initialised(DenseNet(LENGTH))
+    torch.testing.assert_close(deep_lift_shap(dense, X, refs, rule="genomics_default"),
+                               deep_lift_shap(dense, X, refs, rule="revealcancel"))
+    mixed = _initialised(BassetLike())
+    result = deep_lift_shap(mixed, X, refs, rule="genomics_default", return_delta=True)
+    assert float(result.delta.max()) < 1e-5
+    for other in ("rescale", "revealcancel"):
+        assert float((result.attributions - deep_lift_shap(mixed, X, refs, rule=other)).abs().max()) > 1e-5

@@ -49,7 +49,6 @@ from genomatt.attribution.rules import (
     pairs,
     pooling_reduction,
     reveal_cancel_multipliers,
-    slope,
 )
 from genomatt.errors import GenomattError, ModelError
 
@@ -625,9 +624,9 @@ class DeepLiftMode(TorchFunctionMode):
             out = function(z)
             if not isinstance(out, Tensor) or out.shape != z.shape:
                 raise NotElementwise
-            z_in, out_in = z[:b], out[:b]
+            out_in = out[:b]
             multiplier_positive, multiplier_negative = reveal_cancel_multipliers(
-                z_in, z[b:], out_in, out[b:], positive.detach(), negative.detach(), function, slope(function, z_in))
+                out_in, z[b:], out[b:], positive.detach(), negative.detach(), function)
         # The value is f(z); the gradient reaches the two parts of each Δz, each with its multiplier.
         carrier = positive * multiplier_positive + negative * multiplier_negative
         return torch.cat([out_in, out[b:] + (carrier - carrier.detach())])

@@ -117,8 +117,8 @@ class RescaleFunction(torch.autograd.Function):
 
 
 def reveal_cancel_multipliers(
-    z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Tensor, positive: Tensor, negative: Tensor,
-    function: Callable[[Tensor], Tensor], slope_in: Tensor,
+    out_in: Tensor, z_ref: Tensor, out_ref: Tensor, positive: Tensor, negative: Tensor,
+    function: Callable[[Tensor], Tensor],
 ) -> tuple[Tensor, Tensor]:
     """RevealCancel multipliers of an elementwise function (DeepLIFT paper, section 3.5.3).
 
@@ -133,8 +133,8 @@ def reveal_cancel_multipliers(
 
     Parameters
     ----------
-    z_in, out_in, slope_in : Tensor, shape (b, *S)
-        Input, output and derivative of the function at the sequences.
+    out_in : Tensor, shape (b, *S)
+        Output of the function at the sequences.
     z_ref, out_ref, positive, negative : Tensor, shape (b * r, *S)
         Input and output at the references and the two parts of each pair's input difference.
     function : callable
@@ -143,17 +143,17 @@ def reveal_cancel_multipliers(
     Returns
     -------
     multiplier_positive, multiplier_negative : Tensor, shape (b * r, *S)
-        A part smaller than :data:`SECANT_FALLBACK` takes the Rescale multiplier.
+        A part smaller than :data:`SECANT_FALLBACK` has no effect and takes multiplier 0, as in
+        the original implementation (which divides its zero effect by a pseudocount).
     """
-    b = z_in.shape[0]
+    b = out_in.shape[0]
     out_pair = out_in.unsqueeze(1).expand(pairs(out_ref, b).shape).reshape(out_ref.shape)
     with_positive = function(z_ref + positive)
     with_negative = function(z_ref + negative)
     gain_positive = 0.5 * ((with_positive - out_ref) + (out_pair - with_negative))
     gain_negative = 0.5 * ((with_negative - out_ref) + (out_pair - with_positive))
-    rescale = rescale_multiplier(z_in, z_ref, out_in, out_ref, lambda: slope_in)
-    multiplier_positive = torch.where(positive.abs() < SECANT_FALLBACK, rescale, gain_positive / positive)
-    multiplier_negative = torch.where(negative.abs() < SECANT_FALLBACK, rescale, gain_negative / negative)
+    multiplier_positive = torch.where(positive.abs() < SECANT_FALLBACK, 0.0, gain_positive / positive)
+    multiplier_negative = torch.where(negative.abs() < SECANT_FALLBACK, 0.0, gain_negative / negative)
     return multiplier_positive, multiplier_negative
 
 
