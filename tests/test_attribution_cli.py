@@ -154,3 +154,49 @@ def test_profile_and_count_heads_are_explained(inputs, tmp_path, monkeypatch):
                                atol=1e-6)
     assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
                  "--targets", "shape"]) == 2
+
+
+def test_torchscript_export_equals_the_python_class(inputs, tmp_path):
+    # A user's TorchScript file is explained by walking its graph with the same rules.
+    folder, regions, onehot, model = inputs
+    scripted = tmp_path / "bpnet.torchscript.pt"
+    torch.jit.script(model).save(str(scripted))
+    from_class, from_script = tmp_path / "class.h5", tmp_path / "script.h5"
+    _attribute(folder, from_class)
+    assert main(["attribute", "--h5", str(folder / "regions.h5"), "--model", str(scripted), "--out",
+                 str(from_script), "--references", "3", "--device", "cpu"]) == 0
+    for name in ("hypothetical", "prediction"):
+        np.testing.assert_allclose(read_array(from_script, name), read_array(from_class, name), rtol=0, atol=1e-5)
+    assert read_array(from_script, "delta").max() < 1e-5
+
+
+class _TrackModel(torch.nn.Module):
+    """gReLU-style outputs: (N, T, L_out) profiles, or (N, T, 1) with ``bins=1``."""
+
+    def __init__(self, bins: int):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 6, 7, padding=3)
+        self.head = torch.nn.Conv1d(6, 2, 1)
+        self.pool = torch.nn.AdaptiveAvgPool1d(bins)
+
+    def forward(self, x):
+        return self.pool(self.head(torch.relu(self.conv(x))))
+
+
+@pytest.mark.parametrize("bins, tasks", [(1, ["task_0", "task_1"]), (8, ["track_0", "track_1"])])
+def test_track_outputs_are_explained_per_track(bins, tasks, inputs, tmp_path):
+    folder, _, onehot, _ = inputs
+    torch.manual_seed(2)
+    model = _TrackModel(bins).eval()
+    path = tmp_path / "tracks.pt"
+    torch.jit.script(model).save(str(path))
+    out = tmp_path / "tracks.h5"
+    assert main(["attribute", "--h5", str(folder / "regions.h5"), "--model", str(path), "--out", str(out),
+                 "--references", "3", "--device", "cpu"]) == 0
+    assert list(read_attrs(out)["tasks"]) == tasks
+    assert read_array(out, "hypothetical").shape == (7, 2, 4, LENGTH)
+    assert read_array(out, "delta").max() < 1e-4
+    if bins == 1:
+        with torch.no_grad():
+            np.testing.assert_allclose(read_array(out, "prediction"), model(torch.from_numpy(onehot))[:, :, 0],
+                                       rtol=1e-5, atol=1e-6)

@@ -29,6 +29,7 @@ from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
 from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.torchscript import TorchScriptGraph
 from genomatt.errors import ConfigError, GenomattError, ModelError, SequenceError
 from genomatt.device import resolve_device
 
@@ -204,6 +205,8 @@ def deep_lift_shap(
     delta = torch.zeros(n, n_targets)
     scale = torch.ones(n, n_targets)
     prediction = torch.zeros(n, n_targets)
+    if isinstance(model, torch.jit.ScriptModule):
+        model = TorchScriptGraph(model)
     refuse_opaque_modules(model)
     with prepared(model, device) as dtype:
         mode = DeepLiftMode(model, rule, tuple(X.shape), rules)
@@ -466,12 +469,11 @@ def refuse_opaque_modules(model: nn.Module) -> None:
     Raises
     ------
     ModelError
-        Naming the TorchScript or compiled (``torch.compile``) module.
+        Naming the TorchScript or compiled (``torch.compile``) submodule; a whole TorchScript model
+        is walked by :class:`~genomatt.attribution.torchscript.TorchScriptGraph` instead.
     """
-    if isinstance(model, torch.jit.ScriptModule):
-        raise ModelError("a TorchScript model runs its operations outside Python, where genomatt's rules cannot "
-                         "apply; load the weights into the model's Python class (model.load_state_dict("
-                         "torch.jit.load(path).state_dict())) and explain that, see docs/models.md")
+    if isinstance(model, TorchScriptGraph):
+        return
     for name, module in model.named_modules():
         opaque = isinstance(module, torch.jit.ScriptModule) or type(module).__name__ == "OptimizedModule"
         if opaque and name:

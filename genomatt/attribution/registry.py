@@ -175,6 +175,12 @@ def extremum(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> T
     return out
 
 
+def profile_logit_scaling(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """bpnet-lite's c ↦ c · softmax(c) block: Rescale as one block, as bpnet-lite registers it."""
+    centred = _only_input(mode, args, kwargs)
+    return mode.rescale(centred, func)
+
+
 def _binary_or_axis(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Any:
     if mode._is_binary_max(args, kwargs):
         return extremum(mode, func, args, kwargs)
@@ -189,7 +195,7 @@ _COMPOSITE: dict[str, Rule] = {
     "div": divide, "div_": divide, "divide": divide, "true_divide": divide, "__truediv__": divide,
     "__itruediv__": divide, "__div__": divide,
     "maximum": extremum, "minimum": extremum, "fmax": extremum, "fmin": extremum,
-    "max": _binary_or_axis, "min": _binary_or_axis,
+    "max": _binary_or_axis, "min": _binary_or_axis, "profile_logit_scaling": profile_logit_scaling,
 }
 
 

@@ -1,11 +1,28 @@
-"""Targets of models with several outputs, e.g. BPNet/ChromBPNet-style profile and count heads.
+"""Targets of models with profile outputs, e.g. BPNet/ChromBPNet-style profile and count heads.
 
-A model returning ``(N, T)`` is explained per output column. A model returning several outputs (a
-tuple) is explained per output ("head"): a head with one value per sequence directly, a head with a
-profile (``(N, L_out)`` or ``(N, strands, L_out)``) through the sum of its mean-centred logits weighted
-by their softmax, the weights held constant, as BPNet and ChromBPNet explain profiles. The DeepLIFT
-engine holds detached values at those of the explained sequence, so these weights are the sequence's
-own and summation-to-delta holds exactly.
+A model returning ``(N, T)`` (or ``(N, T, 1)``) is explained per output column. A model returning
+several outputs (a tuple) is explained per output ("head"): a head with one value per sequence
+directly, a head with a profile (``(N, L_out)`` or ``(N, strands, L_out)``, strands flattened with
+positions as bpnet-lite does) through a profile target. A model returning one profile tensor
+``(N, T, L_out)`` (gReLU, Enformer-style track models) is explained per track ``t`` through the
+profile target of ``[:, t]``.
+
+A profile target reduces the logits l of one profile to a scalar. Two conventions of the field are
+offered (``PROFILE_CONVENTIONS``), both with exact summation-to-delta:
+
+``"bpnet"`` (default)
+    bpnet-lite's and ChromBPNet's ``ProfileWrapper``: with centred logits c = l − mean(l),
+    Σ c · softmax(c), whose map c ↦ c · softmax(c) takes the Rescale rule as one block
+    (bpnet-lite registers it so with tangermeme and captum). The default because ChromBPNet and
+    bpnet-lite users compare against these scores, and the explained value is a function of the
+    sequence alone.
+``"held"``
+    BPNet's original target: Σ softmax(l) · c with the softmax weights a constant (stop-gradient),
+    held at the explained sequence's value for its references, so the target is one linear
+    function of the logits per sequence (tangermeme with a detached softmax gives the same).
+
+shap's ``DeepExplainer`` weights each reference by its own softmax; those contributions do not
+sum to any output difference, so genomatt does not offer that weighting.
 """
 
 from __future__ import annotations
@@ -16,33 +33,75 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.overrides import handle_torch_function, has_torch_function_unary
 
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
 
+PROFILE_CONVENTIONS = ("bpnet", "held")
+"""Profile target conventions; the first is the default."""
 
-def _head(outputs: Any, head: int) -> Tensor:
-    if not isinstance(outputs, (tuple, list)) or not -len(outputs) <= head < len(outputs):
+
+def profile_logit_scaling(centred: Tensor) -> Tensor:
+    """c · softmax(c) over the last axis: bpnet-lite's ``_ProfileLogitScaling``.
+
+    Under the DeepLIFT engine it takes the Rescale rule as one block (multiplier Δout / Δc per
+    element), as bpnet-lite registers it with tangermeme and captum.
+
+    Parameters
+    ----------
+    centred : Tensor, shape (B, P)
+        Mean-centred profile logits.
+
+    Returns
+    -------
+    Tensor, shape (B, P)
+    """
+    if has_torch_function_unary(centred):
+        return handle_torch_function(profile_logit_scaling, (centred,), centred)
+    return centred * torch.softmax(centred, dim=-1)
+
+
+def _head(outputs: Any, head: int, track: int | None) -> Tensor:
+    if isinstance(outputs, Tensor) and head == 0:
+        values = outputs
+    elif isinstance(outputs, (tuple, list)) and -len(outputs) <= head < len(outputs):
+        values = outputs[head]
+    else:
         raise ModelError(f"the model output has no head {head}")
-    return outputs[head]
+    return values if track is None else values[:, track]
 
 
-def profile_target(head: int) -> Callable[[Any], Tensor]:
-    """The target explaining profile head ``head``: Σ softmax(logits) · (logits − mean), weights constant.
+def profile_target(head: int, convention: str = "bpnet", track: int | None = None) -> Callable[[Any], Tensor]:
+    """The target explaining a profile: the model's output ``head`` (and its ``track``).
 
     Parameters
     ----------
     head : int
-        Index of the profile output in the model's output tuple.
+        Index of the profile output in the model's output tuple (0 for a model returning one tensor).
+    convention : {"bpnet", "held"}
+        See the module docstring.
+    track : int, optional
+        For a profile output ``(N, T, L_out)``, the track explained.
 
     Returns
     -------
     callable
         Model outputs → ``(B,)`` target values.
+
+    Raises
+    ------
+    ConfigError
+        If ``convention`` is not one of :data:`PROFILE_CONVENTIONS`.
     """
+    if convention not in PROFILE_CONVENTIONS:
+        raise ConfigError(f"profile convention must be one of {', '.join(PROFILE_CONVENTIONS)}, got {convention!r}")
+
     def profile(outputs: Any) -> Tensor:
-        logits = _head(outputs, head).flatten(1)
+        logits = _head(outputs, head, track).flatten(1)
         centred = logits - logits.mean(dim=-1, keepdim=True)
+        if convention == "bpnet":
+            return profile_logit_scaling(centred).sum(dim=-1)
         return (torch.softmax(hold_at_sequence(logits), dim=-1) * centred).sum(dim=-1)
 
     return profile
@@ -62,39 +121,51 @@ def scalar_target(head: int) -> Callable[[Any], Tensor]:
         Model outputs → ``(B,)`` target values.
     """
     def scalar(outputs: Any) -> Tensor:
-        values = _head(outputs, head)
+        values = _head(outputs, head, None)
         return values.reshape(values.shape[0], -1)[:, 0]
 
     return scalar
 
 
-def head_targets(output_shapes: Sequence[tuple[int, ...]],
-                 requested: Sequence[str] | None = None) -> list[tuple[str, Callable[[Any], Tensor]]]:
-    """Named targets of a model with several outputs.
+def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[str] | None = None,
+                 convention: str = "bpnet", task_names: Sequence[str] | None = None,
+                 ) -> list[tuple[str, Callable[[Any], Tensor]]]:
+    """Named targets of a model with profile outputs.
 
     Parameters
     ----------
     output_shapes : sequence of tuple of int
         Per-sequence shape of each output (``LoadedModel.output_shapes``).
     requested : sequence of str, optional
-        Target names (or head indices) to keep, in this order; default every head.
+        Target names (or indices) to keep, in this order; default every target.
+    convention : {"bpnet", "held"}
+        Profile target convention (module docstring).
+    task_names : sequence of str, optional
+        Track names of a single ``(T, L_out)`` profile output; default ``track_<t>``.
 
     Returns
     -------
     list of (str, callable)
-        ``profile`` and ``counts`` for the usual profile + count model, else ``profile_<i>`` and
-        ``counts_<i>`` by head index ``i``, with their target functions.
+        For several outputs, ``profile`` and ``counts`` for the usual profile + count model, else
+        ``profile_<i>`` and ``counts_<i>`` by head index ``i``; for one ``(T, L_out)`` output, one
+        profile target per track.
 
     Raises
     ------
     ConfigError
-        If a requested target is neither a name nor a head index.
+        If a requested target is neither a name nor an index, or the convention is unknown.
     """
-    kinds = ["counts" if math.prod(shape) == 1 else "profile" for shape in output_shapes]
     targets = []
-    for head, kind in enumerate(kinds):
-        name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
-        targets.append((name, scalar_target(head) if kind == "counts" else profile_target(head)))
+    if len(output_shapes) == 1 and len(output_shapes[0]) == 2:
+        n_tracks = output_shapes[0][0]
+        names = list(task_names) if task_names and len(task_names) == n_tracks else \
+            [f"track_{track}" for track in range(n_tracks)]
+        targets = [(name, profile_target(0, convention, track)) for track, name in enumerate(names)]
+    else:
+        kinds = ["counts" if math.prod(shape) == 1 else "profile" for shape in output_shapes]
+        for head, kind in enumerate(kinds):
+            name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
+            targets.append((name, scalar_target(head) if kind == "counts" else profile_target(head, convention)))
     if not requested:
         return targets
     by_name = dict(targets)
@@ -105,6 +176,6 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]],
         elif item.lstrip("-").isdigit() and -len(targets) <= int(item) < len(targets):
             chosen.append(targets[int(item)])
         else:
-            raise ConfigError(f"--targets: {item!r} is neither a head of the model ({', '.join(by_name)}) "
-                              f"nor a head index below {len(targets)}")
+            raise ConfigError(f"--targets: {item!r} is neither a target of the model ({', '.join(by_name)}) "
+                              f"nor an index below {len(targets)}")
     return chosen

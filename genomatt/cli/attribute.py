@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -15,7 +16,8 @@ import torch
 
 from genomatt.atomic import atomic_path
 from genomatt.attribution import deep_lift_shap
-from genomatt.attribution.targets import head_targets
+from genomatt.attribution.deeplift import RULES
+from genomatt.attribution.targets import PROFILE_CONVENTIONS, head_targets
 from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
 from genomatt.progress import ProgressLog
@@ -40,29 +42,36 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--h5", required=True, help="regions store with /onehot (genomatt extract)")
     parser.add_argument("--model", required=True,
-                        help="genomatt model artefact (genomatt train), model config (.yaml/.json) or "
-                        "package.module:factory, see docs/models.md; TorchScript cannot be explained")
+                        help="genomatt model artefact (genomatt train), TorchScript file, model config "
+                        "(.yaml/.json) or package.module:factory, see docs/models.md")
     parser.add_argument("--weights", help="state dict for a model config or import spec")
     parser.add_argument("--out", required=True, help="output contrib.h5")
     parser.add_argument("--targets", nargs="+",
                         help="task names or output indices to explain; for a model with several outputs "
-                        "(profile and count heads) head names (profile, counts) or head indices "
-                        "(default: every task or head)")
+                        "(profile and count heads) head names (profile, counts) or head indices; for a "
+                        "model with one (N, T, L) profile output, track names or indices "
+                        "(default: every task, head or track)")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
                         help="names of the model's output columns, in order, for a model that names none "
                         "(refused when the model names its tasks otherwise)")
     parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
-    parser.add_argument("--rule", choices=("rescale", "revealcancel"), default="rescale",
-                        help="DeepLIFT rule for elementwise nonlinearities (default %(default)s)")
+    parser.add_argument("--rule", choices=RULES, default="rescale",
+                        help="DeepLIFT rule for elementwise nonlinearities; genomics_default is Rescale after "
+                        "convolutions and RevealCancel after dense layers (default %(default)s)")
+    parser.add_argument("--profile-target", choices=PROFILE_CONVENTIONS, default=PROFILE_CONVENTIONS[0],
+                        help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's and "
+                        "ChromBPNet's ProfileWrapper) or held (softmax weights held at the sequence's "
+                        "value), see docs/methods/deeplift.md (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=128,
                         help="(region, reference) pairs per pass (default %(default)s)")
     add_device_argument(parser)
     parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
                         help="run the model in reduced precision (the delta check stays float32)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail when a region's contributions do not sum to its output difference")
+    parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
+                        help="fail, writing nothing, when a region's contributions do not sum to the model's "
+                        "output difference; --no-strict warns and writes them (default: strict)")
     parser.add_argument("--shard", type=_shard, metavar="I/K",
                         help="explain only shard I (0-based) of K contiguous shards of the regions")
     parser.add_argument("--export", metavar="DIR",
@@ -123,12 +132,14 @@ def run(args: argparse.Namespace) -> None:
     loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
     if args.task_names:
         loaded = name_tasks(loaded, args.task_names, args.model)
-    if loaded.task_names:
+    shapes = loaded.output_shapes
+    if len(shapes) == 1 and math.prod(shapes[0][1:]) == 1:
+        # (N, T) or (N, T, 1): output columns, explained from one forward pass per batch.
         columns, tasks = _target_columns(args.targets, loaded.task_names)
         targets = [columns]
     else:
-        # Several outputs (profile and count heads): one explanation per head.
-        named = head_targets(loaded.output_shapes, args.targets)
+        # Profile and count heads, or the tracks of one (N, T, L) profile: one explanation each.
+        named = head_targets(loaded.output_shapes, args.targets, args.profile_target, loaded.task_names)
         columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
              len(regions), onehot.shape[2], len(tasks), args.references)
@@ -158,7 +169,8 @@ def run(args: argparse.Namespace) -> None:
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
         "references": "dinucleotide shuffles seeded by (seed, chrom, start, end)",
         "n_references": args.references, "seed": args.seed, "targets": tasks, "target_columns": columns,
-        "target_kind": "output columns" if columns is not None else "heads (profile: softmax-weighted centred logits)",
+        "target_kind": "output columns" if columns is not None else "heads or tracks",
+        "profile_target": None if columns is not None else args.profile_target,
         "autocast": args.autocast, "max_delta": float(delta.max()) if delta.size else 0.0,
     }
     if args.shard:

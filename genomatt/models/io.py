@@ -392,9 +392,13 @@ def _check_on_dummy_batch(
 
 
 def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
-    if len(shapes) != 1 or len(shapes[0]) > 1:
+    # (N, T, 1), as gReLU models return, is T tasks like (N, T).
+    shape = shapes[0] if len(shapes) == 1 else ()
+    while len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shapes) != 1 or len(shape) > 1:
         return list(declared or [])
-    n_outputs = shapes[0][0] if shapes[0] else 1
+    n_outputs = shape[0] if shape else 1
     if declared is None:
         return [f"task_{index}" for index in range(n_outputs)]
     if len(declared) != n_outputs:

@@ -1,0 +1,197 @@
+"""Explaining a TorchScript model: its graph run node by node as Python torch calls.
+
+A TorchScript model runs its operations in C++, where no rule can see them. :class:`TorchScriptGraph`
+wraps it as an ``nn.Module`` whose forward walks the model's inlined graph and performs every
+``aten::`` operation as the equivalent ``torch`` / ``torch.nn.functional`` / tensor-method call, so
+the DeepLIFT engine intercepts each one exactly as in the model's Python class, with the same rules
+and refusals. Control flow (``prim::If``, ``prim::Loop``), attribute access, lists, tuples and
+scalar arithmetic are evaluated directly. A node the walk does not know is refused, naming it and
+the model source line recorded in the TorchScript file.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genomatt.errors import GenomattError, ModelError
+
+__all__ = ["TorchScriptGraph"]
+
+LOAD_PYTHON_CLASS = ("load the weights into the model's Python class instead: model = MyModel(...); "
+                     "model.load_state_dict(torch.jit.load(path).state_dict()), or give genomatt "
+                     "`package.module:factory` with --weights (docs/models.md)")
+
+
+def _slice(values: Any, *bounds: Any) -> Any:
+    if isinstance(values, Tensor):
+        dim, start, end, step = bounds
+        return values[(slice(None),) * (dim % values.dim()) + (slice(start, end, step),)]
+    start, end, step = bounds
+    return values[start:end:step]
+
+
+def _batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
+    return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable):
+    return F.layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+def _convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups, *flags):
+    dims = weight.dim() - 2
+    if transposed:
+        return getattr(F, f"conv_transpose{dims}d")(input, weight, bias, stride, padding, output_padding, groups,
+                                                    dilation)
+    return getattr(F, f"conv{dims}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _dropout(input, p, train):
+    return F.dropout(input, p, train)
+
+
+# aten operations whose Python spelling differs from their schema (argument order or name).
+_SPECIAL: dict[str, Callable] = {
+    "slice": _slice, "_convolution": _convolution, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
+    "feature_dropout": _dropout, "size": lambda tensor, *dim: tensor.size(*dim), "dim": lambda t: t.dim(),
+    "len": len, "__getitem__": operator.getitem, "__not__": operator.not_, "__is__": operator.is_,
+    "__isnot__": operator.is_not, "__contains__": lambda c, v: v in c, "format": lambda s, *a: s.format(*a),
+    "Int": int, "Float": float, "Bool": bool, "ScalarImplicit": lambda t: t.item(), "item": lambda t: t.item(),
+    "floordiv": operator.floordiv, "neg": lambda v: -v, "append": lambda lst, v: lst.append(v) or lst,
+    "list": list, "warn": lambda *args: None, "__and__": lambda a, b: a & b, "__or__": lambda a, b: a | b,
+}
+_SCALAR = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+           "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
+           "ge": operator.ge, "remainder": operator.mod, "pow": operator.pow, "neg": operator.neg}
+
+
+class TorchScriptGraph(nn.Module):
+    """A TorchScript model run node by node as Python torch calls (see the module docstring).
+
+    Parameters
+    ----------
+    scripted : torch.jit.ScriptModule
+        The loaded model; it keeps its parameters, buffers and submodules.
+
+    Raises
+    ------
+    ModelError
+        If the model has no forward graph to walk.
+    """
+
+    def __init__(self, scripted: torch.jit.ScriptModule):
+        super().__init__()
+        self.scripted = scripted
+        try:
+            self.graph = scripted.inlined_graph
+        except (AttributeError, RuntimeError) as error:
+            raise ModelError(f"the TorchScript model has no forward graph genomatt can walk ({error}); "
+                             + LOAD_PYTHON_CLASS) from None
+
+    def forward(self, *inputs: Any) -> Any:
+        graph_inputs = list(self.graph.inputs())
+        if len(graph_inputs) - 1 != len(inputs):
+            raise ModelError(f"the TorchScript model takes {len(graph_inputs) - 1} inputs, got {len(inputs)}")
+        env = {graph_inputs[0].unique(): self.scripted}
+        env.update((value.unique(), given) for value, given in zip(graph_inputs[1:], inputs))
+        self._run(self.graph.nodes(), env)
+        outputs = [env[value.unique()] for value in self.graph.outputs()]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _run(self, nodes: Iterable, env: dict[int, Any]) -> None:
+        for node in nodes:
+            try:
+                results = self._node(node, [env[value.unique()] for value in node.inputs()], env)
+            except GenomattError as error:
+                raise type(error)(f"{error} [TorchScript node {node.kind()}{_source(node)}]") from None
+            outputs = list(node.outputs())
+            if len(outputs) == 1:
+                env[outputs[0].unique()] = results
+            elif outputs:
+                env.update((value.unique(), result) for value, result in zip(outputs, results))
+
+    def _block(self, block: Any, arguments: list[Any], env: dict[int, Any]) -> list[Any]:
+        env.update((value.unique(), argument) for value, argument in zip(block.inputs(), arguments))
+        self._run(block.nodes(), env)
+        return [env[value.unique()] for value in block.returnNode().inputs()]
+
+    def _node(self, node: Any, inputs: list[Any], env: dict[int, Any]) -> Any:
+        kind = node.kind()
+        if kind == "prim::Constant":
+            return node.output().toIValue() if node.hasAttributes() else None
+        if kind == "prim::GetAttr":
+            return getattr(inputs[0], node.s("name"))
+        if kind in ("prim::ListConstruct",):
+            return list(inputs)
+        if kind == "prim::TupleConstruct":
+            return tuple(inputs)
+        if kind in ("prim::ListUnpack", "prim::TupleUnpack"):
+            return list(inputs[0])
+        if kind == "prim::TupleIndex":
+            return inputs[0][inputs[1]]
+        if kind in ("prim::unchecked_cast", "prim::Uninitialized"):
+            return inputs[0] if inputs else None
+        if kind == "prim::NumToTensor":
+            return torch.tensor(inputs[0])
+        if kind in ("prim::device", "prim::dtype"):
+            return getattr(inputs[0], kind.split("::")[1])
+        if kind == "prim::RaiseException":
+            raise ModelError(f"the TorchScript model raised: {inputs[0]}")
+        if kind == "prim::If":
+            results = self._block(list(node.blocks())[0 if inputs[0] else 1], [], env)
+            return results[0] if len(results) == 1 else results
+        if kind == "prim::Loop":
+            return self._loop(node, inputs, env)
+        if kind.startswith("aten::"):
+            return self._aten(node, kind[len("aten::"):], inputs)
+        raise ModelError(f"genomatt cannot walk the TorchScript operation {kind}; " + LOAD_PYTHON_CLASS)
+
+    def _loop(self, node: Any, inputs: list[Any], env: dict[int, Any]) -> Any:
+        trip_count, condition, carried = inputs[0], inputs[1], list(inputs[2:])
+        block = list(node.blocks())[0]
+        iteration = 0
+        while condition and iteration < trip_count:
+            results = self._block(block, [iteration, *carried], env)
+            condition, carried = results[0], results[1:]
+            iteration += 1
+        return carried[0] if len(carried) == 1 else carried
+
+    def _aten(self, node: Any, name: str, inputs: list[Any]) -> Any:
+        if name in _SCALAR and not any(isinstance(value, Tensor) for value in inputs):
+            return _SCALAR[name](*inputs)
+        if name in _SPECIAL:
+            return _SPECIAL[name](*inputs)
+        schema = torch._C.parse_schema(node.schema())
+        positional, keywords = [], {}
+        for argument, value in zip(schema.arguments, inputs):
+            # alpha by name: positionally, torch.add(x, y, alpha) reads as its deprecated (x, alpha, y).
+            if argument.kwarg_only or argument.name == "alpha":
+                if value is not None:
+                    keywords[argument.name] = value
+            else:
+                positional.append(value)
+        base = name.rstrip("_") if name.endswith("_") and not name.startswith("_") else name
+        # torch and torch._C._nn take the schema's argument order; F's wrappers may not.
+        for owner in (torch, torch._C._nn, F):
+            function = getattr(owner, name, None)
+            if callable(function) and not isinstance(function, type):
+                return function(*positional, **keywords)
+        method = getattr(Tensor, name, None) or getattr(Tensor, base, None)
+        if method is not None and positional and isinstance(positional[0], Tensor):
+            return method(*positional, **keywords)
+        raise ModelError(f"genomatt cannot walk the TorchScript operation aten::{name}; " + LOAD_PYTHON_CLASS)
+
+
+def _source(node: Any) -> str:
+    """`` at file:line`` of the model source the node came from, if the file recorded it."""
+    try:
+        text = str(node.sourceRange()).strip().splitlines()
+    except RuntimeError:
+        return ""
+    return f" at {text[0]}" if text else ""
