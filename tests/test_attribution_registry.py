@@ -272,3 +272,52 @@ def test_user_rules_must_be_callables_by_name(data):
     X, refs = data
     with pytest.raises(ConfigError, match="rules must map operation names"):
         deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": "rescale"})
+
+
+@pytest.mark.parametrize("model_class", [TransformerBlock, EnformerAttentionBlock, GRUNet])
+@pytest.mark.parametrize("export", ["script", "trace"])
+def test_torchscript_exports_are_explained_as_their_python_class(model_class, export, data):
+    X, refs = data
+    model = _seeded(model_class)
+    if export == "script" and model_class is TransformerBlock:
+        pytest.skip("TorchScript cannot script unpacking a tensor into q, k, v")
+    with torch.no_grad():
+        exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
+
+
+def test_fused_recurrent_layers_are_refused_by_name(data):
+    class FusedGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.gru, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.GRU(8, 8, batch_first=True), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.out(self.gru(self.stem(x).transpose(1, 2))[0][:, -1])
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`gru` called in module 'gru' \(GRU\)"):
+        deep_lift_shap(_seeded(FusedGRU), X, refs)
+
+
+def test_composite_user_rule_from_the_documentation(data):
+    # docs/methods/deeplift.md: F.glu(z, dim) = a · sigmoid(b) over the halves of z.
+    def glu(mode, func, args, kwargs):
+        z, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim", -1)
+        a, b = z.chunk(2, dim=dim)
+        mark_varying([a, b])
+        return mode.product(torch.mul, a, mode.rescale(b, torch.sigmoid))
+
+    class GluNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 16, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.out(F.glu(self.conv(x), dim=1).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match="`glu`"):
+        deep_lift_shap(_seeded(GluNet), X, refs)
+    assert _relative_summation_error(_seeded(GluNet), X, refs, rules={"glu": glu}) < 1e-4

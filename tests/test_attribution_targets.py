@@ -1,0 +1,70 @@
+"""Profile targets: the named conventions, and agreement with bpnet-lite's ProfileWrapper."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genomatt.attribution import deep_lift_shap
+from genomatt.attribution.targets import head_targets, profile_target, scalar_target
+from genomatt.errors import ConfigError
+
+
+def _one_hot(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    bases = np.random.default_rng(seed).integers(0, 4, size=shape)
+    return torch.from_numpy(np.eye(4, dtype=np.float32)[bases]).movedim(-1, -2).contiguous()
+
+
+class ProfileCountModel(nn.Module):
+    """BPNet-style heads: profile logits (N, 2 strands, L) and log counts (N, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv1d(4, 8, 9, padding=4)
+        self.profile, self.count = nn.Conv1d(8, 2, 5, padding=2), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        return self.profile(h), self.count(h.mean(-1))
+
+
+@pytest.mark.parametrize("convention", ["bpnet", "held"])
+def test_profile_conventions_sum_to_their_target(convention):
+    torch.manual_seed(0)
+    model = ProfileCountModel().eval()
+    X, refs = _one_hot((3, 80), 1), _one_hot((3, 4, 80), 2)
+    result = deep_lift_shap(model, X, refs, target=profile_target(0, convention), return_delta=True)
+    assert float(result.delta.max()) < 1e-5
+    with torch.no_grad():
+        logits = model(X)[0].flatten(1)
+    centred = logits - logits.mean(-1, keepdim=True)
+    weights = torch.softmax(centred if convention == "bpnet" else logits, dim=-1)
+    torch.testing.assert_close(result.prediction, (weights * centred).sum(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_bpnet_convention_matches_bpnet_lite_profile_and_count_wrappers():
+    bpnet = pytest.importorskip("bpnetlite.bpnet")
+    attribute = pytest.importorskip("bpnetlite.attribute")
+    torch.manual_seed(0)
+    model = bpnet.BPNet(n_filters=8, n_layers=3, n_outputs=2, n_control_tracks=0, verbose=False).eval()
+    X, refs = _one_hot((3, 300), 1), _one_hot((3, 4, 300), 2)
+    for wrapper, target in ((bpnet.ProfileWrapper, profile_target(0, "bpnet")), (bpnet.CountWrapper, scalar_target(1))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = attribute.deep_lift_shap(wrapper(model), X, references=refs, device="cpu", hypothetical=True,
+                                              warning_threshold=1e9)
+        ours = deep_lift_shap(model, X, refs, target=target, hypothetical=True)
+        scale = float(theirs.abs().max())
+        assert float((ours - theirs).abs().max()) <= 1e-5 * max(scale, 1e-3)
+
+
+def test_one_track_output_gives_a_target_per_track():
+    names = [name for name, _ in head_targets([(3, 50)], task_names=["a", "b", "c"])]
+    assert names == ["a", "b", "c"]
+    assert [name for name, _ in head_targets([(2, 50), (1,)])] == ["profile", "counts"]
+    with pytest.raises(ConfigError, match="profile convention"):
+        profile_target(0, "shap")
