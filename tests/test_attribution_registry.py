@@ -287,18 +287,26 @@ def test_torchscript_exports_are_explained_as_their_python_class(model_class, ex
     torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
 
 
-def test_fused_recurrent_layers_are_refused_by_name(data):
-    class FusedGRU(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.stem, self.gru, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.GRU(8, 8, batch_first=True), nn.Linear(8, 1)
+class FusedRecurrentNet(nn.Module):
+    """torch's own nn.GRU / nn.LSTM (two layers, bidirectional) over pooled convolutional features."""
 
-        def forward(self, x):
-            return self.out(self.gru(self.stem(x).transpose(1, 2))[0][:, -1])
+    def __init__(self, kind: str):
+        super().__init__()
+        self.stem = nn.Conv1d(4, 8, 5, padding=2)
+        layer = nn.GRU if kind == "gru" else nn.LSTM
+        self.recurrent = layer(8, 6, num_layers=2, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(12, 1)
 
+    def forward(self, x):
+        steps = F.avg_pool1d(torch.relu(self.stem(x)), 8).transpose(1, 2)
+        return self.out(self.recurrent(steps)[0][:, -1])
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_torch_recurrent_layers_sum_to_the_plain_output_difference(kind, data):
     X, refs = data
-    with pytest.raises(ModelError, match=r"`gru` called in module 'gru' \(GRU\)"):
-        deep_lift_shap(_seeded(FusedGRU), X, refs)
+    torch.manual_seed(5)
+    assert _relative_summation_error(FusedRecurrentNet(kind).eval(), X, refs) < 1e-4
 
 
 def test_composite_user_rule_from_the_documentation(data):
@@ -321,3 +329,40 @@ def test_composite_user_rule_from_the_documentation(data):
     with pytest.raises(ModelError, match="`glu`"):
         deep_lift_shap(_seeded(GluNet), X, refs)
     assert _relative_summation_error(_seeded(GluNet), X, refs, rules={"glu": glu}) < 1e-4
+
+
+class FusedAttentionNet(nn.Module):
+    """Self-attention through F.scaled_dot_product_attention, with an additive position bias."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.stem, self.qkv = nn.Conv1d(4, channels, 5, padding=2), nn.Linear(channels, 3 * channels)
+        self.bias = nn.Parameter(0.1 * torch.randn(LENGTH, LENGTH))
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.stem(x).transpose(1, 2)).unsqueeze(1).chunk(3, dim=-1)
+        return self.out(F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias)[:, 0].mean(1))
+
+
+def test_scaled_dot_product_attention_sums_to_the_plain_output_difference(data):
+    X, refs = data
+    assert _relative_summation_error(_seeded(FusedAttentionNet), X, refs) < 1e-4
+
+
+class TorchTransformerNet(nn.Module):
+    """torch's own nn.TransformerEncoderLayer (nn.MultiheadAttention, LayerNorm, GELU) over a conv stem."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        self.stem = nn.Conv1d(4, channels, 5, padding=2)
+        self.encoder = nn.TransformerEncoderLayer(channels, 4, 32, dropout=0.1, activation="gelu", batch_first=True)
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        return self.out(self.encoder(self.stem(x).transpose(1, 2)).mean(1))
+
+
+def test_torch_transformer_encoder_layer_sums_to_the_plain_output_difference(data):
+    X, refs = data
+    assert _relative_summation_error(_seeded(TorchTransformerNet), X, refs) < 1e-4

@@ -13,10 +13,14 @@ it is. An operation on varying tensors must be either
   batch norm and dropout, average pooling, sums, reshaping, indexing, padding, products with
   constants, ...; it runs as it is, and its ordinary gradient is its multiplier; or
 * a nonlinearity with a rule (:mod:`genomatt.attribution.rules`): an elementwise function of one
-  varying tensor (Rescale or RevealCancel), or a max over windows (cross-max);
+  varying tensor (Rescale or RevealCancel), a max over windows (cross-max), a product of two varying
+  tensors (the two-factor Shapley rule), or a composite of these (softmax, logsumexp, layer norm,
+  quotients; :mod:`genomatt.attribution.registry`, where users add rules by operation name);
 
 anything else raises :class:`~genomatt.errors.ModelError` naming the operation, the module and the
-source line that called it.
+source line that called it, as does a varying operation run with autograd disabled (``no_grad``, a
+custom ``autograd.Function``'s forward) or an operand computed from the input by operations the mode
+did not see (a TorchScript function, a C++ extension).
 
 The batch holds ``b`` sequences followed by their ``r`` references each (the layout of
 :mod:`genomatt.attribution.rules`), so every rule sees a reference and its sequence in the same
@@ -142,7 +146,8 @@ SUPPORTED = (
     "concatenation, reshaping, padding, indexing, products and quotients with constants), "
     "elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
     "softplus, exp, log, ...), products and matrix products of two (gating, attention), "
-    "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, max "
+    "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, "
+    "attention (scaled_dot_product_attention, nn.MultiheadAttention), nn.GRU, nn.LSTM, max "
     "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
 
@@ -394,7 +399,8 @@ class DeepLiftMode(TorchFunctionMode):
         for leaf in tree_leaves((args, kwargs)):
             if isinstance(leaf, Tensor) and leaf.grad_fn is not None and not is_varying(leaf):
                 raise self._refusal(name, "an operand depends on the input through operations genomatt did not "
-                                          "see (a TorchScript or compiled submodule, or a C++ extension)")
+                                          "see (a TorchScript or compiled submodule, a C++ extension), or is computed from "
+                                          "parameters that are not registered in the model")
 
     @staticmethod
     def _grad_disabled_context() -> str:

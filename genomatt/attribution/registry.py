@@ -181,6 +181,214 @@ def profile_logit_scaling(mode: DeepLiftMode, func: Callable, args: tuple, kwarg
     return mode.rescale(centred, func)
 
 
+def _matmul(mode: DeepLiftMode, first: Tensor, second: Tensor) -> Tensor:
+    if is_varying(first) and is_varying(second):
+        return mode.product(torch.matmul, first, second)
+    out = first @ second
+    mark_varying(out)
+    return out
+
+
+def scaled_dot_product_attention(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``F.scaled_dot_product_attention``: softmax(q · kᵀ · scale + mask) · v, exact.
+
+    The two matrix products take the two-factor rule, the softmax its composite rule; an additive
+    float mask that does not depend on the input is supported, dropout, causal and boolean masks
+    are refused.
+    """
+    query, key, value = (_argument(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
+    mask = _argument(args, kwargs, 3, "attn_mask")
+    if _argument(args, kwargs, 4, "dropout_p", 0.0) or _argument(args, kwargs, 5, "is_causal", False) \
+            or kwargs.get("enable_gqa", False):
+        raise mode.refuse("only dropout_p=0, is_causal=False and enable_gqa=False are supported; write the "
+                          "attention with tensor operations")
+    if mask is not None and (mask.dtype == torch.bool or is_varying(mask)):
+        raise mode.refuse("only an additive float mask that does not depend on the input is supported")
+    return _attention(mode, query, key, value, kwargs.get("scale") or query.shape[-1] ** -0.5, mask)[0]
+
+
+def _attention(mode: DeepLiftMode, query: Tensor, key: Tensor, value: Tensor, scale: float,
+               mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """softmax(q · kᵀ · scale + mask) · v and the softmax weights, with the exact rules."""
+    transposed = key.transpose(-2, -1)
+    if not (is_varying(query) or is_varying(key)):
+        weights = torch.softmax(query @ transposed * scale + (0 if mask is None else mask), dim=-1)
+        return _matmul(mode, weights, value), weights
+    if is_varying(key):
+        mark_varying(transposed)
+    logits = _matmul(mode, query, transposed) * scale
+    if mask is not None:
+        logits = logits + mask
+    mark_varying(logits)
+    centred = logits - _logsumexp(mode, logits, (logits.dim() - 1,))
+    mark_varying(centred)
+    weights = mode.rescale(centred, torch.exp)
+    return _matmul(mode, weights, value), weights
+
+
+def multi_head_attention(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> tuple[Tensor, Any]:
+    """``F.multi_head_attention_forward`` (``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer``).
+
+    Projections are linear, attention takes :func:`scaled_dot_product_attention`'s rules. Supported
+    without ``bias_k``/``bias_v``, ``add_zero_attn``, key padding masks, causal or boolean masks and
+    static keys, and with dropout off (eval mode).
+    """
+    import inspect
+
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    arguments = bound.arguments
+    mask = arguments["attn_mask"]
+    unsupported = [name for name in ("bias_k", "bias_v", "key_padding_mask", "static_k", "static_v")
+                   if arguments[name] is not None]
+    unsupported += [name for name in ("add_zero_attn", "is_causal") if arguments[name]]
+    if arguments["training"] and arguments["dropout_p"]:
+        unsupported.append("dropout in training mode")
+    if mask is not None and (mask.dtype == torch.bool or is_varying(mask)):
+        unsupported.append("a boolean or input-dependent attn_mask")
+    if arguments["query"].dim() != 3:
+        unsupported.append("unbatched input")
+    if unsupported:
+        raise mode.refuse(f"genomatt's attention rule does not support {', '.join(unsupported)}")
+    heads = arguments["num_heads"]
+    if arguments["use_separate_proj_weight"]:
+        projections = [arguments[f"{name}_proj_weight"] for name in ("q", "k", "v")]
+    else:
+        projections = list(arguments["in_proj_weight"].chunk(3))
+    biases = list(arguments["in_proj_bias"].chunk(3)) if arguments["in_proj_bias"] is not None else [None] * 3
+    split = []
+    for tensor, weight, bias in zip((arguments["query"], arguments["key"], arguments["value"]), projections, biases):
+        # (L, N, E) → (N, heads, L, E / heads), the batch first as the rules need it.
+        projected = torch.nn.functional.linear(tensor.transpose(0, 1), weight, bias)
+        projected = projected.reshape(*projected.shape[:2], heads, -1).transpose(1, 2)
+        if is_varying(tensor):
+            mark_varying(projected)
+        split.append(projected)
+    query, key, value = split
+    if mask is not None and mask.dim() == 3:
+        mask = mask.reshape(query.shape[0], heads, *mask.shape[1:])
+    attended, weights = _attention(mode, query, key, value, query.shape[-1] ** -0.5, mask)
+    attended = attended.transpose(1, 2).reshape(attended.shape[0], attended.shape[2], -1)
+    out = torch.nn.functional.linear(attended, arguments["out_proj_weight"], arguments["out_proj_bias"]).transpose(0, 1)
+    mark_varying(out)
+    if not arguments["need_weights"]:
+        return out, None
+    if arguments["average_attn_weights"]:
+        weights = weights.mean(dim=1)
+    mark_varying(weights)
+    return out, weights
+
+
+def _times(mode: DeepLiftMode, first: Tensor | float, second: Tensor) -> Tensor:
+    """first · second: the product rule when both depend on the input."""
+    if isinstance(first, Tensor) and is_varying(first) and is_varying(second):
+        return mode.product(torch.mul, first, second)
+    out = first * second
+    if is_varying(second) or (isinstance(first, Tensor) and is_varying(first)):
+        mark_varying(out)
+    return out
+
+
+def _plus(*terms: Tensor) -> Tensor:
+    out = terms[0]
+    for term in terms[1:]:
+        out = out + term
+    if any(is_varying(term) for term in terms if isinstance(term, Tensor)):
+        mark_varying(out)
+    return out
+
+
+def _gru_step(mode: DeepLiftMode, x: Tensor, state: Tensor, weights: list) -> tuple[Tensor, Tensor]:
+    w_ih, w_hh, b_ih, b_hh = weights
+    input_r, input_z, input_n = torch.nn.functional.linear(x, w_ih, b_ih).chunk(3, dim=1)
+    hidden_r, hidden_z, hidden_n = torch.nn.functional.linear(state, w_hh, b_hh).chunk(3, dim=1)
+    for tensor, source in ((input_r, x), (input_z, x), (input_n, x), (hidden_r, state), (hidden_z, state),
+                           (hidden_n, state)):
+        if is_varying(source):
+            mark_varying(tensor)
+    reset = mode.rescale(_plus(input_r, hidden_r), torch.sigmoid)
+    update = mode.rescale(_plus(input_z, hidden_z), torch.sigmoid)
+    candidate = mode.rescale(_plus(input_n, _times(mode, reset, hidden_n)), torch.tanh)
+    keep = 1.0 - update
+    mark_varying(keep)
+    state = _plus(_times(mode, keep, candidate), _times(mode, update, state))
+    return state, state
+
+
+def _lstm_step(mode: DeepLiftMode, x: Tensor, state: tuple[Tensor, Tensor], weights: list) -> tuple[Tensor, tuple]:
+    w_ih, w_hh, b_ih, b_hh = weights
+    hidden, cell = state
+    gates_input = torch.nn.functional.linear(x, w_ih, b_ih)
+    gates_hidden = torch.nn.functional.linear(hidden, w_hh, b_hh)
+    if is_varying(x):
+        mark_varying(gates_input)
+    if is_varying(hidden):
+        mark_varying(gates_hidden)
+    parts = [_plus(a, b) for a, b in zip(gates_input.chunk(4, dim=1), gates_hidden.chunk(4, dim=1))]
+    for part in parts:
+        mark_varying(part)
+    input_gate, forget_gate, output_gate = (mode.rescale(parts[i], torch.sigmoid) for i in (0, 1, 3))
+    candidate = mode.rescale(parts[2], torch.tanh)
+    cell = _plus(_times(mode, forget_gate, cell), _times(mode, input_gate, candidate))
+    hidden = _times(mode, output_gate, mode.rescale(cell, torch.tanh))
+    return hidden, (hidden, cell)
+
+
+def recurrent(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> tuple:
+    """``gru`` and ``lstm`` (``nn.GRU``, ``nn.LSTM``): the cell equations step by step, exact.
+
+    Gates take Rescale (sigmoid, tanh) and every product of two input-dependent tensors the
+    two-factor rule. Packed sequences, projections (``proj_size``) and training-mode dropout are
+    refused.
+    """
+    lstm = mode.operation == "lstm"
+    if len(args) != 9 or not isinstance(args[2], (list, tuple)):
+        raise mode.refuse("packed sequences are not supported; pad the batch")
+    inputs, hx, params, has_biases, layers, dropout, training, bidirectional, batch_first = args
+    if training and dropout:
+        raise mode.refuse("dropout between layers runs in training mode")
+    directions = 2 if bidirectional else 1
+    per_layer = 4 if has_biases else 2
+    if len(params) != layers * directions * per_layer:
+        raise mode.refuse("projections (proj_size) are not supported")
+    sequence = inputs if batch_first else inputs.transpose(0, 1)
+    if is_varying(inputs):
+        mark_varying(sequence)
+    initial = hx if lstm else (hx,)
+    finals: list[list[Tensor]] = [[] for _ in initial]
+    for layer in range(layers):
+        outputs = []
+        for direction in range(directions):
+            index = layer * directions + direction
+            weights = list(params[index * per_layer:(index + 1) * per_layer])
+            if not has_biases:
+                weights += [None, None]
+            state = tuple(h[index] for h in initial)
+            state = state if lstm else state[0]
+            steps = range(sequence.shape[1]) if direction == 0 else reversed(range(sequence.shape[1]))
+            produced = {}
+            for t in steps:
+                step = sequence[:, t]
+                if is_varying(sequence):
+                    mark_varying(step)
+                produced[t], state = (_lstm_step if lstm else _gru_step)(mode, step, state, weights)
+            for final, value in zip(finals, state if lstm else (state,)):
+                final.append(value)
+            stacked = torch.stack([produced[t] for t in range(sequence.shape[1])], dim=1)
+            mark_varying(stacked)
+            outputs.append(stacked)
+        sequence = outputs[0] if directions == 1 else torch.cat(outputs, dim=-1)
+        mark_varying(sequence)
+    output = sequence if batch_first else sequence.transpose(0, 1)
+    mark_varying(output)
+    states = []
+    for final in finals:
+        state = torch.stack(final)
+        mark_varying(state)
+        states.append(state)
+    return (output, *states)
+
+
 def _binary_or_axis(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Any:
     if mode._is_binary_max(args, kwargs):
         return extremum(mode, func, args, kwargs)
@@ -196,6 +404,8 @@ _COMPOSITE: dict[str, Rule] = {
     "__itruediv__": divide, "__div__": divide,
     "maximum": extremum, "minimum": extremum, "fmax": extremum, "fmin": extremum,
     "max": _binary_or_axis, "min": _binary_or_axis, "profile_logit_scaling": profile_logit_scaling,
+    "scaled_dot_product_attention": scaled_dot_product_attention,
+    "multi_head_attention_forward": multi_head_attention, "gru": recurrent, "lstm": recurrent,
 }
 
 
