@@ -492,11 +492,27 @@ def test_batch_mixing_model_is_refused(data):
         deep_lift_shap(Centred(), X, refs)
 
 
-def test_torchscript_model_is_refused(data):
+@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike])
+def test_torchscript_model_is_explained_by_walking_its_graph(model_class, data):
     X, refs = data
-    scripted = torch.jit.script(_initialised(ReusedReLUNet()))
-    with pytest.raises(ModelError, match="TorchScript"):
-        deep_lift_shap(scripted, X, refs)
+    model = _initialised(model_class())
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
+                               rtol=0, atol=1e-6)
+
+
+def test_torchscript_operation_without_a_rule_is_refused_with_its_source_line(data):
+    class Sorting(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 4, 3, padding=1), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.out(torch.sort(self.conv(x), dim=-1)[0].mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`sort`.*TorchScript node aten::sort at .*test_attribution_deeplift.py"):
+        deep_lift_shap(torch.jit.script(_initialised(Sorting())), X, refs)
 
 
 def test_training_mode_model_is_run_in_eval_mode_and_restored(data):
