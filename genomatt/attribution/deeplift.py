@@ -557,25 +557,29 @@ class _Engine:
                                      "its batch (a reduction over the batch axis, or batch statistics); "
                                      "DeepLIFT needs each sequence computed on its own")
 
-    def _check_plain_output(self, inputs: Tensor, engine_output: Any) -> Any:
+    def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int, n_references: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.
 
         Every rule returns the value of the operation it replaces, so the target values of the
         explained pass are the plain model's and the summation-to-delta error is measured against
-        the model itself, without a second pass per batch; this one plain pass confirms it.
+        the model itself, without a second pass per batch. The plain model (no autograd, no
+        interception) runs once on the first sequence and its references to confirm it, and on
+        the first sequence alone to confirm that rows do not mix.
         """
+        rows = torch.tensor([0, *range(n_sequences, n_sequences + n_references)], device=inputs.device)
+        subset = inputs.detach()[rows]
         with torch.no_grad(), self._autocast():
-            plain_output = self.model(inputs.detach().clone())
+            plain_output = self.model(subset.clone())
+        self._check_batch_independence(subset, plain_output)
         for expected, seen in zip(tree_leaves(plain_output), tree_leaves(engine_output)):
             if isinstance(expected, Tensor) and expected.is_floating_point():
-                expected, seen = expected.float(), seen.detach().float()
+                expected, seen = expected.float(), seen.detach()[rows].float()
                 scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
                 tolerance = (1e-5 if self.autocast is None else 5e-2) * scale
                 if expected.shape != seen.shape or not torch.allclose(seen, expected, rtol=0, atol=tolerance):
                     raise ModelError("the model's output under genomatt's rules differs from its plain output "
                                      "(an operation changes values when intercepted); please report it with "
                                      "the model")
-        return plain_output
 
     def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Multipliers of every (sequence, reference) pair and the target values.
@@ -598,7 +602,7 @@ class _Engine:
         with torch.enable_grad():
             output, values = self._forward(batch)
             if not self._checked_batch_independence:
-                self._check_batch_independence(batch, self._check_plain_output(batch, output))
+                self._check_plain_output(batch, output, b, r)
             n_targets = values.shape[1]
             multipliers = []
             for k in range(n_targets):

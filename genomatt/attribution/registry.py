@@ -22,6 +22,7 @@ one of the same name.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ from genomatt.errors import ConfigError
 if TYPE_CHECKING:
     from genomatt.attribution.interception import DeepLiftMode
 
-__all__ = ["deep_lift_rules", "elementwise", "layer_norm", "logsumexp", "log_softmax", "softmax"]
+__all__ = ["deep_lift_rules", "elementwise", "layer_norm", "log_softmax", "logsumexp", "multi_head_attention",
+           "recurrent", "scaled_dot_product_attention", "softmax"]
 
 Rule = Callable[["DeepLiftMode", Callable, tuple, dict], Any]
 
@@ -233,8 +235,6 @@ def multi_head_attention(mode: DeepLiftMode, func: Callable, args: tuple, kwargs
     without ``bias_k``/``bias_v``, ``add_zero_attn``, key padding masks, causal or boolean masks and
     static keys, and with dropout off (eval mode).
     """
-    import inspect
-
     bound = inspect.signature(func).bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = bound.arguments
