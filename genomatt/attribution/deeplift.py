@@ -557,16 +557,16 @@ class _Engine:
                                      "its batch (a reduction over the batch axis, or batch statistics); "
                                      "DeepLIFT needs each sequence computed on its own")
 
-    def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int, n_references: int) -> None:
+    def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.
 
         Every rule returns the value of the operation it replaces, so the target values of the
         explained pass are the plain model's and the summation-to-delta error is measured against
         the model itself, without a second pass per batch. The plain model (no autograd, no
-        interception) runs once on the first sequence and its references to confirm it, and on
-        the first sequence alone to confirm that rows do not mix.
+        interception) runs once on the first sequence and its first reference to confirm it, and
+        on the first sequence alone to confirm that rows do not mix.
         """
-        rows = torch.tensor([0, *range(n_sequences, n_sequences + n_references)], device=inputs.device)
+        rows = torch.tensor([0, n_sequences], device=inputs.device)
         subset = inputs.detach()[rows]
         with torch.no_grad(), self._autocast():
             plain_output = self.model(subset.clone())
@@ -602,7 +602,7 @@ class _Engine:
         with torch.enable_grad():
             output, values = self._forward(batch)
             if not self._checked_batch_independence:
-                self._check_plain_output(batch, output, b, r)
+                self._check_plain_output(batch, output, b)
             n_targets = values.shape[1]
             multipliers = []
             for k in range(n_targets):
