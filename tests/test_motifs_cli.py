@@ -193,3 +193,40 @@ def test_bad_database_fails_before_discovery(tmp_path, small_genome, capsys):
     with pytest.raises(SystemExit):
         main(args + ["--threads", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_other_tasks_motifs_are_not_reported_as_a_tasks_own(tmp_path, caplog):
+    # Task GATA1 responds to CTCF sites at 0.4 of task CTCF's response, as a multi-task model's task does to
+    # the sites driving its other tasks: the CTCF pattern found in task GATA1 is task CTCF's motif.
+    from motif_contributions import TWO_MOTIF_SETTINGS
+
+    from genomatt.simulate import simulate_genome
+
+    genome = simulate_genome(tmp_path, TWO_MOTIF_SETTINGS)
+    contrib = write_planted_contributions(genome, tmp_path / "contrib.h5",
+                                          {"GATA1": {"GATA1": 0.5, "CTCF": 0.2}, "CTCF": {"CTCF": 0.5}})
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    ctcf_sites = truth[truth["motif_name"] == "CTCF"]
+    gata_sites = truth[truth["motif_name"] == "GATA1"]
+
+    def discovered(purity: str):
+        out = tmp_path / purity / "motifs.h5"
+        assert main(["motifs", "--contrib", str(contrib), "--out", str(out), "--seed", "3", "--min-strength", "0",
+                     "--min-purity", purity]) == 0
+        motifs, seqlets, _ = read_motifs(out)
+        return {motif.name: motif.task for motif in motifs}, seqlets
+
+    def on(sites, seqlets, name):
+        return overlap_fraction(seqlets[seqlets["motif"] == name], sites) > 0.5
+
+    every, every_seqlets = discovered("0")
+    assert any(task == "GATA1" and on(ctcf_sites, every_seqlets, name) for name, task in every.items())
+    with caplog.at_level(logging.INFO, logger="genomatt.cli.motifs"):
+        pure, seqlets = discovered("0.5")
+    assert not any(task == "GATA1" and on(ctcf_sites, seqlets, name) for name, task in pure.items())
+    assert on(gata_sites, seqlets, "GATA1.pos.0") and on(ctcf_sites, seqlets, "CTCF.pos.0")
+    assert "dropped as a motif of task CTCF" in caplog.text
+    # Motifs are numbered without gaps and their seqlets carry the new names.
+    assert set(seqlets["motif"]) == set(pure)
+    with h5py.File(tmp_path / "0.5" / "modisco" / "GATA1.h5") as handle:
+        assert len(handle["pos_patterns"]) == sum(name.startswith("GATA1.pos.") for name in pure)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
-from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
+from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, keep_motifs, resolve_window, task_purity
 from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--min-strength", type=float, default=defaults.min_strength,
                         help="drop patterns whose average seqlet contributes less than this fraction of the task's "
                         "strongest motif's (default %(default)s)")
+    parser.add_argument("--min-purity", type=float, default=defaults.min_purity,
+                        help="drop motifs whose seqlets drive their own task less than this fraction of the task they "
+                        "drive most (other tasks' motifs; 0 keeps all; default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
@@ -53,6 +56,29 @@ def register(subparsers) -> None:
 
 def _file_safe(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
+
+
+def _pure_motifs(contrib: str, info, discoveries: list, min_purity: float) -> list:
+    """Each discovery with only the motifs whose :func:`task_purity` is at least ``min_purity``; the others
+    (other tasks' motifs) are logged with the task they drive most."""
+    motifs = [motif for discovery in discoveries for motif in discovery.motifs]
+    if not motifs:
+        return discoveries
+    seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
+    purity = task_purity(contrib, info.regions, info.tasks, motifs, seqlets).set_index("motif")
+    kept = []
+    for discovery in discoveries:
+        keep = []
+        for motif in discovery.motifs:
+            row = purity.loc[motif.name]
+            if row["purity"] >= min_purity:
+                keep.append(motif.name)
+            else:
+                log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
+                         "task %.2f as much (purity under %g)", discovery.task, motif.name, motif.n_seqlets,
+                         row["driven_task"], row["purity"], min_purity)
+        kept.append(keep_motifs(discovery, keep))
+    return kept
 
 
 def run(args: argparse.Namespace) -> None:
@@ -63,7 +89,7 @@ def run(args: argparse.Namespace) -> None:
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
     rows_of = task_rows(args, info.regions, info.tasks)
     settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads,
-                                 min_strength=args.min_strength)
+                                 min_strength=args.min_strength, min_purity=args.min_purity)
     out = Path(args.out)
     folder = out.parent
     provenance = {
@@ -72,12 +98,12 @@ def run(args: argparse.Namespace) -> None:
         "task_regions": [str(Path(path).resolve()) for path in args.task_regions] if args.task_regions else None,
         "max_seqlets": settings.max_seqlets, "seed": settings.seed,
         "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
-        "min_strength": settings.min_strength,
+        "min_strength": settings.min_strength, "min_purity": settings.min_purity,
         "database": str(Path(args.meme).resolve()) if args.meme else
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,
     }
-    motifs, motif_seqlets, called_seqlets = [], [], []
+    discoveries = []
     for index, task in enumerate(info.tasks):
         onehot, hypothetical = read_task_window(args.contrib, index, window_start, window_start + window)
         regions = info.regions
@@ -89,7 +115,12 @@ def run(args: argparse.Namespace) -> None:
         if rows_of is not None:
             # tfmodisco-lite's example indices name rows of the contribution file.
             discovery.region_order = rows_of[task][discovery.region_order]
-        write_modisco_h5(folder / "modisco" / f"{_file_safe(task)}.h5", discovery, provenance)
+        discoveries.append(discovery)
+    if settings.min_purity > 0 and len(info.tasks) > 1:
+        discoveries = _pure_motifs(args.contrib, info, discoveries, settings.min_purity)
+    motifs, motif_seqlets, called_seqlets = [], [], []
+    for discovery in discoveries:
+        write_modisco_h5(folder / "modisco" / f"{_file_safe(discovery.task)}.h5", discovery, provenance)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
         called_seqlets.append(discovery.called_seqlets)

@@ -11,6 +11,7 @@ than the first regions of the file; and numba's and the BLAS libraries' threads 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -46,6 +47,10 @@ TRIM_FRACTION = 0.3
 # a model often puts most of a motif's contribution on a few core bases (GATC of a 10 bp GATA motif),
 # and a 4 bp core cannot tell one matrix of a family from hundreds of others, while its flanks can.
 MATCH_TRIM_FRACTION = 0.1
+# A pattern is a composite of two motifs when their cores, side by side, explain this share of its CWM's
+# energy (sum of squares), and each of them this share (see composite_of).
+COMPOSITE_EXPLAINED = 0.7
+COMPOSITE_EACH = 0.15
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class DiscoverySettings:
     min_strength
         Least strength of a motif (:func:`motif_strength`) as a fraction of the strongest motif of its task;
         weaker patterns are dropped, in [0, 1).
+    min_purity
+        Least task purity of a motif (:func:`task_purity`): motifs whose seqlets drive another task more than
+        ``1 / min_purity`` times as much as their own are other tasks' motifs and are dropped, in [0, 1].
     """
 
     max_seqlets: int = 20_000
@@ -80,6 +88,7 @@ class DiscoverySettings:
     n_leiden_runs: int = 2
     threads: int = 1
     min_strength: float = 0.3
+    min_purity: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("max_seqlets", "threads", "n_leiden_runs"):
@@ -91,6 +100,8 @@ class DiscoverySettings:
             raise MotifError(f"target_fdr must be between 0 and 1, got {self.target_fdr}")
         if not 0 <= self.min_strength < 1:
             raise MotifError(f"min_strength must be in [0, 1), got {self.min_strength}")
+        if not 0 <= self.min_purity <= 1:
+            raise MotifError(f"min_purity must be in [0, 1], got {self.min_purity}")
 
 
 @dataclass
@@ -425,7 +436,7 @@ def discover_motifs(
                  task, counts["pos"], counts["neg"], settings.target_fdr, width)
         patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
 
-    patterns = _strong_patterns(patterns, settings.min_strength, task)
+    patterns = _simple_patterns(_strong_patterns(patterns, settings.min_strength, task), task)
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):
@@ -452,3 +463,165 @@ def discover_motifs(
         motif_seqlets=_place(motif_table, order, regions, window_start, MOTIF_SEQLET_COLUMNS),
         patterns=patterns, region_order=order,
     )
+
+
+def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: Sequence[str],
+                motifs: Sequence[DiscoveredMotif], motif_seqlets: pd.DataFrame) -> pd.DataFrame:
+    """How much each motif's seqlets drive its own task, relative to the task they drive most.
+
+    The contribution of every seqlet's core is summed in each task of the contribution file (all tasks
+    explain the same regions) and averaged over the motif's seqlets, times -1 for negative motifs: the
+    pattern's mean effect on each task's output, in the units of the contributions. A motif's *purity* is
+    its own task's value over the largest task's. A multi-task model responds a little in every task to
+    the sites that drive its other tasks, and at realistic widths most of a task's regions hold such sites,
+    so tfmodisco-lite finds them as patterns of the task; their seqlets drive another task several times
+    more, and their purity is low. A motif shared by two tasks (its sites drive both alike) is pure in both.
+
+    Parameters
+    ----------
+    contrib_path
+        The ``contrib.h5`` discovery read.
+    regions
+        Its regions table (``chrom``, ``start``, ``name``).
+    tasks
+        Its task names, in axis order.
+    motifs
+        The discovered motifs of every task.
+    motif_seqlets
+        Their seqlets (``MOTIF_SEQLET_COLUMNS``, genome coordinates).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]; 1 where no task has a positive effect),
+        ``driven_task`` (the task its seqlets drive most) and ``effect.<task>`` for each task.
+    """
+    import h5py
+
+    row_of = pd.Series(np.arange(len(regions)), index=regions["name"].to_numpy())
+    table = motif_seqlets[motif_seqlets["motif"].isin([motif.name for motif in motifs])]
+    row_of_seqlet = row_of.reindex(table["region"].to_numpy()).to_numpy()
+    if np.isnan(row_of_seqlet).any():
+        raise MotifError(f"{contrib_path}: motif seqlets name regions that are not in the contributions")
+    row_of_seqlet = row_of_seqlet.astype(np.int64)
+    rows, row_index = np.unique(row_of_seqlet, return_inverse=True)
+    offset = table["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[row_of_seqlet]
+    width = (table["end"] - table["start"]).to_numpy(np.int64)
+    sums = np.zeros((len(table), len(tasks)))
+    with h5py.File(contrib_path, "r") as handle:
+        onehot = handle["onehot"][rows].astype(np.float32) if len(rows) else np.zeros((0, 4, 0), np.float32)
+        for index in range(len(tasks)):
+            hypothetical = handle["hypothetical"][rows, index] if len(rows) else onehot
+            per_base = (onehot * hypothetical).sum(axis=1, dtype=np.float64)
+            cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
+            sums[:, index] = cumulative[row_index, offset + width] - cumulative[row_index, offset]
+    records = []
+    for motif in motifs:
+        mine = (table["motif"] == motif.name).to_numpy()
+        effect = sums[mine].mean(axis=0) * (1 if motif.sign == "pos" else -1) if mine.any() else np.zeros(len(tasks))
+        own, strongest = effect[list(tasks).index(motif.task)], effect.max()
+        purity = float(np.clip(own / strongest, 0, 1)) if strongest > 0 else 1.0
+        records.append({"motif": motif.name, "task": motif.task, "purity": purity,
+                        "driven_task": tasks[int(np.argmax(effect))],
+                        **{f"effect.{task}": float(value) for task, value in zip(tasks, effect)}})
+    return pd.DataFrame.from_records(records, columns=["motif", "task", "purity", "driven_task",
+                                                       *(f"effect.{task}" for task in tasks)])
+
+
+def keep_motifs(discovery: TaskDiscovery, keep: Sequence[str]) -> TaskDiscovery:
+    """The discovery with only the motifs named in ``keep`` (and their patterns and seqlets), renumbered
+    without gaps in their order (``<task>.<sign>.<index>`` stays ``<sign>_patterns/pattern_<index>``)."""
+    keep = set(keep)
+    renamed, motifs, patterns = {}, [], {}
+    for sign in SIGNS:
+        mine = [(motif, pattern) for motif, pattern in
+                zip([m for m in discovery.motifs if m.sign == sign], discovery.patterns[sign]) if motif.name in keep]
+        patterns[sign] = [pattern for _, pattern in mine]
+        for index, (motif, _) in enumerate(mine):
+            renamed[motif.name] = f"{discovery.task}.{sign}.{index}"
+            motif.name = renamed[motif.name]
+            motifs.append(motif)
+    seqlets = discovery.motif_seqlets[discovery.motif_seqlets["motif"].isin(list(renamed))]
+    seqlets = seqlets.assign(motif=seqlets["motif"].map(renamed)).reset_index(drop=True)
+    return dataclasses.replace(discovery, motifs=motifs, motif_seqlets=seqlets, patterns=patterns)
+
+
+def _revcomp(cwm: np.ndarray) -> np.ndarray:
+    return cwm[::-1, ::-1]
+
+
+def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, int, np.ndarray]:
+    """Energy of ``residual`` that the best non-negative multiple of ``part`` (either strand, any offset fully
+    inside ``residual``) explains, its offset and the fitted placement."""
+    best = (0.0, -1, np.zeros_like(residual))
+    width = part.shape[1]
+    for matrix in (part, _revcomp(part)):
+        norm = float((matrix**2).sum())
+        for offset in range(residual.shape[1] - width + 1):
+            dot = float((residual[:, offset : offset + width] * matrix).sum())
+            if dot > 0 and dot * dot / norm > best[0]:
+                placed = np.zeros_like(residual)
+                placed[:, offset : offset + width] = dot / norm * matrix
+                best = (dot * dot / norm, offset, placed)
+    return best
+
+
+def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained: float = COMPOSITE_EXPLAINED,
+                 min_each: float = COMPOSITE_EACH) -> tuple[str, str] | None:
+    """The two motifs whose cores, side by side, explain a CWM, or ``None``.
+
+    Two placements are fitted greedily (each the non-negative multiple of a part's core, either strand, that
+    explains most of what the previous left): the CWM is a composite when they lie at different places,
+    together explain at least ``min_explained`` of its energy (sum of squares) and each at least ``min_each``.
+    One motif explaining the CWM alone is no composite (that is the motif itself, or a variant of it).
+
+    Parameters
+    ----------
+    cwm
+        ``(4, W)`` CWM of the candidate pattern.
+    parts
+        Name → ``(4, w)`` core CWM of each motif it may be made of.
+    """
+    cwm = np.asarray(cwm, dtype=np.float64)
+    energy = float((cwm**2).sum())
+    if energy == 0 or not parts:
+        return None
+    residual, fits = cwm.copy(), []
+    for _ in range(2):
+        candidates = [(name, *_best_fit(residual, np.asarray(part, np.float64))) for name, part in parts.items()
+                      if part.shape[1] <= cwm.shape[1]]
+        if not candidates:
+            return None
+        name, explained, offset, placed = max(candidates, key=lambda candidate: candidate[1])
+        fits.append((name, explained / energy, offset, placed))
+        residual = residual - placed
+    (first, share_first, offset_first, placed_first), (second, share_second, offset_second, placed_second) = fits
+    apart = not ((placed_first != 0).any(axis=0) & (placed_second != 0).any(axis=0)).sum() > 0
+    explained = 1 - float((residual**2).sum()) / energy
+    if apart and explained >= min_explained and min(share_first, share_second) >= min_each:
+        return first, second
+    return None
+
+
+def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
+    """The patterns of each sign that are not composites (:func:`composite_of`) of two patterns of the same
+    sign with more seqlets, whose sites then keep their hits."""
+    kept = {}
+    for sign in SIGNS:
+        kept[sign] = []
+        for index, pattern in enumerate(patterns[sign]):
+            cwm = pattern.contrib_scores.T
+            larger = {f"{sign} pattern {other}": _core(patterns[sign][other].contrib_scores.T) for other in range(index)
+                      if len(patterns[sign][other].seqlets) > len(pattern.seqlets)}
+            parts = composite_of(cwm, larger)
+            if parts is None:
+                kept[sign].append(pattern)
+            else:
+                log.info("task %s: %s pattern %d (%d seqlets) dropped: a composite of %s and %s", task, sign, index,
+                         len(pattern.seqlets), *parts)
+    return kept
+
+
+def _core(cwm: np.ndarray) -> np.ndarray:
+    start, end = trim_bounds(cwm)
+    return cwm[:, start:end]
