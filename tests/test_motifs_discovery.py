@@ -1,4 +1,5 @@
 import logging
+from types import SimpleNamespace
 
 import numba
 import numpy as np
@@ -15,7 +16,9 @@ from genomatt.errors import MotifError
 from genomatt.motifs.discovery import (
     MOTIF_SEQLET_COLUMNS,
     DiscoverySettings,
+    _simple_patterns,
     bounded_threads,
+    composite_of,
     discover_motifs,
     resolve_window,
     trim_bounds,
@@ -171,3 +174,43 @@ def test_patterns_much_weaker_than_the_tasks_strongest_are_dropped(tmp_path, cap
     assert sum(len(patterns) for patterns in strong.patterns.values()) == len(strong.motifs)
     with pytest.raises(MotifError, match="min_strength"):
         DiscoverySettings(min_strength=1.0)
+
+
+def _logo(rng, width):
+    probabilities = rng.dirichlet(np.full(4, 0.3), size=width).T
+    return probabilities * (2 + (probabilities * np.log2(probabilities + 1e-12)).sum(axis=0))
+
+
+def test_composite_of_two_motifs_side_by_side():
+    rng = np.random.default_rng(0)
+    first, second = _logo(rng, 8), _logo(rng, 10)
+    composite = np.zeros((4, 30))
+    composite[:, 4:12] = first
+    composite[:, 15:25] = 0.7 * second[::-1, ::-1]
+    composite += rng.normal(0, 0.02, composite.shape)
+    parts = {"first": first, "second": second}
+    assert set(composite_of(composite, parts)) == {"first", "second"}
+    # A motif alone, or one of them with an unknown neighbour, is no composite.
+    alone = np.zeros((4, 30))
+    alone[:, 10:18] = first
+    assert composite_of(alone, parts) is None
+    unknown = composite.copy()
+    unknown[:, 15:25] = _logo(rng, 10)
+    assert composite_of(unknown, parts) is None
+
+
+def test_composite_patterns_are_dropped_and_their_parts_kept(caplog):
+    rng = np.random.default_rng(1)
+    first, second = _logo(rng, 8), _logo(rng, 10)
+
+    def pattern(cwm, n):
+        return SimpleNamespace(contrib_scores=cwm.T, seqlets=[None] * n)
+
+    padded = [np.pad(first, ((0, 0), (11, 11))), np.pad(second, ((0, 0), (10, 10)))]
+    composite = np.zeros((4, 30))
+    composite[:, 3:11], composite[:, 16:26] = first, second
+    patterns = {"pos": [pattern(padded[0], 300), pattern(padded[1], 200), pattern(composite, 25)], "neg": []}
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        kept = _simple_patterns(patterns, "task")
+    assert kept["pos"] == patterns["pos"][:2] and kept["neg"] == []
+    assert "pos pattern 2 (25 seqlets) dropped: a composite of pos pattern" in caplog.text

@@ -126,6 +126,18 @@ def test_dry_run_of_default_config(tmp_path):
     assert output.count("rule attribute_shard:") == config["attribution"]["shards"]
 
 
+def test_discovery_filters_reach_genomatt_motifs(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["outdir"] = str(tmp_path / "out")
+    config.setdefault("motifs", {}).update({"min_strength": 0.2, "min_purity": 0.4})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "-p", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (block,) = rule_blocks(result.stdout + result.stderr)["motifs"]
+    assert "--min-strength 0.2" in block and "--min-purity 0.4" in block
+
+
 @pytest.mark.parametrize("section, key, value, expected", [
     ("", "width", -5, "instance['width']"),
     ("attribution", "device", "gpu", "instance['attribution']['device']"),
@@ -133,6 +145,7 @@ def test_dry_run_of_default_config(tmp_path):
     ("samples", "other", {"fasta": "x.fa", "regions": "x.bed"}, "'tasks' is a required property"),
     ("", "atribution", {"device": "cpu"}, "Additional properties are not allowed ('atribution' was unexpected)"),
     ("attribution", "shard", 2, "Additional properties are not allowed ('shard' was unexpected)"),
+    ("motifs", "min_purity", 1.5, "instance['motifs']['min_purity']"),
     ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "task": ["a"]},
      "Additional properties are not allowed ('task' was unexpected)"),
 ])
