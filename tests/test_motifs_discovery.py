@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 from types import SimpleNamespace
 
@@ -23,6 +24,7 @@ from genomatt.motifs.discovery import (
     resolve_window,
     trim_bounds,
 )
+from genomatt.motifs.formats import Motif, read_meme, write_meme
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
 from genomatt.motifs.store import read_contribution_info, read_task_window
 from genomatt.simulate import simulate_genome
@@ -214,3 +216,29 @@ def test_composite_patterns_are_dropped_and_their_parts_kept(caplog):
         kept = _simple_patterns(patterns, "task")
     assert kept["pos"] == patterns["pos"][:2] and kept["neg"] == []
     assert "pos pattern 2 (25 seqlets) dropped: a composite of pos pattern" in caplog.text
+
+
+def test_a_planted_composite_leaves_its_sites_to_its_two_motifs(tmp_path, caplog):
+    # GATA1 and CTCF planted alone, and side by side (3 bp apart) as one composite site as often as each:
+    # tfmodisco-lite finds the composite as a pattern of its own, which is two known motifs, not a third.
+    from motif_contributions import TWO_MOTIF_SETTINGS
+
+    base = simulate_genome(tmp_path / "base", TWO_MOTIF_SETTINGS)
+    gata, ctcf = read_meme(base.motifs_meme)
+    composite = Motif("COMPOSITE", "GATA_CTCF",
+                      np.concatenate([gata.probabilities, np.full((4, 3), 0.25), ctcf.probabilities], axis=1))
+    write_meme([composite], tmp_path / "composite.meme")
+    settings = dataclasses.replace(TWO_MOTIF_SETTINGS, n_positive_regions=400,
+                                   motifs=("MA0035", "MA0139", str(tmp_path / "composite.meme")))
+    genome = simulate_genome(tmp_path / "genome", settings)
+    path = write_planted_contributions(genome, tmp_path / "contrib.h5",
+                                       {"mixed": {"GATA1": 0.5, "CTCF": 0.5, "GATA_CTCF": 0.5}})
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        result = discover(read_contribution_info(path), "mixed", min_strength=0.0, seed=3)
+    assert "dropped: a composite of" in caplog.text
+    on_site = {name: [overlap_fraction(result.motif_seqlets[result.motif_seqlets["motif"] == motif.name],
+                                       truth[truth["motif_name"] == name]) for motif in result.motifs]
+               for name in ("GATA1", "CTCF", "GATA_CTCF")}
+    assert max(on_site["GATA1"]) > 0.9 and max(on_site["CTCF"]) > 0.9
+    assert max(on_site["GATA_CTCF"]) < 0.5

@@ -51,6 +51,10 @@ MATCH_TRIM_FRACTION = 0.1
 # energy (sum of squares), and each of them this share (see composite_of).
 COMPOSITE_EXPLAINED = 0.7
 COMPOSITE_EACH = 0.15
+# A pattern with fewer than this share of another pattern's seqlets whose core explains VARIANT_EXPLAINED of
+# its CWM's energy is a small variant of that motif (see variant_of).
+SMALL_SHARE = 0.25
+VARIANT_EXPLAINED = 0.5
 
 
 @dataclass(frozen=True)
@@ -603,22 +607,43 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
     return None
 
 
+def variant_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained: float = VARIANT_EXPLAINED) -> str | None:
+    """The motif whose core alone (a non-negative multiple, either strand, any offset) explains at least
+    ``min_explained`` of a CWM's energy, or ``None``."""
+    cwm = np.asarray(cwm, dtype=np.float64)
+    energy = float((cwm**2).sum())
+    fits = [(name, _best_fit(cwm, np.asarray(part, np.float64))[0]) for name, part in parts.items()
+            if part.shape[1] <= cwm.shape[1]]
+    if energy == 0 or not fits:
+        return None
+    name, explained = max(fits, key=lambda fit: fit[1])
+    return name if explained >= min_explained * energy else None
+
+
 def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
-    """The patterns of each sign that are not composites (:func:`composite_of`) of two patterns of the same
-    sign with more seqlets, whose sites then keep their hits."""
+    """The patterns of each sign that are neither composites (:func:`composite_of`) of two other patterns of
+    the same sign with narrower cores nor small variants (:func:`variant_of`) of a pattern with more than
+    ``1 / SMALL_SHARE`` times their seqlets; their sites are left to the simpler motifs."""
+    cores = {sign: [_core(pattern.contrib_scores.T) for pattern in patterns[sign]] for sign in SIGNS}
     kept = {}
     for sign in SIGNS:
         kept[sign] = []
         for index, pattern in enumerate(patterns[sign]):
-            cwm = pattern.contrib_scores.T
-            larger = {f"{sign} pattern {other}": _core(patterns[sign][other].contrib_scores.T) for other in range(index)
-                      if len(patterns[sign][other].seqlets) > len(pattern.seqlets)}
-            parts = composite_of(cwm, larger)
-            if parts is None:
-                kept[sign].append(pattern)
-            else:
+            width = cores[sign][index].shape[1]
+            parts = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
+                     if other != index and core.shape[1] < width}
+            composite = composite_of(pattern.contrib_scores.T, parts)
+            larger = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
+                      if len(patterns[sign][other].seqlets) * SMALL_SHARE > len(pattern.seqlets)}
+            variant = variant_of(pattern.contrib_scores.T, larger)
+            if composite is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: a composite of %s and %s", task, sign, index,
-                         len(pattern.seqlets), *parts)
+                         len(pattern.seqlets), *composite)
+            elif variant is not None:
+                log.info("task %s: %s pattern %d (%d seqlets) dropped: a small variant of %s, which has over %g times "
+                         "its seqlets", task, sign, index, len(pattern.seqlets), variant, 1 / SMALL_SHARE)
+            else:
+                kept[sign].append(pattern)
     return kept
 
 
