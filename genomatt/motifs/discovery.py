@@ -474,12 +474,14 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
     """How much each motif's seqlets drive its own task, relative to the task they drive most.
 
     The contribution of every seqlet's core is summed in each task of the contribution file (all tasks
-    explain the same regions) and averaged over the motif's seqlets, times -1 for negative motifs: the
-    pattern's mean effect on each task's output, in the units of the contributions. A motif's *purity* is
-    its own task's value over the largest task's. A multi-task model responds a little in every task to
-    the sites that drive its other tasks, and at realistic widths most of a task's regions hold such sites,
-    so tfmodisco-lite finds them as patterns of the task; their seqlets drive another task several times
-    more, and their purity is low. A motif shared by two tasks (its sites drive both alike) is pure in both.
+    explain the same regions), times -1 for negative motifs: the site's effect on each task's output, in the
+    units of the contributions. A seqlet's purity is its effect on the motif's task over its largest effect
+    on any task (clipped to [0, 1]; 1 where it drives no task up); a motif's *purity* is the median over its
+    seqlets, so that a pattern mixing a few of its task's sites with many of another task's is judged by
+    the latter. A multi-task model responds a little in every task to the sites that drive its other tasks,
+    and at realistic widths most of a task's regions hold such sites, so tfmodisco-lite finds them as
+    patterns of the task; they drive another task several times more, and their purity is low. A motif
+    shared by two tasks (its sites drive both alike) is pure in both.
 
     Parameters
     ----------
@@ -497,8 +499,8 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
     Returns
     -------
     pandas.DataFrame
-        One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]; 1 where no task has a positive effect),
-        ``driven_task`` (the task its seqlets drive most) and ``effect.<task>`` for each task.
+        One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]), ``driven_task`` (the task its seqlets
+        drive most on average) and ``effect.<task>``, the mean effect of its seqlets on each task.
     """
     import h5py
 
@@ -522,10 +524,12 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
     records = []
     for motif in motifs:
         mine = (table["motif"] == motif.name).to_numpy()
-        effect = sums[mine].mean(axis=0) * (1 if motif.sign == "pos" else -1) if mine.any() else np.zeros(len(tasks))
-        own, strongest = effect[list(tasks).index(motif.task)], effect.max()
-        purity = float(np.clip(own / strongest, 0, 1)) if strongest > 0 else 1.0
-        records.append({"motif": motif.name, "task": motif.task, "purity": purity,
+        driven = sums[mine] * (1 if motif.sign == "pos" else -1)
+        own, strongest = driven[:, list(tasks).index(motif.task)], driven.max(axis=1)
+        per_seqlet = np.clip(np.divide(own, strongest, out=np.ones(len(own)), where=strongest > 0), 0, 1)
+        effect = driven.mean(axis=0) if mine.any() else np.zeros(len(tasks))
+        records.append({"motif": motif.name, "task": motif.task,
+                        "purity": float(np.median(per_seqlet)) if mine.any() else 1.0,
                         "driven_task": tasks[int(np.argmax(effect))],
                         **{f"effect.{task}": float(value) for task, value in zip(tasks, effect)}})
     return pd.DataFrame.from_records(records, columns=["motif", "task", "purity", "driven_task",
