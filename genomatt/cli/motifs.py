@@ -10,12 +10,25 @@ from pathlib import Path
 import pandas as pd
 
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
-from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, keep_motifs, resolve_window, task_purity
+from genomatt.motifs.discovery import (
+    DiscoverySettings,
+    TaskDiscovery,
+    discover_motifs,
+    keep_motifs,
+    resolve_window,
+    task_purity,
+)
 from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
 from genomatt.motifs.seqlets import write_bed
-from genomatt.motifs.store import read_contribution_info, read_task_window, write_modisco_h5, write_motifs
+from genomatt.motifs.store import (
+    ContributionInfo,
+    read_contribution_info,
+    read_task_window,
+    write_modisco_h5,
+    write_motifs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +71,8 @@ def _file_safe(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
 
 
-def _pure_motifs(contrib: str, info, discoveries: list, min_purity: float) -> list:
+def _pure_motifs(contrib: str, info: ContributionInfo, discoveries: list[TaskDiscovery],
+                 min_purity: float) -> list[TaskDiscovery]:
     """Each discovery with only the motifs whose :func:`task_purity` is at least ``min_purity``; the others
     (other tasks' motifs) are logged with the task they drive most."""
     motifs = [motif for discovery in discoveries for motif in discovery.motifs]

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import Motif, normalise_columns
+from genomatt.motifs.formats import Motif, normalise_columns, reverse_complement_matrix
 from genomatt.motifs.seqlets import (
     CALLED_SEQLET_COLUMNS,
     MIN_WINDOW,
@@ -554,16 +554,12 @@ def keep_motifs(discovery: TaskDiscovery, keep: Sequence[str]) -> TaskDiscovery:
     return dataclasses.replace(discovery, motifs=motifs, motif_seqlets=seqlets, patterns=patterns)
 
 
-def _revcomp(cwm: np.ndarray) -> np.ndarray:
-    return cwm[::-1, ::-1]
-
-
 def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, int, np.ndarray]:
     """Energy of ``residual`` that the best non-negative multiple of ``part`` (either strand, any offset fully
     inside ``residual``) explains, its offset and the fitted placement."""
     best = (0.0, -1, np.zeros_like(residual))
     width = part.shape[1]
-    for matrix in (part, _revcomp(part)):
+    for matrix in (part, reverse_complement_matrix(part)):
         norm = float((matrix**2).sum())
         for offset in range(residual.shape[1] - width + 1):
             dot = float((residual[:, offset : offset + width] * matrix).sum())
@@ -604,14 +600,15 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
         fits.append((name, explained / energy, offset, placed))
         residual = residual - placed
     (first, share_first, offset_first, placed_first), (second, share_second, offset_second, placed_second) = fits
-    apart = not ((placed_first != 0).any(axis=0) & (placed_second != 0).any(axis=0)).sum() > 0
+    apart = not np.any((placed_first != 0).any(axis=0) & (placed_second != 0).any(axis=0))
     explained = 1 - float((residual**2).sum()) / energy
     if apart and explained >= min_explained and min(share_first, share_second) >= min_each:
         return first, second
     return None
 
 
-def variant_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained: float = VARIANT_EXPLAINED) -> str | None:
+def variant_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray],
+               min_explained: float = VARIANT_EXPLAINED) -> str | None:
     """The motif whose core alone (a non-negative multiple, either strand, any offset) explains at least
     ``min_explained`` of a CWM's energy, or ``None``."""
     cwm = np.asarray(cwm, dtype=np.float64)
