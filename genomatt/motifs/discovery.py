@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import h5py
 import numba
 import numpy as np
 import pandas as pd
@@ -55,6 +56,8 @@ COMPOSITE_EACH = 0.15
 # its CWM's energy is a small variant of that motif (see variant_of).
 SMALL_SHARE = 0.25
 VARIANT_EXPLAINED = 0.5
+# Regions read at once by task_purity.
+PURITY_CHUNK = 512
 
 
 @dataclass(frozen=True)
@@ -502,25 +505,25 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
         One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]), ``driven_task`` (the task its seqlets
         drive most on average) and ``effect.<task>``, the mean effect of its seqlets on each task.
     """
-    import h5py
-
     row_of = pd.Series(np.arange(len(regions)), index=regions["name"].to_numpy())
     table = motif_seqlets[motif_seqlets["motif"].isin([motif.name for motif in motifs])]
     row_of_seqlet = row_of.reindex(table["region"].to_numpy()).to_numpy()
     if np.isnan(row_of_seqlet).any():
         raise MotifError(f"{contrib_path}: motif seqlets name regions that are not in the contributions")
     row_of_seqlet = row_of_seqlet.astype(np.int64)
-    rows, row_index = np.unique(row_of_seqlet, return_inverse=True)
     offset = table["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[row_of_seqlet]
-    width = (table["end"] - table["start"]).to_numpy(np.int64)
+    end = offset + (table["end"] - table["start"]).to_numpy(np.int64)
+    rows = np.unique(row_of_seqlet)
     sums = np.zeros((len(table), len(tasks)))
     with h5py.File(contrib_path, "r") as handle:
-        onehot = handle["onehot"][rows].astype(np.float32) if len(rows) else np.zeros((0, 4, 0), np.float32)
-        for index in range(len(tasks)):
-            hypothetical = handle["hypothetical"][rows, index] if len(rows) else onehot
-            per_base = (onehot * hypothetical).sum(axis=1, dtype=np.float64)
-            cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
-            sums[:, index] = cumulative[row_index, offset + width] - cumulative[row_index, offset]
+        # Regions in chunks, so that memory does not grow with the number of regions.
+        for first in range(0, len(rows), PURITY_CHUNK):
+            chunk = rows[first : first + PURITY_CHUNK]
+            contrib = handle["onehot"][chunk][:, None].astype(np.float32) * handle["hypothetical"][chunk]
+            cumulative = np.pad(contrib.sum(axis=2, dtype=np.float64).cumsum(axis=2), ((0, 0), (0, 0), (1, 0)))
+            inside = np.flatnonzero(np.isin(row_of_seqlet, chunk))
+            index = np.searchsorted(chunk, row_of_seqlet[inside])
+            sums[inside] = cumulative[index, :, end[inside]] - cumulative[index, :, offset[inside]]
     records = []
     for motif in motifs:
         mine = (table["motif"] == motif.name).to_numpy()
@@ -554,10 +557,10 @@ def keep_motifs(discovery: TaskDiscovery, keep: Sequence[str]) -> TaskDiscovery:
     return dataclasses.replace(discovery, motifs=motifs, motif_seqlets=seqlets, patterns=patterns)
 
 
-def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, int, np.ndarray]:
+def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, np.ndarray]:
     """Energy of ``residual`` that the best non-negative multiple of ``part`` (either strand, any offset fully
-    inside ``residual``) explains, its offset and the fitted placement."""
-    best = (0.0, -1, np.zeros_like(residual))
+    inside ``residual``) explains, and that fitted placement."""
+    best = (0.0, np.zeros_like(residual))
     width = part.shape[1]
     for matrix in (part, reverse_complement_matrix(part)):
         norm = float((matrix**2).sum())
@@ -566,7 +569,7 @@ def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, int, np.nd
             if dot > 0 and dot * dot / norm > best[0]:
                 placed = np.zeros_like(residual)
                 placed[:, offset : offset + width] = dot / norm * matrix
-                best = (dot * dot / norm, offset, placed)
+                best = (dot * dot / norm, placed)
     return best
 
 
@@ -596,10 +599,10 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
                       if part.shape[1] <= cwm.shape[1]]
         if not candidates:
             return None
-        name, explained, offset, placed = max(candidates, key=lambda candidate: candidate[1])
-        fits.append((name, explained / energy, offset, placed))
+        name, explained, placed = max(candidates, key=lambda candidate: candidate[1])
+        fits.append((name, explained / energy, placed))
         residual = residual - placed
-    (first, share_first, offset_first, placed_first), (second, share_second, offset_second, placed_second) = fits
+    (first, share_first, placed_first), (second, share_second, placed_second) = fits
     apart = not np.any((placed_first != 0).any(axis=0) & (placed_second != 0).any(axis=0))
     explained = 1 - float((residual**2).sum()) / energy
     if apart and explained >= min_explained and min(share_first, share_second) >= min_each:
