@@ -1,0 +1,132 @@
+"""DeepLIFT/DeepSHAP on models built from the field's own packages (gReLU, enformer-pytorch).
+
+Each model is built small from its package's class, with random weights, and explained against
+dinucleotide-shuffled references. The check is summation-to-delta against the model run plainly,
+outside genomatt: the contributions of one region sum to f(x) − mean f(reference). Models run in
+float64, so the check measures the rules rather than float32 rounding of the small output
+differences of randomly initialised models.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from enformer_pytorch.modeling_enformer import Attention
+from grelu.model import models as grelu_models
+from torch import nn
+
+from genomatt.attribution import deep_lift_shap
+from genomatt.shuffle import dinucleotide_shuffle
+
+N_SHUFFLES = 3
+RELATIVE_TOLERANCE = 1e-4
+
+
+def _one_hot(n: int, length: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    bases = torch.randint(0, 4, (n, length), generator=generator)
+    return nn.functional.one_hot(bases, 4).permute(0, 2, 1).float()
+
+
+def _randomize_zero_weights(model: nn.Module) -> None:
+    """Give random values to weight matrices initialised to zero.
+
+    enformer-pytorch starts its attention's output projection at zero, which would make the whole
+    attention block a no-op and the test blind to it.
+    """
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.dim() > 1 and not parameter.any():
+                fan_in = parameter[0].numel()
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) / fan_in**0.5)
+
+
+def _assert_sums_to_plain_delta(model: nn.Module, length: int, n_tasks: int = 2) -> None:
+    """Explain every task of ``model`` and compare Σ contributions with the plain model's delta."""
+    _randomize_zero_weights(model)
+    model.eval().double()
+    X = _one_hot(2, length, seed=1)
+    references = torch.as_tensor(dinucleotide_shuffle(X, n=N_SHUFFLES, random_state=2))
+    targets = list(range(n_tasks))
+    attributions = deep_lift_shap(model, X, references=references, target=targets, progress=False)
+    assert attributions.shape == (2, n_tasks, 4, length)
+
+    with torch.no_grad():
+        f_x = model(X.double()).reshape(2, n_tasks)
+        f_ref = model(references.reshape(-1, 4, length).double()).reshape(2, N_SHUFFLES, n_tasks)
+    expected = f_x - f_ref.mean(dim=1)
+    total = attributions.sum(dim=(2, 3))
+    scale = (f_x.unsqueeze(1) - f_ref).abs().mean(dim=1)
+    assert scale.min() > 1e-5, "the references must move the output for the check to mean anything"
+    relative = (total - expected).abs() / scale
+    assert relative.max() <= RELATIVE_TOLERANCE, f"relative summation-to-delta error {relative.max():.2e}"
+
+
+def test_grelu_conv_model_with_batch_norm_residuals_and_pooling():
+    model = grelu_models.ConvModel(
+        n_tasks=2, stem_channels=8, channel_init=8, n_conv=2, norm=True, residual=True,
+        pool_func="max", pool_size=2,
+    )
+    _assert_sums_to_plain_delta(model, length=200)
+
+
+def test_grelu_dilated_conv_model():
+    model = grelu_models.DilatedConvModel(n_tasks=2, channels=8, n_conv=3)
+    _assert_sums_to_plain_delta(model, length=200)
+
+
+def test_grelu_conv_gru_model_with_layer_norm_feed_forward():
+    model = grelu_models.ConvGRUModel(
+        n_tasks=2, stem_channels=8, channel_init=8, n_conv=2, pool_func="max", pool_size=8,
+        n_gru=1, gru_norm=True,
+    )
+    _assert_sums_to_plain_delta(model, length=200)
+
+
+def test_grelu_conv_transformer_model():
+    model = grelu_models.ConvTransformerModel(
+        n_tasks=2, stem_channels=8, channel_init=8, n_conv=1, pool_func="max", pool_size=4,
+        n_transformers=1, n_heads=2,
+    )
+    _assert_sums_to_plain_delta(model, length=200)
+
+
+def test_enformer_pytorch_attention_with_relative_positions():
+    """enformer-pytorch's own multi-head attention: relative positional logits and shift."""
+    dim = 12
+    model = nn.Sequential(
+        nn.Conv1d(4, dim, kernel_size=7, padding=3),
+        nn.GELU(),
+        _ChannelsLast(),
+        Attention(dim, heads=2, dim_key=4, dim_value=dim // 2, num_rel_pos_features=dim // 2),
+        _MeanOverPositions(),
+        nn.Linear(dim, 2),
+    )
+    _assert_sums_to_plain_delta(model, length=200)
+
+
+@pytest.mark.slow
+def test_grelu_enformer_model_at_small_size():
+    model = grelu_models.EnformerModel(
+        n_tasks=2, n_conv=3, channels=384, n_transformers=1, n_heads=2, key_len=4
+    )
+    _assert_sums_to_plain_delta(model, length=128)
+
+
+def test_grelu_borzoi_model_at_small_size():
+    model = grelu_models.BorzoiModel(
+        n_tasks=2, stem_channels=8, init_channels=32, channels=64, n_conv=3, n_transformers=1,
+        n_heads=2, key_len=4, value_len=4, n_pos_features=8,
+    )
+    _assert_sums_to_plain_delta(model, length=256)
+
+
+class _ChannelsLast(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)
+
+
+class _MeanOverPositions(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=1)
