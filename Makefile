@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/pip install --quiet -e '.[test]'
 	# bpnet-lite for the tests against its own wrappers; without its peak-calling and conversion extras.
 	$(BIN)/pip install --quiet --no-deps bpnet-lite==1.1.0
+	# gReLU and enformer-pytorch for the tests on their models; without gReLU's training stack (wandb,
+	# lightning, ...): what their model modules import is in the test extra (einops, transformers, polars).
+	$(BIN)/pip install --quiet --no-deps grelu==1.1.0 enformer-pytorch==0.8.12
 	touch $@
 
 test: venv

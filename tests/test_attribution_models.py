@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from enformer_pytorch import Enformer
 from enformer_pytorch.modeling_enformer import Attention
 from grelu.model import models as grelu_models
 from torch import nn
@@ -106,6 +107,15 @@ def test_enformer_pytorch_attention_with_relative_positions():
     _assert_sums_to_plain_delta(model, length=200)
 
 
+def test_enformer_pytorch_enformer_at_small_size():
+    """The whole Enformer: attention-pooling conv tower, transformer, crop, softplus track head."""
+    enformer = Enformer.from_hparams(
+        dim=48, depth=1, heads=2, attn_dim_key=4, output_heads={"human": 2}, target_length=16,
+        num_downsamples=3, dim_divisible_by=16,
+    )
+    _assert_sums_to_plain_delta(_MeanOverTracks(enformer), length=256)
+
+
 @pytest.mark.slow
 def test_grelu_enformer_model_at_small_size():
     model = grelu_models.EnformerModel(
@@ -130,3 +140,14 @@ class _ChannelsLast(nn.Module):
 class _MeanOverPositions(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.mean(dim=1)
+
+
+class _MeanOverTracks(nn.Module):
+    """Enformer takes (N, L, 4) and returns (N, bins, tracks) per head: one value per track."""
+
+    def __init__(self, enformer: nn.Module):
+        super().__init__()
+        self.enformer = enformer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enformer(x.transpose(1, 2), head="human").mean(dim=1)
