@@ -23,6 +23,12 @@ N_SHUFFLES = 3
 RELATIVE_TOLERANCE = 1e-4
 
 
+@pytest.fixture(autouse=True)
+def _seeded_weights():
+    """Each model is built with the same random weights on every run."""
+    torch.manual_seed(0)
+
+
 def _one_hot(n: int, length: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     bases = torch.randint(0, 4, (n, length), generator=generator)
