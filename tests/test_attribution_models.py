@@ -9,15 +9,20 @@ differences of randomly initialised models.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
+import yaml
 from enformer_pytorch import Enformer
 from enformer_pytorch.modeling_enformer import Attention
 from grelu.model import models as grelu_models
 from torch import nn
 
 from genomatt.attribution import deep_lift_shap
-from genomatt.shuffle import dinucleotide_shuffle
+from genomatt.cli.main import main
+from genomatt.shuffle import dinucleotide_shuffle, references_for_regions
+from genomatt.store import read_array, write_store
 
 N_SHUFFLES = 3
 RELATIVE_TOLERANCE = 1e-4
@@ -136,6 +141,35 @@ def test_grelu_borzoi_model_at_small_size():
         n_heads=2, key_len=4, value_len=4, n_pos_features=8,
     )
     _assert_sums_to_plain_delta(model, length=256)
+
+
+@pytest.mark.slow
+def test_grelu_model_from_the_command_line(tmp_path):
+    """A gReLU model given as ``factory:`` with its weights; its (N, tasks, 1) output is explained."""
+    kwargs = {"n_tasks": 2, "stem_channels": 8, "channel_init": 8, "n_conv": 1, "pool_func": "max",
+              "pool_size": 4, "n_transformers": 1, "n_heads": 2}
+    model = grelu_models.ConvTransformerModel(**kwargs).eval()
+    torch.save(model.state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({
+        "factory": "grelu.model.models:ConvTransformerModel", "kwargs": kwargs, "weights": "weights.pt",
+        "input_length": 200, "task_names": ["a", "b"],
+    }))
+    onehot = _one_hot(3, 200, seed=4).numpy()
+    regions = pd.DataFrame({"chrom": "chr1", "start": [0, 1000, 2000], "end": [200, 1200, 2200],
+                            "name": ["r0", "r1", "r2"]})
+    write_store(tmp_path / "regions.h5", regions, {"onehot": onehot})
+
+    argv = ["attribute", "--h5", str(tmp_path / "regions.h5"), "--model", str(tmp_path / "model.yaml"),
+            "--out", str(tmp_path / "contrib.h5"), "--references", "3", "--device", "cpu"]
+    assert main(argv) == 0
+    hypothetical = read_array(tmp_path / "contrib.h5", "hypothetical")
+    assert hypothetical.shape == (3, 2, 4, 200)
+    references = references_for_regions(regions, onehot, n=3, seed=0)
+    expected = deep_lift_shap(model, onehot, references, target=[0, 1], hypothetical=True, progress=False)
+    np.testing.assert_allclose(hypothetical, expected.numpy(), rtol=1e-5, atol=1e-7)
+    with torch.no_grad():
+        np.testing.assert_allclose(read_array(tmp_path / "contrib.h5", "prediction"),
+                                   model(torch.from_numpy(onehot))[..., 0].numpy(), rtol=1e-5)
 
 
 class _ChannelsLast(nn.Module):
