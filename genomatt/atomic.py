@@ -1,25 +1,63 @@
-"""Atomic writes: every output is written to a temporary file beside it and renamed when complete."""
+"""Atomic writes: every output is written to a temporary file beside it and renamed when complete.
+
+A write that fails (disk full, I/O error, no permission) becomes one :class:`~genomatt.errors.OutputError`
+naming the file; its temporary file is removed and nothing appears under the final name. Temporary
+files left by a killed write (``.<name>.XXXXXXXX.tmp``) are removed by the next write of the same
+output. Within :func:`command_outputs` (each ``genomatt`` command runs inside one), a failure anywhere
+in the command also removes the outputs it had already completed, so a failed command leaves nothing.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
+
+from genomatt.errors import OutputError
+
+_TEMPORARY_PATTERN = ".{name}.????????.tmp"
+_completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
+
+
+def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
+    """The one-line error of a failed write of ``path``."""
+    reason = error.strerror or str(error).splitlines()[0]
+    return OutputError(f"{path}: cannot write ({reason}); nothing was written under this name")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files a killed write of ``path`` left beside it; return them."""
+    final = Path(path)
+    pattern = _TEMPORARY_PATTERN.format(name=glob.escape(final.name))
+    removed = []
+    for stale in final.parent.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+            removed.append(stale)
+    return removed
+
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the destination folder; rename it onto ``path`` on success.
 
     If the body raises, the temporary file is removed and ``path`` is left untouched, so a killed
-    or failed step never leaves a partial file that looks complete.
+    or failed step never leaves a partial file that looks complete. An ``OSError`` while writing or
+    renaming (disk full, I/O error, permission) is raised as one :class:`OutputError` naming ``path``.
 
     Parameters
     ----------
     path
         Final destination. Its parent folder is created if needed.
+    rollback
+        Remove ``path`` again if the :func:`command_outputs` block it was written in fails; ``False``
+        for files that are not the command's outputs (e.g. an index of an input).
 
     Yields
     ------
@@ -27,14 +65,126 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         Temporary path to write to (it does not exist yet).
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(final)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
+    except OSError as error:
+        raise write_failure(final, error) from None
     tmp = Path(tmp_name)
     tmp.unlink()
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as error:
+        raise write_failure(final, error) from None
     finally:
-        if tmp.exists():
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+    completed = _completed.get()
+    if rollback and completed is not None:
+        completed.append(final)
+
+
+class _GuardedFile:
+    """A file for h5py's file-object driver that never reports a write failure to HDF5.
+
+    The HDF5 library cannot recover from a failed write: closing the file then fails too and h5py
+    can crash the interpreter. Writes after the first failure are dropped instead; the failure is
+    kept in :attr:`error` and raised once the library has closed the file.
+    """
+
+    def __init__(self, path: Path):
+        self._file = open(path, "w+b", buffering=0)
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        size = view.nbytes
+        if self.error is None:
+            try:
+                while view.nbytes:
+                    view = view[self._file.write(view):]
+            except OSError as error:
+                self.error = error
+        return size
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self._file.truncate(size)
+            except OSError as error:
+                self.error = error
+        return size if size is not None else self._file.tell()
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def readinto(self, buffer) -> int:
+        return self._file.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def flush(self) -> None:
+        """Nothing is buffered: every write goes to the operating system at once."""
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        except OSError as error:
+            self.error = self.error or error
+
+
+@contextlib.contextmanager
+def atomic_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Yield a new HDF5 file open for writing that appears under ``path`` only when complete.
+
+    As :func:`atomic_path`, and safe on a full disk: a failed write is one :class:`OutputError`
+    naming ``path``, never an HDF5 crash.
+
+    Parameters
+    ----------
+    path
+        Final ``.h5`` file.
+
+    Yields
+    ------
+    h5py.File
+        The file, open for writing.
+    """
+    with atomic_path(path) as tmp:
+        guarded = _GuardedFile(tmp)
+        try:
+            with h5py.File(guarded, "w") as handle:
+                yield handle
+        finally:
+            guarded.close()
+        if guarded.error is not None:
+            raise guarded.error
+
+
+@contextlib.contextmanager
+def command_outputs() -> Iterator[list[Path]]:
+    """Remove every output completed inside the block if the block fails.
+
+    Yields
+    ------
+    list of pathlib.Path
+        The outputs completed so far, in order.
+    """
+    completed: list[Path] = []
+    token = _completed.set(completed)
+    try:
+        yield completed
+    except BaseException:
+        for path in completed:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        raise
+    finally:
+        _completed.reset(token)

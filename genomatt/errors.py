@@ -36,3 +36,21 @@ class StoreError(GenomattError):
 
 class ConfigError(GenomattError):
     """A configuration value is missing or invalid."""
+
+
+class OutputError(GenomattError):
+    """An output cannot be written (disk full, I/O error, no permission); nothing is left under its name."""
+
+
+class NonFiniteError(ModelError):
+    """A model's outputs, contributions or summation-to-delta errors hold NaN or infinite values.
+
+    Attributes
+    ----------
+    rows
+        The rows (sequences) affected, in increasing order.
+    """
+
+    def __init__(self, message: str, rows: list[int]):
+        super().__init__(message)
+        self.rows = rows

@@ -6,6 +6,7 @@ order A, C, G, T; any base other than ACGT (N, IUPAC codes, gaps) is a column of
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import os
@@ -18,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from genomatt import ALPHABET
-from genomatt.errors import BedFormatError, FastaError, SequenceError
+from genomatt.errors import BedFormatError, FastaError, GenomattError, SequenceError
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +259,63 @@ def _encode_into(out: np.ndarray, seq: str) -> int:
     return _scatter_one_hot(np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8), _CHANNEL_TABLE, out)
 
 
+def _index_paths(path: Path) -> list[Path]:
+    """The index files of a FASTA: ``.fai``, and ``.gzi`` for a bgzip-compressed one."""
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    return [Path(f"{path}.fai")] + ([Path(f"{path}.gzi")] if compressed else [])
+
+
+def _build_index(path: Path, backend: str, indexes: list[Path]) -> None:
+    """Write the index files of ``path`` atomically (concurrent readers see the old or the new index)."""
+    from genomatt.atomic import atomic_path
+
+    with contextlib.ExitStack() as stack:
+        temporary = [stack.enter_context(atomic_path(index, rollback=False)) for index in indexes]
+        if backend == "pyfaidx":
+            import pyfaidx
+
+            pyfaidx.Faidx(str(path), indexname=str(temporary[0]), rebuild=True,
+                          gzi_indexname=str(temporary[1]) if len(temporary) > 1 else None).close()
+        else:
+            import pysam
+
+            options = ["--fai-idx", str(temporary[0])] + (["--gzi-idx", str(temporary[1])] if len(temporary) > 1 else [])
+            pysam.faidx(str(path), *options)
+
+
+def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> list[Path]:
+    """Build the index of a FASTA when it is missing or older than the FASTA; return its files.
+
+    An index older than its FASTA (the FASTA was edited or re-wrapped after indexing) would read the
+    wrong bases, so it is rebuilt, atomically.
+
+    Raises
+    ------
+    FastaError
+        If the index cannot be built (an unreadable FASTA, or a folder that cannot be written).
+    """
+    path = Path(path)
+    indexes = _index_paths(path)
+    fasta_time = path.stat().st_mtime_ns
+    stale = [index for index in indexes if not index.is_file() or index.stat().st_mtime_ns < fasta_time]
+    if not stale:
+        return indexes
+    present = [index for index in stale if index.is_file()]
+    if present:
+        log.warning("%s is older than %s; rebuilding the index", present[0], path)
+    try:
+        _build_index(path, backend, indexes)
+    except GenomattError as error:
+        raise FastaError(f"{path}: cannot write its index ({error})") from None
+    except Exception as error:  # pyfaidx and pysam raise many types for unreadable or unindexable files
+        reason = " ".join(str(error).split())
+        raise FastaError(f"{path}: cannot open FASTA with {backend} ({type(error).__name__}: {reason})") from None
+    return indexes
+
+
 class _Fasta:
-    """Uniform access to a FASTA file through pyfaidx or pysam."""
+    """Uniform access to a FASTA file through pyfaidx or pysam, with an index never older than the FASTA."""
 
     def __init__(self, path: Path, backend: str):
         if backend not in FASTA_BACKENDS:
@@ -267,6 +323,7 @@ class _Fasta:
         if not path.is_file():
             raise FastaError(f"{path}: FASTA file not found")
         self.path = path
+        ensure_fasta_index(path, backend)
         try:
             if backend == "pyfaidx":
                 import pyfaidx
@@ -314,6 +371,30 @@ def _missing_chromosomes(regions: pd.DataFrame, sizes: dict[str, int], fasta: Pa
     return ~present
 
 
+def _past_chromosome_ends(
+    regions: pd.DataFrame, skipped: np.ndarray, sizes: dict[str, int], fasta: Path, source: str, on_missing: str
+) -> np.ndarray:
+    """Boolean mask of regions (or their windows) starting at or past their chromosome's end.
+
+    Such a region is not on the genome read (a wrong build or a shifted file); raise unless
+    ``on_missing == "skip"``. Rows already in ``skipped`` are not checked.
+    """
+    size = regions["chrom"].map(sizes).fillna(np.inf).to_numpy(np.float64)
+    region_start = regions["region_start" if "region_start" in regions.columns else "start"].to_numpy(np.int64)
+    past = ~skipped & ((region_start >= size) | (regions["start"].to_numpy(np.int64) >= size))
+    if not past.any():
+        return past
+    first = regions[past].iloc[0]
+    start, end = (first["region_start"], first["region_end"]) if "region_start" in regions.columns else (
+        first["start"], first["end"])
+    message = (f"{source}: {int(past.sum())} regions start past the end of their chromosome in {fasta} (first: "
+               f"{first['name']} at {first['chrom']}:{start}-{end}, chromosome length {sizes[first['chrom']]})")
+    if on_missing != "skip":
+        raise FastaError(message + "; check the genome build or pass on_missing='skip'")
+    log.warning("%s; skipping them", message)
+    return past
+
+
 def load_regions(
     fasta: str | os.PathLike,
     regions: str | os.PathLike | pd.DataFrame,
@@ -336,9 +417,10 @@ def load_regions(
     backend
         ``"pyfaidx"`` (default) or ``"pysam"``; both give identical arrays.
     on_missing
-        ``"error"`` (default): a region on a chromosome absent from the FASTA is an error listing the
-        missing names and the FASTA's names. ``"skip"``: such regions are dropped with a warning and
-        recorded in ``regions.attrs["skipped"]``.
+        ``"error"`` (default): a region on a chromosome absent from the FASTA, or starting (or whose
+        window starts) past its chromosome's end, is an error naming it. ``"skip"``: such regions are
+        dropped with a warning giving their count and recorded in ``regions.attrs["skipped"]``.
+        Windows entirely in N are kept and reported in a warning.
     progress
         Show a progress bar.
 
@@ -365,6 +447,7 @@ def load_regions(
     reader = _Fasta(fasta, backend)
     try:
         skipped_mask = _missing_chromosomes(table, reader.sizes, fasta, on_missing)
+        skipped_mask |= _past_chromosome_ends(table, skipped_mask, reader.sizes, fasta, source, on_missing)
         skipped = table[skipped_mask].reset_index(drop=True)
         table = table[~skipped_mask].reset_index(drop=True)
         if len(table) == 0:
@@ -391,6 +474,10 @@ def load_regions(
     table["padded_right"] = padded_right
     table["n_bases"] = n_bases
     table.attrs["skipped"] = skipped
+    all_n = np.flatnonzero(n_bases == length)
+    if all_n.size:
+        names = ", ".join(table["name"].iloc[all_n[:5]].astype(str)) + (", ..." if all_n.size > 5 else "")
+        log.warning("%d windows hold no A, C, G or T (entirely N): %s", all_n.size, names)
     off_end = int(((padded_left > 0) | (padded_right > 0)).sum())
     if off_end:
         log.warning("%d windows run off a chromosome end and were padded with N (see padded_left/right)", off_end)

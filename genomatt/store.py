@@ -9,10 +9,14 @@ Layout (documented in ``docs/formats.md``)::
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import hashlib
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -20,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
+
+log = logging.getLogger(__name__)
 
 REGIONS_GROUP = "regions"
 REQUIRED_REGION_COLUMNS = ("chrom", "start", "end", "name")
@@ -114,7 +120,8 @@ def write_store(
     attrs
         Further scalar or small-array attributes on the root (e.g. ``tasks``).
     compression
-        HDF5 filter for arrays (``"gzip"`` level 1, or ``None``).
+        HDF5 filter for arrays (``"gzip"`` level 1, or ``None``). Chunked arrays also carry a
+        Fletcher-32 checksum, so a damaged chunk is an error on reading, never wrong numbers.
 
     Returns
     -------
@@ -130,7 +137,7 @@ def write_store(
             raise StoreError(f"{path}: invalid array name {name!r}")
         if len(array) != len(regions):
             raise StoreError(f"{path}: array {name!r} has {len(array)} rows for {len(regions)} regions")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_hdf5(path) as handle:
         handle.attrs["genomatt_version"] = __version__
         handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         handle.attrs["kind"] = kind
@@ -145,6 +152,7 @@ def write_store(
                 name, data=array, chunks=chunks,
                 compression=compression if chunks else None,
                 compression_opts=1 if compression == "gzip" and chunks else None,
+                fletcher32=bool(chunks),
             )
     return Path(path)
 
@@ -171,6 +179,24 @@ def read_regions(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Turn an HDF5 read failure in the block (a corrupted chunk, an I/O error) into one ``StoreError``.
+
+    Parameters
+    ----------
+    path
+        The file read.
+    what
+        What is read, for the message (e.g. ``"array 'hypothetical'"``).
+    """
+    try:
+        yield
+    except OSError as error:
+        reason = " ".join(str(error).split())
+        raise StoreError(f"{path}: cannot read {what} ({reason}); the file is damaged, write it again") from None
+
+
 def read_array(path: str | os.PathLike, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
     """Read a per-region array (all rows, a slice, or sorted row indices)."""
     with _open(path) as handle:
@@ -178,7 +204,8 @@ def read_array(path: str | os.PathLike, name: str, rows: slice | np.ndarray | No
             available = [key for key in handle if isinstance(handle[key], h5py.Dataset)]
             raise StoreError(f"{path}: no array {name!r} (it has: {available})")
         dataset = handle[name]
-        return dataset[()] if rows is None else dataset[rows]
+        with reading(path, f"array {name!r}"):
+            return dataset[()] if rows is None else dataset[rows]
 
 
 def read_attrs(path: str | os.PathLike) -> dict:
@@ -209,31 +236,134 @@ def shard_rows(n_regions: int, shard: int, n_shards: int) -> slice:
     return slice(start, start + base + (shard < extra))
 
 
-def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> Path:
-    """Concatenate shard files (same arrays, same kind) in the given order into one file, atomically.
+SHARD_SPECIFIC = ("shard", "max_delta")
+"""Provenance entries that differ between the shards of one run; every other entry must agree."""
 
-    The root attributes and provenance of the first shard are kept, without its ``shard`` entry, so
-    the gathered file equals the one an unsharded run writes.
+
+def shard_record(shard: int, n_shards: int, n_regions: int) -> dict:
+    """The ``shard`` provenance entry of shard ``shard`` (0-based) of ``n_shards`` over ``n_regions`` regions.
+
+    Returns
+    -------
+    dict
+        ``index``, ``count``, ``rows`` (``[start, stop)`` of the full regions table) and ``n_regions``.
+    """
+    rows = shard_rows(n_regions, shard, n_shards)
+    return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read ({error.strerror or error})") from None
+    return digest.hexdigest()
+
+
+@dataclass
+class _Shard:
+    path: Path
+    kind: str
+    attrs: dict
+    provenance: dict
+    record: dict
+    arrays: dict[str, tuple[int, ...]]
+    n_regions: int
+
+
+def _read_shard(path: str | os.PathLike) -> _Shard:
+    path = Path(path)
+    attrs = read_attrs(path)
+    provenance = attrs.pop("provenance", {})
+    record = provenance.get("shard")
+    if not isinstance(record, dict) or not {"index", "count", "rows", "n_regions"} <= set(record):
+        raise StoreError(f"{path}: no shard record (index, count, rows, n_regions) in its provenance; "
+                         "gather takes the files written with --shard I/K")
+    for key in ("genomatt_version", "created_utc"):
+        attrs.pop(key, None)
+    kind = attrs.pop("kind", "regions")
+    return _Shard(path, kind, attrs, provenance, record, list_arrays(path), len(read_regions(path)))
+
+
+def _first_difference(first: Mapping, other: Mapping, ignore: tuple[str, ...] = ()) -> str | None:
+    for key in sorted(set(first) | set(other)):
+        if key in ignore:
+            continue
+        if json.dumps(first.get(key), default=_json_default, sort_keys=True) != json.dumps(
+                other.get(key), default=_json_default, sort_keys=True):
+            return key
+    return None
+
+
+def _check_shards(shards: list[_Shard], path: str | os.PathLike) -> list[_Shard]:
+    """Check that ``shards`` are the complete set of one run; return them in shard order."""
+    first = shards[0]
+    for shard in shards:
+        if shard.kind != first.kind:
+            raise StoreError(f"{shard.path}: kind {shard.kind!r} differs from {first.path}'s {first.kind!r}")
+        key = _first_difference(first.provenance, shard.provenance, SHARD_SPECIFIC)
+        if key is None:
+            key = _first_difference(first.attrs, shard.attrs)
+        if key is not None:
+            mine = shard.provenance.get(key, shard.attrs.get(key))
+            theirs = first.provenance.get(key, first.attrs.get(key))
+            raise StoreError(f"{shard.path}: {key} = {mine!r} differs from {first.path}'s {theirs!r}; "
+                             "shards of different runs cannot be gathered")
+        if shard.record["count"] != first.record["count"] or shard.record["n_regions"] != first.record["n_regions"]:
+            raise StoreError(f"{shard.path}: shard {shard.record['index']} of {shard.record['count']} over "
+                             f"{shard.record['n_regions']} regions, but {first.path} is a shard of "
+                             f"{first.record['count']} over {first.record['n_regions']} regions")
+        if sorted(shard.arrays) != sorted(first.arrays) or any(
+                shard.arrays[name][1:] != first.arrays[name][1:] for name in first.arrays):
+            raise StoreError(f"{shard.path}: arrays {shard.arrays} differ from the first shard's {first.arrays}")
+        start, stop = shard.record["rows"]
+        if shard.n_regions != stop - start or any(shape[0] != stop - start for shape in shard.arrays.values()):
+            raise StoreError(f"{shard.path}: holds {shard.n_regions} regions but shard {shard.record['index']} "
+                             f"covers rows {start}-{stop}")
+    seen: dict[int, Path] = {}
+    for shard in shards:
+        index = shard.record["index"]
+        if index in seen:
+            raise StoreError(f"{shard.path}: shard {index} of {first.record['count']} is given twice "
+                             f"(also {seen[index]})")
+        seen[index] = shard.path
+    missing = sorted(set(range(first.record["count"])) - set(seen))
+    if missing:
+        raise StoreError(f"{path}: cannot gather: shards {missing} of {first.record['count']} are missing "
+                         f"(given shards {sorted(seen)})")
+    indices = [shard.record["index"] for shard in shards]
+    if indices != sorted(indices):
+        log.info("gathering the shards in shard order, not in the order given")
+    return sorted(shards, key=lambda shard: shard.record["index"])
+
+
+def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> Path:
+    """Concatenate the shards of one run into one file, in shard order, atomically.
+
+    Each shard's provenance must hold its ``shard`` record (:func:`shard_record`). The set must be
+    complete (every index of the count once) and of one run: the same kind, arrays, root attributes
+    and provenance apart from ``shard`` and ``max_delta``. The gathered file keeps that common
+    provenance, the largest ``max_delta`` of the shards, and a ``gathered`` entry listing the shard
+    files; its arrays and regions equal those of an unsharded run.
+
+    Raises
+    ------
+    StoreError
+        Naming the file of a shard that is missing, given twice or from a different run.
     """
     if not inputs:
         raise StoreError(f"{path}: no shard files to gather")
-    frames, arrays = [], {}
-    first_names = None
-    for shard_path in inputs:
-        names = sorted(list_arrays(shard_path))
-        if first_names is None:
-            first_names = names
-        elif names != first_names:
-            raise StoreError(f"{shard_path}: arrays {names} differ from the first shard's {first_names}")
-        frames.append(read_regions(shard_path))
-        for name in names:
-            arrays.setdefault(name, []).append(read_array(shard_path, name))
-    attrs = read_attrs(inputs[0])
-    provenance = attrs.pop("provenance", {})
-    provenance.pop("shard", None)
-    kind = attrs.pop("kind", "regions")
-    for key in ("genomatt_version", "created_utc"):
-        attrs.pop(key, None)
+    shards = _check_shards([_read_shard(shard_path) for shard_path in inputs], path)
+    frames = [read_regions(shard.path) for shard in shards]
+    arrays = {name: np.concatenate([read_array(shard.path, name) for shard in shards]) for name in shards[0].arrays}
+    provenance = {key: value for key, value in shards[0].provenance.items() if key not in SHARD_SPECIFIC}
+    deltas = [shard.provenance["max_delta"] for shard in shards if "max_delta" in shard.provenance]
+    if deltas:
+        provenance["max_delta"] = max(deltas)
+    provenance["gathered"] = {"count": len(shards), "files": [str(shard.path.resolve()) for shard in shards]}
     regions = pd.concat(frames, ignore_index=True)
-    return write_store(path, regions, {name: np.concatenate(parts) for name, parts in arrays.items()},
-                       kind=kind, provenance=provenance, attrs=attrs)
+    return write_store(path, regions, arrays, kind=shards[0].kind, provenance=provenance, attrs=shards[0].attrs)

@@ -7,6 +7,7 @@ centre of its input. Every written value is therefore a stored contribution, unc
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -145,9 +146,33 @@ def write_bigwig(
                     first, merged = _merge_cluster(members, starts, ends, values[rows], chrom_sizes[chrom])
                     if merged.size:
                         writer.addEntries(chrom, first, values=merged, span=1, step=1)
+        except RuntimeError as error:
+            # libBigWig reports failed writes (a full disk, an I/O error) only as a RuntimeError.
+            raise OSError(errno.EIO, f"the bigWig library failed: {error}") from None
         finally:
             writer.close()
+        _check_bigwig(tmp, chrom_sizes)
     return Path(path)
+
+
+def _check_bigwig(path: Path, chrom_sizes: dict[str, int]) -> None:
+    """Raise ``OSError`` unless ``path`` reopens as a bigWig of ``chrom_sizes``.
+
+    libBigWig writes its index when the file is closed and only prints a failure there.
+    """
+    import pyBigWig
+
+    try:
+        reader = pyBigWig.open(str(path))
+    except RuntimeError:
+        reader = None
+    try:
+        complete = reader is not None and reader.isBigWig() and reader.chroms() == dict(chrom_sizes)
+    finally:
+        if reader is not None:
+            reader.close()
+    if not complete:
+        raise OSError(errno.EIO, "the bigWig file is incomplete after closing (is the disk full?)")
 
 
 def write_contribution_bigwigs(

@@ -5,8 +5,8 @@ import pytest
 
 from genomatt import __version__
 from genomatt.errors import StoreError
-from genomatt.store import (gather_stores, list_arrays, read_array, read_attrs, read_regions, shard_rows,
-                            write_store)
+from genomatt.store import (gather_stores, list_arrays, read_array, read_attrs, read_regions, shard_record,
+                            shard_rows, write_store)
 
 
 def regions_frame(n=5):
@@ -75,24 +75,108 @@ def test_shard_rows_cover_every_row_once():
         shard_rows(10, 3, 3)
 
 
-def test_gather_equals_unsharded(tmp_path):
+RUN = {"seed": 1, "n_references": 8, "rule": "rescale", "model_sha256": "ab" * 32, "h5_sha256": "cd" * 32}
+
+
+def _shard_files(folder, data, regions, count=3, **changes):
+    """Shard files of one run; ``changes`` maps a shard index to provenance entries that differ."""
+    paths = []
+    for index in range(count):
+        rows = shard_rows(len(regions), index, count)
+        provenance = {**RUN, "max_delta": float(index), "shard": shard_record(index, count, len(regions)),
+                      **changes.get(f"shard{index}", {})}
+        paths.append(write_store(folder / f"part{index}.h5", regions.iloc[rows].reset_index(drop=True),
+                                 {"contrib": data[rows]}, kind="contributions", provenance=provenance,
+                                 attrs={"tasks": ["a", "b"]}))
+    return paths
+
+
+@pytest.fixture
+def shards(tmp_path):
     regions = regions_frame(7)
     data = np.random.default_rng(1).random((7, 2, 4, 3)).astype(np.float32)
     whole = write_store(tmp_path / "whole.h5", regions, {"contrib": data}, kind="contributions",
-                        provenance={"seed": 1}, attrs={"tasks": ["a", "b"]})
-    parts = []
-    for i in range(3):
-        rows = shard_rows(7, i, 3)
-        parts.append(write_store(tmp_path / f"part{i}.h5", regions.iloc[rows].reset_index(drop=True),
-                                 {"contrib": data[rows]}, kind="contributions",
-                                 provenance={"seed": 1, "shard": [i, 3]}, attrs={"tasks": ["a", "b"]}))
+                        provenance={**RUN, "max_delta": 2.0}, attrs={"tasks": ["a", "b"]})
+    return whole, _shard_files(tmp_path, data, regions), data, regions
+
+
+def test_gather_equals_unsharded(shards, tmp_path):
+    whole, parts, data, regions = shards
     gathered = gather_stores(parts, tmp_path / "gathered.h5")
     np.testing.assert_array_equal(read_array(gathered, "contrib"), read_array(whole, "contrib"))
     pd.testing.assert_frame_equal(read_regions(gathered), read_regions(whole))
     a, b = read_attrs(gathered), read_attrs(whole)
     for attrs in (a, b):
         attrs.pop("created_utc")
+    # The gathered file names its shards; the rest, the largest max_delta included, is the unsharded run's.
+    assert a["provenance"].pop("gathered") == {"count": 3, "files": [str(path.resolve()) for path in parts]}
     assert a == b
-    other = write_store(tmp_path / "other.h5", regions, {"onehot": data}, kind="contributions")
+    other = write_store(tmp_path / "other.h5", regions.iloc[2:5], {"onehot": data[2:5]}, kind="contributions",
+                        provenance={**RUN, "shard": shard_record(1, 3, 7)}, attrs={"tasks": ["a", "b"]})
     with pytest.raises(StoreError, match="differ from the first shard"):
-        gather_stores([parts[0], other], tmp_path / "bad.h5")
+        gather_stores([parts[0], other, parts[2]], tmp_path / "bad.h5")
+
+
+def test_gather_sorts_shards_given_out_of_order(shards, tmp_path):
+    whole, parts, *_ = shards
+    gathered = gather_stores([parts[2], parts[0], parts[1]], tmp_path / "gathered.h5")
+    np.testing.assert_array_equal(read_array(gathered, "contrib"), read_array(whole, "contrib"))
+    pd.testing.assert_frame_equal(read_regions(gathered), read_regions(whole))
+
+
+def test_gather_refuses_a_missing_shard(shards, tmp_path):
+    _, parts, *_ = shards
+    with pytest.raises(StoreError, match=r"gathered.h5: cannot gather: shards \[1\] of 3 are missing"):
+        gather_stores([parts[0], parts[2]], tmp_path / "gathered.h5")
+
+
+def test_gather_refuses_a_duplicated_shard(shards, tmp_path):
+    _, parts, *_ = shards
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(parts[1].read_bytes())
+    with pytest.raises(StoreError, match=r"copy.h5: shard 1 of 3 is given twice \(also .*part1.h5\)"):
+        gather_stores([parts[0], parts[1], copy, parts[2]], tmp_path / "gathered.h5")
+
+
+@pytest.mark.parametrize("key, value", [("seed", 2), ("n_references", 20), ("rule", "revealcancel"),
+                                        ("model_sha256", "ef" * 32), ("h5_sha256", "01" * 32)])
+def test_gather_refuses_shards_of_another_run(shards, tmp_path, key, value):
+    whole, _, data, regions = shards
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    parts = _shard_files(folder, data, regions, shard2={key: value})
+    with pytest.raises(StoreError, match=rf"part2.h5: {key} = .* differs from .*part0.h5's .*different runs"):
+        gather_stores(parts, tmp_path / "gathered.h5")
+
+
+def test_gather_refuses_shards_of_another_count(shards, tmp_path):
+    _, parts, data, regions = shards
+    folder = tmp_path / "four"
+    folder.mkdir()
+    fourth = _shard_files(folder, data, regions, count=4)[3]
+    with pytest.raises(StoreError, match=r"four/part3.h5: shard 3 of 4 over 7 regions, but .*part0.h5 is a shard "
+                                         r"of 3"):
+        gather_stores([*parts, fourth], tmp_path / "gathered.h5")
+
+
+def test_gather_refuses_a_file_that_is_not_a_shard(shards, tmp_path):
+    whole, parts, *_ = shards
+    with pytest.raises(StoreError, match=r"whole.h5: no shard record"):
+        gather_stores([parts[0], whole], tmp_path / "gathered.h5")
+
+
+def test_damaged_chunk_is_a_store_error(tmp_path):
+    data = np.random.default_rng(0).random((600, 4, 50)).astype(np.float32)
+    path = write_store(tmp_path / "x.h5", regions_frame(600), {"contrib": data})
+    damage_chunk(path, "contrib")
+    with pytest.raises(StoreError, match=r"x.h5: cannot read array 'contrib' .*damaged"):
+        read_array(path, "contrib")
+
+
+def damage_chunk(path, name, chunk=1):
+    """Overwrite the middle of one stored chunk of dataset ``name`` with other bytes."""
+    with h5py.File(path, "r") as handle:
+        info = handle[name].id.get_chunk_info(chunk)
+    with open(path, "r+b") as handle:
+        handle.seek(info.byte_offset + info.size // 2)
+        handle.write(b"\x00\xff" * 16)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
 from genomatt.attribution.torchscript import TorchScriptGraph
-from genomatt.errors import ConfigError, GenomattError, ModelError, SequenceError
+from genomatt.errors import ConfigError, GenomattError, ModelError, NonFiniteError, SequenceError
 from genomatt.device import resolve_device
 
 __all__ = [
@@ -188,6 +188,9 @@ def deep_lift_shap(
     ModelError
         If the model contains an operation without a rule, does not accept the input, mixes the
         sequences of a batch, or (with ``strict``) fails the summation-to-delta check.
+    NonFiniteError
+        If the model's outputs, the contributions or the deltas of any sequence are NaN or infinite
+        (with or without ``strict``); its ``rows`` name those sequences.
     ConfigError
         If an option is invalid.
     """
@@ -227,6 +230,7 @@ def deep_lift_shap(
                     scale[start:stop] = torch.maximum(scale[start:stop], magnitude)
                     bar.update(refs.shape[0] * refs.shape[1])
 
+    _check_finite(hypothetical_sum, delta, prediction)
     _check_delta(delta, scale, tolerance, strict)
     attributions = hypothetical_sum / n_references
     if not hypothetical:
@@ -487,6 +491,18 @@ def _progress_disabled(progress: bool | None, n_pairs: int) -> bool | None:
     if progress is not None:
         return not progress
     return None if n_pairs >= _PROGRESS_PAIRS else True
+
+
+def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -> None:
+    """Raise :class:`NonFiniteError` naming the sequences whose outputs or contributions are not finite."""
+    finite = (torch.isfinite(prediction).all(dim=1) & torch.isfinite(delta).all(dim=1)
+              & torch.isfinite(hypothetical_sum.flatten(1)).all(dim=1))
+    if finite.all():
+        return
+    rows = (~finite).nonzero()[:, 0].tolist()
+    shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    raise NonFiniteError(f"the model's outputs or contributions are NaN or infinite for {len(rows)} of "
+                         f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
 def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool) -> None:

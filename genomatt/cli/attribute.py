@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution import deep_lift_shap
 from genomatt.attribution.deeplift import RULES
 from genomatt.attribution.targets import PROFILE_CONVENTIONS, head_targets
 from genomatt.cli.arguments import add_device_argument, positive_int
-from genomatt.errors import ConfigError
+from genomatt.errors import ConfigError, NonFiniteError
 from genomatt.progress import ProgressLog
 from genomatt.shuffle import references_for_regions
-from genomatt.store import read_array, read_regions, shard_rows, write_store
+from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows, write_store
 from genomatt.tracks import write_regions_narrowpeak
 
 log = logging.getLogger(__name__)
@@ -122,11 +122,20 @@ class _RegionReferences:
         return references_for_regions(rows, block, n=n, seed=self.seed)
 
 
+def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int]) -> str:
+    named = [f"{row.name} ({row.chrom}:{row.start}-{row.end})" for row in regions.iloc[rows[:5]].itertuples()]
+    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
+    return (f"{model}: the model's outputs or contributions are NaN or infinite for {len(rows)} of {len(regions)} "
+            f"regions: {', '.join(named)}{more}; nothing was written")
+
+
 def run(args: argparse.Namespace) -> None:
     from genomatt.models.io import load, name_tasks
 
     regions = read_regions(args.h5)
-    rows = shard_rows(len(regions), *args.shard) if args.shard else slice(0, len(regions))
+    n_regions = len(regions)
+    input_sha256 = file_sha256(args.h5)
+    rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     onehot = read_array(args.h5, "onehot", rows).astype(np.float32, copy=False)
     loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
@@ -149,14 +158,17 @@ def run(args: argparse.Namespace) -> None:
     if len(regions):
         progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
         results = []
-        for index, target in enumerate(targets):
-            results.append(deep_lift_shap(
-                loaded.model, onehot, _RegionReferences(regions, args.seed, progress, index * len(regions)),
-                n_shuffles=args.references, target=target, hypothetical=True, batch_size=args.batch_size,
-                device=args.device, rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict,
-                return_delta=True, progress=False if args.quiet else None,
-            ))
-            progress.advance_to((index + 1) * len(regions))
+        try:
+            for index, target in enumerate(targets):
+                results.append(deep_lift_shap(
+                    loaded.model, onehot, _RegionReferences(regions, args.seed, progress, index * len(regions)),
+                    n_shuffles=args.references, target=target, hypothetical=True, batch_size=args.batch_size,
+                    device=args.device, rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast),
+                    strict=args.strict, return_delta=True, progress=False if args.quiet else None,
+                ))
+                progress.advance_to((index + 1) * len(regions))
+        except NonFiniteError as error:
+            raise NonFiniteError(_non_finite_message(args.model, regions, error.rows), error.rows) from None
         if columns is not None:
             hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
         else:
@@ -164,7 +176,8 @@ def run(args: argparse.Namespace) -> None:
                                                for parts in zip(*results))
     contrib = onehot[:, None] * hypothetical
     provenance = {
-        "command": "attribute", "h5": str(Path(args.h5).resolve()), "model": str(args.model),
+        "command": "attribute", "h5": str(Path(args.h5).resolve()), "h5_sha256": input_sha256,
+        "model": str(args.model),
         "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
         "references": "dinucleotide shuffles seeded by (seed, chrom, start, end)",
@@ -174,7 +187,7 @@ def run(args: argparse.Namespace) -> None:
         "autocast": args.autocast, "max_delta": float(delta.max()) if delta.size else 0.0,
     }
     if args.shard:
-        provenance["shard"] = list(args.shard)
+        provenance["shard"] = shard_record(*args.shard, n_regions)
     write_store(args.out, regions, {"onehot": onehot, "hypothetical": hypothetical, "contrib": contrib,
                                     "delta": delta, "prediction": prediction},
                 kind="contributions", provenance=provenance, attrs={"tasks": tasks})
@@ -199,7 +212,7 @@ def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarr
         scores = np.ascontiguousarray(hypothetical[:, index])
         _save_npz(target / "ohe.npz", onehot)
         _save_npz(target / "shap.npz", scores)
-        with atomic_path(target / "scores.h5") as tmp, h5py.File(tmp, "w") as handle:
+        with atomic_hdf5(target / "scores.h5") as handle:
             for group, array in (("raw", onehot), ("shap", scores), ("projected_shap", onehot * scores)):
                 handle.create_dataset(f"{group}/seq", data=array.astype(np.float32, copy=False))
         write_regions_narrowpeak(regions, target / "regions.narrowPeak", prediction[:, index])

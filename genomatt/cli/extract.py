@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output HDF5 file")
     parser.add_argument("--backend", choices=FASTA_BACKENDS, default="pyfaidx")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
-                        help="regions on chromosomes absent from the FASTA: fail (default) or skip")
+                        help="regions on chromosomes absent from the FASTA or starting past a chromosome's end: "
+                        "fail (default) or skip (with a count)")
     parser.set_defaults(func=run)
 
 

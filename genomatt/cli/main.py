@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from genomatt import __version__
+from genomatt.atomic import command_outputs
 from genomatt.device import resolve_device
 from genomatt.errors import GenomattError
 
@@ -71,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
         # Every command with --device fails here, before reading any input, when the device does not exist.
         if getattr(args, "device", None) is not None:
             args.device = resolve_device(args.device)
-        args.func(args)
-    except GenomattError as error:
+        with command_outputs():
+            args.func(args)
+    except (GenomattError, OSError) as error:
+        # An OSError that no module turned into a GenomattError is still the environment's (a file
+        # that cannot be read or written), never a bug to show as a traceback.
         if args.debug:
             traceback.print_exc()
-        print(f"genomatt {args.command}: error: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())
+        print(f"genomatt {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
+import io
 import json
 import os
 import re
@@ -158,8 +159,11 @@ def save_model(
         "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()},
         "metadata": metadata,
     }
+    # Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError.
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     return weights_hash
 
 

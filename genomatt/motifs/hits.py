@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.device import resolve_device
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, TRIM_FRACTION, trim_bounds
@@ -1030,7 +1030,7 @@ def write_hits(calls: HitCalls, out_dir: str | os.PathLike, provenance: dict | N
 
 
 def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_hdf5(path) as handle:
         handle.attrs["genomatt_version"] = __version__
         handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         handle.attrs["kind"] = "hits"

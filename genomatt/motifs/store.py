@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
@@ -142,7 +142,7 @@ def write_motifs(
     provenance
         How the file was made; stored as JSON.
     """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_hdf5(path) as handle:
         handle.attrs["genomatt_version"] = __version__
         handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         handle.attrs["kind"] = "motifs"
@@ -214,7 +214,7 @@ def write_modisco_h5(path: str | os.PathLike, discovery: TaskDiscovery, provenan
     to the discovery window (root attributes ``window_size`` and ``window_start``, its offset within the
     regions) and ``example_idx`` indexes the regions of the contribution file.
     """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+    with atomic_hdf5(path) as handle:
         handle.attrs["window_size"] = discovery.window_size
         handle.attrs["window_start"] = discovery.window_start
         handle.attrs["task"] = discovery.task
