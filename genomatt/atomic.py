@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import glob
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -91,32 +92,42 @@ class _GuardedFile:
     """A file for h5py's file-object driver that never reports a write failure to HDF5.
 
     The HDF5 library cannot recover from a failed write: closing the file then fails too and h5py
-    can crash the interpreter. Writes after the first failure are dropped instead; the failure is
-    kept in :attr:`error` and raised once the library has closed the file.
+    can crash the interpreter. On the first failure the file moves to memory instead (what was
+    written so far, then every later write), so the library always sees a consistent file; the
+    failure is kept in :attr:`error` and raised once the library has closed the file.
     """
 
     def __init__(self, path: Path):
-        self._file = open(path, "w+b", buffering=0)
+        self._file: io.RawIOBase | io.BytesIO = open(path, "w+b", buffering=0)
         self.error: OSError | None = None
+
+    def _move_to_memory(self, error: OSError) -> None:
+        self.error = error
+        disk, position = self._file, self._file.tell()
+        disk.seek(0)
+        self._file = io.BytesIO(disk.read())
+        self._file.seek(position)
+        with contextlib.suppress(OSError):
+            disk.truncate(0)
+            disk.close()
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
         size = view.nbytes
-        if self.error is None:
-            try:
-                while view.nbytes:
-                    view = view[self._file.write(view):]
-            except OSError as error:
-                self.error = error
+        try:
+            while view.nbytes:
+                view = view[self._file.write(view):]
+        except OSError as error:
+            self._move_to_memory(error)
+            self._file.write(view)
         return size
 
     def truncate(self, size: int | None = None) -> int:
-        if self.error is None:
-            try:
-                return self._file.truncate(size)
-            except OSError as error:
-                self.error = error
-        return size if size is not None else self._file.tell()
+        try:
+            return self._file.truncate(size)
+        except OSError as error:
+            self._move_to_memory(error)
+            return self._file.truncate(size)
 
     def read(self, size: int = -1) -> bytes:
         return self._file.read(size)

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
+from genomatt.errors import FastaError
+from genomatt.genome import read_chrom_sizes
 from genomatt.motifs.hits import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ENERGY_FLOOR,
@@ -21,6 +23,7 @@ from genomatt.motifs.hits import (
     write_hits,
 )
 from genomatt.motifs.store import read_contribution_info
+from genomatt.store import read_regions
 from genomatt.tracks import write_contribution_bigwigs
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,18 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_fasta(fasta: str, contrib: str) -> None:
+    """Refuse a FASTA that lacks a chromosome of the regions before any hit is called or written."""
+    sizes = read_chrom_sizes(fasta)
+    missing = sorted(set(read_regions(contrib)["chrom"]) - set(sizes))
+    if missing:
+        raise FastaError(f"{fasta}: chromosomes {missing} of the regions of {contrib} are not in the FASTA "
+                         f"(it has {list(sizes)[:20]})")
+
+
 def run(args: argparse.Namespace) -> None:
+    if args.fasta:
+        _check_fasta(args.fasta, args.contrib)
     motifs = select_motifs(read_cwm_motifs(args.motifs), args.include, args.exclude, args.min_seqlets)
     if not motifs:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from genomatt.inputs import check_in_regions
+from genomatt.motifs.hits import read_hits
+from genomatt.motifs.store import read_motifs
 from genomatt.report.html import DEFAULT_EXAMPLE_REGIONS, build_report
+from genomatt.store import read_regions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_same_run(args: argparse.Namespace) -> None:
+    """Refuse motifs or hits made from another contribution file than ``--contrib``."""
+    regions = read_regions(args.contrib)
+    if args.hits:
+        calls = read_hits(args.hits)
+        check_in_regions(calls.qc, regions, args.hits, args.contrib, "peak_id", "chrom", "scanned region")
+        check_in_regions(calls.hits, regions, args.hits, args.contrib, "peak_id", "chr", "hit")
+    if args.motifs:
+        seqlets = read_motifs(args.motifs)[1]
+        check_in_regions(seqlets, regions, args.motifs, args.contrib, "region", "chrom", "seqlet")
+
+
 def run(args: argparse.Namespace) -> None:
+    _check_same_run(args)
     build_report(args.contrib, args.out, motifs=args.motifs, hits=args.hits, metrics=args.metrics,
                  n_regions=args.regions)

@@ -57,7 +57,7 @@ from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, TRIM_FRACTION, trim_bounds
 from genomatt.motifs.finemo import write_finemo_motifs
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
-from genomatt.store import read_attrs, read_regions, read_table, write_table
+from genomatt.store import read_attrs, read_regions, read_table, reading, write_table
 from genomatt.tracks import write_hits_bed
 
 log = logging.getLogger(__name__)
@@ -770,7 +770,8 @@ def _read_task_arrays(path: Path, task_index: int) -> tuple[np.ndarray, np.ndarr
                 raise StoreError(f"{path}: no '/{name}' array; expected a contrib.h5 from 'genomatt attribute'")
         if handle["contrib"].ndim != 4 or handle["contrib"].shape[2] != 4:
             raise StoreError(f"{path}: '/contrib' has shape {handle['contrib'].shape}, expected (N, T, 4, L)")
-        return handle["contrib"][:, task_index], handle["onehot"][()]
+        with reading(path, f"the contributions of task {task_index}"):
+            return handle["contrib"][:, task_index], handle["onehot"][()]
 
 
 def _read_per_region(path: Path, name: str, task_index: int, n: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.store import read_attrs, read_regions, read_table
+from genomatt.store import read_attrs, read_regions, read_table, reading
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def read_task_window(path: str | os.PathLike, task_index: int, start: int, end: 
     onehot, hypothetical : numpy.ndarray
         ``(N, 4, end - start)`` float32 each.
     """
-    with h5py.File(path, "r") as handle:
+    with h5py.File(path, "r") as handle, reading(path, f"the contributions of task {task_index}"):
         onehot = handle["onehot"][:, :, start:end].astype(np.float32, copy=False)
         hypothetical = handle["hypothetical"][:, task_index, :, start:end].astype(np.float32, copy=False)
     if not np.isfinite(hypothetical).all():

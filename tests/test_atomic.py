@@ -1,0 +1,99 @@
+import errno
+import io
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from disk import entries, mounted_tmpfs
+
+from genomatt import atomic
+from genomatt.atomic import atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries
+from genomatt.errors import OutputError, StoreError
+from genomatt.store import read_array, write_store
+
+
+def regions(n):
+    return pd.DataFrame({"chrom": "chr1", "start": np.arange(n) * 100, "end": np.arange(n) * 100 + 50,
+                         "name": [f"r{i}" for i in range(n)]})
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
+    stale = [tmp_path / ".x.h5.ab12cd34.tmp", tmp_path / ".x.h5.zz_99_aa.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    kept = [tmp_path / ".y.h5.ab12cd34.tmp", tmp_path / "x.h5.notes"]
+    for path in kept:
+        path.write_bytes(b"other")
+    write_store(tmp_path / "x.h5", regions(3))
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in kept)
+    assert remove_stale_temporaries(tmp_path / "y.h5") == [kept[0]]
+
+
+class _FailingFile(io.FileIO):
+    """A file whose writes fail with EIO once ``budget`` bytes are written."""
+
+    budget = 4096
+
+    def write(self, data):
+        if self.tell() + len(memoryview(data).cast("B")) > self.budget:
+            raise OSError(errno.EIO, "Input/output error")
+        return super().write(data)
+
+
+def test_hdf5_write_error_is_one_output_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(atomic, "open", lambda path, mode, buffering: _FailingFile(path, "w+"), raising=False)
+    with pytest.raises(OutputError, match=r"x.h5: cannot write \(Input/output error\); nothing was written"):
+        write_store(tmp_path / "x.h5", regions(500), {"onehot": np.random.default_rng(0).random((500, 4, 50))})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_errors_in_an_hdf5_write_pass_through(tmp_path):
+    with pytest.raises(KeyError), atomic_hdf5(tmp_path / "x.h5") as handle:
+        handle["x"] = 1
+        raise KeyError("x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_command_removes_the_outputs_it_completed(tmp_path):
+    with pytest.raises(StoreError), command_outputs() as completed:
+        write_store(tmp_path / "first.h5", regions(3))
+        with atomic_path(tmp_path / "second.tsv") as tmp:
+            tmp.write_text("done")
+        assert completed == [tmp_path / "first.h5", tmp_path / "second.tsv"]
+        write_store(tmp_path / "third.h5", regions(3), {"bad": np.zeros(2)})
+    assert list(tmp_path.iterdir()) == []
+    with command_outputs():
+        write_store(tmp_path / "first.h5", regions(3))
+    assert [path.name for path in tmp_path.iterdir()] == ["first.h5"]
+
+
+@pytest.mark.parametrize("free", [0, 8192, 65536])
+def test_full_disk_is_one_output_error(tmp_path, free):
+    data = np.random.default_rng(0).random((2000, 4, 100)).astype(np.float32)
+    with mounted_tmpfs(tmp_path / "disk", free=free) as disk:
+        with pytest.raises(OutputError, match=r"x.h5: cannot write \(No space left on device\)"):
+            write_store(disk / "x.h5", regions(2000), {"onehot": data})
+        assert entries(disk) == []
+        with pytest.raises(OutputError, match=r"y.txt: cannot write \(No space left on device\)"):
+            with atomic_path(disk / "y.txt") as tmp:
+                tmp.write_bytes(b"x" * (free + 65536))
+        assert entries(disk) == []
+
+
+def test_read_only_folder_is_one_output_error(tmp_path):
+    with mounted_tmpfs(tmp_path / "disk", read_only=True) as disk:
+        with pytest.raises(OutputError, match=r"x.h5: cannot write \(Read-only file system\)"):
+            write_store(disk / "x.h5", regions(3))
+        with pytest.raises(OutputError, match=r"x.h5: cannot write"):
+            write_store(disk / "sub" / "x.h5", regions(3))
+
+
+def test_a_written_file_reads_back_after_a_full_disk(tmp_path):
+    data = np.random.default_rng(0).random((50, 4, 10)).astype(np.float32)
+    with mounted_tmpfs(tmp_path / "disk", free=1 << 20, size="2m") as disk:
+        path = write_store(disk / "x.h5", regions(50), {"onehot": data})
+        np.testing.assert_array_equal(read_array(path, "onehot"), data)
+        with h5py.File(path) as handle:
+            assert handle["onehot"].fletcher32
