@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from disk import entries, mounted_tmpfs
+from faults import entries, mounted_tmpfs
 
 from genomatt import atomic
 from genomatt.atomic import atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -13,6 +15,7 @@ import yaml
 
 from genomatt.attribution import deep_lift_shap
 from genomatt.cli.main import main
+from genomatt.errors import NonFiniteError
 from genomatt.models.architectures import build_model
 from genomatt.shuffle import references_for_regions
 from genomatt.store import gather_stores, read_array, read_attrs, read_regions, write_store
@@ -200,3 +203,96 @@ def test_track_outputs_are_explained_per_track(bins, tasks, inputs, tmp_path):
         with torch.no_grad():
             np.testing.assert_allclose(read_array(out, "prediction"), model(torch.from_numpy(onehot))[:, :, 0],
                                        rtol=1e-5, atol=1e-6)
+
+
+OVERFLOW_MODULE = """
+import torch
+from torch import nn
+
+
+class Overflow(nn.Module):
+    \"\"\"1e37 per A: finite for most sequences, infinite for one with more than 34 A of 64.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.tensor([[1e37, 0.0, 0.0, 0.0]]))
+            self.linear.bias.zero_()
+
+    def forward(self, x):
+        return self.linear(x.sum(dim=-1))
+
+
+def build():
+    return Overflow()
+"""
+
+
+@pytest.fixture
+def overflowing(inputs, tmp_path, monkeypatch):
+    """Regions 2 and 5 all A, on which the Overflow model's output is infinite; its import spec."""
+    (tmp_path / "overflow_models_cli.py").write_text(OVERFLOW_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _, regions, onehot, _ = inputs
+    onehot = onehot.copy()
+    onehot[[2, 5]] = 0
+    onehot[[2, 5], 0] = 1
+    h5 = write_store(tmp_path / "regions.h5", regions, {"onehot": onehot})
+    return h5, onehot, "overflow_models_cli:build"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_non_finite_outputs_are_an_error_naming_the_regions(overflowing, tmp_path, capsys, strict):
+    h5, _, model = overflowing
+    out = tmp_path / "out" / "contrib.h5"
+    argv = ["attribute", "--h5", str(h5), "--model", model, "--out", str(out), "--references", "3",
+            "--device", "cpu"] + (["--strict"] if strict else [])
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"genomatt attribute: error: {model}: the model's outputs or contributions are NaN or infinite "
+                     "for 2 of 7 regions: region_2 (chr1:2000-2064), region_5 (chr1:5000-5064); nothing was written")
+    assert not out.parent.exists()
+
+
+def test_non_finite_contributions_name_their_rows(overflowing):
+    from overflow_models_cli import build
+
+    _, onehot, _ = overflowing
+    with pytest.raises(NonFiniteError, match=r"NaN or infinite for 2 of 7 sequences \(rows 2, 5\)") as info:
+        deep_lift_shap(build().eval(), onehot, n_shuffles=2, target=0, strict=False)
+    assert info.value.rows == [2, 5]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_result(inputs, tmp_path):
+    """A shard killed while explaining, run again, equals a shard never interrupted, array for array."""
+    folder, *_ = inputs
+    h5 = tmp_path / "regions.h5"
+    rng = np.random.default_rng(5)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (100, LENGTH))].transpose(0, 2, 1).copy()
+    starts = np.arange(100) * 1000
+    write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
+                                  "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
+    argv = ["--h5", str(h5), "--model", str(folder / "model.yaml"), "--references", "8", "--device", "cpu",
+            "--batch-size", "8", "--shard", "1/2"]
+    killed = tmp_path / "killed" / "contrib.1.h5"
+    process = subprocess.Popen([sys.executable, "-m", "genomatt.cli.main", "attribute", *argv, "--out", str(killed)],
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if "explaining" in line:
+            break
+    process.kill()
+    process.wait()
+    assert not killed.parent.exists() or list(killed.parent.iterdir()) == []
+    # What a kill during the write leaves behind.
+    killed.parent.mkdir(exist_ok=True)
+    (killed.parent / ".contrib.1.h5.k1ll3d00.tmp").write_bytes(b"\x89HDF partial")
+    assert main(["attribute", *argv, "--out", str(killed)]) == 0
+    assert [path.name for path in killed.parent.iterdir()] == ["contrib.1.h5"]
+    uninterrupted = tmp_path / "uninterrupted.h5"
+    assert main(["attribute", *argv, "--out", str(uninterrupted)]) == 0
+    for name in ("onehot", "hypothetical", "contrib", "delta", "prediction"):
+        np.testing.assert_array_equal(read_array(killed, name), read_array(uninterrupted, name))
+    pd.testing.assert_frame_equal(read_regions(killed), read_regions(uninterrupted))
+    assert read_attrs(killed)["provenance"] == read_attrs(uninterrupted)["provenance"]

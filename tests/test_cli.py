@@ -1,13 +1,20 @@
 import argparse
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+import yaml
+from faults import damage_chunk, entries, mounted_tmpfs
+from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt import __version__
 from genomatt.cli.main import main
-from genomatt.store import list_arrays, read_attrs, read_regions
+from genomatt.models.architectures import build_model
+from genomatt.motifs.hits import call_hits_in_store, read_cwm_motifs, write_hits
+from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
 
 
 def test_version_and_help(capsys):
@@ -92,3 +99,145 @@ def test_every_command_refuses_a_missing_device_in_one_line(device, message, cap
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"genomatt {name}: error: device {device!r}"), (name, lines)
         assert message in lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_files(small_genome, tmp_path_factory):
+    """Inputs of every stage from the small genome: regions, a model, contributions, shards, motifs, hits."""
+    folder = tmp_path_factory.mktemp("run_files")
+    regions = folder / "regions.h5"
+    assert main(["-q", "extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+                 "--width", "200", "--out", str(regions)]) == 0
+    config = {"architecture": "bpnet", "n_tasks": 2, "input_length": 200, "filters": 8, "n_layers": 2}
+    torch.manual_seed(0)
+    torch.save(build_model(config).state_dict(), folder / "weights.pt")
+    (folder / "model.yaml").write_text(yaml.safe_dump({**config, "weights": "weights.pt"}))
+    contrib = synthetic_contributions(small_genome, folder / "contrib.h5")
+    motifs = planted_motifs_h5(small_genome, folder / "motifs.h5")
+    hits = write_hits(call_hits_in_store(contrib, read_cwm_motifs(motifs), device="cpu"), folder / "hits")["h5"]
+    shards = []
+    for index in range(2):
+        shards.append(folder / f"contrib.{index}.h5")
+        assert main(["-q", "attribute", "--h5", str(regions), "--model", str(folder / "model.yaml"), "--out",
+                     str(shards[-1]), "--references", "2", "--device", "cpu", "--shard", f"{index}/2"]) == 0
+    return {"fasta": small_genome.fasta, "bed": small_genome.regions_bed, "meme": small_genome.motifs_meme,
+            "regions": regions, "model": folder / "model.yaml", "contrib": contrib, "motifs": motifs, "hits": hits,
+            "shards": shards}
+
+
+def run_command(*argv: str) -> subprocess.CompletedProcess:
+    """Run ``genomatt -q ARGV`` in a new process (a crash there is a failed test, not a crashed session)."""
+    return subprocess.run([sys.executable, "-m", "genomatt.cli.main", "-q", *map(str, argv)],
+                          capture_output=True, text=True)
+
+
+def run_in_process(capsys, *argv: str) -> subprocess.CompletedProcess:
+    """Run ``genomatt -q ARGV`` in this process; its exit status and standard error."""
+    capsys.readouterr()
+    status = main(["-q", *map(str, argv)])
+    return subprocess.CompletedProcess(argv, status, "", capsys.readouterr().err)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, command: str, pattern: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("genomatt ")]
+    assert len(errors) == 1 and re.fullmatch(rf"genomatt {command}: error: {pattern}", errors[0]), result.stderr
+
+
+def full_disk_commands(files, disk):
+    return {
+        "extract": ["extract", "--fasta", files["fasta"], "--bed", files["bed"], "--width", "200",
+                    "--out", disk / "regions.h5"],
+        "attribute": ["attribute", "--h5", files["regions"], "--model", files["model"], "--out",
+                      disk / "contrib.h5", "--references", "2", "--device", "cpu", "--export", disk / "interop"],
+        "gather": ["gather", "--inputs", *files["shards"], "--out", disk / "contrib.h5"],
+        "motifs": ["motifs", "--contrib", files["contrib"], "--out", disk / "motifs" / "motifs.h5",
+                   "--meme", files["meme"], "--max-seqlets", "300"],
+        "hits": ["hits", "--contrib", files["contrib"], "--motifs", files["motifs"], "--out-dir", disk / "hits",
+                 "--fasta", files["fasta"], "--device", "cpu"],
+        "report": ["report", "--contrib", files["contrib"], "--motifs", files["motifs"], "--hits", files["hits"],
+                   "--out", disk / "report" / "report.html"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["extract", "attribute", "gather", "motifs", "hits", "report"])
+def test_full_disk_is_one_line_and_leaves_nothing(run_files, tmp_path, command):
+    with mounted_tmpfs(tmp_path / "disk", size="2m", free=48 * 1024) as disk:
+        result = run_command(*full_disk_commands(run_files, disk)[command])
+        assert_one_line_error(result, command, r"\S+: cannot write \(No space left on device\); nothing was "
+                                               r"written under this name")
+        assert entries(disk) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["extract", "gather", "hits"])
+def test_read_only_output_folder_is_one_line(run_files, tmp_path, command):
+    with mounted_tmpfs(tmp_path / "disk", read_only=True) as disk:
+        result = run_command(*full_disk_commands(run_files, disk)[command])
+        assert_one_line_error(result, command, r"\S+: cannot write \(Read-only file system\); nothing was "
+                                               r"written under this name")
+
+
+def test_extract_refuses_or_skips_regions_past_a_chromosome_end(small_genome, tmp_path, capsys):
+    bed = tmp_path / "regions.bed"
+    bed.write_text("chr1\t100\t300\tinside\nchr1\t70000\t70100\tpast_end\nchr2\t59900\t60050\tacross_end\n")
+    out = tmp_path / "regions.h5"
+    result = run_in_process(capsys, "extract", "--fasta", small_genome.fasta, "--bed", bed, "--width", "100",
+                            "--out", out)
+    assert_one_line_error(result, "extract", rf"{bed}: 1 regions start past the end of their chromosome in "
+                                             rf"{small_genome.fasta} \(first: past_end at chr1:70000-70100, "
+                                             r"chromosome length 60000\); .*")
+    assert list(tmp_path.iterdir()) == [bed]
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(bed), "--width", "100",
+                 "--out", str(out), "--on-missing", "skip"]) == 0
+    assert read_regions(out)["name"].tolist() == ["inside", "across_end"]
+    assert read_attrs(out)["provenance"]["skipped_regions"] == [["chr1", 70000, 70100, "past_end"]]
+
+
+def test_the_next_run_removes_temporary_files_of_a_killed_write(small_genome, tmp_path):
+    stale = tmp_path / ".regions.h5.k1ll3d00.tmp"
+    stale.write_bytes(b"\x89HDF partial")
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+                 "--width", "100", "--out", str(tmp_path / "regions.h5")]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["regions.h5"]
+
+
+@pytest.mark.parametrize("other", ["reordered", "fewer"])
+def test_report_refuses_hits_of_another_run(run_files, tmp_path, capsys, other):
+    contrib = run_files["contrib"]
+    rows = np.arange(len(read_regions(contrib)))[::-1] if other == "reordered" else np.arange(100)
+    other_contrib = write_store(
+        tmp_path / "other" / "contrib.h5", read_regions(contrib).iloc[rows].reset_index(drop=True),
+        {name: read_array(contrib, name)[rows] for name in list_arrays(contrib)}, kind="contributions",
+        provenance=read_attrs(contrib)["provenance"], attrs={"tasks": read_attrs(contrib)["tasks"]})
+    out = tmp_path / "out" / "report.html"
+    result = run_in_process(capsys, "report", "--contrib", other_contrib, "--hits", run_files["hits"], "--out", out)
+    assert_one_line_error(result, "report", rf"{run_files['hits']}: not made from {other_contrib}: \d+ \w+( \w+)?s "
+                                            r"lie outside their region .*; give the files of one run")
+    assert not (tmp_path / "out").exists()
+
+
+def test_motifs_refuses_a_damaged_contribution_file(run_files, tmp_path, capsys):
+    contrib = tmp_path / "contrib.h5"
+    contrib.write_bytes(run_files["contrib"].read_bytes())
+    damage_chunk(contrib, "hypothetical", chunk=0)
+    result = run_in_process(capsys, "motifs", "--contrib", contrib, "--out", tmp_path / "out" / "motifs.h5",
+                         "--meme", run_files["meme"])
+    assert_one_line_error(result, "motifs", rf"{contrib}: cannot read the contributions of task 0 \(.*\); the file "
+                                            r"is damaged, write it again")
+    assert not (tmp_path / "out").exists() or entries(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("fasta", ["missing", "other_chromosomes"])
+def test_hits_checks_the_fasta_before_writing(run_files, tmp_path, capsys, fasta):
+    path = tmp_path / "genome.fa"
+    if fasta == "other_chromosomes":
+        path.write_text(">chrX\nACGTACGTAC\n")
+    result = run_in_process(capsys, "hits", "--contrib", run_files["contrib"], "--motifs", run_files["motifs"],
+                            "--out-dir", tmp_path / "hits", "--fasta", path, "--device", "cpu")
+    pattern = (r"\S+genome.fa: FASTA file not found" if fasta == "missing" else
+               rf"{path}: chromosomes \['chr1', 'chr2', 'chr3'\] of the regions of \S+ are not in the FASTA .*")
+    assert_one_line_error(result, "hits", pattern)
+    assert not (tmp_path / "hits").exists()

@@ -1,5 +1,8 @@
 import gzip
 import logging
+import os
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -223,3 +226,65 @@ def test_one_hot_encode_compact_dtype_equals_float():
     seqs = ["ACGTNacgtn", "TTTTGGGGCC"]
     np.testing.assert_array_equal(one_hot_encode(seqs, np.int8), one_hot_encode(seqs).astype(np.int8))
     assert one_hot_encode(seqs, np.int8).dtype == np.int8
+
+
+def _rewrap(source, target, width):
+    """Copy a FASTA with its sequence lines re-wrapped to ``width`` columns."""
+    records, name = {}, None
+    for line in source.read_text().splitlines():
+        if line.startswith(">"):
+            name = line
+            records[name] = []
+        else:
+            records[name].append(line)
+    text = "".join(f"{name}\n" + "\n".join(("".join(lines))[i:i + width] for i in range(0, len("".join(lines)), width))
+                   + "\n" for name, lines in records.items())
+    target.write_text(text)
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_an_index_older_than_its_fasta_is_rebuilt(tmp_path, small_genome, backend):
+    fasta = tmp_path / "genome.fa"
+    _rewrap(small_genome.fasta, fasta, 60)
+    expected = load_regions(fasta, small_genome.regions_bed, width=100, backend=backend, progress=False)[1]
+    index = Path(f"{fasta}.fai")
+    assert index.is_file()
+    # The FASTA re-wrapped to 80 columns after indexing: the old index points at the wrong bytes.
+    _rewrap(small_genome.fasta, fasta, 80)
+    os.utime(index, ns=(index.stat().st_mtime_ns - 10**9,) * 2)
+    _, onehot = load_regions(fasta, small_genome.regions_bed, width=100, backend=backend, progress=False)
+    np.testing.assert_array_equal(onehot, expected)
+    assert index.stat().st_mtime_ns >= fasta.stat().st_mtime_ns
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["genome.fa", "genome.fa.fai"]
+
+
+def test_a_stale_index_that_cannot_be_rebuilt_is_refused(tmp_path, small_genome):
+    from faults import mounted_tmpfs
+
+    with mounted_tmpfs(tmp_path / "disk") as disk:
+        fasta = disk / "genome.fa"
+        _rewrap(small_genome.fasta, fasta, 60)
+        read_chrom_sizes(fasta)
+        _rewrap(small_genome.fasta, fasta, 80)
+        index = Path(f"{fasta}.fai")
+        os.utime(index, ns=(index.stat().st_mtime_ns - 10**9,) * 2)
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        with pytest.raises(FastaError, match=r"genome.fa: cannot write its index \(.*genome.fa.fai: cannot write "
+                                             r"\(Read-only file system\)"):
+            load_regions(fasta, small_genome.regions_bed, width=100, progress=False)
+
+
+def test_regions_past_a_chromosome_end_are_refused_or_skipped(tmp_path, caplog):
+    fasta = write(tmp_path / "g.fa", ">chr1\n" + "ACGT" * 25 + "\n>chr2\n" + "N" * 50 + "\n")
+    regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [10, 150, 0], "end": [30, 170, 20],
+                            "name": ["a", "beyond", "gap"]})
+    with pytest.raises(FastaError, match=r"regions: 1 regions start past the end of their chromosome in .*g.fa "
+                                         r"\(first: beyond at chr1:150-170, chromosome length 100\)"):
+        load_regions(fasta, regions, width=20, progress=False)
+    with caplog.at_level(logging.WARNING):
+        table, onehot = load_regions(fasta, regions, width=20, on_missing="skip", progress=False)
+    assert table["name"].tolist() == ["a", "gap"]
+    assert table.attrs["skipped"]["name"].tolist() == ["beyond"]
+    assert "1 regions start past the end" in caplog.text and "skipping them" in caplog.text
+    assert "1 windows hold no A, C, G or T (entirely N): gap" in caplog.text
+    assert onehot[1].sum() == 0

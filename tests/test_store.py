@@ -2,6 +2,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from faults import damage_chunk
 
 from genomatt import __version__
 from genomatt.errors import StoreError
@@ -171,12 +172,3 @@ def test_damaged_chunk_is_a_store_error(tmp_path):
     damage_chunk(path, "contrib")
     with pytest.raises(StoreError, match=r"x.h5: cannot read array 'contrib' .*damaged"):
         read_array(path, "contrib")
-
-
-def damage_chunk(path, name, chunk=1):
-    """Overwrite the middle of one stored chunk of dataset ``name`` with other bytes."""
-    with h5py.File(path, "r") as handle:
-        info = handle[name].id.get_chunk_info(chunk)
-    with open(path, "r+b") as handle:
-        handle.seek(info.byte_offset + info.size // 2)
-        handle.write(b"\x00\xff" * 16)

@@ -1,4 +1,4 @@
-"""A small, nearly full file system for tests of write failures (tmpfs; needs root)."""
+"""Faults for tests: a small, nearly full or read-only file system (tmpfs; needs root), a damaged HDF5 chunk."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import h5py
 import pytest
 
 
@@ -46,3 +47,12 @@ def entries(folder: Path) -> list[str]:
     """Every file under ``folder`` (relative paths), the filler excepted."""
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*")
                   if path.is_file() and path.name != "filler")
+
+
+def damage_chunk(path, name, chunk=1):
+    """Overwrite the middle of one stored chunk of dataset ``name`` with other bytes."""
+    with h5py.File(path, "r") as handle:
+        info = handle[name].id.get_chunk_info(chunk)
+    with open(path, "r+b") as handle:
+        handle.seek(info.byte_offset + info.size // 2)
+        handle.write(b"\x00\xff" * 16)
