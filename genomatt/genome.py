@@ -280,7 +280,9 @@ def _build_index(path: Path, backend: str, indexes: list[Path]) -> None:
         else:
             import pysam
 
-            options = ["--fai-idx", str(temporary[0])] + (["--gzi-idx", str(temporary[1])] if len(temporary) > 1 else [])
+            options = ["--fai-idx", str(temporary[0])]
+            if len(temporary) > 1:
+                options += ["--gzi-idx", str(temporary[1])]
             pysam.faidx(str(path), *options)
 
 

@@ -214,8 +214,8 @@ def test_report_refuses_hits_of_another_run(run_files, tmp_path, capsys, other):
         provenance=read_attrs(contrib)["provenance"], attrs={"tasks": read_attrs(contrib)["tasks"]})
     out = tmp_path / "out" / "report.html"
     result = run_in_process(capsys, "report", "--contrib", other_contrib, "--hits", run_files["hits"], "--out", out)
-    assert_one_line_error(result, "report", rf"{run_files['hits']}: not made from {other_contrib}: \d+ \w+( \w+)?s "
-                                            r"lie outside their region .*; give the files of one run")
+    assert_one_line_error(result, "report", rf"{run_files['hits']}: not made from {other_contrib}: \d+ of \d+ "
+                                            r"\w+( \w+)?s lie outside the region they name .*; give the files of one run")
     assert not (tmp_path / "out").exists()
 
 
