@@ -241,3 +241,28 @@ def test_hits_checks_the_fasta_before_writing(run_files, tmp_path, capsys, fasta
                rf"{path}: chromosomes \['chr1', 'chr2', 'chr3'\] of the regions of \S+ are not in the FASTA .*")
     assert_one_line_error(result, "hits", pattern)
     assert not (tmp_path / "hits").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "duplicated", "other_seed", "out_of_order"])
+def test_gather_command_checks_its_shards(run_files, tmp_path, capsys, case):
+    first, second = run_files["shards"]
+    if case == "other_seed":
+        second = tmp_path / "seed1" / "contrib.1.h5"
+        assert main(["-q", "attribute", "--h5", str(run_files["regions"]), "--model", str(run_files["model"]),
+                     "--out", str(second), "--references", "2", "--device", "cpu", "--shard", "1/2",
+                     "--seed", "1"]) == 0
+    inputs = {"missing": [second], "duplicated": [first, first, second], "other_seed": [first, second],
+              "out_of_order": [second, first]}[case]
+    out = tmp_path / "out" / "contrib.h5"
+    result = run_in_process(capsys, "gather", "--inputs", *inputs, "--out", out)
+    if case == "out_of_order":
+        assert result.returncode == 0
+        assert read_regions(out).equals(read_regions(run_files["regions"]))
+        assert read_attrs(out)["provenance"]["gathered"]["files"] == [str(first), str(second)]
+        return
+    pattern = {"missing": rf"{out}: cannot gather: shards \[0\] of 2 are missing \(given shards \[1\]\)",
+               "duplicated": rf"{first}: shard 0 of 2 is given twice \(also {first}\)",
+               "other_seed": rf"{second}: seed = 1 differs from {first}'s 0; shards of different runs cannot be "
+                             r"gathered"}[case]
+    assert_one_line_error(result, "gather", pattern)
+    assert not out.parent.exists()

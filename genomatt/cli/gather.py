@@ -13,11 +13,12 @@ log = logging.getLogger(__name__)
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "gather",
-        help="concatenate shard HDF5 files (in the order given) into one",
-        description="Concatenate the regions and per-region arrays of shard files written with --shard, in the "
-        "order given; the result equals the file an unsharded run writes.",
+        help="concatenate the shard HDF5 files of one run into one",
+        description="Concatenate the regions and per-region arrays of shard files written with --shard, in shard "
+        "order; the result equals the file an unsharded run writes. Refuses a set with a shard missing or given "
+        "twice, or with shards of different runs (seed, references, rule, model, regions file, shard count).",
     )
-    parser.add_argument("--inputs", nargs="+", required=True, help="shard files, in shard order")
+    parser.add_argument("--inputs", nargs="+", required=True, help="the shard files, in any order")
     parser.add_argument("--out", required=True, help="gathered HDF5 file")
     parser.set_defaults(func=run)
 
