@@ -97,3 +97,22 @@ def test_a_written_file_reads_back_after_a_full_disk(tmp_path):
         np.testing.assert_array_equal(read_array(path, "onehot"), data)
         with h5py.File(path) as handle:
             assert handle["onehot"].fletcher32
+
+
+def test_full_disk_while_saving_a_model_is_one_output_error(tmp_path):
+    from genomatt.models import build_model, save_model
+
+    model = build_model({"architecture": "bpnet", "n_tasks": 2, "input_length": 200, "filters": 64, "n_layers": 4})
+    with mounted_tmpfs(tmp_path / "disk", free=16 * 1024) as disk:
+        with pytest.raises(OutputError, match=r"model.pt: cannot write \(No space left on device\)"):
+            save_model(model, disk / "model.pt", ["a", "b"])
+        assert entries(disk) == []
+
+
+def test_full_disk_while_simulating_leaves_nothing(tmp_path):
+    from genomatt.cli.main import main
+
+    with mounted_tmpfs(tmp_path / "disk", free=64 * 1024) as disk:
+        assert main(["simulate", "--out", str(disk / "sim"), "--chromosomes", "2", "--chromosome-length", "50000",
+                     "--positives", "10", "--negatives", "4"]) == 2
+        assert entries(disk) == []

@@ -28,6 +28,7 @@ linear. Anything else is refused before any output.
 from __future__ import annotations
 
 import datetime
+import io
 import os
 from dataclasses import dataclass, field
 
@@ -94,8 +95,11 @@ class Patterns:
             "n_sequences": self.n_sequences, "genomatt_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
+        # Serialised in memory first: torch.save reports a full disk as an opaque RuntimeError.
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
         with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+            tmp.write_bytes(buffer.getbuffer())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Patterns:
