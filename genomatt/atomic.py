@@ -26,7 +26,7 @@ _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
 
 
-def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
+def _write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
     """The one-line error of a failed write of ``path``."""
     reason = error.strerror or str(error).splitlines()[0]
     return OutputError(f"{path}: cannot write ({reason}); nothing was written under this name")
@@ -72,14 +72,14 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         os.close(fd)
     except OSError as error:
-        raise write_failure(final, error) from None
+        raise _write_failure(final, error) from None
     tmp = Path(tmp_name)
     tmp.unlink()
     try:
         yield tmp
         os.replace(tmp, final)
     except OSError as error:
-        raise write_failure(final, error) from None
+        raise _write_failure(final, error) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
