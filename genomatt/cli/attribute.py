@@ -9,7 +9,6 @@ import os
 import re
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import torch
