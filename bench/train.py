@@ -5,7 +5,10 @@ and scores the same test windows with the planted motifs themselves: the sum ove
 strands of each motif's likelihood ratio, which is close to the best any model can do and so shows
 how much of a task is learnable at all.
 
-Usage: .venv/bin/python bench/train.py [--threads 1 2]
+At a width other than 200 bp the genome is simulated with regions of that width (``genomatt
+simulate --region-width``) and the windows are that wide.
+
+Usage: .venv/bin/python bench/train.py [--threads 1 2] [--width 1000 --chromosome-length 1500000]
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from sklearn.metrics import roc_auc_score
 
 from genomatt.models import TrainingConfig, build_training_data
 from genomatt.motifs.formats import read_meme
-from genomatt.simulate import simulate_genome
+from genomatt.simulate import SimulationSettings, simulate_genome
 
 
-def train(genome, out: Path, threads: int) -> tuple[dict, float, float]:
+def train(genome, out: Path, threads: int, width: int) -> tuple[dict, float, float]:
     """Run ``genomatt train`` with default settings; return its metrics, wall and CPU seconds."""
     beds = [arg for bed in genome.task_beds.values() for arg in ("--bed", str(bed))]
     command = [
@@ -43,6 +46,8 @@ def train(genome, out: Path, threads: int) -> tuple[dict, float, float]:
         str(out / f"model_{threads}.pt"),
         "--threads",
         str(threads),
+        "--width",
+        str(width),
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -53,19 +58,19 @@ def train(genome, out: Path, threads: int) -> tuple[dict, float, float]:
     return json.loads((out / f"model_{threads}.metrics.json").read_text()), wall, cpu
 
 
-def motif_scan_auroc(genome) -> dict[str, float]:
+def motif_scan_auroc(genome, width: int) -> dict[str, float]:
     """auROC of the planted motifs' likelihood-ratio scan on the test windows the model is scored on."""
     config = TrainingConfig()
     data = build_training_data(
         genome.fasta,
         list(genome.task_beds.values()),
-        config.width,
+        width,
         jitter=config.jitter,
         seed=config.seed,
         progress=False,
     )
     X, y = data.split("test")
-    X = X[:, :, config.jitter : config.jitter + config.width]
+    X = X[:, :, config.jitter : config.jitter + width]
     aurocs = {}
     for index, (task, motif) in enumerate(zip(data.task_names, read_meme(genome.motifs_meme))):
         log_odds = motif.log_odds()
@@ -80,11 +85,14 @@ def motif_scan_auroc(genome) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--width", type=int, default=200, help="region and window width in bp")
+    parser.add_argument("--chromosome-length", type=int, default=500_000, help="of each of the 5 chromosomes")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        genome = simulate_genome(Path(folder) / "genome")
-        runs = {threads: train(genome, Path(folder), threads) for threads in args.threads}
-        ceiling = motif_scan_auroc(genome)
+        settings = SimulationSettings(region_width=args.width, chromosome_length=args.chromosome_length)
+        genome = simulate_genome(Path(folder) / "genome", settings)
+        runs = {threads: train(genome, Path(folder), threads, args.width) for threads in args.threads}
+        ceiling = motif_scan_auroc(genome, args.width)
     print("| threads | wall (s) | CPU (s) | epochs (best) |")
     print("|---:|---:|---:|---:|")
     for threads, (metrics, wall, cpu) in runs.items():

@@ -9,7 +9,7 @@ import torch
 from genomatt.cli.main import main
 from genomatt.errors import ConfigError
 from genomatt.models import TrainingConfig, build_model, build_training_data, content_hash, fit, load, predict
-from genomatt.models.training import augment_batch
+from genomatt.models.training import _validation_rank, augment_batch
 from genomatt.simulate import SimulationSettings, simulate_genome
 
 SMALL_MODEL = {"architecture": "bpnet", "filters": 32, "n_layers": 0, "pooling": "max"}
@@ -93,7 +93,8 @@ def test_training_learns_the_planted_motifs_on_held_out_chromosomes(trained):
         assert values["n_positive"] > 20 and values["n_negative"] > 20
     assert metrics["split"]["test_chroms"] == ["chr5"] and metrics["split"]["validation_chroms"] == ["chr4"]
     history = metrics["history"]
-    assert history[metrics["best_epoch"] - 1]["validation_loss"] == min(record["validation_loss"] for record in history)
+    best_auroc = max(record["validation_auroc"] for record in history)
+    assert history[metrics["best_epoch"] - 1]["validation_auroc"] == best_auroc
     assert history[-1]["validation_auroc"] > history[0]["validation_auroc"]
 
 
@@ -157,3 +158,14 @@ def test_cli_reports_unknown_holdout_chromosomes(genome, tmp_path, capsys):
     )
     assert status == 2
     assert "--test-chroms: chromosomes ['chr9'] are not in the genome" in capsys.readouterr().err
+
+
+def test_early_stopping_ranks_epochs_by_validation_auroc_then_loss():
+    calibrated = {"validation_auroc": 0.90, "validation_loss": 0.30}
+    better_ranking = {"validation_auroc": 0.93, "validation_loss": 0.35}
+    assert _validation_rank(better_ranking) > _validation_rank(calibrated)
+    tie = {"validation_auroc": 0.93, "validation_loss": 0.32}
+    assert _validation_rank(tie) > _validation_rank(better_ranking)
+    # Without a task that has both classes on the validation chromosomes, the loss decides.
+    undefined = [{"validation_auroc": float("nan"), "validation_loss": loss} for loss in (0.5, 0.4)]
+    assert _validation_rank(undefined[1]) > _validation_rank(undefined[0])

@@ -64,7 +64,7 @@ class TrainingConfig:
     learning_rate
         Adam step size.
     patience
-        Stop after this many epochs without a lower validation loss; the best weights are kept.
+        Stop after this many epochs without a higher mean validation auROC; the best weights are kept.
     reverse_complement
         Reverse-complement each training window with probability 1/2.
     seed
@@ -108,7 +108,7 @@ class TrainingResult:
     Attributes
     ----------
     model
-        The model with the weights of the epoch with the lowest validation loss, in eval mode.
+        The model with the weights of the epoch with the highest mean validation auROC, in eval mode.
     task_names
         One name per output.
     metrics
@@ -231,6 +231,15 @@ def _train_epoch(
     return total / count
 
 
+def _validation_rank(record: dict) -> tuple[float, float]:
+    """Order of epochs for early stopping: mean validation auROC, then lower validation loss.
+
+    The loss decides alone when no task has both classes on the validation chromosomes (auROC NaN).
+    """
+    auroc = record["validation_auroc"]
+    return (auroc if np.isfinite(auroc) else -np.inf, -record["validation_loss"])
+
+
 def fit(
     model: nn.Module,
     data: TrainingData,
@@ -238,9 +247,11 @@ def fit(
     device: torch.device,
     progress: bool = True,
 ) -> list[dict]:
-    """Train with Adam on the ``train`` split, stopping early on the ``validation`` loss.
+    """Train with Adam on the ``train`` split, stopping early on the ``validation`` auROC.
 
-    The model ends with the weights of its best validation epoch, in eval mode.
+    The model ends with the weights of its best validation epoch (highest auROC averaged over tasks,
+    the metric the model is judged by; the validation loss also rewards confident calibration, and
+    on wide windows it stops improving epochs before the ranking does), in eval mode.
 
     Parameters
     ----------
@@ -265,7 +276,7 @@ def fit(
     X_validation, y_validation = data.split("validation")
     X_validation = _centre(X_validation, data.jitter)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    best_loss, best_state, epochs_without_gain = float("inf"), None, 0
+    best_rank, best_state, epochs_without_gain = None, None, 0
     history = []
     epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not progress)
     for epoch in epochs:
@@ -295,12 +306,12 @@ def fit(
             raise ModelError(
                 f"training diverged: the validation loss is {validation_loss} at epoch {epoch}; lower the learning rate"
             )
-        if validation_loss < best_loss:
-            best_loss, best_state, epochs_without_gain = validation_loss, copy.deepcopy(model.state_dict()), 0
+        if best_rank is None or _validation_rank(record) > best_rank:
+            best_rank, best_state, epochs_without_gain = _validation_rank(record), copy.deepcopy(model.state_dict()), 0
         else:
             epochs_without_gain += 1
             if epochs_without_gain >= config.patience:
-                log.info("validation loss has not improved for %d epochs; stopping", config.patience)
+                log.info("validation auROC has not improved for %d epochs; stopping", config.patience)
                 break
     model.load_state_dict(best_state)
     model.eval()
@@ -363,7 +374,7 @@ def train_model(
     test_loss, test_metrics = _evaluate(
         model, _centre(X_test, data.jitter), y_test, data.task_names, 4 * config.batch_size, device
     )
-    best = min(history, key=lambda record: record["validation_loss"])
+    best = max(history, key=_validation_rank)
     split_sizes = data.regions.groupby("split").size().to_dict()
     metrics = {
         "tasks": test_metrics,
