@@ -86,7 +86,7 @@ def register(subparsers) -> None:
         "--patience",
         type=int,
         default=_DEFAULTS.patience,
-        help="stop after this many epochs without a lower validation loss (default: %(default)s)",
+        help="stop after this many epochs without a higher mean validation auROC (default: %(default)s)",
     )
     parser.add_argument("--no-reverse-complement", action="store_true", help="do not augment with reverse complements")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
