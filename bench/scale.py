@@ -195,38 +195,44 @@ def growth_exponent(rows: pd.DataFrame, column: str) -> float:
 
 
 def tables(results: Path) -> str:
-    """Markdown tables of the measurements in ``results``."""
+    """Markdown tables of the measurements in ``results``.
+
+    Growth exponents are fitted on CPU time, steadier than wall time on a shared machine. The
+    projection to 300,000 regions scales the largest measured CPU time by ``(300,000 / N)^max(b, 1)``
+    (never less than linear: fixed start-up costs flatten the fit at small N).
+    """
     records = pd.DataFrame([json.loads(line) for line in results.read_text().splitlines() if line.strip()])
     if "model" not in records:
         records["model"] = None
     main = records[records["model"].isna()]
-    lines = ["| stage | N | wall s | CPU s | peak RSS MiB | share of wall |", "|---|---:|---:|---:|---:|---:|"]
-    per_size = main[main["stage"] != "simulate"].groupby("n")["wall_s"].sum()
+    per_size = main[~main["stage"].isin(["simulate", "train"])]
+    totals = per_size.groupby("n")["cpu_s"].sum()
+    lines = ["| stage | N | wall s | CPU s | peak RSS MiB | share of the N's CPU |", "|---|---:|---:|---:|---:|---:|"]
     for record in main.sort_values(["n"], kind="stable").itertuples():
-        share = f"{record.wall_s / per_size[record.n]:.0%}" if record.n in per_size else "—"
+        share = "—" if record.stage in ("simulate", "train") else f"{record.cpu_s / totals[record.n]:.0%}"
         lines.append(f"| {record.stage} | {record.n:,} | {record.wall_s:.1f} | {record.cpu_s:.1f} | "
                      f"{record.peak_rss_mib:,.0f} | {share} |")
-    lines += ["", "| stage | wall exponent b (time ∝ N^b) | memory exponent | projected wall at 300k on 2 cores |",
-              "|---|---:|---:|---:|"]
+    lines += ["", "| stage | sizes | CPU exponent b (CPU ∝ N^b) | peak RSS exponent | projected CPU hours at 300k |",
+              "|---|---|---:|---:|---:|"]
     total = 0.0
     for name in STAGES[1:]:
-        rows = main[main["stage"] == name].sort_values("n")
-        if rows.empty:
+        rows = per_size[per_size["stage"] == name].sort_values("n")
+        if len(rows) < 2:
             continue
-        b, m = growth_exponent(rows, "wall_s"), growth_exponent(rows, "peak_rss_mib")
+        b, m = growth_exponent(rows, "cpu_s"), growth_exponent(rows, "peak_rss_mib")
         largest = rows.iloc[-1]
-        exponent = b if np.isfinite(b) else 1.0
-        projected = largest["wall_s"] * (TARGET_REGIONS / largest["n"]) ** max(exponent, 1.0)
+        projected = largest["cpu_s"] * (TARGET_REGIONS / largest["n"]) ** max(b, 1.0)
         total += projected
-        lines.append(f"| {name} | {b:.2f} | {m:.2f} | {projected / 3600:,.1f} h |")
-    lines.append(f"| all | | | {total / 3600:,.1f} h |")
+        sizes = ", ".join(f"{n:,}" for n in rows["n"])
+        lines.append(f"| {name} | {sizes} | {b:.2f} | {m:.2f} | {projected / 3600:,.1f} |")
+    lines.append(f"| all of these | | | | {total / 3600:,.1f} |")
     side = records[records["model"].notna()]
     if not side.empty:
-        lines += ["", "| model | stage | N | width | wall s | CPU s | peak RSS MiB | regions/s (wall) |",
+        lines += ["", "| model | stage | N | width | wall s | CPU s | peak RSS MiB | CPU s per region |",
                   "|---|---|---:|---:|---:|---:|---:|---:|"]
         for record in side.itertuples():
             lines.append(f"| {record.model} | {record.stage} | {record.n:,} | {record.width:,} | {record.wall_s:.1f} | "
-                         f"{record.cpu_s:.1f} | {record.peak_rss_mib:,.0f} | {record.n / record.wall_s:.2f} |")
+                         f"{record.cpu_s:.1f} | {record.peak_rss_mib:,.0f} | {record.cpu_s / record.n:.1f} |")
     return "\n".join(lines)
 
 
