@@ -94,6 +94,30 @@ def _json_default(value):
     raise TypeError(f"cannot record {type(value).__name__} in provenance")
 
 
+def _write_root(handle: h5py.File, regions: pd.DataFrame, kind: str, provenance: Mapping | None,
+                attrs: Mapping[str, object] | None) -> None:
+    """Write the root attributes and the regions table of a genomatt file."""
+    handle.attrs["genomatt_version"] = __version__
+    handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    handle.attrs["kind"] = kind
+    handle.attrs["provenance"] = json.dumps(dict(provenance or {}), default=_json_default, sort_keys=True)
+    for key, value in (attrs or {}).items():
+        handle.attrs[key] = value
+    write_table(handle.create_group(REGIONS_GROUP), regions)
+
+
+def _create_array(handle: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dtype, compression: str | None,
+                  data: np.ndarray | None = None) -> h5py.Dataset:
+    """Create a per-region array chunked by rows (compressed, checksummed), filled with ``data`` if given."""
+    chunks = (min(CHUNK_ROWS, max(shape[0], 1)),) + tuple(shape[1:]) if len(shape) and shape[0] else None
+    return handle.create_dataset(
+        name, shape=shape, dtype=dtype, data=data, chunks=chunks,
+        compression=compression if chunks else None,
+        compression_opts=1 if compression == "gzip" and chunks else None,
+        fletcher32=bool(chunks),
+    )
+
+
 def write_store(
     path: str | os.PathLike,
     regions: pd.DataFrame,
@@ -138,22 +162,10 @@ def write_store(
         if len(array) != len(regions):
             raise StoreError(f"{path}: array {name!r} has {len(array)} rows for {len(regions)} regions")
     with atomic_hdf5(path) as handle:
-        handle.attrs["genomatt_version"] = __version__
-        handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        handle.attrs["kind"] = kind
-        handle.attrs["provenance"] = json.dumps(dict(provenance or {}), default=_json_default, sort_keys=True)
-        for key, value in (attrs or {}).items():
-            handle.attrs[key] = value
-        write_table(handle.create_group(REGIONS_GROUP), regions)
+        _write_root(handle, regions, kind, provenance, attrs)
         for name, array in arrays.items():
             array = np.asarray(array)
-            chunks = (min(CHUNK_ROWS, max(len(array), 1)),) + array.shape[1:] if array.ndim and len(array) else None
-            handle.create_dataset(
-                name, data=array, chunks=chunks,
-                compression=compression if chunks else None,
-                compression_opts=1 if compression == "gzip" and chunks else None,
-                fletcher32=bool(chunks),
-            )
+            _create_array(handle, name, array.shape, array.dtype, compression, data=array)
     return Path(path)
 
 
@@ -358,12 +370,25 @@ def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> P
     if not inputs:
         raise StoreError(f"{path}: no shard files to gather")
     shards = _check_shards([_read_shard(shard_path) for shard_path in inputs], path)
-    frames = [read_regions(shard.path) for shard in shards]
-    arrays = {name: np.concatenate([read_array(shard.path, name) for shard in shards]) for name in shards[0].arrays}
+    regions = pd.concat([read_regions(shard.path) for shard in shards], ignore_index=True)
     provenance = {key: value for key, value in shards[0].provenance.items() if key not in SHARD_SPECIFIC}
     deltas = [shard.provenance["max_delta"] for shard in shards if "max_delta" in shard.provenance]
     if deltas:
         provenance["max_delta"] = max(deltas)
     provenance["gathered"] = {"count": len(shards), "files": [str(shard.path.resolve()) for shard in shards]}
-    regions = pd.concat(frames, ignore_index=True)
-    return write_store(path, regions, arrays, kind=shards[0].kind, provenance=provenance, attrs=shards[0].attrs)
+    # Arrays are copied a block of rows at a time, so memory stays one block whatever the run's size.
+    with atomic_hdf5(path) as handle:
+        _write_root(handle, regions, shards[0].kind, provenance, shards[0].attrs)
+        for name, shape in shards[0].arrays.items():
+            with _open(shards[0].path) as first:
+                dtype = first[name].dtype
+            dataset = _create_array(handle, name, (len(regions), *shape[1:]), dtype, "gzip")
+            offset = 0
+            for shard in shards:
+                with _open(shard.path) as source, reading(shard.path, f"array {name!r}"):
+                    rows = source[name].shape[0]
+                    for start in range(0, rows, CHUNK_ROWS):
+                        stop = min(start + CHUNK_ROWS, rows)
+                        dataset[offset + start:offset + stop] = source[name][start:stop]
+                offset += rows
+    return Path(path)
