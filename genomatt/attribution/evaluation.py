@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 EVALUATION_METHODS: dict[str, tuple[str, dict]] = {
     "deeplift": ("deeplift", {"rule": "rescale"}),
     "deeplift_revealcancel": ("deeplift", {"rule": "revealcancel"}),
+    "deeplift_genomics_default": ("deeplift", {"rule": "genomics_default"}),
     "saliency": ("saliency", {}),
     "gradient_x_input": ("gradient_x_input", {}),
     "integrated_gradients": ("integrated_gradients", {}),
