@@ -32,7 +32,7 @@ from genomatt.simulate import SimulationSettings, simulate_genome
 
 def train(genome, out: Path, threads: int, width: int) -> tuple[dict, float, float]:
     """Run ``genomatt train`` with default settings; return its metrics, wall and CPU seconds."""
-    beds = [arg for bed in genome.task_beds.values() for arg in ("--bed", str(bed))]
+    beds = ["--task-regions", *[str(bed) for bed in genome.task_beds.values()]]
     command = [
         sys.executable,
         "-m",

@@ -52,7 +52,7 @@ def check_inputs(
         user's model (they only select regions).
     task_beds, labels_column
         Task BEDs (one per task, task = file name; or one with a labels column), as given to
-        ``genomatt train --bed`` and ``--task-regions`` of ``genomatt motifs``/``hits``.
+        ``--task-regions`` of ``genomatt train``/``motifs``/``hits``.
     task_names
         Names of a user model's output columns (``genomatt attribute --task-names``).
     model, weights

@@ -43,7 +43,7 @@ def inputs(tmp_path_factory):
 
 
 def _attribute(folder, out, *options) -> None:
-    argv = ["attribute", "--h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
+    argv = ["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
             "--out", str(out), "--references", "3", "--device", "cpu", *options]
     assert main(argv) == 0
 
@@ -90,7 +90,7 @@ def test_shards_gather_into_the_unsharded_file(inputs):
 def test_targets_by_name_and_interop_exports(inputs):
     folder, _, onehot, _ = inputs
     out, export = folder / "ctcf.h5", folder / "export"
-    _attribute(folder, out, "--targets", "CTCF", "--export", str(export))
+    _attribute(folder, out, "--targets", "CTCF", "--export-dir", str(export))
     assert list(read_attrs(out)["tasks"]) == ["CTCF"]
     hypothetical = read_array(out, "hypothetical")[:, 0]
     np.testing.assert_array_equal(np.load(export / "CTCF" / "ohe.npz")["arr_0"], onehot)
@@ -107,7 +107,7 @@ def test_targets_by_name_and_interop_exports(inputs):
 
 def test_unknown_target_is_a_clear_error(inputs, capsys):
     folder, *_ = inputs
-    argv = ["attribute", "--h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
+    argv = ["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
             "--out", str(folder / "bad.h5"), "--targets", "SPI1", "--device", "cpu"]
     assert main(argv) == 2
     assert "'SPI1' is neither a task of the model (GATA1, CTCF)" in capsys.readouterr().err
@@ -143,7 +143,7 @@ def test_profile_and_count_heads_are_explained(inputs, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     h5 = inputs[0] / "regions.h5"
     out = tmp_path / "contrib.h5"
-    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(out),
+    assert main(["attribute", "--regions-h5", str(h5), "--model", "profile_models_cli:build", "--out", str(out),
                  "--references", "4"]) == 0
     attrs = read_attrs(out)
     assert list(attrs["tasks"]) == ["profile", "counts"]
@@ -151,11 +151,11 @@ def test_profile_and_count_heads_are_explained(inputs, tmp_path, monkeypatch):
     assert delta.shape[1] == 2 and delta.max() < 1e-4
     # The count head alone gives the same contributions as in the two-head run.
     single = tmp_path / "counts.h5"
-    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
+    assert main(["attribute", "--regions-h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
                  "--references", "4", "--targets", "counts"]) == 0
     np.testing.assert_allclose(read_array(single, "hypothetical")[:, 0], read_array(out, "hypothetical")[:, 1],
                                atol=1e-6)
-    assert main(["attribute", "--h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
+    assert main(["attribute", "--regions-h5", str(h5), "--model", "profile_models_cli:build", "--out", str(single),
                  "--targets", "shape"]) == 2
 
 

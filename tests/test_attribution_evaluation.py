@@ -164,7 +164,7 @@ def test_evaluation_refuses_unknown_methods_and_tasks(small_genome, scanner):
 
 def _evaluate(genome, model_path, out, *options) -> int:
     return main(["evaluate", "--model", str(model_path), "--fasta", str(genome.fasta), "--regions",
-                 str(genome.regions_bed), "--truth", str(genome.truth_tsv), "--out", str(out), "--device", "cpu",
+                 str(genome.regions_bed), "--truth", str(genome.truth_tsv), "--out-dir", str(out), "--device", "cpu",
                  "--max-regions", "10", "--references", "3", "--subsets", "8", "--batch-size", "512", *options])
 
 

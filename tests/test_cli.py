@@ -26,7 +26,7 @@ def test_version_and_help(capsys):
 
 def test_extract_writes_store(small_genome, tmp_path):
     out = tmp_path / "x.h5"
-    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                  "--width", "100", "--out", str(out)]) == 0
     assert list_arrays(out) == {"onehot": (120, 4, 100)}
     assert len(read_regions(out)) == 120
@@ -37,26 +37,26 @@ def test_errors_print_one_line_and_exit_2(tmp_path, small_genome):
     bed = tmp_path / "bad.bed"
     bed.write_text("chr1\t5\t2\n")
     result = subprocess.run(
-        [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta), "--bed", str(bed),
-         "--width", "10", "--out", str(tmp_path / "x.h5")], capture_output=True, text=True)
+        [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta),
+         "--regions", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"genomatt extract: error: {bed}:1: start must be < end, got start=5 end=2"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "x.h5").exists()
     debug = subprocess.run(
         [sys.executable, "-m", "genomatt.cli.main", "--debug", "extract", "--fasta", str(small_genome.fasta),
-         "--bed", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5")], capture_output=True, text=True)
+         "--regions", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5")], capture_output=True, text=True)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     after = subprocess.run(
-        [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta), "--bed", str(bed),
-         "--width", "10", "--out", str(tmp_path / "x.h5"), "--debug"], capture_output=True, text=True)
+        [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta),
+         "--regions", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5"), "--debug"], capture_output=True, text=True)
     assert after.returncode == 2 and "Traceback" in after.stderr
 
 
 def test_quiet_before_or_after_the_subcommand_hides_logs_and_progress_bars(small_genome, tmp_path):
     command = [sys.executable, "-m", "genomatt.cli.main"]
-    extract = ["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed), "--width", "50",
-               "--out", str(tmp_path / "x.h5")]
+    extract = ["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+               "--width", "50", "--out", str(tmp_path / "x.h5")]
     loud = subprocess.run(command + extract, capture_output=True, text=True)
     assert loud.returncode == 0 and "reading regions" in loud.stderr and "INFO" in loud.stderr
     for argv in (["-q", *extract], [*extract, "-q"], [extract[0], "--quiet", *extract[1:]]):
@@ -65,8 +65,8 @@ def test_quiet_before_or_after_the_subcommand_hides_logs_and_progress_bars(small
 
 
 def test_simulate_command(tmp_path):
-    assert main(["simulate", "--out", str(tmp_path), "--seed", "2", "--chromosomes", "2", "--chromosome-length",
-                 "20000", "--positives", "10", "--negatives", "4", "--motifs", "MA0035"]) == 0
+    assert main(["simulate", "--out-dir", str(tmp_path), "--seed", "2", "--n-chromosomes", "2", "--chromosome-length",
+                 "20000", "--n-positives", "10", "--n-negatives", "4", "--plant", "MA0035"]) == 0
     assert (tmp_path / "tasks" / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()
 
 

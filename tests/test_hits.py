@@ -249,7 +249,7 @@ def test_invalid_inputs_raise_clear_errors(tmp_path, contrib_h5, small_genome):
     with pytest.raises(StoreError, match="not in the file"):
         call_hits_in_store(contrib_h5, [motif], tasks=["nope"])
     regions_only = tmp_path / "regions.h5"
-    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                  "--width", "50", "--out", str(regions_only)]) == 0
     with pytest.raises(StoreError, match="expected 'contributions'"):
         call_hits_in_store(regions_only, [motif])

@@ -44,7 +44,7 @@ def trained(genome, tmp_path_factory):
             "train",
             "--fasta",
             str(genome.fasta),
-            *[arg for bed in genome.task_beds.values() for arg in ("--bed", str(bed))],
+            "--task-regions", *[str(bed) for bed in genome.task_beds.values()],
             "--out",
             str(out / "model.pt"),
             "--architecture-config",
@@ -144,7 +144,8 @@ def test_invalid_training_config(kwargs, message):
 
 def test_cli_reports_a_missing_task_bed(genome, tmp_path, capsys):
     status = main(
-        ["train", "--fasta", str(genome.fasta), "--bed", str(tmp_path / "GATA1.bed"), "--out", str(tmp_path / "m.pt")]
+        ["train", "--fasta", str(genome.fasta), "--task-regions", str(tmp_path / "GATA1.bed"),
+         "--out", str(tmp_path / "m.pt")]
     )
     assert status == 2
     assert f"genomatt train: error: {tmp_path / 'GATA1.bed'}: task BED file not found" in capsys.readouterr().err
@@ -154,7 +155,8 @@ def test_cli_reports_a_missing_task_bed(genome, tmp_path, capsys):
 def test_cli_reports_unknown_holdout_chromosomes(genome, tmp_path, capsys):
     bed = str(genome.task_beds["CTCF"])
     status = main(
-        ["train", "--fasta", str(genome.fasta), "--bed", bed, "--out", str(tmp_path / "m.pt"), "--test-chroms", "chr9"]
+        ["train", "--fasta", str(genome.fasta), "--task-regions", bed, "--out", str(tmp_path / "m.pt"),
+         "--test-chroms", "chr9"]
     )
     assert status == 2
     assert "--test-chroms: chromosomes ['chr9'] are not in the genome" in capsys.readouterr().err

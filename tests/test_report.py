@@ -181,7 +181,7 @@ def test_report_command(run_files, small_genome, tmp_path):
     one_motif = planted_motifs_h5(small_genome, tmp_path / "one.h5", n_motifs=1)
     out = tmp_path / "report.html"
     assert main(["report", "--contrib", str(run_files["contrib"]), "--motifs", str(one_motif), "--out", str(out),
-                 "--regions", "2"]) == 0
+                 "--example-regions", "2"]) == 0
     assert "GATA1.pos.0" in out.read_text()
     assert len(list((tmp_path / "logos").iterdir())) == 8
 

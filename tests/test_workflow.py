@@ -218,7 +218,7 @@ def test_sharded_run_equals_unsharded_attribution(resumed_run, tmp_path):
     out = resumed_run[0]
     unsharded = tmp_path / "unsharded.h5"
     result = subprocess.run(
-        [sys.executable, "-m", "genomatt.cli.main", "attribute", "--h5", str(out / "demo" / "regions.h5"),
+        [sys.executable, "-m", "genomatt.cli.main", "attribute", "--regions-h5", str(out / "demo" / "regions.h5"),
          "--model", str(out / "demo" / "model" / "model.pt"), "--out", str(unsharded), "--references", "8",
          "--seed", "0", "--device", "cpu"], env=environment(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -36,10 +36,11 @@ def register(subparsers) -> None:
         description="Explain a model's output for every region of a regions store (genomatt extract) with "
         "DeepLIFT against dinucleotide-shuffled references seeded by each region's coordinates, and write "
         "hypothetical and actual contributions, the summation-to-delta error and the prediction per region "
-        "and target to contrib.h5. With --export, also write the files tfmodisco-lite (ohe.npz, shap.npz) and "
-        "ChromBPNet-style tools (scores.h5: raw/seq, shap/seq, projected_shap/seq) read, one folder per target.",
+        "and target to contrib.h5. With --export-dir, also write the files tfmodisco-lite (ohe.npz, shap.npz) "
+        "and ChromBPNet-style tools (scores.h5: raw/seq, shap/seq, projected_shap/seq) read, one folder per target.",
     )
-    parser.add_argument("--h5", required=True, help="regions store with /onehot (genomatt extract)")
+    parser.add_argument("--regions-h5", required=True,
+                        help="regions HDF5 with /onehot (regions.h5 from 'genomatt extract')")
     parser.add_argument("--model", required=True,
                         help="genomatt model artefact (genomatt train), TorchScript file, model config "
                         "(.yaml/.json) or package.module:factory, see docs/models.md")
@@ -73,7 +74,7 @@ def register(subparsers) -> None:
                         "output difference; --no-strict warns and writes them (default: strict)")
     parser.add_argument("--shard", type=_shard, metavar="I/K",
                         help="explain only shard I (0-based) of K contiguous shards of the regions")
-    parser.add_argument("--export", metavar="DIR",
+    parser.add_argument("--export-dir", metavar="DIR",
                         help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5,regions.narrowPeak} for "
                         "tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools")
     parser.set_defaults(func=run)
@@ -131,12 +132,12 @@ def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int]) -> s
 def run(args: argparse.Namespace) -> None:
     from genomatt.models.io import load, name_tasks
 
-    regions = read_regions(args.h5)
+    regions = read_regions(args.regions_h5)
     n_regions = len(regions)
-    input_sha256 = file_sha256(args.h5)
+    input_sha256 = file_sha256(args.regions_h5)
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
-    onehot = read_array(args.h5, "onehot", rows).astype(np.float32, copy=False)
+    onehot = read_array(args.regions_h5, "onehot", rows).astype(np.float32, copy=False)
     loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
     if args.task_names:
         loaded = name_tasks(loaded, args.task_names, args.model)
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> None:
                                                for parts in zip(*results))
     contrib = onehot[:, None] * hypothetical
     provenance = {
-        "command": "attribute", "h5": str(Path(args.h5).resolve()), "h5_sha256": input_sha256,
+        "command": "attribute", "h5": str(Path(args.regions_h5).resolve()), "h5_sha256": input_sha256,
         "model": str(args.model),
         "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
@@ -191,8 +192,8 @@ def run(args: argparse.Namespace) -> None:
                                     "delta": delta, "prediction": prediction},
                 kind="contributions", provenance=provenance, attrs={"tasks": tasks})
     log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, provenance["max_delta"])
-    if args.export:
-        export_interop(args.export, tasks, onehot, hypothetical, regions, prediction)
+    if args.export_dir:
+        export_interop(args.export_dir, tasks, onehot, hypothetical, regions, prediction)
 
 
 def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarray, hypothetical: np.ndarray,

@@ -37,7 +37,8 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", help="state dict for a model config or import spec")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
                         help="names of the model's output columns, as given to 'genomatt attribute --task-names'")
-    parser.add_argument("--negatives", help="BED of training negatives")
+    parser.add_argument("--negatives", metavar="BED",
+                        help="BED of the training negatives (as given to 'genomatt train --negatives')")
     parser.add_argument("--meme", help="MEME file the motifs will be matched against")
     parser.add_argument("--jaspar-release", default=DEFAULT_RELEASE, help="JASPAR release (default %(default)s)")
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
         "attribution method, and measure how well each method's per-position scores find the planted motif "
         "positions of each task (auROC, auPRC), how well sums of scores predict the output drop when random "
         "positions are removed (Sensitivity-n), the completeness error of the methods that claim it, and the "
-        "time per sequence. Writes TSV and markdown tables and PNG plots to --out.",
+        "time per sequence. Writes TSV and markdown tables and PNG plots to --out-dir.",
     )
     parser.add_argument("--model", required=True,
                         help="genomatt model artefact, model config (.yaml/.json) or package.module:factory")
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--regions", required=True, help="BED of the regions to explain")
     parser.add_argument("--truth", required=True,
                         help="planted instances, TSV with chrom, start, end, task (truth.tsv of genomatt simulate)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--methods", nargs="+", choices=list(EVALUATION_METHODS), default=list(EVALUATION_METHODS),
                         metavar="METHOD", help=f"methods to compare (default: all of {', '.join(EVALUATION_METHODS)})")
     parser.add_argument("--max-regions", type=positive_int, default=300,
@@ -109,6 +109,6 @@ def run(args: argparse.Namespace) -> None:
         "patterns": str(Path(args.patterns).resolve()) if args.patterns else None,
         "regions_evaluated": regions.iloc[chosen]["name"].tolist() if "name" in regions else None,
     }
-    write_evaluation(evaluation, args.out, provenance)
+    write_evaluation(evaluation, args.out_dir, provenance)
     print(markdown_tables(evaluation), end="")
-    log.info("wrote %s", args.out)
+    log.info("wrote %s", args.out_dir)

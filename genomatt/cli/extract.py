@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         "FASTA (N-padded off chromosome ends) and write regions + one-hot (N, 4, L) to HDF5.",
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA (indexed on first use)")
-    parser.add_argument("--bed", required=True, help="BED3/BED6/narrowPeak file, optionally gzipped")
+    parser.add_argument("--regions", required=True,
+                        help="BED3/BED6/narrowPeak of the regions to explain, optionally gzipped")
     parser.add_argument("--width", type=int, required=True, help="window width in bp")
     parser.add_argument("--out", required=True, help="output HDF5 file")
     parser.add_argument("--backend", choices=FASTA_BACKENDS, default="pyfaidx")
@@ -31,11 +32,11 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    regions, onehot = load_regions(args.fasta, args.bed, args.width, backend=args.backend, on_missing=args.on_missing,
-                                   progress=not args.quiet)
+    regions, onehot = load_regions(args.fasta, args.regions, args.width, backend=args.backend,
+                                   on_missing=args.on_missing, progress=not args.quiet)
     skipped = regions.attrs.get("skipped")
     provenance = {
-        "command": "extract", "fasta": str(Path(args.fasta).resolve()), "bed": str(Path(args.bed).resolve()),
+        "command": "extract", "fasta": str(Path(args.fasta).resolve()), "regions": str(Path(args.regions).resolve()),
         "width": args.width, "backend": args.backend,
         "skipped_regions": [] if skipped is None else skipped[["chrom", "start", "end", "name"]].values.tolist(),
     }

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--hits", help="hits.h5 from 'genomatt hits'")
     parser.add_argument("--metrics", help="JSON of the model's test metrics, e.g. {task: {auroc: ..., auprc: ...}}")
     parser.add_argument("--out", required=True, help="output HTML file")
-    parser.add_argument("--regions", type=int, default=DEFAULT_EXAMPLE_REGIONS,
+    parser.add_argument("--example-regions", type=int, default=DEFAULT_EXAMPLE_REGIONS,
                         help=f"number of example regions drawn (default {DEFAULT_EXAMPLE_REGIONS})")
     parser.set_defaults(func=run)
 
@@ -50,4 +50,4 @@ def _check_same_run(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     _check_same_run(args)
     build_report(args.contrib, args.out, motifs=args.motifs, hits=args.hits, metrics=args.metrics,
-                 n_regions=args.regions)
+                 n_regions=args.example_regions)

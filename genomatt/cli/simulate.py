@@ -15,19 +15,20 @@ def register(subparsers) -> None:
         "simulate",
         help="write a synthetic genome with planted JASPAR motifs, its region BEDs and truth table",
         description="Write genome.fa (+ .fai), regions.bed, one BED per motif task, negatives.bed, truth.tsv, "
-        "motifs.meme and manifest.json into OUT.",
+        "motifs.meme and manifest.json into --out-dir.",
     )
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
-    parser.add_argument("--motifs", nargs="+", default=list(_DEFAULTS.motifs),
+    parser.add_argument("--plant", nargs="+", default=list(_DEFAULTS.motifs), dest="motifs", metavar="MOTIF",
                         help="JASPAR IDs, TF names or MEME files to plant (default: %(default)s)")
     parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")
-    parser.add_argument("--chromosomes", type=int, default=_DEFAULTS.n_chromosomes, dest="n_chromosomes")
+    parser.add_argument("--n-chromosomes", type=int, default=_DEFAULTS.n_chromosomes,
+                        help="number of chromosomes (default: %(default)s)")
     parser.add_argument("--chromosome-length", type=int, default=_DEFAULTS.chromosome_length)
     parser.add_argument("--region-width", type=int, default=_DEFAULTS.region_width)
-    parser.add_argument("--positives", type=int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
+    parser.add_argument("--n-positives", type=int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
                         help="number of motif-bearing regions (default: %(default)s)")
-    parser.add_argument("--negatives", type=int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
+    parser.add_argument("--n-negatives", type=int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
                         help="number of background regions (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -35,4 +36,4 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> None:
     names = {f.name for f in dataclasses.fields(SimulationSettings)}
     settings = SimulationSettings(**{key: value for key, value in vars(args).items() if key in names})
-    simulate_genome(args.out, settings)
+    simulate_genome(args.out_dir, settings)

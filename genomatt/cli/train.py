@@ -30,17 +30,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA (indexed or indexable)")
     parser.add_argument(
-        "--bed",
-        action="append",
+        "--task-regions",
+        nargs="+",
         required=True,
-        dest="beds",
         metavar="BED",
-        help="positive regions of one task (task name = file name without suffix); repeat per task",
+        help="positive regions of each task: one BED per task (task = file name without suffix), or one BED "
+        "with --labels-column",
     )
     parser.add_argument(
         "--labels-column",
         metavar="COLUMN",
-        help="with a single --bed: the column naming each region's task (e.g. 'name', BED column 4)",
+        help="with one --task-regions BED: the column naming each region's task (e.g. 'name', BED column 4)",
     )
     parser.add_argument(
         "--negatives",
@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     result = train_model(
-        args.fasta, args.beds, config, labels_column=args.labels_column, device=args.device, progress=not args.quiet
+        args.fasta, args.task_regions, config, labels_column=args.labels_column, device=args.device,
+        progress=not args.quiet,
     )
     content_hash = save_model(
         result.model, args.out, result.task_names, training_config=result.training_config, test_metrics=result.metrics

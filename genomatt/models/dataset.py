@@ -87,7 +87,7 @@ def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | No
         Task name → regions table, in the order the tasks were given (or first appear).
     """
     if not beds:
-        raise ConfigError("no task BED files given; pass one --bed per task")
+        raise ConfigError("no task BED files given; pass one --task-regions BED per task")
     for path in beds:
         if not Path(path).is_file():
             raise BedFormatError(f"{path}: task BED file not found")

@@ -27,7 +27,7 @@ rule attribute_shard:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt attribute --h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
+        "genomatt attribute --regions-h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
         " --out {output} --shard {wildcards.shard}/{params.shards} --references {params.references}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
         " > {log} 2>&1"

@@ -33,10 +33,10 @@ rule simulate:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt simulate --out $(dirname {output.fasta}) --seed {params.seed} --motifs {params.motifs}"
-        " --jaspar-release {params.release} --chromosomes {params.chromosomes}"
+        "genomatt simulate --out-dir $(dirname {output.fasta}) --seed {params.seed} --plant {params.motifs}"
+        " --jaspar-release {params.release} --n-chromosomes {params.chromosomes}"
         " --chromosome-length {params.length} --region-width {params.width}"
-        " --positives {params.positives} --negatives {params.negatives} > {log} 2>&1"
+        " --n-positives {params.positives} --n-negatives {params.negatives} > {log} 2>&1"
 
 
 rule check:
@@ -92,5 +92,5 @@ rule extract:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt extract --fasta {input.fasta} --bed {input.regions} --width {params.width}"
+        "genomatt extract --fasta {input.fasta} --regions {input.regions} --width {params.width}"
         " --on-missing {params.on_missing} --out {output} > {log} 2>&1"

@@ -16,7 +16,7 @@ rule train:
         labels=sample_labels_option,
         width=config["width"],
         options=training_options(),
-        beds=lambda wildcards, input: " ".join(f"--bed {bed}" for bed in input.beds),
+        beds=lambda wildcards, input: f"--task-regions {' '.join(input.beds)}",
         device=DEVICE,
     threads: TRAINING.get("threads", 1)
     resources:

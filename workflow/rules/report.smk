@@ -14,7 +14,7 @@ rule report:
         benchmark("{sample}/report")
     params:
         metrics=sample_metrics_option,
-        regions=config.get("report", {}).get("regions", 6),
+        example_regions=config.get("report", {}).get("example_regions", 6),
     threads: 1
     resources:
         mem_mb=4000,
@@ -23,4 +23,4 @@ rule report:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt report --contrib {input.contrib} --motifs {input.motifs} --hits {input.hits} {params.metrics}"
-        " --regions {params.regions} --out {output.html} > {log} 2>&1"
+        " --example-regions {params.example_regions} --out {output.html} > {log} 2>&1"
