@@ -5,7 +5,7 @@ loads --model), and runs `evaluate_attributions` with every method on regions of
 chromosome (chr5, never seen in training), with patterns fitted on the training chromosomes'
 regions. Prints the markdown tables of `genomatt evaluate` and the machine they were measured on.
 
-Usage: .venv/bin/python bench/evaluate.py [--regions 200] [--model model.pt] [--workdir DIR]
+Usage: .venv/bin/python bench/evaluate.py [--max-regions 200] [--model model.pt] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def cpu_name() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regions", type=int, default=200, help="test-chromosome regions to explain")
+    parser.add_argument("--max-regions", type=int, default=200, help="test-chromosome regions to explain")
     parser.add_argument("--model", help="model to explain (default: train the default model)")
     parser.add_argument("--workdir", help="folder for the genome, model and results (default: a temporary one)")
     args = parser.parse_args()
@@ -64,7 +64,8 @@ def main() -> None:
         loaded = load(model_path(genome, workdir, args.model), device="cpu")
         regions, X = load_regions(genome.fasta, genome.regions_bed, loaded.input_length, progress=False)
         on_test = np.flatnonzero(regions["chrom"].to_numpy() == TEST_CHROMOSOME)
-        chosen = np.sort(np.random.default_rng(0).choice(on_test, size=min(args.regions, len(on_test)), replace=False))
+        size = min(args.max_regions, len(on_test))
+        chosen = np.sort(np.random.default_rng(0).choice(on_test, size=size, replace=False))
         training = regions["chrom"].isin(TRAINING_CHROMOSOMES).to_numpy()
         patterns = fit_patterns(loaded.model, X[training], device="cpu")
         started = datetime.datetime.now(datetime.timezone.utc)

@@ -16,17 +16,17 @@ best known-motif match for a ``motifs.h5`` (the planted matrix or one of its TF 
 of motifs that map to no planted motif are counted apart. Precision is over hits, recall over the
 planted instances lying inside the regions.
 
-Run on real pipeline outputs (``--regions N``: every method on the same N regions drawn at random;
+Run on real pipeline outputs (``--max-regions N``: every method on the same N regions drawn at random;
 ``--task-regions tasks.bed``: every method scans a task's motifs in the regions positive for the task,
 as ``genomatt hits --task-regions`` does)::
 
     .venv/bin/python bench/hits.py --contrib contrib.h5 --motifs motifs.h5 --truth truth.tsv \
-        [--task-regions tasks.bed] [--regions 500]
+        [--task-regions tasks.bed] [--max-regions 500]
 
 or on synthetic contributions of a simulated genome (no model needed; each task's motifs scanned in its
 regions)::
 
-    .venv/bin/python bench/hits.py --synthetic /tmp/bench_hits [--positives 2000 --negatives 1000] \
+    .venv/bin/python bench/hits.py --synthetic /tmp/bench_hits [--n-positives 2000 --n-negatives 1000] \
         [--width 1000] [--motif-ids MA0080 MA0081 MA1929]
 
 Prints markdown tables.
@@ -287,21 +287,21 @@ def main() -> None:
     parser.add_argument("--motifs", type=Path, help="motifs.h5 or a MEME file")
     parser.add_argument("--truth", type=Path)
     parser.add_argument("--synthetic", type=Path, help="folder for a simulated genome with synthetic contributions")
-    parser.add_argument("--positives", type=int, default=2000, help="--synthetic: motif-bearing regions")
-    parser.add_argument("--negatives", type=int, default=1000, help="--synthetic: background regions")
+    parser.add_argument("--n-positives", type=int, default=2000, help="--synthetic: motif-bearing regions")
+    parser.add_argument("--n-negatives", type=int, default=1000, help="--synthetic: background regions")
     parser.add_argument("--width", type=int, default=200, help="--synthetic: region width (bp)")
     parser.add_argument("--motif-ids", nargs="+", help="--synthetic: JASPAR matrix IDs to plant (default: the demo's)")
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: every method scans a task's motifs in its regions")
-    parser.add_argument("--regions", type=int, help="run every method on this many regions drawn at random")
+    parser.add_argument("--max-regions", type=int, help="run every method on this many regions drawn at random")
     args = parser.parse_args()
     if args.synthetic:
-        args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.positives, args.negatives,
+        args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.n_positives, args.n_negatives,
                                                                   args.width, args.motif_ids)
     elif not (args.contrib and args.motifs and args.truth):
         parser.error("give --contrib, --motifs and --truth, or --synthetic")
-    if args.regions:
-        args.contrib = subset_store(args.contrib, args.regions, Path(tempfile.mkdtemp(prefix="bench_hits_")))
+    if args.max_regions:
+        args.contrib = subset_store(args.contrib, args.max_regions, Path(tempfile.mkdtemp(prefix="bench_hits_")))
     tasks = contribution_tasks(args.contrib)
     truth = pd.read_csv(args.truth, sep="\t")
     regions = read_regions(args.contrib)

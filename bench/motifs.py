@@ -159,7 +159,7 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, help="truth.tsv of the simulated genome: print the acceptance table")
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: discover each task's motifs in its regions")
-    parser.add_argument("--out", type=Path, help="folder for the acceptance run's outputs (default: temporary)")
+    parser.add_argument("--out-dir", type=Path, help="folder for the acceptance run's outputs (default: temporary)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[2_000, 10_000, 50_000], help="seqlet counts")
     parser.add_argument("--task", help="task for the scaling runs (default: the first)")
     parser.add_argument("--threads", type=int, default=2)
@@ -171,7 +171,7 @@ def main() -> None:
           f"Python {platform.python_version()}")
     if args.truth:
         with tempfile.TemporaryDirectory() as scratch:
-            acceptance(args.contrib, args.truth, args.out or Path(scratch), args.threads, args.jaspar_release,
+            acceptance(args.contrib, args.truth, args.out_dir or Path(scratch), args.threads, args.jaspar_release,
                        args.jaspar_tax_group, args.task_regions)
     if args.sizes:
         scaling(args.contrib, args.task, args.sizes, args.threads)
