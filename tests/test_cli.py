@@ -85,6 +85,62 @@ def device_commands() -> list[tuple[str, list[str]]]:
     return commands
 
 
+def option_actions() -> dict[str, dict[str, argparse.Action]]:
+    """Each option of every subcommand: option -> {command: its action}."""
+    from genomatt.cli.main import build_parser
+
+    subparsers = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    options: dict[str, dict[str, argparse.Action]] = {}
+    for name, subparser in subparsers.choices.items():
+        for action in subparser._actions:
+            for option in action.option_strings:
+                options.setdefault(option, {})[name] = action
+    return options
+
+
+def _kind(action: argparse.Action) -> str:
+    """What an option takes: a flag, a number, or text (a path, a name), one or several."""
+    if action.nargs == 0:
+        return "flag"
+    number = action.type in (int, float) or getattr(action.type, "__name__", "") == "positive_int"
+    return ("number" if number else "text") + ("s" if action.nargs in ("+", "*") else "")
+
+
+def test_an_option_means_one_thing_in_every_command():
+    options = option_actions()
+    for option, commands in options.items():
+        kinds = {command: _kind(action) for command, action in commands.items()}
+        assert len(set(kinds.values())) == 1, (option, kinds)
+    for option in ("--regions", "--task-regions", "--negatives"):
+        for command, action in options[option].items():
+            assert action.type is None and "BED" in f"{action.metavar} {action.help}", (option, command)
+    assert set(options["--regions"]) == {"check", "extract", "evaluate"}
+    for command, action in options["--out-dir"].items():
+        assert "folder" in action.help, command
+    for command, action in options["--out"].items():
+        assert "folder" not in action.help.split(";")[0], command
+    assert set(options["--out-dir"]) == {"simulate", "evaluate", "hits"}
+    assert {command for command, action in options["--contrib"].items() if "contrib" in action.help} == {
+        "motifs", "hits", "report"}
+    assert not {"--bed", "--h5", "--export", "--positives", "--chromosomes"} & set(options)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["extract", "--fasta", "g.fa", "--bed", "r.bed", "--width", "10", "--out", "r.h5"], "required: --regions"),
+    (["attribute", "--regions", "r.h5", "--model", "m.pt", "--out", "c.h5"], "required: --regions-h5"),
+    (["evaluate", "--model", "m.pt", "--fasta", "g.fa", "--regions", "r.bed", "--truth", "t.tsv", "--out", "e"],
+     "required: --out-dir"),
+    (["simulate", "--out", "sim"], "required: --out-dir"),
+    (["report", "--contrib", "c.h5", "--out", "r.html", "--regions", "2"], "unrecognized arguments: --regions 2"),
+    (["train", "--fasta", "g.fa", "--bed", "a.bed", "--out", "m.pt"], "required: --task-regions"),
+])
+def test_an_old_or_abbreviated_option_name_is_an_argparse_error(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("device, message", [
     ("cuda", "use cpu, or run on a GPU node with a CUDA build of torch"),
     ("cudaa", "device 'cudaa' is not a torch device"),

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="genomatt",
         description="Explain what a DNA sequence model has learned: DeepLIFT contributions, "
         "seqlets, motifs and motif hits.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"genomatt {__version__}")
     _add_global_options(parser, default=False)
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     for subparser in subparsers.choices.values():
         # Given after the subcommand too; SUPPRESS keeps a value given before it.
         _add_global_options(subparser, default=argparse.SUPPRESS)
+        # An option is its whole name: `--regions` must not pass for `--regions-h5`, nor `--out` for `--out-dir`.
+        subparser.allow_abbrev = False
     return parser
 
 
