@@ -166,7 +166,7 @@ def test_torchscript_export_equals_the_python_class(inputs, tmp_path):
     torch.jit.script(model).save(str(scripted))
     from_class, from_script = tmp_path / "class.h5", tmp_path / "script.h5"
     _attribute(folder, from_class)
-    assert main(["attribute", "--h5", str(folder / "regions.h5"), "--model", str(scripted), "--out",
+    assert main(["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(scripted), "--out",
                  str(from_script), "--references", "3", "--device", "cpu"]) == 0
     for name in ("hypothetical", "prediction"):
         np.testing.assert_allclose(read_array(from_script, name), read_array(from_class, name), rtol=0, atol=1e-5)
@@ -194,7 +194,7 @@ def test_track_outputs_are_explained_per_track(bins, tasks, inputs, tmp_path):
     path = tmp_path / "tracks.pt"
     torch.jit.script(model).save(str(path))
     out = tmp_path / "tracks.h5"
-    assert main(["attribute", "--h5", str(folder / "regions.h5"), "--model", str(path), "--out", str(out),
+    assert main(["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(path), "--out", str(out),
                  "--references", "3", "--device", "cpu"]) == 0
     assert list(read_attrs(out)["tasks"]) == tasks
     assert read_array(out, "hypothetical").shape == (7, 2, 4, LENGTH)

@@ -49,7 +49,8 @@ def test_errors_print_one_line_and_exit_2(tmp_path, small_genome):
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     after = subprocess.run(
         [sys.executable, "-m", "genomatt.cli.main", "extract", "--fasta", str(small_genome.fasta),
-         "--regions", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5"), "--debug"], capture_output=True, text=True)
+         "--regions", str(bed), "--width", "10", "--out", str(tmp_path / "x.h5"), "--debug"],
+        capture_output=True, text=True)
     assert after.returncode == 2 and "Traceback" in after.stderr
 
 
