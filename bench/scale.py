@@ -118,7 +118,8 @@ def train(args: argparse.Namespace, genome: Path, results: Path) -> Path:
     model = folder / "model.pt"
     if not model.exists():
         n = sum(1 for _ in (genome / "regions.bed").open())
-        run_stage(results, [genomatt("train", "--fasta", str(genome / "genome.fa"), "--bed", str(genome / "tasks.bed"),
+        run_stage(results, [genomatt("train", "--fasta", str(genome / "genome.fa"),
+                                     "--task-regions", str(genome / "tasks.bed"),
                                      "--labels-column", "name", "--width", str(args.width),
                                      "--epochs", str(args.epochs), "--out", str(model))],
                   {"stage": "train", "n": n, "width": args.width, "epochs": args.epochs}, folder / "train.log")
@@ -138,10 +139,10 @@ def run_size(args: argparse.Namespace, genome: Path, model: Path, n: int, result
     def stage(name: str, *commands: list[str], **extra) -> dict:
         return run_stage(results, list(commands), {"stage": name, **base, **extra}, log)
 
-    stage("extract", genomatt("extract", "--fasta", fasta, "--bed", str(regions_bed), "--width", width,
+    stage("extract", genomatt("extract", "--fasta", fasta, "--regions", str(regions_bed), "--width", width,
                               "--out", str(folder / "regions.h5")))
     shards = [
-        genomatt("attribute", "--h5", str(folder / "regions.h5"), "--model", str(model),
+        genomatt("attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(model),
                  "--out", str(folder / f"contrib.{shard}.h5"), "--shard", f"{shard}/{args.shards}",
                  "--references", str(args.references), "--batch-size", "128", "--device", "cpu")
         for shard in range(args.shards)
@@ -175,11 +176,11 @@ def run_chrombpnet(args: argparse.Namespace, genome: Path, results: Path) -> Non
     model = build_model({**CHROMBPNET, "n_tasks": 1, "input_length": CHROMBPNET_WIDTH})
     save_model(model, folder / "model.pt", ["accessibility"], training_config={"random_weights": True})
     base = {"n": n, "width": CHROMBPNET_WIDTH, "model": "chrombpnet-like"}
-    run_stage(results, [genomatt("extract", "--fasta", str(genome / "genome.fa"), "--bed", str(regions_bed),
+    run_stage(results, [genomatt("extract", "--fasta", str(genome / "genome.fa"), "--regions", str(regions_bed),
                                  "--width", str(CHROMBPNET_WIDTH), "--out", str(folder / "regions.h5"))],
               {"stage": "extract", **base}, log)
     shards = [
-        genomatt("attribute", "--h5", str(folder / "regions.h5"), "--model", str(folder / "model.pt"),
+        genomatt("attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "model.pt"),
                  "--out", str(folder / f"contrib.{shard}.h5"), "--shard", f"{shard}/{args.shards}",
                  "--references", str(args.references), "--batch-size", "64", "--device", "cpu")
         for shard in range(args.shards)
@@ -247,7 +248,7 @@ def main() -> None:
     parser.add_argument("--workdir", required=True, help="folder for the genome and every stage's outputs")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 3000, 10000], help="numbers of regions N")
     parser.add_argument("--width", type=int, default=1000)
-    parser.add_argument("--chromosomes", type=int, default=10)
+    parser.add_argument("--n-chromosomes", type=int, default=10)
     parser.add_argument("--chromosome-length", type=int, default=10_000_000)
     parser.add_argument("--epochs", type=int, default=3, help="training epochs (cap)")
     parser.add_argument("--references", type=int, default=20)
@@ -262,12 +263,13 @@ def main() -> None:
         print(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {machine()}", flush=True)
         genome = workdir / "genome"
         if not (genome / "manifest.json").exists():
-            run_stage(results, [genomatt("simulate", "--out", str(genome), "--chromosomes", str(args.chromosomes),
+            run_stage(results, [genomatt("simulate", "--out-dir", str(genome),
+                                         "--n-chromosomes", str(args.n_chromosomes),
                                          "--chromosome-length", str(args.chromosome_length),
-                                         "--region-width", str(args.width), "--positives", str(max(args.sizes)),
-                                         "--negatives", str(max(args.sizes) // 2))],
+                                         "--region-width", str(args.width), "--n-positives", str(max(args.sizes)),
+                                         "--n-negatives", str(max(args.sizes) // 2))],
                       {"stage": "simulate", "n": max(args.sizes), "width": args.width,
-                       "genome_mb": args.chromosomes * args.chromosome_length / 1e6}, workdir / "simulate.log")
+                       "genome_mb": args.n_chromosomes * args.chromosome_length / 1e6}, workdir / "simulate.log")
         if args.chrombpnet_regions:
             run_chrombpnet(args, genome, results)
         model = train(args, genome, results)

@@ -113,6 +113,6 @@ def test_full_disk_while_simulating_leaves_nothing(tmp_path):
     from genomatt.cli.main import main
 
     with mounted_tmpfs(tmp_path / "disk", free=64 * 1024) as disk:
-        assert main(["simulate", "--out", str(disk / "sim"), "--chromosomes", "2", "--chromosome-length", "50000",
-                     "--positives", "10", "--negatives", "4"]) == 2
+        assert main(["simulate", "--out-dir", str(disk / "sim"), "--n-chromosomes", "2",
+                     "--chromosome-length", "50000", "--n-positives", "10", "--n-negatives", "4"]) == 2
         assert entries(disk) == []
