@@ -246,7 +246,7 @@ def overflowing(inputs, tmp_path, monkeypatch):
 def test_non_finite_outputs_are_an_error_naming_the_regions(overflowing, tmp_path, capsys, strict):
     h5, _, model = overflowing
     out = tmp_path / "out" / "contrib.h5"
-    argv = ["attribute", "--h5", str(h5), "--model", model, "--out", str(out), "--references", "3",
+    argv = ["attribute", "--regions-h5", str(h5), "--model", model, "--out", str(out), "--references", "3",
             "--device", "cpu"] + (["--strict"] if strict else [])
     assert main(argv) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
@@ -274,7 +274,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(inputs, tmp_path):
     starts = np.arange(100) * 1000
     write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
                                   "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
-    argv = ["--h5", str(h5), "--model", str(folder / "model.yaml"), "--references", "8", "--device", "cpu",
+    argv = ["--regions-h5", str(h5), "--model", str(folder / "model.yaml"), "--references", "8", "--device", "cpu",
             "--batch-size", "8", "--shard", "1/2"]
     killed = tmp_path / "killed" / "contrib.1.h5"
     process = subprocess.Popen([sys.executable, "-m", "genomatt.cli.main", "attribute", *argv, "--out", str(killed)],

@@ -159,7 +159,7 @@ def test_grelu_model_from_the_command_line(tmp_path):
                             "name": ["r0", "r1", "r2"]})
     write_store(tmp_path / "regions.h5", regions, {"onehot": onehot})
 
-    argv = ["attribute", "--h5", str(tmp_path / "regions.h5"), "--model", str(tmp_path / "model.yaml"),
+    argv = ["attribute", "--regions-h5", str(tmp_path / "regions.h5"), "--model", str(tmp_path / "model.yaml"),
             "--out", str(tmp_path / "contrib.h5"), "--references", "3", "--device", "cpu"]
     assert main(argv) == 0
     hypothetical = read_array(tmp_path / "contrib.h5", "hypothetical")

@@ -163,7 +163,7 @@ def run_files(small_genome, tmp_path_factory):
     """Inputs of every stage from the small genome: regions, a model, contributions, shards, motifs, hits."""
     folder = tmp_path_factory.mktemp("run_files")
     regions = folder / "regions.h5"
-    assert main(["-q", "extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+    assert main(["-q", "extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                  "--width", "200", "--out", str(regions)]) == 0
     config = {"architecture": "bpnet", "n_tasks": 2, "input_length": 200, "filters": 8, "n_layers": 2}
     torch.manual_seed(0)
@@ -175,7 +175,7 @@ def run_files(small_genome, tmp_path_factory):
     shards = []
     for index in range(2):
         shards.append(folder / f"contrib.{index}.h5")
-        assert main(["-q", "attribute", "--h5", str(regions), "--model", str(folder / "model.yaml"), "--out",
+        assert main(["-q", "attribute", "--regions-h5", str(regions), "--model", str(folder / "model.yaml"), "--out",
                      str(shards[-1]), "--references", "2", "--device", "cpu", "--shard", f"{index}/2"]) == 0
     return {"fasta": small_genome.fasta, "bed": small_genome.regions_bed, "meme": small_genome.motifs_meme,
             "regions": regions, "model": folder / "model.yaml", "contrib": contrib, "motifs": motifs, "hits": hits,
@@ -204,10 +204,10 @@ def assert_one_line_error(result: subprocess.CompletedProcess, command: str, pat
 
 def full_disk_commands(files, disk):
     return {
-        "extract": ["extract", "--fasta", files["fasta"], "--bed", files["bed"], "--width", "200",
+        "extract": ["extract", "--fasta", files["fasta"], "--regions", files["bed"], "--width", "200",
                     "--out", disk / "regions.h5"],
-        "attribute": ["attribute", "--h5", files["regions"], "--model", files["model"], "--out",
-                      disk / "contrib.h5", "--references", "2", "--device", "cpu", "--export", disk / "interop"],
+        "attribute": ["attribute", "--regions-h5", files["regions"], "--model", files["model"], "--out",
+                      disk / "contrib.h5", "--references", "2", "--device", "cpu", "--export-dir", disk / "interop"],
         "gather": ["gather", "--inputs", *files["shards"], "--out", disk / "contrib.h5"],
         "motifs": ["motifs", "--contrib", files["contrib"], "--out", disk / "motifs" / "motifs.h5",
                    "--meme", files["meme"], "--max-seqlets", "300"],
@@ -241,13 +241,13 @@ def test_extract_refuses_or_skips_regions_past_a_chromosome_end(small_genome, tm
     bed = tmp_path / "regions.bed"
     bed.write_text("chr1\t100\t300\tinside\nchr1\t70000\t70100\tpast_end\nchr2\t59900\t60050\tacross_end\n")
     out = tmp_path / "regions.h5"
-    result = run_in_process(capsys, "extract", "--fasta", small_genome.fasta, "--bed", bed, "--width", "100",
+    result = run_in_process(capsys, "extract", "--fasta", small_genome.fasta, "--regions", bed, "--width", "100",
                             "--out", out)
     assert_one_line_error(result, "extract", rf"{bed}: 1 regions start past the end of their chromosome in "
                                              rf"{small_genome.fasta} \(first: past_end at chr1:70000-70100, "
                                              r"chromosome length 60000\); .*")
     assert list(tmp_path.iterdir()) == [bed]
-    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(bed), "--width", "100",
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(bed), "--width", "100",
                  "--out", str(out), "--on-missing", "skip"]) == 0
     assert read_regions(out)["name"].tolist() == ["inside", "across_end"]
     assert read_attrs(out)["provenance"]["skipped_regions"] == [["chr1", 70000, 70100, "past_end"]]
@@ -256,7 +256,7 @@ def test_extract_refuses_or_skips_regions_past_a_chromosome_end(small_genome, tm
 def test_the_next_run_removes_temporary_files_of_a_killed_write(small_genome, tmp_path):
     stale = tmp_path / ".regions.h5.k1ll3d00.tmp"
     stale.write_bytes(b"\x89HDF partial")
-    assert main(["extract", "--fasta", str(small_genome.fasta), "--bed", str(small_genome.regions_bed),
+    assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                  "--width", "100", "--out", str(tmp_path / "regions.h5")]) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["regions.h5"]
 
@@ -305,7 +305,7 @@ def test_gather_command_checks_its_shards(run_files, tmp_path, capsys, case):
     first, second = run_files["shards"]
     if case == "other_seed":
         second = tmp_path / "seed1" / "contrib.1.h5"
-        assert main(["-q", "attribute", "--h5", str(run_files["regions"]), "--model", str(run_files["model"]),
+        assert main(["-q", "attribute", "--regions-h5", str(run_files["regions"]), "--model", str(run_files["model"]),
                      "--out", str(second), "--references", "2", "--device", "cpu", "--shard", "1/2",
                      "--seed", "1"]) == 0
     inputs = {"missing": [second], "duplicated": [first, first, second], "other_seed": [first, second],
