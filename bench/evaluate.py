@@ -6,6 +6,7 @@ chromosome (chr5, never seen in training), with patterns fitted on the training 
 regions. Prints the markdown tables of `genomatt evaluate` and the machine they were measured on.
 
 Usage: .venv/bin/python bench/evaluate.py [--max-regions 200] [--model model.pt] [--workdir DIR]
+       [--methods deeplift deeplift_revealcancel ...]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 
 from genomatt.attribution import fit_patterns
-from genomatt.attribution.evaluation import evaluate_attributions
+from genomatt.attribution.evaluation import EVALUATION_METHODS, evaluate_attributions
 from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
 from genomatt.genome import load_regions
 from genomatt.models import TrainingConfig, load, save_model, train_model
@@ -55,6 +56,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-regions", type=int, default=200, help="test-chromosome regions to explain")
     parser.add_argument("--model", help="model to explain (default: train the default model)")
+    parser.add_argument("--methods", nargs="+", choices=list(EVALUATION_METHODS), default=list(EVALUATION_METHODS),
+                        help="methods to compare (default: all)")
     parser.add_argument("--workdir", help="folder for the genome, model and results (default: a temporary one)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -71,7 +74,7 @@ def main() -> None:
         started = datetime.datetime.now(datetime.timezone.utc)
         evaluation = evaluate_attributions(
             loaded.model, X[chosen], regions.iloc[chosen].reset_index(drop=True), pd.read_csv(genome.truth_tsv, sep="\t"),
-            loaded.task_names, patterns=patterns, batch_size=256, device="cpu",
+            loaded.task_names, methods=args.methods, patterns=patterns, batch_size=256, device="cpu",
         )
         write_evaluation(evaluation, workdir / "evaluation", {"model_sha256": loaded.content_hash})
     print(f"{started:%Y-%m-%d %H:%M} UTC, {cpu_name()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}, "
