@@ -6,10 +6,12 @@ then copy ``results/demo`` aside) and compare the two folders::
     python bench/compare_runs.py BEFORE_DIR AFTER_DIR
 
 HDF5 files are compared dataset by dataset (values exactly, NaN equal to NaN, dtype and shape) and
-attribute by attribute; the attributes that record when a file was written (``created_utc``) and the
-Snakemake bookkeeping files are skipped. JSON files are compared as data with the same exception; every
-other file byte for byte. Logs, Snakemake benchmarks and the HTML report (it prints the run's time) are
-not compared. Exit status 0 when the folders hold the same outputs, 1 otherwise.
+attribute by attribute; JSON files as data; every other file byte for byte. What records when or how
+long a run was, not what it computed, is skipped: the keys ``created_utc`` and ``training_seconds``, the
+``h5_sha256`` of an input file (it hashes that file's write time too), logs, Snakemake benchmarks and
+bookkeeping, the HTML report (it prints the run's time), SVG logos (matplotlib writes the date and random
+clip ids; the PNG of the same logo is compared) and ``model.pt`` (it records when it was saved; the
+weights' ``content_hash`` in ``model.metrics.json`` is compared). Exit status 0 when the folders hold the same outputs, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import h5py
 import numpy as np
 
 SKIPPED_FOLDERS = {"logs", "benchmarks", ".snakemake"}
-SKIPPED_NAMES = {".snakemake_timestamp", "report.html"}
-TIME_KEYS = {"created_utc"}
+SKIPPED_NAMES = {".snakemake_timestamp", "report.html", "model.pt"}
+SKIPPED_SUFFIXES = {".svg"}
+TIME_KEYS = {"created_utc", "training_seconds", "h5_sha256"}
 
 
 def output_files(root: Path) -> set[str]:
@@ -32,7 +35,8 @@ def output_files(root: Path) -> set[str]:
     files = set()
     for path in root.rglob("*"):
         relative = path.relative_to(root)
-        if path.is_file() and path.name not in SKIPPED_NAMES and not SKIPPED_FOLDERS & set(relative.parts):
+        skipped = path.name in SKIPPED_NAMES or path.suffix in SKIPPED_SUFFIXES or SKIPPED_FOLDERS & set(relative.parts)
+        if path.is_file() and not skipped:
             files.add(relative.as_posix())
     return files
 
