@@ -17,32 +17,35 @@ references, and the total is close to one plain forward + backward over the pair
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from genomatt.attribution.inputs import (
+    AttributionResult,
+    as_sequences,
+    check_positive_int,
+    output_reduction,
+    reference_source,
+)
 from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.outputs import prepared
 from genomatt.attribution.torchscript import TorchScriptGraph
-from genomatt.errors import ConfigError, GenomattError, ModelError, NonFiniteError, SequenceError
 from genomatt.device import resolve_device
+from genomatt.errors import ConfigError, GenomattError, ModelError, NonFiniteError
 
 __all__ = [
     "DeepLiftShapResult",
-    "refuse_opaque_modules",
-    "as_sequences",
-    "check_positive_int",
     "deep_lift_shap",
     "hypothetical_contributions",
-    "output_reduction",
-    "prepared",
-    "reference_source",
+    "refuse_opaque_modules",
 ]
 
 RULES = ("rescale", "revealcancel", "genomics_default")
@@ -57,23 +60,8 @@ DELTA_TOLERANCE_AUTOCAST = 5e-2
 _PROGRESS_PAIRS = 20_000
 
 
-class DeepLiftShapResult(NamedTuple):
-    """Contributions with their summation-to-delta errors (``return_delta=True``).
-
-    Attributes
-    ----------
-    attributions : Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32
-        Contributions, or hypothetical contributions with ``hypothetical=True``.
-    delta : Tensor, shape (N,), or (N, T), float32
-        For each region (and target), the largest over its references of
-        |f(x) − f(reference) − Σ m · (x − reference)|.
-    prediction : Tensor, shape (N,), or (N, T), float32
-        The explained output f(x) of each region (and target).
-    """
-
-    attributions: Tensor
-    delta: Tensor
-    prediction: Tensor
+DeepLiftShapResult = AttributionResult
+"""What :func:`deep_lift_shap` returns with ``return_delta=True``: the result type of every method."""
 
 
 def hypothetical_contributions(multipliers: Tensor, references: Tensor) -> Tensor:
@@ -108,6 +96,7 @@ def deep_lift_shap(
     batch_size: int = 128,
     device: str | torch.device | None = None,
     random_state: int | np.random.Generator | None = 0,
+    regions: pd.DataFrame | None = None,
     rule: str = "rescale",
     rules: Mapping[str, Callable] | None = None,
     autocast: torch.dtype | None = None,
@@ -115,7 +104,8 @@ def deep_lift_shap(
     strict: bool = True,
     return_delta: bool = False,
     progress: bool | None = None,
-) -> Tensor | DeepLiftShapResult:
+    on_block: Callable[[int], None] | None = None,
+) -> Tensor | AttributionResult:
     """DeepLIFT contributions averaged over references (DeepSHAP), per base.
 
     Parameters
@@ -150,7 +140,12 @@ def deep_lift_shap(
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
     random_state : int, numpy.random.Generator or None, default 0
-        Seed of generated references.
+        Seed of generated references; with ``regions``, the run's seed, a non-negative int.
+    regions : pandas.DataFrame, optional
+        ``chrom``, ``start``, ``end`` of each sequence, one row per sequence in the order of ``X``.
+        Generated references are then :func:`genomatt.shuffle.references_for_regions`, seeded by
+        ``random_state`` and each region's coordinates, so a region gets the same references
+        whatever the batch, shard or order it comes in; ``references`` must be None.
     rule : {"rescale", "revealcancel", "genomics_default"}
         Rule for elementwise nonlinearities. ``"revealcancel"`` (DeepLIFT paper, section 3.5.3)
         applies where a nonlinearity's input comes straight from a convolution or linear layer,
@@ -172,19 +167,23 @@ def deep_lift_shap(
         Raise :class:`~genomatt.errors.ModelError` when a region fails the check (nothing is
         returned); with False, warn and return the contributions.
     return_delta : bool, default False
-        Return a :class:`DeepLiftShapResult` with the per-region delta and prediction.
+        Return an :class:`~genomatt.attribution.inputs.AttributionResult` (also importable as
+        ``DeepLiftShapResult``) with the per-region delta and prediction.
     progress : bool, optional
         Show a progress bar; by default, on a terminal for runs of 20,000 pairs or more.
+    on_block : callable, optional
+        Called with the number of sequences explained so far after each block of sequences
+        (e.g. to log progress).
 
     Returns
     -------
-    Tensor or DeepLiftShapResult
+    Tensor or AttributionResult
         float32 on the CPU, shape (N, 4, L), or (N, T, 4, L) for a list of T targets.
 
     Raises
     ------
     SequenceError
-        If ``X`` or the references have the wrong shape.
+        If ``X``, the references or ``regions`` have the wrong shape.
     ModelError
         If the model contains an operation without a rule, does not accept the input, mixes the
         sequences of a batch, or (with ``strict``) fails the summation-to-delta check.
@@ -198,7 +197,7 @@ def deep_lift_shap(
     _check_options(batch_size, rule, n_shuffles)
     device = resolve_device(device)
     reduce_output, targets = output_reduction(target)
-    n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state)
+    n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state, regions)
     tolerance = delta_tolerance if delta_tolerance is not None else (
         DELTA_TOLERANCE if autocast is None else DELTA_TOLERANCE_AUTOCAST)
     n, length = X.shape[0], X.shape[2]
@@ -229,6 +228,8 @@ def deep_lift_shap(
                     delta[start:stop] = torch.maximum(delta[start:stop], errors)
                     scale[start:stop] = torch.maximum(scale[start:stop], magnitude)
                     bar.update(refs.shape[0] * refs.shape[1])
+                if on_block is not None:
+                    on_block(stop)
 
     _check_finite(hypothetical_sum, delta, prediction)
     _check_delta(delta, scale, tolerance, strict)
@@ -238,65 +239,8 @@ def deep_lift_shap(
     if targets is None or isinstance(target, int):
         attributions, delta, prediction = attributions[:, 0], delta[:, 0], prediction[:, 0]
     if return_delta:
-        return DeepLiftShapResult(attributions, delta, prediction)
+        return AttributionResult(attributions, delta, prediction)
     return attributions
-
-
-# --- inputs and options -------------------------------------------------------------------------
-
-
-def as_sequences(X: Tensor | np.ndarray) -> Tensor:
-    """Check one-hot sequences and return them as a float32 CPU tensor.
-
-    Parameters
-    ----------
-    X : Tensor or numpy.ndarray, shape (N, 4, L)
-        One-hot sequences, channels A, C, G, T; N and L at least 1.
-
-    Returns
-    -------
-    Tensor, shape (N, 4, L), float32 on the CPU
-        Detached from any autograd graph.
-
-    Raises
-    ------
-    SequenceError
-        If ``X`` is not an array or tensor of that shape.
-    """
-    if isinstance(X, np.ndarray):
-        X = torch.from_numpy(X)
-    if not isinstance(X, Tensor):
-        raise SequenceError(f"X must be a numpy array or torch tensor of shape (N, 4, L), got {type(X).__name__}")
-    if X.dim() != 3 or X.shape[1] != 4:
-        raise SequenceError(f"X must have shape (N, 4, L) (one-hot A, C, G, T), got {tuple(X.shape)}")
-    if X.shape[0] == 0 or X.shape[2] == 0:
-        raise SequenceError(f"X holds no sequence positions: shape {tuple(X.shape)}")
-    return X.detach().to("cpu", torch.float32)
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    """Check that an option is a positive integer.
-
-    Parameters
-    ----------
-    value : Any
-        The option's value; a bool is refused although it is an int.
-    name : str
-        The option's name, quoted in the error.
-
-    Returns
-    -------
-    int
-        ``value`` itself.
-
-    Raises
-    ------
-    ConfigError
-        If ``value`` is not an int of at least 1.
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
@@ -304,163 +248,6 @@ def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
     if rule not in RULES:
         raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     check_positive_int(n_shuffles, "n_shuffles")
-
-
-def output_reduction(
-    target: int | Sequence[int] | Callable[[Any], Tensor],
-) -> tuple[Callable[[Any], Tensor], list[int] | None]:
-    """The function from the model output to the explained target values, and the target columns.
-
-    Parameters
-    ----------
-    target : int, sequence of int, or callable
-        An output column, a non-empty list of columns, or a callable mapping the model output to
-        one scalar per sequence ``(B,)`` (see :func:`deep_lift_shap`).
-
-    Returns
-    -------
-    reduce_output : callable
-        Model output → target values, Tensor of shape ``(B, T)`` (T = 1 for an int or a callable);
-        it raises :class:`~genomatt.errors.ModelError` when the output does not fit ``target``.
-    columns : list of int or None
-        The target columns; None for a callable target.
-
-    Raises
-    ------
-    ConfigError
-        If ``target`` is not an int, a non-empty list of ints or a callable.
-    """
-    if callable(target):
-        def reduce_callable(output: Any) -> Tensor:
-            values = target(output)
-            if not isinstance(values, Tensor) or values.dim() not in (1, 2) or values.reshape(values.shape[0], -1).shape[1] != 1:
-                shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
-                raise ModelError(f"the target callable returned {shape}; expected one scalar per sequence, (B,)")
-            return values.reshape(-1, 1)
-
-        return reduce_callable, None
-    columns = [target] if isinstance(target, int) else list(target) if isinstance(target, (list, tuple)) else None
-    if not columns or not all(isinstance(c, int) and not isinstance(c, bool) for c in columns):
-        raise ConfigError(f"target must be an int, a non-empty list of ints or a callable, got {target!r}")
-
-    def reduce_columns(output: Any) -> Tensor:
-        if not isinstance(output, Tensor):
-            raise ModelError(f"the model returns {type(output).__name__}; an integer target needs a tensor "
-                             "(B, n_outputs); pass a callable target that picks one scalar per sequence")
-        if output.dim() == 1:
-            output = output.unsqueeze(1)
-        elif output.dim() > 2 and math.prod(output.shape[2:]) == 1:
-            output = output.reshape(output.shape[0], output.shape[1])
-        if output.dim() != 2:
-            raise ModelError(f"the model returns shape {tuple(output.shape[1:])} per sequence; an integer "
-                             "target needs (B, n_outputs); pass a callable target that reduces the output "
-                             "to one scalar per sequence")
-        for column in columns:
-            if not -output.shape[1] <= column < output.shape[1]:
-                raise ModelError(f"target {column} is out of range: the model has {output.shape[1]} outputs")
-        return output[:, columns]
-
-    return reduce_columns, columns
-
-
-def reference_source(
-    references: Tensor | np.ndarray | Callable[..., Any] | None,
-    X: Tensor,
-    n_shuffles: int,
-    random_state: int | np.random.Generator | None,
-) -> tuple[int, Callable[[int, int], Tensor]]:
-    """The references of each sequence, given block by block.
-
-    Parameters
-    ----------
-    references : Tensor, numpy.ndarray, callable or None
-        ``(N, R, 4, L)`` references, a callable or None (dinucleotide shuffles), as in
-        :func:`deep_lift_shap`.
-    X : Tensor, shape (N, 4, L)
-        The sequences, as returned by :func:`as_sequences`.
-    n_shuffles : int
-        References per sequence when they are generated.
-    random_state : int, numpy.random.Generator or None
-        Seed of generated references; one generator serves all blocks, in order.
-
-    Returns
-    -------
-    n_references : int
-        The number R of references per sequence.
-    blocks : callable
-        ``blocks(start, stop)`` returns the references of ``X[start:stop]``, ``(stop − start, R, 4, L)``
-        float32; generated references must be asked for in consecutive blocks.
-
-    Raises
-    ------
-    SequenceError
-        If the references (or those a callable returns) have the wrong shape.
-    ConfigError
-        If ``references`` is of another kind.
-    """
-    n, _, length = X.shape
-    if isinstance(references, np.ndarray):
-        references = torch.from_numpy(references)
-    if isinstance(references, Tensor):
-        if references.dim() != 4 or references.shape[0] != n or references.shape[2:] != (4, length) or references.shape[1] < 1:
-            raise SequenceError(f"references must have shape (N, R, 4, L) = ({n}, R, 4, {length}), "
-                                f"got {tuple(references.shape)}")
-        return references.shape[1], lambda start, stop: references[start:stop].to(torch.float32)
-    if references is None:
-        from genomatt.shuffle import dinucleotide_shuffle
-
-        references = dinucleotide_shuffle
-    if not callable(references):
-        raise ConfigError(f"references must be a tensor (N, R, 4, L), a callable or None, got {type(references).__name__}")
-    generator = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
-
-    def generate(start: int, stop: int) -> Tensor:
-        block = references(X[start:stop], n=n_shuffles, random_state=generator)
-        block = torch.from_numpy(block) if isinstance(block, np.ndarray) else block
-        if not isinstance(block, Tensor) or tuple(block.shape) != (stop - start, n_shuffles, 4, length):
-            shape = tuple(block.shape) if isinstance(block, Tensor) else type(block).__name__
-            raise SequenceError(f"the references callable returned {shape} for {stop - start} sequences; "
-                                f"expected ({stop - start}, {n_shuffles}, 4, {length})")
-        return block.to(torch.float32)
-
-    return n_shuffles, generate
-
-
-@contextlib.contextmanager
-def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
-    """Hold the model in eval mode on ``device``, parameters frozen; put it back as it was afterwards.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Its training flag and device are restored on exit, even after an error.
-    device : torch.device
-        Where the model runs, e.g. from :func:`genomatt.device.resolve_device`.
-
-    Yields
-    ------
-    torch.dtype
-        The floating point type of the model's parameters (float32 without any); inputs are cast
-        to it.
-    """
-    parameter = next(iter(model.parameters()), None)
-    original_device = parameter.device if parameter is not None else None
-    was_training = model.training
-    model.eval().to(device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    # Frozen parameters make every tensor that requires a gradient depend on the input.
-    trainable = [p for p in model.parameters()
-                 if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)]
-    for p in trainable:
-        p.requires_grad_(False)
-    try:
-        yield dtype
-    finally:
-        for p in trainable:
-            p.requires_grad_(True)
-        model.train(was_training)
-        if original_device is not None and original_device != device:
-            model.to(original_device)
 
 
 def refuse_opaque_modules(model: nn.Module) -> None:

@@ -29,9 +29,9 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import as_sequences
+from genomatt.attribution.inputs import as_sequences, check_batch_size
 from genomatt.attribution.methods import attribute, method_options
-from genomatt.attribution.outputs import check_batch_size, explained
+from genomatt.attribution.outputs import explained
 from genomatt.attribution.patterns import Patterns, fit_patterns
 from genomatt.errors import ConfigError, ModelError
 from genomatt.shuffle import references_for_regions

@@ -15,20 +15,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import (
+from genomatt.attribution.deeplift import hypothetical_contributions
+from genomatt.attribution.inputs import (
+    AttributionResult,
+    Target,
     as_sequences,
+    check_batch_size,
     check_positive_int,
-    hypothetical_contributions,
     reference_source,
 )
-from genomatt.attribution.outputs import (
-    AttributionResult,
-    ExplainedModel,
-    Target,
-    check_batch_size,
-    explained,
-    per_target,
-)
+from genomatt.attribution.outputs import ExplainedModel, explained, per_target
 from genomatt.errors import ConfigError
 
 INTEGRATIONS = ("gauss_legendre", "riemann")
@@ -180,7 +176,7 @@ def integrated_gradients(
         Seed of generated references.
     return_delta : bool, default False
         Also return the completeness error of each region as an
-        :class:`~genomatt.attribution.outputs.AttributionResult`.
+        :class:`~genomatt.attribution.inputs.AttributionResult`.
 
     Returns
     -------

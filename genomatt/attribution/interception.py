@@ -1,6 +1,6 @@
 """Every operation of a forward pass, seen one call at a time, with its DeepLIFT rule or a refusal.
 
-A :class:`DeepLiftMode` is a ``TorchFunctionMode``: while it is active, every torch function,
+An :class:`InterceptionMode` is a ``TorchFunctionMode``: while it is active, every torch function,
 ``torch.nn.functional`` function and tensor method called by the model passes through it. That
 is what makes the engine work per call rather than per module: ``torch.relu``, ``F.max_pool1d``,
 ``x.sigmoid()`` and an ``nn.ReLU`` object used three times are all seen, each time.
@@ -22,9 +22,12 @@ source line that called it, as does a varying operation run with autograd disabl
 custom ``autograd.Function``'s forward) or an operand computed from the input by operations the mode
 did not see (a TorchScript function, a C++ extension).
 
-The batch holds ``b`` sequences followed by their ``r`` references each (the layout of
+Each operation runs through the rule of its name in the mode's table. Three modes share this
+machinery: :class:`DeepLiftMode` takes the DeepLIFT registry (:mod:`genomatt.attribution.registry`)
+and a batch that holds ``b`` sequences followed by their ``r`` references each (the layout of
 :mod:`genomatt.attribution.rules`), so every rule sees a reference and its sequence in the same
-call.
+call; :class:`ModifiedGradientMode` (epsilon-LRP, PatternNet) takes the basic rules
+(:func:`basic_rules`) and a batch of sequences alone.
 """
 
 from __future__ import annotations
@@ -157,19 +160,19 @@ _INTERNAL_DIRS = (
 )
 
 
-def _linear_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+def _linear_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
     return mode._linear(func, mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
 
 
-def _elementwise_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+def _elementwise_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
     return mode._elementwise(func, mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
 
 
-def _max_pool_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+def _max_pool_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
     return mode._max_pool(mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
 
 
-def _max_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+def _max_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
     """``max``/``min``/``amax``: over one axis (cross-max), or of two tensors (elementwise)."""
     name, varying = mode.operation, mode.varying_operands(args, kwargs)
     if name in ("max", "min") and mode._is_binary_max(args, kwargs):
@@ -179,12 +182,8 @@ def _max_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -
     return mode._max_over_axis(func, name, args, kwargs, varying)
 
 
-def _held_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
+def _held_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
     return mode._held_constant(func, args, kwargs)
-
-
-def _detach_rule(mode: "DeepLiftMode", func: Callable, args: tuple, kwargs: dict) -> Any:
-    return mode.pass_through(func, args, kwargs)
 
 
 def basic_rules() -> dict[str, Callable]:
@@ -314,46 +313,40 @@ def _out_of_place(func: Callable, name: str) -> Callable | None:
     return next((getattr(owner, base) for owner in owners if owner is not None and hasattr(owner, base)), None)
 
 
-class DeepLiftMode(TorchFunctionMode):
-    """Intercepts a forward pass: runs linear operations, applies DeepLIFT rules, refuses the rest.
+class InterceptionMode(TorchFunctionMode):
+    """Intercepts a forward pass: each operation on input-dependent values runs through its rule.
+
+    The rules come from a table, operation name → ``rule(mode, func, args, kwargs)``: the DeepLIFT
+    registry (:func:`genomatt.attribution.registry.deep_lift_rules`) or the basic rules every method
+    shares (:func:`basic_rules`); an operation without one is refused. Subclasses say what a linear
+    operation, an elementwise function of one input-dependent tensor, a product of two and a max do
+    under their method.
 
     Parameters
     ----------
     model : torch.nn.Module
         The model, for naming the module that called an operation in error messages.
-    rule : {"rescale", "revealcancel"}
-        Rule for elementwise nonlinearities. RevealCancel applies where the nonlinearity's input
-        comes straight from a convolution or linear layer (optionally through an eval-mode batch
-        norm); elsewhere Rescale.
+    rules : dict of str to callable
+        The rule of each operation.
     data_shape : tuple of int, optional
         Shape of the data being explained, quoted when the model fails on it.
     """
 
-    method_name = "DeepLIFT"
+    method_name: str
     """The method named in refusals."""
-    autograd_required = True
+    autograd_required: bool
     """Refuse input-dependent operations run with autograd disabled or reached by unseen operations."""
     supported = SUPPORTED
     """What the method supports, appended to refusals."""
-    elementwise_rule_name = "Rescale"
+    elementwise_rule_name: str
     """The rule of elementwise functions, named when one has two input-dependent operands."""
 
-    def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None,
-                 rules: Mapping[str, Callable] | None = None):
+    def __init__(self, model: nn.Module, rules: Mapping[str, Callable], data_shape: tuple[int, ...] | None = None):
         super().__init__()
-        from genomatt.attribution.registry import deep_lift_rules
-
-        self.rule = rule
-        self.rules = deep_lift_rules(rules) if self.autograd_required else basic_rules()
+        self.rules = rules
         self.operation = ""
         self.data_shape = data_shape
         self._module_names = {id(module): (name, type(module).__name__) for name, module in model.named_modules()}
-        self._n_sequences = 0
-        self._n_references = 0
-
-    def layout(self, n_sequences: int, n_references: int) -> None:
-        """Set the batch layout of the next forward pass: ``b`` sequences, then ``r`` references each."""
-        self._n_sequences, self._n_references = n_sequences, n_references
 
     # --- dispatch ----------------------------------------------------------------------------
 
@@ -422,25 +415,21 @@ class DeepLiftMode(TorchFunctionMode):
         """The error refusing the current operation, naming it, its module and source line."""
         return self._refusal(self.operation, reason)
 
-    def pass_through(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
-        """``detach()`` in a model: the function the model computes is explained, through it."""
-        z = args[0]
-        out = z.view_as(z)
-        mark_varying(out)
-        return out
-
     def _held_constant(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
-        """``detach``: a constant of the explanation, held at its value for the explained sequence.
+        """``detach`` and :func:`hold_at_sequence`: a constant of the explanation."""
+        return func(*args, **kwargs)
 
-        Each reference row takes the value of its sequence's row, so that a target weighted by
-        detached values (a profile head's softmax weights) is one linear function for the sequence
-        and its references, and summation-to-delta holds exactly.
-        """
-        out = func(*args, **kwargs)
-        b, r = self._n_sequences, self._n_references
-        if b and r and out.dim() and out.shape[0] == b * (1 + r):
-            out = torch.cat([out[:b], out[:b].repeat_interleave(r, dim=0)])
-        return out
+    def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:
+        """A product of two input-dependent tensors (gating, attention)."""
+        raise NotImplementedError
+
+    def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
+        """``function(z)`` for an elementwise function of one input-dependent tensor, with the method's rule."""
+        raise NotImplementedError
+
+    def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
+        """The values and indices of a max over windows or an axis, with the method's rule."""
+        raise NotImplementedError
 
     # --- linear operations -------------------------------------------------------------------
 
@@ -465,8 +454,6 @@ class DeepLiftMode(TorchFunctionMode):
         if args and isinstance(args[0], Tensor) and (name == "__setitem__" or _in_place_name(name)):
             # Writing into a view writes into its base too.
             mark_varying([args[0], args[0]._base])
-        if self.rule in ("revealcancel", "genomics_default"):
-            self._split_linear(func, name, args, kwargs, out)
         return out
 
     def _require_eval(self, func: Callable, name: str, args: tuple, kwargs: dict) -> None:
@@ -475,6 +462,197 @@ class DeepLiftMode(TorchFunctionMode):
         if training is not False:
             raise self._refusal(name, "it runs in training mode (batch statistics or random "
                                       "dropout); DeepLIFT needs the model in eval mode")
+
+    # --- elementwise nonlinearities ----------------------------------------------------------
+
+    @staticmethod
+    def _is_binary_max(args: tuple, kwargs: dict) -> bool:
+        other = args[1] if len(args) > 1 else kwargs.get("other")
+        return isinstance(other, Tensor)
+
+    def _elementwise(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+        if len(varying) > 1:
+            raise self._refusal(name, f"it combines two input-dependent tensors; the {self.elementwise_rule_name} "
+                                      "rule needs one input-dependent operand")
+        z = varying[0]
+        function, in_place = self._elementwise_function(func, name, args, kwargs, z)
+        try:
+            out = self._elementwise_rule(name, z, function)
+        except NotElementwise:
+            raise self._refusal(name, "it is not elementwise here (its output and input-dependent "
+                                      "operand differ in shape)") from None
+        mark_varying(out)
+        if in_place:
+            z.copy_(out)
+            return z
+        return out
+
+    def _elementwise_function(self, func: Callable, name: str, args: tuple, kwargs: dict,
+                              z: Tensor) -> tuple[Callable[[Tensor], Tensor], bool]:
+        """The operation as an out-of-place function of its varying operand; whether it was in place."""
+        in_place = _in_place_name(name)
+        if in_place:
+            func = _out_of_place(func, name)
+            if func is None:
+                raise self._refusal(name, "it has no out-of-place version to apply the rule to")
+        else:
+            bound = _bind(func, args, kwargs)
+            if bound is not None and bound.arguments.get("inplace"):
+                in_place = True
+                bound.arguments["inplace"] = False
+                args, kwargs = bound.args, bound.kwargs
+
+        def function(value: Tensor) -> Tensor:
+            def swap(leaf: Any) -> Any:
+                return value if leaf is z else leaf
+
+            return func(*tree_map(swap, args), **tree_map(swap, kwargs))
+
+        return function, in_place
+
+    # --- max over windows --------------------------------------------------------------------
+
+    def _max_pool(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+        pool_with_indices = MAX_POOLS[name]
+        bound = _bind(pool_with_indices, args, kwargs)
+        if bound is None:
+            raise self._refusal(name, "its arguments could not be read")
+        z = bound.arguments["input"]
+        if any(tensor is not z for tensor in varying):
+            raise self._refusal(name, "an argument other than its input depends on the input")
+        wants_indices = name.endswith("_with_indices") or bound.arguments.get("return_indices", False)
+        arguments = dict(bound.arguments, return_indices=True)
+
+        def pool(value: Tensor) -> tuple[Tensor, Tensor]:
+            return pool_with_indices(**dict(arguments, input=value))
+
+        fused = _fused_max_pool1d(arguments) if pool_with_indices is F.max_pool1d_with_indices else None
+        out, indices = self._max(name, pooling_reduction(pool, fused), z)
+        return (out, indices) if wants_indices else out
+
+    def _max_over_axis(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+        z = args[0] if args else kwargs.get("input")
+        if any(tensor is not z for tensor in varying):
+            raise self._refusal(name, "an argument other than its input depends on the input")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim")
+        keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+        if isinstance(dim, (tuple, list)) and len(dim) == 1:
+            dim = dim[0]
+        if not isinstance(dim, int):
+            raise self._refusal(name, "a max over several axes (or all of them) is supported only over "
+                                      "one axis that is not the batch axis")
+        dim %= z.dim()
+        if dim == 0:
+            raise self._refusal(name, "a max over the batch axis mixes sequences")
+        values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
+        return values if name == "amax" else torch.return_types.max((values, indices))
+
+    # --- messages ----------------------------------------------------------------------------
+
+    def _location(self) -> str:
+        """Where the intercepted call happened: module name and the model's source line."""
+        frame = sys._getframe(1)
+        module, site = None, None
+        while frame is not None and (module is None or site is None):
+            code = frame.f_code
+            if site is None and not code.co_filename.startswith(_INTERNAL_DIRS):
+                line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+                site = f"{code.co_filename}:{frame.f_lineno}" + (f" (`{line}`)" if line else "")
+            if module is None and code.co_name == "forward":
+                owner = frame.f_locals.get("self")
+                module = self._module_names.get(id(owner)) if owner is not None else None
+            frame = frame.f_back
+        if module is None:
+            where = "outside the model's modules"
+        elif module[0]:
+            where = f"in module '{module[0]}' ({module[1]})"
+        else:
+            where = f"in the forward of the model ({module[1]})"
+        return where + (f" at {site}" if site else "")
+
+    def _refusal(self, name: str, reason: str) -> ModelError:
+        return ModelError(f"cannot compute {self.method_name} through `{name}` called {self._location()}: "
+                          f"{reason}. {self.supported}")
+
+    def _failure(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor], error: Exception) -> ModelError:
+        shapes = ", ".join(str(tuple(tensor.shape)) for tensor in varying)
+        hint = ""
+        weight = args[1] if len(args) > 1 else kwargs.get("weight")
+        if name in ("conv1d", "conv2d", "conv3d") and isinstance(weight, Tensor):
+            groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+            hint = (f"; this layer expects {weight.shape[1] * groups} input channels and got "
+                    f"{varying[0].shape[1]}")
+        elif name == "linear" and isinstance(weight, Tensor):
+            hint = (f"; this layer expects {weight.shape[-1]} input features and got {varying[0].shape[-1]} "
+                    "(was the model built for another sequence length?)")
+        data = f"; the data X has shape (N, 4, L) = {self.data_shape}" if self.data_shape else ""
+        return ModelError(f"the model failed at `{name}` called {self._location()} on input-dependent "
+                          f"tensor(s) of shape {shapes}{hint}{data}: {error}")
+
+
+class DeepLiftMode(InterceptionMode):
+    """Intercepts a forward pass: runs linear operations, applies DeepLIFT rules, refuses the rest.
+
+    The batch holds ``b`` sequences followed by their ``r`` references each (:meth:`layout`), so
+    every rule sees a reference and its sequence in the same call. The rules are the DeepLIFT
+    registry's (:mod:`genomatt.attribution.registry`) with the user's ``rules`` over them.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model, for naming the module that called an operation in error messages.
+    rule : {"rescale", "revealcancel"}
+        Rule for elementwise nonlinearities. RevealCancel applies where the nonlinearity's input
+        comes straight from a convolution or linear layer (optionally through an eval-mode batch
+        norm); elsewhere Rescale.
+    data_shape : tuple of int, optional
+        Shape of the data being explained, quoted when the model fails on it.
+    rules : mapping of str to callable, optional
+        The user's rules by operation name, over the built-in ones.
+    """
+
+    method_name = "DeepLIFT"
+    autograd_required = True
+    elementwise_rule_name = "Rescale"
+
+    def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None,
+                 rules: Mapping[str, Callable] | None = None):
+        from genomatt.attribution.registry import deep_lift_rules
+
+        super().__init__(model, deep_lift_rules(rules), data_shape)
+        self.rule = rule
+        self._n_sequences = 0
+        self._n_references = 0
+
+    def layout(self, n_sequences: int, n_references: int) -> None:
+        """Set the batch layout of the next forward pass: ``b`` sequences, then ``r`` references each."""
+        self._n_sequences, self._n_references = n_sequences, n_references
+
+    def pass_through(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+        """``detach()`` in a model: the function the model computes is explained, through it."""
+        z = args[0]
+        out = z.view_as(z)
+        mark_varying(out)
+        return out
+
+    def _held_constant(self, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+        """``detach``: a constant of the explanation, held at its value for the explained sequence.
+
+        Each reference row takes the value of its sequence's row, so that a target weighted by
+        detached values (a profile head's softmax weights) is one linear function for the sequence
+        and its references, and summation-to-delta holds exactly.
+        """
+        out = func(*args, **kwargs)
+        b, r = self._n_sequences, self._n_references
+        if b and r and out.dim() and out.shape[0] == b * (1 + r):
+            out = torch.cat([out[:b], out[:b].repeat_interleave(r, dim=0)])
+        return out
+
+    def _linear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+        out = super()._linear(func, name, args, kwargs, varying)
+        if self.rule in ("revealcancel", "genomics_default"):
+            self._split_linear(func, name, args, kwargs, out)
+        return out
 
     def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:
         """A product of two input-dependent tensors (gating, attention): the two-factor Shapley rule."""
@@ -567,30 +745,6 @@ class DeepLiftMode(TorchFunctionMode):
         group = torch.maximum(values[:b], pairs(values[b:], b).amax(dim=1))
         return torch.cat([group, group.repeat_interleave(r, dim=0)])
 
-    # --- elementwise nonlinearities ----------------------------------------------------------
-
-    @staticmethod
-    def _is_binary_max(args: tuple, kwargs: dict) -> bool:
-        other = args[1] if len(args) > 1 else kwargs.get("other")
-        return isinstance(other, Tensor)
-
-    def _elementwise(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
-        if len(varying) > 1:
-            raise self._refusal(name, f"it combines two input-dependent tensors; the {self.elementwise_rule_name} "
-                                      "rule needs one input-dependent operand")
-        z = varying[0]
-        function, in_place = self._elementwise_function(func, name, args, kwargs, z)
-        try:
-            out = self._elementwise_rule(name, z, function)
-        except NotElementwise:
-            raise self._refusal(name, "it is not elementwise here (its output and input-dependent "
-                                      "operand differ in shape)") from None
-        mark_varying(out)
-        if in_place:
-            z.copy_(out)
-            return z
-        return out
-
     def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
         """``function(z)`` with the Rescale (or RevealCancel) multipliers as its backward."""
         self._check_rows(name, z)
@@ -598,29 +752,6 @@ class DeepLiftMode(TorchFunctionMode):
         if split is None:
             return RescaleFunction.apply(z, function, self._n_sequences, name in ("relu", "relu_"))
         return self._reveal_cancel(z, function, split)
-
-    def _elementwise_function(self, func: Callable, name: str, args: tuple, kwargs: dict,
-                              z: Tensor) -> tuple[Callable[[Tensor], Tensor], bool]:
-        """The operation as an out-of-place function of its varying operand; whether it was in place."""
-        in_place = _in_place_name(name)
-        if in_place:
-            func = _out_of_place(func, name)
-            if func is None:
-                raise self._refusal(name, "it has no out-of-place version to apply the rule to")
-        else:
-            bound = _bind(func, args, kwargs)
-            if bound is not None and bound.arguments.get("inplace"):
-                in_place = True
-                bound.arguments["inplace"] = False
-                args, kwargs = bound.args, bound.kwargs
-
-        def function(value: Tensor) -> Tensor:
-            def swap(leaf: Any) -> Any:
-                return value if leaf is z else leaf
-
-            return func(*tree_map(swap, args), **tree_map(swap, kwargs))
-
-        return function, in_place
 
     def _reveal_cancel(self, z: Tensor, function: Callable[[Tensor], Tensor],
                        split: tuple[Tensor, Tensor]) -> Tensor:
@@ -636,43 +767,6 @@ class DeepLiftMode(TorchFunctionMode):
         # The value is f(z); the gradient reaches the two parts of each Δz, each with its multiplier.
         carrier = positive * multiplier_positive + negative * multiplier_negative
         return torch.cat([out_in, out[b:] + (carrier - carrier.detach())])
-
-    # --- max over windows --------------------------------------------------------------------
-
-    def _max_pool(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
-        pool_with_indices = MAX_POOLS[name]
-        bound = _bind(pool_with_indices, args, kwargs)
-        if bound is None:
-            raise self._refusal(name, "its arguments could not be read")
-        z = bound.arguments["input"]
-        if any(tensor is not z for tensor in varying):
-            raise self._refusal(name, "an argument other than its input depends on the input")
-        wants_indices = name.endswith("_with_indices") or bound.arguments.get("return_indices", False)
-        arguments = dict(bound.arguments, return_indices=True)
-
-        def pool(value: Tensor) -> tuple[Tensor, Tensor]:
-            return pool_with_indices(**dict(arguments, input=value))
-
-        fused = _fused_max_pool1d(arguments) if pool_with_indices is F.max_pool1d_with_indices else None
-        out, indices = self._max(name, pooling_reduction(pool, fused), z)
-        return (out, indices) if wants_indices else out
-
-    def _max_over_axis(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
-        z = args[0] if args else kwargs.get("input")
-        if any(tensor is not z for tensor in varying):
-            raise self._refusal(name, "an argument other than its input depends on the input")
-        dim = args[1] if len(args) > 1 else kwargs.get("dim")
-        keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
-        if isinstance(dim, (tuple, list)) and len(dim) == 1:
-            dim = dim[0]
-        if not isinstance(dim, int):
-            raise self._refusal(name, "a max over several axes (or all of them) is supported only over "
-                                      "one axis that is not the batch axis")
-        dim %= z.dim()
-        if dim == 0:
-            raise self._refusal(name, "a max over the batch axis mixes sequences")
-        values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
-        return values if name == "amax" else torch.return_types.max((values, indices))
 
     def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
         self._check_rows(name, z)
@@ -744,50 +838,8 @@ class DeepLiftMode(TorchFunctionMode):
                       f"{expected}; DeepLIFT pairs rows, so the batch must stay on axis 0"
             )
 
-    # --- messages ----------------------------------------------------------------------------
 
-    def _location(self) -> str:
-        """Where the intercepted call happened: module name and the model's source line."""
-        frame = sys._getframe(1)
-        module, site = None, None
-        while frame is not None and (module is None or site is None):
-            code = frame.f_code
-            if site is None and not code.co_filename.startswith(_INTERNAL_DIRS):
-                line = linecache.getline(code.co_filename, frame.f_lineno).strip()
-                site = f"{code.co_filename}:{frame.f_lineno}" + (f" (`{line}`)" if line else "")
-            if module is None and code.co_name == "forward":
-                owner = frame.f_locals.get("self")
-                module = self._module_names.get(id(owner)) if owner is not None else None
-            frame = frame.f_back
-        if module is None:
-            where = "outside the model's modules"
-        elif module[0]:
-            where = f"in module '{module[0]}' ({module[1]})"
-        else:
-            where = f"in the forward of the model ({module[1]})"
-        return where + (f" at {site}" if site else "")
-
-    def _refusal(self, name: str, reason: str) -> ModelError:
-        return ModelError(f"cannot compute {self.method_name} through `{name}` called {self._location()}: "
-                          f"{reason}. {self.supported}")
-
-    def _failure(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor], error: Exception) -> ModelError:
-        shapes = ", ".join(str(tuple(tensor.shape)) for tensor in varying)
-        hint = ""
-        weight = args[1] if len(args) > 1 else kwargs.get("weight")
-        if name in ("conv1d", "conv2d", "conv3d") and isinstance(weight, Tensor):
-            groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
-            hint = (f"; this layer expects {weight.shape[1] * groups} input channels and got "
-                    f"{varying[0].shape[1]}")
-        elif name == "linear" and isinstance(weight, Tensor):
-            hint = (f"; this layer expects {weight.shape[-1]} input features and got {varying[0].shape[-1]} "
-                    "(was the model built for another sequence length?)")
-        data = f"; the data X has shape (N, 4, L) = {self.data_shape}" if self.data_shape else ""
-        return ModelError(f"the model failed at `{name}` called {self._location()} on input-dependent "
-                          f"tensor(s) of shape {shapes}{hint}{data}: {error}")
-
-
-class ModifiedGradientMode(DeepLiftMode):
+class ModifiedGradientMode(InterceptionMode):
     """Intercepts a forward pass for a modified-gradient method (epsilon-LRP, PatternNet).
 
     Linear operations run as they are and max operations keep their gradient, which routes to the
@@ -797,6 +849,9 @@ class ModifiedGradientMode(DeepLiftMode):
     """
 
     autograd_required = False
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model, basic_rules())
 
     def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:
         raise self._refusal(name, "it multiplies two input-dependent tensors (e.g. gating or attention), "

@@ -14,7 +14,7 @@ that follows, as LRP implementations fold batch norm into the convolution before
 a ReLU network the result is gradient × input; larger ε absorbs weak and contradictory relevance,
 and with biases part of f(x) is absorbed by them, so Σ R = f(x) holds only without biases.
 
-The operations are seen per call by the interception machinery of the DeepLIFT engine
+The operations are seen per call by the interception machinery the DeepLIFT engine shares
 (:mod:`genomatt.attribution.interception`), so functional calls and reused modules are handled,
 and operations without a rule are refused.
 """
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import as_sequences
+from genomatt.attribution.inputs import AttributionResult, Target, as_sequences, check_batch_size
 from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, mark_varying, require_varying
-from genomatt.attribution.outputs import AttributionResult, Target, check_batch_size, explained, per_target
+from genomatt.attribution.outputs import explained, per_target
 from genomatt.attribution.rules import NotElementwise
 from genomatt.errors import ConfigError
 
@@ -113,7 +113,7 @@ def epsilon_lrp(
         Default: CUDA when available, else CPU.
     return_delta : bool, default False
         Also return the conservation error |f(x) − Σ R| of each region as an
-        :class:`~genomatt.attribution.outputs.AttributionResult`.
+        :class:`~genomatt.attribution.inputs.AttributionResult`.
 
     Returns
     -------
@@ -129,7 +129,6 @@ def epsilon_lrp(
         mode = EpsilonLrpMode(model, float(epsilon))
         for start in range(0, X.shape[0], batch_size):
             batch = X[start:start + batch_size].to(model_ready.device, model_ready.dtype).requires_grad_(True)
-            mode.layout(batch.shape[0], 0)
             mark_varying(batch)
             with torch.enable_grad():
                 with as_model_error(batch), mode:

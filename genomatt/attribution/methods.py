@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from genomatt.attribution.deeplift import deep_lift_shap
 from genomatt.attribution.gradients import gradient_x_input, integrated_gradients, saliency
+from genomatt.attribution.inputs import AttributionResult, Target
 from genomatt.attribution.lrp import epsilon_lrp
-from genomatt.attribution.outputs import AttributionResult, Target
 from genomatt.attribution.patterns import Patterns, fit_patterns, patternattribution, patternnet
 from genomatt.attribution.perturbation import ism, occlusion
 from genomatt.errors import ConfigError
@@ -33,19 +33,8 @@ from genomatt.errors import ConfigError
 __all__ = ["METHODS", "AttributionResult", "Patterns", "attribute", "fit_patterns"]
 
 
-def deeplift(model: nn.Module, X: Tensor | np.ndarray, return_delta: bool = False,
-             **options: Any) -> Tensor | AttributionResult:
-    """DeepLIFT / DeepSHAP (Shrikumar et al., 2017): :func:`~genomatt.attribution.deep_lift_shap`.
-
-    Multipliers from one backward pass with the Rescale or RevealCancel rule at each nonlinearity,
-    averaged over references; contributions sum exactly to f(x) − f(reference).
-    """
-    result = deep_lift_shap(model, X, return_delta=return_delta, **options)
-    return AttributionResult(*result) if return_delta else result
-
-
 METHODS: dict[str, Callable[..., Tensor | AttributionResult]] = {
-    "deeplift": deeplift,
+    "deeplift": deep_lift_shap,
     "saliency": saliency,
     "gradient_x_input": gradient_x_input,
     "integrated_gradients": integrated_gradients,
@@ -57,22 +46,16 @@ METHODS: dict[str, Callable[..., Tensor | AttributionResult]] = {
 }
 """Method name → function; each function's own parameters are the method's options."""
 
-_DEEPLIFT_OPTIONS = tuple(name for name in inspect.signature(deep_lift_shap).parameters
-                          if name not in ("model", "X", "return_delta"))
 _COMMON = ("target", "hypothetical", "batch_size", "device", "return_delta")
 
 
 def method_options(method: str) -> tuple[str, ...]:
     """Options ``method`` accepts besides ``target``, ``hypothetical``, ``batch_size`` and ``device``."""
-    if method == "deeplift":
-        return tuple(name for name in _DEEPLIFT_OPTIONS if name not in _COMMON)
     return tuple(name for name in inspect.signature(METHODS[method]).parameters
                  if name not in ("model", "X", *_COMMON))
 
 
 def _accepts(method: str, name: str) -> bool:
-    if method == "deeplift":
-        return name in _DEEPLIFT_OPTIONS or name == "return_delta"
     return name in inspect.signature(METHODS[method]).parameters
 
 
@@ -121,7 +104,7 @@ def attribute(
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
     return_delta : bool, default False
-        Return an :class:`~genomatt.attribution.outputs.AttributionResult` with the completeness
+        Return an :class:`~genomatt.attribution.inputs.AttributionResult` with the completeness
         error of each region (``deeplift``, ``integrated_gradients``, ``epsilon_lrp``).
     **options
         The method's own options; see the function of each method in :data:`METHODS`.

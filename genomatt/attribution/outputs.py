@@ -10,37 +10,16 @@ respect to the input, which plain autograd gives for any model.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import check_positive_int, output_reduction, prepared
+from genomatt.attribution.inputs import Target, output_reduction
 from genomatt.attribution.interception import as_model_error
 from genomatt.device import resolve_device
-
-Target = int | Sequence[int] | Callable[[Any], Tensor]
-
-
-class AttributionResult(NamedTuple):
-    """Attributions with their completeness errors, for the methods that claim completeness.
-
-    Attributes
-    ----------
-    attributions : Tensor, shape (N, 4, L), or (N, T, 4, L) for a list of T targets, float32
-    delta : Tensor, shape (N,), or (N, T), float32
-        For each region (and target), the largest over its references of
-        |f(x) − f(reference) − Σ attributions|; for epsilon-LRP, which explains f(x) itself,
-        |f(x) − Σ attributions|.
-    prediction : Tensor, shape (N,), or (N, T), float32
-        The explained output f(x).
-    """
-
-    attributions: Tensor
-    delta: Tensor
-    prediction: Tensor
 
 
 @dataclass
@@ -116,6 +95,43 @@ class ExplainedModel:
 
 
 @contextlib.contextmanager
+def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
+    """Hold the model in eval mode on ``device``, parameters frozen; put it back as it was afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its training flag and device are restored on exit, even after an error.
+    device : torch.device
+        Where the model runs, e.g. from :func:`genomatt.device.resolve_device`.
+
+    Yields
+    ------
+    torch.dtype
+        The floating point type of the model's parameters (float32 without any); inputs are cast
+        to it.
+    """
+    parameter = next(iter(model.parameters()), None)
+    original_device = parameter.device if parameter is not None else None
+    was_training = model.training
+    model.eval().to(device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    # Frozen parameters make every tensor that requires a gradient depend on the input.
+    trainable = [p for p in model.parameters()
+                 if p.requires_grad and not isinstance(p, nn.parameter.UninitializedParameter)]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield dtype
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+        model.train(was_training)
+        if original_device is not None and original_device != device:
+            model.to(original_device)
+
+
+@contextlib.contextmanager
 def explained(model: nn.Module, target: Target, device: str | torch.device | None) -> Iterator[ExplainedModel]:
     """Hold ``model`` ready to explain ``target`` on ``device``; put it back as it was afterwards.
 
@@ -134,7 +150,3 @@ def per_target(attributions: Tensor, target: Target) -> Tensor:
     """Drop the target axis of ``(N, T, ...)`` results unless the target was a list of columns."""
     return attributions if isinstance(target, (list, tuple)) else attributions[:, 0]
 
-
-def check_batch_size(batch_size: Any) -> int:
-    """``batch_size`` as a positive int, or a :class:`~genomatt.errors.ConfigError`."""
-    return check_positive_int(batch_size, "batch_size")

@@ -16,7 +16,7 @@ signal (a root point of Deep Taylor decomposition learned from data). Everything
 network — ReLU gates, max pools, average pools, residual sums, the average over both strands —
 passes the back-projection as its gradient does.
 
-The forward pass runs under the interception machinery of the DeepLIFT engine
+The forward pass runs under the interception machinery the DeepLIFT engine shares
 (:mod:`genomatt.attribution.interception`), which sees every call: convolutions and linear layers
 must be ``nn.Conv1d`` / ``nn.Linear`` modules of the model (their weights are what the patterns
 replace), a batch norm must directly follow one of them (it is folded into it, as eval-mode batch
@@ -39,9 +39,9 @@ from torch import Tensor, nn
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
-from genomatt.attribution.deeplift import as_sequences, output_reduction, prepared
+from genomatt.attribution.inputs import as_sequences, check_batch_size, output_reduction
 from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, is_varying, mark_varying
-from genomatt.attribution.outputs import check_batch_size
+from genomatt.attribution.outputs import prepared
 from genomatt.errors import ConfigError, ModelError
 from genomatt.device import resolve_device
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from genomatt.attribution.deeplift import as_sequences, check_positive_int, reference_source
-from genomatt.attribution.outputs import Target, check_batch_size, explained, per_target
+from genomatt.attribution.inputs import Target, as_sequences, check_batch_size, check_positive_int, reference_source
+from genomatt.attribution.outputs import explained, per_target
 from genomatt.errors import ConfigError
 
 

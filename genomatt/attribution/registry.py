@@ -395,6 +395,11 @@ def _binary_or_axis(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dic
     return BUILT_IN[mode.operation](mode, func, args, kwargs)
 
 
+def _explained_through(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``detach()`` in a model: explained through, as the model computes (:meth:`DeepLiftMode.pass_through`)."""
+    return mode.pass_through(func, args, kwargs)
+
+
 BUILT_IN = basic_rules()
 
 _COMPOSITE: dict[str, Rule] = {
@@ -429,7 +434,7 @@ def deep_lift_rules(user_rules: Mapping[str, Rule] | None = None) -> dict[str, R
     """
     rules = dict(BUILT_IN)
     rules.update(_COMPOSITE)
-    rules["detach"] = lambda mode, func, args, kwargs: mode.pass_through(func, args, kwargs)
+    rules["detach"] = _explained_through
     for name, rule in (user_rules or {}).items():
         if not isinstance(name, str) or not callable(rule):
             raise ConfigError(f"rules must map operation names to callables rule(mode, func, args, kwargs); "

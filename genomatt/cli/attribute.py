@@ -20,7 +20,6 @@ from genomatt.attribution.targets import PROFILE_CONVENTIONS, head_targets
 from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError, NonFiniteError
 from genomatt.progress import ProgressLog
-from genomatt.shuffle import references_for_regions
 from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows, write_store
 from genomatt.tracks import write_regions_narrowpeak
 
@@ -103,25 +102,6 @@ def _target_columns(requested: list[str] | None, task_names: list[str]) -> tuple
     return columns, [task_names[column] for column in columns]
 
 
-class _RegionReferences:
-    """References for consecutive blocks of regions, seeded by each region's coordinates.
-
-    ``deep_lift_shap`` asks for the references of consecutive blocks of its sequences, in order, so
-    the block's regions are the next rows of the table, and every region before them is explained:
-    the progress log (``done_before``: regions of earlier targets) is advanced here.
-    """
-
-    def __init__(self, regions: pd.DataFrame, seed: int, progress: ProgressLog, done_before: int):
-        self.regions, self.seed, self.cursor = regions, seed, 0
-        self.progress, self.done_before = progress, done_before
-
-    def __call__(self, block: torch.Tensor, n: int, random_state: object) -> torch.Tensor:
-        self.progress.advance_to(self.done_before + self.cursor)
-        rows = self.regions.iloc[self.cursor:self.cursor + len(block)]
-        self.cursor += len(block)
-        return references_for_regions(rows, block, n=n, seed=self.seed)
-
-
 def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int]) -> str:
     named = [f"{row.name} ({row.chrom}:{row.start}-{row.end})" for row in regions.iloc[rows[:5]].itertuples()]
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
@@ -161,10 +141,11 @@ def run(args: argparse.Namespace) -> None:
         try:
             for index, target in enumerate(targets):
                 results.append(deep_lift_shap(
-                    loaded.model, onehot, _RegionReferences(regions, args.seed, progress, index * len(regions)),
-                    n_shuffles=args.references, target=target, hypothetical=True, batch_size=args.batch_size,
-                    device=args.device, rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast),
-                    strict=args.strict, return_delta=True, progress=False if args.quiet else None,
+                    loaded.model, onehot, n_shuffles=args.references, target=target, hypothetical=True,
+                    batch_size=args.batch_size, device=args.device, random_state=args.seed, regions=regions,
+                    rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict,
+                    return_delta=True, progress=False if args.quiet else None,
+                    on_block=lambda done, before=index * len(regions): progress.advance_to(before + done),
                 ))
                 progress.advance_to((index + 1) * len(regions))
         except NonFiniteError as error:
