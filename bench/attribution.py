@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from genomatt.attribution import deep_lift_shap, hypothetical_contributions, kernels
+from genomatt.device import resolve_device
 
 
 class BPNetLike(nn.Module):
@@ -230,7 +231,8 @@ def main() -> None:
         _measure_memory(name, *map(int, numbers))
         return
 
-    gpu = f", {torch.cuda.get_device_name()}" if torch.device(args.device).type == "cuda" else ""
+    device = resolve_device(args.device)
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     print(f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), device {args.device}, load average {os.getloadavg()[0]:.1f} at start; "
           f"{args.sequences} sequences × {args.references} references, batches of {args.batch_size} pairs\n")

@@ -41,7 +41,7 @@ from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.attribution.inputs import as_sequences, check_batch_size, output_reduction
 from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, is_varying, mark_varying
-from genomatt.attribution.outputs import prepared
+from genomatt.attribution.outputs import per_target, prepared
 from genomatt.errors import ConfigError, ModelError
 from genomatt.device import resolve_device
 
@@ -462,8 +462,7 @@ def _pattern_method(model: nn.Module, X: Tensor | np.ndarray, target: int | list
                            for k in range(values.shape[1])]
             chunks.append(torch.stack(signals, dim=1).float().cpu())
     scores = torch.cat(chunks)
-    scores = scores if hypothetical else X.unsqueeze(1) * scores
-    return scores if isinstance(target, (list, tuple)) else scores[:, 0]
+    return per_target(scores if hypothetical else X.unsqueeze(1) * scores, target)
 
 
 def patternnet(
