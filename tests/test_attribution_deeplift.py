@@ -614,6 +614,32 @@ def test_generated_references_are_the_dinucleotide_shuffles(data):
     torch.testing.assert_close(generated, explicit, rtol=1e-5, atol=1e-7)
 
 
+def test_region_references_follow_the_coordinates_not_the_rows(data):
+    import pandas as pd
+
+    from genomatt.shuffle import references_for_regions
+
+    X, refs = data
+    model = _initialised(BPNetLike())
+    starts = np.arange(N_SEQUENCES) * 500
+    regions = pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH})
+    done = []
+    result = deep_lift_shap(model, X, n_shuffles=3, random_state=7, regions=regions, batch_size=3,
+                            on_block=done.append)
+    explicit = deep_lift_shap(model, X, references_for_regions(regions, X, n=3, seed=7), batch_size=3)
+    torch.testing.assert_close(result, explicit, rtol=0, atol=0)
+    assert done == [1, 2, 3, 4]
+    # Another order and batch size: each region keeps its references.
+    order = [3, 1, 0, 2]
+    reordered = deep_lift_shap(model, X[order], n_shuffles=3, random_state=7, regions=regions.iloc[order],
+                               batch_size=6)
+    torch.testing.assert_close(reordered, result[order], rtol=1e-5, atol=1e-7)
+    with pytest.raises(ConfigError, match="pass references=None with regions"):
+        deep_lift_shap(model, X, refs, regions=regions)
+    with pytest.raises(SequenceError, match="regions has 2 rows but X has 4 sequences"):
+        deep_lift_shap(model, X, regions=regions.iloc[:2])
+
+
 def test_numpy_input_and_callable_references(data):
     X, refs = data
     model = _initialised(BPNetLike())

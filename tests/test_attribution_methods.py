@@ -376,3 +376,22 @@ def test_models_outside_a_methods_assumptions_are_refused():
                   one_hot(2), method="patternattribution", X_train=one_hot(4))
     # The gradient methods explain it all the same.
     assert attribute(Gated(), one_hot(2), method="integrated_gradients", n_shuffles=2, steps=4).shape == (2, 4, LENGTH)
+
+
+def test_the_package_exports_attribute_and_one_result_type():
+    import genomatt.attribution as attribution
+
+    assert {"attribute", "deep_lift_shap", "AttributionResult", "DeepLiftShapResult"} <= set(attribution.__all__)
+    assert attribution.DeepLiftShapResult is attribution.AttributionResult
+    X = one_hot(2)
+    result = attribute(Residual(), X, method="deeplift", n_shuffles=2, return_delta=True)
+    assert type(result) is attribution.AttributionResult
+
+
+def test_modified_gradient_modes_do_not_derive_from_the_deeplift_mode():
+    from genomatt.attribution.interception import DeepLiftMode, InterceptionMode, ModifiedGradientMode
+
+    assert issubclass(DeepLiftMode, InterceptionMode) and issubclass(ModifiedGradientMode, InterceptionMode)
+    assert not issubclass(ModifiedGradientMode, DeepLiftMode)
+    assert not hasattr(ModifiedGradientMode, "layout")
+
