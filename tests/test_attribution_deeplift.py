@@ -638,6 +638,8 @@ def test_region_references_follow_the_coordinates_not_the_rows(data):
         deep_lift_shap(model, X, refs, regions=regions)
     with pytest.raises(SequenceError, match="regions has 2 rows but X has 4 sequences"):
         deep_lift_shap(model, X, regions=regions.iloc[:2])
+    with pytest.raises(ConfigError, match="regions must be a pandas DataFrame"):
+        deep_lift_shap(model, X, regions="chr2")
 
 
 def test_numpy_input_and_callable_references(data):

@@ -248,6 +248,9 @@ def _region_blocks(
 
     if references is not None:
         raise ConfigError("regions seed the generated references; pass references=None with regions")
+    if not isinstance(regions, pd.DataFrame):
+        raise ConfigError(f"regions must be a pandas DataFrame with columns chrom, start, end, got "
+                          f"{type(regions).__name__}")
     if len(regions) != X.shape[0]:
         raise SequenceError(f"regions has {len(regions)} rows but X has {X.shape[0]} sequences; "
                             "expected one row per sequence")
