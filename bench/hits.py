@@ -50,13 +50,13 @@ import pandas as pd
 import torch
 from planted import planted_matrix
 
-from genomatt.models.dataset import read_task_regions
-from genomatt.motifs.discovery import task_region_rows
+from genomatt.contributions import read_contributions
 from genomatt.motifs.formats import read_meme
-from genomatt.motifs.hits import CwmMotif, call_hits_in_store, contribution_tasks, read_cwm_motifs, trim_bounds
+from genomatt.motifs.hits import CwmMotif, call_hits_in_store, read_cwm_motifs, trim_bounds
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.store import read_motifs
 from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
+from genomatt.task_regions import read_task_regions, task_region_rows
 
 MAX_DISTANCE = 5
 FIMO_THRESHOLD = 1e-4
@@ -189,35 +189,34 @@ def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tu
 def run_finemo(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
     from finemo import hitcaller
 
-    tasks = contribution_tasks(contrib_path)
-    regions = read_regions(contrib_path)
+    contributions = read_contributions(contrib_path)
+    regions = contributions.regions
     tables = []
-    with h5py.File(contrib_path, "r") as handle:
-        onehot = handle["onehot"][()].astype(np.int8)
-        for index, task in enumerate(tasks):
-            task_motifs = [motif for motif in motifs if motif.task in (None, task)]
-            if not task_motifs:
-                continue
-            cwms, masks, info = finemo_cwms(task_motifs)
-            rows = np.arange(len(regions)) if task_rows is None else task_rows[task]
-            if not len(rows):
-                continue
-            contrib = np.ascontiguousarray(handle["contrib"][:, index][rows])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                hits, _ = hitcaller.fit_contribs(
-                    cwms, contrib, np.ascontiguousarray(onehot[rows]), masks, False,
-                    np.full(len(cwms), FINEMO_LAMBDA, dtype=np.float32), device=torch.device("cpu"))
-            hits = pd.DataFrame({column: hits[column].to_numpy() for column in hits.columns})
-            motif_id = hits["motif_id"].to_numpy()
-            region = rows[hits["peak_id"].to_numpy(np.int64)]
-            trim_start = np.array([info[m][2] for m in motif_id], dtype=np.int64)
-            trim_end = np.array([info[m][3] for m in motif_id], dtype=np.int64)
-            start = regions["start"].to_numpy()[region] + hits["hit_start"].to_numpy() + trim_start
-            tables.append(pd.DataFrame({
-                "chr": regions["chrom"].to_numpy()[region], "start": start, "end": start + trim_end - trim_start,
-                "motif_name": [info[m][0] for m in motif_id], "strand": [info[m][1] for m in motif_id],
-            }))
+    onehot = contributions.read_onehot().astype(np.int8)
+    for index, task in enumerate(contributions.tasks):
+        task_motifs = [motif for motif in motifs if motif.task in (None, task)]
+        if not task_motifs:
+            continue
+        cwms, masks, info = finemo_cwms(task_motifs)
+        rows = np.arange(len(regions)) if task_rows is None else task_rows[task]
+        if not len(rows):
+            continue
+        contrib = np.ascontiguousarray(contributions.read_contrib(index)[rows])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hits, _ = hitcaller.fit_contribs(
+                cwms, contrib, np.ascontiguousarray(onehot[rows]), masks, False,
+                np.full(len(cwms), FINEMO_LAMBDA, dtype=np.float32), device=torch.device("cpu"))
+        hits = pd.DataFrame({column: hits[column].to_numpy() for column in hits.columns})
+        motif_id = hits["motif_id"].to_numpy()
+        region = rows[hits["peak_id"].to_numpy(np.int64)]
+        trim_start = np.array([info[m][2] for m in motif_id], dtype=np.int64)
+        trim_end = np.array([info[m][3] for m in motif_id], dtype=np.int64)
+        start = regions["start"].to_numpy()[region] + hits["hit_start"].to_numpy() + trim_start
+        tables.append(pd.DataFrame({
+            "chr": regions["chrom"].to_numpy()[region], "start": start, "end": start + trim_end - trim_start,
+            "motif_name": [info[m][0] for m in motif_id], "strand": [info[m][1] for m in motif_id],
+        }))
     empty = pd.DataFrame(columns=["chr", "start", "end", "motif_name"])
     return pd.concat(tables, ignore_index=True) if tables else empty
 
@@ -226,9 +225,8 @@ def run_fimo(contrib_path: Path, pwms: dict[str, np.ndarray], motif_tasks: dict[
              task_rows: dict | None) -> pd.DataFrame:
     from memelite import fimo
 
-    regions = read_regions(contrib_path)
-    with h5py.File(contrib_path, "r") as handle:
-        onehot = handle["onehot"][()]
+    contributions = read_contributions(contrib_path)
+    regions, onehot = contributions.regions, contributions.read_onehot()
     results = fimo(pwms, onehot, threshold=FIMO_THRESHOLD)
     tables = []
     for name, table in zip(pwms, results):
@@ -302,9 +300,9 @@ def main() -> None:
         parser.error("give --contrib, --motifs and --truth, or --synthetic")
     if args.max_regions:
         args.contrib = subset_store(args.contrib, args.max_regions, Path(tempfile.mkdtemp(prefix="bench_hits_")))
-    tasks = contribution_tasks(args.contrib)
+    contributions = read_contributions(args.contrib)
+    tasks, regions = contributions.tasks, contributions.regions
     truth = pd.read_csv(args.truth, sep="\t")
-    regions = read_regions(args.contrib)
     inside = truth.merge(regions[["chrom", "start", "end", "name"]].rename(
         columns={"start": "region_start", "end": "region_end", "name": "region"}), on=["chrom", "region"], how="left")
     inside = (inside["start"] >= inside["region_start"]) & (inside["end"] <= inside["region_end"])

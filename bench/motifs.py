@@ -30,10 +30,11 @@ import pandas as pd
 from planted import planted_matrix
 
 from genomatt.cli.main import main as genomatt_main
+from genomatt.contributions import read_contributions
 from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.seqlets import call_seqlets, seqlet_geometry
-from genomatt.motifs.store import read_contribution_info, read_motifs, read_task_window
+from genomatt.motifs.store import read_motifs
 
 WARM_UP_REGIONS = 300
 
@@ -95,9 +96,9 @@ def acceptance(contrib: Path, truth_path: Path, out: Path, threads: int, release
 
 def replicated_inputs(contrib: Path, task: str, target: int, seed: int):
     """One task's window arrays with regions replicated (noise added) until about ``target`` seqlets."""
-    info = read_contribution_info(contrib)
+    info = read_contributions(contrib)
     start, width = resolve_window(None, info.length)
-    onehot, hypothetical = read_task_window(contrib, info.tasks.index(task), start, start + width)
+    onehot, hypothetical = info.read_window(info.tasks.index(task), start, start + width)
     called, _ = call_seqlets(onehot * hypothetical, seqlet_geometry(width))
     per_region = max(len(called), 1) / len(onehot)
     n_regions = int(np.ceil(target / per_region))
@@ -136,8 +137,7 @@ def measure(contrib: str, task: str, target: int, threads: int, queue) -> None:
 
 
 def scaling(contrib: Path, task: str | None, sizes: list[int], threads: int) -> None:
-    info = read_contribution_info(contrib)
-    task = task or info.tasks[0]
+    task = task or read_contributions(contrib).tasks[0]
     context = multiprocessing.get_context("spawn")
     print(f"\nDiscovery time and peak memory versus seqlets, task {task} of {contrib}, {threads} threads\n")
     print("| seqlets (pos / neg) | regions | input (MiB) | discovery (s) | CPU (s) | peak RSS (MiB) | motifs |")

@@ -124,7 +124,7 @@ def _count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta
 
 def _check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
                      fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
-    from genomatt.models.dataset import read_task_regions, task_name_from_path
+    from genomatt.task_regions import read_task_regions, task_name_from_path
 
     tasks = read_task_regions(list(task_beds), labels_column)
     files = {task_name_from_path(path): str(path) for path in task_beds}

@@ -11,14 +11,13 @@ import errno
 import os
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from genomatt.atomic import atomic_path
+from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError, StoreError
 from genomatt.genome import read_chrom_sizes
-from genomatt.store import read_regions
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
 
@@ -189,21 +188,13 @@ def write_contribution_bigwigs(
     dict
         Task → written bigWig path.
     """
-    from genomatt.motifs.hits import contribution_tasks  # here, as hits imports this module
-
-    all_tasks = contribution_tasks(contrib_path)
-    unknown = [task for task in tasks or [] if task not in all_tasks]
-    if unknown:
-        raise StoreError(f"{contrib_path}: tasks {unknown} are not in the file (it has {all_tasks})")
-    regions = read_regions(contrib_path)
+    contributions = read_contributions(contrib_path)
+    contributions.check_tasks(tasks)
     sizes = read_chrom_sizes(fasta)
     written = {}
-    with h5py.File(contrib_path, "r") as handle:
-        if "contrib" not in handle:
-            raise StoreError(f"{contrib_path}: no '/contrib' array")
-        for index, task in enumerate(all_tasks):
-            if tasks and task not in tasks:
-                continue
-            per_base = handle["contrib"][:, index].sum(axis=1)
-            written[task] = write_bigwig(per_base, regions, sizes, Path(out_dir) / f"contrib.{task}.bw")
+    for index, task in enumerate(contributions.tasks):
+        if tasks and task not in tasks:
+            continue
+        per_base = contributions.read_contrib(index).sum(axis=1)
+        written[task] = write_bigwig(per_base, contributions.regions, sizes, Path(out_dir) / f"contrib.{task}.bw")
     return written

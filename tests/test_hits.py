@@ -1,5 +1,3 @@
-import logging
-
 import h5py
 import numpy as np
 import pandas as pd
@@ -8,8 +6,8 @@ from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
+from genomatt.contributions import contribution_tasks
 from genomatt.errors import MotifError, StoreError
-from genomatt.motifs.discovery import task_region_rows
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
 from genomatt.motifs.hits import (
     FINEMO_COLUMNS,
@@ -17,7 +15,6 @@ from genomatt.motifs.hits import (
     CwmMotif,
     call_hits,
     call_hits_in_store,
-    contribution_tasks,
     importance_threshold,
     logo_heights,
     read_cwm_motifs,
@@ -170,20 +167,6 @@ def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):
     for task, group in calls.qc.groupby("task"):
         assert (group["peak_id"].to_numpy() == rows[task]).all()
         assert (regions["name"].to_numpy()[rows[task]] == group["name"].to_numpy()).all()
-
-
-def test_task_region_rows_take_regions_centred_in_a_task_region(caplog):
-    regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [0, 100, 0], "end": [50, 150, 50],
-                            "name": ["a", "b", "c"]})
-    task_regions = {"t1": pd.DataFrame({"chrom": ["chr1"], "start": [120], "end": [130]}),
-                    "t2": pd.DataFrame({"chrom": ["chr3"], "start": [0], "end": [10]}),
-                    "extra": pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]})}
-    with caplog.at_level(logging.INFO, logger="genomatt"):
-        rows = task_region_rows(regions, ["t1", "t2"], task_regions)
-    assert rows["t1"].tolist() == [1] and rows["t2"].tolist() == []
-    assert "no region of the contributions lies in the task's regions" in caplog.text and "['extra']" in caplog.text
-    with pytest.raises(MotifError, match=r"no task regions for tasks \['t3'\]"):
-        task_region_rows(regions, ["t1", "t3"], task_regions)
 
 
 def test_no_signal_gives_no_hits():

@@ -1,23 +1,16 @@
 """Training data: task BEDs, labels, negatives, chromosome hold-out."""
 
-import re
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from genomatt.errors import BedFormatError, ConfigError
-from genomatt.models.dataset import (
-    build_training_data,
-    label_windows,
-    positive_windows,
-    read_task_regions,
-    task_name_from_path,
-)
-from genomatt.models.intervals import overlaps_any
+from genomatt.errors import ConfigError
+from genomatt.intervals import overlaps_any
+from genomatt.models.dataset import build_training_data, label_windows, positive_windows
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import assign_splits, holdout_chromosomes
 from genomatt.simulate import SimulationSettings, simulate_genome
+from genomatt.task_regions import read_task_regions
 
 
 @pytest.fixture(scope="module")
@@ -31,80 +24,6 @@ def genome(tmp_path_factory):
 def write_bed(path, rows):
     path.write_text("".join("\t".join(str(field) for field in row) + "\n" for row in rows))
     return path
-
-
-def test_overlaps_any_matches_brute_force():
-    rng = np.random.default_rng(0)
-    starts = rng.integers(0, 1000, 60)
-    regions = pd.DataFrame(
-        {"chrom": rng.choice(["chr1", "chr2"], 60), "start": starts, "end": starts + rng.integers(1, 80, 60)}
-    )
-    query_start = rng.integers(0, 1100, 500)
-    query_end = query_start + rng.integers(1, 50, 500)
-    query_chrom = rng.choice(["chr1", "chr2", "chr3"], 500)
-    expected = [
-        bool(((regions["chrom"] == c) & (regions["start"] < e) & (regions["end"] > s)).any())
-        for c, s, e in zip(query_chrom, query_start, query_end)
-    ]
-    assert overlaps_any(query_chrom, query_start, query_end, regions).tolist() == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "task"),
-    [
-        ("GATA1.bed", "GATA1"),
-        ("peaks/CTCF.narrowPeak.gz", "CTCF"),
-        ("TAL1_TCF3.bed.gz", "TAL1_TCF3"),
-        ("a.b.bed", "a.b"),
-    ],
-)
-def test_task_names_are_file_names_without_suffixes(name, task):
-    assert task_name_from_path(name) == task
-
-
-def test_missing_task_bed(tmp_path):
-    with pytest.raises(BedFormatError, match=re.escape(f"{tmp_path / 'GATA1.bed'}: task BED file not found")):
-        read_task_regions([tmp_path / "GATA1.bed"])
-
-
-def test_empty_task_bed(tmp_path):
-    (tmp_path / "GATA1.bed").write_text("track name=empty\n")
-    with pytest.raises(BedFormatError, match="no regions found"):
-        read_task_regions([tmp_path / "GATA1.bed"])
-
-
-def test_two_beds_for_one_task(tmp_path):
-    first = write_bed(tmp_path / "CTCF.bed", [("chr1", 0, 10)])
-    (tmp_path / "other").mkdir()
-    second = write_bed(tmp_path / "other" / "CTCF.bed.gz".removesuffix(".gz"), [("chr1", 0, 10)])
-    with pytest.raises(ConfigError, match="two BED files give task 'CTCF'"):
-        read_task_regions([first, second])
-
-
-def test_labels_column_splits_one_bed_into_tasks(tmp_path):
-    bed = write_bed(tmp_path / "all.bed", [("chr1", 0, 10, "A"), ("chr1", 20, 30, "B"), ("chr1", 20, 30, "A")])
-    tasks = read_task_regions([bed], labels_column="name")
-    assert list(tasks) == ["A", "B"]
-    assert tasks["A"]["start"].tolist() == [0, 20]
-
-
-@pytest.mark.parametrize(
-    ("rows", "column", "error", "message"),
-    [
-        ([("chr1", 0, 10)], "name", BedFormatError, "has no task name in column 4"),
-        ([("chr1", 0, 10, "A")], "label", ConfigError, "no labels column 'label'"),
-    ],
-)
-def test_labels_column_errors(tmp_path, rows, column, error, message):
-    bed = write_bed(tmp_path / "all.bed", rows)
-    with pytest.raises(error, match=message):
-        read_task_regions([bed], labels_column=column)
-
-
-def test_labels_column_takes_one_bed(tmp_path):
-    beds = [write_bed(tmp_path / f"{name}.bed", [("chr1", 0, 10, "A")]) for name in "xy"]
-    with pytest.raises(ConfigError, match="one BED file holding every task"):
-        read_task_regions(beds, labels_column="name")
 
 
 def test_windows_are_labelled_by_their_centre(tmp_path):

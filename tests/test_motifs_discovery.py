@@ -13,6 +13,7 @@ from motif_contributions import (
     write_planted_contributions,
 )
 
+from genomatt.contributions import read_contributions
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import (
     MOTIF_SEQLET_COLUMNS,
@@ -28,7 +29,6 @@ from genomatt.motifs.discovery import (
 )
 from genomatt.motifs.formats import Motif, read_meme, write_meme
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.motifs.store import read_contribution_info, read_task_window
 from genomatt.simulate import simulate_genome
 from genomatt.store import write_store
 
@@ -36,12 +36,12 @@ from genomatt.store import write_store
 @pytest.fixture(scope="module")
 def contributions(tmp_path_factory):
     genome, path = two_motif_contributions(tmp_path_factory.mktemp("two_motifs"))
-    return read_contribution_info(path), pd.read_csv(genome.truth_tsv, sep="\t")
+    return read_contributions(path), pd.read_csv(genome.truth_tsv, sep="\t")
 
 
 def discover(info, task, window=None, **settings):
     start, width = resolve_window(window, info.length)
-    onehot, hypothetical = read_task_window(info.path, info.tasks.index(task), start, start + width)
+    onehot, hypothetical = info.read_window(info.tasks.index(task), start, start + width)
     return discover_motifs(onehot, hypothetical, info.regions, task, start, DiscoverySettings(threads=2, **settings))
 
 
@@ -109,7 +109,7 @@ def test_odd_and_short_windows(contributions, window):
 
 def test_short_regions(tmp_path):
     genome = simulate_genome(tmp_path, SHORT_REGION_SETTINGS)
-    info = read_contribution_info(write_planted_contributions(genome, tmp_path / "c.h5", {"GATA1": {"GATA1": 0.5}}))
+    info = read_contributions(write_planted_contributions(genome, tmp_path / "c.h5", {"GATA1": {"GATA1": 0.5}}))
     result = discover(info, "GATA1", window=35)
     assert result.geometry.core + 2 * result.geometry.flank < 35
     assert result.motifs and result.motifs[0].name == "GATA1.pos.0"
@@ -164,7 +164,7 @@ def test_patterns_much_weaker_than_the_tasks_strongest_are_dropped(tmp_path, cap
 
     genome = simulate_genome(tmp_path, TWO_MOTIF_SETTINGS)
     path = write_planted_contributions(genome, tmp_path / "contrib.h5", {"mixed": {"CTCF": 0.6, "GATA1": 0.2}})
-    info = read_contribution_info(path)
+    info = read_contributions(path)
     truth = pd.read_csv(genome.truth_tsv, sep="\t")
     every = discover(info, "mixed", min_strength=0.0)
     with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
@@ -238,7 +238,7 @@ def test_a_planted_composite_leaves_its_sites_to_its_two_motifs(tmp_path, caplog
                                        {"mixed": {"GATA1": 0.5, "CTCF": 0.5, "GATA_CTCF": 0.5}})
     truth = pd.read_csv(genome.truth_tsv, sep="\t")
     with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
-        result = discover(read_contribution_info(path), "mixed", min_strength=0.0, seed=3)
+        result = discover(read_contributions(path), "mixed", min_strength=0.0, seed=3)
     assert "dropped: a composite of" in caplog.text
     on_site = {name: [overlap_fraction(result.motif_seqlets[result.motif_seqlets["motif"] == motif.name],
                                        truth[truth["motif_name"] == name]) for motif in result.motifs]
@@ -268,7 +268,7 @@ def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
     seqlets = pd.concat([regions.assign(motif="A.pos.0", start=regions["start"] + 5, end=regions["start"] + 10),
                          regions.assign(motif="B.neg.0", start=regions["start"] + 12, end=regions["start"] + 16)])
     seqlets = seqlets.rename(columns={"name": "region"})
-    purity = task_purity(path, regions, ["A", "B"], motifs, seqlets).set_index("motif")
+    purity = task_purity(read_contributions(path), motifs, seqlets).set_index("motif")
     assert purity.at["A.pos.0", "purity"] == pytest.approx(0.25)
     assert purity.at["A.pos.0", "driven_task"] == "B"
     assert purity.at["A.pos.0", "effect.A"] == pytest.approx(2.75)

@@ -15,12 +15,12 @@ import pytest
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
+from genomatt.contributions import contribution_tasks
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.hits import (
     HitCalls,
     call_hits_in_store,
-    contribution_tasks,
     read_cwm_motifs,
     read_hits,
     write_hits,

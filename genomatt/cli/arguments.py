@@ -67,11 +67,10 @@ def add_task_region_arguments(parser: argparse.ArgumentParser, action: str) -> N
 def task_rows(args: argparse.Namespace, regions: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray] | None:
     """Rows of ``regions`` each task uses, from ``--task-regions``; None without it.
 
-    See :func:`genomatt.motifs.discovery.task_region_rows`.
+    See :func:`genomatt.task_regions.task_region_rows`.
     """
     if not args.task_regions:
         return None
-    from genomatt.models.dataset import read_task_regions
-    from genomatt.motifs.discovery import task_region_rows
+    from genomatt.task_regions import read_task_regions, task_region_rows
 
     return task_region_rows(regions, tasks, read_task_regions(args.task_regions, args.labels_column))

@@ -18,9 +18,10 @@ from genomatt.attribution import deep_lift_shap
 from genomatt.attribution.deeplift import RULES
 from genomatt.attribution.targets import PROFILE_CONVENTIONS, head_targets
 from genomatt.cli.arguments import add_device_argument, positive_int
+from genomatt.contributions import write_contributions
 from genomatt.errors import ConfigError, NonFiniteError
 from genomatt.progress import ProgressLog
-from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows, write_store
+from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
 from genomatt.tracks import write_regions_narrowpeak
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,6 @@ def run(args: argparse.Namespace) -> None:
         else:
             hypothetical, delta, prediction = (np.stack([part.numpy() for part in parts], axis=1)
                                                for parts in zip(*results))
-    contrib = onehot[:, None] * hypothetical
     provenance = {
         "command": "attribute", "h5": str(Path(args.regions_h5).resolve()), "h5_sha256": input_sha256,
         "model": str(args.model),
@@ -169,9 +169,7 @@ def run(args: argparse.Namespace) -> None:
     }
     if args.shard:
         provenance["shard"] = shard_record(*args.shard, n_regions)
-    write_store(args.out, regions, {"onehot": onehot, "hypothetical": hypothetical, "contrib": contrib,
-                                    "delta": delta, "prediction": prediction},
-                kind="contributions", provenance=provenance, attrs={"tasks": tasks})
+    write_contributions(args.out, regions, tasks, onehot, hypothetical, delta, prediction, provenance)
     log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, provenance["max_delta"])
     if args.export_dir:
         export_interop(args.export_dir, tasks, onehot, hypothetical, regions, prediction)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
+from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError
 from genomatt.genome import read_chrom_sizes
 from genomatt.motifs.hits import (
@@ -22,8 +23,6 @@ from genomatt.motifs.hits import (
     select_motifs,
     write_hits,
 )
-from genomatt.motifs.store import read_contribution_info
-from genomatt.store import read_regions
 from genomatt.tracks import write_contribution_bigwigs
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def register(subparsers) -> None:
 def _check_fasta(fasta: str, contrib: str) -> None:
     """Refuse a FASTA that lacks a chromosome of the regions before any hit is called or written."""
     sizes = read_chrom_sizes(fasta)
-    missing = sorted(set(read_regions(contrib)["chrom"]) - set(sizes))
+    missing = sorted(set(read_contributions(contrib).regions["chrom"]) - set(sizes))
     if missing:
         raise FastaError(f"{fasta}: chromosomes {missing} of the regions of {contrib} are not in the FASTA "
                          f"(it has {list(sizes)[:20]})")
@@ -94,8 +93,8 @@ def run(args: argparse.Namespace) -> None:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
     rows = None
     if args.task_regions:
-        info = read_contribution_info(args.contrib)
-        rows = task_rows(args, info.regions, args.tasks or info.tasks)
+        contributions = read_contributions(args.contrib)
+        rows = task_rows(args, contributions.regions, args.tasks or contributions.tasks)
     calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
                                fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
                                device=args.device, seed=args.seed, task_rows=rows,

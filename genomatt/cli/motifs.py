@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
+from genomatt.contributions import Contributions, read_contributions
 from genomatt.motifs.discovery import (
     DiscoverySettings,
     TaskDiscovery,
@@ -22,13 +23,7 @@ from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
 from genomatt.motifs.seqlets import write_bed
-from genomatt.motifs.store import (
-    ContributionInfo,
-    read_contribution_info,
-    read_task_window,
-    write_modisco_h5,
-    write_motifs,
-)
+from genomatt.motifs.store import write_modisco_h5, write_motifs
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +66,7 @@ def _file_safe(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
 
 
-def _pure_motifs(contrib: str, info: ContributionInfo, discoveries: list[TaskDiscovery],
+def _pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery],
                  min_purity: float) -> list[TaskDiscovery]:
     """Each discovery with only the motifs whose :func:`task_purity` is at least ``min_purity``; the others
     (other tasks' motifs) are logged with the task they drive most."""
@@ -79,7 +74,7 @@ def _pure_motifs(contrib: str, info: ContributionInfo, discoveries: list[TaskDis
     if not motifs:
         return discoveries
     seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
-    purity = task_purity(contrib, info.regions, info.tasks, motifs, seqlets).set_index("motif")
+    purity = task_purity(contributions, motifs, seqlets).set_index("motif")
     kept = []
     for discovery in discoveries:
         keep = []
@@ -96,7 +91,7 @@ def _pure_motifs(contrib: str, info: ContributionInfo, discoveries: list[TaskDis
 
 
 def run(args: argparse.Namespace) -> None:
-    info = read_contribution_info(args.contrib)
+    info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
     # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
@@ -119,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
     }
     discoveries = []
     for index, task in enumerate(info.tasks):
-        onehot, hypothetical = read_task_window(args.contrib, index, window_start, window_start + window)
+        onehot, hypothetical = info.read_window(index, window_start, window_start + window)
         regions = info.regions
         if rows_of is not None:
             rows = rows_of[task]
@@ -131,7 +126,7 @@ def run(args: argparse.Namespace) -> None:
             discovery.region_order = rows_of[task][discovery.region_order]
         discoveries.append(discovery)
     if settings.min_purity > 0 and len(info.tasks) > 1:
-        discoveries = _pure_motifs(args.contrib, info, discoveries, settings.min_purity)
+        discoveries = _pure_motifs(info, discoveries, settings.min_purity)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
         write_modisco_h5(folder / "modisco" / f"{_file_safe(discovery.task)}.h5", discovery, provenance)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
+from genomatt.contributions import read_contributions
 from genomatt.inputs import check_in_regions
 from genomatt.motifs.hits import read_hits
 from genomatt.motifs.store import read_motifs
 from genomatt.report.html import DEFAULT_EXAMPLE_REGIONS, build_report
-from genomatt.store import read_regions
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 def _check_same_run(args: argparse.Namespace) -> None:
     """Refuse motifs or hits made from another contribution file than ``--contrib``."""
-    regions = read_regions(args.contrib)
+    regions = read_contributions(args.contrib).regions
     if args.hits:
         calls = read_hits(args.hits)
         check_in_regions(calls.qc, regions, args.hits, args.contrib, "peak_id", "chrom", "scanned region")

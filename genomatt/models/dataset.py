@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genomatt.errors import BedFormatError, ConfigError
+from genomatt.errors import ConfigError
 from genomatt.genome import load_regions, read_bed, read_chrom_sizes, resize
-from genomatt.models.intervals import centre_in_any
+from genomatt.intervals import centre_in_any
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
+from genomatt.task_regions import read_task_regions
 
 log = logging.getLogger(__name__)
 
 NEGATIVE_KINDS = ("gc_matched", "shuffled")
-_BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowpeak", ".broadpeak")
 _WINDOW_COLUMNS = ["chrom", "start", "end", "name"]
 
 
@@ -59,61 +59,6 @@ class TrainingData:
         """Sequences ``(M, 4, width + 2 * jitter)`` and labels ``(M, T)`` of one split."""
         mask = (self.regions["split"] == name).to_numpy()
         return self.X[mask], self.labels[mask]
-
-
-def task_name_from_path(path: str | os.PathLike) -> str:
-    """Task name of a BED file: its name without ``.bed``, ``.narrowPeak`` or ``.gz`` suffixes."""
-    name = Path(path).name
-    while name.lower().endswith(_BED_SUFFIXES):
-        name = name[: name.lower().rfind(".")]
-    return name or Path(path).name
-
-
-def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | None = None) -> dict[str, pd.DataFrame]:
-    """Positive regions of each task.
-
-    Parameters
-    ----------
-    beds
-        One BED/narrowPeak file per task (task name = file name without suffix), or, with
-        ``labels_column``, a single BED whose column names each region's task (a region positive for
-        several tasks appears once per task).
-    labels_column
-        Column of the regions table holding the task name (``name`` for BED column 4).
-
-    Returns
-    -------
-    dict
-        Task name → regions table, in the order the tasks were given (or first appear).
-    """
-    if not beds:
-        raise ConfigError("no task BED files given; pass one --task-regions BED per task")
-    for path in beds:
-        if not Path(path).is_file():
-            raise BedFormatError(f"{path}: task BED file not found")
-    if labels_column is not None:
-        if len(beds) != 1:
-            raise ConfigError(f"a labels column goes with one BED file holding every task; got {len(beds)} files")
-        return _split_by_label(beds[0], labels_column)
-    tasks: dict[str, pd.DataFrame] = {}
-    for path in beds:
-        task = task_name_from_path(path)
-        if task in tasks:
-            raise ConfigError(f"two BED files give task {task!r} (task names are file names without suffix): {path}")
-        tasks[task] = read_bed(path)
-    return tasks
-
-
-def _split_by_label(path: str | os.PathLike, column: str) -> dict[str, pd.DataFrame]:
-    regions = read_bed(path)
-    if column not in regions.columns:
-        raise ConfigError(f"{path}: no labels column {column!r}; its columns are {list(regions.columns)}")
-    labels = regions[column].astype(str)
-    unnamed = regions["chrom"] + ":" + regions["start"].astype(str) + "-" + regions["end"].astype(str)
-    if column == "name" and (labels == unnamed).any():
-        row = int(np.flatnonzero((labels == unnamed).to_numpy())[0])
-        raise BedFormatError(f"{path}: region {unnamed.iloc[row]} has no task name in column 4 (name)")
-    return {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
 
 
 def positive_windows(task_regions: dict[str, pd.DataFrame], width: int) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from genomatt.errors import ConfigError, FastaError
 from genomatt.genome import load_regions, read_chrom_sizes
-from genomatt.models.intervals import overlaps_any
+from genomatt.intervals import overlaps_any
 from genomatt.shuffle import dinucleotide_shuffle
 
 log = logging.getLogger(__name__)

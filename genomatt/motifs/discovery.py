@@ -17,11 +17,11 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import h5py
 import numba
 import numpy as np
 import pandas as pd
 
+from genomatt.contributions import Contributions
 from genomatt.errors import MotifError
 from genomatt.motifs.formats import Motif, normalise_columns, reverse_complement_matrix
 from genomatt.motifs.seqlets import (
@@ -204,53 +204,6 @@ def resolve_window(window: int | None, length: int) -> tuple[int, int]:
     if window < MIN_WINDOW:
         raise MotifError(f"window of {window} bp is too short for seqlets; give at least {MIN_WINDOW} bp")
     return length // 2 - window // 2, window
-
-
-def task_region_rows(
-    regions: pd.DataFrame, tasks: Sequence[str], task_regions: Mapping[str, pd.DataFrame]
-) -> dict[str, np.ndarray]:
-    """Rows of the regions table each task's discovery uses: the regions positive for the task.
-
-    As motifs of a task are usually discovered in that task's peaks, a region is used for a task when
-    its centre base lies inside one of the task's regions (BED intervals, e.g. the training BEDs).
-
-    Parameters
-    ----------
-    regions
-        The regions of the contribution file (``chrom``, ``start``, ``end``).
-    tasks
-        The tasks of the contribution file.
-    task_regions
-        Task name → its regions (``chrom``, ``start``, ``end``); tasks absent from the contribution file
-        are ignored.
-
-    Returns
-    -------
-    dict
-        Task → sorted row indices (possibly empty).
-
-    Raises
-    ------
-    MotifError
-        If a task of the contribution file has no regions given.
-    """
-    from genomatt.models.intervals import centre_in_any
-
-    missing = [task for task in tasks if task not in task_regions]
-    if missing:
-        raise MotifError(f"no task regions for tasks {missing} of the contributions; the task BEDs name "
-                         f"{list(task_regions)} (task names must match the model's)")
-    unused = [task for task in task_regions if task not in tasks]
-    if unused:
-        log.info("task regions of %s are not used: the contributions have no such task", unused)
-    rows = {}
-    for task in tasks:
-        rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[task]))
-        log.info("task %s: discovery in the %d of %d regions positive for the task", task, len(rows[task]),
-                 len(regions))
-        if not len(rows[task]):
-            log.warning("task %s: no region of the contributions lies in the task's regions; no motifs", task)
-    return rows
 
 
 @contextlib.contextmanager
@@ -472,8 +425,8 @@ def discover_motifs(
     )
 
 
-def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: Sequence[str],
-                motifs: Sequence[DiscoveredMotif], motif_seqlets: pd.DataFrame) -> pd.DataFrame:
+def task_purity(contributions: Contributions, motifs: Sequence[DiscoveredMotif],
+                motif_seqlets: pd.DataFrame) -> pd.DataFrame:
     """How much each motif's seqlets drive its own task, relative to the task they drive most.
 
     The contribution of every seqlet's core is summed in each task of the contribution file (all tasks
@@ -488,12 +441,8 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
 
     Parameters
     ----------
-    contrib_path
-        The ``contrib.h5`` discovery read.
-    regions
-        Its regions table (``chrom``, ``start``, ``name``).
-    tasks
-        Its task names, in axis order.
+    contributions
+        The ``contrib.h5`` discovery read (:func:`genomatt.contributions.read_contributions`).
     motifs
         The discovered motifs of every task.
     motif_seqlets
@@ -505,25 +454,25 @@ def task_purity(contrib_path: str | os.PathLike, regions: pd.DataFrame, tasks: S
         One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]), ``driven_task`` (the task its seqlets
         drive most on average) and ``effect.<task>``, the mean effect of its seqlets on each task.
     """
+    regions, tasks = contributions.regions, contributions.tasks
     row_of = pd.Series(np.arange(len(regions)), index=regions["name"].to_numpy())
     table = motif_seqlets[motif_seqlets["motif"].isin([motif.name for motif in motifs])]
     row_of_seqlet = row_of.reindex(table["region"].to_numpy()).to_numpy()
     if np.isnan(row_of_seqlet).any():
-        raise MotifError(f"{contrib_path}: motif seqlets name regions that are not in the contributions")
+        raise MotifError(f"{contributions.path}: motif seqlets name regions that are not in the contributions")
     row_of_seqlet = row_of_seqlet.astype(np.int64)
     offset = table["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[row_of_seqlet]
     end = offset + (table["end"] - table["start"]).to_numpy(np.int64)
     rows = np.unique(row_of_seqlet)
     sums = np.zeros((len(table), len(tasks)))
-    with h5py.File(contrib_path, "r") as handle:
-        # Regions in chunks, so that memory does not grow with the number of regions.
-        for first in range(0, len(rows), PURITY_CHUNK):
-            chunk = rows[first : first + PURITY_CHUNK]
-            contrib = handle["onehot"][chunk][:, None].astype(np.float32) * handle["hypothetical"][chunk]
-            cumulative = np.pad(contrib.sum(axis=2, dtype=np.float64).cumsum(axis=2), ((0, 0), (0, 0), (1, 0)))
-            inside = np.flatnonzero(np.isin(row_of_seqlet, chunk))
-            index = np.searchsorted(chunk, row_of_seqlet[inside])
-            sums[inside] = cumulative[index, :, end[inside]] - cumulative[index, :, offset[inside]]
+    # Regions in chunks, so that memory does not grow with the number of regions.
+    for first in range(0, len(rows), PURITY_CHUNK):
+        chunk = rows[first : first + PURITY_CHUNK]
+        contrib = contributions.read_products(chunk)
+        cumulative = np.pad(contrib.sum(axis=2, dtype=np.float64).cumsum(axis=2), ((0, 0), (0, 0), (1, 0)))
+        inside = np.flatnonzero(np.isin(row_of_seqlet, chunk))
+        index = np.searchsorted(chunk, row_of_seqlet[inside])
+        sums[inside] = cumulative[index, :, end[inside]] - cumulative[index, :, offset[inside]]
     records = []
     for motif in motifs:
         mine = (table["motif"] == motif.name).to_numpy()

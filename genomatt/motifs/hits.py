@@ -52,12 +52,13 @@ import torch.nn.functional as F
 
 from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, atomic_path
+from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contributions
 from genomatt.device import resolve_device
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, TRIM_FRACTION, trim_bounds
 from genomatt.motifs.finemo import write_finemo_motifs
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
-from genomatt.store import read_attrs, read_regions, read_table, reading, write_table
+from genomatt.store import read_table, write_table
 from genomatt.tracks import write_hits_bed
 
 log = logging.getLogger(__name__)
@@ -763,35 +764,6 @@ def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coeffici
     })
 
 
-def _read_task_arrays(path: Path, task_index: int) -> tuple[np.ndarray, np.ndarray]:
-    with h5py.File(path, "r") as handle:
-        for name in ("contrib", "onehot"):
-            if name not in handle:
-                raise StoreError(f"{path}: no '/{name}' array; expected a contrib.h5 from 'genomatt attribute'")
-        if handle["contrib"].ndim != 4 or handle["contrib"].shape[2] != 4:
-            raise StoreError(f"{path}: '/contrib' has shape {handle['contrib'].shape}, expected (N, T, 4, L)")
-        with reading(path, f"the contributions of task {task_index}"):
-            return handle["contrib"][:, task_index], handle["onehot"][()]
-
-
-def _read_per_region(path: Path, name: str, task_index: int, n: int) -> np.ndarray:
-    with h5py.File(path, "r") as handle:
-        if name not in handle:
-            return np.full(n, np.nan)
-        return np.asarray(handle[name][:, task_index], dtype=np.float64)
-
-
-def contribution_tasks(path: str | os.PathLike) -> list[str]:
-    """Task names of a ``contrib.h5``, in axis order (checks that the file is one)."""
-    attrs = read_attrs(path)
-    if attrs.get("kind") != "contributions":
-        raise StoreError(f"{path}: kind is {attrs.get('kind')!r}, expected 'contributions' (a contrib.h5)")
-    tasks = attrs.get("tasks")
-    if tasks is None:
-        raise StoreError(f"{path}: no 'tasks' attribute")
-    return [str(task) for task in np.atleast_1d(tasks)]
-
-
 def call_hits_in_store(
     contrib_path: str | os.PathLike,
     motifs: list[CwmMotif],
@@ -813,7 +785,7 @@ def call_hits_in_store(
     for motifs without a task (MEME/JASPAR motifs), in every task. Parameters are those of
     :func:`call_hits`; ``min_task_share`` drops the hits whose :func:`task_share` is lower (0 keeps
     all); ``tasks`` restricts the tasks scanned, and ``task_rows`` (task → sorted rows of
-    the regions table, e.g. from :func:`genomatt.motifs.discovery.task_region_rows`) the regions
+    the regions table, e.g. from :func:`genomatt.task_regions.task_region_rows`) the regions
     scanned for each task (hits, thresholds and QC then cover those regions only).
 
     Returns
@@ -821,13 +793,9 @@ def call_hits_in_store(
     HitCalls
         Hits with Fi-NeMo's columns then ``task`` and ``hit_contribution``; per-region QC.
     """
-    contrib_path = Path(contrib_path)
-    all_tasks = contribution_tasks(contrib_path)
-    regions = read_regions(contrib_path)
-    if tasks:
-        unknown = [task for task in tasks if task not in all_tasks]
-        if unknown:
-            raise StoreError(f"{contrib_path}: tasks {unknown} are not in the file (it has {all_tasks})")
+    contributions = read_contributions(contrib_path)
+    contrib_path, all_tasks, regions = contributions.path, contributions.tasks, contributions.regions
+    contributions.check_tasks(tasks)
     unmatched = [m.name for m in motifs if m.task is not None and m.task not in all_tasks]
     if unmatched:
         raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
@@ -840,7 +808,7 @@ def call_hits_in_store(
         if tasks and task not in tasks:
             continue
         task_motifs = _motifs_for_task(motifs, task)
-        contrib, onehot = _read_task_arrays(contrib_path, task_index)
+        contrib, onehot = contributions.read_contrib(task_index), contributions.read_onehot()
         rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
         if task_rows is not None:
             contrib, onehot = contrib[rows], onehot[rows]
@@ -855,8 +823,9 @@ def call_hits_in_store(
         qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
         qc["peak_id"] = rows
         qc["task"] = task
-        qc["delta"] = _read_per_region(contrib_path, "delta", task_index, len(regions))[rows]
-        qc["prediction"] = _read_per_region(contrib_path, "prediction", task_index, len(regions))[rows]
+        for name in PER_REGION_SCORES:
+            scores = contributions.read_scores(name)
+            qc[name] = np.full(len(rows), np.nan) if scores is None else scores[rows, task_index]
         qc_tables.append(qc[QC_COLUMNS])
         thresholds.insert(1, "task", task)
         motif_tables.append(thresholds)
@@ -864,7 +833,7 @@ def call_hits_in_store(
             else _genome_hits(_empty_hits(), regions, [], None, "", np.array([]), energy_floor, min_similarity))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     if min_task_share > 0 and len(hits):
-        share = task_share(contrib_path, hits, regions, all_tasks, pd.concat(motif_tables, ignore_index=True))
+        share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True))
         kept = share >= min_task_share
         log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
                  "(task share under %g)", int((~kept).sum()), len(hits), min_task_share)
@@ -879,8 +848,7 @@ def call_hits_in_store(
     return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, settings)
 
 
-def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.DataFrame,
-               tasks: list[str], motifs: pd.DataFrame) -> np.ndarray:
+def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.DataFrame) -> np.ndarray:
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
     The contribution of the hit's span is summed in every task and divided by that task's scale, the median
@@ -891,14 +859,10 @@ def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.
 
     Parameters
     ----------
-    contrib_path
-        The ``contrib.h5`` the hits were called in.
+    contributions
+        The ``contrib.h5`` the hits were called in (:func:`genomatt.contributions.read_contributions`).
     hits
         Hits with ``start``, ``end``, ``peak_id``, ``task`` and ``hit_contribution``.
-    regions
-        The regions table of ``contrib_path``.
-    tasks
-        Its task names, in axis order.
     motifs
         The motifs table of the run (``motif_name``, ``task``, ``strength``).
 
@@ -907,6 +871,7 @@ def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.
     numpy.ndarray
         ``(H,)`` share of each hit (1 where only its own task has a scale).
     """
+    regions, tasks = contributions.regions, contributions.tasks
     strongest_motif = motifs.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
     own_motif = hits["motif_name"].to_numpy() == strongest_motif.reindex(hits["task"]).to_numpy()
     scale = hits[own_motif].assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
@@ -914,14 +879,13 @@ def task_share(contrib_path: str | os.PathLike, hits: pd.DataFrame, regions: pd.
     offset = hits["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[hits["peak_id"].to_numpy(np.int64)]
     width = (hits["end"] - hits["start"]).to_numpy(np.int64)
     driven = np.full((len(hits), len(tasks)), np.nan)
-    with h5py.File(contrib_path, "r") as handle:
-        for index, task in enumerate(tasks):
-            if not scale.get(task, 0) > 0:
-                continue
-            per_base = handle["contrib"][rows, index].sum(axis=1, dtype=np.float64)  # (R, L)
-            cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
-            span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
-            driven[:, index] = np.abs(span) / scale[task]
+    for index, task in enumerate(tasks):
+        if not scale.get(task, 0) > 0:
+            continue
+        per_base = contributions.read_contrib(index, rows).sum(axis=1, dtype=np.float64)  # (R, L)
+        cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
+        span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
+        driven[:, index] = np.abs(span) / scale[task]
     own = driven[np.arange(len(hits)), [tasks.index(task) for task in hits["task"]]]
     strongest = np.nanmax(driven, axis=1)
     return np.divide(own, strongest, out=np.ones(len(hits)), where=strongest > 0)

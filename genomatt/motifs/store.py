@@ -1,7 +1,8 @@
-"""Motif-stage files: reading contributions, and writing ``motifs.h5`` and tfmodisco-lite results.
+"""Motif-stage files: ``motifs.h5`` and tfmodisco-lite results.
 
 ``motifs.h5`` and the tfmodisco-lite schema are documented in ``docs/formats.md``. Both are written to
-a temporary file and renamed when complete.
+a temporary file and renamed when complete. The contributions they come from are read with
+:mod:`genomatt.contributions`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -23,7 +23,7 @@ from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.store import read_attrs, read_regions, read_table, reading
+from genomatt.store import read_table
 
 log = logging.getLogger(__name__)
 
@@ -31,82 +31,6 @@ _STRING = h5py.string_dtype(encoding="utf-8")
 _INTEGER_COLUMNS = {"start", "end", "window_start", "window_end"}
 _FLOAT_COLUMNS = {"score"}
 TABLES = {"seqlets": MOTIF_SEQLET_COLUMNS, "called_seqlets": CALLED_SEQLET_COLUMNS}
-
-
-@dataclass
-class ContributionInfo:
-    """What a contribution file holds, checked against the ``contrib.h5`` schema.
-
-    Attributes
-    ----------
-    path
-        The file.
-    regions
-        Its regions table (N rows).
-    tasks
-        The T task names, in axis order of ``/hypothetical``.
-    length
-        Region length L in bp.
-    provenance
-        The file's provenance record (method, model hash, ...).
-    """
-
-    path: Path
-    regions: pd.DataFrame
-    tasks: list[str]
-    length: int
-    provenance: dict
-
-
-def read_contribution_info(path: str | os.PathLike) -> ContributionInfo:
-    """Check a ``contrib.h5`` file and return its regions, tasks and region length.
-
-    Raises
-    ------
-    StoreError
-        The file is missing or not HDF5, lacks ``/onehot``, ``/hypothetical`` or the regions table, or
-        their shapes disagree with ``(N, 4, L)``, ``(N, T, 4, L)``, N regions and T task names.
-    """
-    path = Path(path)
-    regions = read_regions(path)
-    attrs = read_attrs(path)
-    with h5py.File(path, "r") as handle:
-        shapes = {name: handle[name].shape for name in ("onehot", "hypothetical")
-                  if name in handle and isinstance(handle[name], h5py.Dataset)}
-    for name, expected in (("onehot", "(N, 4, L)"), ("hypothetical", "(N, T, 4, L)")):
-        if name not in shapes:
-            raise StoreError(f"{path}: no '/{name}' array {expected}; not a contribution file (genomatt attribute)")
-    onehot, hypothetical = shapes["onehot"], shapes["hypothetical"]
-    if len(onehot) != 3 or onehot[1] != 4:
-        raise StoreError(f"{path}: '/onehot' has shape {onehot}, expected (N, 4, L)")
-    if len(hypothetical) != 4 or hypothetical[2] != 4 or hypothetical[0] != onehot[0] or hypothetical[3] != onehot[2]:
-        raise StoreError(f"{path}: '/hypothetical' has shape {hypothetical}, expected (N, T, 4, L) = "
-                         f"({onehot[0]}, T, 4, {onehot[2]}) to match '/onehot'")
-    if len(regions) != onehot[0]:
-        raise StoreError(f"{path}: {len(regions)} regions but {onehot[0]} rows in '/onehot'")
-    tasks = [str(task) for task in np.atleast_1d(attrs.get("tasks", []))]
-    if len(tasks) != hypothetical[1]:
-        raise StoreError(f"{path}: attribute 'tasks' names {len(tasks)} tasks but '/hypothetical' has "
-                         f"{hypothetical[1]}")
-    if len(set(tasks)) != len(tasks):
-        raise StoreError(f"{path}: task names are not unique: {tasks}")
-    return ContributionInfo(path, regions, tasks, int(onehot[2]), attrs.get("provenance", {}))
-
-
-def read_task_window(path: str | os.PathLike, task_index: int, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-    """One-hot and one task's hypothetical contributions over ``[start, end)`` of every region.
-
-    Returns
-    -------
-    onehot, hypothetical : numpy.ndarray
-        ``(N, 4, end - start)`` float32 each.
-    """
-    with h5py.File(path, "r") as handle, reading(path, f"the contributions of task {task_index}"):
-        onehot = handle["onehot"][:, :, start:end].astype(np.float32, copy=False)
-        hypothetical = handle["hypothetical"][:, task_index, :, start:end].astype(np.float32, copy=False)
-    if not np.isfinite(hypothetical).all():
-        raise StoreError(f"{path}: hypothetical contributions of task {task_index} contain NaN or infinite values")
-    return onehot, hypothetical
 
 
 def _write_table(group: h5py.Group, table: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -22,15 +22,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
+from genomatt.contributions import Contributions, read_contributions
 from genomatt.errors import StoreError
-from genomatt.motifs.hits import HitCalls, contribution_tasks, read_hits
+from genomatt.motifs.hits import HitCalls, read_hits
 from genomatt.report.hit_summary import (
     cooccurrence,
     cooccurrence_figure,
@@ -48,7 +48,7 @@ from genomatt.report.logos import (
     region_figure,
     write_figure,
 )
-from genomatt.store import read_attrs, read_regions
+from genomatt.store import read_attrs
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,28 @@ class ReportMotif:
 class ReportInputs:
     """Everything the report shows, read from the run's files."""
 
-    contrib_path: Path
-    regions: pd.DataFrame
-    tasks: list[str]
-    attrs: dict
+    contributions: Contributions
     delta: np.ndarray | None
     motifs: list[ReportMotif]
     hits: HitCalls | None
     metrics: object | None
     sources: dict[str, Path | None]
     motif_provenance: dict = field(default_factory=dict)
+
+    @property
+    def regions(self) -> pd.DataFrame:
+        """The regions table of the contribution file."""
+        return self.contributions.regions
+
+    @property
+    def tasks(self) -> list[str]:
+        """The task names of the contribution file, in axis order."""
+        return self.contributions.tasks
+
+    @property
+    def attrs(self) -> dict:
+        """The root attributes of the contribution file (``provenance`` decoded)."""
+        return self.contributions.attrs
 
 
 def _read_motifs(path: Path) -> list[ReportMotif]:
@@ -115,10 +127,7 @@ def load_report_inputs(
 ) -> ReportInputs:
     """Read and check every input of the report (only ``contrib`` is required)."""
     contrib = Path(contrib)
-    tasks = contribution_tasks(contrib)
-    regions = read_regions(contrib)
-    with h5py.File(contrib, "r") as handle:
-        delta = np.asarray(handle["delta"][()], dtype=float) if "delta" in handle else None
+    contributions = read_contributions(contrib)
     motif_rows = _read_motifs(Path(motifs)) if motifs else []
     hit_calls = read_hits(hits) if hits else None
     if hit_calls is not None:
@@ -130,7 +139,7 @@ def load_report_inputs(
                 sign = "neg" if np.asarray(cwm).sum() < 0 else "pos"
                 motif_rows.append(ReportMotif(name, ", ".join(map(str, motif_tasks)) or "all", sign, None, cwm))
     return ReportInputs(
-        contrib_path=contrib, regions=regions, tasks=tasks, attrs=read_attrs(contrib), delta=delta,
+        contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
         sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
                  "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
@@ -489,27 +498,26 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
              "from each task; letters are the projected contributions of the task named, bars the hits. Regions wider "
              f"than {MAX_DRAWN_BASES} bp are drawn over the {MAX_DRAWN_BASES} bp around their strongest hit. Loci are "
              "1-based, as a genome browser shows them.</p>"]
-    with h5py.File(inputs.contrib_path, "r") as handle:
-        for region, task in chosen:
-            row = inputs.regions.iloc[region]
-            start = int(row["start"])
-            contrib = handle["contrib"][region, inputs.tasks.index(task)]
-            hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
-            hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
-                               weight=hits["hit_importance"])
-            first, last = _drawn_stretch(contrib.shape[1], hits)
-            shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
-            shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
-            title = f"{row['name']}  {_locus(row['chrom'], start + first, start + last)}  task {task}"
-            figure = region_figure(contrib[:, first:last], shown, colours, title, start + first + 1)
-            table_rows = "".join(
-                f"<tr><td>{html.escape(str(h.motif_name))}</td><td>{html.escape(_locus(h.chr, h.start, h.end))}</td>"
-                f'<td>{h.strand}</td><td class="num">{h.hit_similarity:.2f}</td>'
-                f'<td class="num">{h.hit_contribution:.3g}</td></tr>' for h in hits.itertuples())
-            parts.append(
-                f'<div class="region">{_image(figure_bytes(figure, "png"), title, "track")}'
-                '<table class="grid small"><thead><tr><th>motif</th><th>position</th><th>strand</th>'
-                f"<th>similarity</th><th>contribution</th></tr></thead><tbody>{table_rows}</tbody></table></div>")
+    for region, task in chosen:
+        row = inputs.regions.iloc[region]
+        start = int(row["start"])
+        contrib = inputs.contributions.read_contrib(inputs.tasks.index(task), region)
+        hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
+        hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
+                           weight=hits["hit_importance"])
+        first, last = _drawn_stretch(contrib.shape[1], hits)
+        shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
+        shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
+        title = f"{row['name']}  {_locus(row['chrom'], start + first, start + last)}  task {task}"
+        figure = region_figure(contrib[:, first:last], shown, colours, title, start + first + 1)
+        table_rows = "".join(
+            f"<tr><td>{html.escape(str(h.motif_name))}</td><td>{html.escape(_locus(h.chr, h.start, h.end))}</td>"
+            f'<td>{h.strand}</td><td class="num">{h.hit_similarity:.2f}</td>'
+            f'<td class="num">{h.hit_contribution:.3g}</td></tr>' for h in hits.itertuples())
+        parts.append(
+            f'<div class="region">{_image(figure_bytes(figure, "png"), title, "track")}'
+            '<table class="grid small"><thead><tr><th>motif</th><th>position</th><th>strand</th>'
+            f"<th>similarity</th><th>contribution</th></tr></thead><tbody>{table_rows}</tbody></table></div>")
     parts.append("</section>")
     return "".join(parts)
 
@@ -577,7 +585,7 @@ footer { color:var(--muted); text-align:center; padding:10px 0 30px; font-size:1
 
 def _page(inputs: ReportInputs, body: str) -> str:
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"genomatt report — {inputs.contrib_path.name}"
+    title = f"genomatt report — {inputs.contributions.path.name}"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -1,0 +1,125 @@
+"""Task regions: which regions are a task's own, for its training labels, its motifs and its hits.
+
+A task's regions are BED intervals (its peaks): one BED file per task, named after it, or one BED whose
+labels column names each region's task (:func:`read_task_regions`). A window or region is *positive* for
+a task when its centre base lies inside one of the task's regions. Training labels windows by that rule
+(:mod:`genomatt.models.dataset`); motif discovery and hit calling use, for each task, the rows of the
+contribution file positive for it (:func:`task_region_rows`), when task regions are given.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genomatt.errors import BedFormatError, ConfigError, MotifError
+from genomatt.genome import read_bed
+from genomatt.intervals import centre_in_any
+
+log = logging.getLogger(__name__)
+
+_BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowpeak", ".broadpeak")
+
+
+def task_name_from_path(path: str | os.PathLike) -> str:
+    """Task name of a BED file: its name without ``.bed``, ``.narrowPeak`` or ``.gz`` suffixes."""
+    name = Path(path).name
+    while name.lower().endswith(_BED_SUFFIXES):
+        name = name[: name.lower().rfind(".")]
+    return name or Path(path).name
+
+
+def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | None = None) -> dict[str, pd.DataFrame]:
+    """Positive regions of each task.
+
+    Parameters
+    ----------
+    beds
+        One BED/narrowPeak file per task (task name = file name without suffix), or, with
+        ``labels_column``, a single BED whose column names each region's task (a region positive for
+        several tasks appears once per task).
+    labels_column
+        Column of the regions table holding the task name (``name`` for BED column 4).
+
+    Returns
+    -------
+    dict
+        Task name → regions table, in the order the tasks were given (or first appear).
+    """
+    if not beds:
+        raise ConfigError("no task BED files given; pass one --task-regions BED per task")
+    for path in beds:
+        if not Path(path).is_file():
+            raise BedFormatError(f"{path}: task BED file not found")
+    if labels_column is not None:
+        if len(beds) != 1:
+            raise ConfigError(f"a labels column goes with one BED file holding every task; got {len(beds)} files")
+        return _split_by_label(beds[0], labels_column)
+    tasks: dict[str, pd.DataFrame] = {}
+    for path in beds:
+        task = task_name_from_path(path)
+        if task in tasks:
+            raise ConfigError(f"two BED files give task {task!r} (task names are file names without suffix): {path}")
+        tasks[task] = read_bed(path)
+    return tasks
+
+
+def _split_by_label(path: str | os.PathLike, column: str) -> dict[str, pd.DataFrame]:
+    regions = read_bed(path)
+    if column not in regions.columns:
+        raise ConfigError(f"{path}: no labels column {column!r}; its columns are {list(regions.columns)}")
+    labels = regions[column].astype(str)
+    unnamed = regions["chrom"] + ":" + regions["start"].astype(str) + "-" + regions["end"].astype(str)
+    if column == "name" and (labels == unnamed).any():
+        row = int(np.flatnonzero((labels == unnamed).to_numpy())[0])
+        raise BedFormatError(f"{path}: region {unnamed.iloc[row]} has no task name in column 4 (name)")
+    return {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
+
+
+def task_region_rows(
+    regions: pd.DataFrame, tasks: Sequence[str], task_regions: Mapping[str, pd.DataFrame]
+) -> dict[str, np.ndarray]:
+    """Rows of the regions table that each task uses in discovery and hits: the regions positive for the task.
+
+    As motifs of a task are usually discovered, and their hits called, in that task's peaks, a region is
+    used for a task when its centre base lies inside one of the task's regions (:func:`read_task_regions`).
+
+    Parameters
+    ----------
+    regions
+        The regions of the contribution file (``chrom``, ``start``, ``end``).
+    tasks
+        The tasks of the contribution file.
+    task_regions
+        Task name → its regions (``chrom``, ``start``, ``end``); tasks absent from the contribution file
+        are ignored.
+
+    Returns
+    -------
+    dict
+        Task → sorted row indices (possibly empty).
+
+    Raises
+    ------
+    MotifError
+        If a task of the contribution file has no regions given.
+    """
+    missing = [task for task in tasks if task not in task_regions]
+    if missing:
+        raise MotifError(f"no task regions for tasks {missing} of the contributions; the task BEDs name "
+                         f"{list(task_regions)} (task names must match the model's)")
+    unused = [task for task in task_regions if task not in tasks]
+    if unused:
+        log.info("task regions of %s are not used: the contributions have no such task", unused)
+    rows = {}
+    for task in tasks:
+        rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[task]))
+        log.info("task %s: %d of %d regions are positive for the task", task, len(rows[task]), len(regions))
+        if not len(rows[task]):
+            log.warning("task %s: no region of the contributions lies in the task's regions; nothing is searched for it", task)
+    return rows

@@ -1,0 +1,87 @@
+"""Task regions: task BED files, task names, and the rows each task uses."""
+
+import logging
+import re
+
+import pandas as pd
+import pytest
+
+from genomatt.errors import BedFormatError, ConfigError, MotifError
+from genomatt.task_regions import read_task_regions, task_name_from_path, task_region_rows
+
+
+def write_bed(path, rows):
+    path.write_text("".join("\t".join(str(field) for field in row) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "task"),
+    [
+        ("GATA1.bed", "GATA1"),
+        ("peaks/CTCF.narrowPeak.gz", "CTCF"),
+        ("TAL1_TCF3.bed.gz", "TAL1_TCF3"),
+        ("a.b.bed", "a.b"),
+    ],
+)
+def test_task_names_are_file_names_without_suffixes(name, task):
+    assert task_name_from_path(name) == task
+
+
+def test_missing_task_bed(tmp_path):
+    with pytest.raises(BedFormatError, match=re.escape(f"{tmp_path / 'GATA1.bed'}: task BED file not found")):
+        read_task_regions([tmp_path / "GATA1.bed"])
+
+
+def test_empty_task_bed(tmp_path):
+    (tmp_path / "GATA1.bed").write_text("track name=empty\n")
+    with pytest.raises(BedFormatError, match="no regions found"):
+        read_task_regions([tmp_path / "GATA1.bed"])
+
+
+def test_two_beds_for_one_task(tmp_path):
+    first = write_bed(tmp_path / "CTCF.bed", [("chr1", 0, 10)])
+    (tmp_path / "other").mkdir()
+    second = write_bed(tmp_path / "other" / "CTCF.bed.gz".removesuffix(".gz"), [("chr1", 0, 10)])
+    with pytest.raises(ConfigError, match="two BED files give task 'CTCF'"):
+        read_task_regions([first, second])
+
+
+def test_labels_column_splits_one_bed_into_tasks(tmp_path):
+    bed = write_bed(tmp_path / "all.bed", [("chr1", 0, 10, "A"), ("chr1", 20, 30, "B"), ("chr1", 20, 30, "A")])
+    tasks = read_task_regions([bed], labels_column="name")
+    assert list(tasks) == ["A", "B"]
+    assert tasks["A"]["start"].tolist() == [0, 20]
+
+
+@pytest.mark.parametrize(
+    ("rows", "column", "error", "message"),
+    [
+        ([("chr1", 0, 10)], "name", BedFormatError, "has no task name in column 4"),
+        ([("chr1", 0, 10, "A")], "label", ConfigError, "no labels column 'label'"),
+    ],
+)
+def test_labels_column_errors(tmp_path, rows, column, error, message):
+    bed = write_bed(tmp_path / "all.bed", rows)
+    with pytest.raises(error, match=message):
+        read_task_regions([bed], labels_column=column)
+
+
+def test_labels_column_takes_one_bed(tmp_path):
+    beds = [write_bed(tmp_path / f"{name}.bed", [("chr1", 0, 10, "A")]) for name in "xy"]
+    with pytest.raises(ConfigError, match="one BED file holding every task"):
+        read_task_regions(beds, labels_column="name")
+
+
+def test_task_region_rows_take_regions_centred_in_a_task_region(caplog):
+    regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [0, 100, 0], "end": [50, 150, 50],
+                            "name": ["a", "b", "c"]})
+    task_regions = {"t1": pd.DataFrame({"chrom": ["chr1"], "start": [120], "end": [130]}),
+                    "t2": pd.DataFrame({"chrom": ["chr3"], "start": [0], "end": [10]}),
+                    "extra": pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [10]})}
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        rows = task_region_rows(regions, ["t1", "t2"], task_regions)
+    assert rows["t1"].tolist() == [1] and rows["t2"].tolist() == []
+    assert "no region of the contributions lies in the task's regions" in caplog.text and "['extra']" in caplog.text
+    with pytest.raises(MotifError, match=r"no task regions for tasks \['t3'\]"):
+        task_region_rows(regions, ["t1", "t3"], task_regions)
