@@ -5,9 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genomatt.contributions import read_contributions
+from genomatt.cli.main import main
+from genomatt.contributions import read_contributions, write_contributions
 from genomatt.errors import StoreError
+from genomatt.motifs.hits import call_hits_in_store
+from genomatt.report.html import build_report
 from genomatt.store import write_store
+from genomatt.tracks import write_contribution_bigwigs
 
 N, T, L = 6, 2, 30
 
@@ -85,3 +89,73 @@ def test_non_finite_contributions(tmp_path):
     contributions.read_window(0, 0, L)
     with pytest.raises(StoreError, match="NaN or infinite"):
         contributions.read_window(1, 0, L)
+
+
+def test_kind_and_tasks_attribute_are_checked(tmp_path):
+    regions = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [L], "name": ["r0"]})
+    other = write_store(tmp_path / "regions.h5", regions, {"onehot": np.zeros((1, 4, L), np.float32)})
+    with pytest.raises(StoreError, match="kind is 'regions', expected 'contributions'"):
+        read_contributions(other)
+    with h5py.File(other, "a") as handle:
+        del handle.attrs["kind"]
+    with pytest.raises(StoreError, match="kind is None, expected 'contributions'"):
+        read_contributions(other)
+    path = write_contrib(tmp_path / "c.h5")
+    with h5py.File(path, "a") as handle:
+        del handle.attrs["tasks"]
+    with pytest.raises(StoreError, match="no 'tasks' attribute"):
+        read_contributions(path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"contrib": np.ones((N, T, 4, L - 1), np.float32)}, r"'/contrib' has shape \(6, 2, 4, 29\), expected \(N, T, 4, L\)"),
+    ({"delta": np.ones((N, T + 1), np.float32)}, r"'/delta' has shape \(6, 3\), expected \(N, T\) = \(6, 2\)"),
+    ({"prediction": np.ones(N, np.float32)}, r"'/prediction' has shape \(6,\), expected \(N, T\)"),
+])
+def test_optional_arrays_must_fit_the_file(tmp_path, changes, message):
+    with pytest.raises(StoreError, match=message):
+        read_contributions(write_contrib(tmp_path / "c.h5", **changes))
+
+
+def test_arrays_are_read_per_task_and_per_row(tmp_path):
+    rng = np.random.default_rng(1)
+    regions = pd.DataFrame({"chrom": ["chr1"] * N, "start": np.arange(N) * 100, "end": np.arange(N) * 100 + L,
+                            "name": [f"r{i}" for i in range(N)]})
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(4, size=(N, L))].transpose(0, 2, 1)
+    hypothetical = rng.normal(size=(N, T, 4, L)).astype(np.float32)
+    delta, prediction = rng.random((N, T)).astype(np.float32), rng.random((N, T)).astype(np.float32)
+    path = write_contributions(tmp_path / "c.h5", regions, ["a", "b"], onehot, hypothetical, delta, prediction,
+                               {"method": "test"})
+    contributions = read_contributions(path)
+    assert contributions.tasks == ["a", "b"] and contributions.length == L
+    assert contributions.provenance == {"method": "test"} and contributions.attrs["kind"] == "contributions"
+    pd.testing.assert_frame_equal(contributions.regions, regions, check_dtype=False)
+    assert np.array_equal(contributions.read_contrib(1), onehot * hypothetical[:, 1])
+    assert np.array_equal(contributions.read_contrib(0, 3), onehot[3] * hypothetical[3, 0])
+    assert np.array_equal(contributions.read_contrib(0, np.array([1, 4])), (onehot * hypothetical[:, 0])[[1, 4]])
+    assert np.array_equal(contributions.read_products(np.array([0, 5])), onehot[[0, 5], None] * hypothetical[[0, 5]])
+    assert np.array_equal(contributions.read_onehot(), onehot)
+    assert contributions.read_scores("delta").dtype == np.float64
+    assert np.array_equal(contributions.read_scores("prediction"), prediction.astype(np.float64))
+    contributions.check_tasks(["b"])
+    with pytest.raises(StoreError, match=r"tasks \['c'\] are not in the file"):
+        contributions.check_tasks(["b", "c"])
+
+
+def test_arrays_only_some_stages_need_are_required_when_read(tmp_path):
+    contributions = read_contributions(write_contrib(tmp_path / "c.h5"))
+    assert contributions.read_scores("delta") is None
+    with pytest.raises(StoreError, match="no '/contrib' array"):
+        contributions.read_contrib(0)
+
+
+def test_every_stage_refuses_a_bad_file_with_the_same_message(tmp_path, capsys):
+    path = write_contrib(tmp_path / "c.h5", tasks=["a", "a"])
+    message = f"{path}: task names are not unique: ['a', 'a']"
+    for stage in (lambda: call_hits_in_store(path, []), lambda: build_report(path, tmp_path / "r.html"),
+                  lambda: write_contribution_bigwigs(path, tmp_path / "genome.fa", tmp_path)):
+        with pytest.raises(StoreError) as error:
+            stage()
+        assert str(error.value) == message
+    assert main(["motifs", "--contrib", str(path), "--out", str(tmp_path / "m.h5")]) == 2
+    assert message in capsys.readouterr().err
