@@ -13,16 +13,14 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "genomatt"
 
-# Lowest first. A module may import modules of lower layers, and of its own layer only inside its own
-# package (genomatt.motifs.hits may import genomatt.motifs.discovery, not genomatt.models.io).
+# Lowest first. A module may import modules of its own layer and of lower layers, never of a higher one;
+# a package (genomatt.motifs) counts as one unit with all its modules.
 LAYERS = [
     ["genomatt", "genomatt.errors"],
-    ["genomatt.atomic", "genomatt.progress", "genomatt.device", "genomatt.shuffle", "genomatt.intervals",
-     "genomatt.inputs"],
-    ["genomatt.genome", "genomatt.store"],
-    ["genomatt.contributions", "genomatt.task_regions"],
-    ["genomatt.tracks"],
-    ["genomatt.models", "genomatt.motifs"],
+    ["genomatt.atomic", "genomatt.progress", "genomatt.device", "genomatt.threads", "genomatt.shuffle",
+     "genomatt.intervals", "genomatt.inputs", "genomatt.fasta", "genomatt.genome", "genomatt.store"],
+    ["genomatt.contributions", "genomatt.task_regions", "genomatt.tracks"],
+    ["genomatt.models", "genomatt.motifs", "genomatt.simulation_settings"],
     ["genomatt.attribution", "genomatt.simulate"],
     ["genomatt.report", "genomatt.preflight"],
     ["genomatt.cli"],
@@ -87,14 +85,38 @@ def imported_modules(path: Path, module: str, known: set[str]) -> set[str]:
 MODULES = module_names()
 
 
+def unit_graph() -> dict[str, set[str]]:
+    """Unit of ``LAYERS`` → the other units its modules import."""
+    graph: dict[str, set[str]] = {}
+    for module, path in MODULES.items():
+        imported = {unit_of(name) for name in imported_modules(path, module, set(MODULES))}
+        graph.setdefault(unit_of(module), set()).update(imported - {unit_of(module)})
+    return graph
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_imports_a_layer_above_its_own(module):
-    layer, unit = layer_of(module), unit_of(module)
-    wrong = sorted(
-        imported for imported in imported_modules(MODULES[module], module, set(MODULES))
-        if layer_of(imported) > layer or (layer_of(imported) == layer and unit_of(imported) != unit)
-    )
-    assert not wrong, f"{module} (layer {LAYERS[layer]}) imports {wrong}, of a higher layer or another unit of its own"
+    layer = layer_of(module)
+    above = sorted(name for name in imported_modules(MODULES[module], module, set(MODULES)) if layer_of(name) > layer)
+    assert not above, f"{module} (layer {LAYERS[layer]}) imports {above}, of a higher layer"
+
+
+def test_no_import_cycle_between_modules_and_packages():
+    graph = unit_graph()
+    done: set[str] = set()
+
+    def visit(unit: str, path: list[str]) -> None:
+        if unit in path:
+            cycle = path[path.index(unit):] + [unit]
+            raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+        if unit in done:
+            return
+        for other in sorted(graph.get(unit, ())):
+            visit(other, path + [unit])
+        done.add(unit)
+
+    for unit in sorted(graph):
+        visit(unit, [])
 
 
 def test_the_check_sees_function_local_imports(tmp_path):
