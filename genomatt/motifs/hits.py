@@ -803,6 +803,7 @@ def call_hits_in_store(
                 "energy_floor": energy_floor, "min_strength": min_strength, "min_task_share": min_task_share}
     if not 0 <= min_task_share <= 1:
         raise MotifError(f"min_task_share must be in [0, 1], got {min_task_share}")
+    scores = {name: contributions.read_scores(name) for name in PER_REGION_SCORES}
     hit_tables, qc_tables, motif_tables = [], [], []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
@@ -823,9 +824,8 @@ def call_hits_in_store(
         qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
         qc["peak_id"] = rows
         qc["task"] = task
-        for name in PER_REGION_SCORES:
-            scores = contributions.read_scores(name)
-            qc[name] = np.full(len(rows), np.nan) if scores is None else scores[rows, task_index]
+        for name, values in scores.items():
+            qc[name] = np.full(len(rows), np.nan) if values is None else values[rows, task_index]
         qc_tables.append(qc[QC_COLUMNS])
         thresholds.insert(1, "task", task)
         motif_tables.append(thresholds)
