@@ -2,7 +2,8 @@
 
 The three methods run in the same process on the same inputs:
 
-- genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions);
+- genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions), with the
+  default ``HitParameters``;
 - Fi-NeMo ``hitcaller.fit_contribs`` (non-negative lasso of CWMs on contributions), its defaults
   (lambda 0.7, trim threshold 0.3, projected contributions and CWMs), on the same CWMs;
 - FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs
@@ -51,15 +52,19 @@ import torch
 from planted import planted_matrix
 
 from genomatt.contributions import read_contributions
+from genomatt.motifs.cwm_motifs import CwmMotif, read_cwm_motifs
 from genomatt.motifs.formats import read_meme
-from genomatt.motifs.hits import CwmMotif, call_hits_in_store, read_cwm_motifs, trim_bounds
+from genomatt.motifs.hit_parameters import HitParameters
+from genomatt.motifs.hits import call_hits_in_store
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.store import read_motifs
+from genomatt.motifs.trimming import trim_bounds
 from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
 from genomatt.task_regions import read_task_regions, task_region_rows
 
 MAX_DISTANCE = 5
 FIMO_THRESHOLD = 1e-4
+# Fi-NeMo's own defaults (its call-hits options), whatever genomatt's are.
 FINEMO_LAMBDA = 0.7
 FINEMO_TRIM = 0.3
 
@@ -164,8 +169,9 @@ def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | N
             "recall": recall, "f1": f1, "per_motif": per_motif}
 
 
-def run_genomatt(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
-    return call_hits_in_store(contrib_path, motifs, device="cpu", task_rows=task_rows).hits
+def run_genomatt(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None,
+                 parameters: HitParameters) -> pd.DataFrame:
+    return call_hits_in_store(contrib_path, motifs, parameters, task_rows=task_rows, device="cpu").hits
 
 
 def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, int, int]]]:
@@ -317,6 +323,8 @@ def main() -> None:
     print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
           f"{len(motifs)} motifs, {len(truth)} planted instances; {platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
+    parameters = HitParameters()
+    print(f"genomatt hits parameters: {parameters.settings()}\n")
     print("Each planted instance counted once (further hits on it are false positives). Precision / recall / F1 "
           "with a hit's centre within 5 bp of the instance's (±5 bp) or inside the instance (centre inside):\n")
     print("| method | hits | duplicates (±5 bp) | P ±5 bp | R ±5 bp | F1 ±5 bp | P inside | R inside | F1 inside "
@@ -324,7 +332,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     results = {}
     motif_tasks = {motif.name: motif.task for motif in motifs}
-    runs = [("genomatt hits", run_genomatt, (args.contrib, motifs, task_rows)),
+    runs = [("genomatt hits", run_genomatt, (args.contrib, motifs, task_rows, parameters)),
             ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
             ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))]
     for name, function, inputs in runs:

@@ -13,7 +13,8 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 from genomatt import __version__
 from genomatt.cli.main import main
 from genomatt.models.architectures import build_model
-from genomatt.motifs.hits import call_hits_in_store, read_cwm_motifs, write_hits
+from genomatt.motifs.cwm_motifs import read_cwm_motifs
+from genomatt.motifs.hits import call_hits_in_store, write_hits
 from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
 
 

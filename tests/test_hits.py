@@ -8,21 +8,18 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 from genomatt.cli.main import main
 from genomatt.contributions import contribution_tasks
 from genomatt.errors import MotifError, StoreError
+from genomatt.motifs.cwm_motifs import CwmMotif, logo_heights, read_cwm_motifs, select_motifs
 from genomatt.motifs.formats import read_meme, reverse_complement_matrix
+from genomatt.motifs.hit_calling import call_hits, importance_threshold
+from genomatt.motifs.hit_parameters import HitParameters
 from genomatt.motifs.hits import (
     FINEMO_COLUMNS,
     HIT_COLUMNS,
-    CwmMotif,
-    call_hits,
     call_hits_in_store,
-    importance_threshold,
-    logo_heights,
-    read_cwm_motifs,
     read_hits,
-    select_motifs,
-    trim_bounds,
     write_hits,
 )
+from genomatt.motifs.trimming import trim_bounds
 from genomatt.simulate import task_name
 from genomatt.store import read_regions
 
@@ -144,14 +141,15 @@ def test_min_strength_drops_a_faint_copy_beside_strong_sites():
     onehot[0, :, 50:58] = (cwm > 0).astype(np.float32)
     contrib[0, :, 50:58] = 0.05 * cwm
     contrib, onehot = np.repeat(contrib, 40, axis=0), np.repeat(onehot, 40, axis=0)
-    plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", energy_floor=0.0, min_strength=0.0)
+    plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(energy_floor=0.0, min_strength=0.0),
+                            device="cpu")
     strong, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
     assert sorted(plain["offset"].unique()) == [10, 50] and len(plain) == 80
     assert set(strong["offset"]) == {10} and len(strong) == 40
     assert thresholds["min_coefficient"][0] == pytest.approx(0.1 * thresholds["strength"][0])
     for option, value in (("energy_floor", -1.0), ("min_strength", 1.0)):
         with pytest.raises(MotifError, match=option):
-            call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu", **{option: value})
+            call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(**{option: value}), device="cpu")
 
 
 def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):
@@ -220,7 +218,7 @@ def test_invalid_inputs_raise_clear_errors(tmp_path, contrib_h5, small_genome):
     with pytest.raises(MotifError, match=r"contributions must be \(N, 4, L\)"):
         call_hits(np.zeros((2, 3, 10)), np.zeros((2, 3, 10)), [motif])
     with pytest.raises(MotifError, match="min_similarity"):
-        call_hits(np.zeros((2, 4, 10)), np.zeros((2, 4, 10)), [motif], min_similarity=1.5)
+        call_hits(np.zeros((2, 4, 10)), np.zeros((2, 4, 10)), [motif], HitParameters(min_similarity=1.5))
     with pytest.raises(MotifError, match="wider"):
         call_hits(np.zeros((2, 4, 4)), np.zeros((2, 4, 4)), [motif])
     with pytest.raises(MotifError, match="NaN"):
@@ -386,7 +384,7 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
                        {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
                        kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["a", "b"]})
     motifs = [CwmMotif("m", cwm), CwmMotif("other", other)]
-    every = call_hits_in_store(path, motifs, device="cpu", min_task_share=0.0).hits
+    every = call_hits_in_store(path, motifs, HitParameters(min_task_share=0.0), device="cpu").hits
     assert set(every.loc[every["motif_name"] == "m", "task"]) == {"a", "b"}
     calls = call_hits_in_store(path, motifs, device="cpu")
     by_motif = calls.hits.groupby("motif_name")["task"].agg(set).to_dict()
@@ -394,4 +392,4 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     assert (calls.hits.groupby(["motif_name", "task"]).size() == 80).all()
     assert calls.qc["n_hits"].sum() == len(calls.hits)
     with pytest.raises(MotifError, match="min_task_share"):
-        call_hits_in_store(path, motifs, device="cpu", min_task_share=2.0)
+        call_hits_in_store(path, motifs, HitParameters(min_task_share=2.0), device="cpu")

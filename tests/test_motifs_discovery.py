@@ -25,7 +25,6 @@ from genomatt.motifs.discovery import (
     discover_motifs,
     resolve_window,
     task_purity,
-    trim_bounds,
 )
 from genomatt.motifs.formats import Motif, read_meme, write_meme
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
@@ -149,12 +148,6 @@ def test_bounded_threads_sets_and_restores_numba_threads():
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     with pytest.raises(MotifError, match="at least 1"):
         DiscoverySettings(threads=0)
-
-
-def test_trim_bounds_keeps_columns_above_three_tenths_of_the_maximum():
-    cwm = np.zeros((4, 8))
-    cwm[0, [1, 3, 4, 6]] = [0.25, 1.0, -0.5, 0.31]
-    assert trim_bounds(cwm) == (3, 7)
 
 
 def test_patterns_much_weaker_than_the_tasks_strongest_are_dropped(tmp_path, caplog):

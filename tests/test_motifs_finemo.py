@@ -11,16 +11,10 @@ from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.attribute import export_interop
-from genomatt.motifs.finemo import MOTIF_DATA_COLUMNS, finemo_motif_table
+from genomatt.motifs.cwm_motifs import read_cwm_motifs
+from genomatt.motifs.finemo import MOTIF_DATA_COLUMNS, finemo_coefficient, finemo_motif_table
 from genomatt.motifs.formats import reverse_complement_matrix
-from genomatt.motifs.hits import (
-    EXTRA_FILE_COLUMNS,
-    FINEMO_COLUMNS,
-    call_hits_in_store,
-    finemo_coefficient,
-    read_cwm_motifs,
-    write_hits,
-)
+from genomatt.motifs.hits import EXTRA_FILE_COLUMNS, FINEMO_COLUMNS, call_hits_in_store, write_hits
 from genomatt.store import read_regions
 
 TASK = "GATA1"

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from genomatt.errors import MotifError
-from genomatt.motifs.discovery import DiscoveredMotif, trim_bounds
+from genomatt.motifs.discovery import DiscoveredMotif
 from genomatt.motifs.formats import Motif, reverse_complement_matrix, write_meme
 from genomatt.motifs.jaspar import fetch_jaspar
 from genomatt.motifs.matching import (
@@ -13,6 +13,7 @@ from genomatt.motifs.matching import (
     match_motifs,
     write_matches_tsv,
 )
+from genomatt.motifs.trimming import trim_bounds
 
 
 @pytest.fixture(scope="module")

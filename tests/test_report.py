@@ -18,13 +18,8 @@ from genomatt.cli.main import main
 from genomatt.contributions import contribution_tasks
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
-from genomatt.motifs.hits import (
-    HitCalls,
-    call_hits_in_store,
-    read_cwm_motifs,
-    read_hits,
-    write_hits,
-)
+from genomatt.motifs.cwm_motifs import read_cwm_motifs
+from genomatt.motifs.hits import HitCalls, call_hits_in_store, read_hits, write_hits
 from genomatt.report.html import (
     MAX_DRAWN_BASES,
     _drawn_stretch,

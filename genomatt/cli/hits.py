@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -10,25 +11,17 @@ from genomatt.cli.arguments import add_device_argument, add_task_region_argument
 from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError
 from genomatt.genome import read_chrom_sizes
-from genomatt.motifs.hits import (
-    DEFAULT_BATCH_SIZE,
-    DEFAULT_ENERGY_FLOOR,
-    DEFAULT_FDR,
-    DEFAULT_MIN_SIMILARITY,
-    DEFAULT_MIN_STRENGTH,
-    DEFAULT_MIN_TASK_SHARE,
-    DEFAULT_TRIM_THRESHOLD,
-    call_hits_in_store,
-    read_cwm_motifs,
-    select_motifs,
-    write_hits,
-)
+from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
+from genomatt.motifs.hit_calling import DEFAULT_BATCH_SIZE
+from genomatt.motifs.hit_parameters import HitParameters
+from genomatt.motifs.hits import call_hits_in_store, write_hits
 from genomatt.tracks import write_contribution_bigwigs
 
 log = logging.getLogger(__name__)
 
 
 def register(subparsers) -> None:
+    defaults = HitParameters()
     parser = subparsers.add_parser(
         "hits",
         help="find motif instances in the contributions of every region (hits.tsv/.bed/.h5, bigWig)",
@@ -47,23 +40,22 @@ def register(subparsers) -> None:
     parser.add_argument("--tracks-dir", help="folder of the contrib.<task>.bw tracks (default: --out-dir)")
     parser.add_argument("--tasks", nargs="+", help="tasks to scan (default: all)")
     add_task_region_arguments(parser, "scan")
-    parser.add_argument("--min-similarity", type=float, default=DEFAULT_MIN_SIMILARITY,
-                        help=f"least cosine similarity of contributions and CWM (default {DEFAULT_MIN_SIMILARITY})")
-    parser.add_argument("--energy-floor", type=float, default=DEFAULT_ENERGY_FLOOR,
+    parser.add_argument("--min-similarity", type=float, default=defaults.min_similarity,
+                        help="least cosine similarity of contributions and CWM (default %(default)s)")
+    parser.add_argument("--energy-floor", type=float, default=defaults.energy_floor,
                         help="multiple of a background window's squared contribution added to each window's "
-                        "squared norm in the similarity, as Fi-NeMo's eps; 0: plain cosine "
-                        f"(default {DEFAULT_ENERGY_FLOOR})")
-    parser.add_argument("--min-strength", type=float, default=DEFAULT_MIN_STRENGTH,
+                        "squared norm in the similarity, as Fi-NeMo's eps; 0: plain cosine (default %(default)s)")
+    parser.add_argument("--min-strength", type=float, default=defaults.min_strength,
                         help="least hit amplitude (hit_amplitude), as a fraction of the task's strongest motif's "
-                        f"amplitude at its typical sites (default {DEFAULT_MIN_STRENGTH})")
-    parser.add_argument("--fdr", type=float, default=DEFAULT_FDR,
-                        help=f"false discovery rate setting the importance thresholds (default {DEFAULT_FDR})")
-    parser.add_argument("--trim-threshold", type=float, default=DEFAULT_TRIM_THRESHOLD,
-                        help=f"CWM trimming, fraction of the largest position (default {DEFAULT_TRIM_THRESHOLD})")
-    parser.add_argument("--min-task-share", type=float, default=DEFAULT_MIN_TASK_SHARE,
+                        "amplitude at its typical sites (default %(default)s)")
+    parser.add_argument("--fdr", type=float, default=defaults.fdr,
+                        help="false discovery rate setting the importance thresholds (default %(default)s)")
+    parser.add_argument("--trim-threshold", type=float, default=defaults.trim_threshold,
+                        help="CWM trimming, fraction of the largest position (default %(default)s)")
+    parser.add_argument("--min-task-share", type=float, default=defaults.min_task_share,
                         help="drop a hit whose site drives its own task less than this fraction of the task it "
                         "drives most, each task on the scale of its strongest motif's hits; 0: keep all "
-                        f"(default {DEFAULT_MIN_TASK_SHARE})")
+                        "(default %(default)s)")
     parser.add_argument("--include", nargs="+", metavar="PATTERN",
                         help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
     parser.add_argument("--exclude", nargs="+", metavar="PATTERN",
@@ -72,7 +64,7 @@ def register(subparsers) -> None:
                         help="do not scan discovered motifs built from fewer seqlets (default 0)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
     add_device_argument(parser)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the permutation null")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the permutation null")
     parser.set_defaults(func=run)
 
 
@@ -86,6 +78,7 @@ def _check_fasta(fasta: str, contrib: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    parameters = HitParameters(**{field.name: getattr(args, field.name) for field in dataclasses.fields(HitParameters)})
     if args.fasta:
         _check_fasta(args.fasta, args.contrib)
     motifs = select_motifs(read_cwm_motifs(args.motifs), args.include, args.exclude, args.min_seqlets)
@@ -95,11 +88,8 @@ def run(args: argparse.Namespace) -> None:
     if args.task_regions:
         contributions = read_contributions(args.contrib)
         rows = task_rows(args, contributions.regions, args.tasks or contributions.tasks)
-    calls = call_hits_in_store(args.contrib, motifs, tasks=args.tasks, min_similarity=args.min_similarity,
-                               fdr=args.fdr, trim_threshold=args.trim_threshold, batch_size=args.batch_size,
-                               device=args.device, seed=args.seed, task_rows=rows,
-                               energy_floor=args.energy_floor, min_strength=args.min_strength,
-                               min_task_share=args.min_task_share)
+    calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
+                               batch_size=args.batch_size, device=args.device)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
                   "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],

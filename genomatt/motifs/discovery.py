@@ -32,6 +32,7 @@ from genomatt.motifs.seqlets import (
     seqlet_geometry,
     to_genome,
 )
+from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,6 @@ SIGNS = ("pos", "neg")
 MOTIF_SEQLET_COLUMNS = ("motif", "task", "sign", "chrom", "start", "end", "strand", "region", "score",
                         "window_start", "window_end")
 
-# A motif's core is its span of positions whose summed |CWM| is at least this fraction of the largest
-# (tfmodisco-lite's report and Fi-NeMo trim with the same rule).
-TRIM_FRACTION = 0.3
-# Known-motif matching and the MEME file use a wider span, at least this fraction of the largest column:
-# a model often puts most of a motif's contribution on a few core bases (GATC of a 10 bp GATA motif),
-# and a 4 bp core cannot tell one matrix of a family from hundreds of others, while its flanks can.
-MATCH_TRIM_FRACTION = 0.1
 # A pattern is a composite of two motifs when their cores, side by side, explain this share of its CWM's
 # energy (sum of squares), and each of them this share (see composite_of).
 COMPOSITE_EXPLAINED = 0.7
@@ -127,7 +121,7 @@ class DiscoveredMotif:
     n_seqlets
         Seqlets in the motif.
     trim_start, trim_end
-        The core columns ``[trim_start, trim_end)`` (see ``TRIM_FRACTION``).
+        The core columns ``[trim_start, trim_end)`` (see :data:`genomatt.motifs.trimming.TRIM_FRACTION`).
     matches
         Best known-motif matches: dicts with ``id``, ``name``, ``p``, ``q``, best first.
     """
@@ -234,14 +228,6 @@ def bounded_threads(threads: int) -> Iterator[None]:
             yield
     finally:
         numba.set_num_threads(saved)
-
-
-def trim_bounds(cwm: np.ndarray, fraction: float = TRIM_FRACTION) -> tuple[int, int]:
-    """Core columns ``[start, end)`` of a ``(4, W)`` CWM: the span of columns whose summed |CWM| is at
-    least ``fraction`` of the largest column's."""
-    score = np.abs(cwm).sum(axis=0)
-    passing = np.flatnonzero(score >= fraction * score.max())
-    return int(passing[0]), int(passing[-1]) + 1
 
 
 def motif_strength(cwm: np.ndarray) -> float:

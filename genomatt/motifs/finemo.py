@@ -1,4 +1,8 @@
-"""Fi-NeMo's companion files of a hits folder, so ``finemo report`` and ``collapse-hits`` read ours.
+"""Fi-NeMo compatibility: its hit coefficient scale and the companion files of a hits folder.
+
+:func:`finemo_coefficient` puts our hit amplitudes on the scale of Fi-NeMo's ``hit_coefficient_global``.
+:func:`write_finemo_motifs` writes the files that make a hits folder read as Fi-NeMo's, so ``finemo report``
+and ``collapse-hits`` read ours.
 
 Fi-NeMo's ``call-hits`` writes, beside ``hits.tsv``: ``motif_data.tsv`` (one row per motif and strand:
 ``motif_id, motif_name, motif_name_orig, strand, motif_start, motif_end, motif_scale, lambda``),
@@ -18,12 +22,57 @@ import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.motifs.formats import reverse_complement_matrix
+from genomatt.motifs.hit_parameters import HitParameters
 
 if TYPE_CHECKING:
     from genomatt.motifs.hits import HitCalls
 
 MOTIF_DATA_COLUMNS = ["motif_id", "motif_name", "motif_name_orig", "strand", "motif_start", "motif_end",
                       "motif_scale", "lambda"]
+
+
+def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_energy: np.ndarray,
+                       global_scale: np.ndarray, similarity: np.ndarray, energy_floor: float,
+                       penalty: float) -> np.ndarray:
+    """Hit coefficients on Fi-NeMo's scale (its ``hit_coefficient_global``) from least-squares amplitudes.
+
+    Fi-NeMo fits ``contrib / g ≈ Σ c · s · cwm`` by lasso (penalty λ on ``c``), with the CWM scaled to
+    unit norm over its full width then trimmed, ``g`` the region's RMS contribution per position and
+    ``s = (E / g² + eps) ** -0.5`` (at most 10) from the window's energy ``E``, and reports ``c · g²``.
+    For a hit that no other hit overlaps, the lasso's ``c`` is the least-squares one shrunk by
+    ``(similarity − λ · r) / similarity``, with ``r`` the full CWM's norm over the trimmed one's (Fi-NeMo's
+    trimmed CWM has norm ``1 / r``); with ``a`` the amplitude of the unit-norm trimmed CWM in contribution
+    units, ``c · g²`` is ``a · r · sqrt(E + eps · g²) · (similarity − λ · r) / similarity``.
+
+    Parameters
+    ----------
+    amplitude
+        ``(H,)`` least-squares coefficients of the unit-norm trimmed CWM (contribution units).
+    norm_ratio
+        ``(H,)`` L2 norm of the motif's full CWM over that of its trimmed CWM (>= 1).
+    window_energy
+        ``(H,)`` sum of squared contributions over each hit's window.
+    global_scale
+        ``(H,)`` RMS contribution per position of each hit's region.
+    similarity
+        ``(H,)`` each hit's similarity (``hit_similarity``).
+    energy_floor
+        Fi-NeMo's ``eps``.
+    penalty
+        Fi-NeMo's λ: the similarity threshold (``min_similarity``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H,)`` float64, in squared contribution units, >= 0; divide by ``global_scale**2`` for
+        Fi-NeMo's ``hit_coefficient``.
+    """
+    scale_sq = np.asarray(global_scale, dtype=float) ** 2
+    energy = np.maximum(np.asarray(window_energy, dtype=float) + energy_floor * scale_sq, 0.01 * scale_sq)
+    similarity = np.asarray(similarity, dtype=float)
+    shrinkage = np.divide(np.maximum(similarity - penalty * norm_ratio, 0.0), similarity,
+                          out=np.zeros_like(similarity), where=similarity > 0)
+    return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy) * shrinkage
 
 
 def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_similarity: float
@@ -74,7 +123,7 @@ def write_finemo_motifs(calls: HitCalls, out_dir: str | Path) -> dict[str, Path]
     Parameters
     ----------
     calls
-        The run (its CWMs, trim bounds, per-region QC and settings).
+        The run (its CWMs, trim bounds, per-region QC and settings, those of a :class:`HitParameters`).
     out_dir
         The hits folder.
 
@@ -86,7 +135,8 @@ def write_finemo_motifs(calls: HitCalls, out_dir: str | Path) -> dict[str, Path]
     out = Path(out_dir)
     paths = {"motif_data": out / "motif_data.tsv", "motif_cwms": out / "motif_cwms.npy",
              "parameters": out / "parameters.json"}
-    min_similarity = float(calls.settings.get("min_similarity", np.nan))
+    parameters = HitParameters(**calls.settings)
+    min_similarity = float(parameters.min_similarity)
     table, matrices = finemo_motif_table(calls.cwms, calls.motifs, min_similarity)
     with atomic_path(paths["motif_data"]) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
@@ -94,15 +144,15 @@ def write_finemo_motifs(calls: HitCalls, out_dir: str | Path) -> dict[str, Path]
     with atomic_path(paths["motif_cwms"]) as tmp, open(tmp, "wb") as handle:
         np.save(handle, matrices)
     qc = calls.qc
-    parameters = {
-        "cwm_trim_threshold_default": calls.settings.get("trim_threshold"),
+    record = {
+        "cwm_trim_threshold_default": parameters.trim_threshold,
         "lambda_default": min_similarity,
         "region_width": int((qc["end"] - qc["start"]).iloc[0]) if len(qc) else None,
         "num_regions": int(qc["peak_id"].nunique()) if len(qc) else 0,
         "untrimmed_motif_width": int(matrices.shape[2]),
         "num_motifs": int(matrices.shape[0]),
-        "genomatt_settings": calls.settings,
+        "genomatt_settings": parameters.settings(),
     }
     with atomic_path(paths["parameters"]) as tmp:
-        tmp.write_text(json.dumps(parameters, indent=2, default=str))
+        tmp.write_text(json.dumps(record, indent=2, default=str))
     return paths

@@ -1,7 +1,7 @@
 """Known-motif matching: discovered motifs compared with JASPAR or a MEME file by TOMTOM (memelite).
 
 Each discovered motif's trimmed base-frequency matrix (the span of columns whose summed |CWM| is at
-least ``genomatt.motifs.discovery.MATCH_TRIM_FRACTION`` of the largest) is compared with every motif of
+least ``genomatt.motifs.trimming.MATCH_TRIM_FRACTION`` of the largest) is compared with every motif of
 the database, on both strands, by memelite's TOMTOM (complete scores, Euclidean column distance).
 TOMTOM's p-value is that of the best alignment; the q-value is the Benjamini-Hochberg adjustment of a
 motif's p-values against all database motifs (``scipy.stats.false_discovery_control``), as MEME's tomtom

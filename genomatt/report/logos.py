@@ -25,9 +25,9 @@ from matplotlib.transforms import Affine2D
 
 from genomatt import ALPHABET
 from genomatt.atomic import atomic_path
-from genomatt.motifs.discovery import MATCH_TRIM_FRACTION, trim_bounds
+from genomatt.motifs.cwm_motifs import logo_heights
 from genomatt.motifs.formats import reverse_complement_matrix
-from genomatt.motifs.hits import logo_heights
+from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
 
 # Logo kinds of a motif: file suffix → (caption, y-axis label).
 MOTIF_LOGO_KINDS = {

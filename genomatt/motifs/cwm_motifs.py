@@ -1,0 +1,136 @@
+"""Motifs to scan for hits: CWMs read from a ``motifs.h5`` or a MEME file, and chosen by name and size.
+
+A discovered motif (``motifs.h5``) brings its CWM and task; a MEME motif (e.g. from JASPAR) has no CWM, so
+its logo heights stand in for one and it is scanned in every task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from genomatt.errors import MotifError
+from genomatt.motifs.formats import read_meme
+from genomatt.motifs.store import read_motifs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CwmMotif:
+    """A motif to find in contribution scores.
+
+    Attributes
+    ----------
+    name
+        Motif name, written in the ``motif_name`` column of the hits.
+    cwm
+        ``(4, W)`` contribution weight matrix (A, C, G, T); negative for motifs whose contributions are.
+    task
+        The task whose contributions the motif is scanned in; ``None`` scans every task.
+    n_seqlets
+        Seqlets the motif was built from (``None`` for motifs of a MEME file).
+    """
+
+    name: str
+    cwm: np.ndarray
+    task: str | None = None
+    n_seqlets: int | None = None
+
+    @property
+    def sign(self) -> int:
+        """+1 for a motif of positive contributions, -1 for a negative one."""
+        return 1 if self.cwm.sum() >= 0 else -1
+
+def logo_heights(probabilities: np.ndarray) -> np.ndarray:
+    """Letter heights of a sequence logo: probabilities times information content (bits).
+
+    Parameters
+    ----------
+    probabilities
+        ``(4, W)`` position probability matrix, columns summing to 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, W)`` float64, each column summing to its information content (0 to 2 bits).
+    """
+    probabilities = np.asarray(probabilities, dtype=float)
+    entropy = -(probabilities * np.log2(np.clip(probabilities, 1e-12, 1))).sum(axis=0)
+    return probabilities * (2 - entropy)
+
+def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
+    """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
+
+    A MEME motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
+    scanned in every task.
+
+    Returns
+    -------
+    list of CwmMotif
+        In file order; empty for a ``motifs.h5`` in which no motif was found.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotifError(f"{path}: motif file not found")
+    if h5py.is_hdf5(path):
+        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets)
+                  for motif in read_motifs(path)[0]]
+    else:
+        motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities))
+                  for motif in read_meme(path)]
+    for motif in motifs:
+        if motif.cwm.ndim != 2 or motif.cwm.shape[0] != 4 or motif.cwm.shape[1] == 0:
+            raise MotifError(f"{path}: motif {motif.name} has CWM shape {motif.cwm.shape}, expected (4, W)")
+        if not np.isfinite(motif.cwm).all() or not np.abs(motif.cwm).sum() > 0:
+            raise MotifError(f"{path}: motif {motif.name} has a CWM that is all zero or not finite")
+    names = [motif.name for motif in motifs]
+    if len(set(names)) != len(names):
+        raise MotifError(f"{path}: motif names must be distinct, got duplicates of "
+                         f"{sorted({n for n in names if names.count(n) > 1})}")
+    return motifs
+
+def select_motifs(
+    motifs: list[CwmMotif], include: list[str] | None = None, exclude: list[str] | None = None,
+    min_seqlets: int = 0,
+) -> list[CwmMotif]:
+    """The motifs to scan, chosen by name and size (as Fi-NeMo's ``-I``/``-E``).
+
+    Parameters
+    ----------
+    motifs
+        Motifs in file order.
+    include, exclude
+        Shell-style name patterns (``fnmatch``, e.g. ``GATA1.pos.*``): keep only motifs matching one of
+        ``include`` (all when ``None``), then drop those matching one of ``exclude``.
+    min_seqlets
+        Drop discovered motifs built from fewer seqlets (MEME motifs, which have no count, stay).
+
+    Returns
+    -------
+    list of CwmMotif
+        The kept motifs, in file order.
+
+    Raises
+    ------
+    MotifError
+        If a pattern of ``include`` or ``exclude`` matches no motif (a misspelt name would otherwise go
+        unnoticed).
+    """
+    names = [motif.name for motif in motifs]
+    for option, patterns in (("include", include), ("exclude", exclude)):
+        unmatched = [p for p in patterns or [] if not any(fnmatchcase(name, p) for name in names)]
+        if unmatched:
+            raise MotifError(f"--{option} patterns {unmatched} match no motif (motifs: {names})")
+    kept = [m for m in motifs if include is None or any(fnmatchcase(m.name, p) for p in include)]
+    kept = [m for m in kept if not any(fnmatchcase(m.name, p) for p in exclude or [])]
+    small = [m.name for m in kept if m.n_seqlets is not None and m.n_seqlets < min_seqlets]
+    if small:
+        log.info("motifs %s have fewer than %d seqlets; not scanned", small, min_seqlets)
+    return [m for m in kept if m.name not in small]
