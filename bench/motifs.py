@@ -1,7 +1,9 @@
 """Benchmark: motif discovery acceptance on the simulated genome, and time and memory versus seqlets.
 
-1. Acceptance (with ``--truth``): ``genomatt motifs`` on the contribution file, then for every planted
-   motif of ``truth.tsv`` the discovered motif assigned to it (best JASPAR match is the planted matrix or
+1. Acceptance (with ``--truth``): discovery in every task of the contribution file
+   (``discover_task_motifs``, the library function ``genomatt motifs`` calls, with its defaults) and
+   TOMTOM matching against JASPAR, then for every planted motif of ``truth.tsv`` the discovered motif
+   assigned to it (best JASPAR match is the planted matrix or
    one of its TF family, q < 0.05), its seqlets, best match and q-value; and the fraction of the seqlets
    of assigned motifs that overlap a planted instance of their motif (acceptance: >= 80%).
 2. Scaling: one task's contributions, regions replicated with small noise added to the hypothetical
@@ -21,7 +23,6 @@ import argparse
 import multiprocessing
 import platform
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,31 +30,35 @@ import numpy as np
 import pandas as pd
 from planted import planted_matrix
 
-from genomatt.cli.main import main as genomatt_main
 from genomatt.contributions import read_contributions
 from genomatt.motifs.discovery import DiscoverySettings, discover_motifs, resolve_window
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
+from genomatt.motifs.matching import load_database, match_motifs
 from genomatt.motifs.seqlets import call_seqlets, seqlet_geometry
-from genomatt.motifs.store import read_motifs
+from genomatt.motifs.task_discovery import discover_task_motifs
+from genomatt.task_regions import read_task_regions, task_region_rows
 
 WARM_UP_REGIONS = 300
 
 
-def acceptance(contrib: Path, truth_path: Path, out: Path, threads: int, release: str, tax_group: str,
+def acceptance(contrib: Path, truth_path: Path, threads: int, release: str, tax_group: str,
                task_regions: Path | None) -> None:
     start = time.perf_counter()
+    info = read_contributions(contrib)
+    window_start, window = resolve_window(None, info.length)
     # The simulated tasks.bed names each region's task in its name column.
-    tasks = ["--task-regions", str(task_regions), "--labels-column", "name"] if task_regions else []
-    status = genomatt_main(["motifs", "--contrib", str(contrib), "--out", str(out / "motifs.h5"),
-                            "--threads", str(threads), "--jaspar-release", release, "--jaspar-tax-group", tax_group,
-                            *tasks])
+    rows = (task_region_rows(info.regions, info.tasks, read_task_regions([task_regions], "name"))
+            if task_regions else None)
+    discoveries = discover_task_motifs(info, window_start, window, DiscoverySettings(threads=threads), rows)
+    motifs = [motif for discovery in discoveries for motif in discovery.motifs]
+    if motifs:
+        match_motifs(motifs, load_database(None, release, "CORE", None if tax_group == "all" else tax_group),
+                     threads=threads)
     seconds = time.perf_counter() - start
-    if status != 0:
-        raise SystemExit(f"genomatt motifs failed with status {status}")
-    motifs, seqlets, _ = read_motifs(out / "motifs.h5")
+    seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
     truth = pd.read_csv(truth_path, sep="\t")
     planted = truth.drop_duplicates("motif_id").set_index("motif_id")["motif_name"].to_dict()
-    print(f"\n`genomatt motifs` on {contrib} ({threads} threads): {seconds:.1f} s, {len(motifs)} motifs\n")
+    print(f"\nDiscovery and matching on {contrib} ({threads} threads): {seconds:.1f} s, {len(motifs)} motifs\n")
 
     rows = []
     for motif in motifs:
@@ -159,7 +164,6 @@ def main() -> None:
     parser.add_argument("--truth", type=Path, help="truth.tsv of the simulated genome: print the acceptance table")
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: discover each task's motifs in its regions")
-    parser.add_argument("--out-dir", type=Path, help="folder for the acceptance run's outputs (default: temporary)")
     parser.add_argument("--sizes", type=int, nargs="*", default=[2_000, 10_000, 50_000], help="seqlet counts")
     parser.add_argument("--task", help="task for the scaling runs (default: the first)")
     parser.add_argument("--threads", type=int, default=2)
@@ -170,9 +174,8 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {platform.processor() or platform.platform()}, "
           f"Python {platform.python_version()}")
     if args.truth:
-        with tempfile.TemporaryDirectory() as scratch:
-            acceptance(args.contrib, args.truth, args.out_dir or Path(scratch), args.threads, args.jaspar_release,
-                       args.jaspar_tax_group, args.task_regions)
+        acceptance(args.contrib, args.truth, args.threads, args.jaspar_release, args.jaspar_tax_group,
+                   args.task_regions)
     if args.sizes:
         scaling(args.contrib, args.task, args.sizes, args.threads)
 

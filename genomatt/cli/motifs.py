@@ -10,20 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
-from genomatt.contributions import Contributions, read_contributions
-from genomatt.motifs.discovery import (
-    DiscoverySettings,
-    TaskDiscovery,
-    discover_motifs,
-    keep_motifs,
-    resolve_window,
-    task_purity,
-)
+from genomatt.contributions import read_contributions
+from genomatt.motifs.discovery import DiscoverySettings, resolve_window
 from genomatt.motifs.formats import write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
 from genomatt.motifs.seqlets import write_bed
 from genomatt.motifs.store import write_modisco_h5, write_motifs
+from genomatt.motifs.task_discovery import discover_task_motifs
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +60,6 @@ def _file_safe(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
 
 
-def _pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery],
-                 min_purity: float) -> list[TaskDiscovery]:
-    """Each discovery with only the motifs whose :func:`task_purity` is at least ``min_purity``; the others
-    (other tasks' motifs) are logged with the task they drive most."""
-    motifs = [motif for discovery in discoveries for motif in discovery.motifs]
-    if not motifs:
-        return discoveries
-    seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
-    purity = task_purity(contributions, motifs, seqlets).set_index("motif")
-    kept = []
-    for discovery in discoveries:
-        keep = []
-        for motif in discovery.motifs:
-            row = purity.loc[motif.name]
-            if row["purity"] >= min_purity:
-                keep.append(motif.name)
-            else:
-                log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
-                         "task %.2f as much (purity under %g)", discovery.task, motif.name, motif.n_seqlets,
-                         row["driven_task"], row["purity"], min_purity)
-        kept.append(keep_motifs(discovery, keep))
-    return kept
-
-
 def run(args: argparse.Namespace) -> None:
     info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
@@ -112,21 +82,7 @@ def run(args: argparse.Namespace) -> None:
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,
     }
-    discoveries = []
-    for index, task in enumerate(info.tasks):
-        onehot, hypothetical = info.read_window(index, window_start, window_start + window)
-        regions = info.regions
-        if rows_of is not None:
-            rows = rows_of[task]
-            onehot, hypothetical, regions = onehot[rows], hypothetical[rows], regions.iloc[rows].reset_index(drop=True)
-        discovery = discover_motifs(onehot, hypothetical, regions, task, window_start, settings)
-        del onehot, hypothetical
-        if rows_of is not None:
-            # tfmodisco-lite's example indices name rows of the contribution file.
-            discovery.region_order = rows_of[task][discovery.region_order]
-        discoveries.append(discovery)
-    if settings.min_purity > 0 and len(info.tasks) > 1:
-        discoveries = _pure_motifs(info, discoveries, settings.min_purity)
+    discoveries = discover_task_motifs(info, window_start, window, settings, rows_of)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
         write_modisco_h5(folder / "modisco" / f"{_file_safe(discovery.task)}.h5", discovery, provenance)

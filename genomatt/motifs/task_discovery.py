@@ -1,0 +1,88 @@
+"""Motif discovery in every task of a contribution file: the driver of :func:`discover_motifs`.
+
+:func:`discover_task_motifs` reads each task's one-hot and hypothetical contributions over the discovery
+window of its regions, discovers the task's motifs, and, with several tasks, drops the motifs whose seqlets
+drive another task more than their own (:func:`pure_motifs`). ``genomatt motifs`` and ``bench/motifs.py``
+call it; matching the motifs and writing them is left to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from genomatt.contributions import Contributions
+from genomatt.motifs.discovery import DiscoverySettings, TaskDiscovery, discover_motifs, keep_motifs, task_purity
+
+log = logging.getLogger(__name__)
+
+
+def discover_task_motifs(
+    info: Contributions,
+    window_start: int,
+    window: int,
+    settings: DiscoverySettings,
+    task_rows: Mapping[str, np.ndarray] | None = None,
+) -> list[TaskDiscovery]:
+    """Discover the motifs of every task of a contribution file, one task at a time.
+
+    Parameters
+    ----------
+    info
+        The contribution file (:func:`genomatt.contributions.read_contributions`).
+    window_start, window
+        The discovery window within each region (:func:`genomatt.motifs.discovery.resolve_window`).
+    settings
+        Discovery parameters; with ``min_purity`` above 0 and several tasks, motifs of other tasks are
+        dropped (:func:`pure_motifs`).
+    task_rows
+        Task → sorted rows of the regions table that the task's discovery uses (e.g. from
+        :func:`genomatt.task_regions.task_region_rows`); every region for every task when ``None``.
+
+    Returns
+    -------
+    list of TaskDiscovery
+        One per task, in task order; ``region_order`` names rows of the contribution file.
+    """
+    discoveries = []
+    for index, task in enumerate(info.tasks):
+        onehot, hypothetical = info.read_window(index, window_start, window_start + window)
+        regions = info.regions
+        if task_rows is not None:
+            rows = task_rows[task]
+            onehot, hypothetical, regions = onehot[rows], hypothetical[rows], regions.iloc[rows].reset_index(drop=True)
+        discovery = discover_motifs(onehot, hypothetical, regions, task, window_start, settings)
+        del onehot, hypothetical
+        if task_rows is not None:
+            # tfmodisco-lite's example indices name rows of the contribution file.
+            discovery.region_order = task_rows[task][discovery.region_order]
+        discoveries.append(discovery)
+    if settings.min_purity > 0 and len(info.tasks) > 1:
+        discoveries = pure_motifs(info, discoveries, settings.min_purity)
+    return discoveries
+
+
+def pure_motifs(info: Contributions, discoveries: list[TaskDiscovery], min_purity: float) -> list[TaskDiscovery]:
+    """Each discovery with only the motifs whose :func:`~genomatt.motifs.discovery.task_purity` is at least
+    ``min_purity``; the others (other tasks' motifs) are logged with the task they drive most."""
+    motifs = [motif for discovery in discoveries for motif in discovery.motifs]
+    if not motifs:
+        return discoveries
+    seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
+    purity = task_purity(info, motifs, seqlets).set_index("motif")
+    kept = []
+    for discovery in discoveries:
+        keep = []
+        for motif in discovery.motifs:
+            row = purity.loc[motif.name]
+            if row["purity"] >= min_purity:
+                keep.append(motif.name)
+            else:
+                log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
+                         "task %.2f as much (purity under %g)", discovery.task, motif.name, motif.n_seqlets,
+                         row["driven_task"], row["purity"], min_purity)
+        kept.append(keep_motifs(discovery, keep))
+    return kept
