@@ -138,6 +138,20 @@ def test_discovery_filters_reach_genomatt_motifs(tmp_path):
     assert "--min-strength 0.2" in block and "--min-purity 0.4" in block
 
 
+def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["outdir"] = str(tmp_path / "out")
+    config["hits"] = {"fdr": 0.01, "min_task_share": 0.2}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "-p", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (block,) = rule_blocks(result.stdout + result.stderr)["hits"]
+    assert "--fdr 0.01" in block and "--min-task-share 0.2" in block
+    # Keys the config leaves out take the command's defaults (genomatt/motifs/hit_parameters.py).
+    assert "--min-similarity" not in block and "--energy-floor" not in block
+
+
 @pytest.mark.parametrize("section, key, value, expected", [
     ("", "width", -5, "instance['width']"),
     ("attribution", "device", "gpu", "instance['attribution']['device']"),

@@ -187,6 +187,12 @@ def training_options():
     return " ".join(options)
 
 
+def hit_options():
+    """Hit-calling options of `genomatt hits` from the `hits` section of the config; the keys it leaves out
+    take the command's defaults (genomatt/motifs/hit_parameters.py)."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in HITS.items() if value is not None)
+
+
 def motif_options():
     """Command-line options of `genomatt motifs` from the `motifs` section of the config."""
     options = [f"--seed {config.get('seed', 0)}"]

@@ -52,12 +52,7 @@ rule hits:
     benchmark:
         benchmark("{sample}/hits")
     params:
-        fdr=HITS.get("fdr", 0.05),
-        min_similarity=HITS.get("min_similarity", 0.7),
-        min_strength=HITS.get("min_strength", 0.1),
-        energy_floor=HITS.get("energy_floor", 1.0),
-        trim_threshold=HITS.get("trim_threshold", 0.3),
-        min_task_share=HITS.get("min_task_share", 0.5),
+        options=hit_options(),
         device=DEVICE,
         seed=config.get("seed", 0),
         tasks=sample_motif_task_options,
@@ -70,8 +65,6 @@ rule hits:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt hits --contrib {input.contrib} --motifs {input.motifs} --fasta {input.fasta}"
-        " --out-dir $(dirname {output.tsv}) --tracks-dir {output.tracks} --fdr {params.fdr}"
-        " --min-similarity {params.min_similarity} --min-strength {params.min_strength}"
-        " --energy-floor {params.energy_floor} --trim-threshold {params.trim_threshold}"
-        " --min-task-share {params.min_task_share} --device {params.device} --seed {params.seed} {params.tasks}"
+        " --out-dir $(dirname {output.tsv}) --tracks-dir {output.tracks} {params.options}"
+        " --device {params.device} --seed {params.seed} {params.tasks}"
         " > {log} 2>&1"
