@@ -67,7 +67,7 @@ class HitCalls:
     cwms
         Motif name → the ``(4, W)`` CWM scanned (untrimmed, as given).
     settings
-        The parameters of the run.
+        The parameters of the run (:meth:`HitParameters.settings`, as recorded in ``hits.h5``).
     """
 
     hits: pd.DataFrame
@@ -94,11 +94,11 @@ def call_hits_in_store(
 
     Each motif is scanned in the contributions of its own task (the one it was discovered in) or,
     for motifs without a task (MEME/JASPAR motifs), in every task, by :func:`call_hits` with ``parameters``
-    (:class:`HitParameters`; its defaults when ``None``), ``batch_size`` and ``device``; then
-    ``min_task_share`` drops the hits whose :func:`task_share` is lower (0 keeps
-    all). ``tasks`` restricts the tasks scanned, and ``task_rows`` (task → sorted rows of
-    the regions table, e.g. from :func:`genomatt.task_regions.task_region_rows`) the regions
-    scanned for each task (hits, thresholds and QC then cover those regions only).
+    (:class:`HitParameters`; its defaults when ``None``), ``batch_size`` and ``device``; then the hits whose
+    :func:`task_share` is under ``parameters.min_task_share`` are dropped (0 keeps all). ``tasks`` restricts
+    the tasks scanned, and ``task_rows`` (task → sorted rows of the regions table, e.g. from
+    :func:`genomatt.task_regions.task_region_rows`) the regions scanned for each task (hits, thresholds
+    and QC then cover those regions only).
 
     Returns
     -------
