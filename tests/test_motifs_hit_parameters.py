@@ -1,6 +1,8 @@
 import argparse
 import dataclasses
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -37,3 +39,10 @@ def test_the_hits_command_takes_its_defaults_from_the_record():
     args = parser.parse_args(["hits", "--contrib", "c.h5", "--motifs", "m.h5", "--out-dir", "out", "--fdr", "0.01",
                               "--min-task-share", "0"])
     assert args.fdr == 0.01 and args.min_task_share == 0.0
+
+
+def test_the_record_loads_without_torch_or_h5py():
+    code = ("import sys, genomatt.motifs.hit_parameters; "
+            "print(sorted(name for name in ('torch', 'h5py', 'pandas') if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -12,8 +12,7 @@ from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError
 from genomatt.genome import read_chrom_sizes
 from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
-from genomatt.motifs.hit_calling import DEFAULT_BATCH_SIZE
-from genomatt.motifs.hit_parameters import HitParameters
+from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.hits import call_hits_in_store, write_hits
 from genomatt.tracks import write_contribution_bigwigs
 

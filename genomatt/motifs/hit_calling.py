@@ -51,10 +51,9 @@ from genomatt.device import resolve_device
 from genomatt.errors import MotifError
 from genomatt.motifs.cwm_motifs import CwmMotif
 from genomatt.motifs.formats import reverse_complement_matrix
-from genomatt.motifs.hit_parameters import HitParameters
+from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
 
-DEFAULT_BATCH_SIZE = 128
 # The reference strength of a motif is this quantile over regions of its best coefficient per region: a
 # motif used in more than a tenth of the regions scanned reaches it at its sites, not in the background.
 REFERENCE_QUANTILE = 0.9

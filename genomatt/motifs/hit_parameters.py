@@ -3,7 +3,8 @@
 :class:`HitParameters` is what the algorithm (:mod:`genomatt.motifs.hit_calling`), its file driver
 (:mod:`genomatt.motifs.hits`), ``genomatt hits`` (its option defaults), Fi-NeMo's ``parameters.json``
 (:mod:`genomatt.motifs.finemo`) and ``bench/hits.py`` read. The workflow passes the ``hits`` section of the
-config as options of ``genomatt hits``; keys it leaves out take these defaults.
+config as options of ``genomatt hits``; keys it leaves out take these defaults. The module imports neither
+torch nor h5py, so the command's parser reads the defaults cheaply.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from dataclasses import dataclass
 
 from genomatt.errors import MotifError
 from genomatt.motifs.trimming import TRIM_FRACTION
+
+# Regions scanned at once: memory and speed only, never the hits, so it is no field of HitParameters.
+DEFAULT_BATCH_SIZE = 128
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contri
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.cwm_motifs import CwmMotif
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
-from genomatt.motifs.hit_calling import DEFAULT_BATCH_SIZE, call_hits, empty_hits, empty_thresholds
-from genomatt.motifs.hit_parameters import HitParameters
+from genomatt.motifs.hit_calling import call_hits, empty_hits, empty_thresholds
+from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.store import read_table, write_table
 from genomatt.tracks import write_hits_bed
 
