@@ -126,27 +126,26 @@ def test_dry_run_of_default_config(tmp_path):
     assert output.count("rule attribute_shard:") == config["attribution"]["shards"]
 
 
-def test_discovery_filters_reach_genomatt_motifs(tmp_path):
+def printed_job(tmp_path: Path, section: str, values: dict, rule: str) -> str:
+    """The job block of ``rule`` in a printed dry run of the default config with ``values`` set in ``section``."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["outdir"] = str(tmp_path / "out")
-    config.setdefault("motifs", {}).update({"min_strength": 0.2, "min_purity": 0.4})
+    config.setdefault(section, {}).update(values)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     result = run_snakemake("-n", "-p", config=path)
     assert result.returncode == 0, result.stdout + result.stderr
-    (block,) = rule_blocks(result.stdout + result.stderr)["motifs"]
+    (block,) = rule_blocks(result.stdout + result.stderr)[rule]
+    return block
+
+
+def test_discovery_filters_reach_genomatt_motifs(tmp_path):
+    block = printed_job(tmp_path, "motifs", {"min_strength": 0.2, "min_purity": 0.4}, "motifs")
     assert "--min-strength 0.2" in block and "--min-purity 0.4" in block
 
 
 def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["outdir"] = str(tmp_path / "out")
-    config["hits"] = {"fdr": 0.01, "min_task_share": 0.2}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = run_snakemake("-n", "-p", config=path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (block,) = rule_blocks(result.stdout + result.stderr)["hits"]
+    block = printed_job(tmp_path, "hits", {"fdr": 0.01, "min_task_share": 0.2}, "hits")
     assert "--fdr 0.01" in block and "--min-task-share 0.2" in block
     # Keys the config leaves out take the command's defaults (genomatt/motifs/hit_parameters.py).
     assert "--min-similarity" not in block and "--energy-floor" not in block
