@@ -52,8 +52,8 @@ import torch
 from planted import planted_matrix
 
 from genomatt.contributions import read_contributions
-from genomatt.motifs.cwm_motifs import CwmMotif, read_cwm_motifs
-from genomatt.motifs.formats import read_meme
+from genomatt.motifs.cwm_motifs import read_cwm_motifs
+from genomatt.motifs.formats import CwmMotif, read_meme
 from genomatt.motifs.hit_parameters import HitParameters
 from genomatt.motifs.hits import call_hits_in_store
 from genomatt.motifs.jaspar import DEFAULT_RELEASE

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -8,8 +11,8 @@ from synthetic import planted_motifs_h5, synthetic_contributions
 from genomatt.cli.main import main
 from genomatt.contributions import contribution_tasks
 from genomatt.errors import MotifError, StoreError
-from genomatt.motifs.cwm_motifs import CwmMotif, logo_heights, read_cwm_motifs, select_motifs
-from genomatt.motifs.formats import read_meme, reverse_complement_matrix
+from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
+from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
 from genomatt.motifs.hit_calling import call_hits, importance_threshold
 from genomatt.motifs.hit_parameters import HitParameters
 from genomatt.motifs.hits import (
@@ -393,3 +396,12 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     assert calls.qc["n_hits"].sum() == len(calls.hits)
     with pytest.raises(MotifError, match="min_task_share"):
         call_hits_in_store(path, motifs, HitParameters(min_task_share=2.0), device="cpu")
+
+
+def test_the_algorithm_loads_no_file_reader():
+    # hit_calling takes arrays and returns tables; reading contrib.h5 and motif files is its driver's job.
+    code = ("import sys, genomatt.motifs.hit_calling; print(sorted(name for name in ('genomatt.store', "
+            "'genomatt.contributions', 'genomatt.motifs.store', 'genomatt.motifs.cwm_motifs', 'genomatt.motifs.hits') "
+            "if name in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

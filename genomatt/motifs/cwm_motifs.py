@@ -1,4 +1,5 @@
-"""Motifs to scan for hits: CWMs read from a ``motifs.h5`` or a MEME file, and chosen by name and size.
+"""Motifs to scan for hits (:class:`~genomatt.motifs.formats.CwmMotif`): read from a ``motifs.h5`` or a MEME
+file, and chosen by name and size.
 
 A discovered motif (``motifs.h5``) brings its CWM and task; a MEME motif (e.g. from JASPAR) has no CWM, so
 its logo heights stand in for one and it is scanned in every task.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -16,37 +16,11 @@ import h5py
 import numpy as np
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import read_meme
+from genomatt.motifs.formats import CwmMotif, read_meme
 from genomatt.motifs.store import read_motifs
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class CwmMotif:
-    """A motif to find in contribution scores.
-
-    Attributes
-    ----------
-    name
-        Motif name, written in the ``motif_name`` column of the hits.
-    cwm
-        ``(4, W)`` contribution weight matrix (A, C, G, T); negative for motifs whose contributions are.
-    task
-        The task whose contributions the motif is scanned in; ``None`` scans every task.
-    n_seqlets
-        Seqlets the motif was built from (``None`` for motifs of a MEME file).
-    """
-
-    name: str
-    cwm: np.ndarray
-    task: str | None = None
-    n_seqlets: int | None = None
-
-    @property
-    def sign(self) -> int:
-        """+1 for a motif of positive contributions, -1 for a negative one."""
-        return 1 if self.cwm.sum() >= 0 else -1
 
 def logo_heights(probabilities: np.ndarray) -> np.ndarray:
     """Letter heights of a sequence logo: probabilities times information content (bits).

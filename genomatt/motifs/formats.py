@@ -1,7 +1,8 @@
 """Motif records and the MEME motif file format.
 
 A motif matrix is ``(4, W)`` (channels A, C, G, T; positions along the motif), matching the one-hot
-contract. Probability matrices have columns summing to 1.
+contract. Probability matrices (:class:`Motif`) have columns summing to 1; contribution weight matrices
+(:class:`CwmMotif`, what hit calling scans) are in the units of the contributions.
 """
 
 from __future__ import annotations
@@ -55,6 +56,32 @@ class Motif:
         smoothed = (self.probabilities + pseudocount) / (1 + 4 * pseudocount)
         return np.log2(smoothed / background[:, None])
 
+
+@dataclass
+class CwmMotif:
+    """A motif to find in contribution scores.
+
+    Attributes
+    ----------
+    name
+        Motif name, written in the ``motif_name`` column of the hits.
+    cwm
+        ``(4, W)`` contribution weight matrix (A, C, G, T); negative for motifs whose contributions are.
+    task
+        The task whose contributions the motif is scanned in; ``None`` scans every task.
+    n_seqlets
+        Seqlets the motif was built from (``None`` for motifs of a MEME file).
+    """
+
+    name: str
+    cwm: np.ndarray
+    task: str | None = None
+    n_seqlets: int | None = None
+
+    @property
+    def sign(self) -> int:
+        """+1 for a motif of positive contributions, -1 for a negative one."""
+        return 1 if self.cwm.sum() >= 0 else -1
 
 def normalise_columns(matrix: np.ndarray, source: str) -> np.ndarray:
     """Return ``matrix`` with columns scaled to sum to 1; reject negative values or empty columns."""

@@ -49,8 +49,7 @@ import torch.nn.functional as F
 
 from genomatt.device import resolve_device
 from genomatt.errors import MotifError
-from genomatt.motifs.cwm_motifs import CwmMotif
-from genomatt.motifs.formats import reverse_complement_matrix
+from genomatt.motifs.formats import CwmMotif, reverse_complement_matrix
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
 

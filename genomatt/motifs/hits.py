@@ -29,8 +29,8 @@ from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contributions
 from genomatt.errors import MotifError, StoreError
-from genomatt.motifs.cwm_motifs import CwmMotif
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
+from genomatt.motifs.formats import CwmMotif
 from genomatt.motifs.hit_calling import call_hits, empty_hits, empty_thresholds
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.store import read_table, write_table
