@@ -2,7 +2,6 @@ import dataclasses
 import logging
 from types import SimpleNamespace
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,7 +19,6 @@ from genomatt.motifs.discovery import (
     DiscoveredMotif,
     DiscoverySettings,
     _simple_patterns,
-    bounded_threads,
     composite_of,
     discover_motifs,
     resolve_window,
@@ -139,13 +137,7 @@ def test_resolve_window(caplog):
         resolve_window(10, 200)
 
 
-def test_bounded_threads_sets_and_restores_numba_threads():
-    before = numba.get_num_threads()
-    with bounded_threads(1):
-        assert numba.get_num_threads() == 1
-    assert numba.get_num_threads() == before
-    with bounded_threads(10_000):
-        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+def test_discovery_refuses_fewer_than_one_thread():
     with pytest.raises(MotifError, match="at least 1"):
         DiscoverySettings(threads=0)
 

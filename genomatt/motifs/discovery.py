@@ -10,14 +10,11 @@ than the first regions of the file; and numba's and the BLAS libraries' threads 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -33,6 +30,7 @@ from genomatt.motifs.seqlets import (
     to_genome,
 )
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
+from genomatt.threads import bounded_threads
 
 log = logging.getLogger(__name__)
 
@@ -198,36 +196,6 @@ def resolve_window(window: int | None, length: int) -> tuple[int, int]:
     if window < MIN_WINDOW:
         raise MotifError(f"window of {window} bp is too short for seqlets; give at least {MIN_WINDOW} bp")
     return length // 2 - window // 2, window
-
-
-@contextlib.contextmanager
-def bounded_threads(threads: int) -> Iterator[None]:
-    """Run the block with numba and the BLAS/OpenMP libraries limited to ``threads`` threads.
-
-    tfmodisco-lite compiles its kernels in forked children (which also fills numba's on-disk cache) and
-    builds patterns in forked workers only under a fork-safe threading layer, which GNU OpenMP is not; so
-    when no numba threading layer has started yet and ``NUMBA_THREADING_LAYER`` is not set, the workqueue
-    layer is chosen.
-    """
-    from threadpoolctl import threadpool_limits
-
-    if threads < 1:
-        raise MotifError(f"threads must be at least 1, got {threads}")
-    try:
-        numba.threading_layer()
-    except ValueError:
-        if "NUMBA_THREADING_LAYER" not in os.environ:
-            numba.config.THREADING_LAYER = "workqueue"
-    available = numba.config.NUMBA_NUM_THREADS
-    if threads > available:
-        log.info("using %d threads, the most numba allows here (asked for %d)", available, threads)
-    saved = numba.get_num_threads()
-    numba.set_num_threads(min(threads, available))
-    try:
-        with threadpool_limits(limits=threads):
-            yield
-    finally:
-        numba.set_num_threads(saved)
 
 
 def motif_strength(cwm: np.ndarray) -> float:

@@ -20,9 +20,10 @@ from scipy.stats import false_discovery_control
 
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError
-from genomatt.motifs.discovery import DiscoveredMotif, bounded_threads
+from genomatt.motifs.discovery import DiscoveredMotif
 from genomatt.motifs.formats import Motif, read_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
+from genomatt.threads import bounded_threads
 
 log = logging.getLogger(__name__)
 
