@@ -30,7 +30,10 @@ from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.contributions import Contributions, read_contributions
 from genomatt.errors import StoreError
-from genomatt.motifs.hits import HitCalls, read_hits
+from genomatt.motifs.discovery import DiscoveredMotif
+from genomatt.motifs.hits import CwmMotif, HitCalls, read_hits
+from genomatt.motifs.store import read_motifs
+from genomatt.report import DEFAULT_EXAMPLE_REGIONS
 from genomatt.report.hit_summary import (
     cooccurrence,
     cooccurrence_figure,
@@ -42,17 +45,15 @@ from genomatt.report.logos import (
     HIT_COLOURS,
     MOTIF_LOGO_KINDS,
     figure_bytes,
-    logo_figure,
     logo_span,
     motif_logo_matrices,
     region_figure,
-    write_figure,
+    write_motif_logos,
 )
 from genomatt.store import read_attrs
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EXAMPLE_REGIONS = 6
 # Regions longer than this are drawn as a window of this width around their hits, so letters stay legible.
 MAX_DRAWN_BASES = 240
 MATCHES_SHOWN = 3
@@ -64,26 +65,12 @@ KEY_SETTINGS = ("method", "rule", "n_references", "seed", "model", "model_sha256
 
 
 @dataclass
-class ReportMotif:
-    """One row of the motif table."""
-
-    name: str
-    task: str
-    sign: str
-    n_seqlets: int | None
-    cwm: np.ndarray
-    pwm: np.ndarray | None = None
-    hypothetical_cwm: np.ndarray | None = None
-    matches: list[dict] = field(default_factory=list)
-
-
-@dataclass
 class ReportInputs:
     """Everything the report shows, read from the run's files."""
 
     contributions: Contributions
     delta: np.ndarray | None
-    motifs: list[ReportMotif]
+    motifs: list[DiscoveredMotif | CwmMotif]
     hits: HitCalls | None
     metrics: object | None
     sources: dict[str, Path | None]
@@ -105,13 +92,6 @@ class ReportInputs:
         return self.contributions.attrs
 
 
-def _read_motifs(path: Path) -> list[ReportMotif]:
-    from genomatt.motifs.store import read_motifs
-
-    return [ReportMotif(m.name, m.task, m.sign, m.n_seqlets, m.cwm, m.pwm, m.hypothetical_cwm, m.matches)
-            for m in read_motifs(path)[0]]
-
-
 def _read_metrics(path: Path) -> object:
     if not path.is_file():
         raise StoreError(f"{path}: metrics file not found")
@@ -128,16 +108,12 @@ def load_report_inputs(
     """Read and check every input of the report (only ``contrib`` is required)."""
     contrib = Path(contrib)
     contributions = read_contributions(contrib)
-    motif_rows = _read_motifs(Path(motifs)) if motifs else []
+    motif_rows: list[DiscoveredMotif | CwmMotif] = list(read_motifs(motifs)[0]) if motifs else []
     hit_calls = read_hits(hits) if hits else None
     if hit_calls is not None:
         known = {motif.name for motif in motif_rows}
         # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
-        for name, cwm in hit_calls.cwms.items():
-            if name not in known:
-                motif_tasks = hit_calls.motifs.loc[hit_calls.motifs["motif_name"] == name, "task"].unique()
-                sign = "neg" if np.asarray(cwm).sum() < 0 else "pos"
-                motif_rows.append(ReportMotif(name, ", ".join(map(str, motif_tasks)) or "all", sign, None, cwm))
+        motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
@@ -308,7 +284,27 @@ def _matches_cell(matches: list[dict]) -> str:
     return f'<ul class="matches">{"".join(items)}</ul>'
 
 
-def _strength_of(strength: pd.Series, motif: ReportMotif) -> tuple[float, str] | None:
+def _motif_task(motif: DiscoveredMotif | CwmMotif, calls: HitCalls | None) -> str:
+    """The task of a discovered motif; for a motif only scanned for hits, the tasks it was scanned in."""
+    if isinstance(motif, DiscoveredMotif) or calls is None:
+        return motif.task or "all"
+    tasks = calls.motifs.loc[calls.motifs["motif_name"] == motif.name, "task"].unique()
+    return ", ".join(map(str, tasks)) or "all"
+
+
+def _motif_sign(motif: DiscoveredMotif | CwmMotif) -> str:
+    """``pos`` or ``neg``: the sign of the motif's contributions."""
+    if isinstance(motif, DiscoveredMotif):
+        return motif.sign
+    return "neg" if motif.cwm.sum() < 0 else "pos"
+
+
+def _motif_matches(motif: DiscoveredMotif | CwmMotif) -> list[dict]:
+    """Known-motif matches of a discovered motif (a motif only scanned for hits has none)."""
+    return motif.matches if isinstance(motif, DiscoveredMotif) else []
+
+
+def _strength_of(strength: pd.Series, motif: DiscoveredMotif | CwmMotif) -> tuple[float, str] | None:
     """The motif's share of its task's contribution (for a motif scanned in several tasks, the largest)."""
     if motif.name not in strength.index.get_level_values("motif_name"):
         return None
@@ -317,15 +313,17 @@ def _strength_of(strength: pd.Series, motif: ReportMotif) -> tuple[float, str] |
     return float(shares[task]), str(task)
 
 
-def _motif_table(inputs: ReportInputs, motifs: list[ReportMotif], statistics: pd.DataFrame,
+def _motif_table(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif], statistics: pd.DataFrame,
                  strength: pd.Series) -> pd.DataFrame:
     """The motif table as a downloadable TSV."""
     rows = []
     for motif in motifs:
-        best = motif.matches[0] if motif.matches else {}
+        matches = _motif_matches(motif)
+        best = matches[0] if matches else {}
         share = _strength_of(strength, motif)
         rows.append({
-            "motif": motif.name, "task": motif.task, "sign": motif.sign, "n_seqlets": motif.n_seqlets,
+            "motif": motif.name, "task": _motif_task(motif, inputs.hits), "sign": _motif_sign(motif),
+            "n_seqlets": motif.n_seqlets,
             "hits": int(statistics["hits"].get(motif.name, 0)) if inputs.hits is not None else None,
             "fraction_of_regions_with_hit": float(statistics["fraction"].get(motif.name, 0.0))
             if inputs.hits is not None else None,
@@ -348,13 +346,11 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     rows = []
     for motif in motifs:
         start, end = logo_span(motif.cwm)
-        matrices = motif_logo_matrices(*(None if matrix is None else matrix[:, start:end]
-                                         for matrix in (motif.cwm, motif.pwm, motif.hypothetical_cwm)))
+        drawn = (motif.cwm, motif.pwm, motif.hypothetical_cwm) if isinstance(motif, DiscoveredMotif) else (motif.cwm,)
+        matrices = motif_logo_matrices(*(None if matrix is None else matrix[:, start:end] for matrix in drawn))
         logos = []
-        for kind, matrix in matrices.items():
-            caption, ylabel = MOTIF_LOGO_KINDS[kind]
-            figure = logo_figure(matrix, ylabel)
-            written = write_figure(figure, logo_dir / f"{motif.name}.{kind}")
+        for kind, written in write_motif_logos(motif.name, matrices, logo_dir).items():
+            caption = MOTIF_LOGO_KINDS[kind][0]
             logos.append(f'<figure>{_image(written["png"].read_bytes(), f"{motif.name} {caption}", "logo")}'
                          f"<figcaption>{html.escape(caption)}</figcaption></figure>")
         hits = int(statistics["hits"].get(motif.name, 0)) if motif.name in statistics.index else 0
@@ -368,11 +364,12 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
                 f'{share[0]:.1%}<div class="muted">of {html.escape(share[1])}</div>')
             hit_cells = (f'<td class="num">{hits:,}</td><td class="num"><div class="bar"><span style="width:'
                          f'{100 * fraction:.1f}%"></span></div>{fraction:.1%}</td><td class="num">{strength_cell}</td>')
+        sign = _motif_sign(motif)
         rows.append(
             f'<tr><td><div class="name">{html.escape(motif.name)}</div><div class="muted">task '
-            f'{html.escape(motif.task)} · <span class="sign {motif.sign}">{html.escape(motif.sign)}</span></div></td>'
-            f'<td class="num">{"—" if motif.n_seqlets is None else f"{motif.n_seqlets:,}"}</td>'
-            f'<td><div class="logos">{"".join(logos)}</div></td><td>{_matches_cell(motif.matches)}</td>'
+            f'{html.escape(_motif_task(motif, inputs.hits))} · <span class="sign {sign}">{html.escape(sign)}</span>'
+            f'</div></td><td class="num">{"—" if motif.n_seqlets is None else f"{motif.n_seqlets:,}"}</td>'
+            f'<td><div class="logos">{"".join(logos)}</div></td><td>{_matches_cell(_motif_matches(motif))}</td>'
             f"{hit_cells}</tr>")
     note = ('<p class="note">Sorted by seqlet count. Strength: the share of the task\'s contribution (summed over '
             "the regions scanned, absolute value per region) carried by the motif's hits; bars are relative to the "
