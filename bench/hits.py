@@ -260,7 +260,8 @@ def prepare_synthetic(folder: Path, positives: int, negatives: int, width: int =
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from synthetic import planted_motifs_h5, synthetic_contributions
 
-    from genomatt.simulate import DEFAULT_MOTIFS, SimulationSettings, simulate_genome
+    from genomatt.simulate import simulate_genome
+    from genomatt.simulation_settings import DEFAULT_MOTIFS, SimulationSettings
 
     settings = SimulationSettings(n_positive_regions=positives, n_negative_regions=negatives, region_width=width,
                                   motifs=tuple(motif_ids or DEFAULT_MOTIFS),

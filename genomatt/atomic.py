@@ -17,10 +17,12 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import h5py
+from typing import TYPE_CHECKING
 
 from genomatt.errors import OutputError
+
+if TYPE_CHECKING:
+    import h5py
 
 _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
@@ -168,6 +170,9 @@ def atomic_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
     h5py.File
         The file, open for writing.
     """
+    # Imported here so that modules writing only text files (and the command line) load without h5py.
+    import h5py
+
     with atomic_path(path) as tmp:
         guarded = _GuardedFile(tmp)
         try:

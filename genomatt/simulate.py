@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,13 +26,11 @@ from genomatt import ALPHABET, __version__
 from genomatt.atomic import atomic_path
 from genomatt.errors import ConfigError
 from genomatt.motifs.formats import Motif, reverse_complement_matrix, write_meme
-from genomatt.motifs.jaspar import DEFAULT_RELEASE, resolve_motifs
+from genomatt.motifs.jaspar import resolve_motifs
+from genomatt.simulation_settings import SimulationSettings
 
 log = logging.getLogger(__name__)
 
-# GATA1 is its 10 bp matrix MA2388: the 7 bp MA0035.5 carries so little information that chance matches
-# in 200 bp of background make its task unlearnable even for a scan with the true matrix.
-DEFAULT_MOTIFS = ("MA2388", "MA0091", "MA0139", "MA0080", "MA0466")  # GATA1, TAL1::TCF3, CTCF, SPI1, CEBPB
 
 # P(next base | current base), rows and columns in ACGT order: human-like, CpG depleted, ~41% GC.
 BACKGROUND_TRANSITIONS = np.array(
@@ -45,23 +42,6 @@ BACKGROUND_TRANSITIONS = np.array(
     ]
 )
 FASTA_LINE_WIDTH = 60
-
-
-@dataclass
-class SimulationSettings:
-    """Parameters of the synthetic genome (defaults give the embedded demo)."""
-
-    seed: int = 0
-    motifs: Sequence[str] = DEFAULT_MOTIFS
-    jaspar_release: str = DEFAULT_RELEASE
-    n_chromosomes: int = 5
-    chromosome_length: int = 500_000
-    region_width: int = 200
-    n_positive_regions: int = 2000
-    n_negative_regions: int = 1000
-    motif_probability: float = 0.35
-    second_instance_probability: float = 0.3
-    edge_margin: int = 20
 
 
 @dataclass

@@ -8,7 +8,6 @@ import logging
 
 from genomatt.atomic import atomic_path
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
-from genomatt.preflight import check_inputs
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.preflight import check_inputs
+
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     summary = check_inputs(
         args.fasta, args.regions, args.width, on_missing=args.on_missing, task_beds=args.task_regions,

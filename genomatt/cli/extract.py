@@ -6,8 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genomatt.genome import FASTA_BACKENDS, load_regions
-from genomatt.store import write_store
+from genomatt.fasta import FASTA_BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +31,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.genome import load_regions
+    from genomatt.store import write_store
+
     regions, onehot = load_regions(args.fasta, args.regions, args.width, backend=args.backend,
                                    on_missing=args.on_missing, progress=not args.quiet)
     skipped = regions.attrs.get("skipped")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 
-from genomatt.store import gather_stores
-
 log = logging.getLogger(__name__)
 
 
@@ -24,5 +22,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.store import gather_stores
+
     gather_stores(args.inputs, args.out)
     log.info("gathered %d shards into %s", len(args.inputs), args.out)

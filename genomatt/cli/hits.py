@@ -8,13 +8,8 @@ import logging
 from pathlib import Path
 
 from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
-from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError
-from genomatt.genome import read_chrom_sizes
-from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
-from genomatt.motifs.hits import call_hits_in_store, write_hits
-from genomatt.tracks import write_contribution_bigwigs
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +64,9 @@ def register(subparsers) -> None:
 
 def _check_fasta(fasta: str, contrib: str) -> None:
     """Refuse a FASTA that lacks a chromosome of the regions before any hit is called or written."""
+    from genomatt.contributions import read_contributions
+    from genomatt.fasta import read_chrom_sizes
+
     sizes = read_chrom_sizes(fasta)
     missing = sorted(set(read_contributions(contrib).regions["chrom"]) - set(sizes))
     if missing:
@@ -77,6 +75,11 @@ def _check_fasta(fasta: str, contrib: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.contributions import read_contributions
+    from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
+    from genomatt.motifs.hits import call_hits_in_store, write_hits
+    from genomatt.tracks import write_contribution_bigwigs
+
     parameters = HitParameters(**{field.name: getattr(args, field.name) for field in dataclasses.fields(HitParameters)})
     if args.fasta:
         _check_fasta(args.fasta, args.contrib)

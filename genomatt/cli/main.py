@@ -1,7 +1,10 @@
 """Entry point of the ``genomatt`` command.
 
 Each stage lives in its own module under ``genomatt.cli`` exposing ``register(subparsers)``, which adds
-the subcommand and sets ``func`` (a callable taking the parsed arguments) as its default.
+the subcommand and sets ``func`` (a callable taking the parsed arguments) as its default. A subcommand
+module imports only what its options need at its top and its heavy dependencies (torch, numba, pandas,
+h5py, ...) inside its ``run``, so that building the parser, ``--help`` and argument errors take a
+fraction of a second.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import traceback
 
 from genomatt import __version__
 from genomatt.atomic import command_outputs
-from genomatt.device import resolve_device
 from genomatt.errors import GenomattError
 
 # Subcommand modules, in the order of the pipeline.
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Every command with --device fails here, before reading any input, when the device does not exist.
         if getattr(args, "device", None) is not None:
+            from genomatt.device import resolve_device
+
             args.device = resolve_device(args.device)
         with command_outputs():
             args.func(args)

@@ -7,17 +7,9 @@ import logging
 import re
 from pathlib import Path
 
-import pandas as pd
-
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
-from genomatt.contributions import read_contributions
-from genomatt.motifs.discovery import DiscoverySettings, resolve_window
-from genomatt.motifs.formats import write_meme
+from genomatt.motifs.discovery import DiscoverySettings
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
-from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
-from genomatt.motifs.seqlets import write_bed
-from genomatt.motifs.store import write_modisco_h5, write_motifs
-from genomatt.motifs.task_discovery import discover_task_motifs
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +53,16 @@ def _file_safe(task: str) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from genomatt.contributions import read_contributions
+    from genomatt.motifs.discovery import resolve_window
+    from genomatt.motifs.formats import write_meme
+    from genomatt.motifs.matching import load_database, match_motifs, write_matches_tsv
+    from genomatt.motifs.seqlets import write_bed
+    from genomatt.motifs.store import write_modisco_h5, write_motifs
+    from genomatt.motifs.task_discovery import discover_task_motifs
+
     info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
     # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from genomatt.contributions import read_contributions
-from genomatt.inputs import check_in_regions
-from genomatt.motifs.hits import read_hits
-from genomatt.motifs.store import read_motifs
-from genomatt.report.html import DEFAULT_EXAMPLE_REGIONS, build_report
+from genomatt.report import DEFAULT_EXAMPLE_REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +33,11 @@ def register(subparsers) -> None:
 
 def _check_same_run(args: argparse.Namespace) -> None:
     """Refuse motifs or hits made from another contribution file than ``--contrib``."""
+    from genomatt.contributions import read_contributions
+    from genomatt.inputs import check_in_regions
+    from genomatt.motifs.hits import read_hits
+    from genomatt.motifs.store import read_motifs
+
     regions = read_contributions(args.contrib).regions
     if args.hits:
         calls = read_hits(args.hits)
@@ -48,6 +49,8 @@ def _check_same_run(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.report.html import build_report
+
     _check_same_run(args)
     build_report(args.contrib, args.out, motifs=args.motifs, hits=args.hits, metrics=args.metrics,
                  n_regions=args.example_regions)

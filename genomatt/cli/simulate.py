@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from genomatt.simulate import SimulationSettings, simulate_genome
+from genomatt.simulation_settings import SimulationSettings
 
 _DEFAULTS = SimulationSettings()
 
@@ -34,6 +34,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.simulate import simulate_genome
+
     names = {f.name for f in dataclasses.fields(SimulationSettings)}
     settings = SimulationSettings(**{key: value for key, value in vars(args).items() if key in names})
     simulate_genome(args.out_dir, settings)

@@ -7,13 +7,12 @@ import json
 import logging
 from pathlib import Path
 
-import torch
 import yaml
 
 from genomatt.atomic import atomic_path
 from genomatt.cli.arguments import add_device_argument
 from genomatt.errors import ConfigError
-from genomatt.models import ARCHITECTURES, TrainingConfig, save_model, train_model
+from genomatt.models.training_config import ARCHITECTURE_NAMES, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def register(subparsers) -> None:
     architecture = parser.add_mutually_exclusive_group()
     architecture.add_argument(
         "--architecture",
-        choices=sorted(ARCHITECTURES),
+        choices=sorted(ARCHITECTURE_NAMES),
         help="architecture with its default parameters (default: "
         f"{_DEFAULTS.architecture['architecture']} with {_parameters_text(_DEFAULTS.architecture)})",
     )
@@ -116,12 +115,16 @@ def _architecture(args: argparse.Namespace) -> dict:
         raise ConfigError(f"{path}: cannot read architecture config ({error})") from None
     if not isinstance(config, dict) or "architecture" not in config:
         raise ConfigError(
-            f"{path}: expected a mapping with 'architecture' (one of {sorted(ARCHITECTURES)}) and its parameters"
+            f"{path}: expected a mapping with 'architecture' (one of {sorted(ARCHITECTURE_NAMES)}) and its parameters"
         )
     return config
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from genomatt.models import save_model, train_model
+
     if args.threads <= 0:
         raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
     torch.set_num_threads(args.threads)

@@ -3,29 +3,36 @@
 >>> from genomatt.models import load
 >>> loaded = load("model.pt", input_length=200)
 >>> loaded.model(X)  # (N, T) per-task logits for one-hot X of shape (N, 4, 200)
+
+The names below are imported from their modules on first use, so that importing a light module of this
+package (:mod:`genomatt.models.training_config`) does not load torch.
 """
 
-from genomatt.models.architectures import ARCHITECTURES, Basset, BPNet, build_model
-from genomatt.models.dataset import TrainingData, build_training_data
-from genomatt.models.io import LoadedModel, content_hash, load, save_model
-from genomatt.models.metrics import classification_metrics
-from genomatt.models.training import TrainingConfig, TrainingResult, fit, predict, train_model
+import importlib
 
-__all__ = [
-    "ARCHITECTURES",
-    "BPNet",
-    "Basset",
-    "LoadedModel",
-    "TrainingConfig",
-    "TrainingData",
-    "TrainingResult",
-    "build_model",
-    "build_training_data",
-    "classification_metrics",
-    "content_hash",
-    "fit",
-    "load",
-    "predict",
-    "save_model",
-    "train_model",
-]
+_MODULES = {
+    "ARCHITECTURES": "architectures",
+    "BPNet": "architectures",
+    "Basset": "architectures",
+    "LoadedModel": "io",
+    "TrainingConfig": "training_config",
+    "TrainingData": "dataset",
+    "TrainingResult": "training",
+    "build_model": "architectures",
+    "build_training_data": "dataset",
+    "classification_metrics": "metrics",
+    "content_hash": "io",
+    "fit": "training",
+    "load": "io",
+    "predict": "training",
+    "save_model": "io",
+    "train_model": "training",
+}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)

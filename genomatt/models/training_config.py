@@ -1,0 +1,88 @@
+"""How to train a model (:class:`TrainingConfig`) and its defaults.
+
+Apart from the training loop so that ``genomatt train --help`` shows the defaults without loading torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genomatt.errors import ConfigError
+
+ARCHITECTURE_NAMES = ("basset", "bpnet")
+"""Names of the architectures genomatt builds (the keys of :data:`genomatt.models.architectures.ARCHITECTURES`)."""
+
+# One wide convolution with a global max pool, averaged over both strands: on a few thousand regions
+# (the demo genome) it learns motif presence faster and generalises better than deeper stacks; see
+# docs/benchmarks.md.
+DEFAULT_ARCHITECTURE = {
+    "architecture": "bpnet",
+    "filters": 128,
+    "n_layers": 0,
+    "first_kernel_size": 15,
+    "pooling": "max",
+    "strand_average": True,
+}
+
+
+@dataclass
+class TrainingConfig:
+    """How to train: windows, negatives, hold-out, architecture and optimiser settings.
+
+    The defaults train the default model on the simulated demo genome (200 bp regions on chr1-chr5).
+
+    Attributes
+    ----------
+    width
+        Input length L in bp; windows are centred on summits or midpoints.
+    jitter
+        Maximum random shift in bp of each training window (0 turns shifting off).
+    negatives
+        ``"gc_matched"``, ``"shuffled"`` or a BED file (see :func:`build_training_data`).
+    validation_chroms, test_chroms
+        Hold-out chromosomes; ``None`` takes ``chr4`` and ``chr5`` when the genome has them.
+    architecture
+        ``{"architecture": name, **parameters}`` without ``n_tasks`` and ``input_length``, which
+        come from the data.
+    epochs
+        Maximum number of passes over the training windows.
+    batch_size
+        Windows per optimiser step.
+    learning_rate
+        Adam step size.
+    patience
+        Stop after this many epochs without a higher mean validation auROC; the best weights are kept.
+    reverse_complement
+        Reverse-complement each training window with probability 1/2.
+    seed
+        Seed of weights, negatives, batch order and augmentation (runs repeat exactly on the CPU).
+    """
+
+    width: int = 200
+    jitter: int = 20
+    negatives: str = "gc_matched"
+    validation_chroms: list[str] | None = None
+    test_chroms: list[str] | None = None
+    architecture: dict = field(default_factory=lambda: dict(DEFAULT_ARCHITECTURE))
+    epochs: int = 50
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    patience: int = 6
+    reverse_complement: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("width", "epochs", "batch_size", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"training: {name} must be a positive integer, got {value!r}")
+        if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
+            raise ConfigError(f"training: jitter must be a non-negative integer (bp), got {self.jitter!r}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"training: learning_rate must be positive, got {self.learning_rate!r}")
+        reserved = {"n_tasks", "input_length"} & set(self.architecture)
+        if reserved:
+            raise ConfigError(
+                f"training: {sorted(reserved)} come from the data (task BEDs and width); "
+                "remove them from the architecture config"
+            )
