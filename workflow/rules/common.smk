@@ -175,6 +175,12 @@ def final_outputs():
     return outputs
 
 
+def simulation_plant_option():
+    """`--plant` of `genomatt simulate` from `simulate.motifs`; without it, the command's default motifs."""
+    motifs = config.get("simulate", {}).get("motifs")
+    return f"--plant {' '.join(motifs)}" if motifs else ""
+
+
 def training_options():
     """Command-line options of `genomatt train` from the `train` section of the config."""
     options = []

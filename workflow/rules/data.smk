@@ -18,7 +18,7 @@ rule simulate:
     benchmark:
         benchmark("simulate")
     params:
-        motifs=" ".join(SIMULATION.get("motifs", [])),
+        plant=simulation_plant_option(),
         release=SIMULATION.get("jaspar_release", "JASPAR2024"),
         chromosomes=SIMULATION.get("chromosomes", 5),
         length=SIMULATION.get("chromosome_length", 500000),
@@ -33,7 +33,7 @@ rule simulate:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt simulate --out-dir $(dirname {output.fasta}) --seed {params.seed} --plant {params.motifs}"
+        "genomatt simulate --out-dir $(dirname {output.fasta}) --seed {params.seed} {params.plant}"
         " --jaspar-release {params.release} --n-chromosomes {params.chromosomes}"
         " --chromosome-length {params.length} --region-width {params.width}"
         " --n-positives {params.positives} --n-negatives {params.negatives} > {log} 2>&1"
