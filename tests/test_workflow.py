@@ -151,6 +151,25 @@ def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
     assert "--min-similarity" not in block and "--energy-floor" not in block
 
 
+def test_simulation_without_a_motif_list_plants_the_default_motifs(tmp_path):
+    """config/README.md: `simulate.motifs` left out plants GATA1, TAL1::TCF3, CTCF, SPI1 and CEBPB."""
+    from genomatt.cli.main import build_parser
+    from genomatt.simulation_settings import DEFAULT_MOTIFS
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["outdir"] = str(tmp_path / "out")
+    del config["simulate"]["motifs"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "-p", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (block,) = rule_blocks(result.stdout + result.stderr)["simulate"]
+    command = next(line for line in block.splitlines() if "genomatt simulate" in line)
+    # The shell expands `$(dirname FILE)`; the folder does not matter here.
+    argv = re.sub(r"\$\(dirname (\S+)\)", r"\1", command.split("genomatt ", 1)[1].split(" >")[0]).split()
+    assert tuple(build_parser().parse_args(argv).motifs) == DEFAULT_MOTIFS
+
+
 @pytest.mark.parametrize("section, key, value, expected", [
     ("", "width", -5, "instance['width']"),
     ("attribution", "device", "gpu", "instance['attribution']['device']"),
