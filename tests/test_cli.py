@@ -1,4 +1,5 @@
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -70,6 +71,41 @@ def test_simulate_command(tmp_path):
     assert main(["simulate", "--out-dir", str(tmp_path), "--seed", "2", "--n-chromosomes", "2", "--chromosome-length",
                  "20000", "--n-positives", "10", "--n-negatives", "4", "--plant", "MA0035"]) == 0
     assert (tmp_path / "tasks" / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()
+
+
+HEAVY_MODULES = ("torch", "numba", "sklearn", "h5py", "pandas")
+COMMANDS = ("simulate", "check", "extract", "train", "attribute", "evaluate", "gather", "motifs", "hits", "report")
+
+
+def modules_loaded_by(argv: list[str]) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Build the parser and run ``genomatt ARGV`` in a new process; the heavy libraries it loaded."""
+    code = ("import json, sys\n"
+            "from genomatt.cli.main import build_parser, main\n"
+            "build_parser()\n"
+            "try:\n"
+            f"    main({argv!r})\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print(json.dumps(sorted(set({HEAVY_MODULES!r}) & set(sys.modules))), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return result, json.loads(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", [["--help"], *([command, "--help"] for command in COMMANDS),
+                                  ["attribute", "--regions", "r.h5", "--model", "m.pt", "--out", "c.h5"]])
+def test_help_and_argument_errors_load_no_heavy_library(argv):
+    """The parser of every subcommand is built, and --help or a wrong option answered, without torch,
+    numba, scikit-learn, h5py or pandas: each command imports those in its run."""
+    result, loaded = modules_loaded_by(argv)
+    assert "usage: genomatt" in result.stdout + result.stderr, result.stderr
+    assert loaded == [], (argv, loaded)
+
+
+def test_the_command_list_is_every_subcommand():
+    from genomatt.cli.main import build_parser
+
+    subparsers = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    assert tuple(subparsers.choices) == COMMANDS
 
 
 def device_commands() -> list[tuple[str, list[str]]]:

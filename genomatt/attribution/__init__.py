@@ -1,18 +1,27 @@
-"""Per-base attributions of sequence models: DeepLIFT / DeepSHAP against shuffled references, and other methods."""
+"""Per-base attributions of sequence models: DeepLIFT / DeepSHAP against shuffled references, and other methods.
 
-from genomatt.attribution.deeplift import DeepLiftShapResult, deep_lift_shap, hypothetical_contributions
-from genomatt.attribution.inputs import AttributionResult
-from genomatt.attribution.interception import hold_at_sequence
-from genomatt.attribution.methods import METHODS, Patterns, attribute, fit_patterns
+The names below are imported from their modules on first use, so that importing a light module of this
+package (:mod:`genomatt.attribution.choices`) does not load torch.
+"""
 
-__all__ = [
-    "METHODS",
-    "AttributionResult",
-    "DeepLiftShapResult",
-    "Patterns",
-    "attribute",
-    "deep_lift_shap",
-    "fit_patterns",
-    "hold_at_sequence",
-    "hypothetical_contributions",
-]
+import importlib
+
+_MODULES = {
+    "METHODS": "methods",
+    "AttributionResult": "inputs",
+    "DeepLiftShapResult": "deeplift",
+    "Patterns": "methods",
+    "attribute": "methods",
+    "deep_lift_shap": "deeplift",
+    "fit_patterns": "methods",
+    "hold_at_sequence": "interception",
+    "hypothetical_contributions": "deeplift",
+}
+
+__all__ = list(_MODULES)
+
+
+def __getattr__(name: str) -> object:
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
+from genomatt.attribution.choices import RULES
 from genomatt.attribution.inputs import (
     AttributionResult,
     as_sequences,
@@ -47,8 +48,6 @@ __all__ = [
     "hypothetical_contributions",
     "refuse_opaque_modules",
 ]
-
-RULES = ("rescale", "revealcancel", "genomics_default")
 
 DELTA_TOLERANCE = 1e-4
 """Default summation-to-delta tolerance, relative to max(1, |f(x)|, |f(reference)|)."""

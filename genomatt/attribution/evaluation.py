@@ -29,6 +29,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor, nn
 
+from genomatt.attribution.choices import EVALUATION_METHODS, REMOVALS
 from genomatt.attribution.inputs import as_sequences, check_batch_size
 from genomatt.attribution.methods import attribute, method_options
 from genomatt.attribution.outputs import explained
@@ -38,25 +39,9 @@ from genomatt.shuffle import references_for_regions
 
 log = logging.getLogger(__name__)
 
-EVALUATION_METHODS: dict[str, tuple[str, dict]] = {
-    "deeplift": ("deeplift", {"rule": "rescale"}),
-    "deeplift_revealcancel": ("deeplift", {"rule": "revealcancel"}),
-    "deeplift_genomics_default": ("deeplift", {"rule": "genomics_default"}),
-    "saliency": ("saliency", {}),
-    "gradient_x_input": ("gradient_x_input", {}),
-    "integrated_gradients": ("integrated_gradients", {}),
-    "epsilon_lrp": ("epsilon_lrp", {}),
-    "occlusion": ("occlusion", {}),
-    "ism": ("ism", {}),
-    "patternnet": ("patternnet", {}),
-    "patternattribution": ("patternattribution", {}),
-}
-"""Name in the evaluation → (method of :func:`~genomatt.attribution.attribute`, its options)."""
-
 CLAIMS_COMPLETENESS = ("deeplift", "integrated_gradients", "epsilon_lrp")
 TAKES_REFERENCES = ("deeplift", "integrated_gradients", "occlusion")
 NEEDS_PATTERNS = ("patternnet", "patternattribution")
-REMOVALS = ("shuffle", "n")
 TRUTH_COLUMNS = ("chrom", "start", "end", "task")
 RECOVERY_COLUMNS = ["method", "task", "auroc", "auprc", "mean_inside", "mean_outside", "n_planted"]
 SENSITIVITY_COLUMNS = ["method", "task", "n", "correlation", "n_sequences"]

@@ -35,11 +35,9 @@ import torch
 from torch import Tensor
 from torch.overrides import handle_torch_function, has_torch_function_unary
 
+from genomatt.attribution.choices import PROFILE_CONVENTIONS
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
-
-PROFILE_CONVENTIONS = ("bpnet", "held")
-"""Profile target conventions; the first is the default."""
 
 
 def profile_logit_scaling(centred: Tensor) -> Tensor:

@@ -8,25 +8,23 @@ import math
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import torch
 
 from genomatt.atomic import atomic_hdf5, atomic_path
-from genomatt.attribution import deep_lift_shap
-from genomatt.attribution.deeplift import RULES
-from genomatt.attribution.targets import PROFILE_CONVENTIONS, head_targets
+from genomatt.attribution.choices import PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int
-from genomatt.contributions import write_contributions
 from genomatt.errors import ConfigError, NonFiniteError
 from genomatt.progress import ProgressLog
-from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
-from genomatt.tracks import write_regions_narrowpeak
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+AUTOCAST_DTYPES = ("bfloat16", "float16")
+"""Names of the torch dtypes ``--autocast`` runs the model in."""
 
 
 def register(subparsers) -> None:
@@ -111,7 +109,13 @@ def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int]) -> s
 
 
 def run(args: argparse.Namespace) -> None:
+    import torch
+
+    from genomatt.attribution import deep_lift_shap
+    from genomatt.attribution.targets import head_targets
+    from genomatt.contributions import write_contributions
     from genomatt.models.io import load, name_tasks
+    from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
 
     regions = read_regions(args.regions_h5)
     n_regions = len(regions)
@@ -144,8 +148,8 @@ def run(args: argparse.Namespace) -> None:
                 results.append(deep_lift_shap(
                     loaded.model, onehot, n_shuffles=args.references, target=target, hypothetical=True,
                     batch_size=args.batch_size, device=args.device, random_state=args.seed, regions=regions,
-                    rule=args.rule, autocast=AUTOCAST_DTYPES.get(args.autocast), strict=args.strict,
-                    return_delta=True, progress=False if args.quiet else None,
+                    rule=args.rule, autocast=getattr(torch, args.autocast) if args.autocast else None,
+                    strict=args.strict, return_delta=True, progress=False if args.quiet else None,
                     on_block=lambda done, before=index * len(regions): progress.advance_to(before + done),
                 ))
                 progress.advance_to((index + 1) * len(regions))
@@ -186,6 +190,8 @@ def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarr
     at the window centre and signalValue the target's prediction
     (:func:`genomatt.tracks.write_regions_narrowpeak`), for Fi-NeMo's ``extract-regions-*``.
     """
+    from genomatt.tracks import write_regions_narrowpeak
+
     for index, task in enumerate(tasks):
         target = Path(folder) / re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
         scores = np.ascontiguousarray(hypothetical[:, index])

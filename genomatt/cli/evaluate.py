@@ -7,15 +7,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
-from genomatt.attribution.evaluation import EVALUATION_METHODS, REMOVALS, evaluate_attributions
-from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
-from genomatt.attribution.patterns import Patterns
+from genomatt.attribution.choices import EVALUATION_METHODS, REMOVALS
 from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError
-from genomatt.genome import load_regions
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +74,12 @@ def _sample(n_regions: int, limit: int, seed: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from genomatt.attribution.evaluation import evaluate_attributions
+    from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
+    from genomatt.attribution.patterns import Patterns
+    from genomatt.genome import load_regions
     from genomatt.models.io import load
 
     loaded = load(args.model, args.weights, input_length=args.width, device=args.device)

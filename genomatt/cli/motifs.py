@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
-from genomatt.motifs.discovery import DiscoverySettings
+from genomatt.motifs.discovery_settings import DiscoverySettings
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 
 log = logging.getLogger(__name__)

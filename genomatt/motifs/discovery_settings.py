@@ -1,0 +1,63 @@
+"""The parameters of motif discovery (:class:`DiscoverySettings`) and their defaults.
+
+Apart from the discovery code so that ``genomatt motifs --help`` shows the defaults without loading
+numba, h5py or pandas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genomatt.errors import MotifError
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """Parameters of a discovery run.
+
+    Attributes
+    ----------
+    max_seqlets
+        Seqlets of each sign that clustering uses at most (tfmodisco-lite's
+        ``max_seqlets_per_metacluster``), taken from regions in a seeded random order.
+    seed
+        Seed of the region order.
+    target_fdr
+        False discovery rate of seqlet calling.
+    min_seqlets
+        Fewest seqlets of a sign worth clustering; signs with fewer give no motifs.
+    n_leiden_runs
+        Leiden clusterings with different seeds per clustering step (tfmodisco-lite's command-line
+        default; its Python default of 50 gives near-identical motifs at 25 times the cost).
+    threads
+        Threads numba and the BLAS libraries may use.
+    min_strength
+        Least strength of a motif (:func:`genomatt.motifs.discovery.motif_strength`) as a fraction of the
+        strongest motif of its task; weaker patterns are dropped, in [0, 1).
+    min_purity
+        Least task purity of a motif (:func:`genomatt.motifs.discovery.task_purity`): motifs whose seqlets
+        drive another task more than ``1 / min_purity`` times as much as their own are other tasks' motifs
+        and are dropped, in [0, 1].
+    """
+
+    max_seqlets: int = 20_000
+    seed: int = 0
+    target_fdr: float = 0.05
+    min_seqlets: int = 100
+    n_leiden_runs: int = 2
+    threads: int = 1
+    min_strength: float = 0.3
+    min_purity: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("max_seqlets", "threads", "n_leiden_runs"):
+            if getattr(self, name) < 1:
+                raise MotifError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.min_seqlets < 2:
+            raise MotifError(f"min_seqlets must be at least 2, got {self.min_seqlets}")
+        if not 0 < self.target_fdr < 1:
+            raise MotifError(f"target_fdr must be between 0 and 1, got {self.target_fdr}")
+        if not 0 <= self.min_strength < 1:
+            raise MotifError(f"min_strength must be in [0, 1), got {self.min_strength}")
+        if not 0 <= self.min_purity <= 1:
+            raise MotifError(f"min_purity must be in [0, 1], got {self.min_purity}")
