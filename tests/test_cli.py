@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +74,7 @@ def test_simulate_command(tmp_path):
     assert (tmp_path / "tasks" / "GATA1.bed").is_file() and (tmp_path / "truth.tsv").is_file()
 
 
+ROOT = Path(__file__).resolve().parents[1]
 HEAVY_MODULES = ("torch", "numba", "sklearn", "h5py", "pandas")
 COMMANDS = ("simulate", "check", "extract", "train", "attribute", "evaluate", "gather", "motifs", "hits", "report")
 
@@ -87,7 +89,8 @@ def modules_loaded_by(argv: list[str]) -> tuple[subprocess.CompletedProcess, lis
             "except SystemExit:\n"
             "    pass\n"
             f"print(json.dumps(sorted(set({HEAVY_MODULES!r}) & set(sys.modules))), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # Run from the repository root, so that `python -c` imports this checkout's genomatt.
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     return result, json.loads(result.stderr.strip().splitlines()[-1])
 
 
@@ -106,6 +109,25 @@ def test_the_command_list_is_every_subcommand():
 
     subparsers = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
     assert tuple(subparsers.choices) == COMMANDS
+
+
+def test_the_readme_option_table_names_each_option_s_commands():
+    """README.md's table "An option means one thing in every command that has it" lists, for each option,
+    exactly the commands whose parser has it."""
+    options = option_actions()
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (`--[^|]+) \| [^|]+ \| ([a-z, ]+) \|$", readme, flags=re.MULTILINE)
+    assert len(rows) > 10
+    for names, commands in rows:
+        listed = set(commands.split(", "))
+        for option in re.findall(r"`(--[a-z0-9-]+)`", names):
+            assert option in options, option
+            if listed != {"several"}:
+                # A row of two options lists the commands of either.
+                assert set(options[option]) <= listed, (option, sorted(options[option]))
+        if listed != {"several"}:
+            having = set().union(*(options[option] for option in re.findall(r"`(--[a-z0-9-]+)`", names)))
+            assert having == listed, (names, sorted(having))
 
 
 def device_commands() -> list[tuple[str, list[str]]]:
