@@ -285,9 +285,10 @@ def _matches_cell(matches: list[dict]) -> str:
 
 
 def _motif_task(motif: DiscoveredMotif | CwmMotif, calls: HitCalls | None) -> str:
-    """The task of a discovered motif; for a motif only scanned for hits, the tasks it was scanned in."""
-    if isinstance(motif, DiscoveredMotif) or calls is None:
-        return motif.task or "all"
+    """The task of a discovered motif; for a motif only scanned for hits (listed from the hit file, ``calls``),
+    the tasks it was scanned in."""
+    if isinstance(motif, DiscoveredMotif):
+        return motif.task
     tasks = calls.motifs.loc[calls.motifs["motif_name"] == motif.name, "task"].unique()
     return ", ".join(map(str, tasks)) or "all"
 
