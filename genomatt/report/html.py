@@ -31,7 +31,8 @@ from genomatt.atomic import atomic_path
 from genomatt.contributions import Contributions, read_contributions
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import DiscoveredMotif
-from genomatt.motifs.hits import CwmMotif, HitCalls, read_hits
+from genomatt.motifs.formats import CwmMotif
+from genomatt.motifs.hits import HitCalls, read_hits
 from genomatt.motifs.store import read_motifs
 from genomatt.report import DEFAULT_EXAMPLE_REGIONS
 from genomatt.report.hit_summary import (
