@@ -3,7 +3,8 @@
 The three methods run in the same process on the same inputs:
 
 - genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions), with the
-  default ``HitParameters``;
+  default ``HitParameters``, and again without the check of a hit's sequence against the motif's PWM
+  (``min_sequence_quantile=0``) to show what that check does;
 - Fi-NeMo ``hitcaller.fit_contribs`` (non-negative lasso of CWMs on contributions), its defaults
   (lambda 0.7, trim threshold 0.3, projected contributions and CWMs), on the same CWMs;
 - FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs
@@ -36,6 +37,7 @@ Prints markdown tables.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import re
@@ -284,6 +286,7 @@ def subset_store(contrib_path: Path, n_regions: int, folder: Path, seed: int = 0
 
 
 RULES = {"distance": "±5 bp", "inside": "centre inside"}
+METHODS = ("genomatt", "genomatt-no-sequence-check", "fimo", "finemo")
 
 
 def main() -> None:
@@ -299,6 +302,8 @@ def main() -> None:
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: every method scans a task's motifs in its regions")
     parser.add_argument("--max-regions", type=int, help="run every method on this many regions drawn at random")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
+                        help="methods to run (default: all)")
     args = parser.parse_args()
     if args.synthetic:
         args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.n_positives, args.n_negatives,
@@ -333,10 +338,13 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
     results = {}
     motif_tasks = {motif.name: motif.task for motif in motifs}
-    runs = [("genomatt hits", run_genomatt, (args.contrib, motifs, task_rows, parameters)),
-            ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
-            ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))]
-    for name, function, inputs in runs:
+    runs = {"genomatt": ("genomatt hits", run_genomatt, (args.contrib, motifs, task_rows, parameters)),
+            "genomatt-no-sequence-check": ("genomatt hits, no sequence check", run_genomatt,
+                                           (args.contrib, motifs, task_rows,
+                                            dataclasses.replace(parameters, min_sequence_quantile=0.0))),
+            "fimo": ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
+            "finemo": ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))}
+    for name, function, inputs in (runs[method] for method in args.methods):
         hits, seconds = timed(function, *inputs)
         results[name] = {rule: evaluate(hits, truth, mapping, rule) for rule in RULES}
         near, inside_site = results[name]["distance"], results[name]["inside"]

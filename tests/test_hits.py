@@ -13,7 +13,7 @@ from genomatt.contributions import contribution_tasks
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
 from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
-from genomatt.motifs.hit_calling import call_hits, importance_threshold
+from genomatt.motifs.hit_calling import call_hits, importance_threshold, pwm_log_odds, sequence_score_threshold
 from genomatt.motifs.hit_parameters import HitParameters
 from genomatt.motifs.hits import (
     FINEMO_COLUMNS,
@@ -153,6 +153,56 @@ def test_min_strength_drops_a_faint_copy_beside_strong_sites():
     for option, value in (("energy_floor", -1.0), ("min_strength", 1.0)):
         with pytest.raises(MotifError, match=option):
             call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(**{option: value}), device="cpu")
+
+
+def test_motif_shaped_contribution_on_a_poor_sequence_match_is_no_hit():
+    # The model's contribution lies on the motif's four outer bases; its four inner bases are as conserved in
+    # the sequences (the PWM) but carry little contribution. At 10 every region has the motif; at 50 the outer
+    # bases match and the inner four do not: the contributions there still look like the CWM (cosine 0.94), as
+    # a model's response to a partial match does, but the sequence is no instance of the motif.
+    consensus = np.array([0, 2, 2, 3, 1, 0, 3, 2])
+    cwm = np.zeros((4, 8))
+    cwm[consensus, np.arange(8)] = [1.0, 1.0, 0.35, 0.35, 0.35, 0.35, 1.0, 1.0]
+    pwm = np.full((4, 8), 0.02)
+    pwm[consensus, np.arange(8)] = 0.94
+    rng = np.random.default_rng(5)
+    n, length = 40, 80
+    onehot = np.zeros((n, 4, length), np.float32)
+    onehot[:, rng.integers(0, 4, length), np.arange(length)] = 1
+    onehot[:, :, 10:18] = np.eye(4)[:, consensus]
+    partial = consensus.copy()
+    partial[2:6] = (consensus[2:6] + 1) % 4
+    onehot[:, :, 50:58] = np.eye(4)[:, partial]
+    hypothetical = rng.normal(0, 0.01, (n, 4, length)) + np.pad(cwm, ((0, 0), (10, length - 18)))
+    hypothetical[:, :, 50:58] += cwm
+    contrib = (onehot * hypothetical).astype(np.float32)
+    motif = CwmMotif("m", cwm, pwm=pwm)
+    unchecked, _, _ = call_hits(contrib, onehot, [motif], HitParameters(min_sequence_quantile=0.0), device="cpu")
+    checked, _, thresholds = call_hits(contrib, onehot, [motif], device="cpu")
+    assert sorted(unchecked["offset"].unique()) == [10, 50] and len(unchecked) == 2 * n
+    assert set(checked["offset"]) == {10} and len(checked) == n
+    assert thresholds["min_sequence_score"][0] == pytest.approx(
+        sequence_score_threshold(pwm, HitParameters().min_sequence_quantile))
+    # A motif without a PWM (a CWM alone) is not checked.
+    no_pwm, _, no_pwm_thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    assert sorted(no_pwm["offset"].unique()) == [10, 50] and no_pwm_thresholds["min_sequence_score"][0] == -np.inf
+
+
+def test_the_sequence_threshold_is_the_quantile_of_the_pwms_own_sequences():
+    rng = np.random.default_rng(0)
+    pwm = rng.dirichlet(np.full(4, 0.5), size=10).T
+    log_odds = pwm_log_odds(pwm)
+    draws = np.stack([rng.choice(4, size=40_000, p=pwm[:, column]) for column in range(10)], axis=1)
+    scores = log_odds[draws, np.arange(10)].sum(axis=1)
+    for quantile in (0.01, 0.05, 0.2):
+        threshold = sequence_score_threshold(pwm, quantile)
+        assert (scores < threshold).mean() <= quantile <= (scores <= threshold + 0.1).mean() + 0.005
+    assert sequence_score_threshold(pwm, 0.0) == -np.inf
+    # A deterministic core: its own sequence passes, one mismatch does not.
+    exact = np.eye(4)[:, [0, 1, 2, 3]]
+    threshold = sequence_score_threshold(exact, 0.02)
+    assert pwm_log_odds(exact)[[0, 1, 2, 3], np.arange(4)].sum() >= threshold
+    assert pwm_log_odds(exact)[[1, 1, 2, 3], np.arange(4)].sum() < threshold
 
 
 def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):

@@ -14,17 +14,20 @@ from genomatt.motifs.hit_parameters import HitParameters
 def test_defaults_and_the_recorded_settings():
     parameters = HitParameters()
     assert parameters.settings() == {"min_similarity": 0.7, "fdr": 0.05, "trim_threshold": 0.3, "seed": 0,
-                                     "energy_floor": 1.0, "min_strength": 0.1, "min_task_share": 0.5}
+                                     "energy_floor": 1.0, "min_strength": 0.1, "min_sequence_quantile": 0.02,
+                                     "min_task_share": 0.5}
     # hits.h5 and parameters.json record the settings in this order.
     assert list(json.loads(json.dumps(parameters.settings()))) == [
-        "min_similarity", "fdr", "trim_threshold", "seed", "energy_floor", "min_strength", "min_task_share"]
+        "min_similarity", "fdr", "trim_threshold", "seed", "energy_floor", "min_strength", "min_sequence_quantile",
+        "min_task_share"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         parameters.fdr = 0.1
 
 
 @pytest.mark.parametrize("field, value", [("min_similarity", 0.0), ("min_similarity", 1.5), ("fdr", 0.0),
                                           ("fdr", 1.0), ("trim_threshold", -0.1), ("energy_floor", -1.0),
-                                          ("min_strength", 1.0), ("min_task_share", 1.5)])
+                                          ("min_strength", 1.0), ("min_sequence_quantile", -0.1),
+                                          ("min_sequence_quantile", 1.0), ("min_task_share", 1.5)])
 def test_out_of_range_values_name_the_parameter(field, value):
     with pytest.raises(MotifError, match=field):
         HitParameters(**{field: value})

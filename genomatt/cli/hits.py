@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                         help="false discovery rate setting the importance thresholds (default %(default)s)")
     parser.add_argument("--trim-threshold", type=float, default=defaults.trim_threshold,
                         help="CWM trimming, fraction of the largest position (default %(default)s)")
+    parser.add_argument("--min-sequence-quantile", type=float, default=defaults.min_sequence_quantile,
+                        help="least log-odds score of a hit's sequence under the motif's PWM, as a quantile of the "
+                        "scores of sequences drawn from that PWM; 0: no sequence check (default %(default)s)")
     parser.add_argument("--min-task-share", type=float, default=defaults.min_task_share,
                         help="drop a hit whose site drives its own task less than this fraction of the task it "
                         "drives most, each task on the scale of its strongest motif's hits; 0: keep all "

@@ -54,10 +54,12 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     if not path.is_file():
         raise MotifError(f"{path}: motif file not found")
     if h5py.is_hdf5(path):
-        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets)
+        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets,
+                           np.asarray(motif.pwm, dtype=float))
                   for motif in read_motifs(path)[0]]
     else:
-        motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities))
+        motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities),
+                           pwm=np.asarray(motif.probabilities, dtype=float))
                   for motif in read_meme(path)]
     for motif in motifs:
         if motif.cwm.ndim != 2 or motif.cwm.shape[0] != 4 or motif.cwm.shape[1] == 0:

@@ -71,12 +71,17 @@ class CwmMotif:
         The task whose contributions the motif is scanned in; ``None`` scans every task.
     n_seqlets
         Seqlets the motif was built from (``None`` for motifs of a MEME file).
+    pwm
+        ``(4, W)`` position probability matrix of the motif's sequences, aligned with ``cwm`` (the seqlets'
+        base frequencies, or a MEME motif's probabilities); ``None`` when unknown, and then a hit's
+        sequence is not checked against it.
     """
 
     name: str
     cwm: np.ndarray
     task: str | None = None
     n_seqlets: int | None = None
+    pwm: np.ndarray | None = None
 
     @property
     def sign(self) -> int:

@@ -18,17 +18,23 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
 3. The importance threshold of each motif and task keeps the false discovery rate of candidate hits
    at ``fdr`` (Benjamini-Hochberg) against a permutation null: the same scan on the contributions with
    their per-base values moved to random positions of the same region, on the unchanged sequence.
-4. A hit's least-squares coefficient must also be at least ``min_strength`` times the *reference
+4. The sequence under a window must match the motif: its log-odds score under the motif's PWM over the
+   scanned core (against a uniform background) must reach the ``min_sequence_quantile`` quantile of the
+   scores of sequences drawn from that PWM (:func:`sequence_score_threshold`), so weak motif-shaped
+   contributions on sequence that barely resembles the motif (a model's response to partial matches) are
+   not hits, while the genuine sites the motif describes are, whatever its width. Motifs without a PWM
+   skip this check.
+5. A hit's least-squares coefficient must also be at least ``min_strength`` times the *reference
    strength* of the task: the largest, over the motifs scanned, of the 90th percentile over regions of
    the motif's best coefficient in each region, i.e. how strongly the task's strongest motif is used
    at its typical sites. Site contributions and background per position do not depend on how wide
    the regions are, so neither does this threshold nor the energy floor.
-5. In each region, the passing window whose least-squares fit explains the most squared contribution
+6. In each region, the passing window whose least-squares fit explains the most squared contribution
    becomes a hit; its fit is subtracted from the contributions, the windows of the same motif that
    overlap it (either strand) are closed, and the scan repeats on what is left until no window passes.
    So each site gives one hit of a motif (palindromes and shifted copies included) and its contribution
    is counted once, while a different motif overlapping it is still found.
-6. A hit is scanned with the motif's core (trimmed at ``trim_threshold``) but spans the motif as
+7. A hit is scanned with the motif's core (trimmed at ``trim_threshold``) but spans the motif as
    discovered: ``start``/``end`` are the columns of at least a tenth of the largest (the span matched to
    known motifs and written in ``motifs.meme``), so a long motif's hit lies on its whole site.
 
@@ -52,6 +58,11 @@ from genomatt.errors import MotifError
 from genomatt.motifs.formats import CwmMotif, reverse_complement_matrix
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
+
+# Pseudocount added to each probability of a PWM before its log-odds, so an unseen base scores about -4.7 bits.
+PWM_PSEUDOCOUNT = 0.01
+# Resolution of the exact distribution of PWM scores (bits): the quantile thresholds are exact to this step.
+SCORE_STEP = 0.01
 
 # The reference strength of a motif is this quantile over regions of its best coefficient per region: a
 # motif used in more than a tenth of the regions scanned reaches it at its sites, not in the background.
@@ -120,9 +131,52 @@ class _Filters:
     trims: list[tuple[int, int]]  # per motif
     scales: np.ndarray  # (M,) L2 norm of each trimmed CWM before scaling
     spans: np.ndarray  # (K, 2) the motif's span (motif_span) relative to the start of each filter's core
+    log_odds: torch.Tensor  # (K, 4, Wmax) PWM log-odds of each oriented core (zero for motifs without a PWM)
+    sequence_thresholds: torch.Tensor  # (K,) least log-odds score of a window's sequence (-inf: no check)
 
 
-def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.device) -> _Filters:
+def pwm_log_odds(pwm: np.ndarray) -> np.ndarray:
+    """``(4, W)`` log2-odds of a PWM's probabilities against a uniform background, with :data:`PWM_PSEUDOCOUNT`."""
+    probabilities = np.asarray(pwm, dtype=np.float64) + PWM_PSEUDOCOUNT
+    probabilities /= probabilities.sum(axis=0, keepdims=True)
+    return np.log2(probabilities / 0.25)
+
+
+def sequence_score_threshold(pwm: np.ndarray, quantile: float) -> float:
+    """The ``quantile`` of the log-odds scores (:func:`pwm_log_odds`) of sequences drawn from ``pwm`` itself.
+
+    The distribution is computed exactly (columns independent, scores on a grid of :data:`SCORE_STEP`
+    bits), so the threshold admits the fraction ``1 - quantile`` of the sequences the motif describes
+    whatever its width or information content.
+
+    Parameters
+    ----------
+    pwm
+        ``(4, W)`` position probability matrix (columns summing to 1).
+    quantile
+        In [0, 1); 0 gives ``-inf`` (every sequence passes).
+    """
+    if quantile <= 0:
+        return -np.inf
+    probabilities = np.asarray(pwm, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum(axis=0, keepdims=True)
+    steps = np.round(pwm_log_odds(pwm) / SCORE_STEP).astype(np.int64)
+    lowest = int(steps.min(axis=0).sum())
+    distribution = np.ones(1)
+    for column in range(steps.shape[1]):
+        shifts = steps[:, column] - steps[:, column].min()
+        grown = np.zeros(len(distribution) + int(shifts.max()))
+        for base in range(4):
+            grown[shifts[base] : shifts[base] + len(distribution)] += probabilities[base, column] * distribution
+        distribution = grown
+    below = np.searchsorted(np.cumsum(distribution), quantile * distribution.sum())
+    # Each column's score was rounded to the grid by at most half a step: lower the threshold by the most that
+    # can add up to, so no sequence at the quantile fails by rounding.
+    return float((lowest + below) * SCORE_STEP - steps.shape[1] * SCORE_STEP / 2)
+
+
+def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.device,
+                   sequence_quantile: float = 0.0) -> _Filters:
     trims = [trim_bounds(motif.cwm, trim_threshold) for motif in motifs]
     cores = [motif.cwm[:, start:end] for motif, (start, end) in zip(motifs, trims)]
     scales = np.array([np.sqrt((core**2).sum()) for core in cores])
@@ -141,12 +195,24 @@ def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.
         span_start, span_end = motif_span(motif.cwm, (start, end))
         # On the reverse strand the core starts at W - end of the reverse complement, the span at W - span_end.
         spans += [(span_start - start, span_end - start), (end - span_end, end - span_start)]
+    log_odds = np.zeros_like(weights)
+    sequence_thresholds = np.full(len(oriented), -np.inf, dtype=np.float32)
+    for index, (motif, (start, end)) in enumerate(zip(motifs, trims)):
+        if motif.pwm is None or sequence_quantile <= 0:
+            continue
+        core = motif.pwm[:, start:end]
+        core_log_odds = pwm_log_odds(core)
+        log_odds[2 * index, :, : end - start] = core_log_odds
+        log_odds[2 * index + 1, :, : end - start] = reverse_complement_matrix(core_log_odds)
+        sequence_thresholds[2 * index : 2 * index + 2] = sequence_score_threshold(core, sequence_quantile)
     return _Filters(
         weights=torch.from_numpy(weights).to(device), widths=widths,
         width_index=torch.from_numpy(width_index).to(device), unique_widths=unique_widths,
         window_mask=torch.from_numpy(window_mask).to(device), motif_index=np.repeat(np.arange(len(motifs)), 2),
         reverse=np.tile([False, True], len(motifs)), sign=torch.from_numpy(signs).to(device),
         trims=trims, scales=scales, spans=np.array(spans, dtype=np.int64),
+        log_odds=torch.from_numpy(log_odds).to(device),
+        sequence_thresholds=torch.from_numpy(sequence_thresholds).to(device),
     )
 
 
@@ -192,6 +258,12 @@ def _scan(
     return covariance, similarity, importance
 
 
+def _sequence_supported(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
+    """``(B, K, L)`` whether each window's sequence reaches its filter's PWM score threshold."""
+    scores = F.conv1d(F.pad(onehot, (0, filters.weights.shape[-1] - 1)), filters.log_odds)
+    return scores >= filters.sequence_thresholds[None, :, None]
+
+
 def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
     """``(B, K, L)`` squared norm of each filter projected on each window's sequence (``cwm * onehot``)."""
     return F.conv1d(F.pad(onehot, (0, filters.weights.shape[-1] - 1)), filters.weights**2).clamp_min(1e-20)
@@ -216,7 +288,7 @@ def _candidates(
     """
     covariance, similarity, importance = _scan(contrib, filters, floor)
     projected_energy = _projected_energy(onehot, filters)
-    similar = similarity >= min_similarity
+    similar = (similarity >= min_similarity) & _sequence_supported(onehot, filters)
     gain = torch.where(similar, covariance**2 / projected_energy, 0.0)
     coefficient = torch.where(similar, covariance / projected_energy, 0.0)
     found, best_coefficient = [], []
@@ -300,6 +372,7 @@ def _pursue(
     """
     length = contrib.shape[-1]
     cwm_energy = _projected_energy(onehot, filters)
+    supported = _sequence_supported(onehot, filters)
     residual = contrib.clone()
     closed = torch.zeros((contrib.shape[0], len(filters.widths), length), dtype=torch.bool, device=contrib.device)
     active = torch.arange(contrib.shape[0], device=contrib.device)
@@ -309,7 +382,7 @@ def _pursue(
         projected_energy = cwm_energy[active]
         coefficients = covariance / projected_energy
         passing = ((similarity >= min_similarity) & (importance >= thresholds[None, :, None])
-                   & (coefficients >= min_coefficient) & ~closed[active])
+                   & (coefficients >= min_coefficient) & supported[active] & ~closed[active])
         # The window whose least-squares fit removes the most squared contribution wins.
         gain = torch.where(passing, covariance**2 / projected_energy, -1.0)
         best_gain, best = gain.flatten(1).max(dim=1)
@@ -436,8 +509,9 @@ def call_hits(
         the hits explain).
     thresholds : pandas.DataFrame
         One row per motif: ``trim_start``, ``trim_end``, ``cwm_scale``, ``importance_threshold``,
-        ``strength`` (its reference-strength quantile) and ``min_coefficient`` (the task's coefficient
-        threshold).
+        ``strength`` (its reference-strength quantile), ``min_coefficient`` (the task's coefficient
+        threshold) and ``min_sequence_score`` (least PWM log-odds score of a hit's sequence, bits; ``-inf``
+        where not checked).
     """
     parameters = parameters or HitParameters()
     contrib, onehot = _check_arrays(contrib, onehot)
@@ -448,7 +522,7 @@ def call_hits(
     if not motifs:
         total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
         return empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), empty_thresholds()
-    filters = _build_filters(motifs, parameters.trim_threshold, device)
+    filters = _build_filters(motifs, parameters.trim_threshold, device, parameters.min_sequence_quantile)
     too_wide = [m.name for m, (start, end) in zip(motifs, filters.trims) if end - start > length]
     if too_wide:
         raise MotifError(f"motifs {too_wide} are wider (after trimming) than the regions ({length} bp)")
@@ -470,7 +544,8 @@ def call_hits(
         residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
     hits = pd.concat(tables, ignore_index=True) if tables else empty_hits()
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
-    table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient)
+    table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient,
+                              filters.sequence_thresholds[::2].cpu().numpy())
     return hits, qc, table
 
 
@@ -543,13 +618,15 @@ def _region_qc(contrib: np.ndarray, residual_sq: np.ndarray, n_hits: np.ndarray)
 
 def empty_thresholds() -> pd.DataFrame:
     """The thresholds table of :func:`call_hits` with no rows."""
-    return _thresholds_table([], [], [], [], [], 0.0)
+    return _thresholds_table([], [], [], [], [], 0.0, np.zeros(0))
 
 
-def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: float) -> pd.DataFrame:
+def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: float,
+                      sequence_thresholds: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({
         "motif_name": [m.name for m in motifs], "sign": ["pos" if m.sign > 0 else "neg" for m in motifs],
         "width": [m.cwm.shape[1] for m in motifs], "trim_start": [t[0] for t in trims],
         "trim_end": [t[1] for t in trims], "cwm_scale": list(scales), "importance_threshold": list(thresholds),
         "strength": list(strengths), "min_coefficient": [min_coefficient] * len(motifs),
+        "min_sequence_score": [float(value) for value in sequence_thresholds],
     })

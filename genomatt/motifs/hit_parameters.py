@@ -46,6 +46,11 @@ class HitParameters:
     min_strength
         Least hit coefficient, as a fraction of the task's reference strength (the strongest motif's
         coefficient at its typical sites), in [0, 1); 0 keeps every hit that passes the other thresholds.
+    min_sequence_quantile
+        Least match of a hit's sequence to the motif: the log-odds score of the sequence under the scanned
+        core (the motif's PWM against a uniform background) must reach this quantile of the scores of
+        sequences drawn from that PWM itself, in [0, 1); 0.02 admits 98% of the sequences the motif
+        describes. 0 turns the check off, as it is for motifs without a PWM.
     min_task_share
         Least share of a hit's site in its own task: its contribution there, on the scale of the task's
         strongest motif's hits, over that in the task it drives most, in [0, 1]; 0 keeps all hits.
@@ -62,6 +67,7 @@ class HitParameters:
     seed: int = 0
     energy_floor: float = 1.0
     min_strength: float = 0.1
+    min_sequence_quantile: float = 0.02
     min_task_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -75,6 +81,8 @@ class HitParameters:
             raise MotifError(f"energy_floor must be >= 0, got {self.energy_floor}")
         if not 0 <= self.min_strength < 1:
             raise MotifError(f"min_strength must be in [0, 1), got {self.min_strength}")
+        if not 0 <= self.min_sequence_quantile < 1:
+            raise MotifError(f"min_sequence_quantile must be in [0, 1), got {self.min_sequence_quantile}")
         if not 0 <= self.min_task_share <= 1:
             raise MotifError(f"min_task_share must be in [0, 1], got {self.min_task_share}")
 
