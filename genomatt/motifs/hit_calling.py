@@ -146,8 +146,9 @@ def sequence_score_threshold(pwm: np.ndarray, quantile: float) -> float:
     """The ``quantile`` of the log-odds scores (:func:`pwm_log_odds`) of sequences drawn from ``pwm`` itself.
 
     The distribution is computed exactly (columns independent, scores on a grid of :data:`SCORE_STEP`
-    bits), so the threshold admits the fraction ``1 - quantile`` of the sequences the motif describes
-    whatever its width or information content.
+    bits; the threshold is lowered by the most that rounding ``W`` columns to the grid can add up to), so
+    it admits at least the fraction ``1 - quantile`` of the sequences the motif describes whatever its
+    width or information content.
 
     Parameters
     ----------
