@@ -271,13 +271,16 @@ def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
 
 
 def _candidates(
-    contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, min_similarity: float, floor: torch.Tensor
+    contrib: torch.Tensor, projected_energy: torch.Tensor, supported: torch.Tensor, filters: _Filters,
+    min_similarity: float, floor: torch.Tensor,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Per motif, the importance of each candidate hit in a batch, and each region's best coefficient.
 
-    A candidate is a window passing the similarity threshold whose fit explains more contribution than
-    any other window of the motif (either strand) that it overlaps. Counting candidates rather than
-    windows keeps the shifted copies of one site from counting as many discoveries.
+    A candidate is a window passing the similarity threshold, on a sequence that matches the motif
+    (``supported``, :func:`_sequence_supported`), whose fit explains more contribution than any other
+    window of the motif (either strand) that it overlaps. Counting candidates rather than windows keeps
+    the shifted copies of one site from counting as many discoveries. ``projected_energy`` and
+    ``supported`` depend on the sequence alone, so the data and its permutation share them.
 
     Returns
     -------
@@ -288,8 +291,7 @@ def _candidates(
         pass the similarity threshold (0 where none does).
     """
     covariance, similarity, importance = _scan(contrib, filters, floor)
-    projected_energy = _projected_energy(onehot, filters)
-    similar = (similarity >= min_similarity) & _sequence_supported(onehot, filters)
+    similar = (similarity >= min_similarity) & supported
     gain = torch.where(similar, covariance**2 / projected_energy, 0.0)
     coefficient = torch.where(similar, covariance / projected_energy, 0.0)
     found, best_coefficient = [], []
@@ -435,10 +437,12 @@ def _scan_statistics(
     for first in range(0, len(contrib), batch_size):
         batch = slice(first, first + batch_size)
         batch_onehot = torch.from_numpy(onehot[batch]).to(device)
+        projected_energy = _projected_energy(batch_onehot, filters)
+        supported = _sequence_supported(batch_onehot, filters)
         permuted = permute_contributions(contrib[batch], onehot[batch], rng)
         for collected, values in ((observed, contrib[batch]), (null, permuted)):
-            found, best = _candidates(torch.from_numpy(values).to(device), batch_onehot, filters, min_similarity,
-                                      floor_tensor)
+            found, best = _candidates(torch.from_numpy(values).to(device), projected_energy, supported, filters,
+                                      min_similarity, floor_tensor)
             for motif_values, batch_values in zip(collected, found):
                 motif_values.append(batch_values)
             if collected is observed:
