@@ -124,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path, help="result folder of the first run")
     parser.add_argument("after", type=Path, help="result folder of the second run")
     arguments = parser.parse_args(argv)
+    for folder in (arguments.before, arguments.after):
+        if not folder.is_dir():
+            parser.error(f"{folder}: not a folder (expected a result folder of the workflow, e.g. results/demo)")
     differences = compare_runs(arguments.before, arguments.after)
     compared = len(output_files(arguments.before) & output_files(arguments.after))
+    if not compared:
+        parser.error(f"{arguments.before} and {arguments.after} hold no output files in common to compare")
     for line in differences:
         print(line)
     print(f"{compared} files compared, {len(differences)} differences")
