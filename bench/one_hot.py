@@ -64,7 +64,8 @@ def bench_encoding() -> None:
 MEMORY_PROBE = """
 import resource, sys
 import numpy as np, pandas as pd
-from genomatt.genome import load_regions, read_chrom_sizes
+from genomatt.fasta import read_chrom_sizes
+from genomatt.genome import load_regions
 fasta = sys.argv[1]
 sizes = read_chrom_sizes(fasta)
 rng = np.random.default_rng(0)

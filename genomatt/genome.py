@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from genomatt import ALPHABET
 from genomatt.errors import BedFormatError, FastaError, SequenceError
-from genomatt.fasta import FastaReader, read_chrom_sizes  # noqa: F401 (read_chrom_sizes: part of this API)
+from genomatt.fasta import FastaReader
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,8 @@ def check_inputs(
     GenomattError
         The first problem found, naming the file and what was expected.
     """
-    from genomatt.genome import read_bed, read_chrom_sizes
+    from genomatt.fasta import read_chrom_sizes
+    from genomatt.genome import read_bed
 
     if width < 1:
         raise ConfigError(f"width must be a positive number of bp, got {width}")

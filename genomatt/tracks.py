@@ -17,7 +17,7 @@ import pandas as pd
 from genomatt.atomic import atomic_path
 from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError, StoreError
-from genomatt.genome import read_chrom_sizes
+from genomatt.fasta import read_chrom_sizes
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
 

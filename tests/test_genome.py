@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from genomatt.errors import BedFormatError, FastaError, SequenceError
-from genomatt.genome import (decode_one_hot, load_regions, one_hot_encode, read_bed, read_chrom_sizes, resize,
-                             validate_regions)
+from genomatt.fasta import read_chrom_sizes
+from genomatt.genome import decode_one_hot, load_regions, one_hot_encode, read_bed, resize, validate_regions
 
 
 def write(path, text):

@@ -7,7 +7,7 @@ from bed_checks import assert_valid_bed, ucsc_problems
 from synthetic import synthetic_contributions
 
 from genomatt.errors import FastaError, StoreError
-from genomatt.genome import read_chrom_sizes
+from genomatt.fasta import read_chrom_sizes
 from genomatt.store import read_regions
 from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed, write_regions_narrowpeak
 

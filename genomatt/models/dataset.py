@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from genomatt.errors import ConfigError
-from genomatt.genome import load_regions, read_bed, read_chrom_sizes, resize
+from genomatt.fasta import read_chrom_sizes
+from genomatt.genome import load_regions, read_bed, resize
 from genomatt.intervals import centre_in_any
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from genomatt.errors import ConfigError, FastaError
-from genomatt.genome import load_regions, read_chrom_sizes
+from genomatt.fasta import read_chrom_sizes
+from genomatt.genome import load_regions
 from genomatt.intervals import overlaps_any
 from genomatt.shuffle import dinucleotide_shuffle
 
