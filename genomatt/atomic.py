@@ -46,12 +46,22 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are still empty; a folder something else wrote into stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the destination folder; rename it onto ``path`` on success.
 
     If the body raises, the temporary file is removed and ``path`` is left untouched, so a killed
-    or failed step never leaves a partial file that looks complete. An ``OSError`` while writing or
+    or failed step never leaves a partial file that looks complete; folders created for ``path`` are
+    removed again while empty. An ``OSError`` while writing or
     renaming (disk full, I/O error, permission) is raised as one :class:`OutputError` naming ``path``.
 
     Parameters
@@ -68,6 +78,8 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         Temporary path to write to (it does not exist yet).
     """
     final = Path(path)
+    # Folders this write creates, deepest first: removed again (when still empty) if the write fails.
+    created = [folder for folder in (final.parent, *final.parent.parents) if not folder.exists()]
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(final)
@@ -85,6 +97,8 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if not final.exists():
+            _remove_empty_folders(created)
     completed = _completed.get()
     if rollback and completed is not None:
         completed.append(final)

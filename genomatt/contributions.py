@@ -21,6 +21,7 @@ required by the reads that use them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt.errors import StoreError
-from genomatt.store import list_arrays, read_attrs, read_regions, reading, write_store
+from genomatt.store import StoreWriter, list_arrays, read_attrs, read_regions, reading, writing_store
 
 KIND = "contributions"
 PER_REGION_SCORES = ("delta", "prediction")
@@ -207,6 +208,66 @@ def contribution_tasks(path: str | os.PathLike) -> list[str]:
     return read_contributions(path).tasks
 
 
+def contribution_block(onehot: np.ndarray, hypothetical: np.ndarray, delta: np.ndarray,
+                       prediction: np.ndarray) -> dict[str, np.ndarray]:
+    """The arrays of ``contrib.h5`` for some rows, ``/contrib`` = ``onehot[:, None] * hypothetical``.
+
+    Parameters
+    ----------
+    onehot
+        ``(b, 4, L)`` one-hot.
+    hypothetical
+        ``(b, T, 4, L)`` hypothetical contributions.
+    delta, prediction
+        ``(b, T)`` summation-to-delta errors and the model's outputs.
+
+    Returns
+    -------
+    dict
+        ``onehot``, ``hypothetical``, ``contrib``, ``delta`` and ``prediction``, for
+        :meth:`genomatt.store.StoreWriter.write` of a writer from :func:`writing_contributions`.
+    """
+    return {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical,
+            "delta": delta, "prediction": prediction}
+
+
+def writing_contributions(
+    path: str | os.PathLike,
+    regions: pd.DataFrame,
+    tasks: Sequence[str],
+    length: int,
+    provenance: Mapping,
+) -> contextlib.AbstractContextManager[StoreWriter]:
+    """Write a ``contrib.h5`` block by block, atomically (:func:`genomatt.store.writing_store`).
+
+    Each block is written with ``writer.write(contribution_block(...))`` in row order; every array is
+    float32. The file appears under ``path`` only when the block completes with every row written.
+
+    Parameters
+    ----------
+    path
+        Output file.
+    regions
+        The N regions explained (``chrom, start, end, name``, ...).
+    tasks
+        The T task names, in axis order.
+    length
+        Region length L in bp.
+    provenance
+        How the file was made; stored as JSON when the file completes, so the writer's
+        ``provenance`` may still be updated (e.g. with ``max_delta``).
+
+    Returns
+    -------
+    context manager of StoreWriter
+    """
+    n_tasks = len(tasks)
+    layout = {"onehot": ((4, length), np.float32), "hypothetical": ((n_tasks, 4, length), np.float32),
+              "contrib": ((n_tasks, 4, length), np.float32), "delta": ((n_tasks,), np.float32),
+              "prediction": ((n_tasks,), np.float32)}
+    return writing_store(path, regions, layout, kind=KIND, provenance=provenance, attrs={"tasks": list(tasks)})
+
+
 def write_contributions(
     path: str | os.PathLike,
     regions: pd.DataFrame,
@@ -217,7 +278,7 @@ def write_contributions(
     prediction: np.ndarray,
     provenance: Mapping,
 ) -> Path:
-    """Write a ``contrib.h5`` atomically; ``/contrib`` is ``onehot[:, None] * hypothetical``.
+    """Write a whole ``contrib.h5`` atomically; ``/contrib`` is ``onehot[:, None] * hypothetical``.
 
     Parameters
     ----------
@@ -241,7 +302,6 @@ def write_contributions(
     pathlib.Path
         The written file.
     """
-    contrib = onehot[:, None] * hypothetical
-    arrays = {"onehot": onehot, "hypothetical": hypothetical, "contrib": contrib, "delta": delta,
-              "prediction": prediction}
-    return write_store(path, regions, arrays, kind=KIND, provenance=provenance, attrs={"tasks": list(tasks)})
+    with writing_contributions(path, regions, tasks, onehot.shape[-1], provenance) as writer:
+        writer.write(contribution_block(onehot, hypothetical, delta, prediction))
+    return Path(path)

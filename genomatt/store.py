@@ -106,16 +106,144 @@ def _write_root(handle: h5py.File, regions: pd.DataFrame, kind: str, provenance:
     write_table(handle.create_group(REGIONS_GROUP), regions)
 
 
-def _create_array(handle: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dtype, compression: str | None,
-                  data: np.ndarray | None = None) -> h5py.Dataset:
-    """Create a per-region array chunked by rows (compressed, checksummed), filled with ``data`` if given."""
+def _create_array(handle: h5py.File, name: str, shape: tuple[int, ...], dtype: np.dtype,
+                  compression: str | None) -> h5py.Dataset:
+    """Create an empty per-region array chunked by rows (compressed, checksummed)."""
     chunks = (min(CHUNK_ROWS, max(shape[0], 1)),) + tuple(shape[1:]) if len(shape) and shape[0] else None
+    # A chunk cache that holds a whole chunk keeps a chunk that one block of rows fills only in part until
+    # the next block completes it, so each chunk is compressed and written once whatever the block size.
+    chunk_bytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize if chunks else 0
     return handle.create_dataset(
-        name, shape=shape, dtype=dtype, data=data, chunks=chunks,
+        name, shape=shape, dtype=dtype, chunks=chunks,
         compression=compression if chunks else None,
         compression_opts=1 if compression == "gzip" and chunks else None,
         fletcher32=bool(chunks),
+        rdcc_nbytes=max(chunk_bytes, 1 << 20) if chunks else None,
     )
+
+
+def _check_regions(path: str | os.PathLike, regions: pd.DataFrame) -> None:
+    missing = [column for column in REQUIRED_REGION_COLUMNS if column not in regions.columns]
+    if missing:
+        raise StoreError(f"{path}: regions table lacks columns {missing}")
+
+
+def _check_array_name(path: str | os.PathLike, name: str) -> None:
+    if name == REGIONS_GROUP or "/" in name:
+        raise StoreError(f"{path}: invalid array name {name!r}")
+
+
+class StoreWriter:
+    """The per-region arrays of a file that :func:`writing_store` writes, filled block by block in row order.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The final file.
+    n_regions : int
+        Rows of every array.
+    rows_written : int
+        Rows written so far (the same for every array).
+    provenance : dict
+        How the file was made; written when the ``writing_store`` block completes, so it may be updated
+        until then (e.g. with a statistic over every row).
+    """
+
+    def __init__(self, path: Path, datasets: Mapping[str, h5py.Dataset], n_regions: int, provenance: dict):
+        self.path, self.n_regions, self.provenance = path, n_regions, provenance
+        self.rows_written = 0
+        self._datasets = dict(datasets)
+
+    def write(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Write the next rows of every array of the file.
+
+        Parameters
+        ----------
+        arrays
+            Name → the next ``b`` rows of that array (``(b, *row_shape)``), the same ``b`` for every
+            array of the file; converted to the array's dtype.
+
+        Raises
+        ------
+        StoreError
+            If an array of the file is missing or one is unknown, the blocks differ in rows or in row
+            shape from the file's arrays, or they would pass the last row.
+        """
+        if sorted(arrays) != sorted(self._datasets):
+            raise StoreError(f"{self.path}: a block must hold the arrays {sorted(self._datasets)}, "
+                             f"got {sorted(arrays)}")
+        blocks = {name: np.asarray(block) for name, block in arrays.items()}
+        if not blocks:
+            return
+        rows = {len(block) for block in blocks.values()}
+        if len(rows) != 1:
+            raise StoreError(f"{self.path}: the arrays of a block differ in rows: "
+                             f"{ {name: len(block) for name, block in blocks.items()} }")
+        (n_rows,) = rows
+        stop = self.rows_written + n_rows
+        if stop > self.n_regions:
+            raise StoreError(f"{self.path}: rows {self.rows_written}-{stop} pass the file's {self.n_regions} regions")
+        for name, block in blocks.items():
+            dataset = self._datasets[name]
+            if block.shape[1:] != dataset.shape[1:]:
+                raise StoreError(f"{self.path}: array {name!r} has rows of shape {block.shape[1:]}, expected "
+                                 f"{dataset.shape[1:]}")
+            if n_rows:
+                dataset[self.rows_written:stop] = block
+        self.rows_written = stop
+
+
+@contextlib.contextmanager
+def writing_store(
+    path: str | os.PathLike,
+    regions: pd.DataFrame,
+    arrays: Mapping[str, tuple[tuple[int, ...], np.dtype | type]],
+    kind: str = "regions",
+    provenance: Mapping | None = None,
+    attrs: Mapping[str, object] | None = None,
+    compression: str | None = "gzip",
+) -> Iterator[StoreWriter]:
+    """Write regions and per-region arrays to an HDF5 file block by block, atomically.
+
+    The arrays are created empty, filled in row order with :meth:`StoreWriter.write`, and the file
+    appears under ``path`` only when the block completes with every row written; if the block raises
+    (an error, ``KeyboardInterrupt``), neither ``path`` nor the temporary file is left. Memory is what
+    the caller holds for one block, whatever the number of regions.
+
+    Parameters
+    ----------
+    path
+        Output ``.h5`` file; written to a temporary file beside it and renamed when complete.
+    regions
+        Regions table with at least ``chrom, start, end, name``: N rows.
+    arrays
+        Name → (shape of one row, dtype) of each per-region array, e.g. ``{"onehot": ((4, L), np.float32)}``
+        for an ``(N, 4, L)`` float32 array.
+    kind, provenance, attrs, compression
+        As for :func:`write_store`; ``provenance`` is copied into :attr:`StoreWriter.provenance`.
+
+    Yields
+    ------
+    StoreWriter
+        Takes the arrays' rows, a block at a time.
+
+    Raises
+    ------
+    StoreError
+        If the regions lack a column, an array name is invalid, or the block completes before every
+        row is written.
+    """
+    _check_regions(path, regions)
+    for name in arrays:
+        _check_array_name(path, name)
+    with atomic_hdf5(path) as handle:
+        datasets = {name: _create_array(handle, name, (len(regions), *row_shape), np.dtype(dtype), compression)
+                    for name, (row_shape, dtype) in arrays.items()}
+        writer = StoreWriter(Path(path), datasets, len(regions), dict(provenance or {}))
+        yield writer
+        if datasets and writer.rows_written != len(regions):
+            raise StoreError(f"{path}: {writer.rows_written} of {len(regions)} rows written; the file is incomplete")
+        _write_root(handle, regions, kind, writer.provenance, attrs)
 
 
 def write_store(
@@ -152,20 +280,15 @@ def write_store(
     pathlib.Path
         The written file.
     """
-    missing = [column for column in REQUIRED_REGION_COLUMNS if column not in regions.columns]
-    if missing:
-        raise StoreError(f"{path}: regions table lacks columns {missing}")
-    arrays = dict(arrays or {})
+    _check_regions(path, regions)
+    arrays = {name: np.asarray(array) for name, array in (arrays or {}).items()}
     for name, array in arrays.items():
-        if name == REGIONS_GROUP or "/" in name:
-            raise StoreError(f"{path}: invalid array name {name!r}")
+        _check_array_name(path, name)
         if len(array) != len(regions):
             raise StoreError(f"{path}: array {name!r} has {len(array)} rows for {len(regions)} regions")
-    with atomic_hdf5(path) as handle:
-        _write_root(handle, regions, kind, provenance, attrs)
-        for name, array in arrays.items():
-            array = np.asarray(array)
-            _create_array(handle, name, array.shape, array.dtype, compression, data=array)
+    layout = {name: (array.shape[1:], array.dtype) for name, array in arrays.items()}
+    with writing_store(path, regions, layout, kind, provenance, attrs, compression) as writer:
+        writer.write(arrays)
     return Path(path)
 
 

@@ -15,7 +15,6 @@ from genomatt.motifs.cwm_motifs import read_cwm_motifs
 from genomatt.motifs.finemo import MOTIF_DATA_COLUMNS, finemo_coefficient, finemo_motif_table
 from genomatt.motifs.formats import reverse_complement_matrix
 from genomatt.motifs.hits import EXTRA_FILE_COLUMNS, FINEMO_COLUMNS, call_hits_in_store, write_hits
-from genomatt.store import read_regions
 
 TASK = "GATA1"
 
@@ -62,13 +61,9 @@ def test_finemo_collapse_hits_runs_on_our_output(run, tmp_path):
 
 def test_finemo_report_reads_the_hits_folder_and_exported_regions(run, tmp_path):
     contrib = run["contrib"]
-    regions = read_regions(contrib)
     with h5py.File(contrib, "r") as handle:
-        tasks = [str(task) for task in handle.attrs["tasks"]]
-        index = tasks.index(TASK)
-        hypothetical = handle["hypothetical"][:, index : index + 1]
-        onehot, prediction = handle["onehot"][()], handle["prediction"][:, index : index + 1]
-    export_interop(tmp_path / "export", [TASK], onehot, hypothetical, regions, prediction)
+        onehot = handle["onehot"][()]
+    export_interop(tmp_path / "export", contrib, [TASK])
     exported = tmp_path / "export" / TASK
     assert_valid_bed(exported / "regions.narrowPeak", narrowpeak=True)
     width = str(onehot.shape[2])

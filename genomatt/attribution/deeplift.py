@@ -47,6 +47,7 @@ __all__ = [
     "deep_lift_shap",
     "hypothetical_contributions",
     "refuse_opaque_modules",
+    "sequences_per_batch",
 ]
 
 DELTA_TOLERANCE = 1e-4
@@ -212,7 +213,7 @@ def deep_lift_shap(
     with prepared(model, device) as dtype:
         mode = DeepLiftMode(model, rule, tuple(X.shape), rules)
         engine = _Engine(model, mode, reduce_output, device, dtype, autocast)
-        sequences_per_block = max(1, batch_size // n_references)
+        sequences_per_block = sequences_per_batch(batch_size, n_references)
         references_per_pass = min(batch_size, n_references)
         with tqdm(total=n * n_references, unit="pair", desc="DeepLIFT",
                   disable=_progress_disabled(progress, n * n_references)) as bar:
@@ -231,7 +232,7 @@ def deep_lift_shap(
                     on_block(stop)
 
     _check_finite(hypothetical_sum, delta, prediction)
-    _check_delta(delta, scale, tolerance, strict)
+    _check_delta(delta, scale, tolerance, strict, regions)
     attributions = hypothetical_sum / n_references
     if not hypothetical:
         attributions *= X.unsqueeze(1)
@@ -240,6 +241,22 @@ def deep_lift_shap(
     if return_delta:
         return AttributionResult(attributions, delta, prediction)
     return attributions
+
+
+def sequences_per_batch(batch_size: int, n_references: int) -> int:
+    """Sequences explained together in one block of :func:`deep_lift_shap`'s passes.
+
+    Calls over consecutive runs of sequences whose lengths are multiples of this give the same batches,
+    so the same numbers bit for bit, as one call over all of them.
+
+    Parameters
+    ----------
+    batch_size : int
+        (sequence, reference) pairs per pass.
+    n_references : int
+        References per sequence.
+    """
+    return max(1, batch_size // n_references)
 
 
 def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
@@ -291,14 +308,23 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
-def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool) -> None:
+def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
+                 regions: pd.DataFrame | None) -> None:
     failing = delta > tolerance * scale
     if not failing.any():
         return
     region = int(failing.any(dim=1).nonzero()[0])
+    if regions is not None:
+        # Named by its coordinates: the row is relative to this call, which may cover part of a run.
+        row = regions.iloc[region]
+        first = f"{row['chrom']}:{row['start']}-{row['end']}"
+        if "name" in regions.columns:
+            first = f"{row['name']} ({first})"
+    else:
+        first = f"region {region}"
     worst = float(delta.max())
     message = (f"summation-to-delta fails for {int(failing.any(dim=1).sum())} of {delta.shape[0]} regions "
-               f"(first: region {region}; largest error {worst:.3g}; tolerance {tolerance:g} relative to "
+               f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to "
                "max(1, |f(x)|, |f(reference)|)): the contributions do not add up to f(x) − f(reference)")
     if strict:
         raise ModelError(message)

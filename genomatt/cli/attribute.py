@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import re
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +18,7 @@ import numpy as np
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution.choices import PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int
-from genomatt.errors import ConfigError, NonFiniteError
+from genomatt.errors import ConfigError, NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
 
 if TYPE_CHECKING:
@@ -25,6 +28,10 @@ log = logging.getLogger(__name__)
 
 AUTOCAST_DTYPES = ("bfloat16", "float16")
 """Names of the torch dtypes ``--autocast`` runs the model in."""
+
+BLOCK_BYTES = 32 << 20
+"""Bytes of float32 hypothetical contributions per block of regions that is explained and written before
+the next: the command's memory grows with this (a few times it), not with the number of regions."""
 
 
 def register(subparsers) -> None:
@@ -101,29 +108,65 @@ def _target_columns(requested: list[str] | None, task_names: list[str]) -> tuple
     return columns, [task_names[column] for column in columns]
 
 
-def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int]) -> str:
+def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int], explained: int) -> str:
     named = [f"{row.name} ({row.chrom}:{row.start}-{row.end})" for row in regions.iloc[rows[:5]].itertuples()]
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
-    return (f"{model}: the model's outputs or contributions are NaN or infinite for {len(rows)} of {len(regions)} "
+    among = f"{len(regions)}" if explained == len(regions) else f"the first {explained} of {len(regions)}"
+    return (f"{model}: the model's outputs or contributions are NaN or infinite for {len(rows)} of {among} "
             f"regions: {', '.join(named)}{more}; nothing was written")
+
+
+def _onehot_length(path: str, n_regions: int) -> int:
+    """Region length L of the ``(N, 4, L)`` one-hot of a regions store (read later, a block of rows at a time)."""
+    from genomatt.store import list_arrays, read_array
+
+    shape = list_arrays(path).get("onehot")
+    if shape is None:
+        read_array(path, "onehot")  # raises the store's error, which names the arrays the file has
+    if len(shape) != 3 or shape[0] != n_regions or shape[1] != 4:
+        raise StoreError(f"{path}: '/onehot' has shape {shape}, expected (N, 4, L) with N = {n_regions} regions")
+    return int(shape[2])
+
+
+def block_regions(n_tasks: int, length: int, batch_regions: int) -> int:
+    """Regions explained and written per block: about :data:`BLOCK_BYTES` of hypothetical contributions.
+
+    Parameters
+    ----------
+    n_tasks, length
+        Tasks T and region length L of the ``(b, T, 4, L)`` float32 block.
+    batch_regions
+        Regions per batch of :func:`~genomatt.attribution.deep_lift_shap`
+        (:func:`~genomatt.attribution.deeplift.sequences_per_batch`); a block is a whole number of
+        batches, so explaining block by block gives the numbers of one call over the shard, bit for bit.
+
+    Returns
+    -------
+    int
+        At least one batch of regions.
+    """
+    rows = BLOCK_BYTES // max(1, n_tasks * 4 * length * np.dtype(np.float32).itemsize)
+    return max(batch_regions, rows // batch_regions * batch_regions)
 
 
 def run(args: argparse.Namespace) -> None:
     import torch
+    from tqdm.auto import tqdm
 
     from genomatt.attribution import deep_lift_shap
+    from genomatt.attribution.deeplift import sequences_per_batch
     from genomatt.attribution.targets import head_targets
-    from genomatt.contributions import write_contributions
+    from genomatt.contributions import contribution_block, writing_contributions
     from genomatt.models.io import load, name_tasks
     from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
 
     regions = read_regions(args.regions_h5)
     n_regions = len(regions)
+    length = _onehot_length(args.regions_h5, n_regions)
     input_sha256 = file_sha256(args.regions_h5)
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
-    onehot = read_array(args.regions_h5, "onehot", rows).astype(np.float32, copy=False)
-    loaded = load(args.model, args.weights, input_length=onehot.shape[2], device=args.device)
+    loaded = load(args.model, args.weights, input_length=length, device=args.device)
     if args.task_names:
         loaded = name_tasks(loaded, args.task_names, args.model)
     shapes = loaded.output_shapes
@@ -136,30 +179,7 @@ def run(args: argparse.Namespace) -> None:
         named = head_targets(loaded.output_shapes, args.targets, args.profile_target, loaded.task_names)
         columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
-             len(regions), onehot.shape[2], len(tasks), args.references)
-    hypothetical = np.zeros((len(regions), len(tasks), 4, onehot.shape[2]), dtype=np.float32)
-    delta = np.zeros((len(regions), len(tasks)), dtype=np.float32)
-    prediction = np.zeros((len(regions), len(tasks)), dtype=np.float32)
-    if len(regions):
-        progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
-        results = []
-        try:
-            for index, target in enumerate(targets):
-                results.append(deep_lift_shap(
-                    loaded.model, onehot, n_shuffles=args.references, target=target, hypothetical=True,
-                    batch_size=args.batch_size, device=args.device, random_state=args.seed, regions=regions,
-                    rule=args.rule, autocast=getattr(torch, args.autocast) if args.autocast else None,
-                    strict=args.strict, return_delta=True, progress=False if args.quiet else None,
-                    on_block=lambda done, before=index * len(regions): progress.advance_to(before + done),
-                ))
-                progress.advance_to((index + 1) * len(regions))
-        except NonFiniteError as error:
-            raise NonFiniteError(_non_finite_message(args.model, regions, error.rows), error.rows) from None
-        if columns is not None:
-            hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
-        else:
-            hypothetical, delta, prediction = (np.stack([part.numpy() for part in parts], axis=1)
-                                               for parts in zip(*results))
+             len(regions), length, len(tasks), args.references)
     provenance = {
         "command": "attribute", "h5": str(Path(args.regions_h5).resolve()), "h5_sha256": input_sha256,
         "model": str(args.model),
@@ -169,42 +189,111 @@ def run(args: argparse.Namespace) -> None:
         "n_references": args.references, "seed": args.seed, "targets": tasks, "target_columns": columns,
         "target_kind": "output columns" if columns is not None else "heads or tracks",
         "profile_target": None if columns is not None else args.profile_target,
-        "autocast": args.autocast, "max_delta": float(delta.max()) if delta.size else 0.0,
+        "autocast": args.autocast,
     }
     if args.shard:
         provenance["shard"] = shard_record(*args.shard, n_regions)
-    write_contributions(args.out, regions, tasks, onehot, hypothetical, delta, prediction, provenance)
-    log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, provenance["max_delta"])
+    explain = {"n_shuffles": args.references, "hypothetical": True, "batch_size": args.batch_size,
+               "device": args.device, "random_state": args.seed, "rule": args.rule,
+               "autocast": getattr(torch, args.autocast) if args.autocast else None, "strict": args.strict,
+               "return_delta": True, "progress": False}
+    block = block_regions(len(tasks), length, sequences_per_batch(args.batch_size, args.references))
+    progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
+    max_delta = 0.0
+    with writing_contributions(args.out, regions, tasks, length, provenance) as writer, \
+            tqdm(total=len(regions) * len(targets) * args.references, unit="pair", desc="DeepLIFT",
+                 disable=True if args.quiet else None) as bar:
+
+        def advance(done: int) -> None:
+            bar.update((min(done, progress.total) - progress.done) * args.references)
+            progress.advance_to(done)
+
+        for start in range(0, len(regions), block):
+            stop = min(start + block, len(regions))
+            onehot = read_array(args.regions_h5, "onehot", slice(rows.start + start, rows.start + stop))
+            onehot = onehot.astype(np.float32, copy=False)
+            results = []
+            try:
+                for index, target in enumerate(targets):
+                    before = start * len(targets) + index * (stop - start)
+                    results.append(deep_lift_shap(
+                        loaded.model, onehot, target=target, regions=regions.iloc[start:stop], **explain,
+                        on_block=lambda done, before=before: advance(before + done)))
+            except NonFiniteError as error:
+                shard_rows_failing = [start + row for row in error.rows]
+                raise NonFiniteError(_non_finite_message(args.model, regions, shard_rows_failing, stop),
+                                     shard_rows_failing) from None
+            if columns is not None:
+                hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
+            else:
+                hypothetical, delta, prediction = (np.stack([part.numpy() for part in parts], axis=1)
+                                                   for parts in zip(*results))
+            writer.write(contribution_block(onehot, hypothetical, delta, prediction))
+            max_delta = max(max_delta, float(delta.max()))
+            advance(stop * len(targets))
+        writer.provenance["max_delta"] = max_delta
+    log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, max_delta)
     if args.export_dir:
-        export_interop(args.export_dir, tasks, onehot, hypothetical, regions, prediction)
+        export_interop(args.export_dir, args.out)
 
 
-def export_interop(folder: str | os.PathLike, tasks: list[str], onehot: np.ndarray, hypothetical: np.ndarray,
-                   regions: pd.DataFrame, prediction: np.ndarray) -> None:
-    """Write, per target, the files tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools read.
+def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: list[str] | None = None) -> None:
+    """Write, per target of a ``contrib.h5``, the files tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools read.
 
     ``<folder>/<target>/ohe.npz`` and ``shap.npz`` hold ``arr_0`` (N, 4, L): the one-hot sequences and
     the hypothetical contributions (``modisco motifs -s ohe.npz -a shap.npz``); ``scores.h5`` holds
     ``raw/seq`` (one-hot), ``shap/seq`` (hypothetical) and ``projected_shap/seq`` (one-hot ×
     hypothetical), each (N, 4, L) float32; ``regions.narrowPeak`` the regions in the same order, summit
     at the window centre and signalValue the target's prediction
-    (:func:`genomatt.tracks.write_regions_narrowpeak`), for Fi-NeMo's ``extract-regions-*``.
+    (:func:`genomatt.tracks.write_regions_narrowpeak`), for Fi-NeMo's ``extract-regions-*``. The arrays
+    are copied a block of rows at a time, so memory does not grow with N.
+
+    Parameters
+    ----------
+    folder
+        Folder of the per-target folders.
+    path
+        The contribution file (:func:`genomatt.contributions.read_contributions`).
+    tasks
+        The targets to export (default: every task of the file).
     """
+    from genomatt.contributions import read_contributions
+    from genomatt.store import read_array
     from genomatt.tracks import write_regions_narrowpeak
 
-    for index, task in enumerate(tasks):
+    contributions = read_contributions(path)
+    contributions.check_tasks(tasks)
+    n, length = len(contributions.regions), contributions.length
+    prediction = read_array(path, "prediction")
+    block = block_regions(len(contributions.tasks), length, 1)
+    for task in tasks or contributions.tasks:
+        index = contributions.tasks.index(task)
         target = Path(folder) / re.sub(r"[^A-Za-z0-9_.-]+", "_", task)
-        scores = np.ascontiguousarray(hypothetical[:, index])
-        _save_npz(target / "ohe.npz", onehot)
-        _save_npz(target / "shap.npz", scores)
-        with atomic_hdf5(target / "scores.h5") as handle:
-            for group, array in (("raw", onehot), ("shap", scores), ("projected_shap", onehot * scores)):
-                handle.create_dataset(f"{group}/seq", data=array.astype(np.float32, copy=False))
-        write_regions_narrowpeak(regions, target / "regions.narrowPeak", prediction[:, index])
+        with _npz_rows(target / "ohe.npz", (n, 4, length)) as ohe, \
+                _npz_rows(target / "shap.npz", (n, 4, length)) as shap, \
+                atomic_hdf5(target / "scores.h5") as handle:
+            datasets = {group: handle.create_dataset(f"{group}/seq", shape=(n, 4, length), dtype=np.float32)
+                        for group in ("raw", "shap", "projected_shap")}
+            for start in range(0, n, block):
+                rows = slice(start, min(start + block, n))
+                onehot = read_array(path, "onehot", rows).astype(np.float32, copy=False)
+                scores = read_array(path, "hypothetical", rows)[:, index].astype(np.float32, copy=False)
+                ohe(onehot)
+                shap(scores)
+                for group, array in (("raw", onehot), ("shap", scores), ("projected_shap", onehot * scores)):
+                    datasets[group][rows] = array
+        write_regions_narrowpeak(contributions.regions, target / "regions.narrowPeak", prediction[:, index])
         log.info("wrote %s/{ohe.npz,shap.npz,scores.h5,regions.narrowPeak}", target)
 
 
-def _save_npz(path: Path, array: np.ndarray) -> None:
-    # A file object keeps numpy from appending ".npz" to the temporary name.
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, array.astype(np.float32, copy=False))
+@contextlib.contextmanager
+def _npz_rows(path: Path, shape: tuple[int, ...]) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write ``path``, an ``.npz`` holding one float32 array ``arr_0`` of ``shape`` as ``numpy.savez`` does.
+
+    Yields a function that appends the next rows; the file appears only when the block completes.
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive, \
+            archive.open("arr_0.npy", "w", force_zip64=True) as member:
+        np.lib.format.write_array_header_1_0(member, header)
+        yield lambda rows: member.write(np.ascontiguousarray(rows, dtype=np.float32).data)
