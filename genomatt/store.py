@@ -110,15 +110,11 @@ def _create_array(handle: h5py.File, name: str, shape: tuple[int, ...], dtype: n
                   compression: str | None) -> h5py.Dataset:
     """Create an empty per-region array chunked by rows (compressed, checksummed)."""
     chunks = (min(CHUNK_ROWS, max(shape[0], 1)),) + tuple(shape[1:]) if len(shape) and shape[0] else None
-    # A chunk cache that holds a whole chunk keeps a chunk that one block of rows fills only in part until
-    # the next block completes it, so each chunk is compressed and written once whatever the block size.
-    chunk_bytes = int(np.prod(chunks)) * np.dtype(dtype).itemsize if chunks else 0
     return handle.create_dataset(
         name, shape=shape, dtype=dtype, chunks=chunks,
         compression=compression if chunks else None,
         compression_opts=1 if compression == "gzip" and chunks else None,
         fletcher32=bool(chunks),
-        rdcc_nbytes=max(chunk_bytes, 1 << 20) if chunks else None,
     )
 
 

@@ -56,6 +56,19 @@ def test_other_errors_in_an_hdf5_write_pass_through(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failed_write_removes_the_folders_it_created_and_only_those(tmp_path):
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "kept" / "new" / "deeper" / "x.tsv") as tmp:
+        tmp.write_text("partial")
+        raise KeyboardInterrupt
+    assert [path.name for path in tmp_path.iterdir()] == ["kept"] and list((tmp_path / "kept").iterdir()) == []
+    (tmp_path / "kept" / "new").mkdir()
+    (tmp_path / "kept" / "new" / "other.tsv").write_text("someone else's")
+    with pytest.raises(ValueError), atomic_path(tmp_path / "kept" / "new" / "deeper" / "x.tsv"):
+        raise ValueError
+    assert [path.name for path in (tmp_path / "kept" / "new").iterdir()] == ["other.tsv"]
+
+
 def test_failed_command_removes_the_outputs_it_completed(tmp_path):
     with pytest.raises(StoreError), command_outputs() as completed:
         write_store(tmp_path / "first.h5", regions(3))

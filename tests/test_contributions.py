@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 
 from genomatt.cli.main import main
-from genomatt.contributions import read_contributions, write_contributions
+from genomatt.contributions import contribution_block, read_contributions, write_contributions, writing_contributions
 from genomatt.errors import StoreError
 from genomatt.motifs.hits import call_hits_in_store
 from genomatt.report.html import build_report
-from genomatt.store import write_store
+from genomatt.store import read_array, read_attrs, write_store
 from genomatt.tracks import write_contribution_bigwigs
 
 N, T, L = 6, 2, 30
@@ -159,3 +159,26 @@ def test_every_stage_refuses_a_bad_file_with_the_same_message(tmp_path, capsys):
         assert str(error.value) == message
     assert main(["motifs", "--contrib", str(path), "--out", str(tmp_path / "m.h5")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_written_block_by_block_equals_written_whole(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 7
+    regions = pd.DataFrame({"chrom": ["chr2"] * n, "start": np.arange(n) * 50, "end": np.arange(n) * 50 + L,
+                            "name": [f"r{i}" for i in range(n)]})
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(4, size=(n, L))].transpose(0, 2, 1)
+    hypothetical = rng.normal(size=(n, T, 4, L)).astype(np.float32)
+    delta, prediction = rng.random((n, T)).astype(np.float32), rng.random((n, T)).astype(np.float32)
+    whole = write_contributions(tmp_path / "whole.h5", regions, ["a", "b"], onehot, hypothetical, delta, prediction,
+                                {"method": "test", "max_delta": float(delta.max())})
+    with writing_contributions(tmp_path / "blocks.h5", regions, ["a", "b"], L, {"method": "test"}) as writer:
+        for start in range(0, n, 3):
+            rows = slice(start, start + 3)
+            writer.write(contribution_block(onehot[rows], hypothetical[rows], delta[rows], prediction[rows]))
+        writer.provenance["max_delta"] = float(delta.max())
+    blocks = read_contributions(tmp_path / "blocks.h5")
+    assert blocks.arrays == read_contributions(whole).arrays and blocks.provenance == read_contributions(whole).provenance
+    for name in ("onehot", "hypothetical", "contrib", "delta", "prediction"):
+        assert read_array(tmp_path / "blocks.h5", name).tobytes() == read_array(whole, name).tobytes()
+        assert read_array(tmp_path / "blocks.h5", name).dtype == np.float32
+    assert read_attrs(tmp_path / "blocks.h5")["tasks"] == ["a", "b"]

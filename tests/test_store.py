@@ -9,7 +9,7 @@ from faults import damage_chunk
 from genomatt import __version__
 from genomatt.errors import StoreError
 from genomatt.store import (gather_stores, list_arrays, read_array, read_attrs, read_regions, shard_record,
-                            shard_rows, write_store)
+                            shard_rows, write_store, writing_store)
 
 
 def regions_frame(n=5):
@@ -65,6 +65,71 @@ def test_read_errors(tmp_path):
     path = write_store(tmp_path / "x.h5", regions_frame(), {"onehot": np.zeros((5, 4, 2))})
     with pytest.raises(StoreError, match=r"no array 'contrib' \(it has: \['onehot'\]\)"):
         read_array(path, "contrib")
+
+
+def _layout(path):
+    """Every dataset's shape, dtype and storage settings, and the root attributes but the time."""
+    def values(dataset):
+        data = dataset[()]
+        return data.tolist() if data.dtype == object else data.tobytes()
+
+    with h5py.File(path) as handle:
+        datasets = {}
+        handle.visititems(lambda name, item: datasets.update({name: (
+            item.shape, item.dtype, item.chunks, item.compression, item.compression_opts, item.fletcher32,
+            values(item))}) if isinstance(item, h5py.Dataset) else None)
+        attrs = {key: value for key, value in handle.attrs.items() if key != "created_utc"}
+    return datasets, attrs
+
+
+@pytest.mark.parametrize("n, block", [(600, 250), (600, 256), (5, 2), (0, 3)])
+def test_writing_block_by_block_equals_one_write(tmp_path, n, block):
+    """The streamed file has write_store's layout and bytes, whatever the block and N (0 too)."""
+    regions = regions_frame(n)
+    rng = np.random.default_rng(4)
+    arrays = {"x": rng.random((n, 2, 4, 7)).astype(np.float32), "d": rng.random((n, 2)).astype(np.float32)}
+    whole = write_store(tmp_path / "whole.h5", regions, arrays, kind="k", provenance={"a": 1}, attrs={"tasks": ["u"]})
+    layout = {name: (array.shape[1:], array.dtype) for name, array in arrays.items()}
+    with writing_store(tmp_path / "blocks.h5", regions, layout, kind="k", provenance={"a": 0},
+                       attrs={"tasks": ["u"]}) as writer:
+        for start in range(0, n, block):
+            writer.write({name: array[start:start + block] for name, array in arrays.items()})
+        writer.provenance["a"] = 1
+    datasets, _ = _layout(tmp_path / "blocks.h5")
+    assert datasets == _layout(whole)[0] and _layout(tmp_path / "blocks.h5")[1] == _layout(whole)[1]
+    # Chunks of 256 rows, gzip level 1 and Fletcher-32, as docs/formats.md states (none for an empty array).
+    assert datasets["x"][2:6] == (((min(n, 256), 2, 4, 7), "gzip", 1, True) if n else (None, None, None, False))
+    pd.testing.assert_frame_equal(read_regions(tmp_path / "blocks.h5"), read_regions(whole))
+    # A block that ends inside a chunk leaves no stale copy of that chunk behind.
+    assert (tmp_path / "blocks.h5").stat().st_size <= whole.stat().st_size * 1.05 + 4096
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, StoreError])
+def test_a_streamed_write_that_fails_midway_leaves_nothing(tmp_path, failure):
+    regions = regions_frame(600)
+    out = tmp_path / "new" / "x.h5"
+    with pytest.raises(failure):
+        with writing_store(out, regions, {"x": ((4, 8), np.float32)}) as writer:
+            writer.write({"x": np.zeros((300, 4, 8), np.float32)})
+            assert any(path.name.endswith(".tmp") for path in out.parent.iterdir())
+            raise failure("stopped")
+    assert not out.parent.exists()
+
+
+def test_a_streamed_write_refuses_wrong_blocks_and_missing_rows(tmp_path):
+    regions = regions_frame(5)
+    layout = {"x": ((4, 8), np.float32), "d": ((), np.float32)}
+    block = {"x": np.zeros((2, 4, 8), np.float32), "d": np.zeros(2, np.float32)}
+    for bad, message in [({"x": block["x"]}, r"must hold the arrays \['d', 'x'\]"),
+                         ({**block, "d": np.zeros(3, np.float32)}, "differ in rows"),
+                         ({**block, "x": np.zeros((2, 4, 9), np.float32)}, r"rows of shape \(4, 9\), expected \(4, 8\)"),
+                         ({"x": np.zeros((6, 4, 8)), "d": np.zeros(6)}, "rows 0-6 pass the file's 5 regions")]:
+        with pytest.raises(StoreError, match=message), writing_store(tmp_path / "x.h5", regions, layout) as writer:
+            writer.write(bad)
+    with pytest.raises(StoreError, match="2 of 5 rows written; the file is incomplete"):
+        with writing_store(tmp_path / "x.h5", regions, layout) as writer:
+            writer.write(block)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_shard_rows_cover_every_row_once():
