@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import tracemalloc
 
 import h5py
 import numpy as np
@@ -14,11 +15,13 @@ import torch
 import yaml
 
 from genomatt.attribution import deep_lift_shap
+from genomatt.cli import attribute
 from genomatt.cli.main import main
+from genomatt.contributions import read_contributions
 from genomatt.errors import NonFiniteError
 from genomatt.models.architectures import build_model
 from genomatt.shuffle import references_for_regions
-from genomatt.store import gather_stores, read_array, read_attrs, read_regions, write_store
+from genomatt.store import StoreWriter, gather_stores, read_array, read_attrs, read_regions, write_store
 
 LENGTH = 64
 TASKS = ["GATA1", "CTCF"]
@@ -69,6 +72,113 @@ def test_writes_the_contribution_schema(inputs, caplog):
     refs = references_for_regions(regions, onehot, n=3, seed=0)
     expected = deep_lift_shap(model, onehot, refs, target=[0, 1], hypothetical=True)
     np.testing.assert_allclose(hypothetical, expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+ARRAYS = ("onehot", "hypothetical", "contrib", "delta", "prediction")
+
+
+@pytest.fixture
+def written_blocks(monkeypatch):
+    """The rows of each block the contribution writer receives, in order."""
+    blocks = []
+    write = StoreWriter.write
+
+    def recording(self, arrays):
+        blocks.append(len(arrays["onehot"]))
+        write(self, arrays)
+
+    monkeypatch.setattr(StoreWriter, "write", recording)
+    return blocks
+
+
+def _block_of(monkeypatch, regions: int, tasks: int) -> None:
+    """Make attribute's blocks ``regions`` regions of ``tasks`` tasks of LENGTH bp."""
+    monkeypatch.setattr(attribute, "BLOCK_BYTES", regions * tasks * 4 * LENGTH * 4)
+
+
+def test_blocks_give_the_numbers_of_one_call_over_the_shard(inputs, tmp_path, monkeypatch, written_blocks):
+    """Explained and written 3 regions at a time (7 = 3 + 3 + 1), the file is bit for bit the one-call result."""
+    folder, regions, onehot, model = inputs
+    whole = tmp_path / "whole.h5"
+    _attribute(folder, whole, "--batch-size", "3")
+    assert written_blocks == [7]
+    _block_of(monkeypatch, 3, len(TASKS))
+    blocks = tmp_path / "blocks.h5"
+    _attribute(folder, blocks, "--batch-size", "3")
+    assert written_blocks == [7, 3, 3, 1]
+    for name in ARRAYS:
+        assert read_array(blocks, name).tobytes() == read_array(whole, name).tobytes(), name
+    assert read_attrs(blocks)["provenance"] == read_attrs(whole)["provenance"]
+    read_contributions(blocks)
+    # The one-call result is deep_lift_shap over the whole shard, as attribute computed it before blocks.
+    expected = deep_lift_shap(model, onehot, n_shuffles=3, target=[0, 1], hypothetical=True, batch_size=3,
+                              device="cpu", regions=regions, return_delta=True)
+    for name, array in zip(("hypothetical", "delta", "prediction"), expected):
+        np.testing.assert_array_equal(read_array(blocks, name), array.numpy())
+    assert read_attrs(blocks)["provenance"]["max_delta"] == float(expected.delta.max())
+    # A shard's blocks read its own rows of the one-hot.
+    shard = tmp_path / "shard.h5"
+    _block_of(monkeypatch, 2, len(TASKS))
+    _attribute(folder, shard, "--batch-size", "3", "--shard", "1/2")
+    assert written_blocks[4:] == [2, 1]
+    for name in ARRAYS:
+        np.testing.assert_array_equal(read_array(shard, name), read_array(whole, name)[4:7])
+
+
+def test_heads_in_blocks_and_their_exports_equal_one_block(inputs, tmp_path, monkeypatch, written_blocks):
+    (tmp_path / "profile_models_cli.py").write_text(PROFILE_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["attribute", "--regions-h5", str(inputs[0] / "regions.h5"), "--model", "profile_models_cli:build",
+            "--references", "4", "--batch-size", "4", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "whole.h5")]) == 0
+    _block_of(monkeypatch, 3, 2)
+    export = tmp_path / "export"
+    assert main([*argv, "--out", str(tmp_path / "blocks.h5"), "--export-dir", str(export)]) == 0
+    assert written_blocks == [7, 3, 3, 1]
+    for name in ARRAYS:
+        assert read_array(tmp_path / "blocks.h5", name).tobytes() == read_array(tmp_path / "whole.h5", name).tobytes()
+    onehot, hypothetical = (read_array(tmp_path / "blocks.h5", name) for name in ("onehot", "hypothetical"))
+    for index, head in enumerate(["profile", "counts"]):
+        np.testing.assert_array_equal(np.load(export / head / "ohe.npz")["arr_0"], onehot)
+        np.testing.assert_array_equal(np.load(export / head / "shap.npz")["arr_0"], hypothetical[:, index])
+        with h5py.File(export / head / "scores.h5") as handle:
+            np.testing.assert_array_equal(handle["projected_shap/seq"][()], onehot * hypothetical[:, index])
+
+
+def test_an_empty_shard_writes_an_empty_file(inputs, tmp_path):
+    folder, *_ = inputs
+    out, export = tmp_path / "contrib.7.h5", tmp_path / "export"
+    _attribute(folder, out, "--shard", "7/8", "--export-dir", str(export))
+    contributions = read_contributions(out)
+    assert len(contributions.regions) == 0 and contributions.tasks == TASKS
+    assert contributions.arrays["hypothetical"] == (0, 2, 4, LENGTH) and contributions.arrays["delta"] == (0, 2)
+    assert contributions.provenance["max_delta"] == 0.0 and contributions.provenance["shard"]["rows"] == [7, 7]
+    assert np.load(export / "CTCF" / "shap.npz")["arr_0"].shape == (0, 4, LENGTH)
+
+
+def test_memory_is_one_block_not_the_shard(inputs, tmp_path, monkeypatch):
+    """Twenty times the regions, about the same peak of Python-allocated memory (one-hot, contributions)."""
+    folder, *_ = inputs
+    rng = np.random.default_rng(6)
+    _block_of(monkeypatch, 32, len(TASKS))
+    peaks = {}
+    # The first run also imports what the command uses; it is not measured.
+    for n in (60, 60, 1200):
+        onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (n, LENGTH))].transpose(0, 2, 1).copy()
+        starts = np.arange(n) * 100
+        regions = pd.DataFrame({"chrom": "chr3", "start": starts, "end": starts + LENGTH,
+                                "name": [f"r{i}" for i in range(n)]})
+        write_store(tmp_path / f"regions{n}.h5", regions, {"onehot": onehot})
+        argv = ["attribute", "--regions-h5", str(tmp_path / f"regions{n}.h5"), "--model", str(folder / "model.yaml"),
+                "--out", str(tmp_path / f"contrib{n}.h5"), "--references", "2", "--device", "cpu", "--quiet"]
+        tracemalloc.start()
+        assert main(argv) == 0
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    # Holding the 1,200 regions' one-hot, hypothetical and actual contributions would take 6 MB (the
+    # contributions computed by torch are not traced, the one-hot and their product with it are).
+    whole = 1200 * (4 + 2 * len(TASKS) * 4) * LENGTH * 4
+    assert peaks[1200] - peaks[60] < whole / 4, peaks
 
 
 def test_shards_gather_into_the_unsharded_file(inputs):
@@ -252,6 +362,38 @@ def test_non_finite_outputs_are_an_error_naming_the_regions(overflowing, tmp_pat
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == (f"genomatt attribute: error: {model}: the model's outputs or contributions are NaN or infinite "
                      "for 2 of 7 regions: region_2 (chr1:2000-2064), region_5 (chr1:5000-5064); nothing was written")
+    assert not out.parent.exists()
+
+
+def test_a_failure_in_a_later_block_leaves_nothing(overflowing, tmp_path, capsys, monkeypatch, written_blocks):
+    h5, _, model = overflowing
+    out = tmp_path / "out" / "contrib.h5"
+    argv = ["attribute", "--regions-h5", str(h5), "--model", model, "--out", str(out), "--references", "3",
+            "--batch-size", "3", "--device", "cpu"]
+    _block_of(monkeypatch, 2, 1)
+    assert main(argv) == 2
+    # Rows 0-1 were written; the block of rows 2-3 failed, named by the shard's rows.
+    assert written_blocks == [2]
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"genomatt attribute: error: {model}: the model's outputs or contributions are NaN or infinite "
+                     "for 1 of the first 4 of 7 regions: region_2 (chr1:2000-2064); nothing was written")
+    assert not out.parent.exists()
+
+
+def test_an_interrupted_run_leaves_nothing(inputs, tmp_path, monkeypatch):
+    folder, *_ = inputs
+    write = StoreWriter.write
+
+    def interrupted(self, arrays):
+        if self.rows_written:
+            raise KeyboardInterrupt
+        write(self, arrays)
+
+    monkeypatch.setattr(StoreWriter, "write", interrupted)
+    _block_of(monkeypatch, 3, len(TASKS))
+    out = tmp_path / "out" / "contrib.h5"
+    with pytest.raises(KeyboardInterrupt):
+        _attribute(folder, out, "--batch-size", "3")
     assert not out.parent.exists()
 
 
