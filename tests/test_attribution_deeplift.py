@@ -8,6 +8,7 @@ import sys
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -559,6 +560,20 @@ def test_delta_above_tolerance_raises_or_warns_when_not_strict(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         deep_lift_shap(model, X, refs, strict=True)
+
+
+def test_delta_failure_names_the_region_when_regions_are_given(data):
+    """With coordinates, the failing region is named by them, not by its row in the call (a block of a run)."""
+    X, _ = data
+    starts = np.arange(len(X)) * 500 + 1000
+    regions = pd.DataFrame({"chrom": "chr4", "start": starts, "end": starts + X.shape[2],
+                            "name": [f"peak_{i}" for i in range(len(X))]})
+    model = _initialised(BPNetLike())
+    with pytest.raises(ModelError, match=rf"\(first: peak_0 \(chr4:1000-{1000 + X.shape[2]}\); largest error"):
+        deep_lift_shap(model, X, n_shuffles=2, regions=regions, delta_tolerance=1e-30)
+    with pytest.warns(RuntimeWarning, match=r"\(first: chr4:1000-"):
+        deep_lift_shap(model, X, n_shuffles=2, regions=regions.drop(columns="name"), delta_tolerance=1e-30,
+                       strict=False)
 
 
 # --- options --------------------------------------------------------------------------------------
