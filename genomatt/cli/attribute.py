@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -193,10 +194,11 @@ def run(args: argparse.Namespace) -> None:
     }
     if args.shard:
         provenance["shard"] = shard_record(*args.shard, n_regions)
-    explain = {"n_shuffles": args.references, "hypothetical": True, "batch_size": args.batch_size,
-               "device": args.device, "random_state": args.seed, "rule": args.rule,
-               "autocast": getattr(torch, args.autocast) if args.autocast else None, "strict": args.strict,
-               "return_delta": True, "progress": False}
+    explain = functools.partial(
+        deep_lift_shap, loaded.model, n_shuffles=args.references, hypothetical=True, batch_size=args.batch_size,
+        device=args.device, random_state=args.seed, rule=args.rule,
+        autocast=getattr(torch, args.autocast) if args.autocast else None, strict=args.strict, return_delta=True,
+        progress=False)
     block = block_regions(len(tasks), length, sequences_per_batch(args.batch_size, args.references))
     progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
     max_delta = 0.0
@@ -205,6 +207,7 @@ def run(args: argparse.Namespace) -> None:
                  disable=True if args.quiet else None) as bar:
 
         def advance(done: int) -> None:
+            """Record ``done`` (region, target) explanations of the shard in the log and the bar."""
             bar.update((min(done, progress.total) - progress.done) * args.references)
             progress.advance_to(done)
 
@@ -212,22 +215,13 @@ def run(args: argparse.Namespace) -> None:
             stop = min(start + block, len(regions))
             onehot = read_array(args.regions_h5, "onehot", slice(rows.start + start, rows.start + stop))
             onehot = onehot.astype(np.float32, copy=False)
-            results = []
             try:
-                for index, target in enumerate(targets):
-                    before = start * len(targets) + index * (stop - start)
-                    results.append(deep_lift_shap(
-                        loaded.model, onehot, target=target, regions=regions.iloc[start:stop], **explain,
-                        on_block=lambda done, before=before: advance(before + done)))
+                hypothetical, delta, prediction = _explain_block(
+                    explain, onehot, regions.iloc[start:stop], targets, columns is not None,
+                    lambda done, before=start * len(targets): advance(before + done))
             except NonFiniteError as error:
-                shard_rows_failing = [start + row for row in error.rows]
-                raise NonFiniteError(_non_finite_message(args.model, regions, shard_rows_failing, stop),
-                                     shard_rows_failing) from None
-            if columns is not None:
-                hypothetical, delta, prediction = (tensor.numpy() for tensor in results[0])
-            else:
-                hypothetical, delta, prediction = (np.stack([part.numpy() for part in parts], axis=1)
-                                                   for parts in zip(*results))
+                failing = [start + row for row in error.rows]
+                raise NonFiniteError(_non_finite_message(args.model, regions, failing, stop), failing) from None
             writer.write(contribution_block(onehot, hypothetical, delta, prediction))
             max_delta = max(max_delta, float(delta.max()))
             advance(stop * len(targets))
@@ -235,6 +229,23 @@ def run(args: argparse.Namespace) -> None:
     log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, max_delta)
     if args.export_dir:
         export_interop(args.export_dir, args.out)
+
+
+def _explain_block(explain: Callable, onehot: np.ndarray, regions: pd.DataFrame, targets: list,
+                   output_columns: bool, on_done: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hypothetical contributions ``(b, T, 4, L)``, deltas and predictions ``(b, T)`` of one block of regions.
+
+    ``targets`` holds one list of output columns (``output_columns``: explained from one pass per batch) or one
+    target per head or track (one explanation each, stacked on the target axis); ``on_done`` is told the
+    (region, target) explanations of the block done so far.
+    """
+    results = []
+    for index, target in enumerate(targets):
+        results.append(explain(onehot, target=target, regions=regions,
+                               on_block=lambda done, before=index * len(onehot): on_done(before + done)))
+    if output_columns:
+        return tuple(tensor.numpy() for tensor in results[0])
+    return tuple(np.stack([part.numpy() for part in parts], axis=1) for parts in zip(*results))
 
 
 def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: list[str] | None = None) -> None:
