@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
+# The guarded file and final path of each HDF5 file open in atomic_hdf5, by id of its h5py.File.
+_open_hdf5: dict[int, tuple[_GuardedFile, Path]] = {}
 
 
 def _write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
@@ -191,11 +193,32 @@ def atomic_hdf5(path: str | os.PathLike) -> Iterator[h5py.File]:
         guarded = _GuardedFile(tmp)
         try:
             with h5py.File(guarded, "w") as handle:
-                yield handle
+                _open_hdf5[id(handle)] = (guarded, Path(path))
+                try:
+                    yield handle
+                finally:
+                    del _open_hdf5[id(handle)]
         finally:
             guarded.close()
         if guarded.error is not None:
             raise guarded.error
+
+
+def check_hdf5_writes(handle: h5py.File) -> None:
+    """Raise now if a write to ``handle``, a file open in :func:`atomic_hdf5`, has failed (e.g. a full disk).
+
+    A failed write is otherwise raised when the file closes, and what is written until then is held in
+    memory; a long write calls this after each block so that it stops at the first block that did not fit.
+
+    Raises
+    ------
+    OutputError
+        Naming the final file; nothing is left under its name.
+    """
+    handle.flush()
+    guarded, path = _open_hdf5[id(handle)]
+    if guarded.error is not None:
+        raise _write_failure(path, guarded.error)
 
 
 @contextlib.contextmanager

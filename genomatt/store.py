@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt import __version__
-from genomatt.atomic import atomic_hdf5
+from genomatt.atomic import atomic_hdf5, check_hdf5_writes
 from genomatt.errors import StoreError
 
 log = logging.getLogger(__name__)
@@ -145,10 +145,11 @@ class StoreWriter:
         until then (e.g. with a statistic over every row).
     """
 
-    def __init__(self, path: Path, datasets: Mapping[str, h5py.Dataset], n_regions: int, provenance: dict):
+    def __init__(self, path: Path, handle: h5py.File, datasets: Mapping[str, h5py.Dataset], n_regions: int,
+                 provenance: dict):
         self.path, self.n_regions, self.provenance = path, n_regions, provenance
         self.rows_written = 0
-        self._datasets = dict(datasets)
+        self._handle, self._datasets = handle, dict(datasets)
 
     def write(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Write the next rows of every array of the file.
@@ -164,6 +165,8 @@ class StoreWriter:
         StoreError
             If an array of the file is missing or one is unknown, the blocks differ in rows or in row
             shape from the file's arrays, or they would pass the last row.
+        OutputError
+            If the file cannot be written (a full disk), at the block that did not fit.
         """
         if sorted(arrays) != sorted(self._datasets):
             raise StoreError(f"{self.path}: a block must hold the arrays {sorted(self._datasets)}, "
@@ -186,6 +189,7 @@ class StoreWriter:
                                  f"{dataset.shape[1:]}")
             if n_rows:
                 dataset[self.rows_written:stop] = block
+        check_hdf5_writes(self._handle)
         self.rows_written = stop
 
 
@@ -235,7 +239,7 @@ def writing_store(
     with atomic_hdf5(path) as handle:
         datasets = {name: _create_array(handle, name, (len(regions), *row_shape), np.dtype(dtype), compression)
                     for name, (row_shape, dtype) in arrays.items()}
-        writer = StoreWriter(Path(path), datasets, len(regions), dict(provenance or {}))
+        writer = StoreWriter(Path(path), handle, datasets, len(regions), dict(provenance or {}))
         yield writer
         if datasets and writer.rows_written != len(regions):
             raise StoreError(f"{path}: {writer.rows_written} of {len(regions)} rows written; the file is incomplete")

@@ -10,7 +10,7 @@ from faults import entries, mounted_tmpfs
 from genomatt import atomic
 from genomatt.atomic import atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries
 from genomatt.errors import OutputError, StoreError
-from genomatt.store import read_array, write_store
+from genomatt.store import read_array, write_store, writing_store
 
 
 def regions(n):
@@ -93,6 +93,19 @@ def test_full_disk_is_one_output_error(tmp_path, free):
             with atomic_path(disk / "y.txt") as tmp:
                 tmp.write_bytes(b"x" * (free + 65536))
         assert entries(disk) == []
+
+
+def test_a_streamed_write_stops_at_the_first_block_that_does_not_fit(tmp_path):
+    """A full disk is an error at the block that did not fit, not after the rest is held in memory."""
+    block = np.random.default_rng(0).random((250, 4, 1000)).astype(np.float32)  # 4 MB, incompressible
+    with mounted_tmpfs(tmp_path / "disk", size="8m", free=6 << 20) as disk:
+        written = []
+        with pytest.raises(OutputError, match=r"x.h5: cannot write \(No space left on device\)"):
+            with writing_store(disk / "x.h5", regions(2500), {"onehot": ((4, 1000), np.float32)}) as writer:
+                for start in range(0, 2500, 250):
+                    writer.write({"onehot": block})
+                    written.append(start)
+        assert len(written) < 2 and entries(disk) == []
 
 
 def test_read_only_folder_is_one_output_error(tmp_path):
