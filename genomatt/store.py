@@ -183,12 +183,12 @@ class StoreWriter:
         if stop > self.n_regions:
             raise StoreError(f"{self.path}: rows {self.rows_written}-{stop} pass the file's {self.n_regions} regions")
         for name, block in blocks.items():
-            dataset = self._datasets[name]
-            if block.shape[1:] != dataset.shape[1:]:
+            if block.shape[1:] != self._datasets[name].shape[1:]:
                 raise StoreError(f"{self.path}: array {name!r} has rows of shape {block.shape[1:]}, expected "
-                                 f"{dataset.shape[1:]}")
+                                 f"{self._datasets[name].shape[1:]}")
+        for name, block in blocks.items():
             if n_rows:
-                dataset[self.rows_written:stop] = block
+                self._datasets[name][self.rows_written:stop] = block
         check_hdf5_writes(self._handle)
         self.rows_written = stop
 
