@@ -258,3 +258,62 @@ def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
     assert purity.at["A.pos.0", "driven_task"] == "B"
     assert purity.at["A.pos.0", "effect.A"] == pytest.approx(2.75)
     assert purity.at["B.neg.0", "purity"] == 1.0 and purity.at["B.neg.0", "driven_task"] == "B"
+
+
+def test_a_motifs_weak_seqlets_are_dropped_and_its_matrices_rebuilt(tmp_path, caplog):
+    # Besides its planted CTCF sites the task responds weakly (a sixteenth to a third as much) to further CTCF
+    # sites, as a model does to partial matches in long regions: those weak seqlets join the CTCF pattern
+    # unless the motif keeps only seqlets contributing at least half as much as its median seqlet.
+    from motif_contributions import TWO_MOTIF_SETTINGS, planted_contributions
+
+    genome = simulate_genome(tmp_path, TWO_MOTIF_SETTINGS)
+    regions, onehot, hypothetical = planted_contributions(genome, {"CTCF": {"CTCF": 0.5}}, noise=0.01)
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    ctcf = truth[truth["motif_name"] == "CTCF"]
+    motif = next(motif for motif in read_meme(genome.motifs_meme) if motif.name == "CTCF")
+    columns = np.maximum(motif.log_odds(), -2.0)
+    width = columns.shape[1]
+    rng = np.random.default_rng(0)
+    onehot, hypothetical = onehot.copy(), hypothetical[:, 0].copy()
+    starts = regions["start"].to_numpy()
+    occupied = [set() for _ in range(len(regions))]
+    row_of = dict(zip(regions["name"], range(len(regions))))
+    for site in truth.itertuples():
+        occupied[row_of[site.region]].update(range(site.start - starts[row_of[site.region]] - width,
+                                                   site.end - starts[row_of[site.region]] + 1))
+    decoys = []
+    for row in rng.choice(len(regions), size=len(regions) // 2, replace=False):
+        free = [offset for offset in range(10, onehot.shape[2] - width - 10) if offset not in occupied[row]]
+        if free:
+            offset = int(rng.choice(free))
+            bases = [rng.choice(4, p=column / column.sum()) for column in motif.probabilities.T]
+            onehot[row, :, offset : offset + width] = np.eye(4, dtype=np.float32)[:, bases]
+            hypothetical[row, :, offset : offset + width] += rng.uniform(0.03, 0.15) * columns
+            decoys.append((regions["chrom"].iloc[row], starts[row] + offset, starts[row] + offset + width))
+    decoy_table = pd.DataFrame(decoys, columns=["chrom", "start", "end"])
+
+    def run(**settings):
+        return discover_motifs(onehot, hypothetical, regions, "CTCF", 0, DiscoverySettings(threads=2, **settings))
+
+    every = run(min_seqlet_share=0.0)
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        typical = run()
+    for result, on_decoys in ((every, 0.15), (typical, None)):
+        found = result.motifs[0]
+        seqlets = result.motif_seqlets[result.motif_seqlets["motif"] == found.name]
+        pattern = result.patterns["pos"][0]
+        assert found.n_seqlets == len(seqlets) == len(pattern.seqlets)
+        if pattern.subclusters is not None:
+            assert len(pattern.subclusters) == len(pattern.seqlets)
+            assert sum(len(sub.seqlets) for sub in pattern.subcluster_to_subpattern.values()) == len(pattern.seqlets)
+        # The motif's matrices are the means over exactly its seqlets.
+        np.testing.assert_allclose(found.cwm, np.mean([s.contrib_scores for s in pattern.seqlets], axis=0).T,
+                                   rtol=1e-5, atol=1e-6)
+        if on_decoys is not None:
+            assert overlap_fraction(seqlets, decoy_table) > on_decoys
+    kept = typical.motif_seqlets[typical.motif_seqlets["motif"] == typical.motifs[0].name]
+    assert overlap_fraction(kept, decoy_table) < 0.02
+    assert overlap_fraction(kept, ctcf) > 0.95
+    assert "seqlets dropped: their cores contribute under 0.5 of the median seqlet's" in caplog.text
+    with pytest.raises(MotifError, match="min_seqlet_share"):
+        DiscoverySettings(min_seqlet_share=1.0)

@@ -140,8 +140,9 @@ def printed_job(tmp_path: Path, section: str, values: dict, rule: str) -> str:
 
 
 def test_discovery_filters_reach_genomatt_motifs(tmp_path):
-    block = printed_job(tmp_path, "motifs", {"min_strength": 0.2, "min_purity": 0.4}, "motifs")
-    assert "--min-strength 0.2" in block and "--min-purity 0.4" in block
+    block = printed_job(tmp_path, "motifs", {"min_strength": 0.2, "min_purity": 0.4, "min_seqlet_share": 0.25},
+                        "motifs")
+    assert "--min-strength 0.2" in block and "--min-purity 0.4" in block and "--min-seqlet-share 0.25" in block
 
 
 def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):

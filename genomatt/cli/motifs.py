@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--min-purity", type=float, default=defaults.min_purity,
                         help="drop motifs whose seqlets drive their own task less than this fraction of the task they "
                         "drive most (other tasks' motifs; 0 keeps all; default %(default)s)")
+    parser.add_argument("--min-seqlet-share", type=float, default=defaults.min_seqlet_share,
+                        help="drop a motif's seqlets whose core contributes less than this fraction of its median "
+                        "seqlet's, and rebuild the motif from the others (0 keeps all; default %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> None:
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
     rows_of = task_rows(args, info.regions, info.tasks)
     settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads,
-                                 min_strength=args.min_strength, min_purity=args.min_purity)
+                                 min_strength=args.min_strength, min_purity=args.min_purity,
+                                 min_seqlet_share=args.min_seqlet_share)
     out = Path(args.out)
     folder = out.parent
     provenance = {
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> None:
         "max_seqlets": settings.max_seqlets, "seed": settings.seed,
         "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
         "min_strength": settings.min_strength, "min_purity": settings.min_purity,
+        "min_seqlet_share": settings.min_seqlet_share,
         "database": str(Path(args.meme).resolve()) if args.meme else
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,

@@ -185,23 +185,65 @@ _WINDOW_SEQLET_DTYPES = {"example": np.int64, "motif": object, "task": object, "
                          "window_end": np.int64}
 
 
-def _motif_seqlets(seqlets: list, motif: DiscoveredMotif, contrib: np.ndarray) -> pd.DataFrame:
-    """Window-relative table of a motif's tfmodisco-lite seqlets: the motif core on each seqlet's strand."""
+def _seqlet_cores(seqlets: list, trim_start: int, trim_end: int, contrib: np.ndarray) -> pd.DataFrame:
+    """Each seqlet's motif core ``[start, end)`` on its strand, window-relative, and the core's summed contribution.
+
+    Column j of the motif is base ``start + j`` of a forward seqlet and base ``end - 1 - j`` of a reverse one.
+    """
     starts = np.array([seqlet.start for seqlet in seqlets], dtype=np.int64)
     ends = np.array([seqlet.end for seqlet in seqlets], dtype=np.int64)
     reverse = np.array([bool(seqlet.is_revcomp) for seqlet in seqlets], dtype=bool)
     examples = np.array([seqlet.example_idx for seqlet in seqlets], dtype=np.int64)
-    trim_start, trim_end = motif.trim_start, motif.trim_end
-    # Column j of the motif is base start + j of a forward seqlet and base end - 1 - j of a reverse one.
     core_start = np.where(reverse, ends - trim_end, starts + trim_start)
     core_end = np.where(reverse, ends - trim_start, starts + trim_end)
     scores = np.array([contrib[e, :, s:t].sum(dtype=np.float64) for e, s, t in zip(examples, core_start, core_end)],
                       dtype=np.float64)
+    return pd.DataFrame({"example": examples, "start": core_start, "end": core_end, "reverse": reverse,
+                         "score": scores, "window_start": starts, "window_end": ends})
+
+
+def _motif_seqlets(seqlets: list, motif: DiscoveredMotif, contrib: np.ndarray) -> pd.DataFrame:
+    """Window-relative table of a motif's tfmodisco-lite seqlets: the motif core on each seqlet's strand."""
+    cores = _seqlet_cores(seqlets, motif.trim_start, motif.trim_end, contrib)
     return pd.DataFrame({
-        "example": examples, "motif": motif.name, "task": motif.task, "sign": motif.sign,
-        "start": core_start, "end": core_end, "strand": np.where(reverse, "-", "+").astype(object),
-        "score": scores, "window_start": starts, "window_end": ends,
+        "example": cores["example"], "motif": motif.name, "task": motif.task, "sign": motif.sign,
+        "start": cores["start"], "end": cores["end"],
+        "strand": np.where(cores["reverse"], "-", "+").astype(object), "score": cores["score"],
+        "window_start": cores["window_start"], "window_end": cores["window_end"],
     })
+
+
+def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, label: str):
+    """The pattern rebuilt from the seqlets whose core contributes at least ``min_share`` times as much as
+    the pattern's median seqlet (both in the pattern's sign); the pattern itself when none is weaker.
+
+    Its matrices are the means over the kept seqlets and its subpatterns keep their kept seqlets, so every
+    output of the motif (CWM, PWM, seqlet tables, tfmodisco-lite file) describes the same seqlets.
+    """
+    from modiscolite.core import SeqletSet
+
+    if min_share <= 0 or not pattern.seqlets:
+        return pattern
+    trim_start, trim_end = trim_bounds(pattern.contrib_scores.T)
+    scores = _seqlet_cores(pattern.seqlets, trim_start, trim_end, contrib)["score"].to_numpy()
+    if sign == "neg":
+        scores = -scores
+    floor = min_share * float(np.median(scores))
+    keep = scores >= floor
+    if keep.all() or not keep.any():
+        return pattern
+    log.info("%s: %d of %d seqlets dropped: their cores contribute under %g of the median seqlet's (%.3g)", label,
+             int((~keep).sum()), len(keep), min_share, floor / min_share)
+    kept = [seqlet for seqlet, kept_one in zip(pattern.seqlets, keep) if kept_one]
+    rebuilt = SeqletSet(kept)
+    if pattern.subclusters is not None:
+        strings = {seqlet.string for seqlet in kept}
+        subpatterns = [(cluster, [seqlet for seqlet in subpattern.seqlets if seqlet.string in strings])
+                       for cluster, subpattern in pattern.subcluster_to_subpattern.items()]
+        rebuilt.subclusters = np.asarray(pattern.subclusters)[keep]
+        rebuilt.subcluster_to_subpattern = {cluster: SeqletSet(seqlets) for cluster, seqlets in subpatterns
+                                            if seqlets}
+    return rebuilt
 
 
 def _place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
@@ -301,6 +343,9 @@ def discover_motifs(
         patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
 
     patterns = _simple_patterns(_strong_patterns(patterns, settings.min_strength, task), task)
+    patterns = {sign: [_typical_seqlets(pattern, contrib_by_channel, settings.min_seqlet_share, sign,
+                                        f"task {task}: {sign} pattern {index}")
+                       for index, pattern in enumerate(patterns[sign])] for sign in SIGNS}
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):

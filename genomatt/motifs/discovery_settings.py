@@ -38,6 +38,9 @@ class DiscoverySettings:
         Least task purity of a motif (:func:`genomatt.motifs.discovery.task_purity`): motifs whose seqlets
         drive another task more than ``1 / min_purity`` times as much as their own are other tasks' motifs
         and are dropped, in [0, 1].
+    min_seqlet_share
+        Least contribution of a motif seqlet's core as a fraction of the motif's median seqlet's; weaker
+        seqlets are dropped from the motif and its matrices rebuilt from the others, in [0, 1).
     """
 
     max_seqlets: int = 20_000
@@ -48,6 +51,7 @@ class DiscoverySettings:
     threads: int = 1
     min_strength: float = 0.3
     min_purity: float = 0.5
+    min_seqlet_share: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("max_seqlets", "threads", "n_leiden_runs"):
@@ -61,3 +65,5 @@ class DiscoverySettings:
             raise MotifError(f"min_strength must be in [0, 1), got {self.min_strength}")
         if not 0 <= self.min_purity <= 1:
             raise MotifError(f"min_purity must be in [0, 1], got {self.min_purity}")
+        if not 0 <= self.min_seqlet_share < 1:
+            raise MotifError(f"min_seqlet_share must be in [0, 1), got {self.min_seqlet_share}")

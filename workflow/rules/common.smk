@@ -202,7 +202,7 @@ def hit_options():
 def motif_options():
     """Command-line options of `genomatt motifs` from the `motifs` section of the config."""
     options = [f"--seed {config.get('seed', 0)}"]
-    for key in ("window", "max_seqlets", "min_strength", "min_purity"):
+    for key in ("window", "max_seqlets", "min_strength", "min_purity", "min_seqlet_share"):
         if MOTIFS.get(key) is not None:
             options.append(f"--{key.replace('_', '-')} {MOTIFS[key]}")
     return " ".join(options)
