@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
+import time
 import tracemalloc
 
 import h5py
@@ -440,3 +442,29 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(inputs, tmp_path):
         np.testing.assert_array_equal(read_array(killed, name), read_array(uninterrupted, name))
     pd.testing.assert_frame_equal(read_regions(killed), read_regions(uninterrupted))
     assert read_attrs(killed)["provenance"] == read_attrs(uninterrupted)["provenance"]
+
+
+@pytest.mark.slow
+def test_a_terminated_run_removes_what_it_was_writing(inputs, tmp_path):
+    """SIGTERM (a cancelled cluster job) ends the command as an error: exit 143, a message, no file left."""
+    folder, *_ = inputs
+    h5 = tmp_path / "regions.h5"
+    rng = np.random.default_rng(5)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (100, LENGTH))].transpose(0, 2, 1).copy()
+    starts = np.arange(100) * 1000
+    write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
+                                  "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
+    out = tmp_path / "terminated" / "contrib.h5"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "genomatt.cli.main", "attribute", "--regions-h5", str(h5), "--model",
+         str(folder / "model.yaml"), "--references", "64", "--device", "cpu", "--batch-size", "8", "--out", str(out)],
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.parent.exists() and list(out.parent.glob(".contrib.h5.*.tmp"))):  # blocks being written
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    assert process.wait() == 143
+    assert "terminated (SIGTERM)" in rest
+    assert not (out.parent.exists() and list(out.parent.iterdir()))

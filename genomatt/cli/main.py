@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 
 from genomatt import __version__
 from genomatt.atomic import command_outputs
@@ -61,6 +65,28 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
                         help="log warnings and errors only, and show no progress bars")
 
 
+class Terminated(BaseException):
+    """The process received SIGTERM (a scheduler cancelling the job, Snakemake stopping its jobs)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while the command runs, so that the files it is writing are
+    removed as on any error (a plain SIGTERM would end the process at once and leave its temporary files)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``genomatt`` command; return the process exit status."""
     parser = build_parser()
@@ -79,8 +105,12 @@ def main(argv: list[str] | None = None) -> int:
             from genomatt.device import resolve_device
 
             args.device = resolve_device(args.device)
-        with command_outputs():
+        with _terminate_as_exception(), command_outputs():
             args.func(args)
+    except Terminated:
+        print(f"genomatt {args.command}: terminated (SIGTERM); the outputs it was writing were removed",
+              file=sys.stderr)
+        return 128 + signal.SIGTERM
     except (GenomattError, OSError) as error:
         # An OSError that no module turned into a GenomattError is still the environment's (a file
         # that cannot be read or written), never a bug to show as a traceback.
