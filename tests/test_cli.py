@@ -382,3 +382,11 @@ def test_gather_command_checks_its_shards(run_files, tmp_path, capsys, case):
                              r"gathered"}[case]
     assert_one_line_error(result, "gather", pattern)
     assert not out.parent.exists()
+
+
+def test_a_command_restores_the_sigterm_handler_it_replaced(tmp_path, capsys):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["gather", "--inputs", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "out.h5")]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before
