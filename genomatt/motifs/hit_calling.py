@@ -68,6 +68,14 @@ SCORE_STEP = 0.01
 # motif used in more than a tenth of the regions scanned reaches it at its sites, not in the background.
 REFERENCE_QUANTILE = 0.9
 
+# Where the best window's motif also passes on the other strand, with a core overlapping the best core and a
+# gain at least (1 - ORIENTATION_TOLERANCE) times the best, the contributions do not tell the orientation
+# apart and the sequence over the motif's span decides it. At a (nearly) palindromic core both strands fit
+# the same contributions up to the CWM's own asymmetry and a shift of a base (CTCF: gains 1.38 and 1.56,
+# 12% apart); at a core that is no palindrome the other strand's fit shares few bases with the site and
+# explains a small fraction of it, well under three quarters.
+ORIENTATION_TOLERANCE = 0.25
+
 
 def importance_threshold(observed: np.ndarray, null: np.ndarray, fdr: float) -> float:
     """Smallest importance at which the candidate hits keep a false discovery rate of at most ``fdr``.
@@ -133,6 +141,8 @@ class _Filters:
     spans: np.ndarray  # (K, 2) the motif's span (motif_span) relative to the start of each filter's core
     log_odds: torch.Tensor  # (K, 4, Wmax) PWM log-odds of each oriented core (zero for motifs without a PWM)
     sequence_thresholds: torch.Tensor  # (K,) least log-odds score of a window's sequence (-inf: no check)
+    span_log_odds: torch.Tensor  # (K, 4, Smax) PWM log-odds of each oriented span (zero for motifs without a PWM)
+    has_pwm: torch.Tensor  # (K,) bool: whether the filter's motif has a PWM to orient ambiguous hits with
 
 
 def pwm_log_odds(pwm: np.ndarray) -> np.ndarray:
@@ -206,6 +216,16 @@ def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.
         log_odds[2 * index, :, : end - start] = core_log_odds
         log_odds[2 * index + 1, :, : end - start] = reverse_complement_matrix(core_log_odds)
         sequence_thresholds[2 * index : 2 * index + 2] = sequence_score_threshold(core, sequence_quantile)
+    span_widths = [end - start for start, end in spans]
+    span_log_odds = np.zeros((len(oriented), 4, max(span_widths)), dtype=np.float32)
+    has_pwm = np.repeat([motif.pwm is not None for motif in motifs], 2)
+    for index, motif in enumerate(motifs):
+        if motif.pwm is None:
+            continue
+        span_start, span_end = motif_span(motif.cwm, trims[index])
+        forward = pwm_log_odds(motif.pwm[:, span_start:span_end])
+        span_log_odds[2 * index, :, : span_end - span_start] = forward
+        span_log_odds[2 * index + 1, :, : span_end - span_start] = reverse_complement_matrix(forward)
     return _Filters(
         weights=torch.from_numpy(weights).to(device), widths=widths,
         width_index=torch.from_numpy(width_index).to(device), unique_widths=unique_widths,
@@ -214,6 +234,7 @@ def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.
         trims=trims, scales=scales, spans=np.array(spans, dtype=np.int64),
         log_odds=torch.from_numpy(log_odds).to(device),
         sequence_thresholds=torch.from_numpy(sequence_thresholds).to(device),
+        span_log_odds=torch.from_numpy(span_log_odds).to(device), has_pwm=torch.from_numpy(has_pwm).to(device),
     )
 
 
@@ -263,6 +284,59 @@ def _sequence_supported(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor
     """``(B, K, L)`` whether each window's sequence reaches its filter's PWM score threshold."""
     scores = F.conv1d(F.pad(onehot, (0, filters.weights.shape[-1] - 1)), filters.log_odds)
     return scores >= filters.sequence_thresholds[None, :, None]
+
+
+def _span_scores(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
+    """``(B, K, L)`` PWM log-odds score of the sequence over the motif's span of each filter's window.
+
+    Indexed by the window's (core's) start, as :func:`_scan`; the span starts ``filters.spans[k, 0]`` (at
+    most 0) from it. Span columns past either end of the region add nothing.
+    """
+    length = onehot.shape[-1]
+    left = -int(filters.spans[:, 0].min())
+    # Output column t scores the span starting at t - left.
+    scores = F.conv1d(F.pad(onehot, (left, filters.span_log_odds.shape[-1])), filters.span_log_odds)
+    starts = torch.as_tensor(filters.spans[:, 0] + left, device=onehot.device)[:, None] + torch.arange(
+        length, device=onehot.device)[None, :]  # (K, L)
+    return scores.gather(2, starts[None].expand(onehot.shape[0], -1, -1))
+
+
+def _orient(
+    gain: torch.Tensor, span_score: torch.Tensor, chosen_filter: torch.Tensor, position: torch.Tensor,
+    filters: _Filters,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The window of each hit, switched to the other strand where the contributions cannot orient it.
+
+    Where the chosen window's motif has a PWM and a passing window on the other strand whose core overlaps
+    the chosen core and whose gain is at least ``1 - ORIENTATION_TOLERANCE`` of the chosen gain, the
+    window (of these and the chosen one) whose sequence over the motif's span scores highest under the
+    PWM becomes the hit.
+
+    Parameters
+    ----------
+    gain
+        ``(H, K, L)`` gain of each window in each hit's region (negative where the window does not pass).
+    span_score
+        ``(H, K, L)`` :func:`_span_scores` of each hit's region.
+    chosen_filter, position
+        ``(H,)`` each hit's filter and window start; the chosen window has the largest gain of its region.
+
+    Returns
+    -------
+    chosen_filter, position
+        ``(H,)`` the hits' windows after orientation.
+    """
+    hits = torch.arange(len(chosen_filter), device=gain.device)
+    other = chosen_filter ^ 1  # the motif's filter on the other strand
+    chosen_gain = gain[hits, chosen_filter, position]
+    starts = torch.arange(gain.shape[-1], device=gain.device)
+    widths = torch.as_tensor(filters.widths, device=gain.device)[other]
+    # Both strands of a motif have the core's width: cores at p and s overlap when |s - p| < width.
+    overlapping = (starts[None, :] - position[:, None]).abs() < widths[:, None]
+    close = overlapping & (gain[hits, other] >= (1 - ORIENTATION_TOLERANCE) * chosen_gain[:, None])
+    alternative_score, alternative_position = torch.where(close, span_score[hits, other], -torch.inf).max(dim=1)
+    switch = filters.has_pwm[other] & (alternative_score > span_score[hits, chosen_filter, position])
+    return torch.where(switch, other, chosen_filter), torch.where(switch, alternative_position, position)
 
 
 def _projected_energy(onehot: torch.Tensor, filters: _Filters) -> torch.Tensor:
@@ -376,6 +450,7 @@ def _pursue(
     length = contrib.shape[-1]
     cwm_energy = _projected_energy(onehot, filters)
     supported = _sequence_supported(onehot, filters)
+    span_score = _span_scores(onehot, filters)
     residual = contrib.clone()
     closed = torch.zeros((contrib.shape[0], len(filters.widths), length), dtype=torch.bool, device=contrib.device)
     active = torch.arange(contrib.shape[0], device=contrib.device)
@@ -393,7 +468,8 @@ def _pursue(
         if not found.any():
             break
         rows, best = torch.nonzero(found).squeeze(1), best[found]
-        chosen_filter, chosen_position = best // length, best % length
+        chosen_filter, chosen_position = _orient(gain[rows], span_score[active[rows]], best // length,
+                                                 best % length, filters)
         coefficient = coefficients[rows, chosen_filter, chosen_position]
         region = active[rows]
         _subtract_fits(residual, onehot, region, chosen_filter, chosen_position, coefficient, filters)
