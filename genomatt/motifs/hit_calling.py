@@ -33,7 +33,10 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
    becomes a hit; its fit is subtracted from the contributions, the windows of the same motif that
    overlap it (either strand) are closed, and the scan repeats on what is left until no window passes.
    So each site gives one hit of a motif (palindromes and shifted copies included) and its contribution
-   is counted once, while a different motif overlapping it is still found.
+   is counted once, while a different motif overlapping it is still found. Where the other strand has a
+   passing window overlapping the best one's core with a gain within :data:`ORIENTATION_TOLERANCE` of it,
+   the contributions cannot orient the site, and the window whose sequence over the motif's span scores
+   highest under its PWM is the hit (motifs without a PWM keep the best window).
 7. A hit is scanned with the motif's core (trimmed at ``trim_threshold``) but spans the motif as
    discovered: ``start``/``end`` are the columns of at least a tenth of the largest (the span matched to
    known motifs and written in ``motifs.meme``), so a long motif's hit lies on its whole site.
