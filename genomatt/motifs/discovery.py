@@ -343,9 +343,11 @@ def discover_motifs(
         patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
 
     patterns = _simple_patterns(_strong_patterns(patterns, settings.min_strength, task), task)
-    patterns = {sign: [_typical_seqlets(pattern, contrib_by_channel, settings.min_seqlet_share, sign,
-                                        f"task {task}: {sign} pattern {index}")
-                       for index, pattern in enumerate(patterns[sign])] for sign in SIGNS}
+    typical = {sign: [_typical_seqlets(pattern, contrib_by_channel, settings.min_seqlet_share, sign,
+                                       f"task {task}: {sign} pattern {index}")
+                      for index, pattern in enumerate(patterns[sign])] for sign in SIGNS}
+    # Motifs stay numbered by decreasing seqlet count.
+    patterns = {sign: sorted(typical[sign], key=lambda pattern: -len(pattern.seqlets)) for sign in SIGNS}
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):
