@@ -10,8 +10,8 @@ fraction of a second.
 from __future__ import annotations
 
 import argparse
-import importlib
 import contextlib
+import importlib
 import logging
 import signal
 import sys
