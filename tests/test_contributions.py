@@ -117,13 +117,19 @@ def test_optional_arrays_must_fit_the_file(tmp_path, changes, message):
         read_contributions(write_contrib(tmp_path / "c.h5", **changes))
 
 
+def _random_contributions(seed: int, n: int, chrom: str, step: int):
+    """Regions of ``n`` windows of L bp every ``step`` bp, with random one-hot, hypothetical, delta and prediction."""
+    rng = np.random.default_rng(seed)
+    regions = pd.DataFrame({"chrom": [chrom] * n, "start": np.arange(n) * step, "end": np.arange(n) * step + L,
+                            "name": [f"r{i}" for i in range(n)]})
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(4, size=(n, L))].transpose(0, 2, 1)
+    hypothetical = rng.normal(size=(n, T, 4, L)).astype(np.float32)
+    delta, prediction = rng.random((n, T)).astype(np.float32), rng.random((n, T)).astype(np.float32)
+    return regions, onehot, hypothetical, delta, prediction
+
+
 def test_arrays_are_read_per_task_and_per_row(tmp_path):
-    rng = np.random.default_rng(1)
-    regions = pd.DataFrame({"chrom": ["chr1"] * N, "start": np.arange(N) * 100, "end": np.arange(N) * 100 + L,
-                            "name": [f"r{i}" for i in range(N)]})
-    onehot = np.eye(4, dtype=np.float32)[rng.integers(4, size=(N, L))].transpose(0, 2, 1)
-    hypothetical = rng.normal(size=(N, T, 4, L)).astype(np.float32)
-    delta, prediction = rng.random((N, T)).astype(np.float32), rng.random((N, T)).astype(np.float32)
+    regions, onehot, hypothetical, delta, prediction = _random_contributions(1, N, "chr1", 100)
     path = write_contributions(tmp_path / "c.h5", regions, ["a", "b"], onehot, hypothetical, delta, prediction,
                                {"method": "test"})
     contributions = read_contributions(path)
@@ -162,13 +168,8 @@ def test_every_stage_refuses_a_bad_file_with_the_same_message(tmp_path, capsys):
 
 
 def test_written_block_by_block_equals_written_whole(tmp_path):
-    rng = np.random.default_rng(2)
     n = 7
-    regions = pd.DataFrame({"chrom": ["chr2"] * n, "start": np.arange(n) * 50, "end": np.arange(n) * 50 + L,
-                            "name": [f"r{i}" for i in range(n)]})
-    onehot = np.eye(4, dtype=np.float32)[rng.integers(4, size=(n, L))].transpose(0, 2, 1)
-    hypothetical = rng.normal(size=(n, T, 4, L)).astype(np.float32)
-    delta, prediction = rng.random((n, T)).astype(np.float32), rng.random((n, T)).astype(np.float32)
+    regions, onehot, hypothetical, delta, prediction = _random_contributions(2, n, "chr2", 50)
     whole = write_contributions(tmp_path / "whole.h5", regions, ["a", "b"], onehot, hypothetical, delta, prediction,
                                 {"method": "test", "max_delta": float(delta.max())})
     with writing_contributions(tmp_path / "blocks.h5", regions, ["a", "b"], L, {"method": "test"}) as writer:
