@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
+# Temporary files atomic_path is writing now, for abandon_outputs.
+_writing: set[Path] = set()
 # The guarded file and final path of each HDF5 file open in atomic_hdf5, by id of its h5py.File.
 _open_hdf5: dict[int, tuple[_GuardedFile, Path]] = {}
 
@@ -91,12 +93,14 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         raise _write_failure(final, error) from None
     tmp = Path(tmp_name)
     tmp.unlink()
+    _writing.add(tmp)
     try:
         yield tmp
         os.replace(tmp, final)
     except OSError as error:
         raise _write_failure(final, error) from None
     finally:
+        _writing.discard(tmp)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         if not final.exists():
@@ -241,3 +245,11 @@ def command_outputs() -> Iterator[list[Path]]:
         raise
     finally:
         _completed.reset(token)
+
+
+def abandon_outputs() -> None:
+    """Remove every temporary file being written and the outputs completed in the current
+    :func:`command_outputs` block, for a process that ends without unwinding (stopped by SIGTERM)."""
+    for path in [*_writing, *(_completed.get() or [])]:
+        with contextlib.suppress(OSError):
+            path.unlink()

@@ -8,7 +8,7 @@ import pytest
 from faults import entries, mounted_tmpfs
 
 from genomatt import atomic
-from genomatt.atomic import atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries
+from genomatt.atomic import abandon_outputs, atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries
 from genomatt.errors import OutputError, StoreError
 from genomatt.store import read_array, write_store, writing_store
 
@@ -142,3 +142,17 @@ def test_full_disk_while_simulating_leaves_nothing(tmp_path):
         assert main(["simulate", "--out-dir", str(disk / "sim"), "--n-chromosomes", "2",
                      "--chromosome-length", "50000", "--n-positives", "10", "--n-negatives", "4"]) == 2
         assert entries(disk) == []
+
+
+def test_abandon_outputs_removes_the_files_being_written_and_the_completed_outputs(tmp_path):
+    # What a SIGTERM handler does before ending the process; here the process goes on, so the interrupted
+    # write then fails to rename what is no longer there.
+    with pytest.raises(OutputError), command_outputs():
+        with atomic_path(tmp_path / "done.txt") as tmp:
+            tmp.write_text("complete")
+        with atomic_path(tmp_path / "half.txt") as tmp:
+            tmp.write_text("partial")
+            names = sorted(path.name for path in tmp_path.iterdir())
+            assert names[0].startswith(".half.txt.") and names[1] == "done.txt"
+            abandon_outputs()
+            assert list(tmp_path.iterdir()) == []

@@ -408,16 +408,20 @@ def test_non_finite_contributions_name_their_rows(overflowing):
     assert info.value.rows == [2, 5]
 
 
+def _hundred_regions(h5):
+    """A regions store of 100 random windows of LENGTH bp, enough to stop an attribution run part-way."""
+    rng = np.random.default_rng(5)
+    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (100, LENGTH))].transpose(0, 2, 1).copy()
+    starts = np.arange(100) * 1000
+    return write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
+                                         "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_result(inputs, tmp_path):
     """A shard killed while explaining, run again, equals a shard never interrupted, array for array."""
     folder, *_ = inputs
-    h5 = tmp_path / "regions.h5"
-    rng = np.random.default_rng(5)
-    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (100, LENGTH))].transpose(0, 2, 1).copy()
-    starts = np.arange(100) * 1000
-    write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
-                                  "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
+    h5 = _hundred_regions(tmp_path / "regions.h5")
     argv = ["--regions-h5", str(h5), "--model", str(folder / "model.yaml"), "--references", "8", "--device", "cpu",
             "--batch-size", "8", "--shard", "1/2"]
     killed = tmp_path / "killed" / "contrib.1.h5"
@@ -448,23 +452,22 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(inputs, tmp_path):
 def test_a_terminated_run_removes_what_it_was_writing(inputs, tmp_path):
     """SIGTERM (a cancelled cluster job) ends the command as an error: exit 143, a message, no file left."""
     folder, *_ = inputs
-    h5 = tmp_path / "regions.h5"
-    rng = np.random.default_rng(5)
-    onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (100, LENGTH))].transpose(0, 2, 1).copy()
-    starts = np.arange(100) * 1000
-    write_store(h5, pd.DataFrame({"chrom": "chr2", "start": starts, "end": starts + LENGTH,
-                                  "name": [f"r{i}" for i in range(100)]}), {"onehot": onehot})
+    h5 = _hundred_regions(tmp_path / "regions.h5")
     out = tmp_path / "terminated" / "contrib.h5"
     process = subprocess.Popen(
         [sys.executable, "-m", "genomatt.cli.main", "attribute", "--regions-h5", str(h5), "--model",
-         str(folder / "model.yaml"), "--references", "64", "--device", "cpu", "--batch-size", "8", "--out", str(out)],
+         str(folder / "model.yaml"), "--references", "2000", "--device", "cpu", "--batch-size", "8", "--out", str(out)],
         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out.parent.exists() and list(out.parent.glob(".contrib.h5.*.tmp"))):  # blocks being written
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
+    # Thousands of references per region: the run is still explaining when the signal arrives.
     process.send_signal(signal.SIGTERM)
-    rest = process.stderr.read()
-    assert process.wait() == 143
+    try:
+        rest = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()
+    assert process.returncode == 143
     assert "terminated (SIGTERM)" in rest
     assert not (out.parent.exists() and list(out.parent.iterdir()))

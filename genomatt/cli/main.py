@@ -13,14 +13,15 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from genomatt import __version__
-from genomatt.atomic import command_outputs
+from genomatt.atomic import abandon_outputs, command_outputs
 from genomatt.errors import GenomattError
 
 # Subcommand modules, in the order of the pipeline.
@@ -65,22 +66,36 @@ def _add_global_options(parser: argparse.ArgumentParser, default: object) -> Non
                         help="log warnings and errors only, and show no progress bars")
 
 
-class Terminated(BaseException):
-    """The process received SIGTERM (a scheduler cancelling the job, Snakemake stopping its jobs)."""
+def _stop_on_sigterm(command: str) -> Callable[[int, object], None]:
+    """A SIGTERM handler that removes what ``command`` was writing and has written, then ends the process.
 
+    Raising from the handler would not do: the signal may arrive inside a callback from C (numba's
+    compiler, a ctypes hook) that swallows the exception, and the command would run on. A child process
+    forked by the command (tfmodisco-lite's workers) ends as on a plain SIGTERM, leaving the files to it.
+    """
+    owner = os.getpid()
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
+    def stop(signum: int, frame: object) -> None:
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        abandon_outputs()
+        print(f"genomatt {command}: terminated (SIGTERM); the outputs it was writing were removed",
+              file=sys.stderr, flush=True)
+        os._exit(128 + signum)
+
+    return stop
 
 
 @contextlib.contextmanager
-def _terminate_as_exception() -> Iterator[None]:
-    """Turn SIGTERM into :class:`Terminated` while the command runs, so that the files it is writing are
-    removed as on any error (a plain SIGTERM would end the process at once and leave its temporary files)."""
+def _sigterm_removes_outputs(command: str) -> Iterator[None]:
+    """While the command runs, SIGTERM (a cancelled cluster job, Snakemake stopping its jobs) removes its
+    outputs and temporary files and exits with status 143, as a failure does; the previous handler after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm(command))
     try:
         yield
     finally:
@@ -105,12 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             from genomatt.device import resolve_device
 
             args.device = resolve_device(args.device)
-        with _terminate_as_exception(), command_outputs():
+        with _sigterm_removes_outputs(args.command), command_outputs():
             args.func(args)
-    except Terminated:
-        print(f"genomatt {args.command}: terminated (SIGTERM); the outputs it was writing were removed",
-              file=sys.stderr)
-        return 128 + signal.SIGTERM
     except (GenomattError, OSError) as error:
         # An OSError that no module turned into a GenomattError is still the environment's (a file
         # that cannot be read or written), never a bug to show as a traceback.
