@@ -499,19 +499,17 @@ def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> P
     if deltas:
         provenance["max_delta"] = max(deltas)
     provenance["gathered"] = {"count": len(shards), "files": [str(shard.path.resolve()) for shard in shards]}
-    # Arrays are copied a block of rows at a time, so memory stays one block whatever the run's size.
-    with atomic_hdf5(path) as handle:
-        _write_root(handle, regions, shards[0].kind, provenance, shards[0].attrs)
-        for name, shape in shards[0].arrays.items():
-            with _open(shards[0].path) as first:
-                dtype = first[name].dtype
-            dataset = _create_array(handle, name, (len(regions), *shape[1:]), dtype, "gzip")
-            offset = 0
-            for shard in shards:
-                with _open(shard.path) as source, reading(shard.path, f"array {name!r}"):
-                    rows = source[name].shape[0]
-                    for start in range(0, rows, CHUNK_ROWS):
-                        stop = min(start + CHUNK_ROWS, rows)
-                        dataset[offset + start:offset + stop] = source[name][start:stop]
-                offset += rows
+    with _open(shards[0].path) as first:
+        layout = {name: (shape[1:], first[name].dtype) for name, shape in shards[0].arrays.items()}
+    # Rows are copied a block at a time, so memory stays one block whatever the run's size.
+    with writing_store(path, regions, layout, shards[0].kind, provenance, shards[0].attrs) as writer:
+        for shard in shards:
+            rows = next(iter(shard.arrays.values()))[0] if shard.arrays else 0
+            with _open(shard.path) as source:
+                for start in range(0, rows, CHUNK_ROWS):
+                    block = {}
+                    for name in layout:
+                        with reading(shard.path, f"array {name!r}"):
+                            block[name] = source[name][start:start + CHUNK_ROWS]
+                    writer.write(block)
     return Path(path)
