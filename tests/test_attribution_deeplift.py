@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 import subprocess
 import sys
@@ -218,15 +220,17 @@ def test_summation_to_delta_at_float_precision(model_class, data):
     assert _summation_error(model, X, refs[:, :2]) < 1e-5
 
 
+@pytest.mark.parametrize("max_rule", ["shapley", "cross_max"])
 @pytest.mark.parametrize("model_class", [BassetLike, OverlappingPoolNet, FunctionalNet, InPlaceNet])
-def test_fused_cpu_kernels_match_the_torch_rules(model_class, data, monkeypatch):
+def test_fused_cpu_kernels_match_the_torch_rules(model_class, max_rule, data, monkeypatch):
     from genomatt.attribution import kernels
 
     X, refs = data
     model = _initialised(model_class())
-    fused = deep_lift_shap(model, X, refs, hypothetical=True)
+    fused = deep_lift_shap(model, X, refs, hypothetical=True, max_rule=max_rule)
     monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
-    torch.testing.assert_close(deep_lift_shap(model, X, refs, hypothetical=True), fused, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(deep_lift_shap(model, X, refs, hypothetical=True, max_rule=max_rule), fused,
+                               rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -543,6 +547,8 @@ def test_bad_options_are_config_errors(data):
         deep_lift_shap(model, X, refs, batch_size=0)
     with pytest.raises(ConfigError):
         deep_lift_shap(model, X, refs, rule="gradient")
+    with pytest.raises(ConfigError, match="max_rule must be one of shapley, cross_max"):
+        deep_lift_shap(model, X, refs, max_rule="argmax")
     with pytest.raises(ConfigError):
         deep_lift_shap(model, X, refs, target="first")
 
@@ -705,6 +711,108 @@ def test_reveal_cancel_splits_credit_where_rescale_gives_it_all_to_one_input():
     torch.testing.assert_close(rescale[0, :2, 0], torch.tensor([0.0, 1.0]))
     # RevealCancel: the positive (3) and negative (−1) terms each get their average effect.
     torch.testing.assert_close(reveal_cancel[0, :2, 0], torch.tensor([0.5, 0.5]))
+
+
+# --- the max over a whole axis: Shapley values (Max SHAP) or cross-max --------------------------------
+
+
+def _enumerated_max_shapley(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Shapley values of v(S) = max(x_i for i in S, r_j otherwise), by enumerating every coalition."""
+    n = len(x)
+    value = lambda members: max(x[j] if j in members else r[j] for j in range(n))  # noqa: E731
+    phi = np.zeros(n)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        for size in range(n):
+            weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+            for coalition in itertools.combinations(others, size):
+                phi[i] += weight * (value(set(coalition) | {i}) - value(set(coalition)))
+    return phi
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_max_shapley_values_equal_the_enumerated_shapley_values(seed):
+    from genomatt.attribution.rules import max_shapley_values
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 8))
+    x, r = rng.normal(size=n), rng.normal(size=n)
+    if seed % 2:  # ReLU outputs: ties at zero
+        x, r = np.maximum(x, 0), np.maximum(r, 0)
+    if seed % 3 == 0:
+        x[0] = r[0]
+    if seed % 5 == 0 and n > 1:
+        x[1] = x[0]
+    got = max_shapley_values(torch.tensor(x)[None], torch.tensor(r)[None])[0].numpy()
+    np.testing.assert_allclose(got, _enumerated_max_shapley(x, r), atol=1e-12)
+    assert abs(got.sum() - (x.max() - r.max())) < 1e-12
+
+
+class GlobalMaxNet(nn.Module):
+    """A GATA detector (one 4 bp filter), ReLU, a global max pool and a linear output."""
+
+    def __init__(self, length: int = LENGTH):
+        super().__init__()
+        self.conv, self.relu, self.pool = nn.Conv1d(4, 1, 4), nn.ReLU(), nn.MaxPool1d(length - 3)
+        self.out = nn.Linear(1, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(2.0 * torch.eye(4)[:, [2, 0, 3, 0]].unsqueeze(0) - 1.0)  # G A T A
+            self.conv.bias.fill_(-3.0)
+            self.out.weight.fill_(1.5)
+            self.out.bias.fill_(0.2)
+
+    def forward(self, x):
+        return self.out(self.pool(self.relu(self.conv(x))).flatten(1))
+
+
+def _sequence(text: str) -> torch.Tensor:
+    return torch.eye(4)[["ACGT".index(base) for base in text]].T.unsqueeze(0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_shapley_max_credits_both_copies_of_a_motif_where_cross_max_credits_one(fused, monkeypatch):
+    from genomatt.attribution import kernels
+
+    if not fused:
+        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    text = "CCGATACCCCGATACC"
+    model, X = GlobalMaxNet(len(text)), _sequence(text)
+    refs = torch.stack([_sequence("CCCCCCCCCCCCCCCC"), _sequence("CCGATCCCCCCCCCCC")], dim=1)
+    sites = [slice(2, 6), slice(10, 14)]
+    for max_rule in ("shapley", "cross_max"):
+        result = deep_lift_shap(model, X, refs, max_rule=max_rule, return_delta=True)
+        assert float(result.delta.max()) < 1e-6
+        per_site = [float(result.attributions[0, :, site].sum()) for site in sites]
+        with torch.no_grad():
+            change = float(model(X)[0, 0] - model(refs[0]).mean())
+        assert sum(per_site) == pytest.approx(change, abs=1e-5)
+        if max_rule == "shapley":
+            # Against the all-C reference both copies reach the max (1.5 × 5 each way): half each; against
+            # the one with GATC, each copy's gain over it is shared the same way.
+            assert per_site[0] == pytest.approx(per_site[1], abs=1e-5)
+            assert per_site[0] > 0.4 * change
+        else:
+            assert per_site[0] == pytest.approx(change, abs=1e-5)
+            assert per_site[1] == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("model_class", [InPlaceNet, OverlappingPoolNet])
+def test_both_max_rules_sum_to_delta(model_class, data):
+    X, refs = data
+    model = _initialised(model_class())
+    shapley = deep_lift_shap(model, X, refs, max_rule="shapley", return_delta=True)
+    cross_max = deep_lift_shap(model, X, refs, max_rule="cross_max", return_delta=True)
+    assert float(shapley.delta.max()) < 1e-5 and float(cross_max.delta.max()) < 1e-5
+    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+    # Each of these ends in a max over the whole length, where the rules differ.
+    assert float((shapley.attributions - cross_max.attributions).abs().max()) > 1e-4
+
+
+def test_windowed_max_pools_keep_cross_max_under_either_rule(data):
+    X, refs = data
+    model = _initialised(BassetLike())
+    torch.testing.assert_close(deep_lift_shap(model, X, refs, max_rule="shapley", hypothetical=True),
+                               deep_lift_shap(model, X, refs, max_rule="cross_max", hypothetical=True))
 
 
 @pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, ReusedReLUNet])

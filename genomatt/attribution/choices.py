@@ -8,6 +8,9 @@ loading the attribution engine.
 RULES = ("rescale", "revealcancel", "genomics_default")
 """DeepLIFT rules for elementwise nonlinearities (:func:`~genomatt.attribution.deep_lift_shap`)."""
 
+MAX_RULES = ("shapley", "cross_max")
+"""DeepLIFT rules for a max over a whole axis (a global max pool); the first is the default."""
+
 PROFILE_CONVENTIONS = ("bpnet", "held")
 """Profile target conventions; the first is the default."""
 
@@ -15,6 +18,7 @@ EVALUATION_METHODS: dict[str, tuple[str, dict]] = {
     "deeplift": ("deeplift", {"rule": "rescale"}),
     "deeplift_revealcancel": ("deeplift", {"rule": "revealcancel"}),
     "deeplift_genomics_default": ("deeplift", {"rule": "genomics_default"}),
+    "deeplift_cross_max": ("deeplift", {"max_rule": "cross_max"}),
     "saliency": ("saliency", {}),
     "gradient_x_input": ("gradient_x_input", {}),
     "integrated_gradients": ("integrated_gradients", {}),

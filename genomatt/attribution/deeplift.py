@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 from tqdm.auto import tqdm
 
-from genomatt.attribution.choices import RULES
+from genomatt.attribution.choices import MAX_RULES, RULES
 from genomatt.attribution.inputs import (
     AttributionResult,
     as_sequences,
@@ -99,6 +99,7 @@ def deep_lift_shap(
     regions: pd.DataFrame | None = None,
     rule: str = "rescale",
     rules: Mapping[str, Callable] | None = None,
+    max_rule: str = "shapley",
     autocast: torch.dtype | None = None,
     delta_tolerance: float | None = None,
     strict: bool = True,
@@ -151,11 +152,16 @@ def deep_lift_shap(
         applies where a nonlinearity's input comes straight from a convolution or linear layer,
         optionally through an eval-mode batch norm, and Rescale elsewhere;
         ``"genomics_default"`` (the DeepLIFT authors' setting for genomics) applies RevealCancel
-        after linear (dense) layers only and Rescale after convolutions. Max pooling always uses
-        the cross-max rule.
+        after linear (dense) layers only and Rescale after convolutions.
     rules : mapping of str to callable, optional
         Rules for operations by name, over the built-in ones (:mod:`genomatt.attribution.registry`):
         ``rule(mode, func, args, kwargs)`` returns the operation's result.
+    max_rule : {"shapley", "cross_max"}, default "shapley"
+        Rule for a max over a whole axis (a global max pool, ``torch.max``/``amax`` over an axis):
+        ``"shapley"`` gives each position its Shapley value in the max (Max SHAP), so two sites that
+        each reach the maximum share it; ``"cross_max"`` credits the change to the argmax of the
+        sequence and of the reference, as gradient-routing implementations do. Windowed max pools
+        always use cross-max. See docs/methods/deeplift.md.
     autocast : torch.dtype, optional
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
         ``torch.float16``); the multipliers, their projection and the delta check stay float32.
@@ -194,7 +200,7 @@ def deep_lift_shap(
         If an option is invalid.
     """
     X = as_sequences(X)
-    _check_options(batch_size, rule, n_shuffles)
+    _check_options(batch_size, rule, n_shuffles, max_rule)
     device = resolve_device(device)
     reduce_output, targets = output_reduction(target)
     n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state, regions)
@@ -211,7 +217,7 @@ def deep_lift_shap(
         model = TorchScriptGraph(model)
     refuse_opaque_modules(model)
     with prepared(model, device) as dtype:
-        mode = DeepLiftMode(model, rule, tuple(X.shape), rules)
+        mode = DeepLiftMode(model, rule, tuple(X.shape), rules, max_rule)
         engine = _Engine(model, mode, reduce_output, device, dtype, autocast)
         sequences_per_block = sequences_per_batch(batch_size, n_references)
         references_per_pass = min(batch_size, n_references)
@@ -259,10 +265,12 @@ def sequences_per_batch(batch_size: int, n_references: int) -> int:
     return max(1, batch_size // n_references)
 
 
-def _check_options(batch_size: int, rule: str, n_shuffles: int) -> None:
+def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str) -> None:
     check_positive_int(batch_size, "batch_size")
     if rule not in RULES:
         raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if max_rule not in MAX_RULES:
+        raise ConfigError(f"max_rule must be one of {', '.join(MAX_RULES)}, got {max_rule!r}")
     check_positive_int(n_shuffles, "n_shuffles")
 
 

@@ -50,6 +50,7 @@ from genomatt.attribution import kernels
 from genomatt.attribution.rules import (
     CrossMaxFunction,
     MaxReduction,
+    ShapleyMaxFunction,
     NotElementwise,
     RescaleFunction,
     axis_reduction,
@@ -527,7 +528,7 @@ class InterceptionMode(TorchFunctionMode):
             return pool_with_indices(**dict(arguments, input=value))
 
         fused = _fused_max_pool1d(arguments) if pool_with_indices is F.max_pool1d_with_indices else None
-        out, indices = self._max(name, pooling_reduction(pool, fused), z)
+        out, indices = self._max(name, pooling_reduction(pool, fused, _spans_whole_input(name, arguments)), z)
         return (out, indices) if wants_indices else out
 
     def _max_over_axis(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
@@ -609,6 +610,10 @@ class DeepLiftMode(InterceptionMode):
         Shape of the data being explained, quoted when the model fails on it.
     rules : mapping of str to callable, optional
         The user's rules by operation name, over the built-in ones.
+    max_rule : {"cross_max", "shapley"}
+        Rule for a max over a whole axis (a global max pool, ``torch.max`` over an axis):
+        :class:`~genomatt.attribution.rules.CrossMaxFunction` or
+        :class:`~genomatt.attribution.rules.ShapleyMaxFunction`. Windowed max pools use cross-max.
     """
 
     method_name = "DeepLIFT"
@@ -616,11 +621,12 @@ class DeepLiftMode(InterceptionMode):
     elementwise_rule_name = "Rescale"
 
     def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None,
-                 rules: Mapping[str, Callable] | None = None):
+                 rules: Mapping[str, Callable] | None = None, max_rule: str = "cross_max"):
         from genomatt.attribution.registry import deep_lift_rules
 
         super().__init__(model, deep_lift_rules(rules), data_shape)
         self.rule = rule
+        self.max_rule = max_rule
         self._n_sequences = 0
         self._n_references = 0
 
@@ -770,7 +776,8 @@ class DeepLiftMode(InterceptionMode):
 
     def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
         self._check_rows(name, z)
-        out, indices = CrossMaxFunction.apply(z, reduction, self._n_sequences)
+        function = ShapleyMaxFunction if self.max_rule == "shapley" and reduction.whole else CrossMaxFunction
+        out, indices = function.apply(z, reduction, self._n_sequences)
         mark_varying(out)
         return out, indices
 
@@ -861,6 +868,23 @@ class ModifiedGradientMode(InterceptionMode):
         out, indices = reduction.compute(z)
         mark_varying(out)
         return out, indices
+
+
+def _spans_whole_input(name: str, arguments: dict) -> bool:
+    """Whether a batched max pool has one window spanning its whole input (a global max pool)."""
+    z = arguments["input"]
+    spatial = 2 if "2d" in name else 1
+    if z.dim() != spatial + 2:
+        return False
+
+    def sizes(value: Any) -> tuple[int, ...]:
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        return tuple(int(v) for v in values) * (spatial if len(values) == 1 else 1)
+
+    if "adaptive" in name:
+        return all(size == 1 for size in sizes(arguments["output_size"]))
+    return (sizes(arguments["kernel_size"]) == tuple(z.shape[2:]) and not any(sizes(arguments["padding"]))
+            and all(d == 1 for d in sizes(arguments["dilation"])))
 
 
 def _fused_max_pool1d(arguments: dict) -> Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor, Tensor]] | None:

@@ -252,6 +252,93 @@ def max_pool1d_cross_max(z: Tensor, n_sequences: int, kernel: int, stride: int, 
 
 
 @numba.njit(parallel=True, cache=True)
+def _shapley_max_kernel(inputs_in, inputs_ref, argmax_in, log_factorial, coefficient):
+    b, r, channels, size = inputs_ref.shape
+    for pair in numba.prange(b * r):
+        i, k = pair // r, pair % r
+        values = np.empty(2 * size)
+        element = np.empty(2 * size, dtype=np.int64)
+        position = np.empty(2 * size, dtype=np.int64)
+        credit_a = np.empty(2 * size)
+        credit_b = np.empty(2 * size)
+        for m in range(channels):
+            x, ref, out = inputs_in[i, m], inputs_ref[i, k, m], coefficient[i, k, m]
+            floor = -np.inf
+            for s in range(size):
+                floor = max(floor, min(x[s], ref[s]))
+            n = 0
+            for s in range(size):
+                out[s] = 0.0
+                if max(x[s], ref[s]) > floor:
+                    values[2 * n], values[2 * n + 1] = x[s], ref[s]
+                    element[2 * n], element[2 * n + 1] = 2 * s, 2 * s + 1  # even: the sequence's value
+                    n += 1
+            j = argmax_in[i, m]
+            if x[j] == ref[j]:
+                out[j] = 1.0  # no difference: the gradient at the sequence
+            if n == 0:
+                continue
+            order = np.argsort(-values[:2 * n])
+            for p in range(2 * n):
+                position[order[p]] = p
+            a = 0
+            bb = 0
+            both = 0
+            for p in range(2 * n):
+                entry = order[p]
+                if entry % 2 == 0:
+                    a += 1
+                else:
+                    bb += 1
+                if position[entry ^ 1] < p:
+                    both += 1
+                below = values[order[p + 1]] if p + 1 < 2 * n else floor
+                width = values[entry] - max(below, floor)
+                credit_a[p] = 0.0
+                credit_b[p] = 0.0
+                if both == 0 and width > 0:
+                    total = log_factorial[a + bb]
+                    if a > 0:
+                        credit_a[p] = width * np.exp(log_factorial[bb] + log_factorial[a - 1] - total)
+                    if bb > 0:
+                        credit_b[p] = -width * np.exp(log_factorial[bb - 1] + log_factorial[a] - total)
+            for p in range(2 * n - 2, -1, -1):  # suffix sums: each value collects the credits at or below it
+                credit_a[p] += credit_a[p + 1]
+                credit_b[p] += credit_b[p + 1]
+            for q in range(n):
+                s = element[2 * q] // 2
+                phi = credit_a[position[2 * q]] + credit_b[position[2 * q + 1]]
+                out[s] = phi / (x[s] - ref[s])
+
+
+def shapley_max_coefficients(inputs_in: Tensor, inputs_ref: Tensor, argmax_in: Tensor) -> Tensor:
+    """Multipliers of a max over the last axis under Max SHAP, one pass per (pair, row).
+
+    Parameters
+    ----------
+    inputs_in : Tensor, shape (b, M, S)
+        The sequences' values.
+    inputs_ref : Tensor, shape (b, r, M, S)
+        The references' values.
+    argmax_in : Tensor, shape (b, M)
+        The sequences' argmax.
+
+    Returns
+    -------
+    Tensor, shape (b, r, M, S), float64
+        Each position's Shapley value (:func:`genomatt.attribution.rules.max_shapley_values`) divided by
+        its difference; where the difference is zero, 1 at the sequence's argmax and 0 elsewhere.
+    """
+    size = inputs_ref.shape[-1]
+    log_factorial = torch.lgamma(torch.arange(1, 2 * size + 2, dtype=torch.float64)).numpy()
+    coefficient = torch.empty(inputs_ref.shape, dtype=torch.float64)
+    with _threads():
+        _shapley_max_kernel(_array(inputs_in.double()), _array(inputs_ref.double()), _array(argmax_in),
+                            log_factorial, coefficient.numpy())
+    return coefficient
+
+
+@numba.njit(parallel=True, cache=True)
 def _route_kernel(grad, coefficient_in, index_in, coefficient_ref, index_ref, multiplier):
     b, r, channels, windows = grad.shape
     for row in numba.prange(b * r):

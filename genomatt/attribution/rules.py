@@ -173,17 +173,22 @@ class MaxReduction:
     restore: Callable[[Tensor, torch.Size], Tensor]
     fused: Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor, Tensor]] | None = None
     """Optional CPU kernel ``(z, b) -> (out, indices, coefficient_in, coefficient_ref)``."""
+    whole: bool = False
+    """Each output is the max of a whole row of ``inputs(z)`` (a global max pool, a max over an axis)."""
 
 
 def pooling_reduction(pool_with_indices: Callable[[Tensor], tuple[Tensor, Tensor]],
-                      fused: Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor, Tensor]] | None = None) -> MaxReduction:
-    """The :class:`MaxReduction` of a max pooling call (indices index the flattened spatial axes)."""
+                      fused: Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor, Tensor]] | None = None,
+                      whole: bool = False) -> MaxReduction:
+    """The :class:`MaxReduction` of a max pooling call (indices index the flattened spatial axes);
+    ``whole`` when its one window spans the whole input (a global max pool)."""
     return MaxReduction(
         compute=pool_with_indices,
         inputs=lambda z: z.flatten(2),
         outputs=lambda out: out.flatten(2),
         restore=lambda grad, shape: grad.reshape(shape),
         fused=fused,
+        whole=whole,
     )
 
 
@@ -204,7 +209,7 @@ def axis_reduction(dim: int, keepdim: bool) -> MaxReduction:
         moved.append(moved.pop(dim))
         return grad.reshape(moved).movedim(-1, dim)
 
-    return MaxReduction(compute=compute, inputs=inputs, outputs=outputs, restore=restore)
+    return MaxReduction(compute=compute, inputs=inputs, outputs=outputs, restore=restore, whole=True)
 
 
 class CrossMaxFunction(torch.autograd.Function):
@@ -268,6 +273,105 @@ class CrossMaxFunction(torch.autograd.Function):
                                 (grad * coefficient_in).to(grad.dtype))
             routed.scatter_add_(-1, index_ref, (grad * coefficient_ref).to(grad.dtype))
         return ctx.reduction.restore(multiplier, ctx.shape), None, None
+
+
+def max_shapley_values(x: Tensor, r: Tensor) -> Tensor:
+    """Shapley values of ``max`` over the last axis, each position a player moving from ``r`` to ``x``.
+
+    The game is v(S) = max(x_i for i in S, r_j for j not in S): Max SHAP (Lundberg & Lee 2017, "A unified
+    approach to interpreting model predictions"). Written as an integral over thresholds t,
+    max = const + ∫ 1[some y_i > t] dt, and at each t the indicator is a game on the positions with
+    x_i > t (set A, a of them) and r_i > t (set B, b of them): it is constant when some position is in
+    both, and otherwise each position of A gets b!(a−1)!/(a+b)! and each of B −(b−1)!a!/(a+b)!. The
+    thresholds above m* = max_i min(x_i, r_i) are the only ones where it varies, so only positions with
+    max(x_i, r_i) > m* get a value; the values sum to max(x) − max(r).
+
+    Parameters
+    ----------
+    x, r : Tensor, shape (..., S)
+        The sequence's and the reference's values.
+
+    Returns
+    -------
+    Tensor, shape (..., S), float64
+        Each position's Shapley value.
+    """
+    shape = x.shape
+    x, r = x.reshape(-1, shape[-1]).double(), r.reshape(-1, shape[-1]).double()
+    phi = torch.zeros_like(x)
+    floor = torch.minimum(x, r).amax(-1, keepdim=True)
+    high = torch.maximum(x, r)
+    k = int((high > floor).sum(-1).max()) if x.numel() else 0
+    if k == 0:
+        return phi.reshape(shape)
+    top = high.topk(k, dim=-1).indices
+    values = torch.cat([x.gather(-1, top), r.gather(-1, top)], -1)
+    order = values.argsort(dim=-1, descending=True, stable=True)
+    thresholds = values.gather(-1, order)
+    from_x = (order < k).double()
+    a, b = from_x.cumsum(-1), (1 - from_x).cumsum(-1)
+    position = torch.empty_like(order).scatter_(-1, order, torch.arange(2 * k, device=x.device).expand_as(order))
+    # A position is in both sets from the later of its two thresholds on.
+    both = torch.zeros_like(thresholds).scatter_add_(
+        -1, torch.maximum(position[:, :k], position[:, k:]), torch.ones_like(thresholds[:, :k])).cumsum(-1)
+    below = torch.maximum(torch.cat([thresholds[:, 1:], floor], -1), floor)
+    width = torch.where(both == 0, (thresholds - below).clamp(min=0), 0.0)
+    log_total = torch.lgamma(a + b + 1)
+    credit_a = torch.where(a > 0, width * torch.exp(torch.lgamma(b + 1) + torch.lgamma(a.clamp(min=1)) - log_total), 0.0)
+    credit_b = torch.where(b > 0, -width * torch.exp(torch.lgamma(b.clamp(min=1)) + torch.lgamma(a + 1) - log_total), 0.0)
+    # A position collects the credits of every threshold at or below its own value.
+    suffix_a = credit_a.flip(-1).cumsum(-1).flip(-1)
+    suffix_b = credit_b.flip(-1).cumsum(-1).flip(-1)
+    phi.scatter_(-1, top, suffix_a.gather(-1, position[:, :k]) + suffix_b.gather(-1, position[:, k:]))
+    return phi.reshape(shape)
+
+
+class ShapleyMaxFunction(torch.autograd.Function):
+    """A max over a whole axis whose backward gives each position its Shapley value (:func:`max_shapley_values`).
+
+    A position's multiplier is its Shapley value divided by its own difference; where the difference is
+    zero, the Shapley value is zero and the multiplier is the ordinary gradient at the sequence (1 at the
+    sequence's argmax), as for cross-max. Unlike cross-max, which credits the whole change to the
+    sequence's argmax, two positions that each reach the maximum share it: a sequence with two copies of
+    a motif credits both, where a max credits one.
+
+    ``forward(z, reduction, n_sequences)`` returns the output and argmax of the whole batch in the
+    caller's shapes; ``reduction`` must reduce each row of ``inputs(z)`` to one value.
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, reduction: MaxReduction, n_sequences: int) -> tuple[Tensor, Tensor]:
+        b = n_sequences
+        out, indices = reduction.compute(z)
+        inputs = reduction.inputs(z)
+        argmax_in = reduction.outputs(indices)[:b]
+        if kernels.usable(z, indices):
+            coefficient = kernels.shapley_max_coefficients(inputs[:b], pairs(inputs[b:], b), argmax_in[..., 0])
+        else:
+            coefficient = _shapley_max_coefficients(inputs[:b], pairs(inputs[b:], b), argmax_in)
+        ctx.save_for_backward(coefficient.to(_high_precision(z).dtype))
+        ctx.reduction, ctx.n_sequences, ctx.shape, ctx.inputs_shape = reduction, b, z.shape, inputs.shape
+        ctx.mark_non_differentiable(indices)
+        return out, indices
+
+    @staticmethod
+    def backward(ctx, grad: Tensor, _grad_indices: Tensor):
+        (coefficient,) = ctx.saved_tensors
+        b = ctx.n_sequences
+        grad = pairs(ctx.reduction.outputs(grad)[b:], b)
+        multiplier = torch.zeros(ctx.inputs_shape, dtype=grad.dtype, device=grad.device)
+        pairs(multiplier[b:], b).copy_((grad * coefficient).to(grad.dtype))
+        return ctx.reduction.restore(multiplier, ctx.shape), None, None
+
+
+def _shapley_max_coefficients(inputs_in: Tensor, inputs_ref: Tensor, argmax_in: Tensor) -> Tensor:
+    """:func:`genomatt.attribution.kernels.shapley_max_coefficients` in torch, for tensors the kernel does not take
+    (``argmax_in`` keeps its trailing axis of length 1)."""
+    x = inputs_in.unsqueeze(1).expand_as(inputs_ref)
+    phi = max_shapley_values(x, inputs_ref)
+    difference = x.double() - inputs_ref.double()
+    argmax = torch.zeros_like(phi).scatter_(-1, argmax_in.unsqueeze(1).expand(*inputs_ref.shape[:-1], 1), 1.0)
+    return torch.where(difference == 0, argmax, phi / torch.where(difference == 0, 1.0, difference))
 
 
 def _cross_max_coefficients(inputs_in: Tensor, values_in: Tensor, index_in: Tensor, inputs_ref: Tensor,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from genomatt.atomic import atomic_hdf5, atomic_path
-from genomatt.attribution.choices import PROFILE_CONVENTIONS, RULES
+from genomatt.attribution.choices import MAX_RULES, PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int
 from genomatt.errors import ConfigError, NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
@@ -66,6 +66,10 @@ def register(subparsers) -> None:
     parser.add_argument("--rule", choices=RULES, default="rescale",
                         help="DeepLIFT rule for elementwise nonlinearities; genomics_default is Rescale after "
                         "convolutions and RevealCancel after dense layers (default %(default)s)")
+    parser.add_argument("--max-rule", choices=MAX_RULES, default=MAX_RULES[0],
+                        help="rule for a max over a whole axis (a global max pool): shapley gives each position "
+                        "its Shapley value in the max, so two sites that each reach it share the credit; cross_max "
+                        "credits the argmax (default %(default)s)")
     parser.add_argument("--profile-target", choices=PROFILE_CONVENTIONS, default=PROFILE_CONVENTIONS[0],
                         help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's and "
                         "ChromBPNet's ProfileWrapper) or held (softmax weights held at the sequence's "
@@ -186,6 +190,7 @@ def run(args: argparse.Namespace) -> None:
         "model": str(args.model),
         "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
+        "max_rule": args.max_rule,
         "references": "dinucleotide shuffles seeded by (seed, chrom, start, end)",
         "n_references": args.references, "seed": args.seed, "targets": tasks, "target_columns": columns,
         "target_kind": "output columns" if columns is not None else "heads or tracks",
@@ -196,7 +201,7 @@ def run(args: argparse.Namespace) -> None:
         provenance["shard"] = shard_record(*args.shard, n_regions)
     explain = functools.partial(
         deep_lift_shap, loaded.model, n_shuffles=args.references, hypothetical=True, batch_size=args.batch_size,
-        device=args.device, random_state=args.seed, rule=args.rule,
+        device=args.device, random_state=args.seed, rule=args.rule, max_rule=args.max_rule,
         autocast=getattr(torch, args.autocast) if args.autocast else None, strict=args.strict, return_delta=True,
         progress=False)
     block = block_regions(len(tasks), length, sequences_per_batch(args.batch_size, args.references))

@@ -62,7 +62,7 @@ MATCHES_SHOWN = 3
 MAX_EMBEDDED_HITS = 100_000
 JASPAR_MATRIX_URL = "https://jaspar.elixir.no/matrix/{}/"
 JASPAR_ID = re.compile(r"MA\d{4}(\.\d+)?")
-KEY_SETTINGS = ("method", "rule", "n_references", "seed", "model", "model_sha256")
+KEY_SETTINGS = ("method", "rule", "max_rule", "n_references", "seed", "model", "model_sha256")
 
 
 @dataclass

@@ -18,6 +18,7 @@ rule attribute_shard:
         batch_size=ATTRIBUTION.get("batch_size", 128),
         device=DEVICE,
         rule=ATTRIBUTION.get("rule", "rescale"),
+        max_rule=ATTRIBUTION.get("max_rule", "shapley"),
         seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
@@ -30,6 +31,7 @@ rule attribute_shard:
         "genomatt attribute --regions-h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
         " --out {output} --shard {wildcards.shard}/{params.shards} --references {params.references}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
+        " --max-rule {params.max_rule}"
         " > {log} 2>&1"
 
 
