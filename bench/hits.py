@@ -16,7 +16,9 @@ nearest an instance's centre is its true positive; further hits on an instance a
 (duplicates). Motifs map to planted motifs by name for a MEME file of the planted motifs, or through their
 best known-motif match for a ``motifs.h5`` (the planted matrix or one of its TF family, q < 0.05); hits
 of motifs that map to no planted motif are counted apart. Precision is over hits, recall over the
-planted instances lying inside the regions.
+planted instances lying inside the regions; recall is also given apart for instances alone in their region
+and for those beside another instance of the same motif (a model that pools with a global max credits one
+of two such instances, see docs/models.md).
 
 Run on real pipeline outputs (``--max-regions N``: every method on the same N regions drawn at random;
 ``--task-regions tasks.bed``: every method scans a task's motifs in the regions positive for the task,
@@ -160,13 +162,19 @@ def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | N
     precision = tp / len(hits) if len(hits) else float("nan")
     recall = float(claimed.mean()) if len(truth) else float("nan")
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    # An instance is "shared" when its region holds another planted instance of the same motif.
+    shared = (truth.groupby(["region", "motif_name"])["start"].transform("size") > 1).to_numpy()
     per_motif = {}
     for name in sorted(truth["motif_name"].unique()):
         mine = hits["planted"].to_numpy() == name
         sites = truth["motif_name"].to_numpy() == name
         p = true_positive[mine].mean() if mine.any() else float("nan")
         r = claimed[sites].mean()
-        per_motif[name] = {"hits": int(mine.sum()), "precision": p, "recall": r}
+        alone, beside = claimed[sites & ~shared], claimed[sites & shared]
+        per_motif[name] = {"hits": int(mine.sum()), "precision": p, "recall": r,
+                           "recall_alone": alone.mean() if alone.size else float("nan"),
+                           "recall_shared": beside.mean() if beside.size else float("nan"),
+                           "n_alone": int(alone.size), "n_shared": int(beside.size)}
     return {"hits": len(hits), "unmapped": unmapped, "tp": tp, "duplicates": duplicates, "precision": precision,
             "recall": recall, "f1": f1, "per_motif": per_motif}
 
@@ -361,6 +369,15 @@ def main() -> None:
             per_motif = by_rule[rule]["per_motif"]
             cells = [f"{per_motif[m]['precision']:.2f} / {per_motif[m]['recall']:.2f}" for m in names]
             print(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    print("\nRecall per motif (±5 bp) of instances alone in their region / beside another instance of the same "
+          "motif in the region (instances):\n")
+    print("| method | " + " | ".join(names) + " |")
+    print("|---|" + "---:|" * len(names))
+    for name, by_rule in results.items():
+        per_motif = by_rule["distance"]["per_motif"]
+        cells = [f"{per_motif[m]['recall_alone']:.2f} / {per_motif[m]['recall_shared']:.2f} "
+                 f"({per_motif[m]['n_alone']} / {per_motif[m]['n_shared']})" for m in names]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
