@@ -308,7 +308,7 @@ def _shapley_max_kernel(inputs_in, inputs_ref, argmax_in, log_factorial, coeffic
             for q in range(n):
                 s = element[2 * q] // 2
                 phi = credit_a[position[2 * q]] + credit_b[position[2 * q + 1]]
-                out[s] = phi / (x[s] - ref[s])
+                out[s] = phi / (np.float64(x[s]) - np.float64(ref[s]))
 
 
 def shapley_max_coefficients(inputs_in: Tensor, inputs_ref: Tensor, argmax_in: Tensor) -> Tensor:
@@ -325,16 +325,17 @@ def shapley_max_coefficients(inputs_in: Tensor, inputs_ref: Tensor, argmax_in: T
 
     Returns
     -------
-    Tensor, shape (b, r, M, S), float64
-        Each position's Shapley value (:func:`genomatt.attribution.rules.max_shapley_values`) divided by
-        its difference; where the difference is zero, 1 at the sequence's argmax and 0 elsewhere.
+    Tensor, shape (b, r, M, S), the inputs' dtype
+        Each position's Shapley value (:func:`genomatt.attribution.rules.max_shapley_values`, computed in
+        float64) divided by its difference; where the difference is zero, 1 at the sequence's argmax and
+        0 elsewhere.
     """
     size = inputs_ref.shape[-1]
     log_factorial = torch.lgamma(torch.arange(1, 2 * size + 2, dtype=torch.float64)).numpy()
-    coefficient = torch.empty(inputs_ref.shape, dtype=torch.float64)
+    coefficient = torch.empty(inputs_ref.shape, dtype=inputs_ref.dtype)
     with _threads():
-        _shapley_max_kernel(_array(inputs_in.double()), _array(inputs_ref.double()), _array(argmax_in),
-                            log_factorial, coefficient.numpy())
+        _shapley_max_kernel(_array(inputs_in), _array(inputs_ref), _array(argmax_in), log_factorial,
+                            coefficient.numpy())
     return coefficient
 
 

@@ -359,8 +359,9 @@ class ShapleyMaxFunction(torch.autograd.Function):
         (coefficient,) = ctx.saved_tensors
         b = ctx.n_sequences
         grad = pairs(ctx.reduction.outputs(grad)[b:], b)
-        multiplier = torch.zeros(ctx.inputs_shape, dtype=grad.dtype, device=grad.device)
-        pairs(multiplier[b:], b).copy_((grad * coefficient).to(grad.dtype))
+        multiplier = torch.empty(ctx.inputs_shape, dtype=grad.dtype, device=grad.device)
+        multiplier[:b] = 0
+        torch.mul(grad, coefficient.to(grad.dtype), out=pairs(multiplier[b:], b))
         return ctx.reduction.restore(multiplier, ctx.shape), None, None
 
 
