@@ -547,7 +547,7 @@ def test_bad_options_are_config_errors(data):
         deep_lift_shap(model, X, refs, batch_size=0)
     with pytest.raises(ConfigError):
         deep_lift_shap(model, X, refs, rule="gradient")
-    with pytest.raises(ConfigError, match="max_rule must be one of shapley, cross_max"):
+    with pytest.raises(ConfigError, match="max_rule must be one of cross_max, shapley"):
         deep_lift_shap(model, X, refs, max_rule="argmax")
     with pytest.raises(ConfigError):
         deep_lift_shap(model, X, refs, target="first")

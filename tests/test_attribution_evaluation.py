@@ -230,7 +230,7 @@ def test_every_method_runs_through_the_evaluate_command(small_genome, scanner, t
     summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("method")
     assert summary.index.tolist() == list(EVALUATION_METHODS)
     assert (summary["status"] == "ok").all()
-    claimed = ["deeplift", "deeplift_revealcancel", "deeplift_genomics_default", "deeplift_cross_max",
+    claimed = ["deeplift", "deeplift_revealcancel", "deeplift_genomics_default", "deeplift_max_shapley",
                "integrated_gradients", "epsilon_lrp"]
     assert summary.loc[claimed, "completeness_max"].notna().all()
     assert summary.drop(index=claimed)["completeness_max"].isna().all()

@@ -8,7 +8,7 @@ loading the attribution engine.
 RULES = ("rescale", "revealcancel", "genomics_default")
 """DeepLIFT rules for elementwise nonlinearities (:func:`~genomatt.attribution.deep_lift_shap`)."""
 
-MAX_RULES = ("shapley", "cross_max")
+MAX_RULES = ("cross_max", "shapley")
 """DeepLIFT rules for a max over a whole axis (a global max pool); the first is the default."""
 
 PROFILE_CONVENTIONS = ("bpnet", "held")
@@ -18,7 +18,7 @@ EVALUATION_METHODS: dict[str, tuple[str, dict]] = {
     "deeplift": ("deeplift", {"rule": "rescale"}),
     "deeplift_revealcancel": ("deeplift", {"rule": "revealcancel"}),
     "deeplift_genomics_default": ("deeplift", {"rule": "genomics_default"}),
-    "deeplift_cross_max": ("deeplift", {"max_rule": "cross_max"}),
+    "deeplift_max_shapley": ("deeplift", {"max_rule": "shapley"}),
     "saliency": ("saliency", {}),
     "gradient_x_input": ("gradient_x_input", {}),
     "integrated_gradients": ("integrated_gradients", {}),

@@ -99,7 +99,7 @@ def deep_lift_shap(
     regions: pd.DataFrame | None = None,
     rule: str = "rescale",
     rules: Mapping[str, Callable] | None = None,
-    max_rule: str = "shapley",
+    max_rule: str = "cross_max",
     autocast: torch.dtype | None = None,
     delta_tolerance: float | None = None,
     strict: bool = True,
@@ -156,12 +156,12 @@ def deep_lift_shap(
     rules : mapping of str to callable, optional
         Rules for operations by name, over the built-in ones (:mod:`genomatt.attribution.registry`):
         ``rule(mode, func, args, kwargs)`` returns the operation's result.
-    max_rule : {"shapley", "cross_max"}, default "shapley"
+    max_rule : {"cross_max", "shapley"}, default "cross_max"
         Rule for a max over a whole axis (a global max pool, ``torch.max``/``amax`` over an axis):
-        ``"shapley"`` gives each position its Shapley value in the max (Max SHAP), so two sites that
-        each reach the maximum share it; ``"cross_max"`` credits the change to the argmax of the
-        sequence and of the reference, as gradient-routing implementations do. Windowed max pools
-        always use cross-max. See docs/methods/deeplift.md.
+        ``"cross_max"`` credits the change to the argmax of the sequence and of the reference, as
+        gradient-routing implementations do; ``"shapley"`` gives each position its Shapley value in the
+        max (Max SHAP), so two sites that each reach the maximum share it. Windowed max pools always use
+        cross-max. See docs/methods/deeplift.md.
     autocast : torch.dtype, optional
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
         ``torch.float16``); the multipliers, their projection and the delta check stay float32.

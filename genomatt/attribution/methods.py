@@ -75,7 +75,7 @@ def attribute(
     Methods (paper; options; whether ``hypothetical`` and ``return_delta`` apply):
 
     - ``deeplift``: Shrikumar et al. 2017; ``rule`` ("rescale", "revealcancel", "genomics_default"),
-      ``max_rule`` ("shapley", "cross_max"), ``references``, ``n_shuffles``, ``random_state``, ...; hypothetical; exact completeness.
+      ``max_rule`` ("cross_max", "shapley"), ``references``, ``n_shuffles``, ``random_state``, ...; hypothetical; exact completeness.
     - ``saliency``: Simonyan et al. 2014, |gradient|; hypothetical.
     - ``gradient_x_input``: Shrikumar et al. 2016; hypothetical.
     - ``integrated_gradients``: Sundararajan et al. 2017; ``steps``, ``integration``,

@@ -67,9 +67,9 @@ def register(subparsers) -> None:
                         help="DeepLIFT rule for elementwise nonlinearities; genomics_default is Rescale after "
                         "convolutions and RevealCancel after dense layers (default %(default)s)")
     parser.add_argument("--max-rule", choices=MAX_RULES, default=MAX_RULES[0],
-                        help="rule for a max over a whole axis (a global max pool): shapley gives each position "
-                        "its Shapley value in the max, so two sites that each reach it share the credit; cross_max "
-                        "credits the argmax (default %(default)s)")
+                        help="rule for a max over a whole axis (a global max pool): cross_max credits the argmax; "
+                        "shapley gives each position its Shapley value in the max, so two sites that each reach it "
+                        "share the credit (default %(default)s)")
     parser.add_argument("--profile-target", choices=PROFILE_CONVENTIONS, default=PROFILE_CONVENTIONS[0],
                         help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's and "
                         "ChromBPNet's ProfileWrapper) or held (softmax weights held at the sequence's "

@@ -18,7 +18,7 @@ rule attribute_shard:
         batch_size=ATTRIBUTION.get("batch_size", 128),
         device=DEVICE,
         rule=ATTRIBUTION.get("rule", "rescale"),
-        max_rule=ATTRIBUTION.get("max_rule", "shapley"),
+        max_rule=ATTRIBUTION.get("max_rule", "cross_max"),
         seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
