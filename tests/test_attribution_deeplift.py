@@ -808,6 +808,36 @@ def test_both_max_rules_sum_to_delta(model_class, data):
     assert float((shapley.attributions - cross_max.attributions).abs().max()) > 1e-4
 
 
+@pytest.mark.parametrize("pool, whole", [
+    (lambda h: F.adaptive_max_pool1d(h, 1), True),
+    (lambda h: F.adaptive_max_pool2d(h.unsqueeze(2), (1, None)).squeeze(2).amax(-1, keepdim=True), True),
+    (lambda h: F.max_pool1d(h, h.shape[-1] - 1), False),
+])
+def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 1, 4), nn.Linear(1, 1)
+            self.conv.load_state_dict(GlobalMaxNet(16).conv.state_dict())
+
+        def forward(self, x):
+            return self.out(pool(torch.relu(self.conv(x))).amax(-1))
+
+    model = Pooled()
+    X = _sequence("CCGATACCCCGATACC")
+    refs = _sequence("CCCCCCCCCCCCCCCC").unsqueeze(1)
+    shapley = deep_lift_shap(model, X, refs, max_rule="shapley", return_delta=True)
+    cross_max = deep_lift_shap(model, X, refs, max_rule="cross_max", return_delta=True)
+    assert float(shapley.delta.max()) < 1e-6 and float(cross_max.delta.max()) < 1e-6
+    sites = [float(shapley.attributions[0, :, 2:6].sum()), float(shapley.attributions[0, :, 10:14].sum())]
+    if whole:
+        assert sites[0] == pytest.approx(sites[1], abs=1e-5)
+    else:
+        # One window of 12 of the 13 positions is not the whole input: cross-max, one site credited.
+        torch.testing.assert_close(shapley.attributions, cross_max.attributions)
+        assert abs(sites[1]) < 1e-6 < sites[0]
+
+
 def test_windowed_max_pools_keep_cross_max_under_either_rule(data):
     X, refs = data
     model = _initialised(BassetLike())

@@ -879,7 +879,8 @@ def _spans_whole_input(name: str, arguments: dict) -> bool:
 
     def sizes(value: Any) -> tuple[int, ...]:
         values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-        return tuple(int(v) for v in values) * (spatial if len(values) == 1 else 1)
+        # An adaptive pool's None keeps that axis's size, so it is never a whole-axis window.
+        return tuple(-1 if v is None else int(v) for v in values) * (spatial if len(values) == 1 else 1)
 
     if "adaptive" in name:
         return all(size == 1 for size in sizes(arguments["output_size"]))
