@@ -76,6 +76,26 @@ def test_writes_the_contribution_schema(inputs, caplog):
     np.testing.assert_allclose(hypothetical, expected.numpy(), rtol=1e-5, atol=1e-7)
 
 
+def test_max_rule_reaches_the_engine_and_the_provenance(inputs):
+    folder, regions, onehot, _ = inputs
+    config = {"architecture": "bpnet", "n_tasks": 2, "input_length": LENGTH, "filters": 8, "n_layers": 0,
+              "pooling": "max"}
+    torch.manual_seed(1)
+    model = build_model(config).eval()
+    torch.save(model.state_dict(), folder / "max_weights.pt")
+    (folder / "max_model.yaml").write_text(yaml.safe_dump({**config, "weights": "max_weights.pt", "task_names": TASKS}))
+    refs = references_for_regions(regions, onehot, n=3, seed=0)
+    for max_rule in ("shapley", "cross_max"):
+        out = folder / f"contrib_{max_rule}.h5"
+        assert main(["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "max_model.yaml"),
+                     "--out", str(out), "--references", "3", "--device", "cpu", "--max-rule", max_rule]) == 0
+        assert read_attrs(out)["provenance"]["max_rule"] == max_rule
+        expected = deep_lift_shap(model, onehot, refs, target=[0, 1], hypothetical=True, max_rule=max_rule)
+        np.testing.assert_allclose(read_array(out, "hypothetical"), expected.numpy(), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(read_array(folder / "contrib_shapley.h5", "contrib"),
+                           read_array(folder / "contrib_cross_max.h5", "contrib"))
+
+
 ARRAYS = ("onehot", "hypothetical", "contrib", "delta", "prediction")
 
 

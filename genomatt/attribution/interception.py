@@ -50,9 +50,9 @@ from genomatt.attribution import kernels
 from genomatt.attribution.rules import (
     CrossMaxFunction,
     MaxReduction,
-    ShapleyMaxFunction,
     NotElementwise,
     RescaleFunction,
+    ShapleyMaxFunction,
     axis_reduction,
     pairs,
     pooling_reduction,
