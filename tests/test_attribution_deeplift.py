@@ -818,7 +818,9 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
         def __init__(self):
             super().__init__()
             self.conv, self.out = nn.Conv1d(4, 1, 4), nn.Linear(1, 1)
-            self.conv.load_state_dict(GlobalMaxNet(16).conv.state_dict())
+            detector = GlobalMaxNet(16)
+            self.conv.load_state_dict(detector.conv.state_dict())
+            self.out.load_state_dict(detector.out.state_dict())
 
         def forward(self, x):
             return self.out(pool(torch.relu(self.conv(x))).amax(-1))
