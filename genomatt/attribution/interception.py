@@ -13,7 +13,8 @@ it is. An operation on varying tensors must be either
   batch norm and dropout, average pooling, sums, reshaping, indexing, padding, products with
   constants, ...; it runs as it is, and its ordinary gradient is its multiplier; or
 * a nonlinearity with a rule (:mod:`genomatt.attribution.rules`): an elementwise function of one
-  varying tensor (Rescale or RevealCancel), a max over windows (cross-max), a product of two varying
+  varying tensor (Rescale or RevealCancel), a max over windows (cross-max, or Max SHAP where one window
+  spans the whole input and ``max_rule="shapley"``), a product of two varying
   tensors (the two-factor Shapley rule), or a composite of these (softmax, logsumexp, layer norm,
   quotients; :mod:`genomatt.attribution.registry`, where users add rules by operation name);
 
