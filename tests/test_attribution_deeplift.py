@@ -193,14 +193,14 @@ def _delta(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, **options) -> 
     return deep_lift_shap(model, X, refs, return_delta=True, **options).delta
 
 
-def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, target: int = 0) -> float:
+def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, target: int = 0, **options) -> float:
     """Max over regions and references of |f(x) − f(ref) − Σ m · (x − ref)|, one reference at a time."""
     worst = 0.0
     with torch.no_grad():
         out_x = model(X)[:, target]
     for k in range(refs.shape[1]):
         ref = refs[:, k : k + 1]
-        hyp = deep_lift_shap(model, X, ref, target=target, hypothetical=True)
+        hyp = deep_lift_shap(model, X, ref, target=target, hypothetical=True, **options)
         with torch.no_grad():
             out_ref = model(ref[:, 0])[:, target]
         summed = (X * hyp).sum(dim=(1, 2))
@@ -803,7 +803,8 @@ def test_both_max_rules_sum_to_delta(model_class, data):
     shapley = deep_lift_shap(model, X, refs, max_rule="shapley", return_delta=True)
     cross_max = deep_lift_shap(model, X, refs, max_rule="cross_max", return_delta=True)
     assert float(shapley.delta.max()) < 1e-5 and float(cross_max.delta.max()) < 1e-5
-    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+    for max_rule in ("shapley", "cross_max"):
+        assert _summation_error(model, X, refs[:, :2], max_rule=max_rule) < 1e-5
     # Each of these ends in a max over the whole length, where the rules differ.
     assert float((shapley.attributions - cross_max.attributions).abs().max()) > 1e-4
 
