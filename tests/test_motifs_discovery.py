@@ -22,7 +22,6 @@ from genomatt.motifs.discovery import (
     composite_of,
     discover_motifs,
     resolve_window,
-    task_purity,
 )
 from genomatt.motifs.formats import Motif, read_meme, write_meme
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
@@ -230,34 +229,6 @@ def test_a_planted_composite_leaves_its_sites_to_its_two_motifs(tmp_path, caplog
                for name in ("GATA1", "CTCF", "GATA_CTCF")}
     assert max(on_site["GATA1"]) > 0.9 and max(on_site["CTCF"]) > 0.9
     assert max(on_site["GATA_CTCF"]) < 0.5
-
-
-def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
-    # Task A's motif has 4 seqlets on sites that drive A (1.0 per base, B 0.1) and 6 on sites of B (A 0.25,
-    # B 1.0): on average it looks like A's (mean effect 2.75 against 3.2), but most of its seqlets are B's.
-    # B's negative motif represses B and activates A: its effect on B is what counts, and it is B's own.
-    n, length = 10, 20
-    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(n) * 100, "end": np.arange(n) * 100 + length,
-                            "name": [f"region_{i}" for i in range(n)]})
-    onehot = np.zeros((n, 4, length), np.float32)
-    onehot[:, 0] = 1
-    hypothetical = np.zeros((n, 2, 4, length), np.float32)
-    hypothetical[:4, 0, :, 5:10], hypothetical[:4, 1, :, 5:10] = 1.0, 0.1
-    hypothetical[4:, 0, :, 5:10], hypothetical[4:, 1, :, 5:10] = 0.25, 1.0
-    hypothetical[:, 0, :, 12:16], hypothetical[:, 1, :, 12:16] = 1.0, -1.0
-    path = write_store(tmp_path / "contrib.h5", regions,
-                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
-                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["A", "B"]})
-    motifs = [DiscoveredMotif(name, task, sign, *(np.zeros((4, 6), np.float32),) * 3, n, 0, 6)
-              for name, task, sign in (("A.pos.0", "A", "pos"), ("B.neg.0", "B", "neg"))]
-    seqlets = pd.concat([regions.assign(motif="A.pos.0", start=regions["start"] + 5, end=regions["start"] + 10),
-                         regions.assign(motif="B.neg.0", start=regions["start"] + 12, end=regions["start"] + 16)])
-    seqlets = seqlets.rename(columns={"name": "region"})
-    purity = task_purity(read_contributions(path), motifs, seqlets).set_index("motif")
-    assert purity.at["A.pos.0", "purity"] == pytest.approx(0.25)
-    assert purity.at["A.pos.0", "driven_task"] == "B"
-    assert purity.at["A.pos.0", "effect.A"] == pytest.approx(2.75)
-    assert purity.at["B.neg.0", "purity"] == 1.0 and purity.at["B.neg.0", "driven_task"] == "B"
 
 
 def test_a_motifs_weak_seqlets_are_dropped_and_its_matrices_rebuilt(tmp_path, caplog):

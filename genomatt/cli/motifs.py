@@ -42,7 +42,8 @@ def register(subparsers) -> None:
                         "strongest motif's (default %(default)s)")
     parser.add_argument("--min-purity", type=float, default=defaults.min_purity,
                         help="drop motifs whose seqlets drive their own task less than this fraction of the task they "
-                        "drive most (other tasks' motifs; 0 keeps all; default %(default)s)")
+                        "drive most (other tasks' motifs), and such seqlets from the motifs kept (0 keeps all; "
+                        "default %(default)s)")
     parser.add_argument("--min-seqlet-share", type=float, default=defaults.min_seqlet_share,
                         help="drop a motif's seqlets whose core contributes less than this fraction of its median "
                         "seqlet's, and rebuild the motif from the others (0 keeps all; default %(default)s)")

@@ -49,8 +49,6 @@ COMPOSITE_EACH = 0.15
 # its CWM's energy is a small variant of that motif (see variant_of).
 SMALL_SHARE = 0.25
 VARIANT_EXPLAINED = 0.5
-# Regions read at once by task_purity.
-PURITY_CHUNK = 512
 
 
 @dataclass
@@ -179,32 +177,38 @@ def _strong_patterns(patterns: dict[str, list], min_strength: float, task: str) 
     return kept
 
 
-# Window-relative motif seqlets as _motif_seqlets makes them, before _place maps them to the genome.
+# Window-relative motif seqlets as motif_seqlet_table makes them, before place maps them to the genome.
 _WINDOW_SEQLET_DTYPES = {"example": np.int64, "motif": object, "task": object, "sign": object, "start": np.int64,
                          "end": np.int64, "strand": object, "score": np.float64, "window_start": np.int64,
                          "window_end": np.int64}
 
 
-def _seqlet_cores(seqlets: list, trim_start: int, trim_end: int, contrib: np.ndarray) -> pd.DataFrame:
-    """Each seqlet's motif core ``[start, end)`` on its strand, window-relative, and the core's summed contribution.
+def core_bounds(seqlets: list, trim_start: int, trim_end: int) -> pd.DataFrame:
+    """Each tfmodisco-lite seqlet's motif core ``[start, end)`` on its strand, window-relative.
 
     Column j of the motif is base ``start + j`` of a forward seqlet and base ``end - 1 - j`` of a reverse one.
+    The table has ``example``, ``start``, ``end``, ``reverse`` and the seqlet's own ``window_start`` and
+    ``window_end``, in the order of ``seqlets``.
     """
     starts = np.array([seqlet.start for seqlet in seqlets], dtype=np.int64)
     ends = np.array([seqlet.end for seqlet in seqlets], dtype=np.int64)
     reverse = np.array([bool(seqlet.is_revcomp) for seqlet in seqlets], dtype=bool)
     examples = np.array([seqlet.example_idx for seqlet in seqlets], dtype=np.int64)
-    core_start = np.where(reverse, ends - trim_end, starts + trim_start)
-    core_end = np.where(reverse, ends - trim_start, starts + trim_end)
-    scores = np.array([contrib[e, :, s:t].sum(dtype=np.float64) for e, s, t in zip(examples, core_start, core_end)],
-                      dtype=np.float64)
-    return pd.DataFrame({"example": examples, "start": core_start, "end": core_end, "reverse": reverse,
-                         "score": scores, "window_start": starts, "window_end": ends})
+    return pd.DataFrame({"example": examples, "start": np.where(reverse, ends - trim_end, starts + trim_start),
+                         "end": np.where(reverse, ends - trim_start, starts + trim_end), "reverse": reverse,
+                         "window_start": starts, "window_end": ends})
 
 
-def _motif_seqlets(seqlets: list, motif: DiscoveredMotif, contrib: np.ndarray) -> pd.DataFrame:
-    """Window-relative table of a motif's tfmodisco-lite seqlets: the motif core on each seqlet's strand."""
-    cores = _seqlet_cores(seqlets, motif.trim_start, motif.trim_end, contrib)
+def _seqlet_cores(seqlets: list, trim_start: int, trim_end: int, contrib: np.ndarray) -> pd.DataFrame:
+    """:func:`core_bounds` with each core's summed contribution (``score``) in ``contrib`` ``(N, 4, W)``."""
+    cores = core_bounds(seqlets, trim_start, trim_end)
+    scores = np.array([contrib[e, :, s:t].sum(dtype=np.float64)
+                       for e, s, t in zip(cores["example"], cores["start"], cores["end"])], dtype=np.float64)
+    return cores.assign(score=scores)
+
+
+def motif_seqlet_table(cores: pd.DataFrame, motif: DiscoveredMotif) -> pd.DataFrame:
+    """Window-relative table of a motif's seqlets from their cores (:func:`_seqlet_cores`, with ``score``)."""
     return pd.DataFrame({
         "example": cores["example"], "motif": motif.name, "task": motif.task, "sign": motif.sign,
         "start": cores["start"], "end": cores["end"],
@@ -213,27 +217,14 @@ def _motif_seqlets(seqlets: list, motif: DiscoveredMotif, contrib: np.ndarray) -
     })
 
 
-def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, label: str):
-    """The pattern rebuilt from the seqlets whose core contributes at least ``min_share`` times as much as
-    the pattern's median seqlet (both in the pattern's sign); the pattern itself when none is weaker.
+def rebuild_pattern(pattern, keep: np.ndarray):
+    """A tfmodisco-lite pattern rebuilt from the seqlets where ``keep`` is true, in their order.
 
     Its matrices are the means over the kept seqlets and its subpatterns keep their kept seqlets, so every
     output of the motif (CWM, PWM, seqlet tables, tfmodisco-lite file) describes the same seqlets.
     """
     from modiscolite.core import SeqletSet
 
-    if min_share <= 0 or not pattern.seqlets:
-        return pattern
-    trim_start, trim_end = trim_bounds(pattern.contrib_scores.T)
-    scores = _seqlet_cores(pattern.seqlets, trim_start, trim_end, contrib)["score"].to_numpy()
-    if sign == "neg":
-        scores = -scores
-    floor = min_share * float(np.median(scores))
-    keep = scores >= floor
-    if keep.all() or not keep.any():
-        return pattern
-    log.info("%s: %d of %d seqlets dropped: their cores contribute under %g of the median seqlet's (%.3g)", label,
-             int((~keep).sum()), len(keep), min_share, floor / min_share)
     kept = [seqlet for seqlet, kept_one in zip(pattern.seqlets, keep) if kept_one]
     rebuilt = SeqletSet(kept)
     if pattern.subclusters is not None:
@@ -246,7 +237,37 @@ def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, 
     return rebuilt
 
 
-def _place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
+def pattern_motif(pattern, name: str, task: str, sign: str) -> DiscoveredMotif:
+    """The :class:`DiscoveredMotif` of a tfmodisco-lite pattern: its matrices on the forward strand, its core."""
+    cwm = pattern.contrib_scores.T.astype(np.float32)
+    trim_start, trim_end = trim_bounds(cwm)
+    return DiscoveredMotif(
+        name=name, task=task, sign=sign, cwm=cwm, hypothetical_cwm=pattern.hypothetical_contribs.T.astype(np.float32),
+        pwm=pattern.sequence.T.astype(np.float32), n_seqlets=len(pattern.seqlets),
+        trim_start=trim_start, trim_end=trim_end,
+    )
+
+
+def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, label: str):
+    """The pattern rebuilt (:func:`rebuild_pattern`) from the seqlets whose core contributes at least
+    ``min_share`` times as much as the pattern's median seqlet (both in the pattern's sign); the pattern itself
+    when none is weaker."""
+    if min_share <= 0 or not pattern.seqlets:
+        return pattern
+    trim_start, trim_end = trim_bounds(pattern.contrib_scores.T)
+    scores = _seqlet_cores(pattern.seqlets, trim_start, trim_end, contrib)["score"].to_numpy()
+    if sign == "neg":
+        scores = -scores
+    floor = min_share * float(np.median(scores))
+    keep = scores >= floor
+    if keep.all() or not keep.any():
+        return pattern
+    log.info("%s: %d of %d seqlets dropped: their cores contribute under %g of the median seqlet's (%.3g)", label,
+             int((~keep).sum()), len(keep), min_share, floor / min_share)
+    return rebuild_pattern(pattern, keep)
+
+
+def place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
            columns: tuple[str, ...]) -> pd.DataFrame:
     """Map tfmodisco-lite example indices back to regions and place every interval in the genome."""
     table = table.assign(example=region_order[table["example"].to_numpy(np.int64)])
@@ -351,16 +372,10 @@ def discover_motifs(
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):
-            cwm = pattern.contrib_scores.T.astype(np.float32)
-            trim_start, trim_end = trim_bounds(cwm)
-            motif = DiscoveredMotif(
-                name=f"{task}.{sign}.{index}", task=task, sign=sign, cwm=cwm,
-                hypothetical_cwm=pattern.hypothetical_contribs.T.astype(np.float32),
-                pwm=pattern.sequence.T.astype(np.float32), n_seqlets=len(pattern.seqlets),
-                trim_start=trim_start, trim_end=trim_end,
-            )
+            motif = pattern_motif(pattern, f"{task}.{sign}.{index}", task, sign)
             motifs.append(motif)
-            tables.append(_motif_seqlets(pattern.seqlets, motif, contrib_by_channel))
+            cores = _seqlet_cores(pattern.seqlets, motif.trim_start, motif.trim_end, contrib_by_channel)
+            tables.append(motif_seqlet_table(cores, motif))
     for motif in motifs:
         log.info("task %s: motif %s from %d seqlets", task, motif.name, motif.n_seqlets)
 
@@ -369,74 +384,11 @@ def discover_motifs(
         {column: np.zeros(0, dtype) for column, dtype in _WINDOW_SEQLET_DTYPES.items()})
     return TaskDiscovery(
         task=task, window_start=window_start, window_size=width, geometry=geometry,
-        called_seqlets=_place(called_table, order, regions, window_start, CALLED_SEQLET_COLUMNS),
+        called_seqlets=place(called_table, order, regions, window_start, CALLED_SEQLET_COLUMNS),
         motifs=motifs,
-        motif_seqlets=_place(motif_table, order, regions, window_start, MOTIF_SEQLET_COLUMNS),
+        motif_seqlets=place(motif_table, order, regions, window_start, MOTIF_SEQLET_COLUMNS),
         patterns=patterns, region_order=order,
     )
-
-
-def task_purity(contributions: Contributions, motifs: Sequence[DiscoveredMotif],
-                motif_seqlets: pd.DataFrame) -> pd.DataFrame:
-    """How much each motif's seqlets drive its own task, relative to the task they drive most.
-
-    The contribution of every seqlet's core is summed in each task of the contribution file (all tasks
-    explain the same regions), times -1 for negative motifs: the site's effect on each task's output, in the
-    units of the contributions. A seqlet's purity is its effect on the motif's task over its largest effect
-    on any task (clipped to [0, 1]; 1 where it drives no task up); a motif's *purity* is the median over its
-    seqlets, so that a pattern mixing a few of its task's sites with many of another task's is judged by
-    the latter. A multi-task model responds a little in every task to the sites that drive its other tasks,
-    and at realistic widths most of a task's regions hold such sites, so tfmodisco-lite finds them as
-    patterns of the task; they drive another task several times more, and their purity is low. A motif
-    shared by two tasks (its sites drive both alike) is pure in both.
-
-    Parameters
-    ----------
-    contributions
-        The ``contrib.h5`` discovery read (:func:`genomatt.contributions.read_contributions`).
-    motifs
-        The discovered motifs of every task.
-    motif_seqlets
-        Their seqlets (``MOTIF_SEQLET_COLUMNS``, genome coordinates).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]), ``driven_task`` (the task its seqlets
-        drive most on average) and ``effect.<task>``, the mean effect of its seqlets on each task.
-    """
-    regions, tasks = contributions.regions, contributions.tasks
-    row_of = pd.Series(np.arange(len(regions)), index=regions["name"].to_numpy())
-    table = motif_seqlets[motif_seqlets["motif"].isin([motif.name for motif in motifs])]
-    row_of_seqlet = row_of.reindex(table["region"].to_numpy()).to_numpy()
-    if np.isnan(row_of_seqlet).any():
-        raise MotifError(f"{contributions.path}: motif seqlets name regions that are not in the contributions")
-    row_of_seqlet = row_of_seqlet.astype(np.int64)
-    offset = table["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[row_of_seqlet]
-    end = offset + (table["end"] - table["start"]).to_numpy(np.int64)
-    rows = np.unique(row_of_seqlet)
-    sums = np.zeros((len(table), len(tasks)))
-    # Regions in chunks, so that memory does not grow with the number of regions.
-    for first in range(0, len(rows), PURITY_CHUNK):
-        chunk = rows[first : first + PURITY_CHUNK]
-        contrib = contributions.read_products(chunk)
-        cumulative = np.pad(contrib.sum(axis=2, dtype=np.float64).cumsum(axis=2), ((0, 0), (0, 0), (1, 0)))
-        inside = np.flatnonzero(np.isin(row_of_seqlet, chunk))
-        index = np.searchsorted(chunk, row_of_seqlet[inside])
-        sums[inside] = cumulative[index, :, end[inside]] - cumulative[index, :, offset[inside]]
-    records = []
-    for motif in motifs:
-        mine = (table["motif"] == motif.name).to_numpy()
-        driven = sums[mine] * (1 if motif.sign == "pos" else -1)
-        own, strongest = driven[:, list(tasks).index(motif.task)], driven.max(axis=1)
-        per_seqlet = np.clip(np.divide(own, strongest, out=np.ones(len(own)), where=strongest > 0), 0, 1)
-        effect = driven.mean(axis=0) if mine.any() else np.zeros(len(tasks))
-        records.append({"motif": motif.name, "task": motif.task,
-                        "purity": float(np.median(per_seqlet)) if mine.any() else 1.0,
-                        "driven_task": tasks[int(np.argmax(effect))],
-                        **{f"effect.{task}": float(value) for task, value in zip(tasks, effect)}})
-    return pd.DataFrame.from_records(records, columns=["motif", "task", "purity", "driven_task",
-                                                       *(f"effect.{task}" for task in tasks)])
 
 
 def keep_motifs(discovery: TaskDiscovery, keep: Sequence[str]) -> TaskDiscovery:

@@ -35,9 +35,9 @@ class DiscoverySettings:
         Least strength of a motif (:func:`genomatt.motifs.discovery.motif_strength`) as a fraction of the
         strongest motif of its task; weaker patterns are dropped, in [0, 1).
     min_purity
-        Least task purity of a motif (:func:`genomatt.motifs.discovery.task_purity`): motifs whose seqlets
+        Least task purity of a motif and of a seqlet (:mod:`genomatt.motifs.purity`): motifs whose seqlets
         drive another task more than ``1 / min_purity`` times as much as their own are other tasks' motifs
-        and are dropped, in [0, 1].
+        and are dropped, and each kept motif is rebuilt without such seqlets, in [0, 1].
     min_seqlet_share
         Least contribution of a motif seqlet's core as a fraction of the motif's median seqlet's; weaker
         seqlets are dropped from the motif and its matrices rebuilt from the others, in [0, 1).

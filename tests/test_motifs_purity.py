@@ -1,0 +1,89 @@
+import dataclasses
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from motif_contributions import TWO_MOTIF_SETTINGS, overlap_fraction, write_planted_contributions
+
+from genomatt.contributions import read_contributions
+from genomatt.motifs.discovery import DiscoveredMotif, DiscoverySettings, resolve_window
+from genomatt.motifs.formats import Motif, read_meme, write_meme
+from genomatt.motifs.purity import task_purity
+from genomatt.motifs.task_discovery import discover_task_motifs
+from genomatt.simulate import simulate_genome
+from genomatt.store import write_store
+
+
+def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
+    # Task A's motif has 4 seqlets on sites that drive A (1.0 per base, B 0.1) and 6 on sites of B (A 0.25,
+    # B 1.0): on average it looks like A's (mean effect 2.75 against 3.2), but most of its seqlets are B's.
+    # B's negative motif represses B and activates A: its effect on B is what counts, and it is B's own.
+    n, length = 10, 20
+    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(n) * 100, "end": np.arange(n) * 100 + length,
+                            "name": [f"region_{i}" for i in range(n)]})
+    onehot = np.zeros((n, 4, length), np.float32)
+    onehot[:, 0] = 1
+    hypothetical = np.zeros((n, 2, 4, length), np.float32)
+    hypothetical[:4, 0, :, 5:10], hypothetical[:4, 1, :, 5:10] = 1.0, 0.1
+    hypothetical[4:, 0, :, 5:10], hypothetical[4:, 1, :, 5:10] = 0.25, 1.0
+    hypothetical[:, 0, :, 12:16], hypothetical[:, 1, :, 12:16] = 1.0, -1.0
+    path = write_store(tmp_path / "contrib.h5", regions,
+                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["A", "B"]})
+    motifs = [DiscoveredMotif(name, task, sign, *(np.zeros((4, 6), np.float32),) * 3, n, 0, 6)
+              for name, task, sign in (("A.pos.0", "A", "pos"), ("B.neg.0", "B", "neg"))]
+    seqlets = pd.concat([regions.assign(motif="A.pos.0", start=regions["start"] + 5, end=regions["start"] + 10),
+                         regions.assign(motif="B.neg.0", start=regions["start"] + 12, end=regions["start"] + 16)])
+    seqlets = seqlets.rename(columns={"name": "region"})
+    purity = task_purity(read_contributions(path), motifs, seqlets).set_index("motif")
+    assert purity.at["A.pos.0", "purity"] == pytest.approx(0.25)
+    assert purity.at["A.pos.0", "driven_task"] == "B"
+    assert purity.at["A.pos.0", "effect.A"] == pytest.approx(2.75)
+    assert purity.at["B.neg.0", "purity"] == 1.0 and purity.at["B.neg.0", "driven_task"] == "B"
+
+
+def test_a_motif_keeps_only_the_seqlets_that_drive_its_own_task(tmp_path, caplog):
+    # One matrix (GATA1) planted under three names, as two factors with one motif would be. Task A's own sites
+    # are GATA1 and OWN; it also responds, 0.7 as much, to OTHER, the sites of task B, which drive B three
+    # times as much as A. tfmodisco-lite cannot tell the three apart, so A's one pattern holds all of them;
+    # the motif passes task purity (two thirds of its seqlets are A's) but is rebuilt without OTHER's seqlets.
+    base = simulate_genome(tmp_path / "base", TWO_MOTIF_SETTINGS)
+    gata = next(motif for motif in read_meme(base.motifs_meme) if motif.name == "GATA1")
+    copies = [Motif(f"COPY{index}", name, gata.probabilities) for index, name in enumerate(("OWN", "OTHER"))]
+    for motif in copies:
+        write_meme([motif], tmp_path / f"{motif.name}.meme")
+    settings = dataclasses.replace(TWO_MOTIF_SETTINGS, n_positive_regions=400,
+                                   motifs=("MA0035", *(str(tmp_path / f"{motif.name}.meme") for motif in copies)))
+    genome = simulate_genome(tmp_path / "genome", settings)
+    tasks = {"A": {"GATA1": 0.5, "OWN": 0.5, "OTHER": 0.35}, "B": {"OTHER": 1.05}}
+    info = read_contributions(write_planted_contributions(genome, tmp_path / "contrib.h5", tasks))
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    start, width = resolve_window(None, info.length)
+
+    def on_sites(discoveries, names):
+        seqlets = next(discovery for discovery in discoveries if discovery.task == "A").motif_seqlets
+        seqlets = seqlets[seqlets["motif"] == "A.pos.0"]
+        return overlap_fraction(seqlets, truth[truth["motif_name"].isin(names)]), len(seqlets)
+
+    kept_all = discover_task_motifs(info, start, width, DiscoverySettings(threads=2, min_purity=0.0, seed=1))
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.purity"):
+        pure = discover_task_motifs(info, start, width, DiscoverySettings(threads=2, seed=1))
+    other_before, n_before = on_sites(kept_all, ["OTHER"])
+    other_after, n_after = on_sites(pure, ["OTHER"])
+    own_after, _ = on_sites(pure, ["GATA1", "OWN"])
+    assert other_before > 0.2
+    assert other_after < 0.05 and own_after > 0.9
+    assert n_after < n_before
+    assert "A.pos.0: " in caplog.text and "seqlets dropped: they drive another task over 2 times as much as " \
+        "their own (mostly B)" in caplog.text
+    task_a = next(discovery for discovery in pure if discovery.task == "A")
+    motif = next(motif for motif in task_a.motifs if motif.name == "A.pos.0")
+    # Every output of the rebuilt motif describes the kept seqlets.
+    assert motif.n_seqlets == n_after == len(task_a.patterns["pos"][0].seqlets)
+    assert motif.cwm.sum() == pytest.approx(task_a.patterns["pos"][0].contrib_scores.sum(), rel=1e-5)
+    # Task B's motif is its own sites, untouched.
+    task_b = next(discovery for discovery in pure if discovery.task == "B")
+    seqlets_b = task_b.motif_seqlets[task_b.motif_seqlets["motif"] == "B.pos.0"]
+    assert overlap_fraction(seqlets_b, truth[truth["motif_name"] == "OTHER"]) > 0.9
+    assert "task B: motif" not in caplog.text
