@@ -208,7 +208,7 @@ def _seqlet_cores(seqlets: list, trim_start: int, trim_end: int, contrib: np.nda
 
 
 def motif_seqlet_table(cores: pd.DataFrame, motif: DiscoveredMotif) -> pd.DataFrame:
-    """Window-relative table of a motif's seqlets from their cores (:func:`_seqlet_cores`, with ``score``)."""
+    """Window-relative table of a motif's seqlets from their cores (:func:`core_bounds` with a ``score`` column)."""
     return pd.DataFrame({
         "example": cores["example"], "motif": motif.name, "task": motif.task, "sign": motif.sign,
         "start": cores["start"], "end": cores["end"],
@@ -268,7 +268,7 @@ def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, 
 
 
 def place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
-           columns: tuple[str, ...]) -> pd.DataFrame:
+          columns: tuple[str, ...]) -> pd.DataFrame:
     """Map tfmodisco-lite example indices back to regions and place every interval in the genome."""
     table = table.assign(example=region_order[table["example"].to_numpy(np.int64)])
     placed = to_genome(table, regions, window_start)

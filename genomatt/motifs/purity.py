@@ -139,16 +139,15 @@ def pure_seqlets(contributions: Contributions, discovery: TaskDiscovery, min_pur
         motifs = [motif for motif in discovery.motifs if motif.sign == sign]
         for motif, pattern in zip(motifs, discovery.patterns[sign]):
             _, effects = _pattern_effects(contributions, discovery, pattern, motif)
-            purity = seqlet_purity(effects * (1 if sign == "pos" else -1), own)
-            keep = purity >= min_purity
+            driven = effects * (1 if sign == "pos" else -1)
+            keep = seqlet_purity(driven, own) >= min_purity
             if keep.all() or not keep.any():
                 patterns[sign].append(pattern)
                 continue
-            driven = np.bincount(effects[~keep].argmax(axis=1) if sign == "pos" else effects[~keep].argmin(axis=1),
-                                 minlength=len(tasks))
+            most = np.bincount(driven[~keep].argmax(axis=1), minlength=len(tasks))
             log.info("task %s: motif %s: %d of %d seqlets dropped: they drive another task over %g times as much as "
                      "their own (mostly %s)", discovery.task, motif.name, int((~keep).sum()), len(keep),
-                     1 / min_purity, tasks[int(np.argmax(driven))])
+                     1 / min_purity, tasks[int(np.argmax(most))])
             patterns[sign].append(rebuild_pattern(pattern, keep))
             changed = True
     if not changed:
