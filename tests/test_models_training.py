@@ -128,12 +128,29 @@ def test_training_is_deterministic_for_a_seed(genome):
     assert predict(model, data.X[:3, :, 5:105]).shape == (3, 2)
 
 
+def test_weight_decay_shrinks_the_weights(genome):
+    data = build_training_data(
+        genome.fasta, list(genome.task_beds.values()), 100, jitter=5, negatives="shuffled", progress=False
+    )
+    norms = {}
+    for decay in (0.0, 0.5):
+        config = TrainingConfig(width=100, jitter=5, epochs=3, patience=3, architecture=SMALL_MODEL, seed=3,
+                                weight_decay=decay)
+        torch.manual_seed(config.seed)
+        model = build_model({**SMALL_MODEL, "n_tasks": 2, "input_length": 100})
+        fit(model, data, config, torch.device("cpu"), progress=False)
+        norms[decay] = float(sum((parameter.detach() ** 2).sum() for parameter in model.parameters()))
+    assert norms[0.5] < 0.8 * norms[0.0]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"width": 0}, "width must be a positive integer"),
         ({"jitter": -1}, "jitter must be a non-negative integer"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
+        ({"weight_decay": -0.1}, "weight_decay must be zero or positive"),
+        ({"weight_decay": float("nan")}, "weight_decay must be zero or positive"),
         ({"architecture": {"architecture": "bpnet", "n_tasks": 3}}, "come from the data"),
     ],
 )

@@ -82,6 +82,12 @@ def register(subparsers) -> None:
         "--learning-rate", type=float, default=_DEFAULTS.learning_rate, help="Adam step size (default: %(default)s)"
     )
     parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=_DEFAULTS.weight_decay,
+        help="L2 penalty on the weights, as Adam's weight_decay (0 turns it off; default: %(default)s)",
+    )
+    parser.add_argument(
         "--patience",
         type=int,
         default=_DEFAULTS.patience,
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
         patience=args.patience,
         reverse_complement=not args.no_reverse_complement,
         seed=args.seed,

@@ -200,7 +200,7 @@ def fit(
     X_train, y_train = data.split("train")
     X_validation, y_validation = data.split("validation")
     X_validation = _centre(X_validation, data.jitter)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     best_rank, best_state, epochs_without_gain = None, None, 0
     history = []
     epochs = tqdm(range(1, config.epochs + 1), desc="training", unit="epoch", disable=not progress)

@@ -50,6 +50,8 @@ class TrainingConfig:
         Windows per optimiser step.
     learning_rate
         Adam step size.
+    weight_decay
+        L2 penalty on every weight, added to the gradient as Adam's ``weight_decay`` does (0 turns it off).
     patience
         Stop after this many epochs without a higher mean validation auROC; the best weights are kept.
     reverse_complement
@@ -67,6 +69,7 @@ class TrainingConfig:
     epochs: int = 50
     batch_size: int = 64
     learning_rate: float = 2e-3
+    weight_decay: float = 0.0
     patience: int = 6
     reverse_complement: bool = True
     seed: int = 0
@@ -80,6 +83,8 @@ class TrainingConfig:
             raise ConfigError(f"training: jitter must be a non-negative integer (bp), got {self.jitter!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"training: learning_rate must be positive, got {self.learning_rate!r}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"training: weight_decay must be zero or positive, got {self.weight_decay!r}")
         reserved = {"n_tasks", "input_length"} & set(self.architecture)
         if reserved:
             raise ConfigError(
