@@ -221,7 +221,7 @@ def test_other_tasks_motifs_are_not_reported_as_a_tasks_own(tmp_path, caplog):
 
     every, every_seqlets = discovered("0")
     assert any(task == "GATA1" and on(ctcf_sites, every_seqlets, name) for name, task in every.items())
-    with caplog.at_level(logging.INFO, logger="genomatt.motifs.task_discovery"):
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.purity"):
         pure, seqlets = discovered("0.5")
     assert not any(task == "GATA1" and on(ctcf_sites, seqlets, name) for name, task in pure.items())
     assert on(gata_sites, seqlets, "GATA1.pos.0") and on(ctcf_sites, seqlets, "CTCF.pos.0")

@@ -16,7 +16,6 @@ from genomatt.contributions import read_contributions
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import (
     MOTIF_SEQLET_COLUMNS,
-    DiscoveredMotif,
     DiscoverySettings,
     _simple_patterns,
     composite_of,
@@ -26,7 +25,6 @@ from genomatt.motifs.discovery import (
 from genomatt.motifs.formats import Motif, read_meme, write_meme
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
 from genomatt.simulate import simulate_genome
-from genomatt.store import write_store
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,17 @@ import pytest
 from motif_contributions import TWO_MOTIF_SETTINGS, overlap_fraction, write_planted_contributions
 
 from genomatt.contributions import read_contributions
-from genomatt.motifs.discovery import DiscoveredMotif, DiscoverySettings, resolve_window
+from genomatt.motifs.discovery import DiscoverySettings, resolve_window
 from genomatt.motifs.formats import Motif, read_meme, write_meme
-from genomatt.motifs.purity import task_purity
+from genomatt.motifs.purity import core_effects, seqlet_purity
 from genomatt.motifs.task_discovery import discover_task_motifs
 from genomatt.simulate import simulate_genome
 from genomatt.store import write_store
 
 
-def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
-    # Task A's motif has 4 seqlets on sites that drive A (1.0 per base, B 0.1) and 6 on sites of B (A 0.25,
-    # B 1.0): on average it looks like A's (mean effect 2.75 against 3.2), but most of its seqlets are B's.
-    # B's negative motif represses B and activates A: its effect on B is what counts, and it is B's own.
+def test_seqlet_purity_is_a_sites_effect_on_its_task_over_its_largest_effect(tmp_path):
+    # Task A's sites at 5-10 of regions 0-3 drive A (1.0 per base, B 0.1); at regions 4-9 they are B's sites
+    # (A 0.25, B 1.0). A negative site at 12-16 represses B and activates A: B's own, of purity 1.
     n, length = 10, 20
     regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(n) * 100, "end": np.arange(n) * 100 + length,
                             "name": [f"region_{i}" for i in range(n)]})
@@ -31,16 +30,17 @@ def test_task_purity_is_the_median_share_of_a_motifs_seqlets(tmp_path):
     path = write_store(tmp_path / "contrib.h5", regions,
                        {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
                        kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["A", "B"]})
-    motifs = [DiscoveredMotif(name, task, sign, *(np.zeros((4, 6), np.float32),) * 3, n, 0, 6)
-              for name, task, sign in (("A.pos.0", "A", "pos"), ("B.neg.0", "B", "neg"))]
-    seqlets = pd.concat([regions.assign(motif="A.pos.0", start=regions["start"] + 5, end=regions["start"] + 10),
-                         regions.assign(motif="B.neg.0", start=regions["start"] + 12, end=regions["start"] + 16)])
-    seqlets = seqlets.rename(columns={"name": "region"})
-    purity = task_purity(read_contributions(path), motifs, seqlets).set_index("motif")
-    assert purity.at["A.pos.0", "purity"] == pytest.approx(0.25)
-    assert purity.at["A.pos.0", "driven_task"] == "B"
-    assert purity.at["A.pos.0", "effect.A"] == pytest.approx(2.75)
-    assert purity.at["B.neg.0", "purity"] == 1.0 and purity.at["B.neg.0", "driven_task"] == "B"
+    info = read_contributions(path)
+    rows = np.arange(n)[::-1]
+    effects = core_effects(info, rows, np.full(n, 5), np.full(n, 10))
+    expected = np.where(rows[:, None] < 4, [5.0, 0.5], [1.25, 5.0])
+    np.testing.assert_allclose(effects, expected, rtol=1e-6)
+    purity = seqlet_purity(effects, 0)
+    np.testing.assert_allclose(purity, np.where(rows < 4, 1.0, 0.25), rtol=1e-6)
+    assert np.median(purity) == pytest.approx(0.25)
+    negative = -core_effects(info, np.arange(n), np.full(n, 12), np.full(n, 16))
+    np.testing.assert_allclose(seqlet_purity(negative, 1), 1.0)
+    assert seqlet_purity(np.array([[-1.0, -2.0]]), 0) == 1.0
 
 
 def test_a_motif_keeps_only_the_seqlets_that_drive_its_own_task(tmp_path, caplog):

@@ -10,15 +10,13 @@ than the first regions of the file; and numba's and the BLAS libraries' threads 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from genomatt.contributions import Contributions
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery_settings import DiscoverySettings
 from genomatt.motifs.formats import Motif, normalise_columns, reverse_complement_matrix
@@ -389,24 +387,6 @@ def discover_motifs(
         motif_seqlets=place(motif_table, order, regions, window_start, MOTIF_SEQLET_COLUMNS),
         patterns=patterns, region_order=order,
     )
-
-
-def keep_motifs(discovery: TaskDiscovery, keep: Sequence[str]) -> TaskDiscovery:
-    """The discovery with only the motifs named in ``keep`` (and their patterns and seqlets), renumbered
-    without gaps in their order (``<task>.<sign>.<index>`` stays ``<sign>_patterns/pattern_<index>``)."""
-    keep = set(keep)
-    renamed, motifs, patterns = {}, [], {}
-    for sign in SIGNS:
-        mine = [(motif, pattern) for motif, pattern in
-                zip([m for m in discovery.motifs if m.sign == sign], discovery.patterns[sign]) if motif.name in keep]
-        patterns[sign] = [pattern for _, pattern in mine]
-        for index, (motif, _) in enumerate(mine):
-            renamed[motif.name] = f"{discovery.task}.{sign}.{index}"
-            motif.name = renamed[motif.name]
-            motifs.append(motif)
-    seqlets = discovery.motif_seqlets[discovery.motif_seqlets["motif"].isin(list(renamed))]
-    seqlets = seqlets.assign(motif=seqlets["motif"].map(renamed)).reset_index(drop=True)
-    return dataclasses.replace(discovery, motifs=motifs, motif_seqlets=seqlets, patterns=patterns)
 
 
 def _best_fit(residual: np.ndarray, part: np.ndarray) -> tuple[float, np.ndarray]:

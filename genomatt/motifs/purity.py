@@ -1,27 +1,25 @@
-"""Task purity: how much a motif's seqlets drive their own task, relative to the task they drive most.
+"""Task purity: a task's motifs are built from the sites that drive that task.
 
 Every task of a contribution file explains the same regions, so the contribution of a seqlet's core can be
-summed in each task: the site's effect on each task's output. :func:`task_purity` judges whole motifs by it
-(another task's motif is dropped); :func:`pure_seqlets` then rebuilds each kept motif from its seqlets that
-drive its task at least ``min_purity`` as much as any task, so that a motif mixing its task's sites with a
-similar motif's sites of another task keeps only its own.
+summed in each task: the site's effect on each task's output (times -1 for negative motifs). A seqlet's
+purity is its effect on its motif's task over its largest effect on any task; a motif's purity is the median
+over its seqlets. :func:`pure_motifs` drops the motifs of low purity (another task's motif) and rebuilds each
+kept motif from its seqlets of enough purity, so that a motif mixing its task's sites with a similar motif's
+sites of another task keeps only its own. The contributions are read once for every seqlet of every task.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from genomatt.contributions import Contributions
-from genomatt.errors import MotifError
 from genomatt.motifs.discovery import (
     MOTIF_SEQLET_COLUMNS,
     SIGNS,
-    DiscoveredMotif,
     TaskDiscovery,
     core_bounds,
     motif_seqlet_table,
@@ -55,111 +53,111 @@ def core_effects(contributions: Contributions, rows: np.ndarray, starts: np.ndar
 
 def seqlet_purity(driven: np.ndarray, task_index: int) -> np.ndarray:
     """Each seqlet's effect on its task over its largest effect on any task, clipped to [0, 1]; 1 where it
-    drives no task up. ``driven`` is ``(n, T)``, already signed so that driving a task is positive."""
+    drives no task up. ``driven`` is ``(n, T)``, signed so that driving a task is positive."""
     own, strongest = driven[:, task_index], driven.max(axis=1)
     return np.clip(np.divide(own, strongest, out=np.ones(len(own)), where=strongest > 0), 0, 1)
 
 
-def task_purity(contributions: Contributions, motifs: Sequence[DiscoveredMotif],
-                motif_seqlets: pd.DataFrame) -> pd.DataFrame:
-    """How much each motif's seqlets drive its own task, relative to the task they drive most.
+@dataclasses.dataclass
+class _Entry:
+    """One motif of one task's discovery, with its pattern and the cores of the pattern's seqlets."""
 
-    The contribution of every seqlet's core is summed in each task of the contribution file (all tasks
-    explain the same regions), times -1 for negative motifs: the site's effect on each task's output, in the
-    units of the contributions. A seqlet's purity is its effect on the motif's task over its largest effect
-    on any task (:func:`seqlet_purity`); a motif's *purity* is the median over its seqlets, so that a pattern
-    mixing a few of its task's sites with many of another task's is judged by the latter. A multi-task model
-    responds a little in every task to the sites that drive its other tasks, and at realistic widths most of
-    a task's regions hold such sites, so tfmodisco-lite finds them as patterns of the task; they drive
-    another task several times more, and their purity is low. A motif shared by two tasks (its sites drive
-    both alike) is pure in both.
+    discovery: int
+    sign: str
+    name: str
+    pattern: object
+    cores: pd.DataFrame
+    effects: np.ndarray | None = None
+
+
+def _entry(index: int, sign: str, name: str, pattern, trim: tuple[int, int]) -> _Entry:
+    return _Entry(index, sign, name, pattern, core_bounds(pattern.seqlets, *trim))
+
+
+def _read_effects(contributions: Contributions, discoveries: list[TaskDiscovery], entries: list[_Entry]) -> None:
+    """Set every entry's ``(n, T)`` core effects, reading the contributions once for all of them."""
+    rows, starts, ends = [], [], []
+    for entry in entries:
+        discovery = discoveries[entry.discovery]
+        rows.append(np.asarray(discovery.region_order, dtype=np.int64)[entry.cores["example"].to_numpy()])
+        starts.append(entry.cores["start"].to_numpy(np.int64) + discovery.window_start)
+        ends.append(entry.cores["end"].to_numpy(np.int64) + discovery.window_start)
+    if not entries:
+        return
+    effects = core_effects(contributions, np.concatenate(rows), np.concatenate(starts), np.concatenate(ends))
+    for entry, part in zip(entries, np.split(effects, np.cumsum([len(row) for row in rows])[:-1])):
+        entry.effects = part
+
+
+def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], min_purity: float
+                ) -> list[TaskDiscovery]:
+    """Each discovery without other tasks' motifs, and each motif kept rebuilt from its pure seqlets.
+
+    A motif whose purity (the median of its seqlets' :func:`seqlet_purity`) is under ``min_purity`` is
+    another task's motif and is dropped, with a logged line naming the task its seqlets drive most on
+    average. A kept motif with seqlets of purity under ``min_purity`` is rebuilt from the others
+    (:func:`~genomatt.motifs.discovery.rebuild_pattern`), with a logged line. A task whose motifs change is
+    renumbered by decreasing seqlet count. Every ``region_order`` must name rows of the contribution file.
 
     Parameters
     ----------
     contributions
-        The ``contrib.h5`` discovery read (:func:`genomatt.contributions.read_contributions`).
-    motifs
-        The discovered motifs of every task.
-    motif_seqlets
-        Their seqlets (``MOTIF_SEQLET_COLUMNS``, genome coordinates).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per motif: ``motif``, ``task``, ``purity`` (in [0, 1]), ``driven_task`` (the task its seqlets
-        drive most on average) and ``effect.<task>``, the mean effect of its seqlets on each task.
-    """
-    regions, tasks = contributions.regions, contributions.tasks
-    row_of = pd.Series(np.arange(len(regions)), index=regions["name"].to_numpy())
-    table = motif_seqlets[motif_seqlets["motif"].isin([motif.name for motif in motifs])]
-    row_of_seqlet = row_of.reindex(table["region"].to_numpy()).to_numpy()
-    if np.isnan(row_of_seqlet).any():
-        raise MotifError(f"{contributions.path}: motif seqlets name regions that are not in the contributions")
-    row_of_seqlet = row_of_seqlet.astype(np.int64)
-    offset = table["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[row_of_seqlet]
-    end = offset + (table["end"] - table["start"]).to_numpy(np.int64)
-    sums = core_effects(contributions, row_of_seqlet, offset, end)
-    records = []
-    for motif in motifs:
-        mine = (table["motif"] == motif.name).to_numpy()
-        driven = sums[mine] * (1 if motif.sign == "pos" else -1)
-        per_seqlet = seqlet_purity(driven, list(tasks).index(motif.task))
-        effect = driven.mean(axis=0) if mine.any() else np.zeros(len(tasks))
-        records.append({"motif": motif.name, "task": motif.task,
-                        "purity": float(np.median(per_seqlet)) if mine.any() else 1.0,
-                        "driven_task": tasks[int(np.argmax(effect))],
-                        **{f"effect.{task}": float(value) for task, value in zip(tasks, effect)}})
-    return pd.DataFrame.from_records(records, columns=["motif", "task", "purity", "driven_task",
-                                                       *(f"effect.{task}" for task in tasks)])
-
-
-def _pattern_effects(contributions: Contributions, discovery: TaskDiscovery, pattern, motif: DiscoveredMotif
-                     ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The cores of a pattern's seqlets (:func:`core_bounds`, window-relative) and their ``(n, T)`` effects."""
-    cores = core_bounds(pattern.seqlets, motif.trim_start, motif.trim_end)
-    rows = np.asarray(discovery.region_order, dtype=np.int64)[cores["example"].to_numpy()]
-    starts = cores["start"].to_numpy(np.int64) + discovery.window_start
-    ends = cores["end"].to_numpy(np.int64) + discovery.window_start
-    return cores, core_effects(contributions, rows, starts, ends)
-
-
-def pure_seqlets(contributions: Contributions, discovery: TaskDiscovery, min_purity: float) -> TaskDiscovery:
-    """The discovery with each motif rebuilt from its seqlets of purity at least ``min_purity``.
-
-    A seqlet's purity is :func:`seqlet_purity` of its core's effect on every task. A motif whose seqlets all
-    pass (or none does) is kept as it is; the others are rebuilt (:func:`~genomatt.motifs.discovery.
-    rebuild_pattern`) with a logged line, and the task's motifs are renumbered by decreasing seqlet count.
-    ``discovery.region_order`` must name rows of the contribution file.
+        The ``contrib.h5`` discovery read, every task explaining the same regions.
+    discoveries
+        One discovery per task of ``contributions``.
+    min_purity
+        In [0, 1]; 0.5 keeps sites that drive their task at least half as much as any task.
     """
     tasks = list(contributions.tasks)
-    own = tasks.index(discovery.task)
-    patterns, changed = {}, False
-    for sign in SIGNS:
-        patterns[sign] = []
-        motifs = [motif for motif in discovery.motifs if motif.sign == sign]
-        for motif, pattern in zip(motifs, discovery.patterns[sign]):
-            _, effects = _pattern_effects(contributions, discovery, pattern, motif)
-            driven = effects * (1 if sign == "pos" else -1)
-            keep = seqlet_purity(driven, own) >= min_purity
-            if keep.all() or not keep.any():
-                patterns[sign].append(pattern)
-                continue
+    entries = [_entry(index, motif.sign, motif.name, pattern, (motif.trim_start, motif.trim_end))
+               for index, discovery in enumerate(discoveries) for sign in SIGNS
+               for motif, pattern in zip([motif for motif in discovery.motifs if motif.sign == sign],
+                                         discovery.patterns[sign])]
+    _read_effects(contributions, discoveries, entries)
+    kept, rebuilt, changed = [], [], set()
+    for entry in entries:
+        discovery = discoveries[entry.discovery]
+        own = tasks.index(discovery.task)
+        driven = entry.effects * (1 if entry.sign == "pos" else -1)
+        purity = seqlet_purity(driven, own)
+        if len(purity) and float(np.median(purity)) < min_purity:
+            log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
+                     "task %.2f as much (purity under %g)", discovery.task, entry.name, len(purity),
+                     tasks[int(np.argmax(driven.mean(axis=0)))], float(np.median(purity)), min_purity)
+            changed.add(entry.discovery)
+            continue
+        keep = purity >= min_purity
+        if not keep.all():
             most = np.bincount(driven[~keep].argmax(axis=1), minlength=len(tasks))
             log.info("task %s: motif %s: %d of %d seqlets dropped: they drive another task over %g times as much as "
-                     "their own (mostly %s)", discovery.task, motif.name, int((~keep).sum()), len(keep),
+                     "their own (mostly %s)", discovery.task, entry.name, int((~keep).sum()), len(keep),
                      1 / min_purity, tasks[int(np.argmax(most))])
-            patterns[sign].append(rebuild_pattern(pattern, keep))
-            changed = True
-    if not changed:
-        return discovery
-    motifs, tables = [], []
+            pattern = rebuild_pattern(entry.pattern, keep)
+            motif = pattern_motif(pattern, entry.name, discovery.task, entry.sign)
+            entry = _entry(entry.discovery, entry.sign, entry.name, pattern, (motif.trim_start, motif.trim_end))
+            rebuilt.append(entry)
+            changed.add(entry.discovery)
+        kept.append(entry)
+    _read_effects(contributions, discoveries, rebuilt)
+    return [_renumbered(discovery, [entry for entry in kept if entry.discovery == index], tasks, contributions)
+            if index in changed else discovery for index, discovery in enumerate(discoveries)]
+
+
+def _renumbered(discovery: TaskDiscovery, entries: list[_Entry], tasks: list[str],
+                contributions: Contributions) -> TaskDiscovery:
+    """The discovery made of ``entries``' patterns, numbered by decreasing seqlet count within each sign."""
+    own = tasks.index(discovery.task)
+    motifs, patterns, tables = [], {}, []
     for sign in SIGNS:
-        patterns[sign] = sorted(patterns[sign], key=lambda pattern: -len(pattern.seqlets))
-        for index, pattern in enumerate(patterns[sign]):
-            motif = pattern_motif(pattern, f"{discovery.task}.{sign}.{index}", discovery.task, sign)
-            cores, effects = _pattern_effects(contributions, discovery, pattern, motif)
+        mine = sorted((entry for entry in entries if entry.sign == sign), key=lambda entry: -len(entry.pattern.seqlets))
+        patterns[sign] = [entry.pattern for entry in mine]
+        for index, entry in enumerate(mine):
+            motif = pattern_motif(entry.pattern, f"{discovery.task}.{sign}.{index}", discovery.task, sign)
             motifs.append(motif)
-            tables.append(motif_seqlet_table(cores.assign(score=effects[:, own]), motif))
-    seqlets = place(pd.concat(tables, ignore_index=True), discovery.region_order, contributions.regions,
-                    discovery.window_start, MOTIF_SEQLET_COLUMNS)
+            tables.append(motif_seqlet_table(entry.cores.assign(score=entry.effects[:, own]), motif))
+    if tables:
+        seqlets = place(pd.concat(tables, ignore_index=True), discovery.region_order, contributions.regions,
+                        discovery.window_start, MOTIF_SEQLET_COLUMNS)
+    else:
+        seqlets = discovery.motif_seqlets.iloc[0:0]
     return dataclasses.replace(discovery, motifs=motifs, motif_seqlets=seqlets, patterns=patterns)

@@ -3,7 +3,7 @@
 :func:`discover_task_motifs` reads each task's one-hot and hypothetical contributions over the discovery
 window of its regions, discovers the task's motifs, and, with several tasks, drops the motifs whose seqlets
 drive another task more than their own and rebuilds the others from their seqlets that drive their own task
-(:func:`pure_motifs`). ``genomatt motifs`` and ``bench/motifs.py``
+(:func:`~genomatt.motifs.purity.pure_motifs`). ``genomatt motifs`` and ``bench/motifs.py``
 call it; matching the motifs and writing them is left to the caller.
 """
 
@@ -13,11 +13,10 @@ import logging
 from collections.abc import Mapping
 
 import numpy as np
-import pandas as pd
 
 from genomatt.contributions import Contributions
-from genomatt.motifs.discovery import DiscoverySettings, TaskDiscovery, discover_motifs, keep_motifs
-from genomatt.motifs.purity import pure_seqlets, task_purity
+from genomatt.motifs.discovery import DiscoverySettings, TaskDiscovery, discover_motifs
+from genomatt.motifs.purity import pure_motifs
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def discover_task_motifs(
         The discovery window within each region (:func:`genomatt.motifs.discovery.resolve_window`).
     settings
         Discovery parameters; with ``min_purity`` above 0 and several tasks, motifs and seqlets of other
-        tasks are dropped (:func:`pure_motifs`).
+        tasks are dropped (:func:`~genomatt.motifs.purity.pure_motifs`).
     task_rows
         Task → sorted rows of the regions table that the task's discovery uses (e.g. from
         :func:`genomatt.task_regions.task_region_rows`); every region for every task when ``None``.
@@ -65,27 +64,3 @@ def discover_task_motifs(
     if settings.min_purity > 0 and len(info.tasks) > 1:
         discoveries = pure_motifs(info, discoveries, settings.min_purity)
     return discoveries
-
-
-def pure_motifs(info: Contributions, discoveries: list[TaskDiscovery], min_purity: float) -> list[TaskDiscovery]:
-    """Each discovery with only the motifs whose :func:`~genomatt.motifs.purity.task_purity` is at least
-    ``min_purity`` (the others, other tasks' motifs, are logged with the task they drive most), each rebuilt
-    from its seqlets of purity at least ``min_purity`` (:func:`~genomatt.motifs.purity.pure_seqlets`)."""
-    motifs = [motif for discovery in discoveries for motif in discovery.motifs]
-    if not motifs:
-        return discoveries
-    seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
-    purity = task_purity(info, motifs, seqlets).set_index("motif")
-    kept = []
-    for discovery in discoveries:
-        keep = []
-        for motif in discovery.motifs:
-            row = purity.loc[motif.name]
-            if row["purity"] >= min_purity:
-                keep.append(motif.name)
-            else:
-                log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
-                         "task %.2f as much (purity under %g)", discovery.task, motif.name, motif.n_seqlets,
-                         row["driven_task"], row["purity"], min_purity)
-        kept.append(pure_seqlets(info, keep_motifs(discovery, keep), min_purity))
-    return kept
