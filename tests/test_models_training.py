@@ -151,6 +151,7 @@ def test_weight_decay_shrinks_the_weights(genome):
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"weight_decay": -0.1}, "weight_decay must be zero or positive"),
         ({"weight_decay": float("nan")}, "weight_decay must be zero or positive"),
+        ({"weight_decay": "0.1"}, "weight_decay must be zero or positive"),
         ({"architecture": {"architecture": "bpnet", "n_tasks": 3}}, "come from the data"),
     ],
 )

@@ -83,7 +83,8 @@ class TrainingConfig:
             raise ConfigError(f"training: jitter must be a non-negative integer (bp), got {self.jitter!r}")
         if not self.learning_rate > 0:
             raise ConfigError(f"training: learning_rate must be positive, got {self.learning_rate!r}")
-        if not self.weight_decay >= 0:
+        decay = self.weight_decay
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not decay >= 0:
             raise ConfigError(f"training: weight_decay must be zero or positive, got {self.weight_decay!r}")
         reserved = {"n_tasks", "input_length"} & set(self.architecture)
         if reserved:
