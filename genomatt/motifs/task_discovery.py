@@ -9,7 +9,6 @@ call it; matching the motifs and writing them is left to the caller.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -17,8 +16,6 @@ import numpy as np
 from genomatt.contributions import Contributions
 from genomatt.motifs.discovery import DiscoverySettings, TaskDiscovery, discover_motifs
 from genomatt.motifs.purity import pure_motifs
-
-log = logging.getLogger(__name__)
 
 
 def discover_task_motifs(
