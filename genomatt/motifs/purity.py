@@ -27,6 +27,7 @@ from genomatt.motifs.discovery import (
     place,
     rebuild_pattern,
 )
+from genomatt.motifs.trimming import trim_bounds
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,8 @@ def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], 
                      "their own (mostly %s)", discovery.task, entry.name, int((~keep).sum()), len(keep),
                      1 / min_purity, tasks[int(np.argmax(most))])
             pattern = rebuild_pattern(entry.pattern, keep)
-            motif = pattern_motif(pattern, entry.name, discovery.task, entry.sign)
-            entry = _entry(entry.discovery, entry.sign, entry.name, pattern, (motif.trim_start, motif.trim_end))
+            trim = trim_bounds(pattern.contrib_scores.T.astype(np.float32))
+            entry = _entry(entry.discovery, entry.sign, entry.name, pattern, trim)
             rebuilt.append(entry)
             changed.add(entry.discovery)
         kept.append(entry)
