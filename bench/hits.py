@@ -297,6 +297,18 @@ RULES = {"distance": "±5 bp", "inside": "centre inside"}
 METHODS = ("genomatt", "genomatt-no-sequence-check", "fimo", "finemo")
 
 
+def hit_parameters(assignments: list[str], parser: argparse.ArgumentParser) -> HitParameters:
+    """``HitParameters`` with the ``KEY=VALUE`` assignments of ``--set`` (each value cast to the field's type)."""
+    defaults = HitParameters()
+    overrides = {}
+    for assignment in assignments:
+        key, _, value = assignment.partition("=")
+        if not hasattr(defaults, key) or not value:
+            parser.error(f"--set {assignment}: expected KEY=VALUE with KEY one of {list(defaults.settings())}")
+        overrides[key] = type(getattr(defaults, key))(value)
+    return dataclasses.replace(defaults, **overrides)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contrib", type=Path)
@@ -312,6 +324,8 @@ def main() -> None:
     parser.add_argument("--max-regions", type=int, help="run every method on this many regions drawn at random")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                         help="methods to run (default: all)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="genomatt hits parameters other than the defaults, e.g. min_strength=0.2")
     args = parser.parse_args()
     if args.synthetic:
         args.contrib, args.motifs, args.truth = prepare_synthetic(args.synthetic, args.n_positives, args.n_negatives,
@@ -337,7 +351,7 @@ def main() -> None:
     print(f"{len(regions)} regions of {int((regions['end'] - regions['start']).iloc[0])} bp, {len(tasks)} tasks, "
           f"{len(motifs)} motifs, {len(truth)} planted instances; {platform.machine()}, "
           f"{torch.get_num_threads()} torch threads, torch {torch.__version__}\n")
-    parameters = HitParameters()
+    parameters = hit_parameters(args.set, parser)
     print(f"genomatt hits parameters: {parameters.settings()}\n")
     print("Each planted instance counted once (further hits on it are false positives). Precision / recall / F1 "
           "with a hit's centre within 5 bp of the instance's (±5 bp) or inside the instance (centre inside):\n")

@@ -230,6 +230,28 @@ def test_no_signal_gives_no_hits():
     assert (qc["n_hits"] == np.bincount(hits["region"], minlength=50)).all()
 
 
+def test_an_unreachable_fdr_is_named_in_a_warning(contrib_h5, motifs_h5, caplog):
+    # The null count is incremented by one, so an FDR below 1 / (candidates) cannot be kept: no hits, and
+    # the log says which motifs and what to change rather than leaving an empty table to explain itself.
+    motifs = read_cwm_motifs(motifs_h5)
+    with caplog.at_level("WARNING", logger="genomatt"):
+        calls = call_hits_in_store(contrib_h5, motifs, HitParameters(fdr=1e-6), device="cpu")
+    assert calls.hits.empty
+    warned = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert len(warned) == len(contribution_tasks(contrib_h5))
+    assert all("false discovery rate at 1e-06" in message and "hits.fdr" in message for message in warned)
+    assert {motif.name for motif in motifs} <= {name for message in warned for name in motifs_named(message)}
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert len(call_hits_in_store(contrib_h5, motifs, device="cpu").hits)
+    assert not [record for record in caplog.records if "false discovery rate" in record.getMessage()]
+
+
+def motifs_named(message: str) -> list[str]:
+    """The motif names a warning of an unreachable FDR lists (between "no hit of " and ":")."""
+    return message.split("no hit of ", 1)[1].split(": ", 1)[0].split(", ")
+
+
 def test_no_motifs_gives_empty_tables(contrib_h5, tmp_path):
     calls = call_hits_in_store(contrib_h5, [], device="cpu")
     assert calls.hits.empty and list(calls.hits.columns) == HIT_COLUMNS

@@ -125,6 +125,11 @@ def call_hits_in_store(
         scanned = regions.iloc[rows].reset_index(drop=True)
         hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device)
         log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
+        unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
+        if unreachable:
+            log.warning("task %s: no hit of %s: in these %d regions no candidate keeps the false discovery rate "
+                        "at %g against the permutation null; raise the FDR (--fdr, config hits.fdr) or scan more "
+                        "regions", task, ", ".join(unreachable), len(scanned), parameters.fdr)
         # peak_id is the row of the regions table of the contribution file.
         hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
                                        parameters).assign(
