@@ -15,6 +15,7 @@ from motif_contributions import (
 from genomatt.contributions import read_contributions
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import (
+    MIN_MOTIF_SEQLETS,
     MOTIF_SEQLET_COLUMNS,
     DiscoverySettings,
     _simple_patterns,
@@ -286,3 +287,27 @@ def test_a_motifs_weak_seqlets_are_dropped_and_its_matrices_rebuilt(tmp_path, ca
     assert "seqlets dropped: their cores contribute under 0.5 of the median seqlet's" in caplog.text
     with pytest.raises(MotifError, match="min_seqlet_share"):
         DiscoverySettings(min_seqlet_share=1.0)
+
+
+def test_a_pattern_left_with_fewer_seqlets_than_a_motif_needs_is_dropped(tmp_path, caplog):
+    # Two motifs planted in 70 regions: tfmodisco-lite finds each from 35-42 seqlets. Keeping only the
+    # seqlets at least 0.99 of the median leaves one of them under the 20 seqlets tfmodisco-lite itself
+    # asks of a pattern, and such a remnant is no motif: it is dropped, and the log says so.
+    from motif_contributions import TWO_MOTIF_SETTINGS
+
+    genome = simulate_genome(tmp_path / "genome", dataclasses.replace(TWO_MOTIF_SETTINGS, n_positive_regions=70))
+    info = read_contributions(write_planted_contributions(genome, tmp_path / "contrib.h5",
+                                                          {"A": {"GATA1": 0.5, "CTCF": 0.5}}))
+    onehot, hypothetical = info.read_window(0, 0, info.length)
+
+    def run(share):
+        settings = DiscoverySettings(threads=2, min_seqlets=10, min_seqlet_share=share, seed=0)
+        return discover_motifs(onehot, hypothetical, info.regions, "A", 0, settings)
+
+    every = run(0.0)
+    assert len(every.motifs) == 2 and all(motif.n_seqlets >= MIN_MOTIF_SEQLETS for motif in every.motifs)
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        strict = run(0.99)
+    assert len(strict.motifs) == 1 and strict.motifs[0].n_seqlets >= MIN_MOTIF_SEQLETS
+    assert f"seqlets left, fewer than the {MIN_MOTIF_SEQLETS} a motif needs" in caplog.text
+    assert set(strict.motif_seqlets["motif"]) == {strict.motifs[0].name}

@@ -34,6 +34,9 @@ from genomatt.threads import bounded_threads
 log = logging.getLogger(__name__)
 
 SIGNS = ("pos", "neg")
+# Fewest seqlets a motif keeps: tfmodisco-lite's own least pattern size (final_min_cluster_size), held also
+# after genomatt's filters (typical seqlets, seqlet purity) take seqlets out of a pattern.
+MIN_MOTIF_SEQLETS = 20
 
 # Columns of the table of motif seqlets, in genome coordinates (0-based, half-open).
 MOTIF_SEQLET_COLUMNS = ("motif", "task", "sign", "chrom", "start", "end", "strand", "region", "score",
@@ -265,6 +268,15 @@ def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, 
     return rebuild_pattern(pattern, keep)
 
 
+def supported(pattern, label: str) -> bool:
+    """Whether a pattern keeps at least :data:`MIN_MOTIF_SEQLETS` seqlets; a logged line says why not."""
+    if len(pattern.seqlets) >= MIN_MOTIF_SEQLETS:
+        return True
+    log.info("%s dropped: %d seqlets left, fewer than the %d a motif needs", label, len(pattern.seqlets),
+             MIN_MOTIF_SEQLETS)
+    return False
+
+
 def place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, window_start: int,
           columns: tuple[str, ...]) -> pd.DataFrame:
     """Map tfmodisco-lite example indices back to regions and place every interval in the genome."""
@@ -298,7 +310,7 @@ def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, count
         trim_to_window_size=geometry.trim, initial_flank_to_add=geometry.pattern_flank,
         final_flank_to_add=0, target_seqlet_fdr=settings.target_fdr, min_passing_windows_frac=0.0,
         # TFMoDISco clusters a sign when it has more than min_metacluster_size seqlets.
-        min_metacluster_size=settings.min_seqlets - 1,
+        min_metacluster_size=settings.min_seqlets - 1, final_min_cluster_size=MIN_MOTIF_SEQLETS,
         max_seqlets_per_metacluster=settings.max_seqlets, n_leiden_runs=settings.n_leiden_runs,
     )
     found = {"pos": pos_patterns or [], "neg": neg_patterns or []}
@@ -366,7 +378,9 @@ def discover_motifs(
                                        f"task {task}: {sign} pattern {index}")
                       for index, pattern in enumerate(patterns[sign])] for sign in SIGNS}
     # Motifs stay numbered by decreasing seqlet count.
-    patterns = {sign: sorted(typical[sign], key=lambda pattern: -len(pattern.seqlets)) for sign in SIGNS}
+    patterns = {sign: sorted((pattern for index, pattern in enumerate(typical[sign])
+                              if supported(pattern, f"task {task}: {sign} pattern {index}")),
+                             key=lambda pattern: -len(pattern.seqlets)) for sign in SIGNS}
     motifs, tables = [], []
     for sign in SIGNS:
         for index, pattern in enumerate(patterns[sign]):

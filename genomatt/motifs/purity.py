@@ -26,6 +26,7 @@ from genomatt.motifs.discovery import (
     pattern_motif,
     place,
     rebuild_pattern,
+    supported,
 )
 from genomatt.motifs.trimming import trim_bounds
 
@@ -97,7 +98,8 @@ def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], 
     A motif whose purity (the median of its seqlets' :func:`seqlet_purity`) is under ``min_purity`` is
     another task's motif and is dropped, with a logged line naming the task its seqlets drive most on
     average. A kept motif with seqlets of purity under ``min_purity`` is rebuilt from the others
-    (:func:`~genomatt.motifs.discovery.rebuild_pattern`), with a logged line. A task whose motifs change is
+    (:func:`~genomatt.motifs.discovery.rebuild_pattern`), with a logged line, or dropped when fewer than
+    :data:`~genomatt.motifs.discovery.MIN_MOTIF_SEQLETS` remain. A task whose motifs change is
     renumbered by decreasing seqlet count. Every ``region_order`` must name rows of the contribution file.
 
     Parameters
@@ -133,11 +135,13 @@ def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], 
             log.info("task %s: motif %s: %d of %d seqlets dropped: they drive another task over %g times as much as "
                      "their own (mostly %s)", discovery.task, entry.name, int((~keep).sum()), len(keep),
                      1 / min_purity, tasks[int(np.argmax(most))])
+            changed.add(entry.discovery)
             pattern = rebuild_pattern(entry.pattern, keep)
+            if not supported(pattern, f"task {discovery.task}: motif {entry.name}"):
+                continue
             trim = trim_bounds(pattern.contrib_scores.T.astype(np.float32))
             entry = _entry(entry.discovery, entry.sign, entry.name, pattern, trim)
             rebuilt.append(entry)
-            changed.add(entry.discovery)
         kept.append(entry)
     _read_effects(contributions, discoveries, rebuilt)
     return [_renumbered(discovery, [entry for entry in kept if entry.discovery == index], tasks, contributions)
