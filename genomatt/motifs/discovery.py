@@ -89,10 +89,39 @@ class DiscoveredMotif:
         return int(self.cwm.shape[1])
 
     def trimmed_motif(self) -> Motif:
-        """The base-frequency matrix trimmed for matching and MEME files (``MATCH_TRIM_FRACTION``)."""
+        """The letter-probability matrix for matching and MEME files: the base frequencies trimmed to
+        ``MATCH_TRIM_FRACTION``, estimated with square-root pseudocounts (:func:`site_probabilities`)."""
         start, end = trim_bounds(self.cwm, MATCH_TRIM_FRACTION)
         trimmed = normalise_columns(self.pwm[:, start:end], f"motif {self.name}")
-        return Motif(self.name, self.name, trimmed, sites=self.n_seqlets)
+        return Motif(self.name, self.name, site_probabilities(trimmed, self.n_seqlets), sites=self.n_seqlets)
+
+
+def site_probabilities(frequencies: np.ndarray, n_sites: int) -> np.ndarray:
+    """Letter probabilities estimated from the base frequencies of ``n_sites`` aligned sites.
+
+    ``(n_b + sqrt(N) / 4) / (N + sqrt(N))`` per column, for the counts ``n_b`` of base b among N sites: the
+    square-root pseudocount spread over a uniform background (Wasserman & Sandelin 2004; the default of
+    JASPAR's own conversion of counts to a matrix). A model's seqlets keep mostly the sites near a motif's
+    consensus, so their columns are near 0 and 1 where the known matrices, counted from thousands of sites,
+    are not; unsmoothed, TOMTOM's column distance counts that against the true match (docs/methods.md).
+
+    Parameters
+    ----------
+    frequencies
+        ``(4, W)`` base frequencies, columns summing to 1.
+    n_sites
+        Sites the frequencies were counted from; 0 returns the frequencies unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, W)`` probabilities, columns summing to 1.
+    """
+    frequencies = np.asarray(frequencies, dtype=float)
+    if n_sites <= 0:
+        return frequencies
+    pseudocount = np.sqrt(n_sites)
+    return (frequencies * n_sites + pseudocount / 4) / (n_sites + pseudocount)
 
 
 @dataclass

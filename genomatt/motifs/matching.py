@@ -1,7 +1,8 @@
 """Known-motif matching: discovered motifs compared with JASPAR or a MEME file by TOMTOM (memelite).
 
-Each discovered motif's trimmed base-frequency matrix (the span of columns whose summed |CWM| is at
-least ``genomatt.motifs.trimming.MATCH_TRIM_FRACTION`` of the largest) is compared with every motif of
+Each discovered motif's trimmed letter-probability matrix (its seqlets' base frequencies over the span of
+columns whose summed |CWM| is at least ``genomatt.motifs.trimming.MATCH_TRIM_FRACTION`` of the largest, with
+square-root pseudocounts: :func:`genomatt.motifs.discovery.site_probabilities`) is compared with every motif of
 the database, on both strands, by memelite's TOMTOM (complete scores, Euclidean column distance).
 TOMTOM's p-value is that of the best alignment; the q-value is the Benjamini-Hochberg adjustment of a
 motif's p-values against all database motifs (``scipy.stats.false_discovery_control``), as MEME's tomtom
@@ -85,7 +86,7 @@ def compare_motifs(
 
 
 def match_motifs(motifs: Sequence[DiscoveredMotif], database: Sequence[Motif], top: int = 3, threads: int = 1) -> None:
-    """Set each motif's ``matches`` to its ``top`` TOMTOM matches (trimmed base frequencies vs. database)."""
+    """Set each motif's ``matches`` to its ``top`` TOMTOM matches (its ``trimmed_motif()`` vs. the database)."""
     found = compare_motifs([motif.trimmed_motif().probabilities for motif in motifs], database, top, threads)
     for motif, matches in zip(motifs, found):
         motif.matches = matches
