@@ -4,7 +4,12 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from motif_contributions import TWO_MOTIF_SETTINGS, overlap_fraction, write_planted_contributions
+from motif_contributions import (
+    TWO_MOTIF_SETTINGS,
+    overlap_fraction,
+    planted_contributions,
+    write_planted_contributions,
+)
 
 from genomatt.contributions import read_contributions
 from genomatt.motifs.discovery import DiscoverySettings, resolve_window
@@ -87,3 +92,34 @@ def test_a_motif_keeps_only_the_seqlets_that_drive_its_own_task(tmp_path, caplog
     seqlets_b = task_b.motif_seqlets[task_b.motif_seqlets["motif"] == "B.pos.0"]
     assert overlap_fraction(seqlets_b, truth[truth["motif_name"] == "OTHER"]) > 0.9
     assert "task B: motif" not in caplog.text
+
+
+def test_a_motif_left_with_fewer_seqlets_than_a_motif_needs_is_dropped(tmp_path, caplog):
+    # GATA1 and CTCF drive task A; task B answers 26 of the 58 CTCF sites three times as strongly. A's CTCF
+    # motif passes task purity (most of its seqlets are A's own), but rebuilt from those it keeps 19 seqlets,
+    # under the 20 a motif needs: it is dropped, and A keeps its GATA1 motif alone.
+    genome = simulate_genome(tmp_path / "genome", dataclasses.replace(TWO_MOTIF_SETTINGS, n_positive_regions=70))
+    regions, onehot, hypothetical = planted_contributions(genome, {"A": {"GATA1": 0.5, "CTCF": 0.5}, "B": {}})
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    row_of = dict(zip(regions["name"], range(len(regions))))
+    for site in truth[truth["motif_name"] == "CTCF"].head(26).itertuples():
+        row = row_of[site.region]
+        offset = site.start - int(regions["start"].iloc[row])
+        hypothetical[row, 1, :, offset : offset + site.end - site.start] = \
+            3 * hypothetical[row, 0, :, offset : offset + site.end - site.start]
+    path = write_store(tmp_path / "contrib.h5", regions,
+                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["A", "B"]})
+    info = read_contributions(path)
+    start, width = resolve_window(None, info.length)
+
+    def task_a(min_purity):
+        settings = DiscoverySettings(threads=2, min_seqlets=10, min_seqlet_share=0.0, min_purity=min_purity, seed=0)
+        return next(found for found in discover_task_motifs(info, start, width, settings) if found.task == "A")
+
+    assert len(task_a(0.0).motifs) == 2
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        pure = task_a(0.5)
+    assert "seqlets left, fewer than the 20 a motif needs" in caplog.text
+    assert [motif.name for motif in pure.motifs] == ["A.pos.0"]
+    assert overlap_fraction(pure.motif_seqlets, truth[truth["motif_name"] == "GATA1"]) > 0.9
