@@ -56,6 +56,7 @@ import torch
 from planted import planted_matrix
 
 from genomatt.contributions import read_contributions
+from genomatt.errors import MotifError
 from genomatt.motifs.cwm_motifs import read_cwm_motifs
 from genomatt.motifs.formats import CwmMotif, read_meme
 from genomatt.motifs.hit_parameters import HitParameters
@@ -305,8 +306,15 @@ def hit_parameters(assignments: list[str], parser: argparse.ArgumentParser) -> H
         key, _, value = assignment.partition("=")
         if not hasattr(defaults, key) or not value:
             parser.error(f"--set {assignment}: expected KEY=VALUE with KEY one of {list(defaults.settings())}")
-        overrides[key] = type(getattr(defaults, key))(value)
-    return dataclasses.replace(defaults, **overrides)
+        try:
+            overrides[key] = type(getattr(defaults, key))(value)
+        except ValueError:
+            kind = "an integer" if isinstance(getattr(defaults, key), int) else "a number"
+            parser.error(f"--set {assignment}: {key} must be {kind}")
+    try:
+        return dataclasses.replace(defaults, **overrides)
+    except MotifError as error:
+        parser.error(f"--set: {error}")
 
 
 def main() -> None:
