@@ -11,6 +11,8 @@ Layout (``docs/formats.md``), on top of :mod:`genomatt.store`'s::
     /onehot        (N, 4, L)     float32 one-hot, A C G T
     /hypothetical  (N, T, 4, L)  hypothetical contributions, T tasks in the order of attribute ``tasks``
     /contrib       (N, T, 4, L)  onehot x hypothetical
+    /hit_contrib   (N, T, 4, L)  optional: the contributions hits read, under another rule for a max over a
+                                 whole axis (provenance ``hit_max_rule``)
     /delta         (N, T)        summation-to-delta error
     /prediction    (N, T)        the model's output
     attrs          kind = "contributions", tasks (T names), provenance
@@ -103,8 +105,14 @@ class Contributions:
         with h5py.File(self.path, "r") as handle, reading(self.path, "array 'onehot'"):
             return handle["onehot"][()]
 
-    def read_contrib(self, task_index: int, rows: int | slice | np.ndarray = slice(None)) -> np.ndarray:
-        """One task's contributions (``/contrib``) of some rows, as stored.
+    @property
+    def hit_array(self) -> str:
+        """The array hits read: ``hit_contrib`` where the file holds it, else ``contrib``."""
+        return "hit_contrib" if "hit_contrib" in self.arrays else "contrib"
+
+    def read_contrib(self, task_index: int, rows: int | slice | np.ndarray = slice(None),
+                     array: str = "contrib") -> np.ndarray:
+        """One task's contributions (``/contrib``, or ``array``) of some rows, as stored.
 
         Parameters
         ----------
@@ -112,11 +120,13 @@ class Contributions:
             The task's position in :attr:`tasks`.
         rows
             A row (then ``(4, L)``), a slice or sorted row indices (then ``(R, 4, L)``); default every row.
+        array
+            ``contrib``, or ``hit_contrib`` (:attr:`hit_array`).
         """
-        if "contrib" not in self.arrays:
-            raise StoreError(f"{self.path}: no '/contrib' array; expected a contrib.h5 from 'genomatt attribute'")
+        if array not in self.arrays:
+            raise StoreError(f"{self.path}: no '/{array}' array; expected a contrib.h5 from 'genomatt attribute'")
         with h5py.File(self.path, "r") as handle, reading(self.path, f"the contributions of task {task_index}"):
-            return handle["contrib"][rows, task_index]
+            return handle[array][rows, task_index]
 
     def read_products(self, rows: np.ndarray) -> np.ndarray:
         """``(R, T, 4, L)`` float32 contributions of sorted ``rows`` in every task, as one-hot x hypothetical.
@@ -148,9 +158,10 @@ def _check_shapes(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
 
 def _check_optional_shapes(path: Path, shapes: Mapping[str, tuple[int, ...]]) -> None:
     hypothetical = shapes["hypothetical"]
-    if "contrib" in shapes and shapes["contrib"] != hypothetical:
-        raise StoreError(f"{path}: '/contrib' has shape {shapes['contrib']}, expected (N, T, 4, L) = {hypothetical} "
-                         "to match '/hypothetical'")
+    for name in ("contrib", "hit_contrib"):
+        if name in shapes and shapes[name] != hypothetical:
+            raise StoreError(f"{path}: '/{name}' has shape {shapes[name]}, expected (N, T, 4, L) = {hypothetical} "
+                             "to match '/hypothetical'")
     for name in PER_REGION_SCORES:
         if name in shapes and shapes[name] != hypothetical[:2]:
             raise StoreError(f"{path}: '/{name}' has shape {shapes[name]}, expected (N, T) = {hypothetical[:2]}")
@@ -209,7 +220,7 @@ def contribution_tasks(path: str | os.PathLike) -> list[str]:
 
 
 def contribution_block(onehot: np.ndarray, hypothetical: np.ndarray, delta: np.ndarray,
-                       prediction: np.ndarray) -> dict[str, np.ndarray]:
+                       prediction: np.ndarray, hit_hypothetical: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The arrays of ``contrib.h5`` for some rows, ``/contrib`` = ``onehot[:, None] * hypothetical``.
 
     Parameters
@@ -220,15 +231,21 @@ def contribution_block(onehot: np.ndarray, hypothetical: np.ndarray, delta: np.n
         ``(b, T, 4, L)`` hypothetical contributions.
     delta, prediction
         ``(b, T)`` summation-to-delta errors and the model's outputs.
+    hit_hypothetical
+        ``(b, T, 4, L)`` hypothetical contributions for hits, under another max rule; ``/hit_contrib`` =
+        ``onehot[:, None] * hit_hypothetical``. None for a file without them.
 
     Returns
     -------
     dict
-        ``onehot``, ``hypothetical``, ``contrib``, ``delta`` and ``prediction``, for
+        ``onehot``, ``hypothetical``, ``contrib``, ``delta``, ``prediction`` (and ``hit_contrib``), for
         :meth:`genomatt.store.StoreWriter.write` of a writer from :func:`writing_contributions`.
     """
-    return {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical,
-            "delta": delta, "prediction": prediction}
+    block = {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical,
+             "delta": delta, "prediction": prediction}
+    if hit_hypothetical is not None:
+        block["hit_contrib"] = onehot[:, None] * hit_hypothetical
+    return block
 
 
 def writing_contributions(
@@ -237,6 +254,7 @@ def writing_contributions(
     tasks: Sequence[str],
     length: int,
     provenance: Mapping,
+    hit_contrib: bool = False,
 ) -> contextlib.AbstractContextManager[StoreWriter]:
     """Write a ``contrib.h5`` block by block, atomically (:func:`genomatt.store.writing_store`).
 
@@ -256,6 +274,8 @@ def writing_contributions(
     provenance
         How the file was made; stored as JSON when the file completes, so the writer's
         ``provenance`` may still be updated (e.g. with ``max_delta``).
+    hit_contrib
+        Whether the file holds ``/hit_contrib`` (each block then gives ``hit_hypothetical``).
 
     Returns
     -------
@@ -265,6 +285,8 @@ def writing_contributions(
     layout = {"onehot": ((4, length), np.float32), "hypothetical": ((n_tasks, 4, length), np.float32),
               "contrib": ((n_tasks, 4, length), np.float32), "delta": ((n_tasks,), np.float32),
               "prediction": ((n_tasks,), np.float32)}
+    if hit_contrib:
+        layout["hit_contrib"] = ((n_tasks, 4, length), np.float32)
     return writing_store(path, regions, layout, kind=KIND, provenance=provenance, attrs={"tasks": list(tasks)})
 
 

@@ -76,14 +76,20 @@ def test_writes_the_contribution_schema(inputs, caplog):
     np.testing.assert_allclose(hypothetical, expected.numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_max_rule_reaches_the_engine_and_the_provenance(inputs):
-    folder, regions, onehot, _ = inputs
+def _global_max_model(folder):
+    """A BPNet config with a global max pool (where the max rules differ), its weights beside it."""
     config = {"architecture": "bpnet", "n_tasks": 2, "input_length": LENGTH, "filters": 8, "n_layers": 0,
               "pooling": "max"}
     torch.manual_seed(1)
     model = build_model(config).eval()
     torch.save(model.state_dict(), folder / "max_weights.pt")
     (folder / "max_model.yaml").write_text(yaml.safe_dump({**config, "weights": "max_weights.pt", "task_names": TASKS}))
+    return model
+
+
+def test_max_rule_reaches_the_engine_and_the_provenance(inputs):
+    folder, regions, onehot, _ = inputs
+    model = _global_max_model(folder)
     refs = references_for_regions(regions, onehot, n=3, seed=0)
     for max_rule in ("shapley", "cross_max"):
         out = folder / f"contrib_{max_rule}.h5"
@@ -94,6 +100,46 @@ def test_max_rule_reaches_the_engine_and_the_provenance(inputs):
         np.testing.assert_allclose(read_array(out, "hypothetical"), expected.numpy(), rtol=1e-5, atol=1e-7)
     assert not np.allclose(read_array(folder / "contrib_shapley.h5", "contrib"),
                            read_array(folder / "contrib_cross_max.h5", "contrib"))
+
+
+def test_hit_max_rule_writes_the_contributions_hits_read(inputs, tmp_path, caplog):
+    folder, regions, onehot, _ = inputs
+    model = _global_max_model(folder)
+    options = ("--model", str(folder / "max_model.yaml"))
+    plain, shapley, both = tmp_path / "plain.h5", tmp_path / "shapley.h5", tmp_path / "both.h5"
+    _attribute(folder, plain, *options)
+    _attribute(folder, shapley, *options, "--max-rule", "shapley")
+    _attribute(folder, both, *options, "--hit-max-rule", "shapley", "--batch-size", "6")
+    provenance = read_attrs(both)["provenance"]
+    assert provenance["max_rule"] == "cross_max" and provenance["hit_max_rule"] == "shapley"
+    assert read_attrs(plain)["provenance"]["hit_max_rule"] is None and "hit_contrib" not in read_contributions(plain).arrays
+    # /contrib is the cross-max run's, /hit_contrib the Max SHAP run's; the recorded error is the larger of the two.
+    for name in ("onehot", "hypothetical", "contrib", "prediction"):
+        np.testing.assert_allclose(read_array(both, name), read_array(plain, name), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(read_array(both, "hit_contrib"), read_array(shapley, "contrib"), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(read_array(both, "delta"),
+                               np.maximum(read_array(plain, "delta"), read_array(shapley, "delta")), atol=1e-7)
+    assert read_contributions(both).hit_array == "hit_contrib"
+    # Summation-to-delta of /hit_contrib against the plain model: f(x) - mean over references of f(reference).
+    refs = references_for_regions(regions, onehot, n=3, seed=0)
+    with torch.no_grad():
+        f_x = model(torch.from_numpy(onehot)).numpy()
+        f_refs = model(torch.from_numpy(refs.reshape(-1, 4, LENGTH))).numpy().reshape(7, 3, 2).mean(axis=1)
+    np.testing.assert_allclose(read_array(both, "hit_contrib").sum(axis=(2, 3)), f_x - f_refs, atol=1e-4)
+    assert not np.allclose(read_array(both, "hit_contrib"), read_array(both, "contrib"))
+    # Shards with /hit_contrib gather into the unsharded file.
+    shards = [tmp_path / f"shard{i}.h5" for i in range(2)]
+    for i, shard in enumerate(shards):
+        _attribute(folder, shard, *options, "--hit-max-rule", "shapley", "--batch-size", "6", "--shard", f"{i}/2")
+    gather_stores(shards, tmp_path / "gathered.h5")
+    np.testing.assert_array_equal(read_array(tmp_path / "gathered.h5", "hit_contrib"), read_array(both, "hit_contrib"))
+    # A model without a max over a whole axis: both rules give the same numbers, so nothing more is written.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        _attribute(folder, tmp_path / "no_max.h5", "--hit-max-rule", "shapley")
+    assert "hit_contrib" not in read_contributions(tmp_path / "no_max.h5").arrays
+    assert read_attrs(tmp_path / "no_max.h5")["provenance"]["hit_max_rule"] is None
+    assert any("takes no max over a whole axis" in record.getMessage() for record in caplog.records)
 
 
 ARRAYS = ("onehot", "hypothetical", "contrib", "delta", "prediction")

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genomatt.attribution import DeepLiftShapResult, deep_lift_shap, hold_at_sequence, hypothetical_contributions
+from genomatt.attribution.deeplift import takes_whole_axis_max
 from genomatt.errors import ConfigError, ModelError, SequenceError
 
 LENGTH = 96
@@ -807,6 +808,7 @@ def test_both_max_rules_sum_to_delta(model_class, data):
         assert _summation_error(model, X, refs[:, :2], max_rule=max_rule) < 1e-5
     # Each of these ends in a max over the whole length, where the rules differ.
     assert float((shapley.attributions - cross_max.attributions).abs().max()) > 1e-4
+    assert takes_whole_axis_max(model, X.shape[-1])
 
 
 @pytest.mark.parametrize("pool, whole", [
@@ -829,6 +831,7 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
     model = Pooled()
     X = _sequence("CCGATACCCCGATACC")
     refs = _sequence("CCCCCCCCCCCCCCCC").unsqueeze(1)
+    assert takes_whole_axis_max(model, 16) is whole
     shapley = deep_lift_shap(model, X, refs, max_rule="shapley", return_delta=True)
     cross_max = deep_lift_shap(model, X, refs, max_rule="cross_max", return_delta=True)
     assert float(shapley.delta.max()) < 1e-6 and float(cross_max.delta.max()) < 1e-6
@@ -844,6 +847,7 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
 def test_windowed_max_pools_keep_cross_max_under_either_rule(data):
     X, refs = data
     model = _initialised(BassetLike())
+    assert not takes_whole_axis_max(model, X.shape[-1])
     torch.testing.assert_close(deep_lift_shap(model, X, refs, max_rule="shapley", hypothetical=True),
                                deep_lift_shap(model, X, refs, max_rule="cross_max", hypothetical=True))
 

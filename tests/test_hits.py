@@ -139,7 +139,7 @@ def test_overlapping_strand_copies_of_a_palindrome_give_one_hit():
 
 def test_min_strength_drops_a_faint_copy_beside_strong_sites():
     # A faint exact copy (5% of the strong sites' contribution) is motif-shaped, so the plain cosine takes it;
-    # at less than a tenth of the task's typical site it is no hit.
+    # at less than a fifth of the task's typical site it is no hit.
     cwm, contrib, onehot = _planted_array("+", 10)
     onehot[0, :, 50:58] = (cwm > 0).astype(np.float32)
     contrib[0, :, 50:58] = 0.05 * cwm
@@ -149,7 +149,7 @@ def test_min_strength_drops_a_faint_copy_beside_strong_sites():
     strong, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
     assert sorted(plain["offset"].unique()) == [10, 50] and len(plain) == 80
     assert set(strong["offset"]) == {10} and len(strong) == 40
-    assert thresholds["min_coefficient"][0] == pytest.approx(0.1 * thresholds["strength"][0])
+    assert thresholds["min_coefficient"][0] == pytest.approx(0.2 * thresholds["strength"][0])
     for option, value in (("energy_floor", -1.0), ("min_strength", 1.0)):
         with pytest.raises(MotifError, match=option):
             call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(**{option: value}), device="cpu")
@@ -275,7 +275,7 @@ def test_written_outputs_follow_finemo_columns_and_round_trip(discovered_calls, 
     back = read_hits(paths["h5"])
     pd.testing.assert_frame_equal(back.hits, calls.hits, check_dtype=False)
     assert set(back.cwms) == {m for m in calls.cwms}
-    assert back.settings["fdr"] == 0.05
+    assert back.settings["fdr"] == 0.05 and back.contributions == calls.contributions == "contrib"
     qc = pd.read_csv(paths["qc"], sep="\t")
     assert len(qc) == len(calls.qc) and qc["n_hits"].sum() == len(table)
 
@@ -427,10 +427,10 @@ def test_select_motifs_by_name_and_size():
 def test_hits_command_includes_and_excludes_motifs(contrib_h5, motifs_h5, tmp_path, capsys):
     out = tmp_path / "hits"
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
-                 "--exclude", "GATA1.*", "CTCF.*", "--min-strength", "0.2", "--device", "cpu"]) == 0
+                 "--exclude", "GATA1.*", "CTCF.*", "--min-strength", "0.3", "--device", "cpu"]) == 0
     hits = pd.read_csv(out / "hits.tsv", sep="\t")
     assert len(hits) and not hits["motif_name"].str.match("GATA1|CTCF").any()
-    assert read_hits(out / "hits.h5").settings["min_strength"] == 0.2
+    assert read_hits(out / "hits.h5").settings["min_strength"] == 0.3
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--include", "nope"]) == 2
     assert "match no motif" in capsys.readouterr().err
@@ -546,3 +546,43 @@ def test_contributions_that_tell_the_strands_apart_keep_their_orientation():
     contrib, onehot = _ambiguous_sites(steep, "-", steep.cwm[:, 8:])
     hits, _, _ = call_hits(contrib, onehot, [steep], device="cpu")
     assert len(hits) == 60 and (hits["strand"] == "+").all() and (hits["offset"] == 32).all()
+
+
+def test_hits_scan_the_contributions_for_hits_where_the_file_holds_them(tmp_path, capsys):
+    # Two sites per region; /contrib credits the first only (as cross-max credits a global max pool's argmax),
+    # /hit_contrib both (as Max SHAP does). Hits are called in /hit_contrib unless told otherwise.
+    from genomatt.store import write_store
+
+    cwm = np.zeros((4, 10))
+    cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
+    rng, onehot, noise = _one_motif_regions(60, 200, seed=5)
+    hypothetical, for_hits = noise.copy(), noise.copy()
+    for row in range(60):
+        strength = rng.uniform(0.6, 1.0)
+        _plant(onehot, hypothetical, row, 40, cwm, strength)
+        _plant(onehot, for_hits, row, 40, cwm, strength / 2)
+        _plant(onehot, for_hits, row, 130, cwm, strength / 2)
+    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(60) * 1000, "end": np.arange(60) * 1000 + 200,
+                            "name": [f"r{row}" for row in range(60)]})
+    arrays = {"onehot": onehot, "hypothetical": hypothetical[:, None], "contrib": (onehot * hypothetical)[:, None],
+              "hit_contrib": (onehot * for_hits)[:, None]}
+    path = write_store(tmp_path / "contrib.h5", regions, arrays, kind="contributions",
+                       provenance={"command": "test", "hit_max_rule": "shapley"}, attrs={"tasks": ["a"]})
+    motifs = [CwmMotif("m", cwm)]
+    offsets = {}
+    for hit_contrib in (True, False):
+        calls = call_hits_in_store(path, motifs, device="cpu", hit_contrib=hit_contrib)
+        assert calls.contributions == ("hit_contrib" if hit_contrib else "contrib")
+        offsets[hit_contrib] = np.sort((calls.hits["start"] - calls.hits["peak_id"] * 1000).unique())
+    np.testing.assert_array_equal(offsets[True], [40, 130])
+    np.testing.assert_array_equal(offsets[False], [40])
+    # The command scans /hit_contrib, and says so in hits.h5; --no-hit-contrib scans /contrib.
+    meme = tmp_path / "m.meme"
+    meme.write_text("MEME version 4\n\nALPHABET= ACGT\n\nMOTIF m\nletter-probability matrix: alength= 4 w= 10\n"
+                    + "".join(" ".join(f"{p:.3f}" for p in column) + "\n"
+                              for column in ((cwm == cwm.max(axis=0)) * 0.97 + 0.01).T))
+    for option, array, sites in (("--hit-contrib", "hit_contrib", 120), ("--no-hit-contrib", "contrib", 60)):
+        out = tmp_path / array
+        assert main(["hits", "--contrib", str(path), "--motifs", str(meme), "--out-dir", str(out), option]) == 0
+        back = read_hits(out / "hits.h5")
+        assert back.contributions == array and len(back.hits) == sites

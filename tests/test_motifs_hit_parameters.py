@@ -14,7 +14,7 @@ from genomatt.motifs.hit_parameters import HitParameters
 def test_defaults_and_the_recorded_settings():
     parameters = HitParameters()
     assert parameters.settings() == {"min_similarity": 0.7, "fdr": 0.05, "trim_threshold": 0.3, "seed": 0,
-                                     "energy_floor": 1.0, "min_strength": 0.1, "min_sequence_quantile": 0.02,
+                                     "energy_floor": 1.0, "min_strength": 0.2, "min_sequence_quantile": 0.02,
                                      "min_task_share": 0.5}
     # hits.h5 and parameters.json record the settings in this order.
     assert list(json.loads(json.dumps(parameters.settings()))) == [

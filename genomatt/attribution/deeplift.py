@@ -48,6 +48,7 @@ __all__ = [
     "hypothetical_contributions",
     "refuse_opaque_modules",
     "sequences_per_batch",
+    "takes_whole_axis_max",
 ]
 
 DELTA_TOLERANCE = 1e-4
@@ -263,6 +264,45 @@ def sequences_per_batch(batch_size: int, n_references: int) -> int:
         References per sequence.
     """
     return max(1, batch_size // n_references)
+
+
+def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.device | None = None) -> bool:
+    """Whether the model takes a max over a whole axis (a global max pool), where the max rules differ.
+
+    Runs the model once, under DeepLIFT's rules, on a random sequence and one reference of ``length`` bp.
+    For a model without such a max, ``max_rule="cross_max"`` and ``"shapley"`` give the same contributions.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model (a TorchScript model is walked as :func:`deep_lift_shap` walks it).
+    length : int
+        Input length in bp.
+    device : str or torch.device, optional
+
+    Raises
+    ------
+    ModelError
+        If the model fails on the input or holds an operation DeepLIFT has no rule for.
+    """
+    if isinstance(model, torch.jit.ScriptModule):
+        model = TorchScriptGraph(model)
+    refuse_opaque_modules(model)
+    bases = torch.randint(0, 4, (2, length), generator=torch.Generator().manual_seed(0))
+    batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2)
+    with prepared(model, resolve_device(device)) as dtype:
+        mode = DeepLiftMode(model, "rescale", (1, 4, length))
+        mode.layout(1, 1)
+        batch = batch.to(resolve_device(device), dtype).requires_grad_(True)
+        mark_varying(batch)
+        try:
+            with mode, torch.enable_grad():
+                model(batch)
+        except GenomattError:
+            raise
+        except Exception as error:
+            raise ModelError(f"the model failed on a batch of shape {tuple(batch.shape)}: {error}") from error
+    return mode.whole_axis_max
 
 
 def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str) -> None:

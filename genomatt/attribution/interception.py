@@ -615,6 +615,12 @@ class DeepLiftMode(InterceptionMode):
         Rule for a max over a whole axis (a global max pool, ``torch.max`` over an axis):
         :class:`~genomatt.attribution.rules.CrossMaxFunction` or
         :class:`~genomatt.attribution.rules.ShapleyMaxFunction`. Windowed max pools use cross-max.
+
+    Attributes
+    ----------
+    whole_axis_max : bool
+        Whether a forward pass under the mode has taken a max over a whole axis of more than one element,
+        where the two max rules differ.
     """
 
     method_name = "DeepLIFT"
@@ -628,6 +634,7 @@ class DeepLiftMode(InterceptionMode):
         super().__init__(model, deep_lift_rules(rules), data_shape)
         self.rule = rule
         self.max_rule = max_rule
+        self.whole_axis_max = False
         self._n_sequences = 0
         self._n_references = 0
 
@@ -777,6 +784,8 @@ class DeepLiftMode(InterceptionMode):
 
     def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
         self._check_rows(name, z)
+        # A max over one element is the identity under either rule.
+        self.whole_axis_max = self.whole_axis_max or (reduction.whole and reduction.inputs(z).shape[-1] > 1)
         function = ShapleyMaxFunction if self.max_rule == "shapley" and reduction.whole else CrossMaxFunction
         out, indices = function.apply(z, reduction, self._n_sequences)
         mark_varying(out)

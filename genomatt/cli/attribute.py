@@ -70,6 +70,11 @@ def register(subparsers) -> None:
                         help="rule for a max over a whole axis (a global max pool): cross_max credits the argmax; "
                         "shapley gives each position its Shapley value in the max, so two sites that each reach it "
                         "share the credit (default %(default)s)")
+    parser.add_argument("--hit-max-rule", choices=MAX_RULES,
+                        help="also write /hit_contrib, the contributions under this rule for a max over a whole "
+                        "axis, which 'genomatt hits' reads: for a model with a global max pool, shapley credits "
+                        "a second site that cross_max leaves out (docs/methods.md); nothing more is written for "
+                        "a model without such a max or when it equals --max-rule (default: none)")
     parser.add_argument("--profile-target", choices=PROFILE_CONVENTIONS, default=PROFILE_CONVENTIONS[0],
                         help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's and "
                         "ChromBPNet's ProfileWrapper) or held (softmax weights held at the sequence's "
@@ -196,6 +201,7 @@ def run(args: argparse.Namespace) -> None:
         "target_kind": "output columns" if columns is not None else "heads or tracks",
         "profile_target": None if columns is not None else args.profile_target,
         "autocast": args.autocast,
+        "hit_max_rule": _hit_max_rule(args, loaded.model, length),
     }
     if args.shard:
         provenance["shard"] = shard_record(*args.shard, n_regions)
@@ -204,11 +210,14 @@ def run(args: argparse.Namespace) -> None:
         device=args.device, random_state=args.seed, rule=args.rule, max_rule=args.max_rule,
         autocast=getattr(torch, args.autocast) if args.autocast else None, strict=args.strict, return_delta=True,
         progress=False)
-    block = block_regions(len(tasks), length, sequences_per_batch(args.batch_size, args.references))
-    progress = ProgressLog(len(regions) * len(targets), "attribute", "regions", log)
+    hit_rule = provenance["hit_max_rule"]
+    explainers = [explain] + ([functools.partial(explain, max_rule=hit_rule)] if hit_rule else [])
+    per_region = len(targets) * len(explainers)
+    block = block_regions(len(tasks) * len(explainers), length, sequences_per_batch(args.batch_size, args.references))
+    progress = ProgressLog(len(regions) * per_region, "attribute", "regions", log)
     max_delta = 0.0
-    with writing_contributions(args.out, regions, tasks, length, provenance) as writer, \
-            tqdm(total=len(regions) * len(targets) * args.references, unit="pair", desc="DeepLIFT",
+    with writing_contributions(args.out, regions, tasks, length, provenance, hit_contrib=bool(hit_rule)) as writer, \
+            tqdm(total=len(regions) * per_region * args.references, unit="pair", desc="DeepLIFT",
                  disable=True if args.quiet else None) as bar:
 
         def advance(done: int) -> None:
@@ -220,20 +229,40 @@ def run(args: argparse.Namespace) -> None:
             stop = min(start + block, len(regions))
             onehot = read_array(args.regions_h5, "onehot", slice(rows.start + start, rows.start + stop))
             onehot = onehot.astype(np.float32, copy=False)
-            try:
-                hypothetical, delta, prediction = _explain_block(
-                    explain, onehot, regions.iloc[start:stop], targets, columns is not None,
-                    lambda done, before=start * len(targets): advance(before + done))
-            except NonFiniteError as error:
-                failing = [start + row for row in error.rows]
-                raise NonFiniteError(_non_finite_message(args.model, regions, failing, stop), failing) from None
-            writer.write(contribution_block(onehot, hypothetical, delta, prediction))
+            results = []
+            for index, explainer in enumerate(explainers):
+                before = start * per_region + index * (stop - start) * len(targets)
+                try:
+                    results.append(_explain_block(explainer, onehot, regions.iloc[start:stop], targets,
+                                                  columns is not None, lambda done, before=before: advance(before + done)))
+                except NonFiniteError as error:
+                    failing = [start + row for row in error.rows]
+                    raise NonFiniteError(_non_finite_message(args.model, regions, failing, stop), failing) from None
+            (hypothetical, delta, prediction), hit_hypothetical = results[0], results[1][0] if hit_rule else None
+            # The error recorded for a region is the larger of its two sets of contributions.
+            delta = np.maximum(delta, results[1][1]) if hit_rule else delta
+            writer.write(contribution_block(onehot, hypothetical, delta, prediction, hit_hypothetical))
             max_delta = max(max_delta, float(delta.max()))
-            advance(stop * len(targets))
+            advance(stop * per_region)
         writer.provenance["max_delta"] = max_delta
     log.info("wrote %s (largest summation-to-delta error %.2g)", args.out, max_delta)
     if args.export_dir:
         export_interop(args.export_dir, args.out)
+
+
+def _hit_max_rule(args: argparse.Namespace, model, length: int) -> str | None:
+    """The max rule of ``/hit_contrib``: ``--hit-max-rule`` where it changes the contributions, else None."""
+    from genomatt.attribution.deeplift import takes_whole_axis_max
+
+    if args.hit_max_rule in (None, args.max_rule):
+        return None
+    if not takes_whole_axis_max(model, length, args.device):
+        log.info("the model takes no max over a whole axis, so --hit-max-rule %s gives the contributions of "
+                 "--max-rule %s: no /hit_contrib is written and hits read /contrib", args.hit_max_rule, args.max_rule)
+        return None
+    log.info("the model takes a max over a whole axis: /hit_contrib holds the contributions under --hit-max-rule "
+             "%s, for hits (each region explained twice)", args.hit_max_rule)
+    return args.hit_max_rule
 
 
 def _explain_block(explain: Callable, onehot: np.ndarray, regions: pd.DataFrame, targets: list,

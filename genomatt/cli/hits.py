@@ -59,6 +59,10 @@ def register(subparsers) -> None:
                         help="do not scan the motifs whose names match one of these shell patterns")
     parser.add_argument("--min-seqlets", type=int, default=0,
                         help="do not scan discovered motifs built from fewer seqlets (default 0)")
+    parser.add_argument("--hit-contrib", action=argparse.BooleanOptionalAction, default=True,
+                        help="scan the file's /hit_contrib where it has them (contributions under another max rule, "
+                        "'genomatt attribute --hit-max-rule'); --no-hit-contrib scans /contrib, the contributions "
+                        "motifs were discovered in (default: --hit-contrib)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
     add_device_argument(parser)
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the permutation null")
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
         contributions = read_contributions(args.contrib)
         rows = task_rows(args, contributions.regions, args.tasks or contributions.tasks)
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
-                               batch_size=args.batch_size, device=args.device)
+                               batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
                   "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],

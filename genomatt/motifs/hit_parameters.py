@@ -66,7 +66,7 @@ class HitParameters:
     trim_threshold: float = TRIM_FRACTION
     seed: int = 0
     energy_floor: float = 1.0
-    min_strength: float = 0.1
+    min_strength: float = 0.2
     min_sequence_quantile: float = 0.02
     min_task_share: float = 0.5
 

@@ -68,6 +68,8 @@ class HitCalls:
         Motif name → the ``(4, W)`` CWM scanned (untrimmed, as given).
     settings
         The parameters of the run (:meth:`HitParameters.settings`, as recorded in ``hits.h5``).
+    contributions
+        The array of the ``contrib.h5`` the hits were called in: ``contrib`` or ``hit_contrib``.
     """
 
     hits: pd.DataFrame
@@ -75,6 +77,7 @@ class HitCalls:
     motifs: pd.DataFrame
     cwms: dict[str, np.ndarray] = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    contributions: str = "contrib"
 
 
 def _motifs_for_task(motifs: list[CwmMotif], task: str) -> list[CwmMotif]:
@@ -89,6 +92,7 @@ def call_hits_in_store(
     task_rows: Mapping[str, np.ndarray] | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
+    hit_contrib: bool = True,
 ) -> HitCalls:
     """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
 
@@ -98,7 +102,9 @@ def call_hits_in_store(
     :func:`task_share` is under ``parameters.min_task_share`` are dropped (0 keeps all). ``tasks`` restricts
     the tasks scanned, and ``task_rows`` (task → sorted rows of the regions table, e.g. from
     :func:`genomatt.task_regions.task_region_rows`) the regions scanned for each task (hits, thresholds
-    and QC then cover those regions only).
+    and QC then cover those regions only). The contributions scanned are the file's ``/hit_contrib`` where it
+    has them and ``hit_contrib`` is true (a model with a global max pool explained under Max SHAP for hits,
+    ``genomatt attribute --hit-max-rule``), else ``/contrib``.
 
     Returns
     -------
@@ -113,12 +119,16 @@ def call_hits_in_store(
     if unmatched:
         raise MotifError(f"motifs {unmatched} belong to tasks absent from {contrib_path} (it has {all_tasks})")
     scores = {name: contributions.read_scores(name) for name in PER_REGION_SCORES}
+    array = contributions.hit_array if hit_contrib else "contrib"
+    if array != "contrib":
+        log.info("scanning /%s: the contributions under max rule %s", array,
+                 contributions.provenance.get("hit_max_rule"))
     hit_tables, qc_tables, motif_tables = [], [], []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
             continue
         task_motifs = _motifs_for_task(motifs, task)
-        contrib, onehot = contributions.read_contrib(task_index), contributions.read_onehot()
+        contrib, onehot = contributions.read_contrib(task_index, array=array), contributions.read_onehot()
         rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
         if task_rows is not None:
             contrib, onehot = contrib[rows], onehot[rows]
@@ -146,7 +156,7 @@ def call_hits_in_store(
             else _genome_hits(empty_hits(), regions, [], None, "", np.array([]), parameters))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     if parameters.min_task_share > 0 and len(hits):
-        share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True))
+        share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True), array)
         kept = share >= parameters.min_task_share
         log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
                  "(task share under %g)", int((~kept).sum()), len(hits), parameters.min_task_share)
@@ -157,10 +167,11 @@ def call_hits_in_store(
     hits = hits.sort_values(["chr", "start", "motif_name", "strand"], key=lambda c: c.map(chrom_order)
                             if c.name == "chr" else c, kind="stable").reset_index(drop=True)
     motif_table = pd.concat(motif_tables, ignore_index=True) if motif_tables else empty_thresholds()
-    return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, parameters.settings())
+    return HitCalls(hits, qc, motif_table, {motif.name: motif.cwm for motif in motifs}, parameters.settings(), array)
 
 
-def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.DataFrame) -> np.ndarray:
+def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.DataFrame,
+               array: str = "contrib") -> np.ndarray:
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
     The contribution of the hit's span is summed in every task and divided by that task's scale, the median
@@ -177,6 +188,8 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
         Hits with ``start``, ``end``, ``peak_id``, ``task`` and ``hit_contribution``.
     motifs
         The motifs table of the run (``motif_name``, ``task``, ``strength``).
+    array
+        The contributions the hits were called in: ``contrib`` or ``hit_contrib``.
 
     Returns
     -------
@@ -194,7 +207,7 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     for index, task in enumerate(tasks):
         if not scale.get(task, 0) > 0:
             continue
-        per_base = contributions.read_contrib(index, rows).sum(axis=1, dtype=np.float64)  # (R, L)
+        per_base = contributions.read_contrib(index, rows, array).sum(axis=1, dtype=np.float64)  # (R, L)
         cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
         span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
         driven[:, index] = np.abs(span) / scale[task]
@@ -267,8 +280,8 @@ def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
         handle.attrs["genomatt_version"] = __version__
         handle.attrs["created_utc"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         handle.attrs["kind"] = "hits"
-        handle.attrs["provenance"] = json.dumps({**provenance, "settings": calls.settings}, sort_keys=True,
-                                                default=str)
+        handle.attrs["provenance"] = json.dumps({**provenance, "settings": calls.settings,
+                                                 "contributions": calls.contributions}, sort_keys=True, default=str)
         for name, table in (("hits", calls.hits), ("qc", calls.qc), ("motifs", calls.motifs)):
             write_table(handle.create_group(name), table)
         cwms = handle.create_group("cwms")
@@ -291,5 +304,6 @@ def read_hits(path: str | os.PathLike) -> HitCalls:
             raise StoreError(f"{path}: not a genomatt hits.h5 (expected kind 'hits' with /hits, /qc, /motifs, /cwms)")
         tables = {name: read_table(handle[name]) for name in ("hits", "qc", "motifs")}
         cwms = {name: handle["cwms"][name][()] for name in json.loads(handle["cwms"].attrs["names"])}
-        settings = json.loads(handle.attrs["provenance"]).get("settings", {})
-    return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, settings)
+        provenance = json.loads(handle.attrs["provenance"])
+    return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, provenance.get("settings", {}),
+                    provenance.get("contributions", "contrib"))

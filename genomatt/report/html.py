@@ -62,7 +62,7 @@ MATCHES_SHOWN = 3
 MAX_EMBEDDED_HITS = 100_000
 JASPAR_MATRIX_URL = "https://jaspar.elixir.no/matrix/{}/"
 JASPAR_ID = re.compile(r"MA\d{4}(\.\d+)?")
-KEY_SETTINGS = ("method", "rule", "max_rule", "n_references", "seed", "model", "model_sha256")
+KEY_SETTINGS = ("method", "rule", "max_rule", "hit_max_rule", "n_references", "seed", "model", "model_sha256")
 
 
 @dataclass
@@ -493,14 +493,18 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
     if not chosen:
         reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
         return header + f'<p class="empty">{reason}</p></section>'
+    # The contributions the hits were called in, where the file still holds them.
+    drawn = inputs.hits.contributions if inputs.hits.contributions in inputs.contributions.arrays else "contrib"
+    rule = (inputs.attrs.get("provenance") or {}).get("hit_max_rule") if drawn == "hit_contrib" else None
+    which = f" (under the max rule {rule}, which the hits were called in)" if rule else ""
     parts = [header, f'<p class="note">{len(chosen)} regions whose hits carry the most contribution, taken in turn '
-             "from each task; letters are the projected contributions of the task named, bars the hits. Regions wider "
+             f"from each task; letters are the projected contributions{which} of the task named, bars the hits. Regions wider "
              f"than {MAX_DRAWN_BASES} bp are drawn over the {MAX_DRAWN_BASES} bp around their strongest hit. Loci are "
              "1-based, as a genome browser shows them.</p>"]
     for region, task in chosen:
         row = inputs.regions.iloc[region]
         start = int(row["start"])
-        contrib = inputs.contributions.read_contrib(inputs.tasks.index(task), region)
+        contrib = inputs.contributions.read_contrib(inputs.tasks.index(task), region, drawn)
         hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
         hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
                            weight=hits["hit_importance"])

@@ -19,6 +19,7 @@ rule attribute_shard:
         device=DEVICE,
         rule=ATTRIBUTION.get("rule", "rescale"),
         max_rule=ATTRIBUTION.get("max_rule", "cross_max"),
+        hit_max_rule=ATTRIBUTION.get("hit_max_rule", "shapley"),
         seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
@@ -31,7 +32,7 @@ rule attribute_shard:
         "genomatt attribute --regions-h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
         " --out {output} --shard {wildcards.shard}/{params.shards} --references {params.references}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
-        " --max-rule {params.max_rule}"
+        " --max-rule {params.max_rule} --hit-max-rule {params.hit_max_rule}"
         " > {log} 2>&1"
 
 
