@@ -1,6 +1,6 @@
 """Benchmark: motif hits against the truth table of the simulated genome, next to Fi-NeMo and FIMO.
 
-The three methods run in the same process on the same inputs:
+The methods run in the same process on the same inputs:
 
 - genomatt ``call_hits_in_store`` (greedy non-negative matching pursuit of CWMs on contributions), with the
   default ``HitParameters``, and again without the check of a hit's sequence against the motif's PWM
@@ -9,6 +9,11 @@ The three methods run in the same process on the same inputs:
   (lambda 0.7, trim threshold 0.3, projected contributions and CWMs), on the same CWMs;
 - FIMO-style sequence scanning (``memelite.fimo``, p < 1e-4, both strands) of the motifs' PWMs
   (trimmed as in ``motifs.meme``).
+
+genomatt and Fi-NeMo scan the contributions ``genomatt hits`` scans: ``/hit_contrib`` where the file has
+them (a model with a global max pool explained under Max SHAP for hits), else ``/contrib``; the methods
+``genomatt-contrib`` and ``finemo-contrib`` (not run by default) scan ``/contrib``, the contributions
+motifs were discovered in.
 
 Each planted instance is counted once: a hit is scored against the nearest planted instance of the same
 motif (centres within 5 bp, or, by the second rule, the hit's centre inside the instance) and the hit
@@ -181,8 +186,9 @@ def evaluate(hits: pd.DataFrame, truth: pd.DataFrame, mapping: dict[str, str | N
 
 
 def run_genomatt(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None,
-                 parameters: HitParameters) -> pd.DataFrame:
-    return call_hits_in_store(contrib_path, motifs, parameters, task_rows=task_rows, device="cpu").hits
+                 parameters: HitParameters, hit_contrib: bool = True) -> pd.DataFrame:
+    return call_hits_in_store(contrib_path, motifs, parameters, task_rows=task_rows, device="cpu",
+                              hit_contrib=hit_contrib).hits
 
 
 def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str, int, int]]]:
@@ -203,10 +209,12 @@ def finemo_cwms(motifs: list[CwmMotif]) -> tuple[np.ndarray, np.ndarray, list[tu
     return cwms, masks, info
 
 
-def run_finemo(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None) -> pd.DataFrame:
+def run_finemo(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | None,
+               hit_contrib: bool = True) -> pd.DataFrame:
     from finemo import hitcaller
 
     contributions = read_contributions(contrib_path)
+    array = contributions.hit_array if hit_contrib else "contrib"
     regions = contributions.regions
     tables = []
     onehot = contributions.read_onehot().astype(np.int8)
@@ -218,7 +226,7 @@ def run_finemo(contrib_path: Path, motifs: list[CwmMotif], task_rows: dict | Non
         rows = np.arange(len(regions)) if task_rows is None else task_rows[task]
         if not len(rows):
             continue
-        contrib = np.ascontiguousarray(contributions.read_contrib(index)[rows])
+        contrib = np.ascontiguousarray(contributions.read_contrib(index, array=array)[rows])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             hits, _ = hitcaller.fit_contribs(
@@ -295,7 +303,8 @@ def subset_store(contrib_path: Path, n_regions: int, folder: Path, seed: int = 0
 
 
 RULES = {"distance": "±5 bp", "inside": "centre inside"}
-METHODS = ("genomatt", "genomatt-no-sequence-check", "fimo", "finemo")
+METHODS = ("genomatt", "genomatt-no-sequence-check", "genomatt-contrib", "fimo", "finemo", "finemo-contrib")
+DEFAULT_METHODS = ("genomatt", "genomatt-no-sequence-check", "fimo", "finemo")
 
 
 def hit_parameters(assignments: list[str], parser: argparse.ArgumentParser) -> HitParameters:
@@ -330,8 +339,8 @@ def main() -> None:
     parser.add_argument("--task-regions", type=Path,
                         help="tasks.bed of the simulated genome: every method scans a task's motifs in its regions")
     parser.add_argument("--max-regions", type=int, help="run every method on this many regions drawn at random")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
-                        help="methods to run (default: all)")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(DEFAULT_METHODS),
+                        help=f"methods to run (default: {' '.join(DEFAULT_METHODS)})")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="genomatt hits parameters other than the defaults, e.g. min_strength=0.2")
     args = parser.parse_args()
@@ -372,8 +381,12 @@ def main() -> None:
             "genomatt-no-sequence-check": ("genomatt hits, no sequence check", run_genomatt,
                                            (args.contrib, motifs, task_rows,
                                             dataclasses.replace(parameters, min_sequence_quantile=0.0))),
+            "genomatt-contrib": ("genomatt hits on /contrib", run_genomatt,
+                                 (args.contrib, motifs, task_rows, parameters, False)),
             "fimo": ("FIMO (memelite, p < 1e-4)", run_fimo, (args.contrib, pwms, motif_tasks, task_rows)),
-            "finemo": ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows))}
+            "finemo": ("Fi-NeMo 0.41 (lambda 0.7)", run_finemo, (args.contrib, motifs, task_rows)),
+            "finemo-contrib": ("Fi-NeMo 0.41 (lambda 0.7) on /contrib", run_finemo,
+                               (args.contrib, motifs, task_rows, False))}
     for name, function, inputs in (runs[method] for method in args.methods):
         hits, seconds = timed(function, *inputs)
         results[name] = {rule: evaluate(hits, truth, mapping, rule) for rule in RULES}
