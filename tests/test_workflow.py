@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from genomatt.genome import read_bed
+from genomatt.motifs.hits import read_hits
 from genomatt.simulate import SimulationSettings, simulate_genome
 from genomatt.store import list_arrays, read_array, read_attrs
 
@@ -236,6 +237,10 @@ def test_outputs_are_complete_and_valid(resumed_run):
     assert header[:3] == ["chr", "start", "end"]
     html = (out / "demo" / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and "GATA1" in html
+    # The default model pools with a global max: hits are called in its Max SHAP contributions and drawn so.
+    assert arrays["hit_contrib"] == arrays["contrib"] and read_attrs(contrib)["provenance"]["hit_max_rule"] == "shapley"
+    assert read_hits(out / "demo" / "hits" / "hits.h5").contributions == "hit_contrib"
+    assert "under the max rule shapley" in html
 
 
 @pytest.mark.slow
@@ -253,9 +258,10 @@ def test_sharded_run_equals_unsharded_attribution(resumed_run, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "genomatt.cli.main", "attribute", "--regions-h5", str(out / "demo" / "regions.h5"),
          "--model", str(out / "demo" / "model" / "model.pt"), "--out", str(unsharded), "--references", "8",
-         "--seed", "0", "--device", "cpu"], env=environment(), capture_output=True, text=True)
+         "--seed", "0", "--device", "cpu", "--hit-max-rule", "shapley"], env=environment(), capture_output=True,
+        text=True)
     assert result.returncode == 0, result.stderr
-    for name in ("hypothetical", "contrib", "delta", "prediction"):
+    for name in ("hypothetical", "contrib", "hit_contrib", "delta", "prediction"):
         np.testing.assert_array_equal(read_array(unsharded, name), read_array(out / "demo" / "contrib.h5", name))
 
 

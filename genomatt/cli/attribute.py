@@ -239,9 +239,12 @@ def run(args: argparse.Namespace) -> None:
                 except NonFiniteError as error:
                     failing = [start + row for row in error.rows]
                     raise NonFiniteError(_non_finite_message(args.model, regions, failing, stop), failing) from None
-            (hypothetical, delta, prediction), hit_hypothetical = results[0], results[1][0] if hit_rule else None
-            # The error recorded for a region is the larger of its two sets of contributions.
-            delta = np.maximum(delta, results[1][1]) if hit_rule else delta
+            hypothetical, delta, prediction = results[0]
+            hit_hypothetical = None
+            if hit_rule:
+                hit_hypothetical = results[1][0]
+                # The error recorded for a region is the larger of its two sets of contributions.
+                delta = np.maximum(delta, results[1][1])
             writer.write(contribution_block(onehot, hypothetical, delta, prediction, hit_hypothetical))
             max_delta = max(max_delta, float(delta.max()))
             advance(stop * per_region)
