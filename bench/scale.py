@@ -144,7 +144,8 @@ def run_size(args: argparse.Namespace, genome: Path, model: Path, n: int, result
     shards = [
         genomatt("attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(model),
                  "--out", str(folder / f"contrib.{shard}.h5"), "--shard", f"{shard}/{args.shards}",
-                 "--references", str(args.references), "--batch-size", "128", "--device", "cpu")
+                 "--references", str(args.references), "--batch-size", "128", "--device", "cpu",
+                 "--hit-max-rule", "shapley")
         for shard in range(args.shards)
     ]
     stage("attribute", *shards, references=args.references)
@@ -182,7 +183,8 @@ def run_chrombpnet(args: argparse.Namespace, genome: Path, results: Path) -> Non
     shards = [
         genomatt("attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "model.pt"),
                  "--out", str(folder / f"contrib.{shard}.h5"), "--shard", f"{shard}/{args.shards}",
-                 "--references", str(args.references), "--batch-size", "64", "--device", "cpu")
+                 "--references", str(args.references), "--batch-size", "64", "--device", "cpu",
+                 "--hit-max-rule", "shapley")
         for shard in range(args.shards)
     ]
     run_stage(results, shards, {"stage": "attribute", **base, "references": args.references}, log)
