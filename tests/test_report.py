@@ -9,13 +9,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
-from genomatt.contributions import contribution_tasks
+from genomatt.contributions import Contributions, contribution_tasks
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.cwm_motifs import read_cwm_motifs
@@ -125,6 +126,33 @@ def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_p
         task = group["task"].iloc[0]
         assert statistics.loc[motif, "fraction"] == pytest.approx(group["peak_id"].nunique() / len(rows[task]))
     assert statistics["fraction"].max() <= 1
+
+
+def test_example_regions_draw_the_contributions_the_hits_were_called_in(run_files, tmp_path, monkeypatch):
+    contrib = tmp_path / "contrib.h5"
+    shutil.copy(run_files["contrib"], contrib)
+    with h5py.File(contrib, "r+") as handle:
+        handle.create_dataset("hit_contrib", data=0.5 * handle["contrib"][()])
+        provenance = json.loads(handle.attrs["provenance"])
+        handle.attrs["provenance"] = json.dumps({**provenance, "hit_max_rule": "shapley"})
+    calls = call_hits_in_store(contrib, read_cwm_motifs(run_files["motifs"]), device="cpu")
+    hits = write_hits(calls, tmp_path / "hits")["h5"]
+    assert read_hits(hits).contributions == "hit_contrib" and len(calls.hits)
+    drawn = []
+    read_contrib = Contributions.read_contrib
+
+    def recording(self, task_index, rows=slice(None), array="contrib"):
+        drawn.append(array)
+        return read_contrib(self, task_index, rows, array)
+
+    monkeypatch.setattr(Contributions, "read_contrib", recording)
+    html = build_report(contrib, tmp_path / "report.html", run_files["motifs"], hits).read_text()
+    assert "projected contributions (under the max rule shapley, which the hits were called in)" in html
+    assert drawn and set(drawn) == {"hit_contrib"}
+    # Hits called in /contrib: drawn from /contrib, with no note on the max rule.
+    drawn.clear()
+    plain = build_report(run_files["contrib"], tmp_path / "plain.html", run_files["motifs"], run_files["hits"])
+    assert "under the max rule" not in plain.read_text() and set(drawn) == {"contrib"}
 
 
 def test_training_metrics_are_shown_as_tables():
