@@ -214,7 +214,8 @@ def run(args: argparse.Namespace) -> None:
     explainers = [explain] + ([functools.partial(explain, max_rule=hit_rule)] if hit_rule else [])
     per_region = len(targets) * len(explainers)
     block = block_regions(len(tasks) * len(explainers), length, sequences_per_batch(args.batch_size, args.references))
-    unit = "regions" if len(explainers) == 1 else f"region explanations ({args.max_rule} and {hit_rule})"
+    # With a second max rule each region is explained twice: once per rule.
+    unit = "regions" if len(explainers) == 1 else "region explanations"
     progress = ProgressLog(len(regions) * per_region, "attribute", unit, log)
     max_delta = 0.0
     with writing_contributions(args.out, regions, tasks, length, provenance, hit_contrib=bool(hit_rule)) as writer, \
