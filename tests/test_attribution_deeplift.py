@@ -844,6 +844,12 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
         assert abs(sites[1]) < 1e-6 < sites[0]
 
 
+def test_whole_axis_max_probe_names_a_model_that_fails_on_the_input():
+    model = nn.Sequential(nn.Conv1d(5, 2, 3), nn.AdaptiveMaxPool1d(1), nn.Flatten())
+    with pytest.raises(ModelError, match=r"failed at `conv1d` called in module '0'.*expects 5 input channels and got 4"):
+        takes_whole_axis_max(model, 16)
+
+
 def test_windowed_max_pools_keep_cross_max_under_either_rule(data):
     X, refs = data
     model = _initialised(BassetLike())

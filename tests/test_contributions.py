@@ -109,6 +109,8 @@ def test_kind_and_tasks_attribute_are_checked(tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"contrib": np.ones((N, T, 4, L - 1), np.float32)}, r"'/contrib' has shape \(6, 2, 4, 29\), expected \(N, T, 4, L\)"),
+    ({"hit_contrib": np.ones((N, T - 1, 4, L), np.float32)},
+     r"'/hit_contrib' has shape \(6, 1, 4, 30\), expected \(N, T, 4, L\)"),
     ({"delta": np.ones((N, T + 1), np.float32)}, r"'/delta' has shape \(6, 3\), expected \(N, T\) = \(6, 2\)"),
     ({"prediction": np.ones(N, np.float32)}, r"'/prediction' has shape \(6,\), expected \(N, T\)"),
 ])

@@ -214,9 +214,7 @@ def deep_lift_shap(
     delta = torch.zeros(n, n_targets)
     scale = torch.ones(n, n_targets)
     prediction = torch.zeros(n, n_targets)
-    if isinstance(model, torch.jit.ScriptModule):
-        model = TorchScriptGraph(model)
-    refuse_opaque_modules(model)
+    model = _walkable(model)
     with prepared(model, device) as dtype:
         mode = DeepLiftMode(model, rule, tuple(X.shape), rules, max_rule)
         engine = _Engine(model, mode, reduce_output, device, dtype, autocast)
@@ -285,24 +283,28 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
     ModelError
         If the model fails on the input or holds an operation DeepLIFT has no rule for.
     """
+    model, device = _walkable(model), resolve_device(device)
+    bases = torch.randint(0, 4, (2, length), generator=torch.Generator().manual_seed(0))
+    with prepared(model, device) as dtype:
+        mode = DeepLiftMode(model, "rescale", (1, 4, length))
+        mode.layout(1, 1)
+        batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2).to(device, dtype).requires_grad_(True)
+        with torch.enable_grad():
+            _Engine(model, mode, _first_tensor, device, dtype, None)._forward(batch)
+    return mode.whole_axis_max
+
+
+def _first_tensor(output: Any) -> Tensor:
+    """The first tensor of a model's output (a tensor, or a tuple or dict of them)."""
+    return next(leaf for leaf in tree_leaves(output) if isinstance(leaf, Tensor))
+
+
+def _walkable(model: nn.Module) -> nn.Module:
+    """The model as DeepLIFT's rules walk it: a TorchScript model as its graph; opaque submodules refused."""
     if isinstance(model, torch.jit.ScriptModule):
         model = TorchScriptGraph(model)
     refuse_opaque_modules(model)
-    bases = torch.randint(0, 4, (2, length), generator=torch.Generator().manual_seed(0))
-    batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2)
-    with prepared(model, resolve_device(device)) as dtype:
-        mode = DeepLiftMode(model, "rescale", (1, 4, length))
-        mode.layout(1, 1)
-        batch = batch.to(resolve_device(device), dtype).requires_grad_(True)
-        mark_varying(batch)
-        try:
-            with mode, torch.enable_grad():
-                model(batch)
-        except GenomattError:
-            raise
-        except Exception as error:
-            raise ModelError(f"the model failed on a batch of shape {tuple(batch.shape)}: {error}") from error
-    return mode.whole_axis_max
+    return model
 
 
 def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str) -> None:
