@@ -172,6 +172,19 @@ def test_simulation_without_a_motif_list_plants_the_default_motifs(tmp_path):
     assert tuple(build_parser().parse_args(argv).motifs) == DEFAULT_MOTIFS
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "bench" / "configs").glob("*.yaml")), ids=lambda path: path.stem)
+def test_benchmark_configs_run_as_documented(tmp_path, path):
+    # docs/benchmarks.md runs each of these with `snakemake --configfile`; each names that command itself.
+    assert f"Run: snakemake --configfile bench/configs/{path.name}" in " ".join(path.read_text().split())
+    config = yaml.safe_load(path.read_text())
+    config["outdir"] = str(tmp_path / "out")
+    copy = tmp_path / path.name
+    copy.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rule report:" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("section, key, value, expected", [
     ("", "width", -5, "instance['width']"),
     ("attribution", "device", "gpu", "instance['attribution']['device']"),
