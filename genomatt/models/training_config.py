@@ -66,7 +66,7 @@ class TrainingConfig:
     validation_chroms: list[str] | None = None
     test_chroms: list[str] | None = None
     architecture: dict = field(default_factory=lambda: dict(DEFAULT_ARCHITECTURE))
-    epochs: int = 50
+    epochs: int = 100
     batch_size: int = 64
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
