@@ -186,6 +186,19 @@ def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_pa
     assert "No motif file was given" in only_contrib and "No hit file was given" in only_contrib
 
 
+def test_tasks_without_a_discovered_motif_are_named_with_their_auroc(run_files, small_genome, tmp_path):
+    one_motif = planted_motifs_h5(small_genome, tmp_path / "one.h5", n_motifs=1)
+    tasks = contribution_tasks(run_files["contrib"])
+    (kept,) = [motif.task for motif in read_cwm_motifs(one_motif)]
+    metrics = tmp_path / "model.metrics.json"  # as genomatt train writes it
+    metrics.write_text(json.dumps({"tasks": {task: {"auroc": 0.5 + index / 10} for index, task in enumerate(tasks)}}))
+    text = build_report(run_files["contrib"], tmp_path / "one.html", one_motif, metrics=metrics).read_text()
+    missing = [f"{task} (model test auROC {0.5 + index / 10:.3f})" for index, task in enumerate(tasks) if task != kept]
+    assert f"No motif for {len(missing)} of {len(tasks)} tasks: {', '.join(missing)}." in text
+    whole = build_report(run_files["contrib"], tmp_path / "all.html", run_files["motifs"]).read_text()
+    assert "No motif for" not in whole
+
+
 def test_invalid_inputs_give_clear_errors(run_files, tmp_path):
     bad_json = tmp_path / "m.json"
     bad_json.write_text("{not json")

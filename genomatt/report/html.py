@@ -3,8 +3,9 @@
 Sections: run summary (inputs, model and its test metrics, attribution settings, summation-to-delta
 error distribution), the settings and thresholds of motif discovery and hit calling, the motif table
 sorted by seqlet count (logos, best known-motif matches linked to JASPAR, hit counts, fraction of regions
-with a hit, strength), hit distributions (scores and positions per motif, co-occurrence of motifs in
-regions) and example regions (contribution logos with hits beneath, drawn around the strongest hits).
+with a hit, strength) with the tasks discovery gave no motif (and the model's test auROC on each), hit
+distributions (scores and positions per motif, co-occurrence of motifs in regions) and example regions
+(contribution logos with hits beneath, drawn around the strongest hits).
 Tables of motifs, hits and co-occurrence are embedded as downloadable TSV (``data:`` links), so the
 report stays one file. Motif logos are also written as PNG and SVG files in a ``logos/`` folder beside
 the report.
@@ -379,11 +380,37 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
             f"<code>{html.escape(str(logo_dir))}</code>.</p>")
     if inputs.hits is None:
         note += '<p class="empty">No hit file was given, so hit counts are not shown.</p>'
+    note += _tasks_without_motifs(inputs, motifs)
     download = ('<p class="downloads">'
                 + _download(_motif_table(inputs, motifs, statistics, strength), "motifs.tsv", "motifs.tsv") + "</p>")
     return (header + note + download + '<table class="motifs"><thead><tr><th>motif</th><th>seqlets</th><th>logos</th>'
             "<th>best known matches</th><th>hits</th><th>scanned regions with a hit</th><th>strength</th></tr></thead>"
             "<tbody>" + "".join(rows) + "</tbody></table></section>")
+
+
+def _tasks_without_motifs(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif]) -> str:
+    """A note naming the tasks discovery gave no motif, with the model's test auROC where the metrics have it.
+
+    Only for discovered motifs (each belongs to one task); motifs only scanned for hits belong to none.
+    """
+    if not all(isinstance(motif, DiscoveredMotif) for motif in motifs):
+        return ""
+    found = {motif.task for motif in motifs}
+    missing = [task for task in inputs.tasks if task not in found]
+    if not missing:
+        return ""
+    metrics = inputs.metrics if isinstance(inputs.metrics, dict) else {}
+    # genomatt train writes {"tasks": {task: {"auroc": ...}}}; a metrics file may also be {task: {...}}.
+    per_task = metrics.get("tasks") if isinstance(metrics.get("tasks"), dict) else metrics
+    named = []
+    for task in missing:
+        record = per_task.get(task)
+        auroc = record.get("auroc") if isinstance(record, dict) else None
+        known = isinstance(auroc, (int, float)) and not isinstance(auroc, bool)
+        named.append(html.escape(task) + (f" (model test auROC {auroc:.3f})" if known else ""))
+    return (f'<p class="empty">No motif for {len(missing)} of {len(inputs.tasks)} tasks: {", ".join(named)}. No '
+            "group of their seqlets passed discovery's filters (see Settings and thresholds); a task the model "
+            "predicts poorly has little in its contributions to find.</p>")
 
 
 def _settings_section(inputs: ReportInputs) -> str:
