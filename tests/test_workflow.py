@@ -153,6 +153,29 @@ def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
     assert "--min-similarity" not in block and "--energy-floor" not in block
 
 
+def test_training_options_of_the_config_reach_genomatt_train(tmp_path):
+    from genomatt.cli.main import build_parser
+
+    architecture = tmp_path / "wide.yaml"
+    architecture.write_text("architecture: bpnet\nfilters: 256\nn_layers: 0\nfirst_kernel_size: 15\npooling: max\n")
+    block = printed_job(tmp_path, "train", {"architecture_config": str(architecture), "learning_rate": 0.001,
+                                            "weight_decay": 0.0005, "patience": 10}, "train")
+    command = next(line for line in block.splitlines() if "genomatt train" in line)
+    args = build_parser().parse_args(command.split("genomatt ", 1)[1].split(" >")[0].split())
+    assert (args.learning_rate, args.weight_decay, args.patience) == (0.001, 0.0005, 10)
+    assert args.architecture_config == str(architecture) and args.architecture is None
+
+
+def test_one_architecture_per_config(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["train"].update({"architecture": "bpnet", "architecture_config": "wide.yaml"})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    assert result.returncode != 0
+    assert "should not be valid under {'required': ['architecture', 'architecture_config']}" in result.stdout + result.stderr
+
+
 def test_simulation_without_a_motif_list_plants_the_default_motifs(tmp_path):
     """config/README.md: `simulate.motifs` left out plants GATA1, TAL1::TCF3, CTCF, SPI1 and CEBPB."""
     from genomatt.cli.main import build_parser
@@ -193,6 +216,7 @@ def test_benchmark_configs_run_as_documented(tmp_path, path):
     ("", "atribution", {"device": "cpu"}, "Additional properties are not allowed ('atribution' was unexpected)"),
     ("attribution", "shard", 2, "Additional properties are not allowed ('shard' was unexpected)"),
     ("motifs", "min_purity", 1.5, "instance['motifs']['min_purity']"),
+    ("train", "learning_rate", 0, "instance['train']['learning_rate']"),
     ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "task": ["a"]},
      "Additional properties are not allowed ('task' was unexpected)"),
 ])

@@ -184,13 +184,19 @@ def simulation_plant_option():
 def training_options():
     """Command-line options of `genomatt train` from the `train` section of the config."""
     options = []
-    for key in ("architecture", "epochs", "negatives", "seed", "threads", "jitter", "batch_size"):
+    for key in ("architecture", "architecture_config", "epochs", "learning_rate", "weight_decay", "patience",
+                "negatives", "seed", "threads", "jitter", "batch_size"):
         if key in TRAINING:
             options.append(f"--{key.replace('_', '-')} {TRAINING[key]}")
     for key in ("val_chroms", "test_chroms"):
         if key in TRAINING:
             options.append(f"--{key.replace('_', '-')} {' '.join(TRAINING[key])}")
     return " ".join(options)
+
+
+def training_architecture_file(wildcards):
+    """The `train.architecture_config` file, an input of `train` where the config names one."""
+    return TRAINING.get("architecture_config", [])
 
 
 def hit_options():

@@ -5,6 +5,7 @@ rule train:
         check=f"{OUTDIR}/{{sample}}/check.json",
         fasta=sample_fasta,
         beds=sample_task_beds,
+        architecture=training_architecture_file,
     output:
         model=f"{OUTDIR}/{{sample}}/model/model.pt",
         metrics=f"{OUTDIR}/{{sample}}/model/model.metrics.json",
