@@ -409,8 +409,8 @@ def _tasks_without_motifs(inputs: ReportInputs, motifs: list[DiscoveredMotif | C
         known = isinstance(auroc, (int, float)) and not isinstance(auroc, bool)
         named.append(html.escape(task) + (f" (model test auROC {auroc:.3f})" if known else ""))
     return (f'<p class="empty">No motif for {len(missing)} of {len(inputs.tasks)} tasks: {", ".join(named)}. No '
-            "group of their seqlets passed discovery's filters (see Settings and thresholds); a task the model "
-            "predicts poorly has little in its contributions to find.</p>")
+            "group of their seqlets passed discovery's filters (see Settings and thresholds; the log of "
+            "<code>genomatt motifs</code> says what each filter left out).</p>")
 
 
 def _settings_section(inputs: ReportInputs) -> str:
