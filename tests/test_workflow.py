@@ -173,7 +173,8 @@ def test_one_architecture_per_config(tmp_path):
     path.write_text(yaml.safe_dump(config))
     result = run_snakemake("-n", config=path)
     assert result.returncode != 0
-    assert "should not be valid under {'required': ['architecture', 'architecture_config']}" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "should not be valid under {'required': ['architecture', 'architecture_config']}" in output
 
 
 def test_simulation_without_a_motif_list_plants_the_default_motifs(tmp_path):
