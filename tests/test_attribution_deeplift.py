@@ -498,13 +498,28 @@ def test_batch_mixing_model_is_refused(data):
         deep_lift_shap(Centred(), X, refs)
 
 
-@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike])
-def test_torchscript_model_is_explained_by_walking_its_graph(model_class, data):
+class EnumArgumentsNet(nn.Module):
+    """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
+    before its other scalars."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(4, 8, 9, padding=4), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = F.elu(self.conv(x), 0.5).transpose(1, 2).contiguous().transpose(1, 2)
+        h = h.float() + F.celu(h).to(torch.float32)
+        return self.out(h.mean(-1))
+
+
+@pytest.mark.parametrize("export", ["script", "trace"])
+@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet])
+def test_torchscript_model_is_explained_by_walking_its_graph(model_class, export, data):
     X, refs = data
     model = _initialised(model_class())
+    exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
     expected = deep_lift_shap(model, X, refs, hypothetical=True)
-    torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
-                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
 
 
 def test_torchscript_operation_without_a_rule_is_refused_with_its_source_line(data):
@@ -1013,3 +1028,12 @@ def test_genomics_default_is_rescale_after_convolutions_and_reveal_cancel_after_
     assert float(result.delta.max()) < 1e-5
     for other in ("rescale", "revealcancel"):
         assert float((result.attributions - deep_lift_shap(mixed, X, refs, rule=other)).abs().max()) > 1e-5
+
+
+def test_layer_that_ignores_eval_mode_is_refused_naming_the_cause(data):
+    X, refs = data
+    model = nn.Sequential(nn.Conv1d(4, 8, 5, padding=2), nn.BatchNorm1d(8, track_running_stats=False), nn.ReLU(),
+                          nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 1))
+    with pytest.raises(ModelError, match=r"`batch_norm`.*training mode .* with the model in eval mode.*"
+                                         r"track_running_stats=False"):
+        deep_lift_shap(model, X, refs)

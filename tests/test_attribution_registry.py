@@ -274,10 +274,34 @@ def test_user_rules_must_be_callables_by_name(data):
         deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": "rescale"})
 
 
-# TorchScript cannot script TransformerBlock (it unpacks a tensor into q, k, v); it is traced.
+class TorchTransformerNet(nn.Module):
+    """torch's own nn.TransformerEncoderLayer (nn.MultiheadAttention, LayerNorm, GELU) over a conv stem."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__()
+        self.stem = nn.Conv1d(4, channels, 5, padding=2)
+        self.encoder = nn.TransformerEncoderLayer(channels, 4, 32, dropout=0.1, activation="gelu", batch_first=True)
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        return self.out(self.encoder(self.stem(x).transpose(1, 2)).mean(1))
+
+
+class PreNormTorchTransformerNet(TorchTransformerNet):
+    """The same with the layer norms first and a ReLU feed-forward block."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__(channels)
+        self.encoder = nn.TransformerEncoderLayer(channels, 4, 32, dropout=0.1, activation="relu", batch_first=True,
+                                                  norm_first=True)
+
+
+# TorchScript cannot script TransformerBlock (it unpacks a tensor into q, k, v); it is traced. Traced
+# under no_grad in eval mode, torch's own encoder layer records its fused operations.
 @pytest.mark.parametrize("model_class, export", [
     (TransformerBlock, "trace"), (EnformerAttentionBlock, "script"), (EnformerAttentionBlock, "trace"),
-    (GRUNet, "script"), (GRUNet, "trace"),
+    (GRUNet, "script"), (GRUNet, "trace"), (TorchTransformerNet, "script"), (TorchTransformerNet, "trace"),
+    (PreNormTorchTransformerNet, "script"), (PreNormTorchTransformerNet, "trace"),
 ])
 def test_torchscript_exports_are_explained_as_their_python_class(model_class, export, data):
     X, refs = data
@@ -351,19 +375,7 @@ def test_scaled_dot_product_attention_sums_to_the_plain_output_difference(data):
     assert _relative_summation_error(_seeded(FusedAttentionNet), X, refs) < 1e-4
 
 
-class TorchTransformerNet(nn.Module):
-    """torch's own nn.TransformerEncoderLayer (nn.MultiheadAttention, LayerNorm, GELU) over a conv stem."""
-
-    def __init__(self, channels: int = 16):
-        super().__init__()
-        self.stem = nn.Conv1d(4, channels, 5, padding=2)
-        self.encoder = nn.TransformerEncoderLayer(channels, 4, 32, dropout=0.1, activation="gelu", batch_first=True)
-        self.out = nn.Linear(channels, 1)
-
-    def forward(self, x):
-        return self.out(self.encoder(self.stem(x).transpose(1, 2)).mean(1))
-
-
-def test_torch_transformer_encoder_layer_sums_to_the_plain_output_difference(data):
+@pytest.mark.parametrize("model_class", [TorchTransformerNet, PreNormTorchTransformerNet])
+def test_torch_transformer_encoder_layer_sums_to_the_plain_output_difference(model_class, data):
     X, refs = data
-    assert _relative_summation_error(_seeded(TorchTransformerNet), X, refs) < 1e-4
+    assert _relative_summation_error(_seeded(model_class), X, refs) < 1e-4

@@ -462,8 +462,11 @@ class InterceptionMode(TorchFunctionMode):
         bound = _bind(func, args, kwargs)
         training = None if bound is None else bound.arguments.get("training")
         if training is not False:
-            raise self._refusal(name, "it runs in training mode (batch statistics or random "
-                                      "dropout); DeepLIFT needs the model in eval mode")
+            raise self._refusal(name, "it runs in training mode (batch statistics or random dropout) with "
+                                      "the model in eval mode: the layer ignores eval mode (a BatchNorm with "
+                                      "track_running_stats=False, F.dropout(..., training=True)) or a "
+                                      "TorchScript trace recorded it in training mode (trace again after "
+                                      "model.eval()); DeepLIFT needs eval-mode layers")
 
     # --- elementwise nonlinearities ----------------------------------------------------------
 

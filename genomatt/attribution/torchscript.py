@@ -12,6 +12,7 @@ the model source line recorded in the TorchScript file.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -56,6 +57,44 @@ def _dropout(input, p, train):
     return F.dropout(input, p, train)
 
 
+def _native_multi_head_attention(query, key, value, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
+                                 proj_bias, mask=None, need_weights=True, average_attn_weights=True,
+                                 mask_type=None):
+    # nn.MultiheadAttention's fused path (batch first), run as its Python path (sequence first), which
+    # the attention rule explains.
+    if mask is not None:
+        raise ModelError("genomatt cannot walk the fused attention aten::_native_multi_head_attention with a "
+                         "mask; " + LOAD_PYTHON_CLASS)
+    out, weights = F.multi_head_attention_forward(
+        query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1), embed_dim, num_heads, qkv_weight,
+        qkv_bias, None, None, False, 0.0, proj_weight, proj_bias, training=False, need_weights=need_weights,
+        average_attn_weights=average_attn_weights)
+    return out.transpose(0, 1), weights if weights is not None else out.new_empty(0)
+
+
+def _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                                   use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2,
+                                   norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask=None,
+                                   mask_type=None):
+    # nn.TransformerEncoderLayer's fused path (batch first, eval mode), run as its Python path.
+    def attend(x):
+        return _native_multi_head_attention(x, x, x, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
+                                            proj_bias, mask, need_weights=False)[0]
+
+    def feed_forward(x):
+        hidden = F.linear(x, ffn_weight_1, ffn_bias_1)
+        return F.linear(F.gelu(hidden) if use_gelu else F.relu(hidden), ffn_weight_2, ffn_bias_2)
+
+    def norm(x, weight, bias):
+        return F.layer_norm(x, (embed_dim,), weight, bias, eps)
+
+    if norm_first:
+        src = src + attend(norm(src, norm_weight_1, norm_bias_1))
+        return src + feed_forward(norm(src, norm_weight_2, norm_bias_2))
+    src = norm(src + attend(src), norm_weight_1, norm_bias_1)
+    return norm(src + feed_forward(src), norm_weight_2, norm_bias_2)
+
+
 # aten operations whose Python spelling differs from their schema (argument order or name).
 _SPECIAL: dict[str, Callable] = {
     "slice": _slice, "_convolution": _convolution, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
@@ -65,10 +104,26 @@ _SPECIAL: dict[str, Callable] = {
     "Int": int, "Float": float, "Bool": bool, "ScalarImplicit": lambda t: t.item(), "item": lambda t: t.item(),
     "floordiv": operator.floordiv, "neg": lambda v: -v, "append": lambda lst, v: lst.append(v) or lst,
     "list": list, "warn": lambda *args: None, "__and__": lambda a, b: a & b, "__or__": lambda a, b: a | b,
+    "_native_multi_head_attention": _native_multi_head_attention,
+    "_transformer_encoder_layer_fwd": _transformer_encoder_layer_fwd,
 }
 _SCALAR = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
            "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
            "ge": operator.ge, "remainder": operator.mod, "pow": operator.pow, "neg": operator.neg}
+# Enumerations a TorchScript graph holds as integers (c10's ScalarType, MemoryFormat and Layout, whose values
+# TorchScript files store), by the type the operation's schema declares.
+_ENUMS: dict[str, dict[int, Any]] = {
+    "ScalarType": dict(enumerate([torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+                                  torch.float32, torch.float64, torch.complex32, torch.complex64,
+                                  torch.complex128, torch.bool, torch.qint8, torch.quint8, torch.qint32,
+                                  torch.bfloat16])),
+    "MemoryFormat": dict(enumerate([torch.contiguous_format, torch.preserve_format, torch.channels_last,
+                                    torch.channels_last_3d])),
+    "Layout": dict(enumerate([torch.strided, torch.sparse_coo])),
+}
+_ENUM_ARGUMENT = re.compile(r"\b(" + "|".join(_ENUMS) + r")\??\s+(\w+)")
+# Tensor and device properties the graph reads with a prim:: node.
+_PROPERTIES = ("device", "dtype", "layout", "requires_grad", "type")
 
 
 class TorchScriptGraph(nn.Module):
@@ -139,8 +194,8 @@ class TorchScriptGraph(nn.Module):
             return inputs[0] if inputs else None
         if kind == "prim::NumToTensor":
             return torch.tensor(inputs[0])
-        if kind in ("prim::device", "prim::dtype"):
-            return getattr(inputs[0], kind.split("::")[1])
+        if kind.startswith("prim::") and (kind[6:] in _PROPERTIES or kind.startswith("prim::is_")):
+            return getattr(inputs[0], kind[6:])
         if kind == "prim::RaiseException":
             raise ModelError(f"the TorchScript model raised: {inputs[0]}")
         if kind == "prim::If":
@@ -167,15 +222,24 @@ class TorchScriptGraph(nn.Module):
             return _SCALAR[name](*inputs)
         if name in _SPECIAL:
             return _SPECIAL[name](*inputs)
-        schema = torch._C.parse_schema(node.schema())
+        if name in ("all", "any") and isinstance(inputs[0], list):
+            return (all if name == "all" else any)(inputs[0])
+        text = node.schema()
+        schema = torch._C.parse_schema(text)
+        enums = {name: _ENUMS[kind] for kind, name in _ENUM_ARGUMENT.findall(text)}
         positional, keywords = [], {}
         for argument, value in zip(schema.arguments, inputs):
-            # alpha by name: positionally, torch.add(x, y, alpha) reads as its deprecated (x, alpha, y).
-            if argument.kwarg_only or argument.name == "alpha":
+            if argument.name in enums and isinstance(value, int) and not isinstance(value, bool):
+                value = enums[argument.name][value]
+            # alpha by name: positionally, torch.add(x, y, alpha) reads as its deprecated (x, alpha, y);
+            # every argument after a keyword is a keyword too.
+            if argument.kwarg_only or argument.name == "alpha" or keywords:
                 if value is not None:
                     keywords[argument.name] = value
             else:
                 positional.append(value)
+        while positional and positional[-1] is None:  # optional trailing arguments left at their default
+            positional.pop()
         base = name.rstrip("_") if name.endswith("_") and not name.startswith("_") else name
         # torch and torch._C._nn take the schema's argument order; F's wrappers may not.
         for owner in (torch, torch._C._nn, F):
