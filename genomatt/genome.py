@@ -155,8 +155,11 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def validate_regions(regions: pd.DataFrame, source: str = "regions") -> pd.DataFrame:
+def validate_regions(regions: pd.DataFrame, source: str = "regions", windows: bool = False) -> pd.DataFrame:
     """Check that a regions table has ``chrom, start, end`` with valid coordinates; add ``name`` if absent.
+
+    ``windows=True`` admits a negative start: a window centred near a chromosome start runs off it
+    (:func:`resize`) and is padded with N when read.
 
     Raises
     ------
@@ -172,11 +175,13 @@ def validate_regions(regions: pd.DataFrame, source: str = "regions") -> pd.DataF
     for column in ("start", "end"):
         if not pd.api.types.is_integer_dtype(regions[column]):
             raise BedFormatError(f"{source}: column {column!r} must hold integers, got {regions[column].dtype}")
-    bad = np.flatnonzero((regions["start"] < 0).to_numpy() | (regions["start"] >= regions["end"]).to_numpy())
+    bad = np.flatnonzero(((regions["start"] < 0).to_numpy() & (not windows))
+                         | (regions["start"] >= regions["end"]).to_numpy())
     if bad.size:
         row = regions.iloc[bad[0]]
         raise BedFormatError(
-            f"{source}: row {bad[0]} ({row['chrom']}:{row['start']}-{row['end']}) needs 0 <= start < end"
+            f"{source}: row {bad[0]} ({row['chrom']}:{row['start']}-{row['end']}) needs "
+            f"{'' if windows else '0 <= '}start < end"
         )
     if "name" not in regions.columns:
         regions["name"] = regions["chrom"].astype(str) + ":" + regions["start"].astype(str) + "-" + regions["end"].astype(str)
@@ -203,7 +208,7 @@ def resize(regions: pd.DataFrame, width: int) -> pd.DataFrame:
     """
     if width <= 0:
         raise BedFormatError(f"window width must be a positive number of bp, got {width}")
-    regions = validate_regions(regions)
+    regions = validate_regions(regions, windows=True)
     start = regions["start"].to_numpy(np.int64)
     end = regions["end"].to_numpy(np.int64)
     centre = (start + end) // 2
@@ -337,7 +342,10 @@ def load_regions(
     if on_missing not in ("error", "skip"):
         raise FastaError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     source = str(regions) if not isinstance(regions, pd.DataFrame) else "regions"
-    table = read_bed(regions) if not isinstance(regions, pd.DataFrame) else validate_regions(regions, source)
+    if isinstance(regions, pd.DataFrame):
+        table = validate_regions(regions, source, windows=True)
+    else:
+        table = read_bed(regions)
     if width is not None:
         table = resize(table, width)
     lengths = (table["end"] - table["start"]).unique()

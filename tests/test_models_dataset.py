@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from genomatt.errors import ConfigError
+from genomatt.fasta import read_chrom_sizes
 from genomatt.intervals import overlaps_any
 from genomatt.models.dataset import build_training_data, label_windows, positive_windows
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
@@ -146,3 +147,21 @@ def test_one_labelled_bed_equals_one_bed_per_task(genome):
         return frame.set_index(keys).sort_index()
 
     pd.testing.assert_frame_equal(labels_by_window(labelled), labels_by_window(per_task))
+
+
+def test_windows_off_a_chromosome_end_are_padded_with_n(genome, tmp_path):
+    # Peaks in the first and last bases of a chromosome (chrM, small contigs): their windows run off it.
+    chr2_length = read_chrom_sizes(genome.fasta)["chr2"]
+    beds = [
+        write_bed(tmp_path / "EDGES.bed", [("chr2", 10, 50), ("chr2", chr2_length - 30, chr2_length),
+                                           *[(f"chr{c}", 3000, 3200) for c in (1, 4, 5)]]),
+        genome.task_beds["CTCF"],
+    ]
+    data = build_training_data(genome.fasta, beds, 300, jitter=5, negatives="shuffled", progress=False)
+    positive = data.regions["source"] == "positive"
+    first = (positive & (data.regions["start"] == -120)).to_numpy()
+    last = (positive & (data.regions["end"] == chr2_length + 135)).to_numpy()
+    assert first.sum() == last.sum() == 1
+    assert data.X.shape[2] == 310
+    assert data.X[first][0, :, :125].sum() == 0 and data.X[first][0, :, 125:].sum(axis=0).min() == 1
+    assert data.X[last][0, :, -140:].sum() == 0 and data.X[last][0, :, :-140].sum(axis=0).min() == 1
