@@ -334,6 +334,18 @@ def test_torch_recurrent_layers_sum_to_the_plain_output_difference(kind, data):
     assert _relative_summation_error(FusedRecurrentNet(kind).eval(), X, refs) < 1e-4
 
 
+@pytest.mark.parametrize("export", ["script", "trace"])
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_torch_recurrent_layers_exported_are_explained_as_their_python_class(kind, export, data):
+    X, refs = data
+    torch.manual_seed(5)
+    model = FusedRecurrentNet(kind).eval()
+    with torch.no_grad():
+        exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
+
+
 def test_composite_user_rule_from_the_documentation(data):
     # docs/methods/deeplift.md: F.glu(z, dim) = a · sigmoid(b) over the halves of z.
     def glu(mode, func, args, kwargs):
