@@ -104,6 +104,9 @@ def check_inputs(
     elif task_names:
         raise ConfigError(f"task names {list(task_names)} name the outputs of a user's model; a model that "
                           "genomatt trains takes its task names from its task BEDs")
+    elif weights is not None:
+        raise ConfigError(f"weights {weights} are given without a model, and genomatt would train a new one: "
+                          "set model to the model config or package.module:factory the weights belong to")
     summary["known_motifs"] = _check_known_motifs(meme, jaspar)
     return summary
 

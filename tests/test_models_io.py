@@ -305,9 +305,14 @@ def test_name_tasks_names_the_outputs_of_a_model_that_names_none(tmp_path, monke
     assert name_tasks(loaded, ["GATA1", "CTCF"], "user_model:build").task_names == ["GATA1", "CTCF"]
     with pytest.raises(ModelError, match=r"user_model:build: 3 task names \['a', 'b', 'c'\] given for a model with 2"):
         name_tasks(loaded, ["a", "b", "c"], "user_model:build")
+    with pytest.raises(ModelError, match=r"user_model:build: task names must be unique, and 'A' is given more"):
+        name_tasks(loaded, ["A", "A"], "user_model:build")
     config = tmp_path / "model.yaml"
     config.write_text("factory: user_model:build\ntask_names: [bound, open]\n")
     declared = load(config, input_length=50, device="cpu")
     assert name_tasks(declared, ["bound", "open"], str(config)).task_names == ["bound", "open"]
     with pytest.raises(ModelError, match=r"the model names its tasks \['bound', 'open'\], not \['GATA1', 'CTCF'\]"):
         name_tasks(declared, ["GATA1", "CTCF"], str(config))
+    config.write_text("factory: user_model:build\ntask_names: [bound, bound]\n")
+    with pytest.raises(ModelError, match=r"task names must be unique, and 'bound'"):
+        load(config, input_length=50, device="cpu")

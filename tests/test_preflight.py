@@ -76,6 +76,14 @@ def test_task_names_without_a_user_model_are_refused(small_genome):
                      task_names=["GATA1"])
 
 
+def test_weights_without_a_user_model_are_refused(small_genome, tmp_path):
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"")
+    with pytest.raises(GenomattError, match="weights .*weights.pt are given without a model"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"),
+                     weights=weights)
+
+
 def test_command_writes_the_summary(small_genome, user_model, tmp_path):
     out = tmp_path / "check.json"
     assert main(["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),

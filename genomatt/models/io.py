@@ -407,7 +407,15 @@ def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where
         return [f"task_{index}" for index in range(n_outputs)]
     if len(declared) != n_outputs:
         raise ModelError(f"{where}: {len(declared)} task names {declared} for a model with {n_outputs} outputs")
-    return declared
+    return _unique(declared, where)
+
+
+def _unique(names: list[str], where: str) -> list[str]:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ModelError(f"{where}: task names must be unique, and {', '.join(map(repr, repeated))} is given "
+                         f"more than once ({names})")
+    return names
 
 
 def _resolve_length(declared: int | None, requested: int | None, where: str) -> int:
@@ -520,8 +528,8 @@ def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> Lo
     Raises
     ------
     ModelError
-        If the model does not return ``(N, T)``, the number of names is not T, or the model declares other
-        task names itself.
+        If the model does not return ``(N, T)``, the number of names is not T or they repeat a name, or the
+        model declares other task names itself.
     """
     names = [str(name) for name in task_names]
     if not loaded.task_names:
@@ -533,4 +541,4 @@ def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> Lo
     declared = loaded.metadata.get("task_names")
     if declared is not None and list(declared) != names:
         raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {names}")
-    return replace(loaded, task_names=names)
+    return replace(loaded, task_names=_unique(names, where))

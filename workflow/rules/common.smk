@@ -72,7 +72,9 @@ def sample_check_options(wildcards, input):
     if input.get("task_beds"):
         options.append(f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}")
     if not sample_trains_model(wildcards.sample):
-        options.append(f"--model {sample_model(wildcards)} {sample_weights_option(wildcards)}")
+        options.append(f"--model {sample_model(wildcards)}")
+    # Weights and task names without a user's model are refused by the check.
+    options.append(sample_weights_option(wildcards))
     options.append(sample_task_names_option(wildcards))
     if input.get("negatives"):
         options.append(f"--negatives {input.negatives}")
