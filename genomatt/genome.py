@@ -57,9 +57,10 @@ def _scatter_one_hot(codes: np.ndarray, table: np.ndarray, out: np.ndarray) -> i
 def _open_text(path: Path):
     with open(path, "rb") as handle:
         magic = handle.read(2)
+    # utf-8-sig: a byte-order mark, as some Windows editors write, is not part of the first chromosome name.
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt")
-    return open(path)
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return open(path, encoding="utf-8-sig")
 
 
 def _parse_int(text: str, what: str, where: str) -> int:
@@ -104,12 +105,26 @@ def _parse_bed_line(fields: list[str], where: str, is_narrowpeak: bool) -> dict:
     return record
 
 
+def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
+    """Whether a file is narrowPeak: by its name, or by a first line of 10 columns whose 7-9 are numbers."""
+    if "narrowpeak" in path.name.lower():
+        return True
+    if len(fields) != NARROWPEAK_COLUMNS:
+        return False
+    try:
+        [float(value) for value in fields[6:9]]
+    except ValueError:  # e.g. BED's thickStart, thickEnd, itemRgb "255,0,0"
+        return False
+    log.info("%s: 10 columns, 7-9 numeric: read as narrowPeak (column 10 = summit offset from start)", path)
+    return True
+
+
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     """Read a BED3/BED6/BED6+ or ENCODE narrowPeak file (optionally gzip-compressed).
 
-    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file with exactly 10 columns
-    (or named ``*.narrowPeak``) is read as narrowPeak: column 10 is the summit offset from ``start``,
-    with -1 meaning none.
+    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file named ``*.narrowPeak``,
+    or whose first line has exactly 10 columns with numbers in columns 7-9 (signalValue, pValue, qValue;
+    logged), is read as narrowPeak: column 10 is the summit offset from ``start``, with -1 meaning none.
 
     Parameters
     ----------
@@ -140,7 +155,7 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
                     continue
                 fields = line.split("\t")
                 if is_narrowpeak is None:
-                    is_narrowpeak = len(fields) == NARROWPEAK_COLUMNS or "narrowpeak" in path.name.lower()
+                    is_narrowpeak = _is_narrowpeak(path, fields)
                 where = f"{path}:{line_number}"
                 if is_narrowpeak and len(fields) != NARROWPEAK_COLUMNS:
                     raise BedFormatError(f"{where}: narrowPeak lines have 10 columns, got {len(fields)}")

@@ -49,6 +49,26 @@ def test_read_narrowpeak_gzipped(tmp_path):
     assert windows["region_start"].tolist() == [100, 300]
 
 
+def test_ten_columns_are_narrowpeak_only_with_numbers_in_columns_7_to_9(tmp_path, caplog):
+    encode = write(tmp_path / "ENCFF000AAA.bed", "chr1\t100\t200\tp1\t0\t.\t3.0\t5.0\t-1\t30\n")
+    with caplog.at_level(logging.INFO, logger="genomatt.genome"):
+        assert read_bed(encode)["summit"].tolist() == [30]
+    assert "ENCFF000AAA.bed: 10 columns, 7-9 numeric: read as narrowPeak" in caplog.text
+    cut_bed12 = write(tmp_path / "cut.bed", "chr1\t100\t300\tr1\t0\t+\t100\t300\t255,0,0\t2\n")
+    frame = read_bed(cut_bed12)
+    assert "summit" not in frame.columns
+    assert resize(frame, 200)[["start", "end"]].values.tolist() == [[100, 300]]
+
+
+def test_byte_order_mark_is_not_part_of_the_first_chromosome(tmp_path):
+    bed = tmp_path / "notepad.bed"
+    bed.write_bytes("chr1\t10\t20\r\n".encode("utf-8-sig"))
+    assert read_bed(bed)["chrom"].tolist() == ["chr1"]
+    with gzip.open(tmp_path / "notepad.bed.gz", "wb") as handle:
+        handle.write("chr1\t10\t20\n".encode("utf-8-sig"))
+    assert read_bed(tmp_path / "notepad.bed.gz")["chrom"].tolist() == ["chr1"]
+
+
 @pytest.mark.parametrize(
     "line, expected",
     [
