@@ -88,6 +88,7 @@ def check_inputs(
     sizes = read_chrom_sizes(fasta)
     table = read_bed(regions)
     skipped = _count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
+    skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
     if skipped == len(table):
         raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
@@ -98,7 +99,9 @@ def check_inputs(
     if tasks is not None:
         summary["task_regions"] = tasks
     if negatives is not None:
-        summary["negatives"] = len(read_bed(negatives))
+        negative_regions = read_bed(negatives)
+        _count_missing_chromosomes(negative_regions, sizes, fasta, negatives, "error")
+        summary["negatives"] = len(negative_regions)
     if model is not None:
         summary["model"] = _check_model(model, weights, width, task_names, tasks)
     elif task_names:
@@ -126,6 +129,16 @@ def _count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta
     return int(absent.sum())
 
 
+def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
+                                source: str | os.PathLike, width: int, on_missing: str) -> int:
+    """Regions on the FASTA's chromosomes whose interval or window starts past the chromosome's end (an error
+    unless ``on_missing`` is skip), as reading them would find."""
+    from genomatt.genome import _past_chromosome_ends, resize
+
+    absent = ~table["chrom"].isin(list(sizes)).to_numpy()
+    return int(_past_chromosome_ends(resize(table, width), absent, sizes, Path(fasta), str(source), on_missing).sum())
+
+
 def _check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
                      fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
     from genomatt.task_regions import read_task_regions, task_name_from_path
@@ -148,7 +161,9 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     loaded = load(spec, weights, input_length=width, device="cpu")
     if task_names:
         loaded = name_tasks(loaded, task_names, spec)
-    names = loaded.task_names or [name for name, _ in head_targets(loaded.output_shapes, None)]
+    heads = [] if loaded.task_names else head_targets(loaded.output_shapes, None)
+    names = loaded.task_names or [name for name, _ in heads]
+    _check_deeplift(loaded.model, width, [list(range(len(names)))] if loaded.task_names else [t for _, t in heads])
     if tasks is not None:
         missing = [name for name in names if name not in tasks]
         if missing:
@@ -158,6 +173,18 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
                 "model's output names with task_names")
     return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
             "output_shapes": [list(shape) for shape in loaded.output_shapes]}
+
+
+def _check_deeplift(model, width: int, targets: list) -> None:
+    """Explain one random sequence against one shuffle of it, each target, so that a layer without a DeepLIFT
+    rule is refused now, naming it, and not in the first batch of the attribution jobs."""
+    import numpy as np
+
+    from genomatt.attribution import deep_lift_shap
+
+    onehot = np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, width)].T[None]
+    for target in targets:
+        deep_lift_shap(model, onehot, n_shuffles=1, target=target, device="cpu", random_state=0, progress=False)
 
 
 def _check_known_motifs(meme: str | os.PathLike | None, jaspar: tuple[str, str, str | None] | None) -> int:

@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from genomatt.cli.main import main
 from genomatt.errors import GenomattError
+from genomatt.fasta import read_chrom_sizes
 from genomatt.genome import read_bed
 from genomatt.preflight import check_inputs
 
@@ -45,6 +47,34 @@ def test_regions_off_the_fasta_are_an_error_or_counted(small_genome, tmp_path):
         check_inputs(small_genome.fasta, bed, 200)
     summary = check_inputs(small_genome.fasta, bed, 200, on_missing="skip")
     assert (summary["n_regions"], summary["skipped_regions"]) == (120, 2)
+
+
+def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path):
+    length = read_chrom_sizes(small_genome.fasta)["chr1"]
+    bed = tmp_path / "peaks.bed"
+    bed.write_text(small_genome.regions_bed.read_text() + f"chr1\t{length + 10}\t{length + 60}\n")
+    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions start past the end of their chromosome")):
+        check_inputs(small_genome.fasta, bed, 200)
+    assert check_inputs(small_genome.fasta, bed, 200, on_missing="skip")["skipped_regions"] == 1
+    negatives = tmp_path / "negatives.bed"
+    negatives.write_text("chr9\t10\t60\n")
+    with pytest.raises(GenomattError, match=re.escape(f"{negatives}: 1 regions on chromosomes ['chr9']")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, negatives=negatives)
+
+
+def test_model_layer_without_a_deeplift_rule_is_refused_by_the_check(small_genome, tmp_path):
+    class Sorting(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = torch.nn.Conv1d(4, 4, 3, padding=1), torch.nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.out(torch.sort(self.conv(x), dim=-1)[0].mean(-1))
+
+    path = tmp_path / "sorting.ts"
+    torch.jit.script(Sorting()).save(str(path))
+    with pytest.raises(GenomattError, match=r"cannot compute DeepLIFT through `sort`"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path)
 
 
 def test_user_model_tasks_must_have_task_beds(small_genome, user_model):

@@ -17,9 +17,10 @@ def register(subparsers) -> None:
         "check",
         help="check a run's inputs (files, chromosomes, task names, model at the width) before it starts",
         description="Check, in seconds, what the later steps would find wrong after hours: that every file "
-        "exists and parses, that the chromosomes of the regions and task BEDs are in the FASTA, that a user's "
-        "model loads and takes windows of --width bp, that its task names (or --task-names) each have a task "
-        "BED, and that the known motifs load. The first problem is reported in one line (exit status 2); "
+        "exists and parses, that the chromosomes of the regions, task BEDs and negatives are in the FASTA and "
+        "the regions' windows start on them, that a user's model loads, takes windows of --width bp and has a "
+        "DeepLIFT rule for every layer (one random sequence explained against one shuffle), that its task names "
+        "(or --task-names) each have a task BED, and that the known motifs load. The first problem is reported in one line (exit status 2); "
         "with --out, a JSON summary of what was checked is written.",
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA")
