@@ -167,10 +167,12 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     if tasks is not None:
         missing = [name for name in names if name not in tasks]
         if missing:
+            # The targets of a model with profile or several heads are named by genomatt, not by task_names.
+            way_out = ("declare the model's output names with task_names" if loaded.task_names else
+                       "explain every region for every target (motifs.task_regions: false)")
             raise ConfigError(
                 f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
-                "each task BED after a task of the model (task = file name without suffix), or declare the "
-                "model's output names with task_names")
+                f"each task BED after a task of the model (task = file name without suffix), or {way_out}")
     return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
             "output_shapes": [list(shape) for shape in loaded.output_shapes]}
 

@@ -68,3 +68,38 @@ def test_one_track_output_gives_a_target_per_track():
     assert [name for name, _ in head_targets([(2, 50), (1,)])] == ["profile", "counts"]
     with pytest.raises(ConfigError, match="profile convention"):
         profile_target(0, "shap")
+
+
+class MultiTaskProfileModel(nn.Module):
+    """Multi-task BPNet heads: profile logits (N, 3 tasks, 2 strands, L) and log counts (N, 3), one per task."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Conv1d(4, 8, 9, padding=4)
+        self.profile, self.count = nn.Conv1d(8, 6, 5, padding=2), nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.body(x))
+        return self.profile(h).reshape(len(x), 3, 2, -1), self.count(h.mean(-1))
+
+
+def test_multi_task_profile_model_is_explained_per_task():
+    torch.manual_seed(0)
+    model = MultiTaskProfileModel().eval()
+    X, refs = _one_hot((3, 80), 1), _one_hot((3, 4, 80), 2)
+    targets = dict(head_targets([(3, 2, 80), (3,)]))
+    assert list(targets) == ["profile_0", "profile_1", "profile_2", "counts_0", "counts_1", "counts_2"]
+    contributions = X * deep_lift_shap(model, X, refs, target=targets["counts_1"], hypothetical=True)
+    with torch.no_grad():
+        # The plain model: task 1's log counts, against each reference, averaged.
+        expected = model(X)[1][:, 1] - torch.stack([model(refs[:, r])[1][:, 1] for r in range(4)]).mean(0)
+    torch.testing.assert_close(contributions.sum((1, 2)), expected, rtol=0, atol=1e-5)
+    result = deep_lift_shap(model, X, refs, target=targets["profile_2"], return_delta=True)
+    assert float(result.delta.abs().max()) < 1e-5
+    profile = profile_target(0, "bpnet", 2)
+    with torch.no_grad():
+        # Task 2's profile alone: its strands and positions, not the other tasks'.
+        assert profile((model(X)[0], None)).shape == (3,)
+        changed = model(X)[0].clone()
+        changed[:, 0] += torch.randn_like(changed[:, 0])
+        torch.testing.assert_close(profile((changed, None)), profile((model(X)[0], None)))

@@ -77,6 +77,26 @@ def test_model_layer_without_a_deeplift_rule_is_refused_by_the_check(small_genom
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path)
 
 
+def test_profile_model_targets_must_have_task_beds(small_genome, tmp_path):
+    class MultiTaskProfile(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.profile = torch.nn.Conv1d(4, 4, 5, padding=2), torch.nn.Conv1d(4, 2, 5, padding=2)
+
+        def forward(self, x):
+            h = torch.relu(self.body(x))
+            return self.profile(h), h.mean(-1)[:, :2]
+
+    path = tmp_path / "profile.ts"
+    torch.jit.script(MultiTaskProfile()).save(str(path))
+    with pytest.raises(GenomattError, match=re.escape(
+            "the model's tasks ['profile_0', 'profile_1', 'counts_0', 'counts_1'] have no task BED; the task BEDs "
+            "name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task = file name without "
+            "suffix), or explain every region for every target (motifs.task_regions: false)")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path,
+                     task_beds=task_beds(small_genome, "GATA1", "CTCF"))
+
+
 def test_user_model_tasks_must_have_task_beds(small_genome, user_model):
     beds = task_beds(small_genome, "GATA1", "CTCF")
     with pytest.raises(GenomattError, match=re.escape("user_model:build: the model's tasks ['task_0', 'task_1'] "

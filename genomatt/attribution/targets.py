@@ -3,7 +3,9 @@
 A model returning ``(N, T)`` (or ``(N, T, 1)``) is explained per output column. A model returning
 several outputs (a tuple) is explained per output ("head"): a head with one value per sequence
 directly, a head with a profile (``(N, L_out)`` or ``(N, strands, L_out)``, strands flattened with
-positions as bpnet-lite does) through a profile target. A model returning one profile tensor
+positions as bpnet-lite does) through a profile target. A multi-task profile model, whose count head
+has T > 1 values, one per track of its profile head ``(N, T, L_out)`` (or ``(N, T, strands, L_out)``),
+is explained per task: the profile target of track t and the count of task t. A model returning one profile tensor
 ``(N, T, L_out)`` (gReLU, Enformer-style track models) is explained per track ``t`` through the
 profile target of ``[:, t]``.
 
@@ -27,6 +29,7 @@ sum to any output difference, so genomatt does not offer that weighting.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +41,8 @@ from torch.overrides import handle_torch_function, has_torch_function_unary
 from genomatt.attribution.choices import PROFILE_CONVENTIONS
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
 
 
 def profile_logit_scaling(centred: Tensor) -> Tensor:
@@ -105,13 +110,15 @@ def profile_target(head: int, convention: str = "bpnet", track: int | None = Non
     return profile
 
 
-def scalar_target(head: int) -> Callable[[Any], Tensor]:
-    """The target explaining a head with one value per sequence (e.g. log counts).
+def scalar_target(head: int, column: int = 0) -> Callable[[Any], Tensor]:
+    """The target explaining one value per sequence of a head (e.g. log counts, or one task's log counts).
 
     Parameters
     ----------
     head : int
         Index of the output in the model's output tuple.
+    column : int, default 0
+        The value of the head explained, for a head with one value per task.
 
     Returns
     -------
@@ -120,9 +127,50 @@ def scalar_target(head: int) -> Callable[[Any], Tensor]:
     """
     def scalar(outputs: Any) -> Tensor:
         values = _head(outputs, head, None)
-        return values.reshape(values.shape[0], -1)[:, 0]
+        return values.reshape(values.shape[0], -1)[:, column]
 
     return scalar
+
+
+def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
+    while len(shape) > 1 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
+
+
+def _task_axis(output_shapes: Sequence[tuple[int, ...]]) -> int | None:
+    """T for a multi-task profile model: a head of T > 1 values, one per track of a profile head ``(T, ..., L)``."""
+    tracks = {shape[0] for shape in output_shapes if len(_squeezed(shape)) >= 2}
+    for shape in map(_squeezed, output_shapes):
+        if len(shape) == 1 and shape[0] > 1 and shape[0] in tracks:
+            return shape[0]
+    return None
+
+
+def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str) -> list[tuple[str, Callable]]:
+    """The targets of a model returning several outputs (module docstring)."""
+    n_tasks = _task_axis(output_shapes)
+    heads = []
+    for head, shape in enumerate(output_shapes):
+        shape = _squeezed(shape)
+        if n_tasks and len(shape) == 1 and shape[0] == n_tasks:
+            heads.append(("counts", [scalar_target(head, task) for task in range(n_tasks)]))
+        elif n_tasks and len(shape) >= 2 and shape[0] == n_tasks:
+            heads.append(("profile", [profile_target(head, convention, task) for task in range(n_tasks)]))
+        elif math.prod(shape) == 1:
+            heads.append(("counts", [scalar_target(head)]))
+        else:
+            if len(shape) == 1:
+                log.info("output %d of the model, %d values per sequence, is explained as a profile "
+                         "(Σ c·softmax(c) over its values)", head, shape[0])
+            heads.append(("profile", [profile_target(head, convention)]))
+    kinds = [kind for kind, _ in heads]
+    targets = []
+    for head, (kind, functions) in enumerate(heads):
+        name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
+        targets += [(name if len(functions) == 1 else f"{name}_{task}", function)
+                    for task, function in enumerate(functions)]
+    return targets
 
 
 def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[str] | None = None,
@@ -145,8 +193,9 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     -------
     list of (str, callable)
         For several outputs, ``profile`` and ``counts`` for the usual profile + count model, else
-        ``profile_<i>`` and ``counts_<i>`` by head index ``i``; for one ``(T, L_out)`` output, one
-        profile target per track.
+        ``profile_<i>`` and ``counts_<i>`` by head index ``i``; for a multi-task profile model (a profile
+        head ``(T, ..., L_out)`` and a count head of T values), ``profile_<t>`` and ``counts_<t>`` for
+        each task t; for one ``(T, L_out)`` output, one profile target per track.
 
     Raises
     ------
@@ -160,10 +209,7 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
             [f"track_{track}" for track in range(n_tracks)]
         targets = [(name, profile_target(0, convention, track)) for track, name in enumerate(names)]
     else:
-        kinds = ["counts" if math.prod(shape) == 1 else "profile" for shape in output_shapes]
-        for head, kind in enumerate(kinds):
-            name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
-            targets.append((name, scalar_target(head) if kind == "counts" else profile_target(head, convention)))
+        targets = _tuple_targets(output_shapes, convention)
     if not requested:
         return targets
     by_name = dict(targets)
