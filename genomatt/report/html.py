@@ -116,13 +116,24 @@ def load_report_inputs(
         known = {motif.name for motif in motif_rows}
         # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
+    motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
+    _check_same_run(contrib, contributions.provenance, motifs, motif_provenance.get("contrib_provenance") or {})
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
         sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
                  "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
-        motif_provenance=(read_attrs(motifs).get("provenance") or {}) if motifs else {},
+        motif_provenance=motif_provenance,
     )
+
+
+def _check_same_run(contrib: Path, provenance: dict, motifs: str | os.PathLike | None, discovered_in: dict) -> None:
+    """Motifs discovered in the contributions of another model, or of other regions, belong to another run."""
+    for key, what in (("model_sha256", "model"), ("h5_sha256", "regions")):
+        ours, theirs = provenance.get(key), discovered_in.get(key)
+        if ours and theirs and ours != theirs:
+            raise StoreError(f"{motifs}: its motifs were discovered in the contributions of another {what} "
+                             f"({key} {theirs[:12]}) than {contrib} ({ours[:12]}); give the motifs.h5 of this run")
 
 
 def _image(png: bytes, alt: str, css_class: str = "") -> str:
