@@ -87,7 +87,7 @@ def check_inputs(
         raise FastaError(f"{fasta}: FASTA file not found")
     sizes = read_chrom_sizes(fasta)
     table = read_bed(regions)
-    skipped = _count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
+    skipped = count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
     skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
     if skipped == len(table):
         raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
@@ -95,12 +95,12 @@ def check_inputs(
                "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width}
     # Training reads every task region from the FASTA; a user's model only places regions in them.
     task_on_missing = "error" if model is None else "skip"
-    tasks = _check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None
+    tasks = check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None
     if tasks is not None:
         summary["task_regions"] = tasks
     if negatives is not None:
         negative_regions = read_bed(negatives)
-        _count_missing_chromosomes(negative_regions, sizes, fasta, negatives, "error")
+        count_missing_chromosomes(negative_regions, sizes, fasta, negatives, "error", can_skip=False)
         summary["negatives"] = len(negative_regions)
     if model is not None:
         summary["model"] = _check_model(model, weights, width, task_names, tasks)
@@ -114,8 +114,34 @@ def check_inputs(
     return summary
 
 
-def _count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
-                               source: str | os.PathLike, on_missing: str) -> int:
+def count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
+                              source: str | os.PathLike, on_missing: str, can_skip: bool = True) -> int:
+    """Regions of ``table`` (read from ``source``) on chromosomes absent from the FASTA.
+
+    Parameters
+    ----------
+    table
+        Regions with ``chrom``.
+    sizes
+        Chromosome lengths of ``fasta``.
+    fasta, source
+        The FASTA and the file the regions were read from, for messages.
+    on_missing
+        ``"error"``: raise; ``"skip"``: log a warning and count them.
+    can_skip
+        Whether the run could skip such regions (``on_missing: skip``), which the error then suggests; a
+        model is trained on every task region and negative, so those cannot be skipped.
+
+    Returns
+    -------
+    int
+        The number of such regions.
+
+    Raises
+    ------
+    FastaError
+        With ``on_missing="error"``, naming the file, the chromosomes and the FASTA's.
+    """
     absent = ~table["chrom"].isin(list(sizes))
     if not absent.any():
         return 0
@@ -124,7 +150,8 @@ def _count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta
     message = (f"{source}: {int(absent.sum())} regions on chromosomes {missing[:5]}{' ...' if len(missing) > 5 else ''}"
                f" that are not in {fasta} (it has: {shown})")
     if on_missing != "skip":
-        raise FastaError(message + "; fix the names, or skip such regions (on_missing: skip)")
+        raise FastaError(message + ("; fix the names, or skip such regions (on_missing: skip)" if can_skip else
+                                    "; fix the names (a model is trained on every task region and negative)"))
     log.warning("%s; they will be skipped", message)
     return int(absent.sum())
 
@@ -139,8 +166,19 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
     return int(_past_chromosome_ends(resize(table, width), absent, sizes, Path(fasta), str(source), on_missing).sum())
 
 
-def _check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
-                     fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
+def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
+                    fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
+    """Regions of each task BED on the FASTA's chromosomes, by task.
+
+    ``on_missing="error"`` is the check of a model to train, on every task region: a region on a chromosome
+    absent from the FASTA is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
+    place regions in tasks) counts and logs them.
+
+    Raises
+    ------
+    FastaError
+        With ``on_missing="error"``, naming the BED (and the task, for one labelled BED).
+    """
     from genomatt.task_regions import read_task_regions, task_name_from_path
 
     tasks = read_task_regions(list(task_beds), labels_column)
@@ -148,7 +186,7 @@ def _check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str 
     counts = {}
     for task, table in tasks.items():
         source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
-        skipped = _count_missing_chromosomes(table, sizes, fasta, source, on_missing)
+        skipped = count_missing_chromosomes(table, sizes, fasta, source, on_missing, can_skip=on_missing == "skip")
         counts[task] = len(table) - skipped
     return counts
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genomatt.errors import ConfigError
+from genomatt.errors import ConfigError, FastaError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.intervals import overlaps_any
 from genomatt.models.dataset import build_training_data, label_windows, positive_windows
@@ -165,3 +165,13 @@ def test_windows_off_a_chromosome_end_are_padded_with_n(genome, tmp_path):
     assert data.X.shape[2] == 310
     assert data.X[first][0, :, :125].sum() == 0 and data.X[first][0, :, 125:].sum(axis=0).min() == 1
     assert data.X[last][0, :, -140:].sum() == 0 and data.X[last][0, :, :-140].sum(axis=0).min() == 1
+
+
+def test_task_and_negative_beds_off_the_genome_are_named(genome, tmp_path):
+    beds = [write_bed(tmp_path / "OFF.bed", [("chr1", 3000, 3200), ("chr9", 3000, 3200)]), genome.task_beds["CTCF"]]
+    with pytest.raises(FastaError, match=rf"{tmp_path / 'OFF.bed'}: 1 regions on chromosomes \['chr9'\] that are "
+                                         r"not in .*; fix the names \(a model is trained on every task region"):
+        build_training_data(genome.fasta, beds, 200, negatives="shuffled", progress=False)
+    negatives = write_bed(tmp_path / "background.bed", [("chrUn", 10, 300)])
+    with pytest.raises(FastaError, match=rf"{negatives}: 1 regions on chromosomes \['chrUn'\]"):
+        build_training_data(genome.fasta, [genome.task_beds["CTCF"]], 200, negatives=str(negatives), progress=False)

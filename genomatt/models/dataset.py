@@ -22,6 +22,7 @@ from genomatt.genome import load_regions, read_bed, resize
 from genomatt.intervals import centre_in_any
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
+from genomatt.preflight import check_task_beds, count_missing_chromosomes
 from genomatt.task_regions import read_task_regions
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,12 @@ def build_training_data(
             f"negatives {negatives!r}: expected {' or '.join(NEGATIVE_KINDS)} or a BED file, and no such file exists"
         )
     task_regions = read_task_regions(beds, labels_column)
-    validation_chroms, test_chroms = holdout_chromosomes(read_chrom_sizes(fasta), validation_chroms, test_chroms)
+    sizes = read_chrom_sizes(fasta)
+    # Each BED's regions on the genome, the BED named in the error.
+    check_task_beds(list(beds), labels_column, sizes, fasta, "error")
+    if negatives not in NEGATIVE_KINDS:
+        count_missing_chromosomes(read_bed(negatives), sizes, fasta, negatives, "error", can_skip=False)
+    validation_chroms, test_chroms = holdout_chromosomes(sizes, validation_chroms, test_chroms)
     positives = positive_windows(task_regions, width).assign(source="positive")
     _, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)
     if negatives == "shuffled":
