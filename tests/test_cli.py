@@ -390,3 +390,21 @@ def test_a_command_restores_the_sigterm_handler_it_replaced(tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     assert main(["gather", "--inputs", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "out.h5")]) == 2
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_ctrl_c_is_one_line_and_leaves_nothing(small_genome, tmp_path, monkeypatch, capsys):
+    import genomatt.cli.extract as extract_command
+    from genomatt.atomic import atomic_path
+
+    def interrupted(args):
+        with atomic_path(args.out) as tmp:
+            tmp.write_text("part")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract_command, "run", interrupted)
+    out = tmp_path / "regions.h5"
+    status = main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+                   "--width", "200", "--out", str(out)])
+    assert status == 130
+    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; no output was written"
+    assert list(tmp_path.iterdir()) == []

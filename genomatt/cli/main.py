@@ -130,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"genomatt {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: the outputs were removed on the way out, as on any failure.
+        if args.debug:
+            traceback.print_exc()
+        print(f"genomatt {args.command}: interrupted; no output was written", file=sys.stderr)
+        return 130
     return 0
 
 
