@@ -101,6 +101,14 @@ def test_user_meme_file_as_database(tmp_path):
     assert matches[0][0]["id"] == "U7" and matches[0][0]["name"] == "user7"
 
 
+def test_a_small_database_is_one_logged_warning(caplog, recwarn):
+    rng = np.random.default_rng(3)
+    motifs = [Motif(f"U{i}", f"user{i}", rng.dirichlet(np.full(4, 0.3), size=8).T) for i in range(5)]
+    compare_motifs([motifs[2].probabilities], motifs)
+    assert "matching against 5 known motifs: TOMTOM's p-values" in caplog.text
+    assert not [warning for warning in recwarn if "tomtom" in str(warning.message)]
+
+
 def test_matching_rejects_bad_requests(jaspar):
     assert compare_motifs([], jaspar) == []
     with pytest.raises(MotifError, match="at least 1"):

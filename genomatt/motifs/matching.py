@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +29,8 @@ from genomatt.threads import bounded_threads
 
 log = logging.getLogger(__name__)
 
+MIN_STABLE_DATABASE = 25
+"""Known motifs below which TOMTOM's p-values depend on the set given (memelite's own threshold)."""
 MATCH_COLUMNS = ("motif", "task", "sign", "n_seqlets", "rank", "match_id", "match_name", "p_value", "q_value")
 
 
@@ -53,7 +56,7 @@ def compare_motifs(
     queries
         Probability matrices ``(4, W)`` (columns sum to 1).
     database
-        Known motifs; more than 25 give stable p-values (memelite warns below).
+        Known motifs; :data:`MIN_STABLE_DATABASE` or more give stable p-values (a warning is logged below).
     top
         Matches kept per query, by increasing p-value.
     threads
@@ -73,7 +76,12 @@ def compare_motifs(
     if not database:
         raise MotifError("the known-motif database is empty")
     targets = [np.asarray(motif.probabilities, dtype=np.float64) for motif in database]
-    with bounded_threads(threads):
+    if len(targets) < MIN_STABLE_DATABASE:
+        log.warning("matching against %d known motifs: TOMTOM's p-values take their background from the known "
+                    "motifs' columns, so with fewer than %d they depend on which motifs are given; a whole "
+                    "database (e.g. JASPAR) gives stable ones", len(targets), MIN_STABLE_DATABASE)
+    with bounded_threads(threads), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="tomtom was given", category=UserWarning)
         p_values = tomtom([np.asarray(query, dtype=np.float64) for query in queries], targets)[0]
     # scipy refuses p-values outside [0, 1]; rounding error must not fail a run.
     q_values = false_discovery_control(np.clip(p_values, 0.0, 1.0), axis=1, method="bh")
