@@ -288,7 +288,8 @@ def test_unknown_target_is_a_clear_error(inputs, capsys):
     argv = ["attribute", "--regions-h5", str(folder / "regions.h5"), "--model", str(folder / "model.yaml"),
             "--out", str(folder / "bad.h5"), "--targets", "SPI1", "--device", "cpu"]
     assert main(argv) == 2
-    assert "'SPI1' is neither a task of the model (GATA1, CTCF)" in capsys.readouterr().err
+    assert ("'SPI1' is neither a task of the model (GATA1, CTCF) nor an output index from 0 to 1 (or -1 for the "
+            "last)") in capsys.readouterr().err
 
 
 PROFILE_MODULE = '''

@@ -221,5 +221,5 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
             chosen.append(targets[int(item)])
         else:
             raise ConfigError(f"--targets: {item!r} is neither a target of the model ({', '.join(by_name)}) "
-                              f"nor an index below {len(targets)}")
+                              f"nor an index from 0 to {len(targets) - 1} (or -1 for the last)")
     return chosen

@@ -114,7 +114,7 @@ def _target_columns(requested: list[str] | None, task_names: list[str]) -> tuple
             columns.append(int(target) % len(task_names))
         else:
             raise ConfigError(f"--targets: {target!r} is neither a task of the model ({', '.join(task_names)}) "
-                              f"nor an output index below {len(task_names)}")
+                              f"nor an output index from 0 to {len(task_names) - 1} (or -1 for the last)")
     return columns, [task_names[column] for column in columns]
 
 
