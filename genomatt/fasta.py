@@ -1,82 +1,401 @@
-"""FASTA access through pyfaidx or pysam, with an index never older than the FASTA.
+"""FASTA access through pyfaidx or pysam, with an index that matches the FASTA.
 
 Kept apart from :mod:`genomatt.genome` (BED parsing, windows, one-hot encoding) so that reading
 chromosome sizes or naming the backends loads neither numpy nor pandas.
+
+The index (``.fai``, and ``.gzi`` for a bgzip-compressed FASTA) lives beside the FASTA when that folder
+can be written. When it cannot (a shared genome in a read-only folder), the index is built once in the
+user's cache folder instead, keyed by the FASTA's absolute path, size and modification time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import gzip
+import hashlib
 import logging
+import math
 import os
+import re
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from genomatt.errors import FastaError, GenomattError
+from genomatt.errors import FastaError, OutputError
 
 log = logging.getLogger(__name__)
 
 FASTA_BACKENDS = ("pyfaidx", "pysam")
 
-
-def _index_paths(path: Path) -> list[Path]:
-    """The index files of a FASTA: ``.fai``, and ``.gzi`` for a bgzip-compressed one."""
-    with open(path, "rb") as handle:
-        compressed = handle.read(2) == b"\x1f\x8b"
-    return [Path(f"{path}.fai")] + ([Path(f"{path}.gzi")] if compressed else [])
-
-
-def _build_index(path: Path, backend: str, indexes: list[Path]) -> None:
-    """Write the index files of ``path`` atomically (concurrent readers see the old or the new index)."""
-    from genomatt.atomic import atomic_path
-
-    with contextlib.ExitStack() as stack:
-        temporary = [stack.enter_context(atomic_path(index, rollback=False)) for index in indexes]
-        if backend == "pyfaidx":
-            import pyfaidx
-
-            pyfaidx.Faidx(str(path), indexname=str(temporary[0]), rebuild=True,
-                          gzi_indexname=str(temporary[1]) if len(temporary) > 1 else None).close()
-        else:
-            import pysam
-
-            options = ["--fai-idx", str(temporary[0])]
-            if len(temporary) > 1:
-                options += ["--gzi-idx", str(temporary[1])]
-            pysam.faidx(str(path), *options)
+# The first bytes of a BGZF block: a gzip member whose extra field is the "BC" subfield.
+_GZIP_MAGIC = b"\x1f\x8b"
+_BGZF_FLAGS = b"\x1f\x8b\x08\x04"
+_BGZF_SUBFIELD = b"BC"
+# File-system refusals of a write: the index is then built in the cache folder instead.
+_WRITE_REFUSALS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+# Most bytes read around one record boundary when checking an index against its FASTA (header lines).
+_MAX_HEADER_BYTES = 1 << 16
+_SCAN_BYTES = 1 << 24
+_HEADER_NAME = re.compile(rb"^>(\S*)", re.MULTILINE)
 
 
-def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> list[Path]:
-    """Build the index of a FASTA when it is missing or older than the FASTA; return its files.
+@dataclass(frozen=True)
+class _IndexRecord:
+    """One line of a ``.fai``: a record's name, length (bp), sequence offset and line layout."""
 
-    An index older than its FASTA (the FASTA was edited or re-wrapped after indexing) would read the
-    wrong bases, so it is rebuilt, atomically.
+    name: str
+    length: int
+    offset: int
+    line_bases: int
+    line_bytes: int
+
+    @property
+    def end(self) -> int:
+        """Byte just past the record's last line and its newline."""
+        if self.length == 0:
+            return self.offset
+        lines = math.ceil(self.length / self.line_bases)
+        return self.offset + self.length + lines * (self.line_bytes - self.line_bases)
+
+
+def _is_bgzip(path: Path) -> bool:
+    """Whether ``path`` is bgzip-compressed; a FASTA compressed with plain gzip is refused.
 
     Raises
     ------
     FastaError
-        If the index cannot be built (an unreadable FASTA, or a folder that cannot be written).
+        If the FASTA cannot be read, or is gzip- but not bgzip-compressed (it has no index for random access).
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        raise FastaError(f"{path}: cannot read FASTA ({error.strerror or error})") from None
+    if not head.startswith(_GZIP_MAGIC):
+        return False
+    if head.startswith(_BGZF_FLAGS) and head[12:14] == _BGZF_SUBFIELD:
+        return True
+    plain = path.name[: -len(".gz")] if path.name.endswith(".gz") else path.name
+    raise FastaError(
+        f"{path}: compressed with gzip, not bgzip, so it cannot be read at random positions; decompress it "
+        f"(`gunzip {path.name}`) and use it plain, or compress it again with `bgzip {plain}`"
+    )
+
+
+def _index_paths(path: Path, folder: Path, compressed: bool) -> list[Path]:
+    """The index files of the FASTA ``path`` in ``folder``: ``.fai``, and ``.gzi`` for a bgzip-compressed one."""
+    return [folder / f"{path.name}.fai"] + ([folder / f"{path.name}.gzi"] if compressed else [])
+
+
+def _cache_folder(path: Path) -> Path:
+    """The folder in the user's cache for the index of ``path``, keyed by its absolute path, size and time.
+
+    ``$XDG_CACHE_HOME/genomatt/fasta-index/<key>`` (``~/.cache`` when unset): a FASTA replaced, edited or
+    touched gets a new key, so an index found there always belongs to the FASTA as it is now.
+    """
+    stat = path.stat()
+    identity = f"{path.resolve()}\n{stat.st_size}\n{stat.st_mtime_ns}".encode()
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "genomatt" / "fasta-index" / hashlib.sha256(identity).hexdigest()[:24]
+
+
+def _read_fai(index: Path) -> list[_IndexRecord]:
+    """The records of the ``.fai`` file ``index``.
+
+    Raises
+    ------
+    ValueError
+        Saying why it is not a usable index of a FASTA (a malformed line, a name listed twice, no record).
+    """
+    records, names = [], set()
+    with open(index, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.rstrip("\r\n").split("\t")
+            try:
+                record = _IndexRecord(fields[0], *(int(field) for field in fields[1:]))
+            except (TypeError, ValueError):
+                record = None
+            if (record is None or min(record.length, record.offset, record.line_bases) < 0
+                    or record.line_bytes < record.line_bases or (record.length and not record.line_bases)):
+                raise ValueError(f"line {number} is not a FASTA index line (name, length, offset, line bases, "
+                                 "line bytes)")
+            if record.name in names:
+                raise ValueError(f"it lists record {record.name!r} twice")
+            names.add(record.name)
+            records.append(record)
+    if not records:
+        raise ValueError("it lists no record")
+    return records
+
+
+def _holds_sequence(lines: list[bytes]) -> bool:
+    """Whether any of ``lines`` is a sequence line: neither blank nor a header (of a record without bases,
+    which htslib leaves out of its index)."""
+    return any(line.strip() and not line.startswith(b">") for line in lines)
+
+
+def _header_problem(handle: BinaryIO, record: _IndexRecord, previous: _IndexRecord | None) -> str | None:
+    """Why the bytes before ``record``'s sequence are not its header line; ``None`` if they are.
+
+    Before the first record anything may come (comment lines); between records no sequence line.
+    """
+    if previous is not None and record.offset <= previous.end:
+        return f"record {record.name!r} starts at byte {record.offset}, inside record {previous.name!r}"
+    start = previous.end if previous is not None else max(0, record.offset - _MAX_HEADER_BYTES)
+    if record.offset - start > _MAX_HEADER_BYTES:
+        return f"{record.offset - start} bytes lie between records {previous.name!r} and {record.name!r}"
+    handle.seek(start)
+    lines = handle.read(record.offset - start).split(b"\n")
+    header = lines[-2].rstrip(b"\r") if len(lines) > 1 and lines[-1] == b"" else b""
+    if header[:1] != b">" or header[1:].split()[:1] != [record.name.encode()]:
+        return f"the line before byte {record.offset} is not the header of record {record.name!r}"
+    if previous is not None and _holds_sequence(lines[:-2]):
+        return f"sequence lines not in the index lie between records {previous.name!r} and {record.name!r}"
+    return None
+
+
+def _first_line_problem(handle: BinaryIO, record: _IndexRecord, size: int) -> str | None:
+    """Why ``record``'s first sequence line does not hold ``line_bases`` bases and a newline; ``None`` if it does."""
+    if record.length == 0:
+        return None
+    bases = min(record.length, record.line_bases)
+    handle.seek(record.offset)
+    line = handle.read(record.line_bytes - record.line_bases + bases)
+    newline = line[bases:]
+    ends_line = newline in (b"\n", b"\r\n") or (newline == b"" and record.offset + bases == size)
+    if len(line) < bases or b"\n" in line[:bases] or line[:1] == b">" or not ends_line:
+        return (f"the first line of record {record.name!r} (byte {record.offset}) does not hold "
+                f"{bases} bases and a newline")
+    return None
+
+
+def _trailer_problem(handle: BinaryIO, last: _IndexRecord, size: int) -> str | None:
+    """Why the file does not end (blank and header lines aside) where its last indexed record ends; ``None`` if
+    it does."""
+    end = last.end
+    if end > size:
+        # The last line of a file may lack its newline.
+        missing_newline = last.length and end - size <= last.line_bytes - last.line_bases
+        return None if missing_newline else (
+            f"record {last.name!r} would end at byte {end}, past the end of the file ({size} bytes)")
+    handle.seek(end)
+    rest = handle.read(_MAX_HEADER_BYTES + 1)
+    if len(rest) > _MAX_HEADER_BYTES or _holds_sequence(rest.split(b"\n")):
+        return f"sequence lines not in the index follow its last record {last.name!r}"
+    return None
+
+
+def _layout_problem(path: Path, records: list[_IndexRecord]) -> str | None:
+    """Why the ``.fai`` records do not describe the plain FASTA ``path``; ``None`` when they do.
+
+    Reads a few bytes at each record's boundaries, never the sequences: each record's sequence must
+    follow its header line, its first line must hold ``line_bases`` bases, and it must end where the
+    next header (or the file) begins. A FASTA re-wrapped, edited or replaced after indexing fails.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        previous = None
+        for record in records:
+            problem = _header_problem(handle, record, previous) or _first_line_problem(handle, record, size)
+            if problem:
+                return problem
+            previous = record
+        return _trailer_problem(handle, previous, size)
+
+
+def _index_mismatch(path: Path, indexes: list[Path], compressed: bool) -> str | None:
+    """Why the present index files ``indexes`` do not match the FASTA ``path``; ``None`` if they do.
+
+    The ``.fai`` must be well formed with unique names; the records of a plain FASTA's ``.fai`` are
+    also checked against the FASTA's bytes (a bgzip-compressed FASTA's offsets are not file offsets).
+    """
+    try:
+        records = _read_fai(indexes[0])
+        return None if compressed else _layout_problem(path, records)
+    except ValueError as error:
+        return str(error)
+    except OSError as error:
+        return f"cannot read it: {error.strerror or error}"
+
+
+def _older_index(path: Path, indexes: list[Path]) -> Path | None:
+    """The first of ``indexes`` older than the FASTA ``path``, or ``None``."""
+    fasta_time = path.stat().st_mtime_ns
+    return next((index for index in indexes if index.stat().st_mtime_ns < fasta_time), None)
+
+
+def _usable_cached_index(path: Path, cached: list[Path], compressed: bool) -> bool:
+    """Whether an index built earlier in the cache folder is there and matches the FASTA.
+
+    Its age is not checked: the cache folder's key holds the FASTA's size and time.
+    """
+    return all(index.is_file() for index in cached) and _index_mismatch(path, cached, compressed) is None
+
+
+def _record_names(path: Path, compressed: bool) -> Iterator[str]:
+    """The record names of the FASTA ``path``, in file order, reading the whole file once in large chunks."""
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+        pending, at_line_start = b"", True
+        while chunk := handle.read(_SCAN_BYTES):
+            chunk = pending + chunk
+            if not at_line_start:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    continue
+                chunk = chunk[newline + 1:]
+            cut = chunk.rfind(b"\n") + 1
+            for match in _HEADER_NAME.finditer(chunk, 0, cut):
+                yield match.group(1).decode("utf-8", errors="replace")
+            rest = chunk[cut:]
+            # An unfinished header line is kept for the next chunk; the rest of a sequence line is skipped.
+            pending = rest if rest.startswith(b">") else b""
+            at_line_start = rest == b"" or bool(pending)
+        for match in _HEADER_NAME.finditer(pending):
+            yield match.group(1).decode("utf-8", errors="replace")
+
+
+def _refuse_duplicate_records(path: Path, compressed: bool) -> None:
+    """Raise if two records of the FASTA share a name: pyfaidx would refuse it and pysam read the first only."""
+    seen = set()
+    try:
+        for name in _record_names(path, compressed):
+            if name in seen:
+                raise FastaError(f"{path}: record name {name!r} appears more than once; each record of a FASTA "
+                                 "needs its own name (rename or remove the duplicate)")
+            seen.add(name)
+    except (OSError, EOFError) as error:  # an unreadable file, or a truncated or damaged bgzip one
+        raise FastaError(f"{path}: cannot read FASTA ({error})") from None
+
+
+def _open_failure(path: Path, backend: str, error: Exception) -> FastaError:
+    reason = " ".join(str(error).split())
+    return FastaError(f"{path}: cannot open FASTA with {backend} ({type(error).__name__}: {reason})")
+
+
+def _run_indexer(path: Path, backend: str, indexes: list[Path]) -> None:
+    """Write the index of ``path`` to ``indexes`` (``.fai``, then ``.gzi`` for bgzip) with ``backend``."""
+    if backend == "pyfaidx":
+        import pyfaidx
+
+        pyfaidx.Faidx(str(path), indexname=str(indexes[0]), rebuild=True,
+                      gzi_indexname=str(indexes[1]) if len(indexes) > 1 else None).close()
+    else:
+        import pysam
+
+        options = ["--fai-idx", str(indexes[0])]
+        if len(indexes) > 1:
+            options += ["--gzi-idx", str(indexes[1])]
+        pysam.faidx(str(path), *options)
+
+
+def _build_index(path: Path, backend: str, indexes: list[Path]) -> None:
+    """Write the index files of ``path`` atomically (concurrent readers see the old or the new index).
+
+    Raises
+    ------
+    OutputError
+        If the folder of ``indexes`` refuses the write (read-only, no permission, full).
+    FastaError
+        If ``backend`` cannot index the FASTA.
+    """
+    from genomatt.atomic import atomic_path
+
+    with contextlib.ExitStack() as stack:
+        temporary = [stack.enter_context(atomic_path(index, rollback=False)) for index in indexes]
+        try:
+            _run_indexer(path, backend, temporary)
+        except OSError as error:
+            if error.errno in _WRITE_REFUSALS:
+                raise  # atomic_path reports it as the OutputError of the index file
+            raise _open_failure(path, backend, error) from None
+        except Exception as error:  # pyfaidx and pysam raise many types for unreadable or unindexable files
+            raise _open_failure(path, backend, error) from None
+
+
+def _write_refusal(error: OutputError) -> str:
+    """The file system's reason for a refused index write, e.g. ``Read-only file system``."""
+    cause = error.__context__
+    return cause.strerror if isinstance(cause, OSError) and cause.strerror else str(error)
+
+
+def _index_elsewhere(path: Path, backend: str, beside: list[Path], cached: list[Path], refusal: str,
+                     use_beside: bool) -> list[Path]:
+    """The index of ``path`` when its folder refused to take a new one (for the reason ``refusal``).
+
+    With ``use_beside`` (an index older than its plain FASTA, whose records match it), that index;
+    otherwise one built in the cache folder ``cached``.
+    """
+    if use_beside:
+        log.warning("%s: cannot rebuild its index beside it (%s); using %s, older than the FASTA but matching "
+                    "its records", path, refusal, beside[0])
+        return beside
+    try:
+        _build_index(path, backend, cached)
+    except OutputError as error:
+        raise FastaError(f"{path}: cannot write its index beside it ({refusal}) nor in {cached[0].parent} "
+                         f"({_write_refusal(error)}); set XDG_CACHE_HOME to a writable folder") from None
+    log.warning("%s: cannot write its index beside it (%s); built it in %s", path, refusal, cached[0].parent)
+    return cached
+
+
+def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> list[Path]:
+    """Find or build an index of a FASTA that matches it; return its files (``.fai``, and ``.gzi`` for bgzip).
+
+    The index beside the FASTA is used when it is there, not older than the FASTA and, for a plain
+    FASTA, its records match the FASTA's bytes (a few bytes read per record). Otherwise it is rebuilt
+    there, atomically. When that folder cannot be written (a shared genome in a read-only folder), an
+    index older than the FASTA whose records match is used with a warning; any other is built once in
+    the user's cache folder (``$XDG_CACHE_HOME/genomatt/fasta-index``, by default ``~/.cache``), with a
+    warning naming it, and found there again by later calls.
+
+    Parameters
+    ----------
+    path
+        Plain or bgzip-compressed FASTA.
+    backend
+        ``"pyfaidx"`` or ``"pysam"``: the library that builds a missing index.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The ``.fai`` (and ``.gzi``) to read the FASTA with, beside it or in the cache folder.
+
+    Raises
+    ------
+    FastaError
+        If the FASTA cannot be read or indexed (plain gzip, two records of the same name, malformed
+        lines), or its index can be written neither beside it nor in the cache folder.
     """
     path = Path(path)
-    indexes = _index_paths(path)
-    fasta_time = path.stat().st_mtime_ns
-    stale = [index for index in indexes if not index.is_file() or index.stat().st_mtime_ns < fasta_time]
-    if not stale:
-        return indexes
-    present = [index for index in stale if index.is_file()]
-    if present:
-        log.warning("%s is older than %s; rebuilding the index", present[0], path)
+    compressed = _is_bgzip(path)
+    beside = _index_paths(path, path.parent, compressed)
+    present = all(index.is_file() for index in beside)
+    mismatch = _index_mismatch(path, beside, compressed) if present else None
+    older = _older_index(path, beside) if present and mismatch is None else None
+    if present and mismatch is None and older is None:
+        return beside
+    cached = _index_paths(path, _cache_folder(path), compressed)
+    if _usable_cached_index(path, cached, compressed):
+        log.info("%s: using its index in %s", path, cached[0].parent)
+        return cached
+    if mismatch is not None:
+        log.warning("%s does not match %s (%s); rebuilding the index", beside[0], path, mismatch)
+    elif older is not None:
+        log.warning("%s is older than %s; rebuilding the index", older, path)
+    _refuse_duplicate_records(path, compressed)
     try:
-        _build_index(path, backend, indexes)
-    except GenomattError as error:
-        raise FastaError(f"{path}: cannot write its index ({error})") from None
-    except Exception as error:  # pyfaidx and pysam raise many types for unreadable or unindexable files
-        reason = " ".join(str(error).split())
-        raise FastaError(f"{path}: cannot open FASTA with {backend} ({type(error).__name__}: {reason})") from None
-    return indexes
+        _build_index(path, backend, beside)
+    except OutputError as error:
+        return _index_elsewhere(path, backend, beside, cached, _write_refusal(error),
+                                use_beside=older is not None and not compressed)
+    return beside
 
 
 class FastaReader:
-    """Uniform access to a FASTA file through pyfaidx or pysam, with an index never older than the FASTA."""
+    """Uniform access to a FASTA file through pyfaidx or pysam, with an index that matches the FASTA."""
 
     def __init__(self, path: Path, backend: str):
         if backend not in FASTA_BACKENDS:
@@ -84,22 +403,28 @@ class FastaReader:
         if not path.is_file():
             raise FastaError(f"{path}: FASTA file not found")
         self.path = path
-        ensure_fasta_index(path, backend)
+        fai, *gzi = (str(index) for index in ensure_fasta_index(path, backend))
         try:
             if backend == "pyfaidx":
                 import pyfaidx
 
-                self._handle = pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=False, rebuild=False)
+                # ensure_fasta_index has checked an index older than the FASTA; pyfaidx would warn about its age.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    self._handle = pyfaidx.Fasta(str(path), indexname=fai, gzi_indexname=gzi[0] if gzi else None,
+                                                 as_raw=True, sequence_always_upper=False, rebuild=False,
+                                                 build_index=False)
                 self.sizes = {name: len(record) for name, record in self._handle.items()}
                 self._fetch = lambda chrom, start, end: self._handle[chrom][start:end]
             else:
                 import pysam
 
-                self._handle = pysam.FastaFile(str(path))
+                self._handle = pysam.FastaFile(str(path), filepath_index=fai,
+                                               filepath_index_compressed=gzi[0] if gzi else None)
                 self.sizes = dict(zip(self._handle.references, self._handle.lengths))
                 self._fetch = lambda chrom, start, end: self._handle.fetch(chrom, start, end)
         except Exception as error:  # both libraries raise many types for unreadable or unindexable files
-            raise FastaError(f"{path}: cannot open FASTA with {backend} ({type(error).__name__}: {error})") from None
+            raise _open_failure(path, backend, error) from None
 
     def fetch(self, chrom: str, start: int, end: int) -> str:
         return self._fetch(chrom, start, end)

@@ -330,7 +330,8 @@ def load_regions(
     Parameters
     ----------
     fasta
-        FASTA file (pyfaidx builds the ``.fai`` index; pysam also reads bgzip-compressed FASTA).
+        FASTA file (pysam also reads bgzip-compressed FASTA). Its index is built when missing, beside it
+        or, in a read-only folder, in the user's cache folder (see :func:`genomatt.fasta.ensure_fasta_index`).
     regions
         BED/narrowPeak path or a regions table.
     width

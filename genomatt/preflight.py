@@ -78,6 +78,7 @@ def check_inputs(
     """
     from genomatt.fasta import read_chrom_sizes
     from genomatt.genome import read_bed
+    from genomatt.task_regions import check_task_beds, count_missing_chromosomes
 
     if width < 1:
         raise ConfigError(f"width must be a positive number of bp, got {width}")
@@ -114,48 +115,6 @@ def check_inputs(
     return summary
 
 
-def count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
-                              source: str | os.PathLike, on_missing: str, can_skip: bool = True) -> int:
-    """Regions of ``table`` (read from ``source``) on chromosomes absent from the FASTA.
-
-    Parameters
-    ----------
-    table
-        Regions with ``chrom``.
-    sizes
-        Chromosome lengths of ``fasta``.
-    fasta, source
-        The FASTA and the file the regions were read from, for messages.
-    on_missing
-        ``"error"``: raise; ``"skip"``: log a warning and count them.
-    can_skip
-        Whether the run could skip such regions (``on_missing: skip``), which the error then suggests; a
-        model is trained on every task region and negative, so those cannot be skipped.
-
-    Returns
-    -------
-    int
-        The number of such regions.
-
-    Raises
-    ------
-    FastaError
-        With ``on_missing="error"``, naming the file, the chromosomes and the FASTA's.
-    """
-    absent = ~table["chrom"].isin(list(sizes))
-    if not absent.any():
-        return 0
-    missing = sorted(set(table.loc[absent, "chrom"]))
-    shown = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
-    message = (f"{source}: {int(absent.sum())} regions on chromosomes {missing[:5]}{' ...' if len(missing) > 5 else ''}"
-               f" that are not in {fasta} (it has: {shown})")
-    if on_missing != "skip":
-        raise FastaError(message + ("; fix the names, or skip such regions (on_missing: skip)" if can_skip else
-                                    "; fix the names (a model is trained on every task region and negative)"))
-    log.warning("%s; they will be skipped", message)
-    return int(absent.sum())
-
-
 def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
                                 source: str | os.PathLike, width: int, on_missing: str) -> int:
     """Regions on the FASTA's chromosomes whose interval or window starts past the chromosome's end (an error
@@ -164,31 +123,6 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
 
     absent = ~table["chrom"].isin(list(sizes)).to_numpy()
     return int(_past_chromosome_ends(resize(table, width), absent, sizes, Path(fasta), str(source), on_missing).sum())
-
-
-def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
-                    fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
-    """Regions of each task BED on the FASTA's chromosomes, by task.
-
-    ``on_missing="error"`` is the check of a model to train, on every task region: a region on a chromosome
-    absent from the FASTA is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
-    place regions in tasks) counts and logs them.
-
-    Raises
-    ------
-    FastaError
-        With ``on_missing="error"``, naming the BED (and the task, for one labelled BED).
-    """
-    from genomatt.task_regions import read_task_regions, task_name_from_path
-
-    tasks = read_task_regions(list(task_beds), labels_column)
-    files = {task_name_from_path(path): str(path) for path in task_beds}
-    counts = {}
-    for task, table in tasks.items():
-        source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
-        skipped = count_missing_chromosomes(table, sizes, fasta, source, on_missing, can_skip=on_missing == "skip")
-        counts[task] = len(table) - skipped
-    return counts
 
 
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,

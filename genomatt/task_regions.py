@@ -4,7 +4,9 @@ A task's regions are BED intervals (its peaks): one BED file per task, named aft
 labels column names each region's task (:func:`read_task_regions`). A window or region is *positive* for
 a task when its centre base lies inside one of the task's regions. Training labels windows by that rule
 (:mod:`genomatt.models.dataset`); motif discovery and hit calling use, for each task, the rows of the
-contribution file positive for it (:func:`task_region_rows`), when task regions are given.
+contribution file positive for it (:func:`task_region_rows`), when task regions are given. The regions of
+task BEDs (and training negatives) off the genome are found, the file named, by :func:`check_task_beds`
+and :func:`count_missing_chromosomes`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genomatt.errors import BedFormatError, ConfigError, MotifError
+from genomatt.errors import BedFormatError, ConfigError, FastaError, MotifError
 from genomatt.genome import read_bed
 from genomatt.intervals import centre_in_any
 
@@ -123,3 +125,68 @@ def task_region_rows(
         if not len(rows[task]):
             log.warning("task %s: no region of the contributions lies in the task's regions; nothing is searched for it", task)
     return rows
+
+
+def count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,
+                              source: str | os.PathLike, on_missing: str, can_skip: bool = True) -> int:
+    """Regions of ``table`` (read from ``source``) on chromosomes absent from the FASTA.
+
+    Parameters
+    ----------
+    table
+        Regions with ``chrom``.
+    sizes
+        Chromosome lengths of ``fasta``.
+    fasta, source
+        The FASTA and the file the regions were read from, for messages.
+    on_missing
+        ``"error"``: raise; ``"skip"``: log a warning and count them.
+    can_skip
+        Whether the run could skip such regions (``on_missing: skip``), which the error then suggests; a
+        model is trained on every task region and negative, so those cannot be skipped.
+
+    Returns
+    -------
+    int
+        The number of such regions.
+
+    Raises
+    ------
+    FastaError
+        With ``on_missing="error"``, naming the file, the chromosomes and the FASTA's.
+    """
+    absent = ~table["chrom"].isin(list(sizes))
+    if not absent.any():
+        return 0
+    missing = sorted(set(table.loc[absent, "chrom"]))
+    shown = ", ".join(list(sizes)[:5]) + (", ..." if len(sizes) > 5 else "")
+    message = (f"{source}: {int(absent.sum())} regions on chromosomes {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+               f" that are not in {fasta} (it has: {shown})")
+    if on_missing != "skip":
+        raise FastaError(message + ("; fix the names, or skip such regions (on_missing: skip)" if can_skip else
+                                    "; fix the names (a model is trained on every task region and negative)"))
+    log.warning("%s; they will be skipped", message)
+    return int(absent.sum())
+
+
+def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
+                    fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
+    """Regions of each task BED on the FASTA's chromosomes, by task.
+
+    ``on_missing="error"`` is the check of a model to train, on every task region: a region on a chromosome
+    absent from the FASTA is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
+    place regions in tasks) counts and logs them.
+
+    Raises
+    ------
+    FastaError
+        With ``on_missing="error"``, naming the BED (and the task, for one labelled BED).
+    """
+    tasks = read_task_regions(list(task_beds), labels_column)
+    files = {task_name_from_path(path): str(path) for path in task_beds}
+    counts = {}
+    for task, table in tasks.items():
+        source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
+        skipped = count_missing_chromosomes(table, sizes, fasta, source, on_missing, can_skip=on_missing == "skip")
+        counts[task] = len(table) - skipped
+    return counts

@@ -1,5 +1,9 @@
 """Genome-browser tracks: bigWig of per-base contributions, BED of motif hits, narrowPeak of regions.
 
+Each task's bigWig is ``contrib.<task>.bw`` with the task name made a file name by :func:`task_file_name`
+(every run of characters other than letters, digits, ``_``, ``.`` and ``-`` becomes ``_``), the rule
+``genomatt motifs`` names ``modisco/<task>.h5`` by, so a task name never reaches into another folder.
+
 Where regions overlap, each base takes its value from the region in whose window it lies closest to
 the centre (ties: the region that starts first), because a model sees the most context around the
 centre of its input. Every written value is therefore a stored contribution, unchanged.
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +22,89 @@ import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.contributions import read_contributions
-from genomatt.errors import FastaError, StoreError
+from genomatt.errors import FastaError, OutputError, StoreError
 from genomatt.fasta import read_chrom_sizes
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
+# Characters a task name keeps in a file name; each run of others becomes "_" (as genomatt motifs names files).
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def task_file_name(task: str) -> str:
+    """The task name as it appears in file names: each run of characters other than ``A-Za-z0-9_.-`` → ``_``.
+
+    ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``.._x``: no separator is left, so a file named after a task stays
+    in its folder. The same rule as ``genomatt motifs`` uses for ``modisco/<task>.h5``.
+    """
+    return _FILE_NAME_UNSAFE.sub("_", task)
+
+
+def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Path of each task's bigWig, ``<out_dir>/contrib.<task>.bw`` with :func:`task_file_name`.
+
+    Raises
+    ------
+    OutputError
+        If two tasks give the same file name (e.g. ``AP-1/JUN`` and ``AP-1_JUN``), before anything is written.
+    """
+    owners: dict[Path, str] = {}
+    for task in tasks:
+        path = Path(out_dir) / f"contrib.{task_file_name(task)}.bw"
+        if path in owners:
+            raise OutputError(f"tasks {owners[path]!r} and {task!r} would both be written to {path} (in file names "
+                              "each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick "
+                              "one with --tasks")
+        owners[path] = task
+    return {task: path for path, task in owners.items()}
+
+
+def check_regions_on_chromosomes(
+    regions: pd.DataFrame, chrom_sizes: dict[str, int], fasta: str | os.PathLike | None = None,
+    source: str | os.PathLike | None = None,
+) -> None:
+    """Raise unless every region lies on a chromosome of ``chrom_sizes`` and within its length.
+
+    A window that ran off a chromosome end was padded with N when it was read (``padded_left``/
+    ``padded_right`` of the table, bp): only its bases read from the genome must lie on the chromosome.
+    Without those columns the padding is taken from ``chrom_sizes``, so a window must then only start
+    before its chromosome's end (as ``genomatt extract`` requires).
+
+    Parameters
+    ----------
+    regions
+        ``chrom, start, end, name`` of each window (``padded_left``, ``padded_right`` when present).
+    chrom_sizes
+        Chromosome name → length.
+    fasta, source
+        The FASTA the sizes were read from and the file of the regions, named in the message when given.
+
+    Raises
+    ------
+    FastaError
+        Naming the missing chromosomes, or the first region past its chromosome's end and that length.
+    """
+    where, of = (f"{fasta}: " if fasta else ""), (f" of {source}" if source else "")
+    missing = sorted(set(regions["chrom"]) - set(chrom_sizes))
+    if missing:
+        raise FastaError(f"{where}chromosomes {missing} of the regions{of} are not in the FASTA "
+                         f"(it has {list(chrom_sizes)[:20]})")
+    size = regions["chrom"].map(chrom_sizes).to_numpy(np.int64)
+    start, end = regions["start"].to_numpy(np.int64), regions["end"].to_numpy(np.int64)
+    recorded = {"padded_left", "padded_right"} <= set(regions.columns)
+    if recorded:
+        left, right = regions["padded_left"].to_numpy(np.int64), regions["padded_right"].to_numpy(np.int64)
+    else:
+        left, right = np.maximum(0, -start), np.maximum(0, end - size)
+    outside = np.flatnonzero((end - right > size) | (start + left >= size))
+    if not outside.size:
+        return
+    first = outside[0]
+    row = regions.iloc[first]
+    padding = (f" (padded with N; bases {start[first] + left[first]}-{end[first] - right[first]} read from the genome)"
+               if recorded and left[first] + right[first] else "")
+    raise FastaError(f"{where}{outside.size} regions{of} do not lie within their chromosome (first: {row['name']} at "
+                     f"{row['chrom']}:{start[first]}-{end[first]}{padding}, but {row['chrom']} is {size[first]} bp); "
+                     "is this the genome the regions were read from?")
 
 
 def write_hits_bed(hits: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -112,7 +197,8 @@ def write_bigwig(
     values
         ``(N, L)`` float values, one row per region (``regions.end - regions.start == L``).
     regions
-        ``chrom, start, end`` of each row (windows may run off chromosome ends; those bases are dropped).
+        ``chrom, start, end`` of each row (windows may run off chromosome ends, where they were padded;
+        those bases are dropped). Each must lie on its chromosome (:func:`check_regions_on_chromosomes`).
     chrom_sizes
         Chromosome name → length, in the order of the bigWig header (FASTA order).
     path
@@ -128,9 +214,7 @@ def write_bigwig(
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2 or len(values) != len(regions):
         raise StoreError(f"{path}: expected ({len(regions)}, L) values, got shape {values.shape}")
-    missing = sorted(set(regions["chrom"]) - set(chrom_sizes))
-    if missing:
-        raise FastaError(f"chromosomes {missing} of the regions are not in the FASTA (it has {list(chrom_sizes)[:20]})")
+    check_regions_on_chromosomes(regions, chrom_sizes)
     with atomic_path(path) as tmp:
         writer = pyBigWig.open(str(tmp), "w")
         try:
@@ -181,7 +265,8 @@ def write_contribution_bigwigs(
     """Write one bigWig of per-base projected contributions per task (``contrib.<task>.bw``).
 
     The per-base value is the contribution of the base present (the sum over A, C, G, T of
-    ``contrib``). Chromosome sizes come from the FASTA.
+    ``contrib``). Chromosome sizes come from the FASTA; every region must lie on the FASTA's chromosomes
+    (:func:`check_regions_on_chromosomes`). File names are :func:`contribution_track_paths`.
 
     Returns
     -------
@@ -191,10 +276,10 @@ def write_contribution_bigwigs(
     contributions = read_contributions(contrib_path)
     contributions.check_tasks(tasks)
     sizes = read_chrom_sizes(fasta)
+    check_regions_on_chromosomes(contributions.regions, sizes, fasta, contributions.path)
+    paths = contribution_track_paths([task for task in contributions.tasks if not tasks or task in tasks], out_dir)
     written = {}
-    for index, task in enumerate(contributions.tasks):
-        if tasks and task not in tasks:
-            continue
-        per_base = contributions.read_contrib(index).sum(axis=1)
-        written[task] = write_bigwig(per_base, contributions.regions, sizes, Path(out_dir) / f"contrib.{task}.bw")
+    for task, path in paths.items():
+        per_base = contributions.read_contrib(contributions.tasks.index(task)).sum(axis=1)
+        written[task] = write_bigwig(per_base, contributions.regions, sizes, path)
     return written

@@ -1,3 +1,4 @@
+import contextlib
 import gzip
 import logging
 import os
@@ -230,7 +231,7 @@ def test_load_regions_requires_equal_lengths_without_width(small_genome):
 def test_missing_or_broken_fasta(tmp_path, small_genome):
     with pytest.raises(FastaError, match="FASTA file not found"):
         load_regions(tmp_path / "none.fa", small_genome.regions_bed, width=10)
-    broken = write(tmp_path / "broken.fa", "this is not a fasta\n>chr1\nAC\n>chr1\nGT\n")
+    broken = write(tmp_path / "broken.fa", "this is not a fasta\n>chr1\nAC\n>chr2\nGT\n")
     with pytest.raises(FastaError, match="cannot open FASTA"):
         load_regions(broken, small_genome.regions_bed, width=10)
 
@@ -278,20 +279,212 @@ def test_an_index_older_than_its_fasta_is_rebuilt(tmp_path, small_genome, backen
     assert sorted(path.name for path in tmp_path.iterdir()) == ["genome.fa", "genome.fa.fai"]
 
 
-def test_a_stale_index_that_cannot_be_rebuilt_is_refused(tmp_path, small_genome):
-    from faults import mounted_tmpfs
+@pytest.fixture
+def user_cache(tmp_path, monkeypatch):
+    """The cache folder genomatt builds indexes in when it cannot write them beside a FASTA (not the user's)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
 
-    with mounted_tmpfs(tmp_path / "disk") as disk:
-        fasta = disk / "genome.fa"
+
+@contextlib.contextmanager
+def read_only_folder(folder, populate):
+    """``folder`` holding what ``populate(folder)`` writes, then read-only.
+
+    As root a folder's mode does not stop writes, so the folder is then a tmpfs remounted read-only.
+    """
+    if os.geteuid() == 0:
+        from faults import mounted_tmpfs
+
+        with mounted_tmpfs(folder, size="8m") as disk:
+            populate(disk)
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+            yield disk
+        return
+    folder.mkdir()
+    populate(folder)
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("a folder of mode 0o555 can still be written here")
+        yield folder
+    finally:
+        folder.chmod(0o755)
+
+
+def _cached_files(cache):
+    return sorted(path.name for path in (cache / "genomatt" / "fasta-index").glob("*/*"))
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("name", ["genome.fa", "genome.fa.gz"])
+def test_a_fasta_in_a_read_only_folder_is_indexed_in_the_cache(tmp_path, small_genome, user_cache, caplog, backend,
+                                                              name):
+    import pysam
+
+    def populate(folder):
+        if name.endswith(".gz"):
+            pysam.tabix_compress(str(small_genome.fasta), str(folder / name))
+        else:
+            (folder / name).write_bytes(small_genome.fasta.read_bytes())
+
+    expected = load_regions(small_genome.fasta, small_genome.regions_bed, width=100, progress=False)[1]
+    with read_only_folder(tmp_path / "shared", populate) as shared:
+        with caplog.at_level(logging.INFO, logger="genomatt.fasta"):
+            _, onehot = load_regions(shared / name, small_genome.regions_bed, width=100, backend=backend,
+                                     progress=False)
+        np.testing.assert_array_equal(onehot, expected)
+        assert f"{name}: cannot write its index beside it (" in caplog.text
+        assert f"built it in {user_cache / 'genomatt' / 'fasta-index'}" in caplog.text
+        assert _cached_files(user_cache) == [f"{name}.fai"] + ([f"{name}.gzi"] if name.endswith(".gz") else [])
+        assert os.listdir(shared) == [name]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="genomatt.fasta"):
+            _, onehot = load_regions(shared / name, small_genome.regions_bed, width=100, backend=backend,
+                                     progress=False)
+        np.testing.assert_array_equal(onehot, expected)
+        assert "cannot write" not in caplog.text and f"{name}: using its index in {user_cache}" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_a_valid_index_older_than_its_fasta_in_a_read_only_folder_is_checked_and_used(tmp_path, small_genome,
+                                                                                       user_cache, caplog, backend):
+    def populate(folder):
+        # A genome copied without its file times: the index, unchanged, is now older than the FASTA.
+        (folder / "genome.fa").write_bytes(small_genome.fasta.read_bytes())
+        index = folder / "genome.fa.fai"
+        index.write_bytes(Path(f"{small_genome.fasta}.fai").read_bytes())
+        os.utime(index, ns=((folder / "genome.fa").stat().st_mtime_ns - 10**9,) * 2)
+
+    expected = load_regions(small_genome.fasta, small_genome.regions_bed, width=100, progress=False)[1]
+    with read_only_folder(tmp_path / "shared", populate) as shared:
+        with caplog.at_level(logging.WARNING, logger="genomatt.fasta"):
+            _, onehot = load_regions(shared / "genome.fa", small_genome.regions_bed, width=100, backend=backend,
+                                     progress=False)
+        np.testing.assert_array_equal(onehot, expected)
+        assert "genome.fa: cannot rebuild its index beside it (" in caplog.text
+        assert "genome.fa.fai, older than the FASTA but matching its records" in caplog.text
+        assert not user_cache.exists()
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_a_stale_index_in_a_read_only_folder_is_rebuilt_in_the_cache(tmp_path, small_genome, user_cache, caplog,
+                                                                     backend):
+    def populate(folder):
+        fasta = folder / "genome.fa"
         _rewrap(small_genome.fasta, fasta, 60)
         read_chrom_sizes(fasta)
+        # Re-wrapped to 80 columns after indexing: the old index points at the wrong bytes.
         _rewrap(small_genome.fasta, fasta, 80)
         index = Path(f"{fasta}.fai")
-        os.utime(index, ns=(index.stat().st_mtime_ns - 10**9,) * 2)
-        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        with pytest.raises(FastaError, match=r"genome.fa: cannot write its index \(.*genome.fa.fai: cannot write "
-                                             r"\(Read-only file system\)"):
-            load_regions(fasta, small_genome.regions_bed, width=100, progress=False)
+        os.utime(index, ns=(fasta.stat().st_mtime_ns - 10**9,) * 2)
+
+    expected = load_regions(small_genome.fasta, small_genome.regions_bed, width=100, progress=False)[1]
+    with read_only_folder(tmp_path / "shared", populate) as shared:
+        with caplog.at_level(logging.WARNING, logger="genomatt.fasta"):
+            _, onehot = load_regions(shared / "genome.fa", small_genome.regions_bed, width=100, backend=backend,
+                                     progress=False)
+        np.testing.assert_array_equal(onehot, expected)
+        assert "genome.fa.fai does not match" in caplog.text
+        assert "genome.fa: cannot write its index beside it (" in caplog.text
+        assert _cached_files(user_cache) == ["genome.fa.fai"]
+
+
+def test_an_index_that_can_be_written_nowhere_is_one_line(tmp_path, small_genome, monkeypatch):
+    def populate(folder):
+        (folder / "genome.fa").write_bytes(small_genome.fasta.read_bytes())
+
+    with read_only_folder(tmp_path / "shared", populate) as shared:
+        monkeypatch.setenv("XDG_CACHE_HOME", str(shared / "cache"))
+        with pytest.raises(FastaError, match=r"genome.fa: cannot write its index beside it \([^)]+\) nor in "
+                                             r"\S+/shared/cache/genomatt/fasta-index/\w+ \([^)]+\); set "
+                                             r"XDG_CACHE_HOME to a writable folder$"):
+            read_chrom_sizes(shared / "genome.fa")
+
+
+def _two_records(path):
+    """A FASTA of chr1 (5000 bp) and chr2 (3000 bp) in 60-column lines; return its text per record."""
+    random = np.random.default_rng(3)
+    records = {name: "".join(random.choice(list("ACGT"), length)) for name, length in [("chr1", 5000), ("chr2", 3000)]}
+    path.write_text("".join(f">{name}\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, len(seq), 60))
+                            for name, seq in records.items()))
+    return records
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_an_index_newer_than_its_fasta_that_does_not_match_it_is_rebuilt(tmp_path, caplog, backend):
+    fasta = tmp_path / "genome.fa"
+    records = _two_records(fasta)
+    index = Path(f"{fasta}.fai")
+    # chr1 claimed 9000 bp long: its windows would read chr2's header and bases.
+    index.write_text("chr1\t9000\t6\t60\t61\nchr2\t3000\t5096\t60\t61\n")
+    with caplog.at_level(logging.WARNING, logger="genomatt.fasta"):
+        assert read_chrom_sizes(fasta, backend) == {"chr1": 5000, "chr2": 3000}
+    assert "genome.fa.fai does not match" in caplog.text and "rebuilding the index" in caplog.text
+    assert index.read_text().splitlines()[0].split("\t")[:2] == ["chr1", "5000"]
+    frame = pd.DataFrame({"chrom": ["chr1"], "start": [4950], "end": [5050]})
+    regions, onehot = load_regions(fasta, frame, backend=backend, progress=False)
+    assert decode_one_hot(onehot)[0] == records["chr1"][4950:] + "N" * 50
+    assert regions["padded_right"].tolist() == [50]
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("text", [
+    ">chr1 a description\nACGTACGT\nACG\n\n>chr2\nGGGG\n",
+    ">chr1\r\nACGTACGT\r\nACG\r\n>chr2\r\nGGGG",
+    ">chr1\nACGTACGTACG\n>chr2\nGGGG\n",
+    ">chr1\nACGTACGT\n>empty\n>chr2\nGGGG\n",
+], ids=["blank-line-and-description", "crlf-no-final-newline", "one-line-records", "record-without-bases"])
+def test_an_index_that_matches_its_fasta_is_not_rebuilt(tmp_path, caplog, backend, text):
+    fasta = tmp_path / "genome.fa"
+    fasta.write_bytes(text.encode())
+    try:
+        sizes = read_chrom_sizes(fasta, backend)
+    except FastaError:
+        pytest.skip(f"{backend} does not index this FASTA")
+    index = Path(f"{fasta}.fai")
+    built = index.stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="genomatt.fasta"):
+        assert read_chrom_sizes(fasta, backend) == sizes
+    assert caplog.text == "" and index.stat().st_mtime_ns == built
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_a_plain_gzip_fasta_is_refused_with_how_to_fix_it(tmp_path, small_genome, backend):
+    fasta = tmp_path / "genome.fa.gz"
+    with gzip.open(fasta, "wb") as handle:
+        handle.write(small_genome.fasta.read_bytes())
+    with pytest.raises(FastaError, match=r"genome.fa.gz: compressed with gzip, not bgzip, .*\(`gunzip genome.fa.gz`\)"
+                                         r".* `bgzip genome.fa`$"):
+        load_regions(fasta, small_genome.regions_bed, width=100, backend=backend, progress=False)
+    assert os.listdir(tmp_path) == ["genome.fa.gz"]
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("name", ["genome.fa", "genome.fa.gz"])
+def test_duplicate_record_names_are_refused_by_both_backends(tmp_path, backend, name):
+    import pysam
+
+    plain = tmp_path / "genome.fa"
+    plain.write_text(">chr1\nACGTACGT\n>chr2\nGGGG\n>chr1 again\nTTTT\n")
+    if name.endswith(".gz"):
+        pysam.tabix_compress(str(plain), str(tmp_path / name))
+        plain.unlink()
+    message = rf"{name}: record name 'chr1' appears more than once; each record of a FASTA needs its own name"
+    with pytest.raises(FastaError, match=message):
+        read_chrom_sizes(tmp_path / name, backend)
+    assert sorted(os.listdir(tmp_path)) == [name]
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+def test_an_index_that_left_out_a_duplicate_record_is_refused(tmp_path, backend):
+    import pysam
+
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1\nACGTACGT\n>chr2\nGGGG\n>chr1\nTTTT\n")
+    pysam.faidx(str(fasta))  # samtools faidx keeps the first chr1 and says so only on stderr
+    with pytest.raises(FastaError, match=r"genome.fa: record name 'chr1' appears more than once"):
+        read_chrom_sizes(fasta, backend)
 
 
 def test_regions_past_a_chromosome_end_are_refused_or_skipped(tmp_path, caplog):

@@ -9,7 +9,7 @@ from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
-from genomatt.contributions import contribution_tasks
+from genomatt.contributions import contribution_tasks, write_contributions
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
 from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
@@ -586,3 +586,90 @@ def test_hits_scan_the_contributions_for_hits_where_the_file_holds_them(tmp_path
         assert main(["hits", "--contrib", str(path), "--motifs", str(meme), "--out-dir", str(out), option]) == 0
         back = read_hits(out / "hits.h5")
         assert back.contributions == array and len(back.hits) == sites
+
+
+def test_a_task_without_regions_is_skipped(contrib_h5, motifs_h5):
+    tasks = contribution_tasks(contrib_h5)
+    regions = read_regions(contrib_h5)
+    rows = {task: np.arange(index, len(regions), 3) for index, task in enumerate(tasks)}
+    rows[tasks[0]] = np.array([], dtype=np.int64)
+    calls = call_hits_in_store(contrib_h5, read_cwm_motifs(motifs_h5), device="cpu", task_rows=rows)
+    # As for a task left out of --tasks: no hit, QC or threshold row names it; the others are scanned.
+    assert len(calls.hits) and set(calls.hits["task"]) <= set(tasks[1:])
+    assert set(calls.qc["task"]) == set(calls.motifs["task"]) == set(tasks[1:])
+
+    hits, qc, thresholds = call_hits(np.zeros((0, 4, 50)), np.zeros((0, 4, 50)), read_cwm_motifs(motifs_h5),
+                                     device="cpu")
+    assert hits.empty and qc.empty and thresholds.empty
+
+
+def _task_beds(small_genome, folder, renamed: dict[str, str]) -> list[str]:
+    """Each task's BED of the simulated genome in ``folder``, with chromosome names prefixed by ``renamed[task]``
+    ("" drops "chr": ``1`` for ``chr1``)."""
+    folder.mkdir()
+    paths = []
+    for task, prefix in renamed.items():
+        text = small_genome.task_beds[task].read_text()
+        (folder / f"{task}.bed").write_text(text if prefix is None else text.replace("chr", prefix))
+        paths.append(str(folder / f"{task}.bed"))
+    return paths
+
+
+def test_hits_command_skips_a_task_none_of_whose_regions_is_explained(contrib_h5, motifs_h5, small_genome, tmp_path,
+                                                                       caplog):
+    beds = _task_beds(small_genome, tmp_path / "tasks", {"GATA1": None, "CTCF": ""})
+    out = tmp_path / "hits"
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                     "--task-regions", *beds, "--tasks", "GATA1", "CTCF", "--device", "cpu"]) == 0
+    assert "task CTCF: no region of the contributions lies in the task's regions" in caplog.text
+    calls = read_hits(out / "hits.h5")
+    assert len(calls.hits) and set(calls.hits["task"]) == set(calls.qc["task"]) == set(calls.motifs["task"]) == {
+        "GATA1"}
+    assert set(pd.read_csv(out / "hits_genomatt.tsv", sep="\t")["task"]) == {"GATA1"}
+    assert set(pd.read_csv(out / "regions_qc.tsv", sep="\t")["task"]) == {"GATA1"}
+    # The report reads the hits of the tasks scanned, with the skipped task's discovered motif beside them.
+    report = tmp_path / "report.html"
+    assert main(["report", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--hits", str(out / "hits.h5"),
+                 "--out", str(report)]) == 0
+    assert report.is_file()
+
+
+def test_hits_command_refuses_task_regions_that_hold_no_region(contrib_h5, motifs_h5, small_genome, tmp_path, capsys):
+    beds = _task_beds(small_genome, tmp_path / "tasks", {"GATA1": "", "CTCF": "chrom"})
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--task-regions", *beds, "--tasks", "GATA1", "CTCF", "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"genomatt hits: error: {beds[0]}, {beds[1]}: no region of {contrib_h5} lies in the task "
+                            "regions of tasks ['GATA1', 'CTCF']")
+    assert error.endswith("do the BEDs name the chromosomes as the regions do (['chr1', 'chr2', 'chr3'])?")
+    assert not out.exists()
+
+
+def test_hits_command_checks_the_genome_of_the_tracks_before_scanning(contrib_h5, motifs_h5, small_genome, tmp_path,
+                                                                       capsys):
+    fasta = tmp_path / "short.fa"
+    fasta.write_text("".join(f">{chrom}\n{'A' * 1000}\n" for chrom in ("chr1", "chr2", "chr3")))
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
+                 "--fasta", str(fasta), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"genomatt hits: error: {fasta}: ") and f"of {contrib_h5} do not lie within" in error
+    assert "is 1000 bp); is this the genome the regions were read from?" in error
+    assert not out.exists()
+
+
+def test_hits_command_refuses_tasks_whose_track_names_clash_before_scanning(small_genome, tmp_path, capsys):
+    regions = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [40], "name": ["r0"]})
+    onehot = np.eye(4, dtype=np.float32)[:, np.arange(40) % 4][None]
+    contrib = write_contributions(tmp_path / "contrib.h5", regions, ["AP-1/JUN", "AP-1_JUN"], onehot,
+                                  np.ones((1, 2, 4, 40), np.float32), np.zeros((1, 2)), np.zeros((1, 2)), {})
+    out = tmp_path / "hits"
+    assert main(["hits", "--contrib", str(contrib), "--motifs", str(small_genome.motifs_meme), "--out-dir", str(out),
+                 "--fasta", str(small_genome.fasta), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"genomatt hits: error: tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written to {out / 'contrib.AP-1_JUN.bw'} "
+        "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick one "
+        "with --tasks")
+    assert not out.exists()

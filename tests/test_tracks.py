@@ -6,7 +6,8 @@ import pytest
 from bed_checks import assert_valid_bed, ucsc_problems
 from synthetic import synthetic_contributions
 
-from genomatt.errors import FastaError, StoreError
+from genomatt.contributions import write_contributions
+from genomatt.errors import FastaError, OutputError, StoreError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.store import read_regions
 from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed, write_regions_narrowpeak
@@ -95,3 +96,75 @@ def test_regions_narrowpeak_centres_the_summit_and_clips_padding(tmp_path):
     # Fi-NeMo centres its window on start + summit: the window of the table, row for row.
     assert (peaks[1] + peaks[9] - 50).tolist() == [-30, 100, 900]
     assert peaks[6].tolist() == [0.5, -1.25, 2.0] and peaks[3].tolist() == ["a", "b", "c"]
+
+
+def test_a_region_off_its_chromosome_is_refused_but_a_padded_window_is_not(tmp_path):
+    # A window that ran off a chromosome end was padded with N: only the bases read from the genome count.
+    padded = pd.DataFrame({"chrom": ["c", "c"], "start": [-3, 15], "end": [7, 25], "name": ["a", "b"],
+                           "padded_left": [3, 0], "padded_right": [0, 5]})
+    assert write_bigwig(np.ones((2, 10)), padded, {"c": 20}, tmp_path / "t.bw").is_file()
+    (tmp_path / "t.bw").unlink()
+    # Not on this genome: the windows read unpadded (from a longer chromosome), one starting past the end, and the
+    # padded windows on a chromosome shorter than the one they were read from.
+    unpadded = padded.assign(padded_right=0)
+    past_end = pd.DataFrame({"chrom": ["c"], "start": [25], "end": [35], "name": ["far"]})
+    cases = ((unpadded, 20, r"b at c:15-25"), (past_end, 20, r"far at c:25-35"),
+             (padded, 12, r"b at c:15-25 \(padded with N; bases 15-20 read from the genome\)"))
+    for regions, size, named in cases:
+        with pytest.raises(FastaError, match=rf"^1 regions do not lie within their chromosome \(first: {named}, but "
+                                             rf"c is {size} bp\); is this the genome the regions were read from\?$"):
+            write_bigwig(np.ones((len(regions), 10)), regions, {"c": size}, tmp_path / "t.bw")
+    assert not (tmp_path / "t.bw").exists()
+
+
+def test_contribution_tracks_refuse_a_genome_shorter_than_the_regions(contrib_h5, small_genome, tmp_path):
+    sizes = read_chrom_sizes(small_genome.fasta)
+    regions = read_regions(contrib_h5)
+    chrom = regions.at[0, "chrom"]
+    short = int(regions.loc[regions["chrom"] == chrom, "start"].max())  # the last region starts past it
+    fasta = tmp_path / "short.fa"
+    fasta.write_text("".join(f">{name}\n{'A' * (short if name == chrom else size)}\n" for name, size in sizes.items()))
+    with pytest.raises(FastaError) as error:
+        write_contribution_bigwigs(contrib_h5, fasta, tmp_path / "tracks")
+    message = str(error.value)
+    assert message.startswith(f"{fasta}: ") and f"of {contrib_h5} do not lie within their chromosome" in message
+    assert f"{chrom} is {short} bp" in message and message.endswith("is this the genome the regions were read from?")
+    assert not (tmp_path / "tracks").exists()
+
+
+def _named_tasks_contrib(path, tasks: list[str]):
+    regions = pd.DataFrame({"chrom": ["c", "c"], "start": [0, 20], "end": [10, 30], "name": ["r0", "r1"]})
+    onehot = np.tile(np.eye(4, dtype=np.float32)[:, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]], (2, 1, 1))
+    hypothetical = np.ones((2, len(tasks), 4, 10), np.float32)
+    zeros = np.zeros((2, len(tasks)), np.float32)
+    return write_contributions(path, regions, tasks, onehot, hypothetical, zeros, zeros, {})
+
+
+def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_path):
+    from genomatt.cli.motifs import _file_safe
+
+    tasks = ["AP-1/JUN", "../up", "GATA1", "a b:c"]
+    contrib = _named_tasks_contrib(tmp_path / "contrib.h5", tasks)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">c\n" + "ACGT" * 10 + "\n")
+    out = tmp_path / "out" / "tracks"
+    written = write_contribution_bigwigs(contrib, fasta, out)
+    assert {task: path.name for task, path in written.items()} == {
+        "AP-1/JUN": "contrib.AP-1_JUN.bw", "../up": "contrib..._up.bw", "GATA1": "contrib.GATA1.bw",
+        "a b:c": "contrib.a_b_c.bw"}
+    # Every track lies in the folder, under the name genomatt motifs gives the task's modisco/<task>.h5.
+    assert sorted(path.name for path in (tmp_path / "out").rglob("*") if path.is_file()) == sorted(
+        path.name for path in written.values())
+    assert all(path.parent == out and path.name == f"contrib.{_file_safe(task)}.bw" for task, path in written.items())
+    with pyBigWig.open(str(written["AP-1/JUN"])) as track:
+        assert track.values("c", 0, 2) == pytest.approx([1.0, 1.0])
+
+
+def test_tasks_whose_track_names_clash_are_refused_before_writing(tmp_path):
+    contrib = _named_tasks_contrib(tmp_path / "contrib.h5", ["AP-1/JUN", "AP-1_JUN"])
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">c\n" + "ACGT" * 10 + "\n")
+    with pytest.raises(OutputError, match=r"tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written to \S+"
+                                          r"contrib\.AP-1_JUN\.bw"):
+        write_contribution_bigwigs(contrib, fasta, tmp_path / "tracks")
+    assert not (tmp_path / "tracks").exists()

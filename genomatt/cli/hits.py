@@ -6,10 +6,16 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
-from genomatt.errors import FastaError
+from genomatt.errors import BedFormatError
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from genomatt.contributions import Contributions
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +75,33 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _check_fasta(fasta: str, contrib: str) -> None:
-    """Refuse a FASTA that lacks a chromosome of the regions before any hit is called or written."""
-    from genomatt.contributions import read_contributions
-    from genomatt.fasta import read_chrom_sizes
+def _check_tracks(args: argparse.Namespace, contributions: Contributions) -> None:
+    """Refuse a FASTA the regions do not lie on, or tasks whose track file names clash, before any hit is called.
 
-    sizes = read_chrom_sizes(fasta)
-    missing = sorted(set(read_contributions(contrib).regions["chrom"]) - set(sizes))
-    if missing:
-        raise FastaError(f"{fasta}: chromosomes {missing} of the regions of {contrib} are not in the FASTA "
-                         f"(it has {list(sizes)[:20]})")
+    Every region must lie on a chromosome of the FASTA within its length (a window padded with N off a
+    chromosome end counts by its bases read from the genome).
+    """
+    from genomatt.fasta import read_chrom_sizes
+    from genomatt.tracks import check_regions_on_chromosomes, contribution_track_paths
+
+    check_regions_on_chromosomes(contributions.regions, read_chrom_sizes(args.fasta), args.fasta, args.contrib)
+    contribution_track_paths(args.tasks or contributions.tasks, args.tracks_dir or args.out_dir)
+
+
+def _task_rows(args: argparse.Namespace, contributions: Contributions) -> dict[str, np.ndarray]:
+    """Rows of the regions each scanned task uses, from ``--task-regions``.
+
+    A task none of whose regions is in its task regions is skipped (:func:`task_rows` warns); if no scanned
+    task has any, the BEDs cannot be meant for these regions (e.g. ``1`` for ``chr1``), which is an error.
+    """
+    tasks = args.tasks or contributions.tasks
+    rows = task_rows(args, contributions.regions, tasks)
+    if not any(len(rows[task]) for task in tasks):
+        chroms = contributions.regions["chrom"].unique().tolist()
+        raise BedFormatError(f"{', '.join(map(str, args.task_regions))}: no region of {args.contrib} lies in the task "
+                             f"regions of tasks {list(tasks)} (a region's centre must lie in one); do the BEDs name "
+                             f"the chromosomes as the regions do ({chroms[:5]})?")
+    return rows
 
 
 def run(args: argparse.Namespace) -> None:
@@ -88,15 +111,14 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.tracks import write_contribution_bigwigs
 
     parameters = HitParameters(**{field.name: getattr(args, field.name) for field in dataclasses.fields(HitParameters)})
+    contributions = read_contributions(args.contrib)
+    contributions.check_tasks(args.tasks)
     if args.fasta:
-        _check_fasta(args.fasta, args.contrib)
+        _check_tracks(args, contributions)
     motifs = select_motifs(read_cwm_motifs(args.motifs), args.include, args.exclude, args.min_seqlets)
     if not motifs:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
-    rows = None
-    if args.task_regions:
-        contributions = read_contributions(args.contrib)
-        rows = task_rows(args, contributions.regions, args.tasks or contributions.tasks)
+    rows = _task_rows(args, contributions) if args.task_regions else None
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
                                batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),

@@ -22,8 +22,7 @@ from genomatt.genome import load_regions, read_bed, resize
 from genomatt.intervals import centre_in_any
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
-from genomatt.preflight import check_task_beds, count_missing_chromosomes
-from genomatt.task_regions import read_task_regions
+from genomatt.task_regions import check_task_beds, count_missing_chromosomes, read_task_regions
 
 log = logging.getLogger(__name__)
 

@@ -592,10 +592,10 @@ def call_hits(
         contribution per position) and ``explained_fraction`` (share of the squared contributions that
         the hits explain).
     thresholds : pandas.DataFrame
-        One row per motif: ``trim_start``, ``trim_end``, ``cwm_scale``, ``importance_threshold``,
-        ``strength`` (its reference-strength quantile), ``min_coefficient`` (the task's coefficient
-        threshold) and ``min_sequence_score`` (least PWM log-odds score of a hit's sequence, bits; ``-inf``
-        where not checked).
+        One row per motif (none without regions, ``N = 0``): ``trim_start``, ``trim_end``, ``cwm_scale``,
+        ``importance_threshold``, ``strength`` (its reference-strength quantile), ``min_coefficient`` (the
+        task's coefficient threshold) and ``min_sequence_score`` (least PWM log-odds score of a hit's
+        sequence, bits; ``-inf`` where not checked).
     """
     parameters = parameters or HitParameters()
     contrib, onehot = _check_arrays(contrib, onehot)
@@ -603,7 +603,8 @@ def call_hits(
         raise MotifError(f"batch_size must be >= 1, got {batch_size}")
     n, _, length = contrib.shape
     device = resolve_device(device)
-    if not motifs:
+    if not motifs or not n:
+        # Nothing to scan: no motif, or no region (whose candidates would set the thresholds).
         total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
         return empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), empty_thresholds()
     filters = _build_filters(motifs, parameters.trim_threshold, device, parameters.min_sequence_quantile)

@@ -102,7 +102,8 @@ def call_hits_in_store(
     :func:`task_share` is under ``parameters.min_task_share`` are dropped (0 keeps all). ``tasks`` restricts
     the tasks scanned, and ``task_rows`` (task → sorted rows of the regions table, e.g. from
     :func:`genomatt.task_regions.task_region_rows`) the regions scanned for each task (hits, thresholds
-    and QC then cover those regions only). The contributions scanned are the file's ``/hit_contrib`` where it
+    and QC then cover those regions only; a task with no rows is skipped, as one left out of ``tasks``: no
+    hit, QC or threshold row names it). The contributions scanned are the file's ``/hit_contrib`` where it
     has them and ``hit_contrib`` is true (a model with a global max pool explained under Max SHAP for hits,
     ``genomatt attribute --hit-max-rule``), else ``/contrib``.
 
@@ -127,9 +128,12 @@ def call_hits_in_store(
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
             continue
+        rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
+        if not rows.size:
+            log.info("task %s: no region to scan; it has no hits, QC or threshold rows", task)
+            continue
         task_motifs = _motifs_for_task(motifs, task)
         contrib, onehot = contributions.read_contrib(task_index, array=array), contributions.read_onehot()
-        rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
         if task_rows is not None:
             contrib, onehot = contrib[rows], onehot[rows]
         scanned = regions.iloc[rows].reset_index(drop=True)
