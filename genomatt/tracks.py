@@ -34,9 +34,11 @@ def task_file_name(task: str) -> str:
     """The task name as it appears in file names: each run of characters other than ``A-Za-z0-9_.-`` → ``_``.
 
     ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``.._x``: no separator is left, so a file named after a task stays
-    in its folder. The same rule as ``genomatt motifs`` uses for ``modisco/<task>.h5``.
+    in its folder; a name of dots alone (``..``, a folder's parent) becomes underscores. The rule of every
+    file or folder named after a task (``modisco/<task>.h5``, ``contrib.<task>.bw``, ``--export-dir``).
     """
-    return _FILE_NAME_UNSAFE.sub("_", task)
+    name = _FILE_NAME_UNSAFE.sub("_", task)
+    return name if name.strip(".") else name.replace(".", "_") or "_"
 
 
 def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -10,7 +10,13 @@ from genomatt.contributions import write_contributions
 from genomatt.errors import FastaError, OutputError, StoreError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.store import read_regions
-from genomatt.tracks import write_bigwig, write_contribution_bigwigs, write_hits_bed, write_regions_narrowpeak
+from genomatt.tracks import (
+    task_file_name,
+    write_bigwig,
+    write_contribution_bigwigs,
+    write_hits_bed,
+    write_regions_narrowpeak,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +147,8 @@ def _named_tasks_contrib(path, tasks: list[str]):
 
 
 def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_path):
-    from genomatt.cli.motifs import _file_safe
-
+    assert [task_file_name(task) for task in ("AP-1/JUN", "..", ".", "", "a..b")] == ["AP-1_JUN", "__", "_", "_",
+                                                                                     "a..b"]
     tasks = ["AP-1/JUN", "../up", "GATA1", "a b:c"]
     contrib = _named_tasks_contrib(tmp_path / "contrib.h5", tasks)
     fasta = tmp_path / "genome.fa"
@@ -152,10 +158,10 @@ def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_p
     assert {task: path.name for task, path in written.items()} == {
         "AP-1/JUN": "contrib.AP-1_JUN.bw", "../up": "contrib..._up.bw", "GATA1": "contrib.GATA1.bw",
         "a b:c": "contrib.a_b_c.bw"}
-    # Every track lies in the folder, under the name genomatt motifs gives the task's modisco/<task>.h5.
+    # Every track lies in the folder.
     assert sorted(path.name for path in (tmp_path / "out").rglob("*") if path.is_file()) == sorted(
         path.name for path in written.values())
-    assert all(path.parent == out and path.name == f"contrib.{_file_safe(task)}.bw" for task, path in written.items())
+    assert all(path.parent == out and path.name == f"contrib.{task_file_name(task)}.bw" for task, path in written.items())
     with pyBigWig.open(str(written["AP-1/JUN"])) as track:
         assert track.values("c", 0, 2) == pytest.approx([1.0, 1.0])
 
