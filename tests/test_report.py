@@ -213,16 +213,17 @@ def test_invalid_inputs_give_clear_errors(run_files, tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_motifs_of_another_model_are_refused(run_files, tmp_path):
-    other = tmp_path / "other_motifs.h5"
-    shutil.copy(run_files["motifs"], other)
+@pytest.mark.parametrize("kind", ["motifs", "hits"])
+def test_motifs_or_hits_of_another_model_are_refused(run_files, tmp_path, kind):
+    other = tmp_path / f"other_{kind}.h5"
+    shutil.copy(run_files[kind], other)
     with h5py.File(other, "r+") as handle:
         provenance = json.loads(handle.attrs.get("provenance", "{}"))
         provenance["contrib_provenance"] = {"model_sha256": "f" * 64}
         handle.attrs["provenance"] = json.dumps(provenance)
-    with pytest.raises(StoreError, match=re.escape(f"{other}: its motifs were discovered in the contributions of "
-                                                   f"another model (model_sha256 ffffffffffff) than")):
-        build_report(run_files["contrib"], tmp_path / "r.html", other)
+    with pytest.raises(StoreError, match=re.escape(f"{other}: made from the contributions of another model "
+                                                   "(model_sha256 ffffffffffff) than")):
+        build_report(run_files["contrib"], tmp_path / "r.html", **{kind: other})
     assert not (tmp_path / "r.html").exists()
 
 

@@ -124,7 +124,8 @@ def run(args: argparse.Namespace) -> None:
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
                   "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],
-                  "include": args.include, "exclude": args.exclude, "min_seqlets": args.min_seqlets}
+                  "include": args.include, "exclude": args.exclude, "min_seqlets": args.min_seqlets,
+                  "contrib_provenance": contributions.provenance}
     paths = write_hits(calls, args.out_dir, provenance)
     log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
     if args.fasta:

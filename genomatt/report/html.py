@@ -118,6 +118,9 @@ def load_report_inputs(
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
     _check_same_run(contrib, contributions.provenance, motifs, motif_provenance.get("contrib_provenance") or {})
+    if hits:
+        hit_provenance = read_attrs(hits).get("provenance") or {}
+        _check_same_run(contrib, contributions.provenance, hits, hit_provenance.get("contrib_provenance") or {})
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
@@ -127,13 +130,13 @@ def load_report_inputs(
     )
 
 
-def _check_same_run(contrib: Path, provenance: dict, motifs: str | os.PathLike | None, discovered_in: dict) -> None:
-    """Motifs discovered in the contributions of another model, or of other regions, belong to another run."""
+def _check_same_run(contrib: Path, provenance: dict, made: str | os.PathLike | None, discovered_in: dict) -> None:
+    """Motifs or hits found in the contributions of another model, or of other regions, belong to another run."""
     for key, what in (("model_sha256", "model"), ("h5_sha256", "regions")):
         ours, theirs = provenance.get(key), discovered_in.get(key)
         if ours and theirs and ours != theirs:
-            raise StoreError(f"{motifs}: its motifs were discovered in the contributions of another {what} "
-                             f"({key} {theirs[:12]}) than {contrib} ({ours[:12]}); give the motifs.h5 of this run")
+            raise StoreError(f"{made}: made from the contributions of another {what} ({key} {theirs[:12]}) than "
+                             f"{contrib} ({ours[:12]}); give the files of one run")
 
 
 def _image(png: bytes, alt: str, css_class: str = "") -> str:
