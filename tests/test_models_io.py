@@ -212,6 +212,34 @@ def test_model_that_does_not_take_the_data_says_what_it_expects(tmp_path):
         load(path, input_length=100)
 
 
+class DictOutput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 2, 5)
+
+    def forward(self, x):
+        return {"logits": self.conv(x).mean(-1)}
+
+
+def test_dict_output_is_refused_with_a_way_out(tmp_path):
+    path = tmp_path / "dict.ts"
+    torch.jit.script(DictOutput()).save(str(path))
+    with pytest.raises(ModelError, match=r"returns a dict \(keys \['logits'\]\); genomatt explains a tensor or a "
+                                         r"tuple of tensors: wrap it"):
+        load(path, input_length=50)
+
+
+def test_float64_model_is_run_in_float32(tmp_path, caplog):
+    torch.manual_seed(0)
+    double = nn.Sequential(nn.Conv1d(4, 3, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten()).double()
+    path = tmp_path / "double.ts"
+    torch.jit.script(double).save(str(path))
+    loaded = load(path, input_length=50)
+    assert "the model's parameters are torch.float64; it is run in float32" in caplog.text
+    X = one_hot_batch(3, 50)
+    torch.testing.assert_close(loaded.model(X), double(X.double()).float())
+
+
 def test_basset_refuses_another_length(tmp_path):
     torch.manual_seed(0)
     model = build_model({"architecture": "basset", "n_tasks": 1, "input_length": 96, "hidden": [8]}).eval()

@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import io
 import json
+import logging
 import os
 import re
 import zipfile
@@ -36,6 +37,8 @@ from genomatt.atomic import atomic_path
 from genomatt.errors import ConfigError, ModelError
 from genomatt.models.architectures import ARCHITECTURES, build_model
 from genomatt.device import resolve_device
+
+log = logging.getLogger(__name__)
 
 ARTEFACT_FORMAT = "genomatt-model"
 ARTEFACT_VERSION = 1
@@ -360,6 +363,16 @@ def _load_config(path: Path, weights: Path | None) -> tuple[nn.Module, dict, int
     return model, metadata, declared_length
 
 
+def _in_float32(model: nn.Module, where: str) -> nn.Module:
+    """The model with float32 parameters and buffers: one-hot input and DeepLIFT run in float32."""
+    tensors = [*model.parameters(), *model.buffers()]
+    others = sorted({str(tensor.dtype) for tensor in tensors if tensor.is_floating_point()} - {"torch.float32"})
+    if not others:
+        return model
+    log.warning("%s: the model's parameters are %s; it is run in float32 (model.float())", where, ", ".join(others))
+    return model.float()
+
+
 def _dummy_batch(input_length: int, device: torch.device) -> torch.Tensor:
     bases = torch.randint(0, len(ALPHABET), (2, input_length), generator=torch.Generator().manual_seed(0))
     return nn.functional.one_hot(bases, len(ALPHABET)).permute(0, 2, 1).float().to(device)
@@ -380,6 +393,10 @@ def _check_on_dummy_batch(
             f"A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model expects "
             "and that it takes channels before length"
         ) from None
+    if isinstance(output, dict):
+        raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor or a "
+                         "tuple of tensors: wrap it in a module whose forward returns the outputs to explain as a "
+                         "tuple, in a fixed order")
     outputs = output if isinstance(output, (tuple, list)) else (output,)
     shapes = []
     for index, tensor in enumerate(outputs):
@@ -494,7 +511,7 @@ def load(
         )
     where = str(spec)
     length = _resolve_length(declared_length, input_length, where)
-    model = model.to(device).eval()
+    model = _in_float32(model.to(device).eval(), where)
     shapes = _check_on_dummy_batch(model, length, device, where)
     task_names = _task_names(shapes, metadata.get("task_names"), where)
     return LoadedModel(
