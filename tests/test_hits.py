@@ -673,3 +673,17 @@ def test_hits_command_refuses_tasks_whose_track_names_clash_before_scanning(smal
         "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick one "
         "with --tasks")
     assert not out.exists()
+
+
+def test_meme_motifs_sharing_a_name_are_named_by_name_and_id(tmp_path):
+    from genomatt.motifs.formats import Motif, write_meme
+
+    rng = np.random.default_rng(0)
+    matrices = [rng.dirichlet(np.ones(4), size=8).T for _ in range(3)]
+    database = write_meme([Motif("MA0139.2", "CTCF", matrices[0]), Motif("MA1929.2", "CTCF", matrices[1]),
+                           Motif("MA0035.5", "Gata1", matrices[2])], tmp_path / "jaspar.meme")
+    assert [motif.name for motif in read_cwm_motifs(database)] == ["CTCF_MA0139.2", "CTCF_MA1929.2", "Gata1"]
+    twice = write_meme([Motif("MA0139.2", "CTCF", matrices[0]), Motif("MA0139.2", "CTCF", matrices[1])],
+                       tmp_path / "twice.meme")
+    with pytest.raises(MotifError, match="motif names must be distinct"):
+        read_cwm_motifs(twice)

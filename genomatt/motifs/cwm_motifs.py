@@ -43,7 +43,8 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
 
     A MEME motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
-    scanned in every task.
+    scanned in every task. It is named by its name (its ID where it has none); motifs sharing a name are
+    named ``<name>_<ID>``.
 
     Returns
     -------
@@ -58,9 +59,13 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
                            np.asarray(motif.pwm, dtype=float))
                   for motif in read_motifs(path)[0]]
     else:
-        motifs = [CwmMotif(motif.name if motif.name else motif.id, logo_heights(motif.probabilities),
+        meme = read_meme(path)
+        # A database may give one name to several matrices (JASPAR: CTCF MA0139, MA1929, MA1930): those are
+        # named by name and ID.
+        names = [motif.name or motif.id for motif in meme]
+        motifs = [CwmMotif(name if names.count(name) == 1 else f"{name}_{motif.id}", logo_heights(motif.probabilities),
                            pwm=np.asarray(motif.probabilities, dtype=float))
-                  for motif in read_meme(path)]
+                  for name, motif in zip(names, meme)]
     for motif in motifs:
         if motif.cwm.ndim != 2 or motif.cwm.shape[0] != 4 or motif.cwm.shape[1] == 0:
             raise MotifError(f"{path}: motif {motif.name} has CWM shape {motif.cwm.shape}, expected (4, W)")
