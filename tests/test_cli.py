@@ -288,7 +288,7 @@ def test_full_disk_is_one_line_and_leaves_nothing(run_files, tmp_path, command):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["extract", "gather", "hits"])
+@pytest.mark.parametrize("command", ["extract", "gather", "hits", "report"])
 def test_read_only_output_folder_is_one_line(run_files, tmp_path, command):
     with mounted_tmpfs(tmp_path / "disk", read_only=True) as disk:
         result = run_command(*full_disk_commands(run_files, disk)[command])
