@@ -468,6 +468,16 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     assert calls.qc["n_hits"].sum() == len(calls.hits)
     with pytest.raises(MotifError, match="min_task_share"):
         call_hits_in_store(path, motifs, HitParameters(min_task_share=2.0), device="cpu")
+    # A stronger motif of task "b" that has no hit in it (a JASPAR matrix that passes no other threshold)
+    # leaves b's scale to its strongest motif with hits: b keeps its hits.
+    from genomatt.contributions import read_contributions
+    from genomatt.motifs.hits import task_share
+
+    ghost = pd.DataFrame({"motif_name": ["ghost"], "task": ["b"], "strength": [1e9]})
+    share = task_share(read_contributions(path), every, calls.motifs)
+    with_ghost = task_share(read_contributions(path), every, pd.concat([calls.motifs, ghost], ignore_index=True))
+    np.testing.assert_array_equal(with_ghost, share)
+    assert (share[(every["task"] == "b").to_numpy() & (every["motif_name"] == "other").to_numpy()] >= 0.5).all()
 
 
 def test_the_algorithm_loads_no_file_reader():

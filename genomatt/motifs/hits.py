@@ -179,8 +179,8 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
     The contribution of the hit's span is summed in every task and divided by that task's scale, the median
-    absolute ``hit_contribution`` of the hits of the task's strongest motif (largest ``strength``; tasks
-    without such hits are left out: they have no scale);
+    absolute ``hit_contribution`` of the hits of the task's strongest motif among those with hits in it
+    (largest ``strength``; a task with no hits, or only hits of no contribution, has no scale and is left out);
     the share is the own task's value over the largest. A site of another factor that a task responds to
     only a little (as multi-task models do to sites that drive their other tasks) has a small share.
 
@@ -198,10 +198,12 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     Returns
     -------
     numpy.ndarray
-        ``(H,)`` share of each hit (1 where only its own task has a scale).
+        ``(H,)`` share of each hit (1 where only its own task has a scale, or its own task has none).
     """
     regions, tasks = contributions.regions, contributions.tasks
-    strongest_motif = motifs.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
+    # The strongest of the task's motifs that have hits in it: a motif without hits gives no scale.
+    found = motifs.merge(hits[["task", "motif_name"]].drop_duplicates(), on=["task", "motif_name"])
+    strongest_motif = found.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
     own_motif = hits["motif_name"].to_numpy() == strongest_motif.reindex(hits["task"]).to_numpy()
     scale = hits[own_motif].assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
     rows, row_of_hit = np.unique(hits["peak_id"].to_numpy(np.int64), return_inverse=True)
@@ -216,8 +218,9 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
         span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
         driven[:, index] = np.abs(span) / scale[task]
     own = driven[np.arange(len(hits)), [tasks.index(task) for task in hits["task"]]]
-    strongest = np.nanmax(driven, axis=1)
-    return np.divide(own, strongest, out=np.ones(len(hits)), where=strongest > 0)
+    strongest = np.where(np.isnan(driven), -np.inf, driven).max(axis=1)
+    # A hit of a task without a scale is not compared (share 1), never dropped for want of one.
+    return np.divide(own, strongest, out=np.ones(len(hits)), where=(strongest > 0) & ~np.isnan(own))
 
 
 def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMotif], qc: pd.DataFrame | None,
