@@ -14,6 +14,7 @@ import contextvars
 import glob
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,11 +26,26 @@ if TYPE_CHECKING:
     import h5py
 
 _TEMPORARY_PATTERN = ".{name}.????????.tmp"
+# Characters a name keeps in a file name; each run of others becomes "_".
+_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
 # Temporary files atomic_path is writing now, for abandon_outputs.
 _writing: set[Path] = set()
 # The guarded file and final path of each HDF5 file open in atomic_hdf5, by id of its h5py.File.
 _open_hdf5: dict[int, tuple[_GuardedFile, Path]] = {}
+
+
+def safe_file_name(name: str) -> str:
+    """A task or motif name as it appears in file names: each run of characters other than ``A-Za-z0-9_.-``
+    becomes ``_``.
+
+    ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``.._x``: no separator is left, so a file named after a task or
+    motif stays in its folder; a name of dots alone (``..``, a folder's parent) becomes underscores. The rule
+    of every file or folder named after one (``modisco/<task>.h5``, ``contrib.<task>.bw``, ``--export-dir``
+    folders, ``logos/<motif>.*``).
+    """
+    safe = _FILE_NAME_UNSAFE.sub("_", name)
+    return safe if safe.strip(".") else safe.replace(".", "_") or "_"
 
 
 def _write_failure(path: str | os.PathLike, error: OSError) -> OutputError:

@@ -1,8 +1,8 @@
 """Genome-browser tracks: bigWig of per-base contributions, BED of motif hits, narrowPeak of regions.
 
-Each task's bigWig is ``contrib.<task>.bw`` with the task name made a file name by :func:`task_file_name`
-(every run of characters other than letters, digits, ``_``, ``.`` and ``-`` becomes ``_``), the rule
-``genomatt motifs`` names ``modisco/<task>.h5`` by, so a task name never reaches into another folder.
+Each task's bigWig is ``contrib.<task>.bw`` with the task name made a file name by
+:func:`genomatt.atomic.safe_file_name`, the rule of every file named after a task or motif, so a task name
+never reaches into another folder.
 
 Where regions overlap, each base takes its value from the region in whose window it lies closest to
 the centre (ties: the region that starts first), because a model sees the most context around the
@@ -13,36 +13,20 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_path, safe_file_name
 from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError, OutputError, StoreError
 from genomatt.fasta import read_chrom_sizes
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
-# Characters a task name keeps in a file name; each run of others becomes "_" (as genomatt motifs names files).
-_FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def task_file_name(task: str) -> str:
-    """The task name as it appears in file names: each run of characters other than ``A-Za-z0-9_.-`` → ``_``.
-
-    ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``.._x``: no separator is left, so a file named after a task stays
-    in its folder; a name of dots alone (``..``, a folder's parent) becomes underscores. The rule of every
-    file or folder named after a task (``modisco/<task>.h5``, ``contrib.<task>.bw``, ``--export-dir``).
-    """
-    name = _FILE_NAME_UNSAFE.sub("_", task)
-    return name if name.strip(".") else name.replace(".", "_") or "_"
-
-
 def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Path of each task's bigWig, ``<out_dir>/contrib.<task>.bw`` with :func:`task_file_name`.
+    """Path of each task's bigWig, ``<out_dir>/contrib.<task>.bw`` with :func:`~genomatt.atomic.safe_file_name`.
 
     Raises
     ------
@@ -51,7 +35,7 @@ def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -
     """
     owners: dict[Path, str] = {}
     for task in tasks:
-        path = Path(out_dir) / f"contrib.{task_file_name(task)}.bw"
+        path = Path(out_dir) / f"contrib.{safe_file_name(task)}.bw"
         if path in owners:
             raise OutputError(f"tasks {owners[path]!r} and {task!r} would both be written to {path} (in file names "
                               "each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick "

@@ -30,7 +30,7 @@ from genomatt.report.html import (
     load_report_inputs,
 )
 from genomatt.report.hit_summary import cooccurrence, motif_strength
-from genomatt.report.logos import logo_span
+from genomatt.report.logos import logo_span, motif_logo_matrices, write_motif_logos
 from genomatt.store import read_regions
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -348,3 +348,13 @@ def test_long_regions_are_drawn_around_their_strongest_hits():
     first, last = _drawn_stretch(1000, spread)
     assert last - first == MAX_DRAWN_BASES and first <= 300 and last >= 390
     assert first >= 111 or last <= 300
+
+
+def test_logo_files_are_named_by_the_cleaned_motif_name(tmp_path):
+    logos = tmp_path / "run" / "logos"
+    matrices = motif_logo_matrices(np.eye(4)[:, [0, 1, 2, 3, 0]])
+    for name in ("../../ESCAPED", "AP-1/JUN.pos.0"):
+        write_motif_logos(name, matrices, logos)
+    files = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file())
+    assert files == sorted(f"run/logos/{stem}.{kind}.{fmt}" for stem in (".._.._ESCAPED", "AP-1_JUN.pos.0")
+                           for kind in ("cwm", "cwm_reverse") for fmt in ("png", "svg"))

@@ -10,8 +10,8 @@ from genomatt.contributions import write_contributions
 from genomatt.errors import FastaError, OutputError, StoreError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.store import read_regions
+from genomatt.atomic import safe_file_name
 from genomatt.tracks import (
-    task_file_name,
     write_bigwig,
     write_contribution_bigwigs,
     write_hits_bed,
@@ -147,7 +147,7 @@ def _named_tasks_contrib(path, tasks: list[str]):
 
 
 def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_path):
-    assert [task_file_name(task) for task in ("AP-1/JUN", "..", ".", "", "a..b")] == ["AP-1_JUN", "__", "_", "_",
+    assert [safe_file_name(task) for task in ("AP-1/JUN", "..", ".", "", "a..b")] == ["AP-1_JUN", "__", "_", "_",
                                                                                      "a..b"]
     tasks = ["AP-1/JUN", "../up", "GATA1", "a b:c"]
     contrib = _named_tasks_contrib(tmp_path / "contrib.h5", tasks)
@@ -161,7 +161,7 @@ def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_p
     # Every track lies in the folder.
     assert sorted(path.name for path in (tmp_path / "out").rglob("*") if path.is_file()) == sorted(
         path.name for path in written.values())
-    assert all(path.parent == out and path.name == f"contrib.{task_file_name(task)}.bw" for task, path in written.items())
+    assert all(path.parent == out and path.name == f"contrib.{safe_file_name(task)}.bw" for task, path in written.items())
     with pyBigWig.open(str(written["AP-1/JUN"])) as track:
         assert track.values("c", 0, 2) == pytest.approx([1.0, 1.0])
 

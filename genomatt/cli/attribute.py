@@ -309,7 +309,8 @@ def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: li
     """
     from genomatt.contributions import read_contributions
     from genomatt.store import read_array
-    from genomatt.tracks import task_file_name, write_regions_narrowpeak
+    from genomatt.atomic import safe_file_name
+    from genomatt.tracks import write_regions_narrowpeak
 
     contributions = read_contributions(path)
     contributions.check_tasks(tasks)
@@ -318,7 +319,7 @@ def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: li
     block = block_regions(len(contributions.tasks), length, 1)
     for task in tasks or contributions.tasks:
         index = contributions.tasks.index(task)
-        target = Path(folder) / task_file_name(task)
+        target = Path(folder) / safe_file_name(task)
         with _npz_rows(target / "ohe.npz", (n, 4, length)) as ohe, \
                 _npz_rows(target / "shap.npz", (n, 4, length)) as shap, \
                 atomic_hdf5(target / "scores.h5") as handle:

@@ -24,7 +24,7 @@ from matplotlib.textpath import TextPath
 from matplotlib.transforms import Affine2D
 
 from genomatt import ALPHABET
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_path, safe_file_name
 from genomatt.motifs.cwm_motifs import logo_heights
 from genomatt.motifs.formats import reverse_complement_matrix
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
@@ -116,12 +116,12 @@ def write_figure(figure: Figure, stem: str | os.PathLike) -> dict[str, Path]:
 
 
 def write_motif_logos(name: str, matrices: dict[str, np.ndarray], out_dir: str | os.PathLike) -> dict[str, dict]:
-    """Write each logo of a motif as ``<out_dir>/<name>.<kind>.png`` and ``.svg``.
+    """Write each logo of a motif as ``<out_dir>/<name>.<kind>.png`` and ``.svg``, the name made a file name.
 
     Parameters
     ----------
     name
-        Motif name (used in file names).
+        Motif name (in file names as :func:`~genomatt.atomic.safe_file_name` makes it).
     matrices
         Kind → ``(4, W)`` matrix, as from :func:`motif_logo_matrices`.
     out_dir
@@ -135,7 +135,7 @@ def write_motif_logos(name: str, matrices: dict[str, np.ndarray], out_dir: str |
     written = {}
     for kind, matrix in matrices.items():
         _, ylabel = MOTIF_LOGO_KINDS[kind]
-        written[kind] = write_figure(logo_figure(matrix, ylabel), Path(out_dir) / f"{name}.{kind}")
+        written[kind] = write_figure(logo_figure(matrix, ylabel), Path(out_dir) / f"{safe_file_name(name)}.{kind}")
     return written
 
 
