@@ -92,6 +92,9 @@ def test_bed_is_sorted_bed6_with_ucsc_scores(tmp_path):
                           "score": [1.23456789, -2.0], "strand": ["+", "-"]})
     lines = write_bed(table, tmp_path / "s.bed", name="motif").read_text().splitlines()
     assert lines == ["#chrom\tstart\tend\tname\tscore\tstrand\tcontribution",
-                     "chr1\t9\t19\tb\t1000\t-\t-2.0", "chr2\t5\t15\ta\t617\t+\t1.234568"]
+                     "chr1\t9\t19\tb\t1000\t-\t-2", "chr2\t5\t15\ta\t617\t+\t1.23457"]
+    # Contributions of a model whose outputs are small keep their values (six significant digits).
+    tiny = write_bed(table.assign(score=table["score"] * 1e-8), tmp_path / "t.bed", name="motif").read_text()
+    assert [line.split("\t")[6] for line in tiny.splitlines()[1:]] == ["-2e-08", "1.23457e-08"]
     unstranded = write_bed(table.drop(columns="strand"), tmp_path / "u.bed", name="motif").read_text()
     assert unstranded.splitlines()[1].split("\t")[5] == "."

@@ -183,8 +183,9 @@ def write_bed(table: pd.DataFrame, path: str | os.PathLike, name: str) -> Path:
     ucsc = np.round(1000 * np.abs(values) / top).astype(np.int64) if top > 0 else np.zeros(len(values), np.int64)
     bed = pd.DataFrame({
         "#chrom": table["chrom"], "start": table["start"], "end": table["end"], "name": table[name],
-        "score": ucsc, "strand": table["strand"] if "strand" in table else ".", "contribution": values.round(6),
+        "score": ucsc, "strand": table["strand"] if "strand" in table else ".", "contribution": values,
     }).sort_values(["#chrom", "start", "end"], kind="stable")
     with atomic_path(path) as tmp:
-        bed.to_csv(tmp, sep="\t", header=True, index=False)
+        # Six significant digits, not decimals: contributions of any model's scale keep their values.
+        bed.to_csv(tmp, sep="\t", header=True, index=False, float_format="%.6g")
     return Path(path)
