@@ -350,6 +350,13 @@ def test_long_regions_are_drawn_around_their_strongest_hits():
     assert first >= 111 or last <= 300
 
 
+def test_hits_of_other_motifs_are_refused(run_files, small_genome, tmp_path):
+    meme_hits = write_hits(call_hits_in_store(run_files["contrib"], read_cwm_motifs(small_genome.motifs_meme),
+                                              device="cpu"), tmp_path / "meme_hits")["h5"]
+    with pytest.raises(StoreError, match=re.escape(f"{meme_hits}: its hits were called with other motifs")):
+        build_report(run_files["contrib"], tmp_path / "r.html", run_files["motifs"], meme_hits)
+
+
 def test_logo_files_are_named_by_the_cleaned_motif_name(tmp_path):
     logos = tmp_path / "run" / "logos"
     matrices = motif_logo_matrices(np.eye(4)[:, [0, 1, 2, 3, 0]])

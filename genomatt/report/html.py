@@ -114,6 +114,9 @@ def load_report_inputs(
     hit_calls = read_hits(hits) if hits else None
     if hit_calls is not None:
         known = {motif.name for motif in motif_rows}
+        if known and hit_calls.cwms and not known & set(hit_calls.cwms):
+            raise StoreError(f"{hits}: its hits were called with other motifs ({', '.join(list(hit_calls.cwms)[:3])}"
+                             f", ...) than those of {motifs}; give the hits.h5 of these motifs")
         # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
