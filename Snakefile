@@ -22,15 +22,18 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+# The first rule, so the default target; not marked default_target, which in a workflow that imports this
+# one as a module would take the place of that workflow's own first rule.
+rule all:
+    """Default target: every sample's report, with every job's benchmark (time and memory)."""
+    input:
+        final_outputs(),
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/attribution.smk"
 include: "workflow/rules/motifs.smk"
 include: "workflow/rules/report.smk"
-
-
-rule all:
-    """Default target: every sample's report, with every job's benchmark (time and memory)."""
-    input:
-        final_outputs(),
-    default_target: True

@@ -358,6 +358,20 @@ def test_workflow_runs_as_a_module(tmp_path, user_data):
                     "genomatt_report": 1, "all": 1}
 
 
+def test_importing_workflow_keeps_its_own_default_target(tmp_path, user_data):
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"genomatt": config}))
+    (tmp_path / "Snakefile").write_text(
+        "configfile: 'config.yaml'\n\n\n"
+        "rule mine:\n    output:\n        'mine.txt',\n    shell:\n        'touch {output}'\n\n\n"
+        f"module genomatt:\n    snakefile: '{ROOT / 'Snakefile'}'\n    config: config['genomatt']\n\n\n"
+        "use rule * from genomatt as genomatt_*\n")
+    result = run_snakemake("-n", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert {rule: len(blocks) for rule, blocks in rule_blocks(output).items()} == {"mine": 1}
+
+
 # Folders of one file per task or motif, declared as directory() outputs: --list-untracked lists the files
 # inside a declared folder, as it compares file paths only.
 DECLARED_FOLDERS = ("simulated/tasks/", "motifs/modisco/", "hits/tracks/", "logos/")

@@ -29,11 +29,11 @@ rule attribute_shard:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt attribute --regions-h5 {input.regions} --model {params.model} {params.weights} {params.task_names}"
-        " --out {output} --shard {wildcards.shard}/{params.shards} --references {params.references}"
+        "genomatt attribute --regions-h5 {input.regions:q} --model {params.model:q} {params.weights} {params.task_names}"
+        " --out {output:q} --shard {wildcards.shard}/{params.shards} --references {params.references}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
         " --max-rule {params.max_rule} --hit-max-rule {params.hit_max_rule}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"
 
 
 rule gather_contributions:
@@ -53,4 +53,4 @@ rule gather_contributions:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt gather --inputs {input} --out {output} > {log} 2>&1"
+        "genomatt gather --inputs {input:q} --out {output:q} > {log:q} 2>&1"

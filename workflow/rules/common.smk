@@ -1,4 +1,7 @@
-# Paths and config lookups shared by the rules (input functions, no rule logic).
+# Paths and config lookups shared by the rules (input functions, no rule logic). Every path or config value
+# placed in a shell command is quoted (paths may hold spaces); rules quote their files with `:q`.
+from shlex import quote
+
 OUTDIR = config["outdir"]
 SIMULATED = "simulated"
 TRAIN = "train"
@@ -11,6 +14,11 @@ HITS = config.get("hits", {})
 DEVICE = ATTRIBUTION.get("device", "cpu")
 GPUS = 1 if DEVICE.startswith("cuda") else 0
 NEGATIVE_KINDS = ("gc_matched", "shuffled")
+
+
+def quoted(values):
+    """Values as shell words, each quoted."""
+    return " ".join(quote(str(value)) for value in values)
 
 
 def sample_config(wildcards):
@@ -39,7 +47,7 @@ def sample_labels_option(wildcards):
     """`--labels-column` for a single BED whose column names the task (always for the simulated tasks.bed)."""
     sample = sample_config(wildcards)
     column = "name" if sample.get("tasks") == SIMULATED else sample.get("labels_column")
-    return f"--labels-column {column}" if column else ""
+    return f"--labels-column {quote(column)}" if column else ""
 
 
 def sample_motif_task_regions(wildcards):
@@ -52,11 +60,16 @@ def sample_motif_task_regions(wildcards):
     return []
 
 
-def sample_motif_task_options(wildcards, input):
-    """`--task-regions` (and `--labels-column`) of `genomatt motifs`/`hits` for the task BEDs among the inputs."""
-    if not input.get("task_beds"):
+# Options that carry config values are functions of the config (wildcards), not of `input`: Snakemake records
+# such params and reruns a job whose options changed, which it does not do for params computed from `input`.
+
+
+def sample_motif_task_options(wildcards):
+    """`--task-regions` (and `--labels-column`) of `genomatt motifs`/`hits`: the sample's motif task BEDs."""
+    beds = sample_motif_task_regions(wildcards)
+    if not beds:
         return ""
-    return f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}"
+    return f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}"
 
 
 def sample_check_task_beds(wildcards):
@@ -66,25 +79,27 @@ def sample_check_task_beds(wildcards):
     return sample_motif_task_regions(wildcards)
 
 
-def sample_check_options(wildcards, input):
+def sample_check_options(wildcards):
     """Options of `genomatt check`: task BEDs, and the user's model with its declared task names."""
     options = []
-    if input.get("task_beds"):
-        options.append(f"--task-regions {' '.join(input.task_beds)} {sample_labels_option(wildcards)}")
+    beds = sample_check_task_beds(wildcards)
+    if beds:
+        options.append(f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}")
     if not sample_trains_model(wildcards.sample):
-        options.append(f"--model {sample_model(wildcards)}")
+        options.append(f"--model {quote(sample_model(wildcards))}")
     # Weights and task names without a user's model are refused by the check.
     options.append(sample_weights_option(wildcards))
     options.append(sample_task_names_option(wildcards))
-    if input.get("negatives"):
-        options.append(f"--negatives {input.negatives}")
+    negatives = negatives_bed(wildcards)
+    if negatives:
+        options.append(f"--negatives {quote(negatives['negatives'])}")
     return " ".join(options)
 
 
 def sample_task_names_option(wildcards):
     """`--task-names` naming the outputs of a user's model that names none."""
     names = sample_config(wildcards).get("task_names")
-    return f"--task-names {' '.join(names)}" if names else ""
+    return f"--task-names {quoted(names)}" if names else ""
 
 
 def sample_on_missing(wildcards):
@@ -104,14 +119,14 @@ def known_motifs_file(wildcards):
     return {"meme": MOTIFS["meme"]} if MOTIFS.get("meme") else {}
 
 
-def known_motif_options(wildcards, input):
+def known_motif_options(wildcards):
     """Options naming the known-motif database: the user's MEME file, or the JASPAR release and taxon."""
-    if input.get("meme"):
-        return f"--meme {input.meme}"
+    if MOTIFS.get("meme"):
+        return f"--meme {quote(MOTIFS['meme'])}"
     options = []
     for key in ("jaspar_release", "jaspar_collection", "jaspar_tax_group"):
         if MOTIFS.get(key) is not None:
-            options.append(f"--{key.replace('_', '-')} {MOTIFS[key]}")
+            options.append(f"--{key.replace('_', '-')} {quote(str(MOTIFS[key]))}")
     return " ".join(options)
 
 
@@ -141,11 +156,12 @@ def sample_user_model_inputs(wildcards):
 
 def sample_weights_option(wildcards):
     weights = sample_config(wildcards).get("weights")
-    return f"--weights {weights}" if weights else ""
+    return f"--weights {quote(weights)}" if weights else ""
 
 
-def sample_metrics_option(wildcards, input):
-    return f"--metrics {input.metrics}" if input.get("metrics") else ""
+def sample_metrics_option(wildcards):
+    metrics = sample_metrics(wildcards)
+    return f"--metrics {quote(metrics['metrics'])}" if metrics else ""
 
 
 def sample_metrics(wildcards):
@@ -180,7 +196,7 @@ def final_outputs():
 def simulation_plant_option():
     """`--plant` of `genomatt simulate` from `simulate.motifs`; without it, the command's default motifs."""
     motifs = config.get("simulate", {}).get("motifs")
-    return f"--plant {' '.join(motifs)}" if motifs else ""
+    return f"--plant {quoted(motifs)}" if motifs else ""
 
 
 def training_options():
@@ -189,10 +205,10 @@ def training_options():
     for key in ("architecture", "architecture_config", "epochs", "learning_rate", "weight_decay", "patience",
                 "negatives", "seed", "threads", "jitter", "batch_size"):
         if key in TRAINING:
-            options.append(f"--{key.replace('_', '-')} {TRAINING[key]}")
+            options.append(f"--{key.replace('_', '-')} {quote(str(TRAINING[key]))}")
     for key in ("val_chroms", "test_chroms"):
         if key in TRAINING:
-            options.append(f"--{key.replace('_', '-')} {' '.join(TRAINING[key])}")
+            options.append(f"--{key.replace('_', '-')} {quoted(TRAINING[key])}")
     return " ".join(options)
 
 

@@ -33,10 +33,10 @@ rule simulate:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt simulate --out-dir $(dirname {output.fasta}) --seed {params.seed} {params.plant}"
+        "genomatt simulate --out-dir \"$(dirname {output.fasta:q})\" --seed {params.seed} {params.plant}"
         " --jaspar-release {params.release} --n-chromosomes {params.chromosomes}"
         " --chromosome-length {params.length} --region-width {params.width}"
-        " --n-positives {params.positives} --n-negatives {params.negatives} > {log} 2>&1"
+        " --n-positives {params.positives} --n-negatives {params.negatives} > {log:q} 2>&1"
 
 
 rule check:
@@ -66,14 +66,15 @@ rule check:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt check --fasta {input.fasta} --regions {input.regions} --width {params.width}"
-        " --on-missing {params.on_missing} {params.options} {params.motifs} --out {output} > {log} 2>&1"
+        "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
+        " --on-missing {params.on_missing} {params.options} {params.motifs} --out {output:q} > {log:q} 2>&1"
 
 
 rule extract:
     """One-hot encode fixed-width windows of a sample's regions into HDF5."""
     input:
-        check=f"{OUTDIR}/{{sample}}/check.json",
+        # Ordering only: a check rerun (its options changed) does not redo what follows.
+        check=ancient(f"{OUTDIR}/{{sample}}/check.json"),
         fasta=sample_fasta,
         regions=sample_regions,
     output:
@@ -92,5 +93,5 @@ rule extract:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt extract --fasta {input.fasta} --regions {input.regions} --width {params.width}"
-        " --on-missing {params.on_missing} --out {output} > {log} 2>&1"
+        "genomatt extract --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
+        " --on-missing {params.on_missing} --out {output:q} > {log:q} 2>&1"

@@ -2,7 +2,8 @@ rule train:
     """Train the sample's sequence model on its task BEDs and record its held-out test metrics."""
     input:
         unpack(negatives_bed),
-        check=f"{OUTDIR}/{{sample}}/check.json",
+        # Ordering only: a check rerun (its options changed) does not redo what follows.
+        check=ancient(f"{OUTDIR}/{{sample}}/check.json"),
         fasta=sample_fasta,
         beds=sample_task_beds,
         architecture=training_architecture_file,
@@ -17,7 +18,7 @@ rule train:
         labels=sample_labels_option,
         width=config["width"],
         options=training_options(),
-        beds=lambda wildcards, input: f"--task-regions {' '.join(input.beds)}",
+        beds=lambda wildcards, input: f"--task-regions {quoted(input.beds)}",
         device=DEVICE,
     threads: TRAINING.get("threads", 1)
     resources:
@@ -27,5 +28,5 @@ rule train:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt train --fasta {input.fasta} {params.beds} {params.labels} --width {params.width}"
-        " {params.options} --device {params.device} --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+        "genomatt train --fasta {input.fasta:q} {params.beds} {params.labels} --width {params.width}"
+        " {params.options} --device {params.device} --out {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"

@@ -26,8 +26,8 @@ rule motifs:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt motifs --contrib {input.contrib} --out {output.motifs} --threads {threads} {params.options}"
-        " {params.known} {params.tasks} > {log} 2>&1"
+        "genomatt motifs --contrib {input.contrib:q} --out {output.motifs:q} --threads {threads} {params.options}"
+        " {params.known} {params.tasks} > {log:q} 2>&1"
 
 
 rule hits:
@@ -64,7 +64,7 @@ rule hits:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt hits --contrib {input.contrib} --motifs {input.motifs} --fasta {input.fasta}"
-        " --out-dir $(dirname {output.tsv}) --tracks-dir {output.tracks} {params.options}"
+        "genomatt hits --contrib {input.contrib:q} --motifs {input.motifs:q} --fasta {input.fasta:q}"
+        " --out-dir \"$(dirname {output.tsv:q})\" --tracks-dir {output.tracks:q} {params.options}"
         " --device {params.device} --seed {params.seed} {params.tasks}"
-        " > {log} 2>&1"
+        " > {log:q} 2>&1"

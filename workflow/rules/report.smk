@@ -22,5 +22,5 @@ rule report:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt report --contrib {input.contrib} --motifs {input.motifs} --hits {input.hits} {params.metrics}"
-        " --example-regions {params.example_regions} --out {output.html} > {log} 2>&1"
+        "genomatt report --contrib {input.contrib:q} --motifs {input.motifs:q} --hits {input.hits:q} {params.metrics}"
+        " --example-regions {params.example_regions} --out {output.html:q} > {log:q} 2>&1"
