@@ -289,6 +289,21 @@ def test_every_file_of_a_run_is_declared(resumed_run):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("section, key, value, rerun", [
+    ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
+    ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
+])
+def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tmp_path, section, key, value, rerun):
+    config = yaml.safe_load((resumed_run[0].parent / "config.yaml").read_text())
+    config[section][key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(rule_blocks(result.stdout + result.stderr)) == rerun | {"all"}
+
+
+@pytest.mark.slow
 def test_sharded_run_equals_unsharded_attribution(resumed_run, tmp_path):
     out = resumed_run[0]
     unsharded = tmp_path / "unsharded.h5"

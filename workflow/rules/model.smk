@@ -2,8 +2,7 @@ rule train:
     """Train the sample's sequence model on its task BEDs and record its held-out test metrics."""
     input:
         unpack(negatives_bed),
-        # Ordering only: a check rerun (its options changed) does not redo what follows.
-        check=ancient(f"{OUTDIR}/{{sample}}/check.json"),
+        check=f"{OUTDIR}/{{sample}}/check.json",
         fasta=sample_fasta,
         beds=sample_task_beds,
         architecture=training_architecture_file,
