@@ -98,7 +98,9 @@ def _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bi
 # aten operations whose Python spelling differs from their schema (argument order or name).
 _SPECIAL: dict[str, Callable] = {
     "slice": _slice, "_convolution": _convolution, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
-    "feature_dropout": _dropout, "size": lambda tensor, *dim: tensor.size(*dim) if dim else list(tensor.size()),  # int[] "dim": lambda t: t.dim(),
+    # A size without a dimension is TorchScript's int[]: a list, so that it compares equal to one.
+    "feature_dropout": _dropout, "size": lambda tensor, *dim: tensor.size(*dim) if dim else list(tensor.size()),
+    "dim": lambda t: t.dim(),
     "len": len, "__getitem__": operator.getitem, "__not__": operator.not_, "__is__": operator.is_,
     "__isnot__": operator.is_not, "__contains__": lambda c, v: v in c, "format": lambda s, *a: s.format(*a),
     "Int": int, "Float": float, "Bool": bool, "ScalarImplicit": lambda t: t.item(), "item": lambda t: t.item(),

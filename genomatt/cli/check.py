@@ -20,8 +20,8 @@ def register(subparsers) -> None:
         "exists and parses, that the chromosomes of the regions, task BEDs and negatives are in the FASTA and "
         "the regions' windows start on them, that a user's model loads, takes windows of --width bp and has a "
         "DeepLIFT rule for every layer (one random sequence explained against one shuffle), that its task names "
-        "(or --task-names) each have a task BED, and that the known motifs load. The first problem is reported in one line (exit status 2); "
-        "with --out, a JSON summary of what was checked is written.",
+        "(or --task-names) each have a task BED, and that the known motifs load. The first problem is reported "
+        "in one line (exit status 2); with --out, a JSON summary of what was checked is written.",
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA")
     parser.add_argument("--regions", required=True, help="BED/narrowPeak of the regions to explain")

@@ -394,9 +394,9 @@ def _check_on_dummy_batch(
             "and that it takes channels before length"
         ) from None
     if isinstance(output, dict):
-        raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor or a "
-                         "tuple of tensors: wrap it in a module whose forward returns the outputs to explain as a "
-                         "tuple, in a fixed order")
+        raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor "
+                         "or a tuple of tensors: wrap it in a module whose forward returns the outputs to explain "
+                         "as a tuple, in a fixed order")
     outputs = output if isinstance(output, (tuple, list)) else (output,)
     shapes = []
     for index, tensor in enumerate(outputs):
