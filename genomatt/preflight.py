@@ -34,6 +34,8 @@ def check_inputs(
     negatives: str | os.PathLike | None = None,
     meme: str | os.PathLike | None = None,
     jaspar: tuple[str, str, str | None] | None = None,
+    val_chroms: Sequence[str] | None = None,
+    test_chroms: Sequence[str] | None = None,
 ) -> dict:
     """Check every input of a run; raise the first problem found.
 
@@ -59,6 +61,9 @@ def check_inputs(
         A user's model (file, config or ``package.module:factory``) and its weights; loaded on the CPU
         and run on a dummy batch of ``width`` bp. Without a model (one that ``genomatt train`` will
         make) the tasks are the task BEDs' names.
+    val_chroms, test_chroms
+        For a model to train: its held-out chromosomes (``genomatt train --val-chroms/--test-chroms``;
+        ``None``: the default, which must then be in the genome).
     negatives
         BED of training negatives, when the run uses one.
     meme, jaspar
@@ -111,6 +116,10 @@ def check_inputs(
     elif weights is not None:
         raise ConfigError(f"weights {weights} are given without a model, and genomatt would train a new one: "
                           "set model to the model config or package.module:factory the weights belong to")
+    if model is None and task_beds:
+        from genomatt.models.splits import holdout_chromosomes
+
+        summary["holdout"] = dict(zip(("validation", "test"), holdout_chromosomes(sizes, val_chroms, test_chroms)))
     summary["known_motifs"] = _check_known_motifs(meme, jaspar)
     return summary
 

@@ -43,7 +43,8 @@ def test_holdout_defaults_and_errors():
     assert holdout_chromosomes(genome_chroms, ["chr1"], ["chr2", "chr3"]) == (["chr1"], ["chr2", "chr3"])
     with pytest.raises(ConfigError, match=r"default \(chr4\) is not in the genome .* --val-chroms"):
         holdout_chromosomes(["2L", "2R", "3L"])
-    with pytest.raises(ConfigError, match=r"--test-chroms: chromosomes \['chrX'\] are not in the genome"):
+    with pytest.raises(ConfigError, match=r"--test-chroms \(train.test_chroms\): chromosomes \[.chrX.\] are not in "
+                                         r"the genome"):
         holdout_chromosomes(genome_chroms, test_chroms=["chrX"])
     with pytest.raises(ConfigError, match="both validation and test"):
         holdout_chromosomes(genome_chroms, ["chr1"], ["chr1"])

@@ -177,7 +177,7 @@ def test_cli_reports_unknown_holdout_chromosomes(genome, tmp_path, capsys):
          "--test-chroms", "chr9"]
     )
     assert status == 2
-    assert "--test-chroms: chromosomes ['chr9'] are not in the genome" in capsys.readouterr().err
+    assert "--test-chroms (train.test_chroms): chromosomes ['chr9'] are not in the genome" in capsys.readouterr().err
 
 
 def test_early_stopping_ranks_epochs_by_validation_auroc_then_loss():

@@ -32,11 +32,15 @@ def task_beds(genome, *tasks):
 def test_summary_of_a_run_to_train(small_genome):
     summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200,
                            task_beds=task_beds(small_genome, "GATA1", "CTCF"), negatives=small_genome.negatives_bed,
-                           meme=small_genome.motifs_meme)
+                           meme=small_genome.motifs_meme, val_chroms=["chr2"], test_chroms=["chr3"])
     assert summary["n_regions"] == 120 and summary["skipped_regions"] == 0 and summary["chromosomes"] == 3
     assert list(summary["task_regions"]) == ["GATA1", "CTCF"]
     assert summary["known_motifs"] == 5 and summary["negatives"] == 40
-    assert "model" not in summary
+    assert "model" not in summary and summary["holdout"] == {"validation": ["chr2"], "test": ["chr3"]}
+    # The defaults, chr4 and chr5, are not in this genome: training would fail on them.
+    with pytest.raises(GenomattError, match=r"the default \(chr4\) is not in the genome .*--val-chroms "
+                                            r"\(train.val_chroms\)"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"))
 
 
 def test_regions_off_the_fasta_are_an_error_or_counted(small_genome, tmp_path):

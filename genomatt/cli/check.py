@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         "exists and parses, that the chromosomes of the regions, task BEDs and negatives are in the FASTA and "
         "the regions' windows start on them, that a user's model loads, takes windows of --width bp and has a "
         "DeepLIFT rule for every layer (one random sequence explained against one shuffle), that its task names "
-        "(or --task-names) each have a task BED, and that the known motifs load. The first problem is reported "
+        "(or --task-names) each have a task BED, that a model to train has its held-out chromosomes in the "
+        "genome, and that the known motifs load. The first problem is reported "
         "in one line (exit status 2); with --out, a JSON summary of what was checked is written.",
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA")
@@ -39,6 +40,10 @@ def register(subparsers) -> None:
                         help="names of the model's output columns, as given to 'genomatt attribute --task-names'")
     parser.add_argument("--negatives", metavar="BED",
                         help="BED of the training negatives (as given to 'genomatt train --negatives')")
+    parser.add_argument("--val-chroms", nargs="+", metavar="CHROM",
+                        help="for a model to train: its validation chromosomes (as given to 'genomatt train')")
+    parser.add_argument("--test-chroms", nargs="+", metavar="CHROM",
+                        help="for a model to train: its test chromosomes (as given to 'genomatt train')")
     parser.add_argument("--meme", help="MEME file the motifs will be matched against")
     parser.add_argument("--jaspar-release", default=DEFAULT_RELEASE, help="JASPAR release (default %(default)s)")
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
     summary = check_inputs(
         args.fasta, args.regions, args.width, on_missing=args.on_missing, task_beds=args.task_regions,
         labels_column=args.labels_column, task_names=args.task_names, model=args.model, weights=args.weights,
-        negatives=args.negatives, meme=args.meme,
+        negatives=args.negatives, meme=args.meme, val_chroms=args.val_chroms, test_chroms=args.test_chroms,
         jaspar=None if args.meme else (args.jaspar_release, args.jaspar_collection, tax_group),
     )
     text = json.dumps(summary, indent=2)

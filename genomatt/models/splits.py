@@ -42,8 +42,8 @@ def holdout_chromosomes(
     genome_chroms = list(genome_chroms)
     chosen = []
     for label, given, default, option in (
-        ("validation", validation_chroms, DEFAULT_VALIDATION_CHROMS, "--val-chroms"),
-        ("test", test_chroms, DEFAULT_TEST_CHROMS, "--test-chroms"),
+        ("validation", validation_chroms, DEFAULT_VALIDATION_CHROMS, "--val-chroms (train.val_chroms)"),
+        ("test", test_chroms, DEFAULT_TEST_CHROMS, "--test-chroms (train.test_chroms)"),
     ):
         if given is None:
             if not set(default) <= set(genome_chroms):

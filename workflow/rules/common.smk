@@ -80,7 +80,8 @@ def sample_check_task_beds(wildcards):
 
 
 def sample_check_options(wildcards):
-    """Options of `genomatt check`: task BEDs, and the user's model with its declared task names."""
+    """Options of `genomatt check`: task BEDs, a model to train's held-out chromosomes, and the user's model with
+    its declared task names."""
     options = []
     beds = sample_check_task_beds(wildcards)
     if beds:
@@ -93,6 +94,9 @@ def sample_check_options(wildcards):
     negatives = negatives_bed(wildcards)
     if negatives:
         options.append(f"--negatives {quote(negatives['negatives'])}")
+    if sample_trains_model(wildcards.sample):
+        options += [f"--{key.replace('_', '-')} {quoted(TRAINING[key])}" for key in ("val_chroms", "test_chroms")
+                    if key in TRAINING]
     return " ".join(options)
 
 
