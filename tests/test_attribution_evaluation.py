@@ -188,6 +188,17 @@ def test_the_evaluate_command_writes_tables_and_plots(small_genome, scanner, tmp
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_model_that_names_no_outputs_is_evaluated_with_task_names(small_genome, scanner, tmp_path, capsys):
+    model, tasks, _ = scanner
+    scripted = tmp_path / "model.ts"
+    torch.jit.script(model).save(str(scripted))
+    assert _evaluate(small_genome, scripted, tmp_path / "unnamed", "--methods", "saliency", "--width", str(WIDTH)) == 2
+    assert "name the model's outputs after them (--task-names)" in capsys.readouterr().err
+    assert _evaluate(small_genome, scripted, tmp_path / "named", "--methods", "saliency", "--width", str(WIDTH),
+                     "--task-names", *tasks) == 0
+    assert pd.read_csv(tmp_path / "named" / "recovery.tsv", sep="\t")["task"].tolist() == tasks
+
+
 class Gated(nn.Module):
     """A gated CNN: explained by the gradient methods, refused by ε-LRP and PatternNet."""
 

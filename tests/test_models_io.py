@@ -119,7 +119,7 @@ def test_torchscript_file(model, tmp_path):
 def test_torchscript_needs_an_input_length(model, tmp_path):
     path = tmp_path / "scripted.pt"
     torch.jit.trace(model, one_hot_batch(2)).save(str(path))
-    with pytest.raises(ModelError, match="does not declare its input length; pass input_length"):
+    with pytest.raises(ModelError, match=r"does not declare its input length; give the width of your regions in bp \(--width"):
         load(path)
 
 

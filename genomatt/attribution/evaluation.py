@@ -423,7 +423,8 @@ def _evaluated_columns(task_names: Sequence[str], truth: pd.DataFrame) -> list[i
     columns = [index for index, task in enumerate(task_names) if task in present]
     if not columns:
         raise ConfigError(f"none of the model's tasks ({', '.join(task_names)}) has planted instances in the truth "
-                          f"table (its tasks: {', '.join(sorted(map(str, present))) or 'none'})")
+                          f"table (its tasks: {', '.join(sorted(map(str, present))) or 'none'}); name the model's "
+                          "outputs after them (--task-names)")
     return columns
 
 

@@ -27,8 +27,12 @@ def register(subparsers) -> None:
         "time per sequence. Writes TSV and markdown tables and PNG plots to --out-dir.",
     )
     parser.add_argument("--model", required=True,
-                        help="genomatt model artefact, model config (.yaml/.json) or package.module:factory")
+                        help="genomatt model artefact, TorchScript file, model config (.yaml/.json) or "
+                        "package.module:factory")
     parser.add_argument("--weights", help="state dict for a model config or import spec")
+    parser.add_argument("--task-names", nargs="+", metavar="NAME",
+                        help="names of the model's output columns, in order, for a model that names none: each is "
+                        "a task of the truth table")
     parser.add_argument("--fasta", required=True, help="genome FASTA")
     parser.add_argument("--regions", required=True, help="BED of the regions to explain")
     parser.add_argument("--truth", required=True,
@@ -80,9 +84,11 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
     from genomatt.attribution.patterns import Patterns
     from genomatt.genome import load_regions
-    from genomatt.models.io import load
+    from genomatt.models.io import load, name_tasks
 
     loaded = load(args.model, args.weights, input_length=args.width, device=args.device)
+    if args.task_names:
+        loaded = name_tasks(loaded, args.task_names, args.model)
     if not loaded.task_names:
         raise ConfigError(f"{args.model}: the model does not return one value per task, (N, T); genomatt evaluate "
                           "explains such models only")

@@ -444,7 +444,8 @@ def _resolve_length(declared: int | None, requested: int | None, where: str) -> 
     length = requested if requested is not None else declared
     if length is None:
         raise ModelError(
-            f"{where}: the model does not declare its input length; pass input_length (the width of your regions in bp)"
+            f"{where}: the model does not declare its input length; give the width of your regions in bp (--width, "
+            "or input_length in Python)"
         )
     if length <= 0:
         raise ModelError(f"{where}: input length must be a positive number of bp, got {length}")
