@@ -48,7 +48,7 @@ def safe_file_name(name: str) -> str:
     return safe if safe.strip(".") else safe.replace(".", "_") or "_"
 
 
-def _write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
+def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
     """The one-line error of a failed write of ``path``."""
     reason = error.strerror or str(error).splitlines()[0]
     return OutputError(f"{path}: cannot write ({reason}); nothing was written under this name")
@@ -106,7 +106,7 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
         os.close(fd)
     except OSError as error:
-        raise _write_failure(final, error) from None
+        raise write_failure(final, error) from None
     tmp = Path(tmp_name)
     tmp.unlink()
     _writing.add(tmp)
@@ -114,7 +114,7 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         yield tmp
         os.replace(tmp, final)
     except OSError as error:
-        raise _write_failure(final, error) from None
+        raise write_failure(final, error) from None
     finally:
         _writing.discard(tmp)
         with contextlib.suppress(FileNotFoundError):
@@ -238,7 +238,7 @@ def check_hdf5_writes(handle: h5py.File) -> None:
     handle.flush()
     guarded, path = _open_hdf5[id(handle)]
     if guarded.error is not None:
-        raise _write_failure(path, guarded.error)
+        raise write_failure(path, guarded.error)
 
 
 @contextlib.contextmanager

@@ -293,7 +293,7 @@ def _missing_chromosomes(regions: pd.DataFrame, sizes: dict[str, int], fasta: Pa
     return ~present
 
 
-def _past_chromosome_ends(
+def past_chromosome_ends(
     regions: pd.DataFrame, skipped: np.ndarray, sizes: dict[str, int], fasta: Path, source: str, on_missing: str
 ) -> np.ndarray:
     """Boolean mask of regions (or their windows) starting at or past their chromosome's end.
@@ -373,7 +373,7 @@ def load_regions(
     reader = FastaReader(fasta, backend)
     try:
         skipped_mask = _missing_chromosomes(table, reader.sizes, fasta, on_missing)
-        skipped_mask |= _past_chromosome_ends(table, skipped_mask, reader.sizes, fasta, source, on_missing)
+        skipped_mask |= past_chromosome_ends(table, skipped_mask, reader.sizes, fasta, source, on_missing)
         skipped = table[skipped_mask].reset_index(drop=True)
         table = table[~skipped_mask].reset_index(drop=True)
         if len(table) == 0:

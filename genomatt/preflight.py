@@ -128,10 +128,10 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
                                 source: str | os.PathLike, width: int, on_missing: str) -> int:
     """Regions on the FASTA's chromosomes whose interval or window starts past the chromosome's end (an error
     unless ``on_missing`` is skip), as reading them would find."""
-    from genomatt.genome import _past_chromosome_ends, resize
+    from genomatt.genome import past_chromosome_ends, resize
 
     absent = ~table["chrom"].isin(list(sizes)).to_numpy()
-    return int(_past_chromosome_ends(resize(table, width), absent, sizes, Path(fasta), str(source), on_missing).sum())
+    return int(past_chromosome_ends(resize(table, width), absent, sizes, Path(fasta), str(source), on_missing).sum())
 
 
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,

@@ -5,7 +5,8 @@ several outputs (a tuple) is explained per output ("head"): a head with one valu
 directly, a head with a profile (``(N, L_out)`` or ``(N, strands, L_out)``, strands flattened with
 positions as bpnet-lite does) through a profile target. A multi-task profile model, whose count head
 has T > 1 values, one per track of its profile head ``(N, T, L_out)`` (or ``(N, T, strands, L_out)``),
-is explained per task: the profile target of track t and the count of task t. A model returning one profile tensor
+is explained per task: the profile target of track t and the count of task t. A model returning one
+profile tensor
 ``(N, T, L_out)`` (gReLU, Enformer-style track models) is explained per track ``t`` through the
 profile target of ``[:, t]``.
 
@@ -41,6 +42,7 @@ from torch.overrides import handle_torch_function, has_torch_function_unary
 from genomatt.attribution.choices import PROFILE_CONVENTIONS
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
+from genomatt.models.io import squeezed_shape
 
 log = logging.getLogger(__name__)
 
@@ -132,16 +134,10 @@ def scalar_target(head: int, column: int = 0) -> Callable[[Any], Tensor]:
     return scalar
 
 
-def _squeezed(shape: tuple[int, ...]) -> tuple[int, ...]:
-    while len(shape) > 1 and shape[-1] == 1:
-        shape = shape[:-1]
-    return shape
-
-
 def _task_axis(output_shapes: Sequence[tuple[int, ...]]) -> int | None:
     """T for a multi-task profile model: a head of T > 1 values, one per track of a profile head ``(T, ..., L)``."""
-    tracks = {shape[0] for shape in output_shapes if len(_squeezed(shape)) >= 2}
-    for shape in map(_squeezed, output_shapes):
+    tracks = {shape[0] for shape in output_shapes if len(squeezed_shape(shape)) >= 2}
+    for shape in map(squeezed_shape, output_shapes):
         if len(shape) == 1 and shape[0] > 1 and shape[0] in tracks:
             return shape[0]
     return None
@@ -152,7 +148,7 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str) ->
     n_tasks = _task_axis(output_shapes)
     heads = []
     for head, shape in enumerate(output_shapes):
-        shape = _squeezed(shape)
+        shape = squeezed_shape(shape)
         if n_tasks and len(shape) == 1 and shape[0] == n_tasks:
             heads.append(("counts", [scalar_target(head, task) for task in range(n_tasks)]))
         elif n_tasks and len(shape) >= 2 and shape[0] == n_tasks:

@@ -412,11 +412,17 @@ def _check_on_dummy_batch(
     return shapes
 
 
-def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
-    # (N, T, 1), as gReLU models return, is T tasks like (N, T).
-    shape = shapes[0] if len(shapes) == 1 else ()
+def squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A per-sequence output shape without its trailing axes of length 1: ``(T, 1)``, as gReLU models
+    return, is ``(T,)``."""
     while len(shape) > 1 and shape[-1] == 1:
         shape = shape[:-1]
+    return shape
+
+
+def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
+    # (N, T, 1), as gReLU models return, is T tasks like (N, T).
+    shape = squeezed_shape(shapes[0]) if len(shapes) == 1 else ()
     if len(shapes) != 1 or len(shape) > 1:
         return list(declared or [])
     n_outputs = shape[0] if shape else 1

@@ -28,9 +28,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_path, write_failure
 from genomatt.contributions import Contributions, read_contributions
-from genomatt.errors import OutputError, StoreError
+from genomatt.errors import StoreError
 from genomatt.motifs.discovery import DiscoveredMotif
 from genomatt.motifs.formats import CwmMotif
 from genomatt.motifs.hits import HitCalls, read_hits
@@ -685,8 +685,7 @@ def build_report(
     try:
         logo_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(f"{logo_dir}: cannot write ({error.strerror or error}); nothing was written under this "
-                          "name") from None
+        raise write_failure(logo_dir, error) from None
     names = [motif.name for motif in inputs.motifs]
     colours = {name: HIT_COLOURS[index % len(HIT_COLOURS)] for index, name in enumerate(names)}
     body = (_cards(inputs) + _run_section(inputs) + _settings_section(inputs) + _motif_section(inputs, logo_dir)
