@@ -220,6 +220,20 @@ def test_task_rows_restrict_the_regions_scanned(contrib_h5, motifs_h5):
         assert (regions["name"].to_numpy()[rows[task]] == group["name"].to_numpy()).all()
 
 
+def test_the_scan_is_counted_in_the_log(contrib_h5, motifs_h5, caplog):
+    # A task scanned against a large motif set takes minutes: the log counts its region scans (two per
+    # region of each task, thresholds then hits) and ends at the total.
+    regions = read_regions(contrib_h5)
+    tasks = contribution_tasks(contrib_h5)
+    rows = {task: np.arange(index, len(regions), 2) for index, task in enumerate(tasks)}
+    with caplog.at_level("INFO", logger="genomatt"):
+        call_hits_in_store(contrib_h5, read_cwm_motifs(motifs_h5), device="cpu", task_rows=rows, batch_size=7,
+                           progress=False)
+    total = 2 * sum(len(r) for r in rows.values())
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("hits: ")]
+    assert lines and lines[-1].startswith(f"hits: {total}/{total} region scans (100%)")
+
+
 def test_no_signal_gives_no_hits():
     rng = np.random.default_rng(1)
     onehot = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (50, 100))].transpose(0, 2, 1)

@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> None:
         log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
     rows = _task_rows(args, contributions) if args.task_regions else None
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
-                               batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib)
+                               batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib,
+                               progress=not args.quiet)
     provenance = {"command": "hits", "contrib": str(Path(args.contrib).resolve()),
                   "motifs": str(Path(args.motifs).resolve()), "tasks": args.tasks,
                   "task_regions": [str(Path(path).resolve()) for path in args.task_regions or []],

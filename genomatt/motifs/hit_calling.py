@@ -49,6 +49,7 @@ Everything runs batched in PyTorch, on a GPU when one is available.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -505,7 +506,7 @@ def _window_floor(contrib: np.ndarray, energy_floor: float, filters: _Filters) -
 
 def _scan_statistics(
     contrib: np.ndarray, onehot: np.ndarray, filters: _Filters, min_similarity: float, fdr: float,
-    batch_size: int, device: torch.device, seed: int, floor: np.ndarray,
+    batch_size: int, device: torch.device, seed: int, floor: np.ndarray, advance: Callable[[int], None],
 ) -> tuple[list[float], np.ndarray]:
     """Importance threshold of each motif (candidates of the contributions against those of a permutation)
     and ``(N, M)`` best coefficient of each motif in each region."""
@@ -526,6 +527,7 @@ def _scan_statistics(
                 motif_values.append(batch_values)
             if collected is observed:
                 best_coefficients.append(best)
+        advance(len(permuted))
     thresholds = [importance_threshold(np.concatenate(real), np.concatenate(shuffled), fdr)
                   for real, shuffled in zip(observed, null)]
     return thresholds, np.concatenate(best_coefficients)
@@ -559,6 +561,7 @@ def call_hits(
     parameters: HitParameters | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Call hits of motifs in the contributions of one task, region by region.
 
@@ -577,6 +580,9 @@ def call_hits(
         Regions per batch.
     device
         Torch device; the GPU when one is available, else the CPU.
+    advance
+        Called with the number of regions of each batch scanned; every region is scanned twice (for the
+        thresholds, then for the hits), so the calls add up to ``2 N``.
 
     Returns
     -------
@@ -602,10 +608,12 @@ def call_hits(
     if batch_size < 1:
         raise MotifError(f"batch_size must be >= 1, got {batch_size}")
     n, _, length = contrib.shape
+    advance = advance or (lambda done: None)
     device = resolve_device(device)
     if not motifs or not n:
         # Nothing to scan: no motif, or no region (whose candidates would set the thresholds).
         total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
+        advance(2 * n)
         return empty_hits(), _region_qc(contrib, total_sq, np.zeros(n, dtype=int)), empty_thresholds()
     filters = _build_filters(motifs, parameters.trim_threshold, device, parameters.min_sequence_quantile)
     too_wide = [m.name for m, (start, end) in zip(motifs, filters.trims) if end - start > length]
@@ -613,7 +621,8 @@ def call_hits(
         raise MotifError(f"motifs {too_wide} are wider (after trimming) than the regions ({length} bp)")
     floor = _window_floor(contrib, parameters.energy_floor, filters)
     motif_thresholds, best_coefficients = _scan_statistics(contrib, onehot, filters, parameters.min_similarity,
-                                                           parameters.fdr, batch_size, device, parameters.seed, floor)
+                                                           parameters.fdr, batch_size, device, parameters.seed, floor,
+                                                           advance)
     reference, strengths = reference_strength(best_coefficients)
     min_coefficient = parameters.min_strength * reference
     thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
@@ -627,6 +636,7 @@ def call_hits(
         table = _hit_table(found, filters, motifs, contrib[batch])
         tables.append(table.assign(region=table["region"] + first))
         residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
+        advance(len(batch_contrib))
     hits = pd.concat(tables, ignore_index=True) if tables else empty_hits()
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
     table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient,

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, atomic_path
@@ -33,6 +34,7 @@ from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
 from genomatt.motifs.formats import CwmMotif
 from genomatt.motifs.hit_calling import call_hits, empty_hits, empty_thresholds
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
+from genomatt.progress import ProgressLog
 from genomatt.store import read_table, write_table
 from genomatt.tracks import write_hits_bed
 
@@ -93,6 +95,7 @@ def call_hits_in_store(
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: str | torch.device | None = None,
     hit_contrib: bool = True,
+    progress: bool = True,
 ) -> HitCalls:
     """Call hits in every task of a ``contrib.h5`` and place them in genome coordinates.
 
@@ -105,7 +108,8 @@ def call_hits_in_store(
     and QC then cover those regions only; a task with no rows is skipped, as one left out of ``tasks``: no
     hit, QC or threshold row names it). The contributions scanned are the file's ``/hit_contrib`` where it
     has them and ``hit_contrib`` is true (a model with a global max pool explained under Max SHAP for hits,
-    ``genomatt attribute --hit-max-rule``), else ``/contrib``.
+    ``genomatt attribute --hit-max-rule``), else ``/contrib``. The regions scanned are counted in the log
+    (every 30 s) and, with ``progress`` on a terminal, in a progress bar.
 
     Returns
     -------
@@ -124,38 +128,52 @@ def call_hits_in_store(
     if array != "contrib":
         log.info("scanning /%s: the contributions under max rule %s", array,
                  contributions.provenance.get("hit_max_rule"))
-    hit_tables, qc_tables, motif_tables = [], [], []
+    scanned_tasks = []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
             continue
         rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
-        if not rows.size:
+        if rows.size:
+            scanned_tasks.append((task_index, task, rows))
+        else:
             log.info("task %s: no region to scan; it has no hits, QC or threshold rows", task)
-            continue
-        task_motifs = _motifs_for_task(motifs, task)
-        contrib, onehot = contributions.read_contrib(task_index, array=array), contributions.read_onehot()
-        if task_rows is not None:
-            contrib, onehot = contrib[rows], onehot[rows]
-        scanned = regions.iloc[rows].reset_index(drop=True)
-        hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device)
-        log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
-        unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
-        if unreachable:
-            log.warning("task %s: no hit of %s: in these %d regions no candidate keeps the false discovery rate "
-                        "at %g against the permutation null; raise the FDR (--fdr, config hits.fdr) or scan more "
-                        "regions", task, ", ".join(unreachable), len(scanned), parameters.fdr)
-        # peak_id is the row of the regions table of the contribution file.
-        hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
-                                       parameters).assign(
-            peak_id=lambda table: rows[table["peak_id"].to_numpy(np.int64)]))
-        qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
-        qc["peak_id"] = rows
-        qc["task"] = task
-        for name, values in scores.items():
-            qc[name] = np.full(len(rows), np.nan) if values is None else values[rows, task_index]
-        qc_tables.append(qc[QC_COLUMNS])
-        thresholds.insert(1, "task", task)
-        motif_tables.append(thresholds)
+    # Each region of a task is scanned twice: for the thresholds, then for the hits.
+    total = sum(2 * len(rows) for _, _, rows in scanned_tasks)
+    progress_log = ProgressLog(total, "hits", "region scans", log)
+    hit_tables, qc_tables, motif_tables = [], [], []
+    with tqdm(total=total, unit="region scan", desc="hits", disable=None if progress else True) as bar:
+
+        def advance(done: int) -> None:
+            """Record ``done`` more region scans in the log and the bar."""
+            bar.update(done)
+            progress_log.advance_to(progress_log.done + done)
+
+        for task_index, task, rows in scanned_tasks:
+            task_motifs = _motifs_for_task(motifs, task)
+            contrib, onehot = contributions.read_contrib(task_index, array=array), contributions.read_onehot()
+            if task_rows is not None:
+                contrib, onehot = contrib[rows], onehot[rows]
+            scanned = regions.iloc[rows].reset_index(drop=True)
+            hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device,
+                                             advance)
+            log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
+            unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
+            if unreachable:
+                log.warning("task %s: no hit of %s: in these %d regions no candidate keeps the false discovery rate "
+                            "at %g against the permutation null; raise the FDR (--fdr, config hits.fdr) or scan more "
+                            "regions", task, ", ".join(unreachable), len(scanned), parameters.fdr)
+            # peak_id is the row of the regions table of the contribution file.
+            hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
+                                           parameters).assign(
+                peak_id=lambda table: rows[table["peak_id"].to_numpy(np.int64)]))
+            qc = pd.concat([scanned[["chrom", "start", "end", "name"]], qc], axis=1)
+            qc["peak_id"] = rows
+            qc["task"] = task
+            for name, values in scores.items():
+                qc[name] = np.full(len(rows), np.nan) if values is None else values[rows, task_index]
+            qc_tables.append(qc[QC_COLUMNS])
+            thresholds.insert(1, "task", task)
+            motif_tables.append(thresholds)
     hits = (pd.concat(hit_tables, ignore_index=True) if hit_tables
             else _genome_hits(empty_hits(), regions, [], None, "", np.array([]), parameters))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
