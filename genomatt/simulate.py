@@ -61,7 +61,30 @@ class SimulatedGenome:
 
 def task_name(motif: Motif) -> str:
     """File-safe task name of a motif (``TAL1::TCF3`` → ``TAL1_TCF3``)."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", motif.name).strip("_") or re.sub(r"[^A-Za-z0-9]+", "_", motif.id)
+    return _file_safe(motif.name) or _file_safe(motif.id)
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def task_names(motifs: list[Motif]) -> list[str]:
+    """The task of each motif: :func:`task_name`, followed by the matrix ID where names repeat.
+
+    JASPAR has several matrices of one factor (CTCF: MA0139, MA1929, MA1930); planted together, each is
+    its own task (``CTCF_MA0139_2``, ``CTCF_MA1929_1``).
+
+    Raises
+    ------
+    ConfigError
+        If one matrix is given twice.
+    """
+    ids = [motif.id for motif in motifs]
+    repeated = sorted({f"{motif.id} ({motif.name})" for motif in motifs if ids.count(motif.id) > 1})
+    if repeated:
+        raise ConfigError(f"simulation: motifs {', '.join(repeated)} are given more than once; give each matrix once")
+    names = [task_name(motif) for motif in motifs]
+    return [f"{name}_{_file_safe(motif.id)}" if names.count(name) > 1 else name for name, motif in zip(names, motifs)]
 
 
 @numba.njit(cache=True)
@@ -144,7 +167,7 @@ def _plant_region(
         if strand == "-":
             codes = (3 - codes)[::-1]
         sequence[offset + position : offset + position + motif.width] = codes
-        records.append({"offset": position, "width": motif.width, "strand": strand, "motif": motif})
+        records.append({"offset": position, "width": motif.width, "strand": strand, "motif": int(motif_index)})
     return records
 
 
@@ -205,9 +228,7 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     widest = max(motif.width for motif in motifs)
     if widest > settings.region_width - 2 * settings.edge_margin:
         raise ConfigError(f"simulation: a motif of {widest} bp does not fit in regions of {settings.region_width} bp")
-    tasks = [task_name(motif) for motif in motifs]
-    if len(set(tasks)) != len(tasks):
-        raise ConfigError(f"simulation: motifs must have distinct names, got {tasks}")
+    tasks = task_names(motifs)
     rng = np.random.default_rng(settings.seed)
     log.info("simulating %d chromosomes of %d bp", settings.n_chromosomes, settings.chromosome_length)
     chromosomes = {
@@ -223,13 +244,13 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
         records = _plant_region(chromosomes[tile.chrom], tile.start, motifs, settings, rng)
         labels = {task: 0 for task in tasks}
         for record in records:
-            motif = record["motif"]
+            motif, task = motifs[record["motif"]], tasks[record["motif"]]
             start = tile.start + record["offset"]
             codes = chromosomes[tile.chrom][start : start + record["width"]]
-            labels[task_name(motif)] = 1
+            labels[task] = 1
             truth.append(
                 {"chrom": tile.chrom, "start": start, "end": start + record["width"], "strand": record["strand"],
-                 "motif_id": motif.id, "motif_name": motif.name, "task": task_name(motif), "region": name,
+                 "motif_id": motif.id, "motif_name": motif.name, "task": task, "region": name,
                  "score": round(instance_score(codes, motif, record["strand"]), 4)}
             )
         regions.append({"chrom": tile.chrom, "start": tile.start, "end": tile.end, "name": name, **labels})

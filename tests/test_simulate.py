@@ -95,3 +95,19 @@ def test_invalid_settings(tmp_path):
         simulate_genome(tmp_path, SimulationSettings(n_chromosomes=1, chromosome_length=1000))
     with pytest.raises(MotifError, match="no JASPAR motif 'NOT_A_TF'"):
         simulate_genome(tmp_path, SimulationSettings(motifs=("NOT_A_TF",)))
+
+
+def test_matrices_of_one_factor_are_tasks_named_by_their_ids(tmp_path):
+    # JASPAR holds several CTCF matrices; planted together each is its own task, its own task BED and
+    # MEME motif, and the truth names the task of each site.
+    settings = SimulationSettings(seed=1, n_chromosomes=2, chromosome_length=40_000, n_positive_regions=30,
+                                  n_negative_regions=5, motifs=("MA0139.2", "MA1929.1", "MA0035"))
+    genome = simulate_genome(tmp_path / "ctcf", settings)
+    assert list(genome.task_beds) == ["CTCF_MA0139_2", "CTCF_MA1929_1", "GATA1"]
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    assert set(truth["task"]) == set(genome.task_beds)
+    for task, motif_id in (("CTCF_MA0139_2", "MA0139.2"), ("CTCF_MA1929_1", "MA1929.1")):
+        assert set(truth.loc[truth["task"] == task, "motif_id"]) == {motif_id}
+    assert [motif.id for motif in read_meme(genome.motifs_meme)] == ["MA0139.2", "MA1929.1", "MA0035.5"]
+    with pytest.raises(ConfigError, match=r"motifs MA0035.5 \(GATA1\) are given more than once"):
+        simulate_genome(tmp_path / "twice", SimulationSettings(motifs=("MA0035", "MA0035")))
