@@ -153,6 +153,17 @@ def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
     assert "--min-similarity" not in block and "--energy-floor" not in block
 
 
+@pytest.mark.parametrize("section, rule", [("train", "train"), ("attribution", "attribute_shard"),
+                                           ("motifs", "motifs"), ("hits", "hits")])
+def test_each_stage_takes_its_cluster_resources_from_the_config(tmp_path, section, rule):
+    # One attribution shard, so that the rule prints one job.
+    shards = {"shards": 1} if section == "attribution" else {}
+    block = printed_job(tmp_path, section, {"mem_mb": 64000, "runtime": 720, **shards}, rule)
+    assert "mem_mb=64000" in block and "runtime=720" in block, block
+    command = next(line for line in block.splitlines() if "genomatt " in line)
+    assert "--mem-mb" not in command and "--runtime" not in command
+
+
 def test_training_options_of_the_config_reach_genomatt_train(tmp_path):
     from genomatt.cli.main import build_parser
 

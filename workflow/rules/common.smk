@@ -10,6 +10,8 @@ SHARDS = ATTRIBUTION.get("shards", 1)
 TRAINING = config.get("train", {})
 MOTIFS = config.get("motifs", {})
 HITS = config.get("hits", {})
+# A job's memory (MB) and time (minutes) on a cluster, set per stage in the config; not command options.
+RESOURCE_KEYS = ("mem_mb", "runtime")
 # One device for each job that runs a model or scans contributions (train, attribute_shard, hits).
 DEVICE = ATTRIBUTION.get("device", "cpu")
 GPUS = 1 if DEVICE.startswith("cuda") else 0
@@ -222,9 +224,10 @@ def training_architecture_file(wildcards):
 
 
 def hit_options():
-    """Hit-calling options of `genomatt hits` from the `hits` section of the config; the keys it leaves out
-    take the command's defaults (genomatt/motifs/hit_parameters.py)."""
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in HITS.items() if value is not None)
+    """Hit-calling options of `genomatt hits` from the `hits` section of the config (its resources aside);
+    the keys it leaves out take the command's defaults (genomatt/motifs/hit_parameters.py)."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in HITS.items()
+                    if value is not None and key not in RESOURCE_KEYS)
 
 
 def motif_options():

@@ -21,8 +21,8 @@ rule train:
         device=DEVICE,
     threads: TRAINING.get("threads", 1)
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=TRAINING.get("mem_mb", 8000),
+        runtime=TRAINING.get("runtime", 120),
         gpu=GPUS,
     conda:
         "../../envs/genomatt.yaml"

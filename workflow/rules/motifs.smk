@@ -21,8 +21,8 @@ rule motifs:
         tasks=sample_motif_task_options,
     threads: MOTIFS.get("threads", 2)
     resources:
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=MOTIFS.get("mem_mb", 16000),
+        runtime=MOTIFS.get("runtime", 240),
     conda:
         "../../envs/genomatt.yaml"
     shell:
@@ -58,8 +58,8 @@ rule hits:
         tasks=sample_motif_task_options,
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=120,
+        mem_mb=HITS.get("mem_mb", 8000),
+        runtime=HITS.get("runtime", 120),
         gpu=GPUS,
     conda:
         "../../envs/genomatt.yaml"
