@@ -24,6 +24,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
+check_configured_files()
+
+
 # The first rule, so the default target; not marked default_target, which in a workflow that imports this
 # one as a module would take the place of that workflow's own first rule.
 rule all:

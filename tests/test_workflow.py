@@ -338,6 +338,26 @@ def test_user_config_is_the_whole_config(tmp_path, user_data):
     assert "demo" not in output and "simulated" not in output
 
 
+def test_relative_paths_are_read_from_the_working_directory(tmp_path, user_data):
+    # As every Snakemake path: a config in another folder than the data names them relative to where
+    # snakemake runs (--directory); elsewhere they are refused before any job, naming key, path and folder.
+    data = tmp_path / "data"
+    shutil.copytree(user_data, data, ignore=shutil.ignore_patterns("simulated", "models"))
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    config["samples"]["k562"].update(fasta="genome.fa", regions="peaks.narrowPeak", tasks=["GATA1.bed", "CTCF.bed"])
+    path = tmp_path / "configs" / "relative.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert ("the config names files that do not exist: samples.k562.fasta: genome.fa; samples.k562.regions: "
+            "peaks.narrowPeak; samples.k562.tasks: GATA1.bed; samples.k562.tasks: CTCF.bed") in output
+    assert f"read from the working directory, {ROOT} (where snakemake runs" in output
+    result = run_snakemake("-n", "--directory", str(data), config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
     config = user_config(tmp_path, user_data, model="user_model:build")
     result = run_snakemake(config=config, python_path=(user_data / "models",))

@@ -1,6 +1,9 @@
 # Paths and config lookups shared by the rules (input functions, no rule logic). Every path or config value
 # placed in a shell command is quoted (paths may hold spaces); rules quote their files with `:q`.
+import os
 from shlex import quote
+
+from snakemake.exceptions import WorkflowError
 
 OUTDIR = config["outdir"]
 SIMULATED = "simulated"
@@ -151,8 +154,12 @@ def sample_model_inputs(wildcards):
     """Files the attribution needs for the model (an import spec `package.module:factory` is no file)."""
     model = sample_model(wildcards)
     weights = sample_config(wildcards).get("weights")
-    files = [] if ":" in model and not model.endswith((".pt", ".pth", ".ts")) else [model]
-    return files + ([weights] if weights else [])
+    return ([] if is_import_spec(model) else [model]) + ([weights] if weights else [])
+
+
+def is_import_spec(model):
+    """Whether a sample's `model` is an import spec `package.module:factory` rather than a file."""
+    return ":" in model and not model.endswith((".pt", ".pth", ".ts"))
 
 
 def sample_user_model_inputs(wildcards):
@@ -237,3 +244,37 @@ def motif_options():
         if MOTIFS.get(key) is not None:
             options.append(f"--{key.replace('_', '-')} {MOTIFS[key]}")
     return " ".join(options)
+
+
+def configured_files():
+    """(config key, path) of every input file the config names; "simulated" and generated kinds are none."""
+    files = []
+    for sample, settings in config["samples"].items():
+        for key in ("fasta", "regions"):
+            if settings[key] != SIMULATED:
+                files.append((f"samples.{sample}.{key}", settings[key]))
+        tasks = settings.get("tasks", [])
+        if tasks != SIMULATED:
+            files += [(f"samples.{sample}.tasks", path) for path in tasks]
+        if not sample_trains_model(sample) and not is_import_spec(settings["model"]):
+            files.append((f"samples.{sample}.model", settings["model"]))
+        if settings.get("weights"):
+            files.append((f"samples.{sample}.weights", settings["weights"]))
+    if any(sample_trains_model(sample) for sample in config["samples"]):
+        if TRAINING.get("negatives", "gc_matched") not in NEGATIVE_KINDS:
+            files.append(("train.negatives", TRAINING["negatives"]))
+        if TRAINING.get("architecture_config"):
+            files.append(("train.architecture_config", TRAINING["architecture_config"]))
+    if MOTIFS.get("meme"):
+        files.append(("motifs.meme", MOTIFS["meme"]))
+    return files
+
+
+def check_configured_files():
+    """Refuse a config naming files that are not there, before any job, saying where relative paths are read."""
+    missing = [f"{key}: {path}" for key, path in configured_files() if not os.path.exists(path)]
+    if missing:
+        raise WorkflowError(
+            "the config names files that do not exist: " + "; ".join(missing) + f". Relative paths are read from "
+            f"the working directory, {os.getcwd()} (where snakemake runs, or its --directory), not from the "
+            "config file's folder.")
