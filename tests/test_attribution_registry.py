@@ -62,6 +62,20 @@ class GatedNet(nn.Module):
         return self.out((self.value(x) * torch.sigmoid(self.gate(x))).mean(-1))
 
 
+class GluNet(GatedNet):
+    """The same gated convolution as one conv and F.glu over its channel halves (nn.GLU)."""
+
+    def __init__(self):
+        super().__init__()
+        self.both = nn.Conv1d(4, 16, 5, padding=2)
+        with torch.no_grad():
+            self.both.weight.copy_(torch.cat([self.value.weight, self.gate.weight]))
+            self.both.bias.copy_(torch.cat([self.value.bias, self.gate.bias]))
+
+    def forward(self, x):
+        return self.out(F.glu(self.both(x), dim=1).mean(-1))
+
+
 class TransformerBlock(nn.Module):
     """A pre-norm transformer encoder block over a conv stem, as in gReLU's and Borzoi's transformer
     towers: LayerNorm, multi-head self-attention (softmax of q·kᵀ/√d), residuals, a GELU MLP."""
@@ -183,7 +197,8 @@ def _seeded(model_class):
     return model_class().eval()
 
 
-@pytest.mark.parametrize("model_class", [GatedNet, TransformerBlock, EnformerAttentionBlock, GRUNet, CountHeadNet])
+@pytest.mark.parametrize("model_class", [GatedNet, GluNet, TransformerBlock, EnformerAttentionBlock, GRUNet,
+                                         CountHeadNet])
 def test_models_of_the_field_sum_to_the_plain_models_output_difference(model_class, data):
     X, refs = data
     model = _seeded(model_class)
@@ -312,6 +327,49 @@ def test_torchscript_exports_are_explained_as_their_python_class(model_class, ex
     torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
 
 
+def test_glu_is_explained_as_the_gate_written_out(data):
+    X, refs = data
+    torch.testing.assert_close(deep_lift_shap(_seeded(GluNet), X, refs, hypothetical=True),
+                               deep_lift_shap(_seeded(GatedNet), X, refs, hypothetical=True), rtol=0, atol=1e-6)
+
+
+class IndexedNet(nn.Module):
+    """Tensor indexing (a relative-position bias gathered from a table, every other position kept) and a
+    convolution with padding="same", as DeepSTARR's Keras ports write it: aten::index and
+    aten::_convolution_mode in a trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 8, 9, padding="same")
+        self.table = nn.Parameter(torch.randn(8, 2 * LENGTH - 1))
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        positions = torch.arange(x.shape[2])
+        bias = torch.softmax(self.table[:, positions[None, :] - positions[:, None] + x.shape[2] - 1], dim=-1)
+        h = torch.einsum("ncl,clm->ncm", F.relu(self.conv(x)), bias)
+        return self.out(h[:, :, torch.arange(0, x.shape[2], 2)].mean(-1))
+
+
+@pytest.mark.parametrize("export", ["script", "trace"])
+def test_tensor_indexing_and_same_padding_exports_are_explained_as_their_python_class(export, data):
+    X, refs = data
+    model = _seeded(IndexedNet)
+    with torch.no_grad():
+        exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    assert _relative_summation_error(model, X, refs) < 1e-4
+    torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
+
+
+def test_a_traced_refusal_names_the_node_and_the_models_line(data):
+    X, refs = data
+    exported = torch.jit.trace(_seeded(ErfinvNet), X)
+    with pytest.raises(ModelError, match=r"`erfinv` called at the model's TorchScript node aten::erfinv at "
+                                         r"\S*test_attribution_registry.py\(\d+\): forward"):
+        deep_lift_shap(exported, X, refs)
+
+
 class FusedRecurrentNet(nn.Module):
     """torch's own nn.GRU / nn.LSTM (two layers, bidirectional) over pooled convolutional features."""
 
@@ -347,25 +405,28 @@ def test_torch_recurrent_layers_exported_are_explained_as_their_python_class(kin
 
 
 def test_composite_user_rule_from_the_documentation(data):
-    # docs/methods/deeplift.md: F.glu(z, dim) = a · sigmoid(b) over the halves of z.
-    def glu(mode, func, args, kwargs):
-        z, dim = args[0], args[1] if len(args) > 1 else kwargs.get("dim", -1)
-        a, b = z.chunk(2, dim=dim)
-        mark_varying([a, b])
-        return mode.product(torch.mul, a, mode.rescale(b, torch.sigmoid))
+    # docs/methods/deeplift.md: F.normalize(z, p=2, dim) = z / max(‖z‖, eps).
+    def normalize(mode, func, args, kwargs):
+        z = args[0]
+        dim, eps = kwargs.get("dim", 1), kwargs.get("eps", 1e-12)
+        if kwargs.get("p", 2) != 2:
+            raise mode.refuse("this rule takes the Euclidean norm only")
+        norm_sq = mode.rescale(z, torch.square).sum(dim=dim, keepdim=True)
+        mark_varying(norm_sq)
+        return mode.product(torch.mul, z, mode.rescale(norm_sq, lambda s: torch.rsqrt(s.clamp(min=eps ** 2))))
 
-    class GluNet(nn.Module):
+    class NormalizedNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv, self.out = nn.Conv1d(4, 16, 5, padding=2), nn.Linear(8, 1)
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
 
         def forward(self, x):
-            return self.out(F.glu(self.conv(x), dim=1).mean(-1))
+            return self.out(F.normalize(self.conv(x), dim=1).mean(-1))
 
     X, refs = data
-    with pytest.raises(ModelError, match="`glu`"):
-        deep_lift_shap(_seeded(GluNet), X, refs)
-    assert _relative_summation_error(_seeded(GluNet), X, refs, rules={"glu": glu}) < 1e-4
+    with pytest.raises(ModelError, match="`normalize`"):
+        deep_lift_shap(_seeded(NormalizedNet), X, refs)
+    assert _relative_summation_error(_seeded(NormalizedNet), X, refs, rules={"normalize": normalize}) < 1e-4
 
 
 class FusedAttentionNet(nn.Module):

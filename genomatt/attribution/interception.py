@@ -59,6 +59,7 @@ from genomatt.attribution.rules import (
     pooling_reduction,
     reveal_cancel_multipliers,
 )
+from genomatt.attribution.torchscript import TorchScriptGraph, node_site
 from genomatt.errors import GenomattError, ModelError
 
 _VARYING = "_genomatt_varying"
@@ -150,12 +151,14 @@ SUPPORTED = (
     "layers, eval-mode batch norm and dropout, average pooling, sums, means, differences, "
     "concatenation, reshaping, padding, indexing, products and quotients with constants), "
     "elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
-    "softplus, exp, log, ...), products and matrix products of two (gating, attention), "
+    "softplus, exp, log, ...), products and matrix products of two (gating, glu, attention), "
     "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, "
     "attention (scaled_dot_product_attention, nn.MultiheadAttention), nn.GRU, nn.LSTM, max "
     "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
 
+# The frame of a TorchScript graph's node walk, whose local `node` is the node being run.
+_WALK_CODE = TorchScriptGraph._run.__code__
 _INTERNAL_DIRS = (
     os.path.dirname(torch.__file__) + os.sep,
     os.path.dirname(os.path.abspath(__file__)) + os.sep,
@@ -560,11 +563,14 @@ class InterceptionMode(TorchFunctionMode):
         module, site = None, None
         while frame is not None and (module is None or site is None):
             code = frame.f_code
+            if site is None and code is _WALK_CODE:
+                # A TorchScript graph run node by node: the node and the model's source line it records.
+                return f"at the model's {node_site(frame.f_locals['node'])}"
             if site is None and not code.co_filename.startswith(_INTERNAL_DIRS):
                 line = linecache.getline(code.co_filename, frame.f_lineno).strip()
                 site = f"{code.co_filename}:{frame.f_lineno}" + (f" (`{line}`)" if line else "")
-            if module is None and code.co_name == "forward":
-                owner = frame.f_locals.get("self")
+            if module is None and code.co_name == "forward" and code.co_argcount:
+                owner = frame.f_locals.get(code.co_varnames[0])  # the module: `self`, however it is named
                 module = self._module_names.get(id(owner)) if owner is not None else None
             frame = frame.f_back
         if module is None:

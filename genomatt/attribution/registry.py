@@ -145,6 +145,21 @@ def layer_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) ->
     return out
 
 
+def glu(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``glu``: a · sigmoid(b) of the two halves of z along ``dim``, exact (Rescale at the sigmoid, the
+    two-factor rule at the product), as a gated unit written out."""
+    z = _only_input(mode, args, kwargs)
+    dim = _argument(args, kwargs, 1, "dim", -1)
+    if dim % z.dim() == 0:
+        raise mode.refuse("it splits the batch axis")
+    value, gate = z.chunk(2, dim=dim)
+    mark_varying(value)
+    mark_varying(gate)
+    out = mode.product(torch.mul, value, mode.rescale(gate, torch.sigmoid))
+    mark_varying(out)
+    return out
+
+
 def divide(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
     """``a / b``: linear in a for a constant b; a · (1 / b) with Rescale and the product rule otherwise."""
     numerator, divisor = args[0], _argument(args, kwargs, 1, "other")
@@ -404,7 +419,7 @@ BUILT_IN = basic_rules()
 
 _COMPOSITE: dict[str, Rule] = {
     "softmax": softmax, "log_softmax": log_softmax, "logsumexp": logsumexp,
-    "layer_norm": layer_norm, "rms_norm": layer_norm,
+    "layer_norm": layer_norm, "rms_norm": layer_norm, "glu": glu,
     "div": divide, "div_": divide, "divide": divide, "true_divide": divide, "__truediv__": divide,
     "__itruediv__": divide, "__div__": divide,
     "maximum": extremum, "minimum": extremum, "fmax": extremum, "fmin": extremum,

@@ -12,6 +12,7 @@ the model source line recorded in the TorchScript file.
 from __future__ import annotations
 
 import operator
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -22,7 +23,12 @@ from torch import Tensor, nn
 
 from genomatt.errors import GenomattError, ModelError
 
-__all__ = ["TorchScriptGraph"]
+__all__ = ["NODE_LABEL", "TorchScriptGraph", "node_site"]
+
+NODE_LABEL = "TorchScript node"
+# A source line of a TorchScript node: `path(line): function` (trace) or `File "path", line N` (script).
+_FRAME = re.compile(r'^(?:\S.*\(\d+\): \w|File ".*", line \d+)')
+_TORCH_DIR = os.path.dirname(torch.__file__)
 
 LOAD_PYTHON_CLASS = ("load the weights into the model's Python class instead: model = MyModel(...); "
                      "model.load_state_dict(torch.jit.load(path).state_dict()), or give genomatt "
@@ -51,6 +57,16 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
         return getattr(F, f"conv_transpose{dims}d")(input, weight, bias, stride, padding, output_padding, groups,
                                                     dilation)
     return getattr(F, f"conv{dims}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _convolution_mode(input, weight, bias, stride, padding, dilation, groups):
+    # A convolution with a padding mode ("same", "valid"), as nn.Conv1d(..., padding="same") traces.
+    return getattr(F, f"conv{weight.dim() - 2}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _index(tensor, indices):
+    # Tensor indexing (x[:, idx]): a None in the list keeps that axis whole.
+    return tensor[tuple(slice(None) if index is None else index for index in indices)]
 
 
 def _dropout(input, p, train):
@@ -97,7 +113,7 @@ def _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bi
 
 # aten operations whose Python spelling differs from their schema (argument order or name).
 _SPECIAL: dict[str, Callable] = {
-    "slice": _slice, "_convolution": _convolution, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
+    "slice": _slice, "_convolution": _convolution, "_convolution_mode": _convolution_mode, "index": _index, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
     # A size without a dimension is TorchScript's int[]: a list, so that it compares equal to one.
     "feature_dropout": _dropout, "size": lambda tensor, *dim: tensor.size(*dim) if dim else list(tensor.size()),
     "dim": lambda t: t.dim(),
@@ -166,7 +182,12 @@ class TorchScriptGraph(nn.Module):
             try:
                 results = self._node(node, [env[value.unique()] for value in node.inputs()], env)
             except GenomattError as error:
-                raise type(error)(f"{error} [TorchScript node {node.kind()}{_source(node)}]") from None
+                # Named once, by the innermost node (a node inside prim::If or prim::Loop is inside two).
+                if NODE_LABEL in str(error):
+                    raise
+                raise type(error)(f"{error} [{node_site(node)}]") from None
+            except Exception as error:
+                raise ModelError(f"the TorchScript model failed at {node_site(node)}: {error}") from error
             outputs = list(node.outputs())
             if len(outputs) == 1:
                 env[outputs[0].unique()] = results
@@ -254,10 +275,15 @@ class TorchScriptGraph(nn.Module):
         raise ModelError(f"genomatt cannot walk the TorchScript operation aten::{name}; " + LOAD_PYTHON_CLASS)
 
 
-def _source(node: Any) -> str:
-    """`` at file:line`` of the model source the node came from, if the file recorded it."""
+def node_site(node: Any) -> str:
+    """``TorchScript node aten::conv1d at <file:line>``: the node and the model source it came from, if the
+    file recorded it."""
     try:
-        text = str(node.sourceRange()).strip().splitlines()
+        lines = [line.strip() for line in str(node.sourceRange()).strip().splitlines()]
     except RuntimeError:
-        return ""
-    return f" at {text[0]}" if text else ""
+        lines = []
+    # A trace records the Python stack of the call, innermost first (torch's own functions first): the
+    # first frame outside torch is the model's line.
+    frames = [line for line in lines if _FRAME.match(line)]
+    site = next((line for line in frames if not line.startswith(_TORCH_DIR)), frames[0] if frames else None)
+    return f"{NODE_LABEL} {node.kind()}" + (f" at {site}" if site else "")
