@@ -498,6 +498,24 @@ def test_batch_mixing_model_is_refused(data):
         deep_lift_shap(Centred(), X, refs)
 
 
+@pytest.mark.parametrize("pool", [lambda h: h.amax(0), lambda h: torch.logsumexp(h, 0)])
+def test_a_reduction_over_a_sequence_first_axis_says_the_batch_must_be_first(pool, data):
+    # nn.LSTM's default (L, N, C) layout: axis 0 is the position, not the batch; the refusal says so and
+    # how to lay it out, not that the reduction mixes sequences.
+    class SequenceFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.out(pool(torch.relu(self.conv(x)).permute(2, 0, 1)))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"acts over axis 0 of a tensor of shape \(\d+, \d+, 8\), whose batch of "
+                                         r"\d+ rows is not on axis 0.*batch_first=True"):
+        deep_lift_shap(SequenceFirst(), X, refs)
+
+
 class EnumArgumentsNet(nn.Module):
     """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
     before its other scalars."""

@@ -157,6 +157,9 @@ SUPPORTED = (
     "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
 
+BATCH_FIRST = ("transpose a sequence-first (L, N, ...) tensor to (N, L, ...), e.g. build nn.LSTM, nn.GRU "
+               "and nn.TransformerEncoderLayer with batch_first=True")
+
 # The frame of a TorchScript graph's node walk, whose local `node` is the node being run.
 _WALK_CODE = TorchScriptGraph._run.__code__
 _INTERNAL_DIRS = (
@@ -551,7 +554,7 @@ class InterceptionMode(TorchFunctionMode):
                                       "one axis that is not the batch axis")
         dim %= z.dim()
         if dim == 0:
-            raise self._refusal(name, "a max over the batch axis mixes sequences")
+            raise self._refusal(name, self.axis_zero_reason(z))
         values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
         return values if name == "amax" else torch.return_types.max((values, indices))
 
@@ -861,8 +864,17 @@ class DeepLiftMode(InterceptionMode):
         if z.dim() == 0 or z.shape[0] != expected:
             raise self._refusal(
                 name, f"its input has {z.shape[0] if z.dim() else 'no'} rows where the batch has "
-                      f"{expected}; DeepLIFT pairs rows, so the batch must stay on axis 0"
+                      f"{expected}; DeepLIFT pairs rows, so the batch must stay on axis 0 ({BATCH_FIRST})"
             )
+
+    def axis_zero_reason(self, z: Tensor) -> str:
+        """Why an operation over axis 0 of ``z`` is refused: it mixes the batch's sequences, or axis 0 is
+        not the batch (a sequence-first layout), which genomatt needs on axis 0."""
+        expected = self._n_sequences * (1 + self._n_references)
+        if z.dim() and z.shape[0] != expected:
+            return (f"it acts over axis 0 of a tensor of shape {tuple(z.shape)}, whose batch of {expected} rows "
+                    f"is not on axis 0; DeepLIFT pairs rows, so the batch must stay on axis 0 ({BATCH_FIRST})")
+        return "it acts over the batch axis, which mixes sequences"
 
 
 class ModifiedGradientMode(InterceptionMode):

@@ -62,7 +62,7 @@ def _reduction_dims(mode: DeepLiftMode, dim: Any, z: Tensor) -> tuple[int, ...]:
         raise mode.refuse("it needs an explicit dim")
     dims = tuple(d % z.dim() for d in (dim if isinstance(dim, (tuple, list)) else (dim,)))
     if 0 in dims:
-        raise mode.refuse("it reduces over the batch axis, which mixes sequences")
+        raise mode.refuse(mode.axis_zero_reason(z))
     return dims
 
 
@@ -151,7 +151,7 @@ def glu(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor
     z = _only_input(mode, args, kwargs)
     dim = _argument(args, kwargs, 1, "dim", -1)
     if dim % z.dim() == 0:
-        raise mode.refuse("it splits the batch axis")
+        raise mode.refuse(mode.axis_zero_reason(z))
     value, gate = z.chunk(2, dim=dim)
     mark_varying(value)
     mark_varying(gate)
