@@ -327,6 +327,34 @@ def test_torchscript_exports_are_explained_as_their_python_class(model_class, ex
     torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
 
 
+class InPlaceGatedNet(GatedNet):
+    """The gated convolution with its products written in place, as gated blocks often are."""
+
+    def __init__(self, kind: str = "imul"):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x):
+        h, gate = self.value(x), torch.sigmoid(self.gate(x))
+        if self.kind == "imul":
+            h *= gate
+        elif self.kind == "mul_":
+            h.mul_(gate)
+        else:
+            h.div_(1 / gate)
+        return self.out(h.mean(-1))
+
+
+@pytest.mark.parametrize("kind", ["imul", "mul_", "div_"])
+def test_in_place_products_of_two_input_dependent_tensors_are_explained(kind, data):
+    X, refs = data
+    torch.manual_seed(3)
+    model = InPlaceGatedNet(kind).eval()
+    assert _relative_summation_error(model, X, refs) < 1e-4
+    torch.testing.assert_close(deep_lift_shap(model, X, refs, hypothetical=True),
+                               deep_lift_shap(_seeded(GatedNet), X, refs, hypothetical=True), rtol=0, atol=1e-6)
+
+
 def test_glu_is_explained_as_the_gate_written_out(data):
     X, refs = data
     torch.testing.assert_close(deep_lift_shap(_seeded(GluNet), X, refs, hypothetical=True),

@@ -697,11 +697,20 @@ class DeepLiftMode(InterceptionMode):
             call_args, call_kwargs = tree_unflatten(operands, spec)
             return func(*call_args, **call_kwargs)
 
-        out = self.product(function, leaves[positions[0]], leaves[positions[1]])
         if in_place:
-            leaves[positions[0]].copy_(out)
-            return leaves[positions[0]]
-        return out
+            return self.product_into(function, leaves[positions[0]], leaves[positions[1]])
+        return self.product(function, leaves[positions[0]], leaves[positions[1]])
+
+    def product_into(self, function: Callable[[Tensor, Tensor], Tensor], target: Tensor, other: Tensor) -> Tensor:
+        """:meth:`product` written into its first operand, as an in-place product (``h *= g``) does.
+
+        The product's backward pass keeps its operands, so the rule reads a copy of ``target``, which the
+        result then overwrites.
+        """
+        operand = target.clone()
+        mark_varying(operand)
+        target.copy_(self.product(function, operand, other))
+        return target
 
     def product(self, function: Callable[[Tensor, Tensor], Tensor], first: Tensor, second: Tensor) -> Tensor:
         """``function(first, second)`` for a function linear in each operand, with the Shapley rule.

@@ -172,11 +172,9 @@ def divide(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Ten
         out = inverse * numerator
         mark_varying(out)
         return out
-    out = mode.product(torch.mul, numerator, inverse)
     if mode.operation.endswith("_") and not mode.operation.startswith("_"):
-        numerator.copy_(out)
-        return numerator
-    return out
+        return mode.product_into(torch.mul, numerator, inverse)
+    return mode.product(torch.mul, numerator, inverse)
 
 
 def extremum(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
