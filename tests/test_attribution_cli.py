@@ -384,6 +384,39 @@ def test_track_outputs_are_explained_per_track(bins, tasks, inputs, tmp_path):
                                        rtol=1e-5, atol=1e-6)
 
 
+class _LengthFirstTrackModel(torch.nn.Module):
+    """Enformer/Basenji-style output: a track model's (N, bins, tracks), positions first."""
+
+    def __init__(self, tracks_first: _TrackModel):
+        super().__init__()
+        self.tracks_first = tracks_first
+
+    def forward(self, x):
+        return self.tracks_first(x).transpose(1, 2)
+
+
+def test_a_length_first_track_model_is_explained_per_named_track(inputs, tmp_path, caplog):
+    folder = inputs[0]
+    torch.manual_seed(2)
+    tracks_first = _TrackModel(8).eval()
+    path = tmp_path / "tracks_last.pt"
+    torch.jit.script(_LengthFirstTrackModel(tracks_first).eval()).save(str(path))
+    torch.jit.script(tracks_first).save(str(tmp_path / "tracks_first.pt"))
+    out, first = tmp_path / "last.h5", tmp_path / "first.h5"
+    command = ["attribute", "--regions-h5", str(folder / "regions.h5"), "--references", "3", "--device", "cpu"]
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert main([*command, "--model", str(path), "--out", str(tmp_path / "unnamed.h5")]) == 0
+    # Unnamed, the 8 bins are read as tracks, and the log says so and what to do.
+    assert list(read_attrs(tmp_path / "unnamed.h5")["tasks"]) == [f"track_{t}" for t in range(8)]
+    assert "explained as 8 tracks of 2 positions" in caplog.text and "--task-names with 2 names" in caplog.text
+    assert main([*command, "--model", str(path), "--out", str(out), "--task-names", "DNase", "CAGE"]) == 0
+    assert main([*command, "--model", str(tmp_path / "tracks_first.pt"), "--out", str(first)]) == 0
+    # The same tracks as the tracks-first model's, whose outputs are its transpose.
+    assert list(read_attrs(out)["tasks"]) == ["DNase", "CAGE"]
+    np.testing.assert_allclose(read_array(out, "hypothetical"), read_array(first, "hypothetical"), rtol=0, atol=1e-6)
+    assert read_array(out, "delta").max() < 1e-4
+
+
 OVERFLOW_MODULE = """
 import torch
 from torch import nn

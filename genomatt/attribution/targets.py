@@ -7,8 +7,9 @@ positions as bpnet-lite does) through a profile target. A multi-task profile mod
 has T > 1 values, one per track of its profile head ``(N, T, L_out)`` (or ``(N, T, strands, L_out)``),
 is explained per task: the profile target of track t and the count of task t. A model returning one
 profile tensor
-``(N, T, L_out)`` (gReLU, Enformer-style track models) is explained per track ``t`` through the
-profile target of ``[:, t]``.
+``(N, T, L_out)`` (gReLU track models) is explained per track ``t`` through the profile target of
+``[:, t]``; one returning ``(N, L_out, T)`` (Enformer, Basenji), whose T tracks are named by the user
+(``task_names``), through that of ``[..., t]``.
 
 A profile target reduces the logits l of one profile to a scalar. Two conventions of the field are
 offered (``PROFILE_CONVENTIONS``), both with exact summation-to-delta:
@@ -67,17 +68,20 @@ def profile_logit_scaling(centred: Tensor) -> Tensor:
     return centred * torch.softmax(centred, dim=-1)
 
 
-def _head(outputs: Any, head: int, track: int | None) -> Tensor:
+def _head(outputs: Any, head: int, track: int | None = None, tracks_last: bool = False) -> Tensor:
     if isinstance(outputs, Tensor) and head == 0:
         values = outputs
     elif isinstance(outputs, (tuple, list)) and -len(outputs) <= head < len(outputs):
         values = outputs[head]
     else:
         raise ModelError(f"the model output has no head {head}")
-    return values if track is None else values[:, track]
+    if track is None:
+        return values
+    return values[..., track] if tracks_last else values[:, track]
 
 
-def profile_target(head: int, convention: str = "bpnet", track: int | None = None) -> Callable[[Any], Tensor]:
+def profile_target(head: int, convention: str = "bpnet", track: int | None = None,
+                   tracks_last: bool = False) -> Callable[[Any], Tensor]:
     """The target explaining a profile: the model's output ``head`` (and its ``track``).
 
     Parameters
@@ -88,6 +92,8 @@ def profile_target(head: int, convention: str = "bpnet", track: int | None = Non
         See the module docstring.
     track : int, optional
         For a profile output ``(N, T, L_out)``, the track explained.
+    tracks_last : bool
+        The profile output is ``(N, L_out, T)`` (Enformer, Basenji): ``track`` indexes its last axis.
 
     Returns
     -------
@@ -103,7 +109,7 @@ def profile_target(head: int, convention: str = "bpnet", track: int | None = Non
         raise ConfigError(f"profile convention must be one of {', '.join(PROFILE_CONVENTIONS)}, got {convention!r}")
 
     def profile(outputs: Any) -> Tensor:
-        logits = _head(outputs, head, track).flatten(1)
+        logits = _head(outputs, head, track, tracks_last).flatten(1)
         centred = logits - logits.mean(dim=-1, keepdim=True)
         if convention == "bpnet":
             return profile_logit_scaling(centred).sum(dim=-1)
@@ -128,7 +134,7 @@ def scalar_target(head: int, column: int = 0) -> Callable[[Any], Tensor]:
         Model outputs → ``(B,)`` target values.
     """
     def scalar(outputs: Any) -> Tensor:
-        values = _head(outputs, head, None)
+        values = _head(outputs, head)
         return values.reshape(values.shape[0], -1)[:, column]
 
     return scalar
@@ -169,6 +175,23 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str) ->
     return targets
 
 
+def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence[str] | None,
+                   ) -> list[tuple[str, Callable[[Any], Tensor]]]:
+    """The profile target of each track of one ``(A, B)`` output: tracks first, unless ``task_names`` name the
+    B of the last axis."""
+    first, last = shape
+    tracks_last = bool(task_names) and len(task_names) == last != first
+    if not task_names and first != 1 and last != 1:
+        log.warning("the model returns one (%d, %d) tensor per sequence: explained as %d tracks of %d positions "
+                    "(tracks first, as gReLU models return them); for a model whose tracks are its last axis "
+                    "(Enformer, Basenji: positions first), give --task-names with %d names (config: task_names)",
+                    first, last, first, last, last)
+    n_tracks = last if tracks_last else first
+    names = list(task_names) if task_names and len(task_names) == n_tracks else \
+        [f"track_{track}" for track in range(n_tracks)]
+    return [(name, profile_target(0, convention, track, tracks_last)) for track, name in enumerate(names)]
+
+
 def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[str] | None = None,
                  convention: str = "bpnet", task_names: Sequence[str] | None = None,
                  ) -> list[tuple[str, Callable[[Any], Tensor]]]:
@@ -183,7 +206,8 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     convention : {"bpnet", "held"}
         Profile target convention (module docstring).
     task_names : sequence of str, optional
-        Track names of a single ``(T, L_out)`` profile output; default ``track_<t>``.
+        Track names of a single profile output ``(A, B)``: A names for tracks first ``(T, L_out)``, the
+        default, or B names for tracks last ``(L_out, T)``; default ``track_<t>`` for A tracks.
 
     Returns
     -------
@@ -191,7 +215,7 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
         For several outputs, ``profile`` and ``counts`` for the usual profile + count model, else
         ``profile_<i>`` and ``counts_<i>`` by head index ``i``; for a multi-task profile model (a profile
         head ``(T, ..., L_out)`` and a count head of T values), ``profile_<t>`` and ``counts_<t>`` for
-        each task t; for one ``(T, L_out)`` output, one profile target per track.
+        each task t; for one ``(T, L_out)`` (or, named, ``(L_out, T)``) output, one profile target per track.
 
     Raises
     ------
@@ -200,10 +224,7 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     """
     targets = []
     if len(output_shapes) == 1 and len(output_shapes[0]) == 2:
-        n_tracks = output_shapes[0][0]
-        names = list(task_names) if task_names and len(task_names) == n_tracks else \
-            [f"track_{track}" for track in range(n_tracks)]
-        targets = [(name, profile_target(0, convention, track)) for track, name in enumerate(names)]
+        targets = _track_targets(output_shapes[0], convention, task_names)
     else:
         targets = _tuple_targets(output_shapes, convention)
     if not requested:
