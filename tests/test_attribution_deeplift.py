@@ -516,6 +516,21 @@ def test_a_reduction_over_a_sequence_first_axis_says_the_batch_must_be_first(poo
         deep_lift_shap(SequenceFirst(), X, refs)
 
 
+def test_a_random_forward_is_refused_as_such(data):
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 4, 3, padding=1), nn.Linear(4, 1)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return self.out((h + 0.1 * torch.randn_like(h)).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match="changes from one run to the next"):
+        deep_lift_shap(Noisy(), X, refs)
+
+
 class EnumArgumentsNet(nn.Module):
     """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
     before its other scalars."""

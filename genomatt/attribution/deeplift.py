@@ -358,6 +358,17 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
+def _same_outputs(first: list[Any], second: list[Any]) -> bool:
+    """Whether the first row of each floating-point output of ``second`` equals ``first``'s, to rounding."""
+    for single, batched in zip(first, second):
+        if isinstance(single, Tensor) and single.is_floating_point():
+            single, batched = single.float(), batched[:1].detach().float()
+            tolerance = 1e-4 * max(1.0, float(single.abs().max()))
+            if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance):
+                return False
+    return True
+
+
 def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
                  regions: pd.DataFrame | None) -> None:
     failing = delta > tolerance * scale
@@ -426,14 +437,16 @@ class _Engine:
             return
         with torch.no_grad(), self._autocast():
             alone = tree_leaves(self.model(inputs[:1].detach().clone()))
-        for single, batched in zip(alone, tree_leaves(batched_output)):
-            if isinstance(single, Tensor) and single.is_floating_point():
-                single, batched = single.float(), batched[:1].detach().float()
-                tolerance = 1e-4 * max(1.0, float(single.abs().max()))
-                if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance):
-                    raise ModelError("the model's output for a sequence changes with the other sequences in "
-                                     "its batch (a reduction over the batch axis, or batch statistics); "
-                                     "DeepLIFT needs each sequence computed on its own")
+        if not _same_outputs(alone, tree_leaves(batched_output)):
+            with torch.no_grad(), self._autocast():
+                again = tree_leaves(self.model(inputs[:1].detach().clone()))
+            if not _same_outputs(alone, again):
+                raise ModelError("the model's output for a sequence changes from one run to the next (noise "
+                                 "drawn in its forward, e.g. torch.randn_like, or dropout forced on); "
+                                 "DeepLIFT needs a deterministic model")
+            raise ModelError("the model's output for a sequence changes with the other sequences in "
+                             "its batch (a reduction over the batch axis, or batch statistics); "
+                             "DeepLIFT needs each sequence computed on its own")
 
     def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.
