@@ -531,6 +531,23 @@ def test_a_random_forward_is_refused_as_such(data):
         deep_lift_shap(Noisy(), X, refs)
 
 
+def test_a_layer_held_outside_the_registered_modules_is_named_so(data):
+    # model.eval() does not reach a BatchNorm held in a plain list: it stays in training mode.
+    class Unregistered(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+            self.norms = [nn.BatchNorm1d(8)]
+
+        def forward(self, x):
+            return self.out(torch.relu(self.norms[0](self.conv(x))).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`batch_norm` called in a BatchNorm1d that is not a registered submodule "
+                                         r"of the model \(held in a plain list or dict\? hold it in nn.ModuleList"):
+        deep_lift_shap(Unregistered(), X, refs)
+
+
 class EnumArgumentsNet(nn.Module):
     """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
     before its other scalars."""

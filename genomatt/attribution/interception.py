@@ -563,7 +563,7 @@ class InterceptionMode(TorchFunctionMode):
     def _location(self) -> str:
         """Where the intercepted call happened: module name and the model's source line."""
         frame = sys._getframe(1)
-        module, site = None, None
+        module, site, unregistered = None, None, None
         while frame is not None and (module is None or site is None):
             code = frame.f_code
             if site is None and code is _WALK_CODE:
@@ -575,8 +575,14 @@ class InterceptionMode(TorchFunctionMode):
             if module is None and code.co_name == "forward" and code.co_argcount:
                 owner = frame.f_locals.get(code.co_varnames[0])  # the module: `self`, however it is named
                 module = self._module_names.get(id(owner)) if owner is not None else None
+                if module is None and unregistered is None and isinstance(owner, nn.Module):
+                    unregistered = type(owner).__name__
             frame = frame.f_back
-        if module is None:
+        if unregistered is not None:
+            # model.eval() and the module names reach only registered submodules.
+            where = (f"in a {unregistered} that is not a registered submodule of the model (held in a plain "
+                     "list or dict? hold it in nn.ModuleList or nn.ModuleDict)")
+        elif module is None:
             where = "outside the model's modules"
         elif module[0]:
             where = f"in module '{module[0]}' ({module[1]})"
