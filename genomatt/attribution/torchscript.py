@@ -113,7 +113,8 @@ def _transformer_encoder_layer_fwd(src, embed_dim, num_heads, qkv_weight, qkv_bi
 
 # aten operations whose Python spelling differs from their schema (argument order or name).
 _SPECIAL: dict[str, Callable] = {
-    "slice": _slice, "_convolution": _convolution, "_convolution_mode": _convolution_mode, "index": _index, "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
+    "slice": _slice, "_convolution": _convolution, "_convolution_mode": _convolution_mode, "index": _index,
+    "batch_norm": _batch_norm, "layer_norm": _layer_norm, "dropout": _dropout,
     # A size without a dimension is TorchScript's int[]: a list, so that it compares equal to one.
     "feature_dropout": _dropout, "size": lambda tensor, *dim: tensor.size(*dim) if dim else list(tensor.size()),
     "dim": lambda t: t.dim(),
