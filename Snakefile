@@ -24,7 +24,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
-check_configured_files()
+# Imported as a module, the importing workflow may make these files itself; Snakemake names any it cannot.
+if workflow.modifier.namespace is None:
+    check_configured_files()
 
 
 # The first rule, so the default target; not marked default_target, which in a workflow that imports this

@@ -317,6 +317,36 @@ def past_chromosome_ends(
     return past
 
 
+def repeated_windows(windows: pd.DataFrame, source: str | os.PathLike) -> int:
+    """Count the windows that repeat an earlier window of the table, with a warning naming the first.
+
+    A repeated window (a BED listing a peak twice, or two summits that centre on one window) is explained
+    and scanned once per row: its seqlets count twice in motif discovery and its hits appear twice.
+
+    Parameters
+    ----------
+    windows
+        ``chrom, start, end, name`` of each window (after :func:`resize`).
+    source
+        The regions' file, named in the warning.
+
+    Returns
+    -------
+    int
+        The number of rows whose window an earlier row already has.
+    """
+    repeated = windows.duplicated(["chrom", "start", "end"], keep="first").to_numpy()
+    if repeated.any():
+        first = windows.iloc[int(np.flatnonzero(repeated)[0])]
+        earlier = windows[(windows["chrom"] == first["chrom"]) & (windows["start"] == first["start"])
+                          & (windows["end"] == first["end"])].iloc[0]
+        log.warning("%s: %d regions repeat the window of an earlier region (first: %s at %s:%d-%d, as %s): each "
+                    "is explained again, so its seqlets count twice in motif discovery and its hits appear twice; "
+                    "remove the repeats (e.g. sort -u) unless that is meant", source, int(repeated.sum()),
+                    first["name"], first["chrom"], first["start"], first["end"], earlier["name"])
+    return int(repeated.sum())
+
+
 def load_regions(
     fasta: str | os.PathLike,
     regions: str | os.PathLike | pd.DataFrame,
@@ -364,6 +394,7 @@ def load_regions(
         table = read_bed(regions)
     if width is not None:
         table = resize(table, width)
+    repeated_windows(table, source)
     lengths = (table["end"] - table["start"]).unique()
     if len(lengths) != 1:
         raise BedFormatError(

@@ -82,7 +82,7 @@ def check_inputs(
         The first problem found, naming the file and what was expected.
     """
     from genomatt.fasta import read_chrom_sizes
-    from genomatt.genome import read_bed
+    from genomatt.genome import read_bed, repeated_windows, resize
     from genomatt.task_regions import check_task_beds, count_missing_chromosomes
 
     if width < 1:
@@ -98,7 +98,8 @@ def check_inputs(
     if skipped == len(table):
         raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
-               "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width}
+               "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width,
+               "repeated_windows": repeated_windows(resize(table, width), regions)}
     # Training reads every task region from the FASTA; a user's model only places regions in them.
     task_on_missing = "error" if model is None else "skip"
     tasks = check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None

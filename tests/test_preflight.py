@@ -53,6 +53,20 @@ def test_regions_off_the_fasta_are_an_error_or_counted(small_genome, tmp_path):
     assert (summary["n_regions"], summary["skipped_regions"]) == (120, 2)
 
 
+def test_repeated_windows_are_counted_and_named(small_genome, tmp_path, caplog):
+    # A peak listed twice, and a second summit centring on the same window, are each explained again.
+    lines = small_genome.regions_bed.read_text().splitlines()
+    bed = tmp_path / "peaks.bed"
+    bed.write_text("\n".join(lines + lines[:2]) + "\n")
+    with caplog.at_level("WARNING", logger="genomatt"):
+        summary = check_inputs(small_genome.fasta, bed, 200)
+    assert summary["repeated_windows"] == 2 and summary["n_regions"] == 122
+    first = lines[0].split("\t")
+    assert (f"{bed}: 2 regions repeat the window of an earlier region (first: {first[3]} at "
+            f"{first[0]}:{first[1]}-{first[2]}, as {first[3]})") in caplog.text
+    assert check_inputs(small_genome.fasta, small_genome.regions_bed, 200)["repeated_windows"] == 0
+
+
 def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path):
     length = read_chrom_sizes(small_genome.fasta)["chr1"]
     bed = tmp_path / "peaks.bed"

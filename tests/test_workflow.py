@@ -303,6 +303,8 @@ def test_every_file_of_a_run_is_declared(resumed_run):
 @pytest.mark.parametrize("section, key, value, rerun", [
     ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
+    # Threads are a job's resources: more of them rerun nothing.
+    ("train", "threads", 2, set()),
 ])
 def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tmp_path, section, key, value, rerun):
     config = yaml.safe_load((resumed_run[0].parent / "config.yaml").read_text())
@@ -310,8 +312,29 @@ def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tm
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     result = run_snakemake("-n", config=path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert set(rule_blocks(result.stdout + result.stderr)) == rerun | {"all"}
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    if rerun:
+        assert set(rule_blocks(output)) == rerun | {"all"}
+    else:
+        assert "Nothing to be done" in output, output
+
+
+def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(tmp_path, user_data):
+    # Switching motifs.task_regions changes what motifs and hits read, not the check, which all else follows.
+    config = yaml.safe_load(user_config(tmp_path, user_data, model="user_model:build",
+                                        task_names=["GATA1", "CTCF"]).read_text())
+    commands = []
+    for task_regions in (True, False):
+        config["motifs"]["task_regions"] = task_regions
+        path = tmp_path / f"task_regions_{task_regions}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = run_snakemake("-n", "-p", config=path, python_path=(user_data / "models",))
+        assert result.returncode == 0, result.stdout + result.stderr
+        blocks = rule_blocks(result.stdout + result.stderr)
+        commands.append(next(line for line in blocks["check"][0].splitlines() if "genomatt check" in line))
+        assert ("--task-regions" in blocks["motifs"][0]) == task_regions
+    assert commands[0] == commands[1] and "GATA1.bed" in commands[0]
 
 
 @pytest.mark.slow
@@ -402,6 +425,25 @@ def test_workflow_runs_as_a_module(tmp_path, user_data):
     assert jobs == {"genomatt_check": 1, "genomatt_extract": 1, "genomatt_train": 1, "genomatt_attribute_shard": 2,
                     "genomatt_gather_contributions": 1, "genomatt_motifs": 1, "genomatt_hits": 1,
                     "genomatt_report": 1, "all": 1}
+
+
+def test_an_importing_workflow_may_make_the_regions_itself(tmp_path, user_data):
+    # A peak caller's rule in the importing workflow writes the regions: no file of the config need exist
+    # when the workflow is read.
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    config["samples"]["k562"]["regions"] = "peaks/called.bed"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"genomatt": config}))
+    (tmp_path / "Snakefile").write_text(
+        "configfile: 'config.yaml'\n\n\n"
+        f"module genomatt:\n    snakefile: '{ROOT / 'Snakefile'}'\n    config: config['genomatt']\n\n\n"
+        "use rule * from genomatt as genomatt_*\n\n\n"
+        "rule all:\n    input:\n        rules.genomatt_all.input,\n    default_target: True\n\n\n"
+        f"rule call_peaks:\n    output:\n        'peaks/called.bed'\n    shell:\n"
+        f"        'cp {user_data / 'peaks.narrowPeak'} {{output}}'\n")
+    result = run_snakemake("-n", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert {"call_peaks", "genomatt_check", "genomatt_report"} <= set(rule_blocks(output))
 
 
 def test_importing_workflow_keeps_its_own_default_target(tmp_path, user_data):

@@ -78,10 +78,12 @@ def sample_motif_task_options(wildcards):
 
 
 def sample_check_task_beds(wildcards):
-    """Task BEDs the run reads: a trained model's training BEDs, or a user model's task regions."""
-    if sample_trains_model(wildcards.sample):
+    """Task BEDs the run may read: a trained model's training BEDs, or a user model's `tasks` when given (whether
+    or not `motifs.task_regions` uses them, so that switching it reruns motifs and hits, not the check and all
+    that follows it)."""
+    if sample_trains_model(wildcards.sample) or "tasks" in sample_config(wildcards):
         return sample_task_beds(wildcards)
-    return sample_motif_task_regions(wildcards)
+    return []
 
 
 def sample_check_options(wildcards):
@@ -215,8 +217,9 @@ def simulation_plant_option():
 def training_options():
     """Command-line options of `genomatt train` from the `train` section of the config."""
     options = []
+    # `threads` is the job's (the shell's --threads {threads}): a resource, whose change reruns nothing.
     for key in ("architecture", "architecture_config", "epochs", "learning_rate", "weight_decay", "patience",
-                "negatives", "seed", "threads", "jitter", "batch_size"):
+                "negatives", "seed", "jitter", "batch_size"):
         if key in TRAINING:
             options.append(f"--{key.replace('_', '-')} {quote(str(TRAINING[key]))}")
     for key in ("val_chroms", "test_chroms"):

@@ -28,4 +28,5 @@ rule train:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt train --fasta {input.fasta:q} {params.beds} {params.labels} --width {params.width}"
-        " {params.options} --device {params.device} --out {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"
+        " {params.options} --threads {threads} --device {params.device} --out {output.model:q}"
+        " --metrics {output.metrics:q} > {log:q} 2>&1"
