@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomatt.errors import ConfigError, FastaError
+from genomatt.errors import ConfigError, FastaError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -138,23 +138,29 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,
                  tasks: dict[str, int] | None) -> dict:
     from genomatt.attribution.targets import head_targets
-    from genomatt.models.io import load, name_tasks
+    from genomatt.models.io import explains_columns, load, name_tasks
+    from genomatt.task_regions import target_task
 
     loaded = load(spec, weights, input_length=width, device="cpu")
-    if task_names:
-        loaded = name_tasks(loaded, task_names, spec)
-    heads = [] if loaded.task_names else head_targets(loaded.output_shapes, None)
-    names = loaded.task_names or [name for name, _ in heads]
-    _check_deeplift(loaded.model, width, [list(range(len(names)))] if loaded.task_names else [t for _, t in heads])
+    if explains_columns(loaded.output_shapes):
+        if task_names:
+            loaded = name_tasks(loaded, task_names, spec)
+        names, targets = loaded.task_names, [list(range(len(loaded.task_names)))]
+    else:
+        try:
+            heads = head_targets(loaded.output_shapes, None, task_names=task_names or loaded.task_names)
+        except ModelError as error:
+            raise ModelError(f"{spec}: {error}") from None
+        names, targets = [name for name, _ in heads], [target for _, target in heads]
+    _check_deeplift(loaded.model, width, targets)
     if tasks is not None:
-        missing = [name for name in names if name not in tasks]
+        missing = [name for name in names if target_task(name, tasks) is None]
         if missing:
-            # The targets of a model with profile or several heads are named by genomatt, not by task_names.
-            way_out = ("declare the model's output names with task_names" if loaded.task_names else
-                       "explain every region for every target (motifs.task_regions: false)")
             raise ConfigError(
                 f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
-                f"each task BED after a task of the model (task = file name without suffix), or {way_out}")
+                "each task BED after a task of the model (task = file name without suffix; a profile model's "
+                "profile_<task> and counts_<task> read <task>'s), or declare the model's task names with "
+                "task_names")
     return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
             "output_shapes": [list(shape) for shape in loaded.output_shapes]}
 

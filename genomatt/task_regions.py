@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,25 @@ def _split_by_label(path: str | os.PathLike, column: str) -> dict[str, pd.DataFr
     return {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
 
 
+HEAD_PREFIXES = ("profile_", "counts_")
+"""Prefixes of the targets of a profile model's task (``profile_<task>``, ``counts_<task>``)."""
+
+
+def target_task(target: str, tasks: Iterable[str]) -> str | None:
+    """The task of ``tasks`` whose regions a target of the contributions uses, if any.
+
+    A target is its own task; a profile model's targets ``profile_<task>`` and ``counts_<task>``
+    (:func:`genomatt.attribution.targets.head_targets`) use their task's regions.
+    """
+    tasks = list(tasks)
+    if target in tasks:
+        return target
+    for prefix in HEAD_PREFIXES:
+        if target.startswith(prefix) and target[len(prefix):] in tasks:
+            return target[len(prefix):]
+    return None
+
+
 def task_region_rows(
     regions: pd.DataFrame, tasks: Sequence[str], task_regions: Mapping[str, pd.DataFrame]
 ) -> dict[str, np.ndarray]:
@@ -96,7 +115,8 @@ def task_region_rows(
     regions
         The regions of the contribution file (``chrom``, ``start``, ``end``).
     tasks
-        The tasks of the contribution file.
+        The tasks of the contribution file (a profile model's ``profile_<task>`` and ``counts_<task>`` use
+        ``<task>``'s regions, :func:`target_task`).
     task_regions
         Task name → its regions (``chrom``, ``start``, ``end``); tasks absent from the contribution file
         are ignored.
@@ -111,16 +131,17 @@ def task_region_rows(
     MotifError
         If a task of the contribution file has no regions given.
     """
-    missing = [task for task in tasks if task not in task_regions]
+    used = {task: target_task(task, task_regions) for task in tasks}
+    missing = [task for task, bed in used.items() if bed is None]
     if missing:
         raise MotifError(f"no task regions for tasks {missing} of the contributions; the task BEDs name "
                          f"{list(task_regions)} (task names must match the model's)")
-    unused = [task for task in task_regions if task not in tasks]
+    unused = [task for task in task_regions if task not in used.values()]
     if unused:
         log.info("task regions of %s are not used: the contributions have no such task", unused)
     rows = {}
     for task in tasks:
-        rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[task]))
+        rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[used[task]]))
         log.info("task %s: %d of %d regions are positive for the task", task, len(rows[task]), len(regions))
         if not len(rows[task]):
             log.warning("task %s: no region of the contributions lies in the task's regions; nothing is searched for it", task)

@@ -11,7 +11,7 @@ from torch import nn
 
 from genomatt.attribution import deep_lift_shap
 from genomatt.attribution.targets import head_targets, profile_target, scalar_target
-from genomatt.errors import ConfigError
+from genomatt.errors import ConfigError, ModelError
 
 
 def _one_hot(shape: tuple[int, ...], seed: int) -> torch.Tensor:
@@ -66,6 +66,13 @@ def test_one_track_output_gives_a_target_per_track():
     names = [name for name, _ in head_targets([(3, 50)], task_names=["a", "b", "c"])]
     assert names == ["a", "b", "c"]
     assert [name for name, _ in head_targets([(2, 50), (1,)])] == ["profile", "counts"]
+    # A single-task profile + count model named by its task; a name per task or the refusal says so.
+    assert [name for name, _ in head_targets([(2, 50), (1,)], task_names=["GATA1"])] == ["profile_GATA1",
+                                                                                         "counts_GATA1"]
+    with pytest.raises(ModelError, match=r"2 task names \['a', 'b'\] given for a model whose heads .* hold 1 task"):
+        head_targets([(2, 50), (1,)], task_names=["a", "b"])
+    with pytest.raises(ModelError, match=r"name its 3 tracks \(first axis\) or 50 \(last axis\)"):
+        head_targets([(3, 50)], task_names=["a", "b"])
     with pytest.raises(ConfigError, match="profile convention"):
         profile_target(0, "shap")
 

@@ -107,12 +107,21 @@ def test_profile_model_targets_must_have_task_beds(small_genome, tmp_path):
 
     path = tmp_path / "profile.ts"
     torch.jit.script(MultiTaskProfile()).save(str(path))
+    beds = task_beds(small_genome, "GATA1", "CTCF")
     with pytest.raises(GenomattError, match=re.escape(
             "the model's tasks ['profile_0', 'profile_1', 'counts_0', 'counts_1'] have no task BED; the task BEDs "
             "name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task = file name without "
-            "suffix), or explain every region for every target (motifs.task_regions: false)")):
-        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path,
-                     task_beds=task_beds(small_genome, "GATA1", "CTCF"))
+            "suffix; a profile model's profile_<task> and counts_<task> read <task>'s), or declare the model's "
+            "task names with task_names")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path, task_beds=beds)
+    # Named, each task's profile and count targets read its task BED.
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path, task_beds=beds,
+                           task_names=["GATA1", "CTCF"])
+    assert summary["model"]["tasks"] == ["profile_GATA1", "profile_CTCF", "counts_GATA1", "counts_CTCF"]
+    with pytest.raises(GenomattError, match=re.escape("3 task names ['GATA1', 'CTCF', 'SPI1'] given for a model "
+                                                      "whose heads [(2, 200), (2,)] hold 2 task(s)")):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path, task_beds=beds,
+                     task_names=["GATA1", "CTCF", "SPI1"])
 
 
 def test_user_model_tasks_must_have_task_beds(small_genome, user_model):

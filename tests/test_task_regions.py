@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from genomatt.errors import BedFormatError, ConfigError, MotifError
-from genomatt.task_regions import read_task_regions, task_name_from_path, task_region_rows
+from genomatt.task_regions import read_task_regions, target_task, task_name_from_path, task_region_rows
 
 
 def write_bed(path, rows):
@@ -85,3 +85,14 @@ def test_task_region_rows_take_regions_centred_in_a_task_region(caplog):
     assert "no region of the contributions lies in the task's regions" in caplog.text and "['extra']" in caplog.text
     with pytest.raises(MotifError, match=r"no task regions for tasks \['t3'\]"):
         task_region_rows(regions, ["t1", "t3"], task_regions)
+
+
+def test_a_profile_models_targets_use_their_tasks_regions():
+    regions = pd.DataFrame({"chrom": ["chr1", "chr1"], "start": [0, 100], "end": [50, 150], "name": ["a", "b"]})
+    task_regions = {"GATA1": pd.DataFrame({"chrom": ["chr1"], "start": [120], "end": [130]}),
+                    "counts": pd.DataFrame({"chrom": ["chr1"], "start": [20], "end": [30]})}
+    assert target_task("profile_GATA1", task_regions) == "GATA1"
+    assert target_task("counts", task_regions) == "counts"  # a task of that name is its own
+    assert target_task("profile_CTCF", task_regions) is None and target_task("shape_GATA1", task_regions) is None
+    rows = task_region_rows(regions, ["profile_GATA1", "counts_GATA1"], task_regions)
+    assert rows["profile_GATA1"].tolist() == rows["counts_GATA1"].tolist() == [1]

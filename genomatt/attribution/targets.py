@@ -149,9 +149,14 @@ def _task_axis(output_shapes: Sequence[tuple[int, ...]]) -> int | None:
     return None
 
 
-def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str) -> list[tuple[str, Callable]]:
-    """The targets of a model returning several outputs (module docstring)."""
+def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
+                   task_names: Sequence[str] | None) -> list[tuple[str, Callable]]:
+    """The targets of a model returning several outputs (module docstring), each task's named after it when
+    ``task_names`` names the model's tasks (one for a single-task model)."""
     n_tasks = _task_axis(output_shapes)
+    if task_names and len(task_names) != (n_tasks or 1):
+        raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model whose heads "
+                         f"{[tuple(shape) for shape in output_shapes]} hold {n_tasks or 1} task(s)")
     heads = []
     for head, shape in enumerate(output_shapes):
         shape = squeezed_shape(shape)
@@ -170,8 +175,12 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str) ->
     targets = []
     for head, (kind, functions) in enumerate(heads):
         name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
-        targets += [(name if len(functions) == 1 else f"{name}_{task}", function)
-                    for task, function in enumerate(functions)]
+        if len(functions) > 1:
+            labels = task_names or range(len(functions))
+            targets += [(f"{name}_{label}", function) for label, function in zip(labels, functions)]
+        else:
+            # A head of a single-task model is its task's; one beside per-task heads is no task's.
+            targets.append((f"{name}_{task_names[0]}" if task_names and not n_tasks else name, functions[0]))
     return targets
 
 
@@ -180,6 +189,9 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
     """The profile target of each track of one ``(A, B)`` output: tracks first, unless ``task_names`` name the
     B of the last axis."""
     first, last = shape
+    if task_names and len(task_names) not in shape:
+        raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model returning "
+                         f"{shape} per sequence: name its {first} tracks (first axis) or {last} (last axis)")
     tracks_last = bool(task_names) and len(task_names) == last != first
     if not task_names and first != 1 and last != 1:
         log.warning("the model returns one (%d, %d) tensor per sequence: explained as %d tracks of %d positions "
@@ -207,7 +219,9 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
         Profile target convention (module docstring).
     task_names : sequence of str, optional
         Track names of a single profile output ``(A, B)``: A names for tracks first ``(T, L_out)``, the
-        default, or B names for tracks last ``(L_out, T)``; default ``track_<t>`` for A tracks.
+        default, or B names for tracks last ``(L_out, T)``; default ``track_<t>`` for A tracks. For several
+        outputs, the model's task names (one for a single-task profile + count model), which name its
+        targets ``profile_<task>`` and ``counts_<task>``.
 
     Returns
     -------
@@ -221,12 +235,14 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     ------
     ConfigError
         If a requested target is neither a name nor an index, or the convention is unknown.
+    ModelError
+        If ``task_names`` does not fit the outputs.
     """
     targets = []
     if len(output_shapes) == 1 and len(output_shapes[0]) == 2:
         targets = _track_targets(output_shapes[0], convention, task_names)
     else:
-        targets = _tuple_targets(output_shapes, convention)
+        targets = _tuple_targets(output_shapes, convention, task_names)
     if not requested:
         return targets
     by_name = dict(targets)

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import functools
 import logging
-import math
 import os
 import re
 import zipfile
@@ -19,7 +18,7 @@ import numpy as np
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution.choices import MAX_RULES, PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int
-from genomatt.errors import ConfigError, NonFiniteError, StoreError
+from genomatt.errors import ConfigError, ModelError, NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
 
 if TYPE_CHECKING:
@@ -58,8 +57,9 @@ def register(subparsers) -> None:
                         "model with one (N, T, L) profile output, track names or indices "
                         "(default: every task, head or track)")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
-                        help="names of the model's output columns, in order, for a model that names none "
-                        "(refused when the model names its tasks otherwise)")
+                        help="names of the model's tasks, in order, for a model that names none: its output "
+                        "columns, a profile model's tasks (targets profile_<task>, counts_<task>) or a track "
+                        "model's tracks (refused when the model names its tasks otherwise)")
     parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.attribution.deeplift import sequences_per_batch
     from genomatt.attribution.targets import head_targets
     from genomatt.contributions import contribution_block, writing_contributions
-    from genomatt.models.io import load, name_tasks
+    from genomatt.models.io import explains_columns, load, name_tasks
     from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
 
     regions = read_regions(args.regions_h5)
@@ -177,16 +177,19 @@ def run(args: argparse.Namespace) -> None:
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     loaded = load(args.model, args.weights, input_length=length, device=args.device)
-    if args.task_names:
-        loaded = name_tasks(loaded, args.task_names, args.model)
-    shapes = loaded.output_shapes
-    if len(shapes) == 1 and math.prod(shapes[0][1:]) == 1:
+    if explains_columns(loaded.output_shapes):
         # (N, T) or (N, T, 1): output columns, explained from one forward pass per batch.
+        if args.task_names:
+            loaded = name_tasks(loaded, args.task_names, args.model)
         columns, tasks = _target_columns(args.targets, loaded.task_names)
         targets = [columns]
     else:
         # Profile and count heads, or the tracks of one (N, T, L) profile: one explanation each.
-        named = head_targets(loaded.output_shapes, args.targets, args.profile_target, loaded.task_names)
+        try:
+            named = head_targets(loaded.output_shapes, args.targets, args.profile_target,
+                                 args.task_names or loaded.task_names)
+        except ModelError as error:
+            raise ModelError(f"{args.model}: {error}") from None
         columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
              len(regions), length, len(tasks), args.references)

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                         "the tasks are the task BEDs' (a model genomatt trains)")
     parser.add_argument("--weights", help="state dict for a model config or import spec")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
-                        help="names of the model's output columns, as given to 'genomatt attribute --task-names'")
+                        help="names of the model's tasks, as given to 'genomatt attribute --task-names'")
     parser.add_argument("--negatives", metavar="BED",
                         help="BED of the training negatives (as given to 'genomatt train --negatives')")
     parser.add_argument("--val-chroms", nargs="+", metavar="CHROM",

@@ -532,6 +532,13 @@ def load(
     )
 
 
+def explains_columns(output_shapes: Sequence[tuple[int, ...]]) -> bool:
+    """Whether a model with these per-sequence output shapes returns one value per task, ``(N, T)`` (or
+    ``(N, T, 1)``), explained column by column; else its outputs are heads or tracks
+    (:func:`genomatt.attribution.targets.head_targets`)."""
+    return len(output_shapes) == 1 and len(squeezed_shape(output_shapes[0])) <= 1
+
+
 def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> LoadedModel:
     """The loaded model with its output columns named ``task_names`` (for models that name none).
 
@@ -540,8 +547,7 @@ def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> Lo
     loaded
         A model from :func:`load` returning ``(N, T)``.
     task_names
-        One name per output column, in column order; for one profile output ``(N, A, B)``, one name per
-        track, A or B of them (the axis of the tracks).
+        One name per output column, in column order.
     where
         The model as the user gave it, for messages.
 
@@ -553,14 +559,10 @@ def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> Lo
     Raises
     ------
     ModelError
-        If the model does not return ``(N, T)`` (or one profile ``(N, A, B)``), the number of names is not T
-        (A or B) or they repeat a name, or the model declares other task names itself.
+        If the model does not return ``(N, T)``, the number of names is not T or they repeat a name, or the
+        model declares other task names itself.
     """
     names = [str(name) for name in task_names]
-    shapes = loaded.output_shapes
-    if not loaded.task_names and len(shapes) == 1 and len(shapes[0]) == 2 and len(names) in shapes[0]:
-        # One (A, B) profile output: its tracks on either axis (genomatt.attribution.targets.head_targets).
-        return replace(loaded, task_names=_unique(names, where))
     if not loaded.task_names:
         raise ModelError(f"{where}: task names {names} given, but the model returns outputs of shapes "
                          f"{loaded.output_shapes}, not one (N, T) score per task")
