@@ -29,6 +29,7 @@ def check_inputs(
     task_beds: Sequence[str | os.PathLike] | None = None,
     labels_column: str | None = None,
     task_names: Sequence[str] | None = None,
+    targets: Sequence[str] | None = None,
     model: str | None = None,
     weights: str | os.PathLike | None = None,
     negatives: str | os.PathLike | None = None,
@@ -56,7 +57,9 @@ def check_inputs(
         Task BEDs (one per task, task = file name; or one with a labels column), as given to
         ``--task-regions`` of ``genomatt train``/``motifs``/``hits``.
     task_names
-        Names of a user model's output columns (``genomatt attribute --task-names``).
+        Names of a user model's tasks (``genomatt attribute --task-names``).
+    targets
+        The targets of a user's model to explain (``genomatt attribute --targets``); default all.
     model, weights
         A user's model (file, config or ``package.module:factory``) and its weights; loaded on the CPU
         and run on a dummy batch of ``width`` bp. Without a model (one that ``genomatt train`` will
@@ -110,7 +113,10 @@ def check_inputs(
         count_missing_chromosomes(negative_regions, sizes, fasta, negatives, "error", can_skip=False)
         summary["negatives"] = len(negative_regions)
     if model is not None:
-        summary["model"] = _check_model(model, weights, width, task_names, tasks)
+        summary["model"] = _check_model(model, weights, width, task_names, targets, tasks)
+    elif targets:
+        raise ConfigError(f"targets {list(targets)} choose outputs of a user's model; a model that genomatt "
+                          "trains is explained for every task")
     elif task_names:
         raise ConfigError(f"task names {list(task_names)} name the outputs of a user's model; a model that "
                           "genomatt trains takes its task names from its task BEDs")
@@ -136,8 +142,8 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
 
 
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,
-                 tasks: dict[str, int] | None) -> dict:
-    from genomatt.attribution.targets import head_targets
+                 targets: Sequence[str] | None, tasks: dict[str, int] | None) -> dict:
+    from genomatt.attribution.targets import column_targets, head_targets
     from genomatt.models.io import explains_columns, load, name_tasks
     from genomatt.task_regions import target_task
 
@@ -145,14 +151,15 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     if explains_columns(loaded.output_shapes):
         if task_names:
             loaded = name_tasks(loaded, task_names, spec)
-        names, targets = loaded.task_names, [list(range(len(loaded.task_names)))]
+        columns, names = column_targets(targets, loaded.task_names)
+        explained = [columns]
     else:
         try:
-            heads = head_targets(loaded.output_shapes, None, task_names=task_names or loaded.task_names)
+            heads = head_targets(loaded.output_shapes, targets, task_names=task_names or loaded.task_names)
         except ModelError as error:
             raise ModelError(f"{spec}: {error}") from None
-        names, targets = [name for name, _ in heads], [target for _, target in heads]
-    _check_deeplift(loaded.model, width, targets)
+        names, explained = [name for name, _ in heads], [target for _, target in heads]
+    _check_deeplift(loaded.model, width, explained)
     if tasks is not None:
         missing = [name for name in names if target_task(name, tasks) is None]
         if missing:

@@ -147,6 +147,17 @@ def test_task_names_must_fit_the_model(small_genome, user_model, names, message)
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model, task_names=names)
 
 
+def test_targets_must_be_targets_of_the_model(small_genome, user_model):
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model,
+                           task_names=["GATA1", "CTCF"], targets=["CTCF"])
+    assert summary["model"]["tasks"] == ["CTCF"]
+    with pytest.raises(GenomattError, match=r"--targets: 'SPI1' is neither a task of the model \(GATA1, CTCF\)"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model,
+                     task_names=["GATA1", "CTCF"], targets=["SPI1"])
+    with pytest.raises(GenomattError, match=r"targets \['CTCF'\] choose outputs of a user's model"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, targets=["CTCF"])
+
+
 def test_task_names_without_a_user_model_are_refused(small_genome):
     with pytest.raises(GenomattError, match="name the outputs of a user's model"):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"),

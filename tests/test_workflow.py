@@ -320,6 +320,19 @@ def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tm
         assert "Nothing to be done" in output, output
 
 
+def test_a_user_models_targets_and_profile_target_reach_check_and_attribute(tmp_path, user_data):
+    config = yaml.safe_load(user_config(tmp_path, user_data, model="user_model:build", task_names=["GATA1", "CTCF"],
+                                        targets=["CTCF"]).read_text())
+    config["attribution"]["profile_target"] = "held"
+    path = tmp_path / "targets.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", "-p", config=path, python_path=(user_data / "models",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = rule_blocks(result.stdout + result.stderr)
+    assert "--targets CTCF" in blocks["check"][0]
+    assert all("--targets CTCF" in block and "--profile-target held" in block for block in blocks["attribute_shard"])
+
+
 def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(tmp_path, user_data):
     # Switching motifs.task_regions changes what motifs and hits read, not the check, which all else follows.
     config = yaml.safe_load(user_config(tmp_path, user_data, model="user_model:build",

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -202,6 +203,41 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
     names = list(task_names) if task_names and len(task_names) == n_tracks else \
         [f"track_{track}" for track in range(n_tracks)]
     return [(name, profile_target(0, convention, track, tracks_last)) for track, name in enumerate(names)]
+
+
+def column_targets(requested: Sequence[str] | None, task_names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The output columns of an ``(N, T)`` model to explain, and their names, from task names or indices.
+
+    Parameters
+    ----------
+    requested : sequence of str, optional
+        Task names or column indices (``-1`` the last); default every column.
+    task_names : sequence of str
+        The name of each output column.
+
+    Returns
+    -------
+    columns : list of int
+    names : list of str
+
+    Raises
+    ------
+    ConfigError
+        If a requested target is neither a task name nor a column index.
+    """
+    task_names = list(task_names)
+    if not requested:
+        return list(range(len(task_names))), task_names
+    columns = []
+    for target in requested:
+        if target in task_names:
+            columns.append(task_names.index(target))
+        elif re.fullmatch(r"-?\d+", target) and -len(task_names) <= int(target) < len(task_names):
+            columns.append(int(target) % len(task_names))
+        else:
+            raise ConfigError(f"--targets: {target!r} is neither a task of the model ({', '.join(task_names)}) "
+                              f"nor an output index from 0 to {len(task_names) - 1} (or -1 for the last)")
+    return columns, [task_names[column] for column in columns]
 
 
 def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[str] | None = None,

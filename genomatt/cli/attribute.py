@@ -18,7 +18,7 @@ import numpy as np
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution.choices import MAX_RULES, PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int
-from genomatt.errors import ConfigError, ModelError, NonFiniteError, StoreError
+from genomatt.errors import ModelError, NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
 
 if TYPE_CHECKING:
@@ -102,22 +102,6 @@ def _shard(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _target_columns(requested: list[str] | None, task_names: list[str]) -> tuple[list[int], list[str]]:
-    """Output columns to explain and their names, from task names or indices."""
-    if not requested:
-        return list(range(len(task_names))), list(task_names)
-    columns = []
-    for target in requested:
-        if target in task_names:
-            columns.append(task_names.index(target))
-        elif re.fullmatch(r"-?\d+", target) and -len(task_names) <= int(target) < len(task_names):
-            columns.append(int(target) % len(task_names))
-        else:
-            raise ConfigError(f"--targets: {target!r} is neither a task of the model ({', '.join(task_names)}) "
-                              f"nor an output index from 0 to {len(task_names) - 1} (or -1 for the last)")
-    return columns, [task_names[column] for column in columns]
-
-
 def _non_finite_message(model: str, regions: pd.DataFrame, rows: list[int], explained: int) -> str:
     named = [f"{row.name} ({row.chrom}:{row.start}-{row.end})" for row in regions.iloc[rows[:5]].itertuples()]
     more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
@@ -165,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
 
     from genomatt.attribution import deep_lift_shap
     from genomatt.attribution.deeplift import sequences_per_batch
-    from genomatt.attribution.targets import head_targets
+    from genomatt.attribution.targets import column_targets, head_targets
     from genomatt.contributions import contribution_block, writing_contributions
     from genomatt.models.io import explains_columns, load, name_tasks
     from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
@@ -181,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
         # (N, T) or (N, T, 1): output columns, explained from one forward pass per batch.
         if args.task_names:
             loaded = name_tasks(loaded, args.task_names, args.model)
-        columns, tasks = _target_columns(args.targets, loaded.task_names)
+        columns, tasks = column_targets(args.targets, loaded.task_names)
         targets = [columns]
     else:
         # Profile and count heads, or the tracks of one (N, T, L) profile: one explanation each.

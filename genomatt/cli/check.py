@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--weights", help="state dict for a model config or import spec")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
                         help="names of the model's tasks, as given to 'genomatt attribute --task-names'")
+    parser.add_argument("--targets", nargs="+", metavar="TARGET",
+                        help="the model's targets to explain, as given to 'genomatt attribute --targets' "
+                        "(default: all)")
     parser.add_argument("--negatives", metavar="BED",
                         help="BED of the training negatives (as given to 'genomatt train --negatives')")
     parser.add_argument("--val-chroms", nargs="+", metavar="CHROM",
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> None:
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     summary = check_inputs(
         args.fasta, args.regions, args.width, on_missing=args.on_missing, task_beds=args.task_regions,
-        labels_column=args.labels_column, task_names=args.task_names, model=args.model, weights=args.weights,
+        labels_column=args.labels_column, task_names=args.task_names, targets=args.targets, model=args.model,
+        weights=args.weights,
         negatives=args.negatives, meme=args.meme, val_chroms=args.val_chroms, test_chroms=args.test_chroms,
         jaspar=None if args.meme else (args.jaspar_release, args.jaspar_collection, tax_group),
     )

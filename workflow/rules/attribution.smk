@@ -20,6 +20,7 @@ rule attribute_shard:
         rule=ATTRIBUTION.get("rule", "rescale"),
         max_rule=ATTRIBUTION.get("max_rule", "cross_max"),
         hit_max_rule=ATTRIBUTION.get("hit_max_rule", "shapley"),
+        profile_target=ATTRIBUTION.get("profile_target", "bpnet"),
         seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
@@ -32,7 +33,7 @@ rule attribute_shard:
         "genomatt attribute --regions-h5 {input.regions:q} --model {params.model:q} {params.weights} {params.task_names}"
         " --out {output:q} --shard {wildcards.shard}/{params.shards} --references {params.references}"
         " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
-        " --max-rule {params.max_rule} --hit-max-rule {params.hit_max_rule}"
+        " --max-rule {params.max_rule} --hit-max-rule {params.hit_max_rule} --profile-target {params.profile_target}"
         " > {log:q} 2>&1"
 
 

@@ -108,9 +108,12 @@ def sample_check_options(wildcards):
 
 
 def sample_task_names_option(wildcards):
-    """`--task-names` naming the outputs of a user's model that names none."""
+    """`--task-names` naming the tasks of a user's model that names none, and `--targets` choosing the ones
+    to explain."""
     names = sample_config(wildcards).get("task_names")
-    return f"--task-names {quoted(names)}" if names else ""
+    targets = sample_config(wildcards).get("targets")
+    return " ".join(([f"--task-names {quoted(names)}"] if names else [])
+                    + ([f"--targets {quoted(targets)}"] if targets else []))
 
 
 def sample_on_missing(wildcards):
