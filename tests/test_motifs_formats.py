@@ -39,6 +39,30 @@ def test_meme_reader_errors(tmp_path, body, message):
         read_meme(path)
 
 
+DNA_BLOCK = ('ALPHABET "DNA" DNA-LIKE\nA "Adenine" CC0000 ~ T "Thymine" 008000\n'
+             'C "Cytosine" 0000CC ~ G "Guanine" FFB300\nN "Any base" = ACGT\nX = ACGT\nEND ALPHABET\n')
+RNA_BLOCK = ('ALPHABET "RNA" RNA-LIKE\nA "Adenine" CC0000\nC "Cytosine" 0000CC\nG "Guanine" FFB300\n'
+             'U "Uracil" 008000\nN "Any base" = ACGU\nEND ALPHABET\n')
+
+
+@pytest.mark.parametrize("prefix, header, alphabet", [("", "MEME version 5\n\n", DNA_BLOCK),
+                                                      ("\ufeff", "MEME version 4\n\n", "ALPHABET= ACGT\n")])
+def test_meme_5_alphabet_blocks_and_byte_order_marks_are_read(tmp_path, prefix, header, alphabet):
+    path = tmp_path / "m.meme"
+    path.write_text(prefix + header + alphabet + "\nMOTIF M1 GATA1\nletter-probability matrix: w= 1\n0 0 1 0\n",
+                    encoding="utf-8")
+    (motif,) = read_meme(path)
+    assert motif.name == "GATA1" and motif.probabilities[:, 0].tolist() == [0, 0, 1, 0]
+
+
+def test_an_rna_alphabet_block_is_refused(tmp_path):
+    path = tmp_path / "rna.meme"
+    path.write_text("MEME version 5\n\n" + RNA_BLOCK + "\nMOTIF M1\nletter-probability matrix: w= 1\n0 0 1 0\n")
+    with pytest.raises(MotifError, match=r"rna.meme:3: only the DNA alphabet ACGT is supported, got 'ALPHABET \"RNA\" "
+                                         r"RNA-LIKE' with core symbols \['A', 'C', 'G', 'U'\]"):
+        read_meme(path)
+
+
 def test_not_a_meme_file(tmp_path):
     path = tmp_path / "x.meme"
     path.write_text("hello\n")

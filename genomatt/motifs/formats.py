@@ -110,6 +110,29 @@ _MOTIF_LINE = re.compile(r"^MOTIF\s+(\S+)(?:\s+(\S+))?")
 _MATRIX_HEADER = re.compile(r"^letter-probability matrix:(.*)$")
 
 
+def _check_dna_alphabet(lines: list[str], path: Path) -> None:
+    """Refuse a MEME file whose alphabet is not DNA's: ``ALPHABET= ACGT``, or an ``ALPHABET ... END ALPHABET``
+    block (MEME 5) whose core symbols are A, C, G and T (its ambiguity codes, ``N = ACGT``, are aliases)."""
+    for index, line in enumerate(lines):
+        if not line.startswith("ALPHABET"):
+            continue
+        if line.startswith("ALPHABET="):
+            letters = line.split("=", 1)[1].strip().upper()
+            if letters not in ("ACGT", ""):
+                raise MotifError(f"{path}: only the DNA alphabet ACGT is supported, got {line!r}")
+            return
+        core = []
+        for entry in lines[index + 1:]:
+            if entry.startswith("END ALPHABET"):
+                break
+            # A core symbol, or a complementary pair `A "Adenine" CC0000 ~ T "Thymine" 008000`.
+            core += [part.split()[0].upper() for part in entry.split("~") if part.split() and "=" not in part]
+        if sorted(core) != list("ACGT"):
+            raise MotifError(f"{path}:{index + 1}: only the DNA alphabet ACGT is supported, got {line!r} with "
+                             f"core symbols {core}")
+        return
+
+
 def read_meme(path: str | os.PathLike) -> list[Motif]:
     """Read every motif of a MEME-format file (minimal or full MEME output).
 
@@ -124,12 +147,11 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
     path = Path(path)
     if not path.is_file():
         raise MotifError(f"{path}: MEME file not found")
-    lines = path.read_text(errors="replace").splitlines()
+    # A byte-order mark (files saved by some Windows editors) is not part of the text.
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     if not any(line.startswith("MEME version") for line in lines):
         raise MotifError(f"{path}: not a MEME motif file (no 'MEME version' line)")
-    alphabet_lines = [line for line in lines if line.startswith("ALPHABET")]
-    if alphabet_lines and alphabet_lines[0].split("=", 1)[-1].strip().upper() not in ("ACGT", ""):
-        raise MotifError(f"{path}: only the DNA alphabet ACGT is supported, got {alphabet_lines[0]!r}")
+    _check_dna_alphabet(lines, path)
     motifs: list[Motif] = []
     index = 0
     while index < len(lines):
