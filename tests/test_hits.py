@@ -12,6 +12,7 @@ from genomatt.cli.main import main
 from genomatt.contributions import contribution_tasks, write_contributions
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
+from genomatt.motifs.finemo import modisco_pattern
 from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
 from genomatt.motifs.hit_calling import call_hits, importance_threshold, pwm_log_odds, sequence_score_threshold
 from genomatt.motifs.hit_parameters import HitParameters
@@ -292,6 +293,13 @@ def test_written_outputs_follow_finemo_columns_and_round_trip(discovered_calls, 
     assert back.settings["fdr"] == 0.05 and back.contributions == calls.contributions == "contrib"
     qc = pd.read_csv(paths["qc"], sep="\t")
     assert len(qc) == len(calls.qc) and qc["n_hits"].sum() == len(table)
+    # Fi-NeMo's report matches each motif's seqlets in modisco/<task>.h5 by its tfmodisco-lite pattern.
+    motif_data = pd.read_csv(tmp_path / "motif_data.tsv", sep="\t")
+    assert set(motif_data["motif_name"]) == set(calls.cwms)
+    for name, pattern in zip(motif_data["motif_name"], motif_data["motif_name_orig"]):
+        sign, index = name.rsplit(".", 2)[1:]
+        assert pattern == f"{sign}_patterns.pattern_{index}"
+    assert modisco_pattern("CTCF_MA0139.2", ["GATA1", "CTCF"]) == "CTCF_MA0139.2"
 
 
 def test_trim_and_threshold_helpers():

@@ -14,6 +14,7 @@ keeps every hit's ``start_untrimmed`` at the CWM's first column on either strand
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,14 @@ def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_ene
     return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy) * shrinkage
 
 
+def modisco_pattern(name: str, tasks: list[str]) -> str:
+    """The tfmodisco-lite pattern of a motif discovered in one task, as Fi-NeMo names its motifs: motif
+    ``<task>.pos.<i>`` is ``pos_patterns.pattern_<i>`` of ``modisco/<task>.h5``; any other motif keeps
+    its name."""
+    match = re.fullmatch(rf"{re.escape(tasks[0])}\.(pos|neg)\.(\d+)", name) if len(tasks) == 1 else None
+    return f"{match[1]}_patterns.pattern_{match[2]}" if match else name
+
+
 def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_similarity: float
                        ) -> tuple[pd.DataFrame, np.ndarray]:
     """Fi-NeMo's ``motif_data`` table and CWM array of the motifs scanned.
@@ -84,8 +93,10 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
     cwms
         Motif name → ``(4, W)`` CWM, untrimmed.
     trims
-        ``motif_name, trim_start, trim_end`` of each motif scanned (repeated rows, e.g. one per task, are
-        read once); motifs absent from it are left out.
+        ``motif_name, trim_start, trim_end`` (and ``task``) of each motif scanned (repeated rows, e.g. one
+        per task, are read once); motifs absent from it are left out. A motif discovered in one task is
+        ``motif_name_orig`` its tfmodisco-lite pattern (:func:`modisco_pattern`), as Fi-NeMo's report
+        matches the seqlets of ``modisco/<task>.h5`` to it.
     min_similarity
         The similarity threshold, written as each motif's ``lambda`` (Fi-NeMo's post-filter on
         ``hit_similarity`` uses it the same way).
@@ -96,6 +107,7 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
         One row per motif and strand (forward first), and ``(2M, 4, Wmax)`` float32 unit-norm CWMs in
         row order, reverse complements for ``-`` rows, zero-padded on the right.
     """
+    tasks = trims.groupby("motif_name")["task"].unique() if "task" in trims.columns else {}
     bounds = trims.drop_duplicates("motif_name").set_index("motif_name")
     names = [name for name in cwms if name in bounds.index]
     width = max((cwms[name].shape[1] for name in names), default=0)
@@ -110,7 +122,8 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
             padded = np.zeros((4, width), dtype=np.float32)
             padded[:, :full] = matrix / norm
             matrices.append(padded)
-            rows.append({"motif_id": len(rows), "motif_name": name, "motif_name_orig": name, "strand": strand,
+            rows.append({"motif_id": len(rows), "motif_name": name,
+                         "motif_name_orig": modisco_pattern(name, list(tasks.get(name, []))), "strand": strand,
                          "motif_start": span[0], "motif_end": span[1], "motif_scale": norm,
                          "lambda": min_similarity})
     table = pd.DataFrame(rows, columns=MOTIF_DATA_COLUMNS)
