@@ -16,7 +16,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,36 @@ def safe_file_name(name: str) -> str:
     """
     safe = _FILE_NAME_UNSAFE.sub("_", name)
     return safe if safe.strip(".") else safe.replace(".", "_") or "_"
+
+
+def safe_file_names(names: Sequence[str], what: str = "tasks") -> dict[str, str]:
+    """Each name's :func:`safe_file_name`, refusing two names that would share a file.
+
+    Parameters
+    ----------
+    names
+        Task or motif names.
+    what
+        What they name (``"tasks"``, ``"motifs"``), for the message.
+
+    Returns
+    -------
+    dict
+        Name → file name, in the order given.
+
+    Raises
+    ------
+    OutputError
+        If two names give one file name (``AP-1/JUN`` and ``AP-1_JUN``), before anything is written.
+    """
+    owners: dict[str, str] = {}
+    for name in names:
+        safe = safe_file_name(name)
+        if safe in owners and owners[safe] != name:
+            raise OutputError(f"{what} {owners[safe]!r} and {name!r} would both be written as {safe!r} (in file "
+                              "names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one")
+        owners[safe] = name
+    return {name: safe for safe, name in owners.items()}
 
 
 def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:

@@ -143,6 +143,7 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
 
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,
                  targets: Sequence[str] | None, tasks: dict[str, int] | None) -> dict:
+    from genomatt.atomic import safe_file_names
     from genomatt.attribution.targets import column_targets, head_targets
     from genomatt.models.io import explains_columns, load, name_tasks
     from genomatt.task_regions import target_task
@@ -159,6 +160,7 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
         except ModelError as error:
             raise ModelError(f"{spec}: {error}") from None
         names, explained = [name for name, _ in heads], [target for _, target in heads]
+    safe_file_names(names)  # each task's files (modisco, bigWig, export) are its own
     _check_deeplift(loaded.model, width, explained)
     if tasks is not None:
         missing = [name for name in names if target_task(name, tasks) is None]

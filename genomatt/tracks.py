@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genomatt.atomic import atomic_path, safe_file_name
+from genomatt.atomic import atomic_path, safe_file_names
 from genomatt.contributions import read_contributions
-from genomatt.errors import FastaError, OutputError, StoreError
+from genomatt.errors import FastaError, StoreError
 from genomatt.fasta import read_chrom_sizes
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
@@ -33,15 +33,7 @@ def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -
     OutputError
         If two tasks give the same file name (e.g. ``AP-1/JUN`` and ``AP-1_JUN``), before anything is written.
     """
-    owners: dict[Path, str] = {}
-    for task in tasks:
-        path = Path(out_dir) / f"contrib.{safe_file_name(task)}.bw"
-        if path in owners:
-            raise OutputError(f"tasks {owners[path]!r} and {task!r} would both be written to {path} (in file names "
-                              "each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick "
-                              "one with --tasks")
-        owners[path] = task
-    return {task: path for path, task in owners.items()}
+    return {task: Path(out_dir) / f"contrib.{safe}.bw" for task, safe in safe_file_names(tasks).items()}
 
 
 def check_regions_on_chromosomes(

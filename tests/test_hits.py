@@ -8,9 +8,10 @@ import pytest
 from bed_checks import assert_valid_bed
 from synthetic import planted_motifs_h5, synthetic_contributions
 
+from genomatt.cli.attribute import export_interop
 from genomatt.cli.main import main
 from genomatt.contributions import contribution_tasks, write_contributions
-from genomatt.errors import MotifError, StoreError
+from genomatt.errors import MotifError, OutputError, StoreError
 from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
 from genomatt.motifs.finemo import modisco_pattern
 from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
@@ -692,7 +693,7 @@ def test_hits_command_checks_the_genome_of_the_tracks_before_scanning(contrib_h5
     assert not out.exists()
 
 
-def test_hits_command_refuses_tasks_whose_track_names_clash_before_scanning(small_genome, tmp_path, capsys):
+def test_commands_refuse_tasks_whose_file_names_clash_before_writing(small_genome, tmp_path, capsys):
     regions = pd.DataFrame({"chrom": ["chr1"], "start": [0], "end": [40], "name": ["r0"]})
     onehot = np.eye(4, dtype=np.float32)[:, np.arange(40) % 4][None]
     contrib = write_contributions(tmp_path / "contrib.h5", regions, ["AP-1/JUN", "AP-1_JUN"], onehot,
@@ -701,10 +702,16 @@ def test_hits_command_refuses_tasks_whose_track_names_clash_before_scanning(smal
     assert main(["hits", "--contrib", str(contrib), "--motifs", str(small_genome.motifs_meme), "--out-dir", str(out),
                  "--fasta", str(small_genome.fasta), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"genomatt hits: error: tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written to {out / 'contrib.AP-1_JUN.bw'} "
-        "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one, or pick one "
-        "with --tasks")
+        "genomatt hits: error: tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written as 'AP-1_JUN' "
+        "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one")
     assert not out.exists()
+    # Nor do the attribution export and motif discovery write one task's files over the other's.
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(tmp_path / "motifs" / "motifs.h5"),
+                 "--meme", str(small_genome.motifs_meme)]) == 2
+    assert "would both be written as 'AP-1_JUN'" in capsys.readouterr().err
+    assert not (tmp_path / "motifs").exists()
+    with pytest.raises(OutputError, match="would both be written as 'AP-1_JUN'"):
+        export_interop(tmp_path / "interop", contrib)
 
 
 def test_meme_motifs_sharing_a_name_are_named_by_name_and_id(tmp_path):

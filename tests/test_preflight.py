@@ -141,6 +141,8 @@ def test_model_that_does_not_take_the_width_is_refused(small_genome, user_model)
 
 @pytest.mark.parametrize("names, message", [
     (["GATA1"], "1 task names ['GATA1'] given for a model with 2 outputs"),
+    # Their modisco files, bigWigs and export folders would be one.
+    (["AP-1/JUN", "AP-1_JUN"], "tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written as 'AP-1_JUN'"),
 ])
 def test_task_names_must_fit_the_model(small_genome, user_model, names, message):
     with pytest.raises(GenomattError, match=re.escape(message)):

@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> None:
 
     from genomatt.attribution import deep_lift_shap
     from genomatt.attribution.deeplift import sequences_per_batch
+    from genomatt.atomic import safe_file_names
     from genomatt.attribution.targets import column_targets, head_targets
     from genomatt.contributions import contribution_block, writing_contributions
     from genomatt.models.io import explains_columns, load, name_tasks
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> None:
         except ModelError as error:
             raise ModelError(f"{args.model}: {error}") from None
         columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
+    # Every later file named after a task (export folders, modisco files, bigWigs) must be its own.
+    safe_file_names(tasks)
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
              len(regions), length, len(tasks), args.references)
     provenance = {
@@ -296,7 +299,7 @@ def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: li
     """
     from genomatt.contributions import read_contributions
     from genomatt.store import read_array
-    from genomatt.atomic import safe_file_name
+    from genomatt.atomic import safe_file_names
     from genomatt.tracks import write_regions_narrowpeak
 
     contributions = read_contributions(path)
@@ -304,9 +307,9 @@ def export_interop(folder: str | os.PathLike, path: str | os.PathLike, tasks: li
     n, length = len(contributions.regions), contributions.length
     prediction = read_array(path, "prediction")
     block = block_regions(len(contributions.tasks), length, 1)
-    for task in tasks or contributions.tasks:
+    for task, safe in safe_file_names(tasks or contributions.tasks).items():
         index = contributions.tasks.index(task)
-        target = Path(folder) / safe_file_name(task)
+        target = Path(folder) / safe
         with _npz_rows(target / "ohe.npz", (n, 4, length)) as ohe, \
                 _npz_rows(target / "shap.npz", (n, 4, length)) as shap, \
                 atomic_hdf5(target / "scores.h5") as handle:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.motifs.seqlets import write_bed
     from genomatt.motifs.store import write_modisco_h5, write_motifs
     from genomatt.motifs.task_discovery import discover_task_motifs
-    from genomatt.atomic import safe_file_name
+    from genomatt.atomic import safe_file_names
 
     info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
@@ -86,10 +86,12 @@ def run(args: argparse.Namespace) -> None:
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,
     }
+    # Refused before the long discovery: two tasks whose modisco files would share a name.
+    file_names = safe_file_names(info.tasks)
     discoveries = discover_task_motifs(info, window_start, window, settings, rows_of)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
-        write_modisco_h5(folder / "modisco" / f"{safe_file_name(discovery.task)}.h5", discovery, provenance)
+        write_modisco_h5(folder / "modisco" / f"{file_names[discovery.task]}.h5", discovery, provenance)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
         called_seqlets.append(discovery.called_seqlets)

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path, write_failure
+from genomatt.atomic import atomic_path, safe_file_names, write_failure
 from genomatt.contributions import Contributions, read_contributions
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import DiscoveredMotif
@@ -363,6 +363,8 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     strength = motif_strength(inputs.hits)
     motifs = sorted(inputs.motifs, key=lambda m: -(m.n_seqlets if m.n_seqlets is not None else -1))
     top = max((abs(value) for value in strength), default=0.0)
+    # Refused before any logo is drawn: two motifs whose logo files would share a name.
+    safe_file_names([motif.name for motif in motifs], "motifs")
     rows = []
     for motif in motifs:
         start, end = logo_span(motif.cwm)
