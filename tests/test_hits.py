@@ -722,6 +722,9 @@ def test_meme_motifs_sharing_a_name_are_named_by_name_and_id(tmp_path):
     database = write_meme([Motif("MA0139.2", "CTCF", matrices[0]), Motif("MA1929.2", "CTCF", matrices[1]),
                            Motif("MA0035.5", "Gata1", matrices[2])], tmp_path / "jaspar.meme")
     assert [motif.name for motif in read_cwm_motifs(database)] == ["CTCF_MA0139.2", "CTCF_MA1929.2", "Gata1"]
+    # HOMER's names hold '/', which Fi-NeMo's report would take for folders.
+    homer = write_meme([Motif("1", "CTCF(Zf)/CD4+-CTCF-ChIP-Seq/Homer", matrices[0])], tmp_path / "homer.meme")
+    assert [motif.name for motif in read_cwm_motifs(homer)] == ["CTCF(Zf)_CD4+-CTCF-ChIP-Seq_Homer"]
     twice = write_meme([Motif("MA0139.2", "CTCF", matrices[0]), Motif("MA0139.2", "CTCF", matrices[1])],
                        tmp_path / "twice.meme")
     with pytest.raises(MotifError, match="motif names must be distinct"):

@@ -43,8 +43,8 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
 
     A MEME motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
-    scanned in every task. It is named by its name (its ID where it has none); motifs sharing a name are
-    named ``<name>_<ID>``.
+    scanned in every task. It is named by its name (its ID where it has none), each ``/`` made ``_``; motifs
+    sharing a name are named ``<name>_<ID>``.
 
     Returns
     -------
@@ -61,8 +61,9 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     else:
         meme = read_meme(path)
         # A database may give one name to several matrices (JASPAR: CTCF MA0139, MA1929, MA1930): those are
-        # named by name and ID.
-        names = [motif.name or motif.id for motif in meme]
+        # named by name and ID. HOMER's names hold '/' (CTCF(Zf)/CD4+-CTCF-ChIP-Seq/Homer), which Fi-NeMo's
+        # report would read as folders in the file names it makes from a motif's name: it becomes '_'.
+        names = [(motif.name or motif.id).replace("/", "_") for motif in meme]
         motifs = [CwmMotif(name if names.count(name) == 1 else f"{name}_{motif.id}", logo_heights(motif.probabilities),
                            pwm=np.asarray(motif.probabilities, dtype=float))
                   for name, motif in zip(names, meme)]
