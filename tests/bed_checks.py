@@ -38,8 +38,12 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def ucsc_problems(path: Path, narrowpeak: bool = False) -> list[str]:
-    """Lines of a BED (or narrowPeak) file that the UCSC browser would reject, with the reason."""
+def ucsc_problems(path: Path, narrowpeak: bool = False, extra_columns: int = 0) -> list[str]:
+    """Lines of a BED (or narrowPeak) file that the UCSC browser would reject, with the reason.
+
+    ``extra_columns``: the file is BED6+N, whose last N columns are not BED's (the browser reads the first
+    six, ``cut -f 1-6``); every other column is checked as BED's.
+    """
     problems, widths = [], set()
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip() or line.startswith(("#", "track", "browser")):
@@ -61,6 +65,15 @@ def ucsc_problems(path: Path, narrowpeak: bool = False) -> list[str]:
             problems.append(f"{where}: score {fields[4]!r} is not an integer in 0-1000")
         if len(fields) > 5 and fields[5] not in ("+", "-", "."):
             problems.append(f"{where}: strand {fields[5]!r}")
+        standard = len(fields) - extra_columns
+        if extra_columns and standard != 6:
+            problems.append(f"{where}: {len(fields)} columns for BED6+{extra_columns}")
+        if not narrowpeak and standard > 6:
+            # thickStart, thickEnd: integers within the interval (UCSC reads column 7 on as BED's own).
+            thick = fields[6:8]
+            if not (all(_is_int(value) for value in thick)
+                    and int(start) <= int(thick[0]) <= int(thick[-1]) <= int(end)):
+                problems.append(f"{where}: thickStart/thickEnd {thick} are not integers within the interval")
         if narrowpeak:
             if not all(_is_number(value) for value in fields[6:9]):
                 problems.append(f"{where}: signalValue/pValue/qValue {fields[6:9]} are not numbers")
@@ -72,11 +85,12 @@ def ucsc_problems(path: Path, narrowpeak: bool = False) -> list[str]:
     return problems
 
 
-def assert_valid_bed(path: str | os.PathLike, narrowpeak: bool = False) -> None:
-    """bedtools reads the file (sorts and self-intersects it) and every line passes the UCSC rules."""
+def assert_valid_bed(path: str | os.PathLike, narrowpeak: bool = False, extra_columns: int = 0) -> None:
+    """bedtools reads the file (sorts and self-intersects it) and every line passes the UCSC rules (those of its
+    first six columns for BED6+N, ``extra_columns`` = N)."""
     path = Path(path)
     for command in (["sort", "-i", str(path)], ["intersect", "-u", "-a", str(path), "-b", str(path)]):
         result = subprocess.run([bedtools(), *command], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0 and "rror" not in result.stderr, f"bedtools {command[0]}: {result.stderr}"
-    assert ucsc_problems(path, narrowpeak) == []
+    assert ucsc_problems(path, narrowpeak, extra_columns) == []
 

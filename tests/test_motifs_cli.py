@@ -53,8 +53,8 @@ def test_seqlet_beds_point_at_planted_sites(run):
     called_bed = read_seqlet_bed(out.parent / "called_seqlets.bed")
     assert len(called_bed) == len(called) and set(called_bed["name"]) >= {"GATA1.pos", "CTCF.pos", "CTCF.neg"}
     assert (called_bed["strand"] == ".").all()
-    assert_valid_bed(out.parent / "seqlets.bed")
-    assert_valid_bed(out.parent / "called_seqlets.bed")
+    assert_valid_bed(out.parent / "seqlets.bed", extra_columns=1)
+    assert_valid_bed(out.parent / "called_seqlets.bed", extra_columns=1)
     for bed, scores in ((seqlets, table["score"]), (called_bed, called["score"])):
         assert bed["score"].between(0, 1000).all() and bed["score"].max() == 1000
         assert sorted(bed["contribution"]) == pytest.approx(sorted(scores), rel=1e-5)  # six significant digits
