@@ -548,6 +548,21 @@ def test_a_layer_held_outside_the_registered_modules_is_named_so(data):
         deep_lift_shap(Unregistered(), X, refs)
 
 
+def test_a_mask_from_a_comparison_of_input_dependent_values_is_refused_with_the_way_out(data):
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return self.out(torch.where(h > 0, h, 0.1 * h).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`gt` .*: it compares input-dependent values.*F.leaky_relu\(h, a\)"):
+        deep_lift_shap(Masked(), X, refs)
+
+
 class EnumArgumentsNet(nn.Module):
     """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
     before its other scalars."""

@@ -111,6 +111,12 @@ LINEAR_IN_ONE = frozenset({
     "dot", "kron",
 })
 
+# Comparisons: their boolean results change with the input but carry no multiplier.
+COMPARISONS = frozenset({
+    "gt", "ge", "lt", "le", "eq", "ne", "greater", "greater_equal", "less", "less_equal", "not_equal",
+    "__gt__", "__ge__", "__lt__", "__le__", "__eq__", "__ne__", "isclose", "argmax", "argmin", "argsort",
+})
+
 # Operations with a `training` flag that must be off (otherwise they are random or mix the batch).
 EVAL_ONLY = frozenset({
     "batch_norm", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
@@ -384,6 +390,10 @@ class InterceptionMode(TorchFunctionMode):
             self._require_eval(func, name, args, kwargs)
         base = name[:-1] if _in_place_name(name) else name
         rule = self.rules.get(name) or self.rules.get(base)
+        if rule is None and base in COMPARISONS:
+            raise self._refusal(name, "it compares input-dependent values, and a mask or condition that changes with "
+                                      "the input has no multiplier; write the masking with elementwise functions "
+                                      "(torch.where(h > 0, h, a * h) is F.leaky_relu(h, a); clamp, maximum)")
         if rule is None:
             raise self._refusal(name, f"no {self.method_name} rule is known for it (add one with "
                                       f"rules={{{name!r}: ...}}, see docs/methods/deeplift.md)")
