@@ -563,6 +563,21 @@ def test_a_mask_from_a_comparison_of_input_dependent_values_is_refused_with_the_
         deep_lift_shap(Masked(), X, refs)
 
 
+def test_a_copy_of_input_dependent_values_outside_autograd_is_refused(data):
+    class Copied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            return self.out((h + h.new_tensor(h)).mean(-1))
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`new_tensor` .*copies input-dependent values into a new tensor"):
+        deep_lift_shap(Copied(), X, refs)
+
+
 class EnumArgumentsNet(nn.Module):
     """Operations whose TorchScript nodes hold a dtype or memory format as an integer, and ELU's alpha
     before its other scalars."""

@@ -370,6 +370,11 @@ class InterceptionMode(TorchFunctionMode):
         if not varying:
             return func(*args, **kwargs)
         name = operation_name(func)
+        if name == "new_tensor" and any(is_varying(leaf) for leaf in tree_leaves(args[1:])
+                                        if isinstance(leaf, Tensor)):
+            raise self._refusal(name, "it copies input-dependent values into a new tensor outside autograd, so "
+                                      "they would count as a constant; use .clone() or .detach(), which genomatt "
+                                      "explains through")
         if name in METADATA or name in CONSTANT_RESULT:
             return func(*args, **kwargs)
         try:
