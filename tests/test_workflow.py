@@ -403,7 +403,8 @@ def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
     log = (tmp_path / "out" / "logs" / "k562" / "check.log").read_text().strip().splitlines()
     assert log[-1] == ("genomatt check: error: user_model:build: the model's tasks ['task_0', 'task_1'] have no task "
                        "BED; the task BEDs name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task "
-                       "= file name without suffix), or declare the model's output names with task_names")
+                       "= file name without suffix; a profile model's profile_<task> and counts_<task> read "
+                       "<task>'s), or declare the model's task names with task_names")
     assert "Traceback" not in "\n".join(log)
     assert not (tmp_path / "out" / "k562" / "regions.h5").exists()
 
