@@ -320,7 +320,7 @@ def test_occlusion_agrees_with_captum(captum_attr, window, stride):
     ("ism", {"return_delta": True}, "ism does not claim completeness"),
     ("integrated_gradients", {"steps": 0}, "steps must be a positive integer"),
     ("integrated_gradients", {"integration": "simpson"}, "integration must be one of gauss_legendre, riemann"),
-    ("epsilon_lrp", {"epsilon": 0}, "epsilon must be a positive number"),
+    ("epsilon_lrp", {"epsilon": 0}, "epsilon must be a positive finite number"),
     ("occlusion", {"window": LENGTH + 1}, f"window ({LENGTH + 1} bp) is longer than the sequences"),
     ("ism", {"start": 10, "end": 5}, "start and end must be positions"),
     ("patternnet", {}, "patternnet needs signal patterns fitted on training sequences"),
@@ -395,3 +395,47 @@ def test_modified_gradient_modes_do_not_derive_from_the_deeplift_mode():
     assert not issubclass(ModifiedGradientMode, DeepLiftMode)
     assert not hasattr(ModifiedGradientMode, "layout")
 
+
+
+# --- the same bad input refused by every method --------------------------------------------------------
+
+
+class LogOfNegative(nn.Module):
+    """A model whose output is NaN for every sequence."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.head = nn.Conv1d(4, 6, 5, padding=2), nn.Linear(6, 1)
+
+    def forward(self, x):
+        return torch.log(self.head(torch.relu(self.conv(x)).mean(-1)) - 100)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_nan_input_and_nan_output_are_refused_by_every_method(method):
+    X = one_hot(3)
+    bad = X.clone()
+    bad[1, 2, 5] = float("nan")
+    with pytest.raises(SequenceError, match=r"X holds 1 NaN or infinite values \(first: nan at sequence 1, channel 2, "
+                                            r"position 5\)"):
+        attribute(cnn(), bad, method=method, **method_options(method, X))
+    if method.startswith("pattern"):
+        return  # their X_train is refused as X is; a model's NaN output reaches them only through it
+    with pytest.raises(ModelError, match="NaN or infinite"):
+        attribute(LogOfNegative(), X, method=method, **method_options(method, X))
+
+
+def test_option_values_of_numpy_types_are_taken_and_unusable_ones_refused():
+    model, X = cnn(), one_hot(3)
+    torch.testing.assert_close(attribute(model, X, method="saliency", target=np.int64(1)),
+                               attribute(model, X, method="saliency", target=1))
+    torch.testing.assert_close(attribute(model, X, method="epsilon_lrp", epsilon=np.float32(0.5)),
+                               attribute(model, X, method="epsilon_lrp", epsilon=0.5))
+    torch.testing.assert_close(attribute(model, X, method="ism", start=np.int64(2), end=np.int64(9)),
+                               attribute(model, X, method="ism", start=2, end=9))
+    assert attribute(model, X, target=np.int64(1), n_shuffles=2).shape == X.shape
+    with pytest.raises(ConfigError, match="epsilon must be a positive finite number, got inf"):
+        attribute(model, X, method="epsilon_lrp", epsilon=float("inf"))
+    with pytest.raises(ConfigError, match=r"stride \(5 bp\) is longer than the window \(3 bp\)"):
+        attribute(model, X, method="occlusion", window=3, stride=5)

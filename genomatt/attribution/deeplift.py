@@ -241,7 +241,7 @@ def deep_lift_shap(
     attributions = hypothetical_sum / n_references
     if not hypothetical:
         attributions *= X.unsqueeze(1)
-    if targets is None or isinstance(target, int):
+    if not isinstance(target, (list, tuple)):
         attributions, delta, prediction = attributions[:, 0], delta[:, 0], prediction[:, 0]
     if return_delta:
         return AttributionResult(attributions, delta, prediction)
@@ -358,13 +358,20 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
+def _output_scale(values: Tensor) -> float:
+    """max(1, the largest finite |value|): the scale of a tolerance on model outputs."""
+    finite = values[torch.isfinite(values)]
+    return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+
+
 def _same_outputs(first: list[Any], second: list[Any]) -> bool:
     """Whether the first row of each floating-point output of ``second`` equals ``first``'s, to rounding."""
     for single, batched in zip(first, second):
         if isinstance(single, Tensor) and single.is_floating_point():
             single, batched = single.float(), batched[:1].detach().float()
-            tolerance = 1e-4 * max(1.0, float(single.abs().max()))
-            if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance):
+            tolerance = 1e-4 * _output_scale(single)
+            # A NaN output is the same NaN in both runs; the finiteness check names it.
+            if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance, equal_nan=True):
                 return False
     return True
 
@@ -465,9 +472,9 @@ class _Engine:
         for expected, seen in zip(tree_leaves(plain_output), tree_leaves(engine_output)):
             if isinstance(expected, Tensor) and expected.is_floating_point():
                 expected, seen = expected.float(), seen.detach()[rows].float()
-                scale = max(1.0, float(expected.abs().max())) if expected.numel() else 1.0
-                tolerance = (1e-5 if self.autocast is None else 5e-2) * scale
-                if expected.shape != seen.shape or not torch.allclose(seen, expected, rtol=0, atol=tolerance):
+                tolerance = (1e-5 if self.autocast is None else 5e-2) * _output_scale(expected)
+                if expected.shape != seen.shape or not torch.allclose(seen, expected, rtol=0, atol=tolerance,
+                                                                      equal_nan=True):
                     raise ModelError("the model's output under genomatt's rules differs from its plain output "
                                      "(an operation changes values when intercepted); please report it with "
                                      "the model")

@@ -9,6 +9,7 @@ error from each; :class:`AttributionResult` is what a method returns with ``retu
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -68,7 +69,8 @@ def as_sequences(X: Tensor | np.ndarray) -> Tensor:
     Raises
     ------
     SequenceError
-        If ``X`` is not an array or tensor of that shape.
+        If ``X`` is not an array or tensor of that shape, or holds a NaN or infinite value. (The methods
+        that draw shuffled references also refuse input that is not one-hot.)
     """
     if isinstance(X, np.ndarray):
         X = torch.from_numpy(X)
@@ -78,7 +80,15 @@ def as_sequences(X: Tensor | np.ndarray) -> Tensor:
         raise SequenceError(f"X must have shape (N, 4, L) (one-hot A, C, G, T), got {tuple(X.shape)}")
     if X.shape[0] == 0 or X.shape[2] == 0:
         raise SequenceError(f"X holds no sequence positions: shape {tuple(X.shape)}")
-    return X.detach().to("cpu", torch.float32)
+    X = X.detach().to("cpu", torch.float32)
+    # A NaN or infinite input gives NaN scores in some methods and an error deep in others: refused by all.
+    finite = torch.isfinite(X)
+    if not finite.all():
+        sequence, channel, position = (int(i) for i in (~finite).nonzero()[0])
+        raise SequenceError(f"X holds {int((~finite).sum())} NaN or infinite values (first: "
+                            f"{float(X[sequence, channel, position])} at sequence {sequence}, channel {channel}, "
+                            f"position {position}); expected one-hot sequences (an N is a column of zeros)")
+    return X
 
 
 def check_positive_int(value: Any, name: str) -> int:
@@ -94,16 +104,16 @@ def check_positive_int(value: Any, name: str) -> int:
     Returns
     -------
     int
-        ``value`` itself.
+        ``value`` as a Python int (numpy integers are taken).
 
     Raises
     ------
     ConfigError
         If ``value`` is not an int of at least 1.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_batch_size(batch_size: Any) -> int:
@@ -144,9 +154,11 @@ def output_reduction(
             return values.reshape(-1, 1)
 
         return reduce_callable, None
-    columns = [target] if isinstance(target, int) else list(target) if isinstance(target, (list, tuple)) else None
-    if not columns or not all(isinstance(c, int) and not isinstance(c, bool) for c in columns):
+    columns = [target] if isinstance(target, numbers.Integral) else list(target) if isinstance(target, (list, tuple)) \
+        else None
+    if not columns or not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in columns):
         raise ConfigError(f"target must be an int, a non-empty list of ints or a callable, got {target!r}")
+    columns = [int(column) for column in columns]  # numpy integers too
 
     def reduce_columns(output: Any) -> Tensor:
         if not isinstance(output, Tensor):
@@ -205,7 +217,8 @@ def reference_source(
     Raises
     ------
     SequenceError
-        If the references (or those a callable returns) have the wrong shape.
+        If the references (or those a callable returns) have the wrong shape, or given references hold a NaN
+        or infinite value.
     ConfigError
         If ``references`` is of another kind, or ``regions`` comes with references (a seed that is
         not a non-negative int is refused by the first block).
@@ -219,6 +232,8 @@ def reference_source(
         if references.dim() != 4 or references.shape[0] != n or references.shape[2:] != (4, length) or references.shape[1] < 1:
             raise SequenceError(f"references must have shape (N, R, 4, L) = ({n}, R, 4, {length}), "
                                 f"got {tuple(references.shape)}")
+        if not torch.isfinite(references).all():
+            raise SequenceError(f"references hold {int((~torch.isfinite(references)).sum())} NaN or infinite values")
         return references.shape[1], lambda start, stop: references[start:stop].to(torch.float32)
     if references is None:
         from genomatt.shuffle import dinucleotide_shuffle

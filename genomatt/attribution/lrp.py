@@ -21,6 +21,8 @@ and operations without a rule are refused.
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -29,7 +31,7 @@ from torch import Tensor, nn
 
 from genomatt.attribution.inputs import AttributionResult, Target, as_sequences, check_batch_size
 from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, mark_varying, require_varying
-from genomatt.attribution.outputs import explained, per_target
+from genomatt.attribution.outputs import check_finite_values, explained, per_target
 from genomatt.attribution.rules import NotElementwise
 from genomatt.errors import ConfigError
 
@@ -122,8 +124,8 @@ def epsilon_lrp(
     """
     X = as_sequences(X)
     batch_size = check_batch_size(batch_size)
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ConfigError(f"epsilon must be a positive number, got {epsilon!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0 < epsilon < math.inf:
+        raise ConfigError(f"epsilon must be a positive finite number, got {epsilon!r}")
     scores, predictions = [], []
     with explained(model, target, device) as model_ready:
         mode = EpsilonLrpMode(model, float(epsilon))
@@ -133,6 +135,7 @@ def epsilon_lrp(
             with torch.enable_grad():
                 with as_model_error(batch), mode:
                     values = model_ready.reduce_output(model(batch))
+                check_finite_values(values)
                 require_varying(values)
                 gradients = []
                 for k in range(values.shape[1]):

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from genomatt.attribution.inputs import Target, output_reduction
 from genomatt.attribution.interception import as_model_error
 from genomatt.device import resolve_device
+from genomatt.errors import NonFiniteError
 
 
 @dataclass
@@ -51,7 +52,9 @@ class ExplainedModel:
 
     def _evaluate(self, inputs: Tensor) -> Tensor:
         with as_model_error(inputs):
-            return self.reduce_output(self.model(inputs))
+            values = self.reduce_output(self.model(inputs))
+        check_finite_values(values)
+        return values
 
     def values(self, inputs: Tensor, batch_size: int) -> Tensor:
         """Target values of every row, in batches of ``batch_size`` rows.
@@ -92,6 +95,22 @@ class ExplainedModel:
                                                   allow_unused=True)
                 gradients.append(torch.zeros_like(batch) if gradient is None else gradient)
         return torch.stack(gradients).float().cpu(), values.detach().float().cpu()
+
+
+def check_finite_values(values: Tensor) -> None:
+    """Refuse explained outputs ``(B, T)`` that hold NaN or infinite values, naming how many rows do.
+
+    Raises
+    ------
+    NonFiniteError
+        With the rows of the batch affected.
+    """
+    finite = torch.isfinite(values.detach()).all(dim=1)
+    if not finite.all():
+        rows = (~finite).nonzero()[:, 0].tolist()
+        raise NonFiniteError(f"the model's explained outputs are NaN or infinite for {len(rows)} of the "
+                             f"{len(finite)} inputs of a batch (sequences, or the references, path points or "
+                             "edits built from them); check the model's weights and inputs", rows)
 
 
 @contextlib.contextmanager

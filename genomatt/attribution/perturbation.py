@@ -7,6 +7,7 @@ measure real output changes; their cost is one forward pass per edit.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,9 @@ def occlusion(
     window, stride = check_positive_int(window, "window"), check_positive_int(stride, "stride")
     if window > length:
         raise ConfigError(f"window ({window} bp) is longer than the sequences ({length} bp)")
+    if stride > window:
+        raise ConfigError(f"stride ({stride} bp) is longer than the window ({window} bp): the positions between "
+                          "windows would never be occluded; take a stride of at most the window")
     check_positive_int(n_shuffles, "n_shuffles")
     masks = occlusion_windows(length, window, stride)
     coverage = masks.sum(dim=0).float()
@@ -145,9 +149,10 @@ def ism(
     length = X.shape[2]
     start = 0 if start is None else start
     end = length if end is None else end
-    if not all(isinstance(value, int) and not isinstance(value, bool) for value in (start, end)) \
+    if not all(isinstance(value, numbers.Integral) and not isinstance(value, bool) for value in (start, end)) \
             or not 0 <= start < end <= length:
         raise ConfigError(f"start and end must be positions with 0 <= start < end <= {length}, got {start!r}, {end!r}")
+    start, end = int(start), int(end)
     sequences_per_block = max(1, batch_size // (3 * (end - start)))
     scores = []
     with explained(model, target, device) as model_ready:
