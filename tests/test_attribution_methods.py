@@ -439,3 +439,37 @@ def test_option_values_of_numpy_types_are_taken_and_unusable_ones_refused():
         attribute(model, X, method="epsilon_lrp", epsilon=float("inf"))
     with pytest.raises(ConfigError, match=r"stride \(5 bp\) is longer than the window \(3 bp\)"):
         attribute(model, X, method="occlusion", window=3, stride=5)
+
+
+def test_integrated_gradients_refuses_a_value_held_at_the_sequence():
+    # The 'held' profile convention holds softmax weights at the explained sequence's value; along IG's
+    # path they would be held at each point instead, a different function.
+    from genomatt.attribution.targets import profile_target
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(4, 2, 5, padding=2)).eval()
+    X = one_hot(2)
+    with pytest.raises(ConfigError, match="integrated gradients cannot hold a value at the explained sequence's"):
+        attribute(model, X, method="integrated_gradients", target=profile_target(0, "held"), n_shuffles=2, steps=4)
+    bpnet = attribute(model, X, method="integrated_gradients", target=profile_target(0, "bpnet"), n_shuffles=2,
+                      steps=4, return_delta=True)
+    assert torch.isfinite(bpnet.attributions).all()
+    # At the sequence itself (saliency), holding the weights there is what the target means.
+    assert torch.isfinite(attribute(model, X, method="saliency", target=profile_target(0, "held"))).all()
+
+
+def test_a_modified_gradient_refusal_names_what_it_supports_and_the_methods_that_do():
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv, self.head = nn.Conv1d(4, 6, 5, padding=2), nn.Linear(6, 1)
+
+        def forward(self, x):
+            return self.head(torch.softmax(self.conv(x), dim=-1).sum(-1))
+
+    with pytest.raises(ModelError) as error:
+        attribute(Attention(), one_hot(2), method="epsilon_lrp")
+    message = str(error.value)
+    assert "no epsilon-LRP rule is known for it (explain such a model with deeplift" in message
+    assert "rules=" not in message and "softmax, layer norm and recurrent layers have no rule here" in message

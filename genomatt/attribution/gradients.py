@@ -24,6 +24,7 @@ from genomatt.attribution.inputs import (
     check_positive_int,
     reference_source,
 )
+from genomatt.attribution.interception import HeldValuesRefused
 from genomatt.attribution.outputs import ExplainedModel, explained, per_target
 from genomatt.errors import ConfigError
 
@@ -215,8 +216,9 @@ def _path_multipliers(model_ready: ExplainedModel, x: Tensor, refs: Tensor, alph
     difference = x.unsqueeze(1) - refs
     points = refs.unsqueeze(2) + alphas.reshape(1, 1, -1, 1, 1) * difference.unsqueeze(2)
     points = points.reshape(-1, *x.shape[1:])
-    gradients = torch.cat([model_ready.gradients(points[start:start + batch_size])[0]
-                           for start in range(0, points.shape[0], batch_size)], dim=1)
+    with HeldValuesRefused("integrated gradients"):
+        gradients = torch.cat([model_ready.gradients(points[start:start + batch_size])[0]
+                               for start in range(0, points.shape[0], batch_size)], dim=1)
     gradients = gradients.reshape(gradients.shape[0], b, r, alphas.shape[0], *x.shape[1:])
     return (gradients * weights.reshape(1, 1, 1, -1, 1, 1)).sum(dim=3)
 

@@ -60,7 +60,7 @@ from genomatt.attribution.rules import (
     reveal_cancel_multipliers,
 )
 from genomatt.attribution.torchscript import TorchScriptGraph, node_site
-from genomatt.errors import GenomattError, ModelError
+from genomatt.errors import ConfigError, GenomattError, ModelError
 
 _VARYING = "_genomatt_varying"
 _SPLIT = "_genomatt_split"
@@ -163,6 +163,13 @@ SUPPORTED = (
     "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
 
+MODIFIED_GRADIENT_SUPPORTED = (
+    "On input-dependent values this method supports linear operations (convolutions, linear layers, eval-mode "
+    "batch norm and dropout, average pooling, sums, means, concatenation, reshaping, padding, indexing, products "
+    "with constants), elementwise functions of one input-dependent tensor and max pooling; products of two "
+    "input-dependent tensors (gating, attention), softmax, layer norm and recurrent layers have no rule here."
+)
+
 BATCH_FIRST = ("transpose a sequence-first (L, N, ...) tensor to (N, L, ...), e.g. build nn.LSTM, nn.GRU "
                "and nn.TransformerEncoderLayer with batch_first=True")
 
@@ -239,6 +246,30 @@ def hold_at_sequence(tensor: Tensor) -> Tensor:
     if torch.overrides.has_torch_function_unary(tensor):
         return torch.overrides.handle_torch_function(hold_at_sequence, (tensor,), tensor)
     return tensor.detach()
+
+
+class HeldValuesRefused(TorchFunctionMode):
+    """Refuse :func:`hold_at_sequence` in a target explained at other inputs than the sequence's own.
+
+    Integrated gradients takes the gradient along a path of inputs: a value held there would be held at
+    each path point, not at the explained sequence as the target means.
+
+    Parameters
+    ----------
+    method : str
+        The method, named in the error.
+    """
+
+    def __init__(self, method: str):
+        super().__init__()
+        self.method = method
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is hold_at_sequence:
+            raise ConfigError(f"{self.method} cannot hold a value at the explained sequence's (the target holds "
+                              "one, as the 'held' profile convention does): it takes the gradient at other inputs "
+                              "along its path; use the 'bpnet' profile convention, or deeplift")
+        return func(*args, **(kwargs or {}))
 
 
 def mark_varying(tree: Any) -> None:
@@ -352,6 +383,8 @@ class InterceptionMode(TorchFunctionMode):
     """Refuse input-dependent operations run with autograd disabled or reached by unseen operations."""
     supported = SUPPORTED
     """What the method supports, appended to refusals."""
+    takes_rules = False
+    """Whether a user may add rules (``rules={...}``), which a refusal then suggests."""
     elementwise_rule_name: str
     """The rule of elementwise functions, named when one has two input-dependent operands."""
 
@@ -400,8 +433,9 @@ class InterceptionMode(TorchFunctionMode):
                                       "the input has no multiplier; write the masking with elementwise functions "
                                       "(torch.where(h > 0, h, a * h) is F.leaky_relu(h, a); clamp, maximum)")
         if rule is None:
-            raise self._refusal(name, f"no {self.method_name} rule is known for it (add one with "
-                                      f"rules={{{name!r}: ...}}, see docs/methods/deeplift.md)")
+            way_out = (f"add one with rules={{{name!r}: ...}}, see docs/methods/deeplift.md" if self.takes_rules else
+                       "explain such a model with deeplift, integrated_gradients or gradient_x_input")
+            raise self._refusal(name, f"no {self.method_name} rule is known for it ({way_out})")
         self.operation = name
         return rule(self, func, args, kwargs)
 
@@ -658,6 +692,7 @@ class DeepLiftMode(InterceptionMode):
 
     method_name = "DeepLIFT"
     autograd_required = True
+    takes_rules = True
     elementwise_rule_name = "Rescale"
 
     def __init__(self, model: nn.Module, rule: str = "rescale", data_shape: tuple[int, ...] | None = None,
@@ -917,6 +952,7 @@ class ModifiedGradientMode(InterceptionMode):
     """
 
     autograd_required = False
+    supported = MODIFIED_GRADIENT_SUPPORTED
 
     def __init__(self, model: nn.Module):
         super().__init__(model, basic_rules())
