@@ -232,6 +232,22 @@ def test_the_evaluate_command_refuses_bad_options(small_genome, scanner, tmp_pat
     assert _evaluate(small_genome, model_path, tmp_path, "--methods", "saliency", "--option",
                      "saliency.steps=3") == 2
     assert "saliency has no option 'steps'" in capsys.readouterr().err
+    # The evaluation's own references are every method's; a method cannot take others.
+    assert _evaluate(small_genome, model_path, tmp_path, "--methods", "integrated_gradients", "--option",
+                     "integrated_gradients.n_shuffles=7") == 2
+    assert "integrated_gradients: 'n_shuffles' is set by the evaluation for every method" in capsys.readouterr().err
+
+
+def test_a_bad_option_value_stops_the_evaluation_before_any_method_runs(small_genome, scanner, caplog):
+    model, tasks, _ = scanner
+    X = one_hot(2, WIDTH)
+    regions = pd.DataFrame({"chrom": "chr1", "start": [0, 500], "end": [WIDTH, 500 + WIDTH]})
+    truth = pd.read_csv(small_genome.truth_tsv, sep="\t")
+    with caplog.at_level("INFO", logger="genomatt"), pytest.raises(ConfigError, match=(
+            "integrated_gradients: steps must be a positive integer, got 'abc'")):
+        evaluate_attributions(model, X, regions, truth, tasks, methods=["saliency", "integrated_gradients"],
+                              n_references=2, options={"integrated_gradients": {"steps": "abc"}}, device="cpu")
+    assert "saliency:" not in caplog.text  # no method ran
 
 
 @pytest.mark.slow

@@ -342,7 +342,7 @@ def test_wrong_shapes_are_refused():
 
 def test_patterns_of_another_model_are_refused():
     patterns = fit_patterns(cnn(seed=0), one_hot(8))
-    with pytest.raises(ModelError, match="the patterns were fitted for model"):
+    with pytest.raises(ConfigError, match="the patterns were fitted for model"):
         attribute(cnn(seed=1), one_hot(2), method="patternnet", patterns=patterns)
 
 

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 CLAIMS_COMPLETENESS = ("deeplift", "integrated_gradients", "epsilon_lrp")
 TAKES_REFERENCES = ("deeplift", "integrated_gradients", "occlusion")
 NEEDS_PATTERNS = ("patternnet", "patternattribution")
+SHARED_OPTIONS = ("references", "n_shuffles", "random_state", "patterns", "X_train")
+"""Options the evaluation sets for every method alike, refused in a method's own options."""
 TRUTH_COLUMNS = ("chrom", "start", "end", "task")
 RECOVERY_COLUMNS = ["method", "task", "auroc", "auprc", "mean_inside", "mean_outside", "n_planted"]
 SENSITIVITY_COLUMNS = ["method", "task", "n", "correlation", "n_sequences"]
@@ -265,6 +267,29 @@ def _check_options(methods: Sequence[str], options: Mapping[str, Mapping]) -> No
         if invalid:
             raise ConfigError(f"{name} has no option {', '.join(map(repr, invalid))}; its options are: "
                               f"{', '.join(accepted) or 'none'}")
+        shared = sorted(set(given) & set(SHARED_OPTIONS))
+        if shared:
+            raise ConfigError(f"{name}: {', '.join(map(repr, shared))} is set by the evaluation for every method "
+                              "alike (the same references of each region, --references and --seed; the patterns, "
+                              "--patterns), so that the methods are compared on one footing")
+
+
+def _check_option_values(model: nn.Module, X: Tensor, methods: Sequence[str], references: Tensor,
+                         patterns: Patterns | None, options: Mapping[str, Mapping], columns: list[int],
+                         batch_size: int, device: str | torch.device | None) -> None:
+    """Run each method on the first sequence, so that an option value it refuses stops the evaluation before
+    any method runs on the regions; a method that cannot explain the model is left to the run, which
+    reports it as not run."""
+    for name in methods:
+        method, arguments = _method_arguments(name, references[:1], patterns, options)
+        if method in NEEDS_PATTERNS and patterns is None:
+            continue  # their patterns could not be fitted: reported when the method's turn comes
+        try:
+            attribute(model, X[:1], method=method, target=columns, batch_size=batch_size, device=device, **arguments)
+        except ConfigError as error:
+            raise ConfigError(f"{name}: {error}") from None
+        except ModelError:
+            pass
 
 
 def _method_arguments(name: str, references: Tensor, patterns: Patterns | None,
@@ -386,10 +411,11 @@ def evaluate_attributions(
     references = torch.as_tensor(references_for_regions(regions, X, n=n_references, seed=seed))
     removed = references[:, 0] if removal == "shuffle" else torch.zeros_like(X)
     subsets = random_subsets(X.shape[0], length, sensitivity_grid(length), n_subsets, seed)
-    drops = output_drops(model, X, removed, subsets, columns, batch_size, device)
     given_patterns = patterns is not None
     patterns, pattern_seconds, pattern_error = _patterns_for(model, methods, patterns, X if X_train is None else X_train,
                                                              batch_size, device)
+    _check_option_values(model, X, methods, references, patterns, options, columns, batch_size, device)
+    drops = output_drops(model, X, removed, subsets, columns, batch_size, device)
 
     recovery, sensitivity, summary, scores = [], [], [], {}
     for name in methods:

@@ -433,7 +433,7 @@ def _resolve_patterns(model: nn.Module, patterns: Patterns | None, X_train: Tens
                           f"{type(patterns).__name__}")
     model_hash = content_hash(model)
     if patterns.model_hash != model_hash:
-        raise ModelError(f"the patterns were fitted for model {patterns.model_hash[:12]}, not this model "
+        raise ConfigError(f"the patterns were fitted for model {patterns.model_hash[:12]}, not this model "
                          f"({model_hash[:12]}); fit them again with fit_patterns")
     return patterns
 
