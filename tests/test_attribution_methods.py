@@ -473,3 +473,19 @@ def test_a_modified_gradient_refusal_names_what_it_supports_and_the_methods_that
     message = str(error.value)
     assert "no epsilon-LRP rule is known for it (explain such a model with deeplift" in message
     assert "rules=" not in message and "softmax, layer norm and recurrent layers have no rule here" in message
+
+
+def test_pattern_methods_on_a_model_with_several_outputs_say_so():
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv, self.count = nn.Conv1d(4, 6, 5, padding=2), nn.Linear(6, 1)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            return h.sum(1), self.count(h.mean(-1))
+
+    X = one_hot(3)
+    with pytest.raises(ModelError, match="the model returns tuple; PatternNet and PatternAttribution explain columns"):
+        attribute(TwoHeads(), X, method="patternnet", X_train=X)

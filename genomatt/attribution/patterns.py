@@ -279,9 +279,13 @@ def _trace(mode: _PatternMode, model: nn.Module, x: Tensor) -> Tensor:
     mark_varying(x)
     with as_model_error(x), mode:
         output = model(x)
-    if not isinstance(output, Tensor) or not is_varying(output):
-        raise ModelError("the model output is not a tensor that depends on its input through operations genomatt "
-                         "can see; TorchScript and compiled models run their operations outside Python")
+    if not isinstance(output, Tensor):
+        raise ModelError(f"the model returns {type(output).__name__}; PatternNet and PatternAttribution explain "
+                         "columns of one output tensor (B, n_outputs): wrap the model so that it returns the head "
+                         "to explain")
+    if not is_varying(output):
+        raise ModelError("the model output does not depend on its input through operations genomatt can see; "
+                         "TorchScript and compiled models run their operations outside Python")
     return output
 
 
