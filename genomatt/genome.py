@@ -294,12 +294,15 @@ def _missing_chromosomes(regions: pd.DataFrame, sizes: dict[str, int], fasta: Pa
 
 
 def past_chromosome_ends(
-    regions: pd.DataFrame, skipped: np.ndarray, sizes: dict[str, int], fasta: Path, source: str, on_missing: str
+    regions: pd.DataFrame, skipped: np.ndarray, sizes: dict[str, int], fasta: Path, source: str, on_missing: str,
+    can_skip: bool = True,
 ) -> np.ndarray:
     """Boolean mask of regions (or their windows) starting at or past their chromosome's end.
 
     Such a region is not on the genome read (a wrong build or a shifted file); raise unless
-    ``on_missing == "skip"``. Rows already in ``skipped`` are not checked.
+    ``on_missing == "skip"``. Rows already in ``skipped`` are not checked. ``can_skip``: whether the run
+    could skip them (``on_missing: skip``), which the error then suggests; a model is trained on every task
+    region and negative.
     """
     size = regions["chrom"].map(sizes).fillna(np.inf).to_numpy(np.float64)
     region_start = regions["region_start" if "region_start" in regions.columns else "start"].to_numpy(np.int64)
@@ -312,7 +315,9 @@ def past_chromosome_ends(
     message = (f"{source}: {int(past.sum())} regions start past the end of their chromosome in {fasta} (first: "
                f"{first['name']} at {first['chrom']}:{start}-{end}, chromosome length {sizes[first['chrom']]})")
     if on_missing != "skip":
-        raise FastaError(message + "; check the genome build or pass on_missing='skip'")
+        raise FastaError(message + ("; check the genome build, or skip such regions (on_missing: skip)" if can_skip
+                                    else "; check the genome build (a model is trained on every task region and "
+                                    "negative)"))
     log.warning("%s; skipping them", message)
     return past
 
@@ -394,7 +399,6 @@ def load_regions(
         table = read_bed(regions)
     if width is not None:
         table = resize(table, width)
-    repeated_windows(table, source)
     lengths = (table["end"] - table["start"]).unique()
     if len(lengths) != 1:
         raise BedFormatError(

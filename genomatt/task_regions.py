@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt.errors import BedFormatError, ConfigError, FastaError, MotifError
-from genomatt.genome import read_bed
+from genomatt.genome import past_chromosome_ends, read_bed
 from genomatt.intervals import centre_in_any
 
 log = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str |
     """Regions of each task BED on the FASTA's chromosomes, by task.
 
     ``on_missing="error"`` is the check of a model to train, on every task region: a region on a chromosome
-    absent from the FASTA is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
+    absent from the FASTA, or starting past its end, is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
     place regions in tasks) counts and logs them.
 
     Raises
@@ -209,5 +209,9 @@ def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str |
     for task, table in tasks.items():
         source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
         skipped = count_missing_chromosomes(table, sizes, fasta, source, on_missing, can_skip=on_missing == "skip")
+        if on_missing == "error":
+            absent = ~table["chrom"].isin(list(sizes)).to_numpy()
+            past_chromosome_ends(table.reset_index(drop=True), absent, sizes, Path(fasta), source, "error",
+                                 can_skip=False)
         counts[task] = len(table) - skipped
     return counts

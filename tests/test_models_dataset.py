@@ -108,13 +108,26 @@ def test_training_data_shapes_labels_and_splits(genome):
 
 def test_bed_negatives_are_labelled_like_every_window(genome, tmp_path):
     negatives = pd.read_csv(genome.negatives_bed, sep="\t", header=None).iloc[:, :3]
+    # A region 5 bp off a CTCF peak: its window's centre lies in the peak.
     positive = pd.read_csv(genome.task_beds["CTCF"], sep="\t", header=None).iloc[:1, :3]
+    positive[[1, 2]] += 5
     bed = tmp_path / "background.bed"
     pd.concat([negatives, positive]).to_csv(bed, sep="\t", header=False, index=False)
     data = build_training_data(genome.fasta, list(genome.task_beds.values()), 200, negatives=str(bed), progress=False)
     from_bed = data.regions["source"] == "bed"
     assert from_bed.sum() == len(negatives) + 1
     assert data.labels[from_bed.to_numpy(), 0].sum() == 1
+
+
+def test_identical_windows_of_a_negatives_bed_are_kept_once(genome, tmp_path):
+    # The negatives twice, and a copy of a positive's region: each window once, the copy as the positive.
+    negatives = pd.read_csv(genome.negatives_bed, sep="\t", header=None).iloc[:, :3]
+    positive = pd.read_csv(genome.task_beds["CTCF"], sep="\t", header=None).iloc[:1, :3]
+    bed = tmp_path / "background.bed"
+    pd.concat([negatives, negatives, positive]).to_csv(bed, sep="\t", header=False, index=False)
+    data = build_training_data(genome.fasta, list(genome.task_beds.values()), 200, negatives=str(bed), progress=False)
+    assert (data.regions["source"] == "bed").sum() == len(negatives)
+    assert not data.regions.duplicated(["chrom", "start", "end"]).any()
 
 
 def test_unknown_negatives(genome):
@@ -169,6 +182,10 @@ def test_windows_off_a_chromosome_end_are_padded_with_n(genome, tmp_path):
 
 
 def test_task_and_negative_beds_off_the_genome_are_named(genome, tmp_path):
+    past = write_bed(tmp_path / "PAST.bed", [("chr1", 3000, 3200), ("chr1", 10_000_000, 10_000_100)])
+    with pytest.raises(FastaError, match=rf"{past}: 1 regions start past the end of their chromosome .*; check the "
+                                         r"genome build \(a model is trained on every task region"):
+        build_training_data(genome.fasta, [past], 200, negatives="shuffled", progress=False)
     beds = [write_bed(tmp_path / "OFF.bed", [("chr1", 3000, 3200), ("chr9", 3000, 3200)]), genome.task_beds["CTCF"]]
     with pytest.raises(FastaError, match=rf"{tmp_path / 'OFF.bed'}: 1 regions on chromosomes \['chr9'\] that are "
                                          r"not in .*; fix the names \(a model is trained on every task region"):

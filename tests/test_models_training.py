@@ -148,6 +148,7 @@ def test_weight_decay_shrinks_the_weights(genome):
     [
         ({"width": 0}, "width must be a positive integer"),
         ({"jitter": -1}, "jitter must be a non-negative integer"),
+        ({"width": 100, "jitter": 50}, r"jitter \(50 bp\) must be under half the width \(100 bp\)"),
         ({"learning_rate": 0.0}, "learning_rate must be positive"),
         ({"weight_decay": -0.1}, "weight_decay must be zero or positive"),
         ({"weight_decay": float("nan")}, "weight_decay must be zero or positive"),
@@ -168,6 +169,22 @@ def test_cli_reports_a_missing_task_bed(genome, tmp_path, capsys):
     assert status == 2
     assert f"genomatt train: error: {tmp_path / 'GATA1.bed'}: task BED file not found" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_refuses_metrics_written_over_the_model(genome, tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    status = main(["train", "--fasta", str(genome.fasta), "--task-regions", str(genome.task_beds["CTCF"]),
+                   "--out", str(model), "--metrics", str(model)])
+    assert status == 2
+    assert "--metrics and --out are one file" in capsys.readouterr().err
+    assert not model.exists()
+
+
+def test_metrics_json_writes_null_for_a_value_that_is_not_a_number():
+    from genomatt.cli.train import _json_numbers
+
+    record = {"history": [{"epoch": 1, "validation_auroc": float("nan")}], "mean_test_auroc": 0.9}
+    assert _json_numbers(record) == {"history": [{"epoch": 1, "validation_auroc": None}], "mean_test_auroc": 0.9}
 
 
 def test_cli_reports_unknown_holdout_chromosomes(genome, tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 import yaml
@@ -133,6 +134,9 @@ def run(args: argparse.Namespace) -> None:
 
     if args.threads <= 0:
         raise ConfigError(f"--threads must be a positive integer, got {args.threads}")
+    metrics_path = Path(args.metrics) if args.metrics else Path(args.out).with_suffix(".metrics.json")
+    if metrics_path.resolve() == Path(args.out).resolve():
+        raise ConfigError(f"--metrics and --out are one file, {args.out}: the metrics would overwrite the model")
     torch.set_num_threads(args.threads)
     config = TrainingConfig(
         width=args.width,
@@ -156,9 +160,19 @@ def run(args: argparse.Namespace) -> None:
     content_hash = save_model(
         result.model, args.out, result.task_names, training_config=result.training_config, test_metrics=result.metrics
     )
-    metrics_path = Path(args.metrics) if args.metrics else Path(args.out).with_suffix(".metrics.json")
     with atomic_path(metrics_path) as tmp:
-        tmp.write_text(
-            json.dumps({"model": str(args.out), "content_hash": content_hash, **result.metrics}, indent=2) + "\n"
-        )
+        record = {"model": str(args.out), "content_hash": content_hash, **result.metrics}
+        tmp.write_text(json.dumps(_json_numbers(record), indent=2, allow_nan=False) + "\n")
     log.info("wrote %s (test auROC %.3f on average) and %s", args.out, result.metrics["mean_test_auroc"], metrics_path)
+
+
+def _json_numbers(value):
+    """``value`` with every NaN or infinite float made None (JSON's null), e.g. the validation auROC of an
+    epoch whose validation windows hold one class, so that any JSON reader takes the file."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_numbers(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_numbers(item) for item in value]
+    return value

@@ -18,7 +18,7 @@ import pandas as pd
 
 from genomatt.errors import ConfigError
 from genomatt.fasta import read_chrom_sizes
-from genomatt.genome import load_regions, read_bed, resize
+from genomatt.genome import load_regions, past_chromosome_ends, read_bed, resize
 from genomatt.intervals import centre_in_any
 from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
@@ -92,7 +92,15 @@ def _genomic_negatives(
             fasta, positives, gc_content(positive_X[:, :, centre]), exclude, width, margin=jitter, random_state=seed
         )
         return windows[_WINDOW_COLUMNS].assign(source="gc_matched")
-    return resize(read_bed(negatives), width)[_WINDOW_COLUMNS].assign(source="bed")
+    windows = resize(read_bed(negatives), width)[_WINDOW_COLUMNS]
+    # Identical windows are kept once: a repeated negative, or one a positive window already is.
+    keys = ["chrom", "start", "end"]
+    repeated = windows.duplicated(keys) | windows[keys].merge(positives[keys].drop_duplicates(), how="left",
+                                                              indicator=True)["_merge"].eq("both").to_numpy()
+    if repeated.any():
+        log.info("%s: %d negative windows repeat an earlier negative or a positive window; each is kept once",
+                 negatives, int(repeated.sum()))
+    return windows[~repeated].reset_index(drop=True).assign(source="bed")
 
 
 def build_training_data(
@@ -143,7 +151,10 @@ def build_training_data(
     # Each BED's regions on the genome, the BED named in the error.
     check_task_beds(list(beds), labels_column, sizes, fasta, "error")
     if negatives not in NEGATIVE_KINDS:
-        count_missing_chromosomes(read_bed(negatives), sizes, fasta, negatives, "error", can_skip=False)
+        negative_table = read_bed(negatives)
+        count_missing_chromosomes(negative_table, sizes, fasta, negatives, "error", can_skip=False)
+        past_chromosome_ends(negative_table, np.zeros(len(negative_table), bool), sizes, Path(fasta), negatives,
+                             "error", can_skip=False)
     validation_chroms, test_chroms = holdout_chromosomes(sizes, validation_chroms, test_chroms)
     positives = positive_windows(task_regions, width).assign(source="positive")
     _, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)

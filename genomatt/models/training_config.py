@@ -81,6 +81,9 @@ class TrainingConfig:
                 raise ConfigError(f"training: {name} must be a positive integer, got {value!r}")
         if isinstance(self.jitter, bool) or not isinstance(self.jitter, int) or self.jitter < 0:
             raise ConfigError(f"training: jitter must be a non-negative integer (bp), got {self.jitter!r}")
+        if 2 * self.jitter >= self.width:
+            raise ConfigError(f"training: jitter ({self.jitter} bp) must be under half the width ({self.width} bp): "
+                              "a window shifted further no longer holds its region's centre, yet keeps its label")
         if not self.learning_rate > 0:
             raise ConfigError(f"training: learning_rate must be positive, got {self.learning_rate!r}")
         decay = self.weight_decay
