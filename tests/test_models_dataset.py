@@ -84,6 +84,19 @@ def test_gc_matched_negatives_avoid_positives_and_match_gc(genome):
     assert data.labels[(data.regions["source"] == "gc_matched").to_numpy()].sum() == 0
 
 
+def test_negatives_that_cannot_match_the_positives_gc_are_named(genome, caplog):
+    # Positives at 90% GC in a 41% GC genome: the nearest bins with candidates are far off, and a model
+    # would learn GC.
+    positives = positive_windows(read_task_regions(list(genome.task_beds.values())), 200)
+    with caplog.at_level("WARNING", logger="genomatt"):
+        gc_matched_negatives(genome.fasta, positives, np.full(len(positives), 0.9), positives, 200, random_state=5)
+    assert "the GC-matched negatives hold 0." in caplog.text and "against the positives' 0.900" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="genomatt"):
+        gc_matched_negatives(genome.fasta, positives, np.full(len(positives), 0.4), positives, 200, random_state=5)
+    assert "GC-matched negatives hold" not in caplog.text
+
+
 def test_gc_matched_negatives_are_seeded(genome):
     positives = positive_windows(read_task_regions(list(genome.task_beds.values())), 200)
     gc = np.full(len(positives), 0.4)
@@ -179,6 +192,26 @@ def test_windows_off_a_chromosome_end_are_padded_with_n(genome, tmp_path):
     assert data.X.shape[2] == 310
     assert data.X[first][0, :, :125].sum() == 0 and data.X[first][0, :, 125:].sum(axis=0).min() == 1
     assert data.X[last][0, :, -140:].sum() == 0 and data.X[last][0, :, :-140].sum(axis=0).min() == 1
+
+
+def test_positive_windows_in_an_assembly_gap_are_left_out(genome, tmp_path, caplog):
+    # A task region inside a run of N: background windows that N-rich are refused, so is the positive, or
+    # N alone would mark positives.
+    import pyfaidx
+
+    with pyfaidx.Fasta(str(genome.fasta)) as records:
+        sequences = {name: str(records[name]) for name in records.keys()}
+    sequences["chr1"] = sequences["chr1"][:5000] + "N" * 2000 + sequences["chr1"][7000:]
+    fasta = tmp_path / "gapped.fa"
+    fasta.write_text("".join(f">{name}\n{sequence}\n" for name, sequence in sequences.items()))
+    beds = [write_bed(tmp_path / "GAP.bed", [("chr1", 5900, 6100), *[(f"chr{c}", 3000, 3200) for c in (1, 4, 5)]]),
+            genome.task_beds["CTCF"]]
+    with caplog.at_level("WARNING", logger="genomatt"):
+        data = build_training_data(fasta, beds, 200, negatives="shuffled", progress=False)
+    assert "positive windows are more than 10% unknown bases (N) in the genome and are left out, as background " \
+           "windows are (first: chr1:5900-6100)" in caplog.text
+    positives = data.regions[data.regions["source"] == "positive"]
+    assert not ((positives["chrom"] == "chr1") & (positives["start"] == 5900)).any()
 
 
 def test_task_and_negative_beds_off_the_genome_are_named(genome, tmp_path):

@@ -20,7 +20,7 @@ from genomatt.errors import ConfigError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.genome import load_regions, past_chromosome_ends, read_bed, resize
 from genomatt.intervals import centre_in_any
-from genomatt.models.negatives import gc_content, gc_matched_negatives, shuffled_negatives
+from genomatt.models.negatives import MAX_UNKNOWN_FRACTION, gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
 from genomatt.task_regions import check_task_beds, count_missing_chromosomes, read_task_regions
 
@@ -103,6 +103,27 @@ def _genomic_negatives(
     return windows[~repeated].reset_index(drop=True).assign(source="bed")
 
 
+def _without_unknown_windows(positives: pd.DataFrame, X: np.ndarray, read: pd.DataFrame
+                             ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Drop the positive windows whose bases read from the genome are more unknown (N: assembly gaps) than
+    background windows may be, with a warning: otherwise N itself would tell positives from negatives. The N
+    that pads a window off a chromosome end is not counted."""
+    padding = (read["padded_left"] + read["padded_right"]).to_numpy()
+    in_genome = np.maximum(X.shape[2] - padding, 1)
+    unknown = (read["n_bases"].to_numpy() - padding) / in_genome
+    kept = unknown <= MAX_UNKNOWN_FRACTION
+    if not kept.all():
+        first = positives.iloc[int(np.flatnonzero(~kept)[0])]
+        log.warning("%d positive windows are more than %d%% unknown bases (N) in the genome and are left out, as "
+                    "background windows are (first: %s:%d-%d); a model would otherwise learn N as the signal",
+                    int((~kept).sum()), round(100 * MAX_UNKNOWN_FRACTION), first["chrom"], first["start"],
+                    first["end"])
+    if not kept.any():
+        raise ConfigError(f"every positive window is more than {round(100 * MAX_UNKNOWN_FRACTION)}% unknown bases "
+                          "(N): is this the genome of the task BEDs?")
+    return positives[kept].reset_index(drop=True), X[kept]
+
+
 def build_training_data(
     fasta: str | os.PathLike,
     beds: Sequence[str | os.PathLike],
@@ -157,7 +178,8 @@ def build_training_data(
                              "error", can_skip=False)
     validation_chroms, test_chroms = holdout_chromosomes(sizes, validation_chroms, test_chroms)
     positives = positive_windows(task_regions, width).assign(source="positive")
-    _, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)
+    read, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)
+    positives, positive_X = _without_unknown_windows(positives, positive_X, read)
     if negatives == "shuffled":
         negative_windows = positives.assign(source="shuffled", name=positives["name"] + ":shuffled")
         negative_X = shuffled_negatives(positive_X, random_state=seed)

@@ -166,6 +166,13 @@ def gc_matched_negatives(
     if not chosen:
         raise ConfigError(f"{fasta}: no background windows of {width} bp clear of the positives; use other negatives")
     negatives = pd.concat(chosen, ignore_index=True)
+    gap = float(np.mean(positive_gc)) - float(negatives["gc"].mean())
+    if abs(gap) > 1 / GC_BINS:
+        # Matched to the nearest bins that had candidates: the classes differ in GC, which a model learns.
+        log.warning("the GC-matched negatives hold %.3f GC on average against the positives' %.3f: the genome has "
+                    "too few background windows of the positives' GC, and a model may tell the classes apart by "
+                    "GC alone; consider --negatives shuffled (the positives' own dinucleotide content) or a BED of "
+                    "negatives", float(negatives["gc"].mean()), float(np.mean(positive_gc)))
     negatives["name"] = [
         f"{c}:{s}-{e}:gc_matched" for c, s, e in negatives[["chrom", "start", "end"]].itertuples(index=False)
     ]
