@@ -125,10 +125,36 @@ def check_inputs(
                           "set model to the model config or package.module:factory the weights belong to")
     if model is None and task_beds:
         from genomatt.models.splits import holdout_chromosomes
+        from genomatt.task_regions import read_task_regions
 
-        summary["holdout"] = dict(zip(("validation", "test"), holdout_chromosomes(sizes, val_chroms, test_chroms)))
+        validation, test = holdout_chromosomes(sizes, val_chroms, test_chroms)
+        summary["holdout"] = {"validation": validation, "test": test}
+        _check_task_holdout(read_task_regions(list(task_beds), labels_column), validation, test)
     summary["known_motifs"] = _check_known_motifs(meme, jaspar)
     return summary
+
+
+def _check_task_holdout(tasks: dict[str, pd.DataFrame], validation: Sequence[str], test: Sequence[str]) -> None:
+    """Refuse a task that training could not learn and test: its regions must lie on the training and on the
+    test chromosomes (a task without validation regions is only left out of early stopping, and told)."""
+    for task, table in tasks.items():
+        on_test = int(table["chrom"].isin(test).sum())
+        on_validation = int(table["chrom"].isin(validation).sum())
+        on_train = len(table) - on_test - on_validation
+        if len(table) < 2:
+            raise ConfigError(f"task {task} has {len(table)} region: a task needs regions on the training and on the "
+                              "test chromosomes; give it more regions, or leave it out")
+        for count, split, chroms, option in ((on_test, "test", test, "--test-chroms (train.test_chroms)"),
+                                              (on_train, "training", None, None)):
+            if not count:
+                where = f" ({', '.join(chroms)})" if chroms else ""
+                way_out = f"choose other hold-out chromosomes with {option}" if option else \
+                    "choose hold-out chromosomes that leave it some"
+                raise ConfigError(f"task {task} has none of its {len(table)} regions on the {split} "
+                                  f"chromosomes{where}; {way_out}")
+        if not on_validation:
+            log.warning("task %s has no regions on the validation chromosomes (%s): early stopping will not "
+                        "follow it", task, ", ".join(validation))
 
 
 def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,

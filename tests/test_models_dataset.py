@@ -159,6 +159,13 @@ def test_task_without_test_positives(genome, tmp_path):
         build_training_data(genome.fasta, beds[:1], 200, negatives="shuffled", progress=False)
 
 
+def test_a_task_of_one_region_is_refused_for_what_it_is(genome, tmp_path):
+    beds = [write_bed(tmp_path / "RARE.bed", [("chr1", 1000, 1200)]), genome.task_beds["CTCF"]]
+    with pytest.raises(ConfigError, match="task RARE has 1 positive window: a task needs positives on the training "
+                                          "and on the test chromosomes; give it more regions, or leave it out"):
+        build_training_data(genome.fasta, beds, 200, negatives="shuffled", progress=False)
+
+
 def test_one_labelled_bed_equals_one_bed_per_task(genome):
     per_task = build_training_data(
         genome.fasta, list(genome.task_beds.values()), 200, negatives="shuffled", progress=False

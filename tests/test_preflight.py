@@ -43,6 +43,22 @@ def test_summary_of_a_run_to_train(small_genome):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"))
 
 
+def test_a_task_without_regions_to_train_or_test_on_is_refused_before_training(small_genome, tmp_path):
+    # Training would fail on it after the check passed.
+    lines = small_genome.task_beds["GATA1"].read_text().splitlines()
+    not_on_chr3 = tmp_path / "NOT_ON_CHR3.bed"
+    not_on_chr3.write_text("\n".join(line for line in lines if not line.startswith("chr3\t")) + "\n")
+    with pytest.raises(GenomattError, match=r"task NOT_ON_CHR3 has none of its \d+ regions on the test chromosomes "
+                                            r"\(chr3\); choose other hold-out chromosomes with --test-chroms"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=[not_on_chr3],
+                     val_chroms=["chr2"], test_chroms=["chr3"])
+    single = tmp_path / "RARE.bed"
+    single.write_text(lines[0] + "\n")
+    with pytest.raises(GenomattError, match="task RARE has 1 region: a task needs regions on the training and on"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=[single],
+                     val_chroms=["chr2"], test_chroms=["chr3"])
+
+
 def test_regions_off_the_fasta_are_an_error_or_counted(small_genome, tmp_path):
     bed = tmp_path / "peaks.bed"
     bed.write_text(small_genome.regions_bed.read_text() + "chrUn_1\t10\t60\nchrUn_2\t10\t60\n")

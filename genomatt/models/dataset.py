@@ -201,6 +201,10 @@ def build_training_data(
 
 def _check_splits(data: TrainingData, validation_chroms: Sequence[str], test_chroms: Sequence[str]) -> None:
     """Every split needs windows, and train and test need both classes of every task."""
+    for task, positives in zip(data.task_names, data.labels.sum(axis=0)):
+        if positives < 2:
+            raise ConfigError(f"task {task} has {int(positives)} positive window: a task needs positives on the "
+                              "training and on the test chromosomes; give it more regions, or leave it out")
     for split in SPLITS:
         _, labels = data.split(split)
         chroms = {"validation": validation_chroms, "test": test_chroms}.get(split, ["the other chromosomes"])
@@ -209,6 +213,11 @@ def _check_splits(data: TrainingData, validation_chroms: Sequence[str], test_chr
                 f"no regions on the {split} chromosomes ({', '.join(chroms)}); choose other hold-out chromosomes"
             )
         if split == "validation":
+            for task, positives in zip(data.task_names, labels.sum(axis=0)):
+                if positives in (0, len(labels)):
+                    log.warning("task %s has no %s windows on the validation chromosomes (%s): early stopping "
+                                "will not follow it", task, "positive" if positives == 0 else "negative",
+                                ", ".join(chroms))
             continue
         for task, positives in zip(data.task_names, labels.sum(axis=0)):
             if positives == 0 or positives == len(labels):
