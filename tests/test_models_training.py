@@ -106,6 +106,7 @@ def test_trained_artefact_loads_and_describes_itself(trained):
     assert loaded.metadata["test_metrics"]["tasks"] == metrics["tasks"]
     training_config = loaded.metadata["training_config"]
     assert training_config["seed"] == 1 and training_config["negatives"] == "gc_matched"
+    assert training_config["threads"] == 1  # the CPU threads the weights were computed with (--threads)
     assert (
         training_config["architecture"]["filters"] == SMALL_MODEL["filters"]
         and training_config["architecture"]["input_length"] == 200

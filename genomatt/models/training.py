@@ -325,5 +325,7 @@ def train_model(
         "labels_column": labels_column,
         **dataclasses.asdict(config),
         "architecture": dict(model.config),
+        # CPU threads change the order of floating-point sums, and so the weights of a CPU run.
+        "threads": torch.get_num_threads(),
     }
     return TrainingResult(model, data.task_names, metrics, training_config)
