@@ -498,10 +498,10 @@ def test_batch_mixing_model_is_refused(data):
         deep_lift_shap(Centred(), X, refs)
 
 
-@pytest.mark.parametrize("pool", [lambda h: h.amax(0), lambda h: torch.logsumexp(h, 0)])
+@pytest.mark.parametrize("pool", [lambda h: torch.logsumexp(h, 0), lambda h: torch.softmax(h, 0).sum(0)])
 def test_a_reduction_over_a_sequence_first_axis_says_the_batch_must_be_first(pool, data):
-    # nn.LSTM's default (L, N, C) layout: axis 0 is the position, not the batch; the refusal says so and
-    # how to lay it out, not that the reduction mixes sequences.
+    # nn.LSTM's default (L, N, C) layout: axis 0 is the position, not the batch; a composite over it is
+    # refused saying so and how to lay it out, not that the reduction mixes sequences.
     class SequenceFirst(nn.Module):
         def __init__(self):
             super().__init__()
@@ -576,6 +576,43 @@ def test_a_copy_of_input_dependent_values_outside_autograd_is_refused(data):
     X, refs = data
     with pytest.raises(ModelError, match=r"`new_tensor` .*copies input-dependent values into a new tensor"):
         deep_lift_shap(Copied(), X, refs)
+
+
+class SequenceFirstNet(nn.Module):
+    """DanQ-style: conv, nn.LSTM and nn.TransformerEncoderLayer in torch's default sequence-first layout
+    (L, N, C), ReLU and a max over the positions (axis 0); or the same layers batch-first."""
+
+    def __init__(self, batch_first: bool):
+        super().__init__()
+        self.batch_first = batch_first
+        self.conv = nn.Conv1d(4, 8, 5, padding=2)
+        self.lstm = nn.LSTM(8, 4, bidirectional=True, batch_first=batch_first)
+        self.encoder = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=batch_first)
+        self.out = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        h = h.permute(0, 2, 1) if self.batch_first else h.permute(2, 0, 1)
+        h = torch.relu(self.lstm(self.encoder(h))[0])
+        return self.out(h.amax(1 if self.batch_first else 0))
+
+
+def test_sequence_first_layers_are_explained_as_their_batch_first_twins(data):
+    # Each rule brings the batch of a sequence-first tensor to the front: the same contributions as the
+    # batch-first model with the same weights, summing to the plain model's output difference.
+    X, refs = data
+    torch.manual_seed(4)
+    sequence_first = SequenceFirstNet(batch_first=False).eval()
+    batch_first = SequenceFirstNet(batch_first=True).eval()
+    batch_first.load_state_dict(sequence_first.state_dict())
+    result = deep_lift_shap(sequence_first, X, refs, hypothetical=True, return_delta=True)
+    torch.testing.assert_close(result.attributions, deep_lift_shap(batch_first, X, refs, hypothetical=True),
+                               rtol=0, atol=1e-6)
+    with torch.no_grad():
+        expected = sequence_first(X)[:, 0] - torch.stack([sequence_first(refs[:, k])[:, 0]
+                                                          for k in range(refs.shape[1])], 1).mean(1)
+    summed = (X * result.attributions).sum(dim=(1, 2))
+    assert float((summed - expected).abs().max()) < 1e-5
 
 
 class EnumArgumentsNet(nn.Module):

@@ -484,6 +484,14 @@ class InterceptionMode(TorchFunctionMode):
         """``function(z)`` for an elementwise function of one input-dependent tensor, with the method's rule."""
         raise NotImplementedError
 
+    def _batch_second(self, z: Tensor) -> bool:
+        """Whether ``z`` holds the batch on axis 1 (sequence-first), for a method that pairs rows."""
+        return False
+
+    def axis_zero_reason(self, z: Tensor) -> str:
+        """Why an operation over axis 0 of ``z`` is refused."""
+        return "it acts over axis 0, the batch axis, which mixes sequences"
+
     def _max(self, name: str, reduction: MaxReduction, z: Tensor) -> tuple[Tensor, Tensor]:
         """The values and indices of a max over windows or an axis, with the method's rule."""
         raise NotImplementedError
@@ -602,6 +610,12 @@ class InterceptionMode(TorchFunctionMode):
             raise self._refusal(name, "a max over several axes (or all of them) is supported only over "
                                       "one axis that is not the batch axis")
         dim %= z.dim()
+        if dim == 0 and self._batch_second(z):
+            # Over the positions of a sequence-first tensor (L, B, ...): the max over axis 1 of (B, L, ...).
+            values, indices = self._max(name, axis_reduction(1, bool(keepdim)), z.transpose(0, 1))
+            if keepdim:
+                values, indices = values.transpose(0, 1), indices.transpose(0, 1)
+            return values if name == "amax" else torch.return_types.max((values, indices))
         if dim == 0:
             raise self._refusal(name, self.axis_zero_reason(z))
         values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
@@ -788,6 +802,17 @@ class DeepLiftMode(InterceptionMode):
             ``function(first, second)``, marked as input-dependent.
         """
         name = self.operation
+        if self._batch_second(first) and self._batch_second(second):
+            rows = self._n_sequences * (1 + self._n_references)
+
+            def batch_first(a: Tensor, c: Tensor) -> Tensor:
+                value = function(a.transpose(0, 1), c.transpose(0, 1))
+                if value.dim() < 2 or value.shape[1] != a.shape[0]:
+                    raise self.refuse(f"its sequence-first operands (batch of {rows} on axis 1) give an output "
+                                      f"of shape {tuple(value.shape)}, whose batch is not on axis 1 ({BATCH_FIRST})")
+                return value.transpose(0, 1)
+
+            return self.product(batch_first, first.transpose(0, 1), second.transpose(0, 1)).transpose(0, 1)
         self._check_rows(name, first)
         self._check_rows(name, second)
         b, r = self._n_sequences, self._n_references
@@ -838,6 +863,11 @@ class DeepLiftMode(InterceptionMode):
 
     def _elementwise_rule(self, name: str, z: Tensor, function: Callable[[Tensor], Tensor]) -> Tensor:
         """``function(z)`` with the Rescale (or RevealCancel) multipliers as its backward."""
+        if self._batch_second(z):
+            # A sequence-first tensor (L, B, ...): the same rule with the batch brought to the front.
+            return self._elementwise_rule(name, z.transpose(0, 1),
+                                          lambda value: function(value.transpose(0, 1)).transpose(0, 1)
+                                          ).transpose(0, 1)
         self._check_rows(name, z)
         split = self._valid_split(z) if self.rule in ("revealcancel", "genomics_default") else None
         if split is None:
@@ -931,6 +961,12 @@ class DeepLiftMode(InterceptionMode):
                 name, f"its input has {z.shape[0] if z.dim() else 'no'} rows where the batch has "
                       f"{expected}; DeepLIFT pairs rows, so the batch must stay on axis 0 ({BATCH_FIRST})"
             )
+
+    def _batch_second(self, z: Tensor) -> bool:
+        """Whether ``z`` is sequence-first, ``(L, B, ...)``: its batch on axis 1 rather than 0 (nn.LSTM, nn.GRU
+        and nn.TransformerEncoderLayer without batch_first)."""
+        rows = self._n_sequences * (1 + self._n_references)
+        return z.dim() >= 2 and z.shape[0] != rows and z.shape[1] == rows
 
     def axis_zero_reason(self, z: Tensor) -> str:
         """Why an operation over axis 0 of ``z`` is refused: it mixes the batch's sequences, or axis 0 is
