@@ -498,22 +498,19 @@ def test_batch_mixing_model_is_refused(data):
         deep_lift_shap(Centred(), X, refs)
 
 
-@pytest.mark.parametrize("pool", [lambda h: torch.logsumexp(h, 0), lambda h: torch.softmax(h, 0).sum(0)])
-def test_a_reduction_over_a_sequence_first_axis_says_the_batch_must_be_first(pool, data):
-    # nn.LSTM's default (L, N, C) layout: axis 0 is the position, not the batch; a composite over it is
-    # refused saying so and how to lay it out, not that the reduction mixes sequences.
-    class SequenceFirst(nn.Module):
+def test_a_tensor_whose_batch_is_on_neither_of_its_first_axes_says_where_the_batch_must_be(data):
+    class BatchLast(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
 
         def forward(self, x):
-            return self.out(pool(torch.relu(self.conv(x)).permute(2, 0, 1)))
+            return self.out(torch.relu(self.conv(x).permute(2, 1, 0)).amax(0).T)
 
     X, refs = data
-    with pytest.raises(ModelError, match=r"acts over axis 0 of a tensor of shape \(\d+, \d+, 8\), whose batch of "
-                                         r"\d+ rows is not on axis 0.*batch_first=True"):
-        deep_lift_shap(SequenceFirst(), X, refs)
+    with pytest.raises(ModelError, match=r"`relu` .*: its input has \d+ rows where the batch has \d+; DeepLIFT "
+                                         r"pairs rows, so .*genomatt finds the batch on axis 0, or on axis 1"):
+        deep_lift_shap(BatchLast(), X, refs)
 
 
 def test_a_random_forward_is_refused_as_such(data):
@@ -580,7 +577,8 @@ def test_a_copy_of_input_dependent_values_outside_autograd_is_refused(data):
 
 class SequenceFirstNet(nn.Module):
     """DanQ-style: conv, nn.LSTM and nn.TransformerEncoderLayer in torch's default sequence-first layout
-    (L, N, C), ReLU and a max over the positions (axis 0); or the same layers batch-first."""
+    (L, N, C), ReLU, softmax attention pooling, logsumexp and a max over the positions (axis 0); or the same
+    layers batch-first."""
 
     def __init__(self, batch_first: bool):
         super().__init__()
@@ -594,7 +592,10 @@ class SequenceFirstNet(nn.Module):
         h = torch.relu(self.conv(x))
         h = h.permute(0, 2, 1) if self.batch_first else h.permute(2, 0, 1)
         h = torch.relu(self.lstm(self.encoder(h))[0])
-        return self.out(h.amax(1 if self.batch_first else 0))
+        positions = 1 if self.batch_first else 0
+        # Attention pooling and a max over the positions, gated by a sigmoid product.
+        pooled = (torch.softmax(h, dim=positions) * h).sum(positions) + torch.logsumexp(h, positions)
+        return self.out(pooled * torch.sigmoid(h.amax(positions)))
 
 
 def test_sequence_first_layers_are_explained_as_their_batch_first_twins(data):

@@ -170,8 +170,9 @@ MODIFIED_GRADIENT_SUPPORTED = (
     "input-dependent tensors (gating, attention), softmax, layer norm and recurrent layers have no rule here."
 )
 
-BATCH_FIRST = ("transpose a sequence-first (L, N, ...) tensor to (N, L, ...), e.g. build nn.LSTM, nn.GRU "
-               "and nn.TransformerEncoderLayer with batch_first=True")
+BATCH_FIRST = ("genomatt finds the batch on axis 0, or on axis 1 of a sequence-first (L, N, ...) tensor as "
+               "nn.LSTM and nn.TransformerEncoderLayer make without batch_first; permute the tensor so that the "
+               "batch is on one of them")
 
 # The frame of a TorchScript graph's node walk, whose local `node` is the node being run.
 _WALK_CODE = TorchScriptGraph._run.__code__
@@ -615,6 +616,7 @@ class InterceptionMode(TorchFunctionMode):
             values, indices = self._max(name, axis_reduction(1, bool(keepdim)), z.transpose(0, 1))
             if keepdim:
                 values, indices = values.transpose(0, 1), indices.transpose(0, 1)
+                mark_varying(values)
             return values if name == "amax" else torch.return_types.max((values, indices))
         if dim == 0:
             raise self._refusal(name, self.axis_zero_reason(z))
@@ -812,7 +814,9 @@ class DeepLiftMode(InterceptionMode):
                                       f"of shape {tuple(value.shape)}, whose batch is not on axis 1 ({BATCH_FIRST})")
                 return value.transpose(0, 1)
 
-            return self.product(batch_first, first.transpose(0, 1), second.transpose(0, 1)).transpose(0, 1)
+            out = self.product(batch_first, first.transpose(0, 1), second.transpose(0, 1)).transpose(0, 1)
+            mark_varying(out)
+            return out
         self._check_rows(name, first)
         self._check_rows(name, second)
         b, r = self._n_sequences, self._n_references
@@ -865,9 +869,11 @@ class DeepLiftMode(InterceptionMode):
         """``function(z)`` with the Rescale (or RevealCancel) multipliers as its backward."""
         if self._batch_second(z):
             # A sequence-first tensor (L, B, ...): the same rule with the batch brought to the front.
-            return self._elementwise_rule(name, z.transpose(0, 1),
-                                          lambda value: function(value.transpose(0, 1)).transpose(0, 1)
-                                          ).transpose(0, 1)
+            out = self._elementwise_rule(name, z.transpose(0, 1),
+                                         lambda value: function(value.transpose(0, 1)).transpose(0, 1)
+                                         ).transpose(0, 1)
+            mark_varying(out)
+            return out
         self._check_rows(name, z)
         split = self._valid_split(z) if self.rule in ("revealcancel", "genomics_default") else None
         if split is None:

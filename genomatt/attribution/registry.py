@@ -57,13 +57,18 @@ def _only_input(mode: DeepLiftMode, args: tuple, kwargs: dict) -> Tensor:
     return z
 
 
-def _reduction_dims(mode: DeepLiftMode, dim: Any, z: Tensor) -> tuple[int, ...]:
+def _reduction_dims(mode: DeepLiftMode, dim: Any, z: Tensor) -> tuple[Tensor, tuple[int, ...], bool]:
+    """``z`` and the axes reduced over, with the batch in front: a reduction over the positions (axis 0) of
+    a sequence-first tensor ``(L, B, ...)`` is computed on its transpose; the flag says it was."""
     if dim is None:
         raise mode.refuse("it needs an explicit dim")
     dims = tuple(d % z.dim() for d in (dim if isinstance(dim, (tuple, list)) else (dim,)))
+    if 0 in dims and mode._batch_second(z):
+        swapped = tuple(1 if d == 0 else 0 if d == 1 else d for d in dims)
+        return z.transpose(0, 1), swapped, True
     if 0 in dims:
         raise mode.refuse(mode.axis_zero_reason(z))
-    return dims
+    return z, dims, False
 
 
 def _logsumexp(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
@@ -89,19 +94,22 @@ def _cast(z: Tensor, dtype: torch.dtype | None) -> Tensor:
 def logsumexp(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
     """``torch.logsumexp``: exact, through a group-constant shift, Rescale at exp and log and a sum."""
     z = _only_input(mode, args, kwargs)
-    dims = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
+    z, dims, transposed = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
     out = _logsumexp(mode, z, dims)
     if not _argument(args, kwargs, 2, "keepdim", False):
-        out = out.squeeze(dims)
-        mark_varying(out)
+        out = out.squeeze(dims)  # the reduced positions gone, the batch is in front as the model's result
+    elif transposed:
+        out = out.transpose(0, 1)
+    mark_varying(out)
     return out
 
 
 def log_softmax(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
     """``log_softmax``: z − logsumexp(z), exact."""
     z = _cast(_only_input(mode, args, kwargs), kwargs.get("dtype"))
-    dims = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
+    z, dims, transposed = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
     out = z - _logsumexp(mode, z, dims)
+    out = out.transpose(0, 1) if transposed else out
     mark_varying(out)
     return out
 
@@ -109,10 +117,14 @@ def log_softmax(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -
 def softmax(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
     """``softmax``: exp(z − logsumexp(z)), exact (Rescale at the final exponential too)."""
     z = _cast(_only_input(mode, args, kwargs), kwargs.get("dtype"))
-    dims = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
+    z, dims, transposed = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
     centred = z - _logsumexp(mode, z, dims)
     mark_varying(centred)
-    return mode.rescale(centred, torch.exp)
+    out = mode.rescale(centred, torch.exp)
+    if transposed:
+        out = out.transpose(0, 1)
+        mark_varying(out)
+    return out
 
 
 def layer_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
