@@ -421,10 +421,10 @@ def squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
-    # (N, T, 1), as gReLU models return, is T tasks like (N, T).
-    shape = squeezed_shape(shapes[0]) if len(shapes) == 1 else ()
-    if len(shapes) != 1 or len(shape) > 1:
+    if not explains_columns(shapes):
         return list(declared or [])
+    # (N, T, 1), as gReLU models return, is T tasks like (N, T).
+    shape = squeezed_shape(shapes[0])
     n_outputs = shape[0] if shape else 1
     if declared is None:
         return [f"task_{index}" for index in range(n_outputs)]
