@@ -24,6 +24,7 @@ _MODULES = {
     "content_hash": "io",
     "fit": "training",
     "load": "io",
+    "one_hot_embedding": "tokens",
     "predict": "training",
     "save_model": "io",
     "train_model": "training",

@@ -378,6 +378,17 @@ def _dummy_batch(input_length: int, device: torch.device) -> torch.Tensor:
     return nn.functional.one_hot(bases, len(ALPHABET)).permute(0, 2, 1).float().to(device)
 
 
+def _token_hint(model: nn.Module) -> str:
+    """A way out for a model that embeds token ids, naming its first embedding; empty for other models."""
+    for name, module in model.named_modules():
+        kind = module.original_name if isinstance(module, torch.jit.ScriptModule) else type(module).__name__
+        if kind == "Embedding":
+            return (f". The model embeds integer tokens ({kind} '{name}'): give genomatt a model that takes one-hot "
+                    "DNA, multiplying the input by the embedding's rows of A, C, G and T in place of the lookup "
+                    "(docs/models.md, 'Models that take tokens')")
+    return ""
+
+
 def _check_on_dummy_batch(
     model: nn.Module, input_length: int, device: torch.device, where: str
 ) -> list[tuple[int, ...]]:
@@ -391,7 +402,7 @@ def _check_on_dummy_batch(
         raise ModelError(
             f"{where}: the model fails on one-hot input of shape (2, 4, {input_length}) — batch, 4 channels "
             f"A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model expects "
-            "and that it takes channels before length"
+            f"and that it takes channels before length{_token_hint(model)}"
         ) from None
     if isinstance(output, dict):
         raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor "
