@@ -153,6 +153,31 @@ class AttentionNet(nn.Module):
         return self.out((weights @ h).mean(1))
 
 
+class HyenaLike(nn.Module):
+    """HyenaDNA's operator: projections, a short depthwise convolution, gates, and a long convolution by FFT
+    whose filter an MLP of the positions makes (a constant of the input)."""
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.in_proj = nn.Conv1d(4, 3 * width, 1)
+        self.short = nn.Conv1d(3 * width, 3 * width, 3, padding=2, groups=3 * width)
+        self.filter = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, width))
+        self.bias = nn.Parameter(torch.randn(width))
+        self.out = nn.Linear(width, 2)
+
+    def forward(self, x):
+        length = x.shape[-1]
+        u = self.short(self.in_proj(x))[..., :length]
+        x1, x2, v = u.split(u.shape[1] // 3, dim=1)
+        t = torch.linspace(0, 1, length, device=x.device)[:, None]
+        k = (self.filter(torch.cat([t, torch.sin(6.0 * t), torch.cos(6.0 * t)], dim=-1)) * torch.exp(-3.0 * t)).t()
+        fft_size = 2 * length
+        k_f = torch.fft.rfft(k, n=fft_size) / fft_size
+        v_f = torch.fft.rfft(v * x1, n=fft_size)
+        y = torch.fft.irfft(v_f * k_f, n=fft_size, norm="forward")[..., :length] + v * x1 * self.bias[:, None]
+        return self.out(F.gelu(y * x2).mean(-1))
+
+
 class LinearModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -212,7 +237,8 @@ def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, targ
 # --- exactness ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet])
+@pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet,
+                                         HyenaLike])
 def test_summation_to_delta_at_float_precision(model_class, data):
     X, refs = data
     model = _initialised(model_class())
@@ -631,7 +657,7 @@ class EnumArgumentsNet(nn.Module):
 
 
 @pytest.mark.parametrize("export", ["script", "trace"])
-@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet])
+@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet, HyenaLike])
 def test_torchscript_model_is_explained_by_walking_its_graph(model_class, export, data):
     X, refs = data
     model = _initialised(model_class())

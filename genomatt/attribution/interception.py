@@ -96,6 +96,10 @@ LINEAR_IN_FIRST = frozenset({
     "clone", "to", "float", "double", "half", "bfloat16", "type", "type_as", "cpu", "cuda",
     "div", "div_", "divide", "true_divide", "neg", "neg_", "negative", "positive", "cumsum",
     "sum", "mean", "masked_fill", "masked_fill_",
+    # Fourier transforms (long convolutions of Hyena-like models) and the complex values between them.
+    "fft_fft", "fft_ifft", "fft_rfft", "fft_irfft", "fft_fft2", "fft_ifft2", "fft_rfft2", "fft_irfft2",
+    "fft_fftn", "fft_ifftn", "fft_rfftn", "fft_irfftn", "fft_hfft", "fft_ihfft", "fft_fftshift",
+    "fft_ifftshift", "real", "imag", "view_as_real", "view_as_complex", "conj", "resolve_conj",
 })
 
 # Linear in all their tensor operands together (the listed positions must be constants).
@@ -155,8 +159,8 @@ SIGNED_LINEAR = frozenset({
 SUPPORTED = (
     "On input-dependent values genomatt supports linear operations (convolutions, linear "
     "layers, eval-mode batch norm and dropout, average pooling, sums, means, differences, "
-    "concatenation, reshaping, padding, indexing, products and quotients with constants), "
-    "elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
+    "concatenation, reshaping, padding, indexing, Fourier transforms, products and quotients with "
+    "constants), elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
     "softplus, exp, log, ...), products and matrix products of two (gating, glu, attention), "
     "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, "
     "attention (scaled_dot_product_attention, nn.MultiheadAttention), nn.GRU, nn.LSTM, max "
@@ -165,9 +169,10 @@ SUPPORTED = (
 
 MODIFIED_GRADIENT_SUPPORTED = (
     "On input-dependent values this method supports linear operations (convolutions, linear layers, eval-mode "
-    "batch norm and dropout, average pooling, sums, means, concatenation, reshaping, padding, indexing, products "
-    "with constants), elementwise functions of one input-dependent tensor and max pooling; products of two "
-    "input-dependent tensors (gating, attention), softmax, layer norm and recurrent layers have no rule here."
+    "batch norm and dropout, average pooling, sums, means, concatenation, reshaping, padding, indexing, Fourier "
+    "transforms, products with constants), elementwise functions of one input-dependent tensor and max pooling; "
+    "products of two input-dependent tensors (gating, attention), softmax, layer norm and recurrent layers have no "
+    "rule here."
 )
 
 BATCH_FIRST = ("genomatt finds the batch on axis 0, or on axis 1 of a sequence-first (L, N, ...) tensor as "

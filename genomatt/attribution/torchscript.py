@@ -265,8 +265,8 @@ class TorchScriptGraph(nn.Module):
         while positional and positional[-1] is None:  # optional trailing arguments left at their default
             positional.pop()
         base = name.rstrip("_") if name.endswith("_") and not name.startswith("_") else name
-        # torch and torch._C._nn take the schema's argument order; F's wrappers may not.
-        for owner in (torch, torch._C._nn, F):
+        # torch, torch._C._nn and torch._C._fft take the schema's argument order; F's wrappers may not.
+        for owner in (torch, torch._C._nn, torch._C._fft, F):
             function = getattr(owner, name, None)
             if callable(function) and not isinstance(function, type):
                 return function(*positional, **keywords)
