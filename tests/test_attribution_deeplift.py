@@ -178,6 +178,39 @@ class HyenaLike(nn.Module):
         return self.out(F.gelu(y * x2).mean(-1))
 
 
+class MambaLike(nn.Module):
+    """A Mamba block with the reference selective scan (mamba_ssm's ``selective_scan_ref``, as Caduceus runs
+    without its CUDA kernel): input-dependent step sizes and state matrices, a three-operand einsum, and a
+    recurrence of products over the positions."""
+
+    def __init__(self, width: int = 6, states: int = 3, rank: int = 2):
+        super().__init__()
+        self.in_proj = nn.Linear(4, 2 * width)
+        self.conv = nn.Conv1d(width, width, 4, groups=width, padding=3)
+        self.x_proj = nn.Linear(width, rank + 2 * states)
+        self.dt_proj = nn.Linear(rank, width)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, states + 1).float()).repeat(width, 1))
+        self.D = nn.Parameter(torch.ones(width))
+        self.out = nn.Linear(width, 1)
+        self.sizes = [rank, states, states]
+
+    def forward(self, x):
+        length = x.shape[-1]
+        u, z = self.in_proj(x.transpose(1, 2)).transpose(1, 2).chunk(2, dim=1)
+        u = F.silu(self.conv(u)[..., :length])
+        dt, B, C = torch.split(self.x_proj(u.transpose(1, 2)), self.sizes, dim=-1)
+        delta = F.softplus(self.dt_proj(dt)).transpose(1, 2)
+        delta_A = torch.exp(torch.einsum("bdl,dn->bdln", delta, -torch.exp(self.A_log)))
+        delta_B_u = torch.einsum("bdl,bln,bdl->bdln", delta, B, u)
+        state = x.new_zeros(x.shape[0], u.shape[1], self.sizes[1])
+        ys = []
+        for i in range(length):
+            state = delta_A[:, :, i] * state + delta_B_u[:, :, i]
+            ys.append(torch.einsum("bdn,bn->bd", state, C[:, i]))
+        y = (torch.stack(ys, dim=2) + u * self.D[:, None]) * F.silu(z)
+        return self.out(y.mean(-1))
+
+
 class LinearModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -238,7 +271,7 @@ def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, targ
 
 
 @pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet,
-                                         HyenaLike])
+                                         HyenaLike, MambaLike])
 def test_summation_to_delta_at_float_precision(model_class, data):
     X, refs = data
     model = _initialised(model_class())
@@ -622,6 +655,43 @@ class SequenceFirstNet(nn.Module):
         # Attention pooling and a max over the positions, gated by a sigmoid product.
         pooled = (torch.softmax(h, dim=positions) * h).sum(positions) + torch.logsumexp(h, positions)
         return self.out(pooled * torch.sigmoid(h.amax(positions)))
+
+
+@pytest.mark.parametrize("equation", ["bcl,bdl,bel->bcde", "bcl,cd,bdl,bel->bde", "bcl,bdl,bel->lb"])
+def test_an_einsum_of_three_input_dependent_operands_is_explained_in_pairs(equation, data):
+    # Three tensors that depend on the input, with a constant among them or the batch moved in the output.
+    class ThreeWay(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv1d(4, 3, 5, padding=2), nn.Conv1d(4, 3, 5, padding=2)
+            self.c = nn.Conv1d(4, 3, 5, padding=2)
+            self.weight = nn.Parameter(torch.randn(3, 3))
+
+        def forward(self, x):
+            a, b, c = torch.tanh(self.a(x)), torch.tanh(self.b(x)), torch.tanh(self.c(x))
+            operands = (a, self.weight, b, c) if "cd" in equation.split(",") else (a, b, c)
+            out = torch.einsum(equation, *operands)
+            return (out.t() if equation.endswith("lb") else out).flatten(1).sum(-1, keepdim=True)
+
+    X, refs = data
+    model = _initialised(ThreeWay())
+    assert float(_delta(model, X, refs).max()) < 1e-5
+    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+
+
+def test_an_einsum_of_three_input_dependent_operands_with_an_ellipsis_is_refused(data):
+    class Ellipsis3(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 3, 5, padding=2)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return torch.einsum("...l,...l,...l->...", h, h, h).sum(-1, keepdim=True)
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`einsum`.*more than two input-dependent tensors with an ellipsis"):
+        deep_lift_shap(_initialised(Ellipsis3()), X, refs)
 
 
 def test_sequence_first_layers_are_explained_as_their_batch_first_twins(data):

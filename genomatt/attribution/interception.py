@@ -34,6 +34,7 @@ call; :class:`ModifiedGradientMode` (epsilon-LRP, PatternNet) takes the basic ru
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import linecache
 import os
@@ -761,6 +762,8 @@ class DeepLiftMode(InterceptionMode):
         """A product of two input-dependent tensors (gating, attention): the two-factor Shapley rule."""
         leaves, spec = tree_flatten((args, kwargs))
         positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, Tensor) and is_varying(leaf)]
+        if len(positions) > 2 and name == "einsum" and isinstance(leaves[0], str):
+            return self._einsum_in_pairs(leaves[0], leaves[1:])
         if len(positions) != 2:
             raise self._refusal(name, f"it multiplies {len(positions)} input-dependent tensors; the product "
                                       "rule takes two")
@@ -777,6 +780,39 @@ class DeepLiftMode(InterceptionMode):
         if in_place:
             return self.product_into(function, leaves[positions[0]], leaves[positions[1]])
         return self.product(function, leaves[positions[0]], leaves[positions[1]])
+
+    def _einsum_in_pairs(self, equation: str, operands: list) -> Tensor:
+        """An einsum of three or more input-dependent operands, as einsums of two taken left to right.
+
+        Each step keeps the indices the output or a later operand needs; a step of two input-dependent
+        operands takes the product rule, one with a constant is linear. Every step sums to its output's
+        difference, so the whole does.
+        """
+        equation = equation.replace(" ", "")
+        if "..." in equation or not all(isinstance(operand, Tensor) for operand in operands):
+            raise self._refusal("einsum", "it multiplies more than two input-dependent tensors with an ellipsis "
+                                          "('...') in its equation; write the indices out, or take the product "
+                                          "two operands at a time")
+        inputs, _, output = equation.partition("->")
+        terms = inputs.split(",")
+        if not _:
+            output = "".join(sorted(index for index in set(inputs) - {","} if inputs.count(index) == 1))
+        product, indices = operands[0], terms[0]
+        for step, (operand, term) in enumerate(zip(operands[1:], terms[1:]), start=1):
+            needed = output + "".join(terms[step + 1:])
+            kept = "".join(dict.fromkeys(index for index in indices + term if index in needed))
+            pair = f"{indices},{term}->{kept}"
+            if is_varying(product) and is_varying(operand):
+                product = self.product(functools.partial(torch.einsum, pair), product, operand)
+            else:
+                varying = is_varying(product) or is_varying(operand)
+                product = torch.einsum(pair, product, operand)
+                if varying:
+                    mark_varying(product)
+            indices = kept
+        out = torch.einsum(f"{indices}->{output}", product)
+        mark_varying(out)
+        return out
 
     def product_into(self, function: Callable[[Tensor, Tensor], Tensor], target: Tensor, other: Tensor) -> Tensor:
         """:meth:`product` written into its first operand, as an in-place product (``h *= g``) does.
