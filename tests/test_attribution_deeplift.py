@@ -679,6 +679,20 @@ def test_an_einsum_of_three_input_dependent_operands_is_explained_in_pairs(equat
     assert _summation_error(model, X, refs[:, :2]) < 1e-5
 
 
+def test_a_product_that_moves_the_batch_is_refused_with_the_way_out(data):
+    class Moved(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv1d(4, 3, 5, padding=2), nn.Conv1d(4, 3, 5, padding=2)
+
+        def forward(self, x):
+            return torch.einsum("bcl,bcl->lb", self.a(x), self.b(x)).sum(0)[:, None]
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`einsum`.*output of shape \(96, 24\) does not.*permute its result"):
+        deep_lift_shap(_initialised(Moved()), X, refs)
+
+
 def test_an_einsum_of_three_input_dependent_operands_with_an_ellipsis_is_refused(data):
     class Ellipsis3(nn.Module):
         def __init__(self):

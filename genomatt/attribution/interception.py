@@ -862,6 +862,12 @@ class DeepLiftMode(InterceptionMode):
         self._check_rows(name, second)
         b, r = self._n_sequences, self._n_references
         out = function(first, second)
+        rows = b * (1 + r)
+        if b and r and (out.dim() == 0 or out.shape[0] != rows):
+            raise self._refusal(name, f"its input-dependent operands keep the batch of {rows} on axis 0 and its "
+                                      f"output of shape {tuple(out.shape)} does not: it sums over the batch's "
+                                      "sequences or moves the batch; keep the batch first in the product and "
+                                      "permute its result")
         if b and r:
             with torch.no_grad():
                 first_mean = 0.5 * (first[:b].repeat_interleave(r, dim=0) + first[b:])
