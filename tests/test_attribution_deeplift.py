@@ -679,6 +679,78 @@ def test_an_einsum_of_three_input_dependent_operands_is_explained_in_pairs(equat
     assert _summation_error(model, X, refs[:, :2]) < 1e-5
 
 
+class NormalisationNet(nn.Module):
+    """A normalisation of one kind between a convolution and a pooled head."""
+
+    KINDS = ("group_norm", "instance_norm", "instance_norm_running", "hand_written_layer_norm", "var", "norm_p1",
+             "norm_p3", "vector_norm", "normalize", "normalize_positions")
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+        self.group = nn.GroupNorm(2, 8)
+        self.instance = nn.InstanceNorm1d(8, affine=True, track_running_stats=kind == "instance_norm_running")
+
+    def forward(self, x):
+        h = self.conv(x)
+        if self.kind == "group_norm":
+            h = self.group(h)
+        elif self.kind.startswith("instance_norm"):
+            h = self.instance(h)
+        elif self.kind == "hand_written_layer_norm":  # the Annotated Transformer's LayerNorm
+            t = h.transpose(1, 2)
+            h = ((t - t.mean(-1, keepdim=True)) / (t.std(-1, keepdim=True) + 1e-6)).transpose(1, 2)
+        elif self.kind == "var":
+            h = h * h.var(-1, keepdim=True).expand_as(h) + torch.var(h, 1, False, True)
+        elif self.kind == "norm_p1":
+            h = h / (h.norm(p=1, dim=1, keepdim=True) + 1)
+        elif self.kind == "norm_p3":
+            h = h / (h.norm(p=3, dim=1, keepdim=True) + 1)
+        elif self.kind == "vector_norm":
+            h = h * torch.linalg.vector_norm(h, dim=-1)[..., None]
+        elif self.kind == "normalize":
+            h = F.normalize(h, dim=1)
+        else:
+            h = F.normalize(h, dim=-1)
+        return self.out(torch.tanh(h).mean(-1))
+
+
+@pytest.mark.parametrize("kind", NormalisationNet.KINDS)
+def test_normalisations_sum_to_the_plain_model_difference(kind, data):
+    X, refs = data
+    model = _initialised(NormalisationNet(kind))
+    if kind == "instance_norm_running":
+        model.instance.running_mean.normal_(std=0.3)
+        model.instance.running_var.uniform_(0.5, 2.0)
+    assert float(_delta(model, X, refs).max()) < 1e-5
+    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+
+
+@pytest.mark.parametrize("export", ["script", "trace"])
+@pytest.mark.parametrize("kind", ["group_norm", "instance_norm", "hand_written_layer_norm", "normalize"])
+def test_scripted_normalisations_equal_their_python_class(kind, export, data):
+    X, refs = data
+    model = _initialised(NormalisationNet(kind))
+    exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
+    torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True),
+                               deep_lift_shap(model, X, refs, hypothetical=True), rtol=0, atol=1e-6)
+
+
+def test_an_infinity_norm_is_refused_with_the_way_out(data):
+    class Infinity(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 3, 5, padding=2)
+
+        def forward(self, x):
+            return self.conv(x).norm(p=float("inf"), dim=1).mean(-1, keepdim=True)
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`norm`.*only finite p > 0 is supported, not p=inf.*abs\(\)\.amax"):
+        deep_lift_shap(_initialised(Infinity()), X, refs)
+
+
 def test_a_product_that_moves_the_batch_is_refused_with_the_way_out(data):
     class Moved(nn.Module):
         def __init__(self):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genomatt.attribution import deep_lift_shap
-from genomatt.attribution.interception import mark_varying
+from genomatt.attribution.interception import is_varying, mark_varying
 from genomatt.attribution.registry import elementwise
 from genomatt.errors import ConfigError, ModelError
 
@@ -433,28 +433,28 @@ def test_torch_recurrent_layers_exported_are_explained_as_their_python_class(kin
 
 
 def test_composite_user_rule_from_the_documentation(data):
-    # docs/methods/deeplift.md: F.normalize(z, p=2, dim) = z / max(‖z‖, eps).
-    def normalize(mode, func, args, kwargs):
-        z = args[0]
-        dim, eps = kwargs.get("dim", 1), kwargs.get("eps", 1e-12)
-        if kwargs.get("p", 2) != 2:
-            raise mode.refuse("this rule takes the Euclidean norm only")
-        norm_sq = mode.rescale(z, torch.square).sum(dim=dim, keepdim=True)
-        mark_varying(norm_sq)
-        return mode.product(torch.mul, z, mode.rescale(norm_sq, lambda s: torch.rsqrt(s.clamp(min=eps ** 2))))
+    # docs/methods/deeplift.md: torch.addcmul(x, a, b, value=v) = x + v · a · b.
+    def addcmul(mode, func, args, kwargs):
+        x, a, b = args[:3]
+        product = mode.product(torch.mul, a, b) if is_varying(a) and is_varying(b) else a * b
+        out = x + kwargs.get("value", 1) * product
+        mark_varying(out)
+        return out
 
-    class NormalizedNet(nn.Module):
+    class FiLMNet(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+            self.conv, self.gate = nn.Conv1d(4, 8, 5, padding=2), nn.Conv1d(4, 8, 5, padding=2)
+            self.out = nn.Linear(8, 1)
 
         def forward(self, x):
-            return self.out(F.normalize(self.conv(x), dim=1).mean(-1))
+            h = self.conv(x)
+            return self.out(torch.addcmul(h, torch.tanh(h), torch.sigmoid(self.gate(x)), value=0.5).mean(-1))
 
     X, refs = data
-    with pytest.raises(ModelError, match="`normalize`"):
-        deep_lift_shap(_seeded(NormalizedNet), X, refs)
-    assert _relative_summation_error(_seeded(NormalizedNet), X, refs, rules={"normalize": normalize}) < 1e-4
+    with pytest.raises(ModelError, match="`addcmul`"):
+        deep_lift_shap(_seeded(FiLMNet), X, refs)
+    assert _relative_summation_error(_seeded(FiLMNet), X, refs, rules={"addcmul": addcmul}) < 1e-4
 
 
 class FusedAttentionNet(nn.Module):

@@ -103,6 +103,9 @@ LINEAR_IN_FIRST = frozenset({
     "fft_ifftshift", "real", "imag", "view_as_real", "view_as_complex", "conj", "resolve_conj",
 })
 
+# Their second operand gives only a shape or dtype: it may depend on the input.
+SHAPE_OF_SECOND = frozenset({"view_as", "reshape_as", "expand_as", "type_as"})
+
 # Linear in all their tensor operands together (the listed positions must be constants).
 LINEAR_IN_ALL = frozenset({
     "add", "add_", "__radd__", "sub", "sub_", "subtract", "__rsub__", "rsub", "cat", "concat",
@@ -163,7 +166,8 @@ SUPPORTED = (
     "concatenation, reshaping, padding, indexing, Fourier transforms, products and quotients with "
     "constants), elementwise functions of one input-dependent tensor (ReLU, GELU, SiLU, ELU, sigmoid, tanh, "
     "softplus, exp, log, ...), products and matrix products of two (gating, glu, attention), "
-    "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, maximum/minimum, "
+    "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, group_norm, instance_norm, var, std, "
+    "p-norms, normalize, maximum/minimum, "
     "attention (scaled_dot_product_attention, nn.MultiheadAttention), nn.GRU, nn.LSTM, max "
     "pooling and torch.max over one axis; other operations take a rule from rules={...}."
 )
@@ -508,7 +512,9 @@ class InterceptionMode(TorchFunctionMode):
     def _linear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
         if name in LINEAR_IN_FIRST:
             first = args[0] if args else kwargs.get("input", kwargs.get("self"))
-            if any(tensor is not first for tensor in varying):
+            if name in SHAPE_OF_SECOND and not any(tensor is first for tensor in varying):
+                return func(*args, **kwargs)  # a constant in the shape of an input-dependent tensor
+            if any(tensor is not first for tensor in varying) and name not in SHAPE_OF_SECOND:
                 raise self._refusal(name, "it is linear only in its first operand, and another operand "
                                           "depends on the input too")
         elif name in LINEAR_IN_ONE:

@@ -157,6 +157,149 @@ def layer_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) ->
     return out
 
 
+def _sqrt(value: Tensor) -> Tensor:
+    """√value with a zero derivative at 0 (a channel constant over the sequence and its references): the
+    Rescale rule falls back to the derivative where the difference vanishes, and √'s is infinite at 0."""
+    return torch.sqrt(value.clamp_min(torch.finfo(value.dtype).tiny))
+
+
+def _centred_square_sum(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """Σ (z − mean z)² over ``dims`` (kept): linear centring, Rescale at the square, a sum."""
+    centred = z - z.mean(dim=dims, keepdim=True)
+    mark_varying(centred)
+    out = mode.rescale(centred, torch.square).sum(dim=dims, keepdim=True)
+    mark_varying(out)
+    return out
+
+
+def _finish_reduction(out: Tensor, dims: tuple[int, ...], keepdim: bool, transposed: bool) -> Tensor:
+    """A reduction's result kept over ``dims``, squeezed unless ``keepdim``, the batch brought back."""
+    if not keepdim:
+        out = out.squeeze(dims)
+    elif transposed:
+        out = out.transpose(0, 1)
+    mark_varying(out)
+    return out
+
+
+def variance(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``var`` and ``std`` over explicit axes: Σ (z − mean)² / (n − correction), exact, and its square root
+    by Rescale (hand-written layer norms divide by ``std``)."""
+    z = _only_input(mode, args, kwargs)
+    rest, dim, unbiased, keepdim = list(args[1:]), kwargs.get("dim"), kwargs.get("unbiased"), False
+    if rest and isinstance(rest[0], bool):  # var(input, unbiased)
+        unbiased = rest.pop(0)
+    elif rest:  # var(input, dim, unbiased, keepdim)
+        dim = rest.pop(0)
+        unbiased = rest.pop(0) if rest else unbiased
+        keepdim = rest.pop(0) if rest else keepdim
+    keepdim = kwargs.get("keepdim", keepdim)
+    correction = kwargs.get("correction", 0 if unbiased is False else 1)
+    z, dims, transposed = _reduction_dims(mode, dim, z)
+    count = 1
+    for d in dims:
+        count *= z.shape[d]
+    out = _centred_square_sum(mode, z, dims) / max(count - correction, 0)
+    mark_varying(out)
+    if mode.operation == "std":
+        out = mode.rescale(out, _sqrt)
+    return _finish_reduction(out, dims, keepdim, transposed)
+
+
+def _p_norm(mode: DeepLiftMode, z: Tensor, p: Any, dims: tuple[int, ...]) -> Tensor:
+    """(Σ |z|^p)^(1/p) over ``dims`` (kept), Rescale at the power and at the root."""
+    p = 2.0 if p in (None, "fro") else p
+    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 < p < float("inf"):
+        raise mode.refuse(f"only finite p > 0 is supported, not p={p!r}; write an infinity norm as "
+                          "z.abs().amax(dim)")
+    powered = mode.rescale(z, torch.square if p == 2 else lambda v: v.abs() ** p)
+    total = powered.sum(dim=dims, keepdim=True)
+    mark_varying(total)
+    return mode.rescale(total, _sqrt if p == 2 else lambda v: v.clamp_min(torch.finfo(v.dtype).tiny) ** (1 / p))
+
+
+def norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``norm`` and ``linalg.vector_norm`` over explicit axes: (Σ |z|^p)^(1/p), exact."""
+    z = _only_input(mode, args, kwargs)
+    vector = mode.operation == "linalg_vector_norm"
+    p = _argument(args, kwargs, 1, "ord" if vector else "p", 2.0 if vector else "fro")
+    z = _cast(z, kwargs.get("dtype"))
+    z, dims, transposed = _reduction_dims(mode, _argument(args, kwargs, 2, "dim"), z)
+    out = _p_norm(mode, z, p, dims)
+    return _finish_reduction(out, dims, _argument(args, kwargs, 3, "keepdim", False), transposed)
+
+
+def normalize(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``F.normalize``: z / max(‖z‖_p, eps) along ``dim``, exact (the quotient by Rescale and the product
+    rule)."""
+    z = _only_input(mode, args, kwargs)
+    p, dim = _argument(args, kwargs, 1, "p", 2.0), _argument(args, kwargs, 2, "dim", 1)
+    eps = _argument(args, kwargs, 3, "eps", 1e-12)
+    base, dims, transposed = _reduction_dims(mode, dim, z)
+    length = _p_norm(mode, base, p, dims)
+    if transposed:
+        length = length.transpose(0, 1)
+        mark_varying(length)
+    out = mode.product(torch.mul, z, mode.rescale(length, lambda v: 1 / v.clamp_min(eps)))
+    mark_varying(out)
+    return out
+
+
+def _standardised(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
+    """(z − mean) · rsqrt(var + eps) over ``dims``, the biased variance: layer norm's normalisation."""
+    centred = z - z.mean(dim=dims, keepdim=True)
+    mark_varying(centred)
+    count = 1
+    for d in dims:
+        count *= z.shape[d]
+    variance = _centred_square_sum(mode, z, dims) / count
+    mark_varying(variance)
+    out = mode.product(torch.mul, centred, mode.rescale(variance, lambda v: torch.rsqrt(v + eps)))
+    mark_varying(out)
+    return out
+
+
+def _channel_affine(out: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """``out`` · w + b with one weight and bias per channel (axis 1)."""
+    shape = (1, -1) + (1,) * (out.dim() - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    mark_varying(out)
+    return out
+
+
+def group_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``group_norm`` (``nn.GroupNorm``): layer norm over each group of channels and the positions, then
+    one affine per channel, exact."""
+    z = _only_input(mode, args, kwargs)
+    groups = _argument(args, kwargs, 1, "num_groups")
+    weight, bias = _argument(args, kwargs, 2, "weight"), _argument(args, kwargs, 3, "bias")
+    eps = _argument(args, kwargs, 4, "eps", 1e-5)
+    grouped = z.reshape(z.shape[0], groups, -1)
+    mark_varying(grouped)
+    out = _standardised(mode, grouped, (2,), eps).reshape(z.shape)
+    return _channel_affine(out, weight, bias)
+
+
+def instance_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``instance_norm`` (``nn.InstanceNorm1d``): each channel standardised over the positions of its own
+    sequence, then an affine per channel, exact; with running statistics it is linear, as batch norm."""
+    z = _only_input(mode, args, kwargs)
+    # F.instance_norm(input, running_mean, running_var, weight, bias, ...); torch.instance_norm (a
+    # TorchScript node) takes weight and bias first.
+    names = ("running_mean", "running_var", "weight", "bias") if func is torch.nn.functional.instance_norm \
+        else ("weight", "bias", "running_mean", "running_var")
+    values = {name: _argument(args, kwargs, i + 1, name) for i, name in enumerate(names)}
+    use_input_stats = _argument(args, kwargs, 5, "use_input_stats", True)
+    eps = _argument(args, kwargs, 7, "eps", 1e-5)
+    if not use_input_stats:
+        return mode._linear(func, mode.operation, args, kwargs, [z])
+    out = _standardised(mode, z, tuple(range(2, z.dim())), eps)
+    return _channel_affine(out, values["weight"], values["bias"])
+
+
 def glu(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
     """``glu``: a · sigmoid(b) of the two halves of z along ``dim``, exact (Rescale at the sigmoid, the
     two-factor rule at the product), as a gated unit written out."""
@@ -429,7 +572,9 @@ BUILT_IN = basic_rules()
 
 _COMPOSITE: dict[str, Rule] = {
     "softmax": softmax, "log_softmax": log_softmax, "logsumexp": logsumexp,
-    "layer_norm": layer_norm, "rms_norm": layer_norm, "glu": glu,
+    "layer_norm": layer_norm, "rms_norm": layer_norm, "glu": glu, "group_norm": group_norm,
+    "instance_norm": instance_norm, "var": variance, "std": variance, "norm": norm, "linalg_vector_norm": norm,
+    "normalize": normalize,
     "div": divide, "div_": divide, "divide": divide, "true_divide": divide, "__truediv__": divide,
     "__itruediv__": divide, "__div__": divide,
     "maximum": extremum, "minimum": extremum, "fmax": extremum, "fmin": extremum,

@@ -43,6 +43,11 @@ def _slice(values: Any, *bounds: Any) -> Any:
     return values[start:end:step]
 
 
+def _substring(text: str, start: int, end: int) -> str:
+    """TorchScript's ``text[start:end]`` of its string methods, whose end -1 means the end of the string."""
+    return text[start:] if end == -1 else text[start:end]
+
+
 def _batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
     return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
 
@@ -125,6 +130,11 @@ _SPECIAL: dict[str, Callable] = {
     "list": list, "warn": lambda *args: None, "__and__": lambda a, b: a & b, "__or__": lambda a, b: a | b,
     "_native_multi_head_attention": _native_multi_head_attention,
     "_transformer_encoder_layer_fwd": _transformer_encoder_layer_fwd,
+    # A scripted `for i in range(lo, hi, step)`: its trip count and each step's value.
+    "__range_length": lambda low, high, step: len(range(low, high, step)),
+    "__derive_index": lambda index, start, step: start + index * step,
+    "startswith": lambda text, part, start=0, end=-1: _substring(text, start, end).startswith(part),
+    "endswith": lambda text, part, start=0, end=-1: _substring(text, start, end).endswith(part),
 }
 _SCALAR = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
            "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
@@ -265,8 +275,8 @@ class TorchScriptGraph(nn.Module):
         while positional and positional[-1] is None:  # optional trailing arguments left at their default
             positional.pop()
         base = name.rstrip("_") if name.endswith("_") and not name.startswith("_") else name
-        # torch, torch._C._nn and torch._C._fft take the schema's argument order; F's wrappers may not.
-        for owner in (torch, torch._C._nn, torch._C._fft, F):
+        # torch and its _nn, _fft and _linalg namespaces take the schema's argument order; F's wrappers may not.
+        for owner in (torch, torch._C._nn, torch._C._fft, torch._C._linalg, F):
             function = getattr(owner, name, None)
             if callable(function) and not isinstance(function, type):
                 return function(*positional, **keywords)
