@@ -102,6 +102,28 @@ def target_task(target: str, tasks: Iterable[str]) -> str | None:
     return None
 
 
+def _head_and_task(target: str) -> tuple[str, str]:
+    """A target's head (``profile``, ``counts``, or ``""`` for a task's single output) and its task."""
+    if target in ("profile", "counts"):
+        return target, ""
+    for prefix in HEAD_PREFIXES:
+        if target.startswith(prefix):
+            return prefix.rstrip("_"), target[len(prefix):]
+    return "", target
+
+
+def comparable_targets(targets: Sequence[str]) -> np.ndarray:
+    """``(T, T)`` boolean: whether target j's contributions may rival target i's in task purity and task share.
+
+    A target is compared with itself and with the targets of other tasks on the same head: one task's
+    ``profile_<task>`` and ``counts_<task>`` explain the same factor's sites (on scales that differ), so they
+    are never rivals, and a profile target is compared only with other profile targets.
+    """
+    keys = [_head_and_task(target) for target in targets]
+    return np.array([[first == second or (first[0] == second[0] and first[1] != second[1]) for second in keys]
+                     for first in keys])
+
+
 def task_region_rows(
     regions: pd.DataFrame, tasks: Sequence[str], task_regions: Mapping[str, pd.DataFrame]
 ) -> dict[str, np.ndarray]:

@@ -503,6 +503,34 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     assert (share[(every["task"] == "b").to_numpy() & (every["motif_name"] == "other").to_numpy()] >= 0.5).all()
 
 
+def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
+    # A profile model's one task: its profile target answers motif "m" most and "other" at 0.4 of that; its
+    # count target, on three times the scale, the reverse. The heads are not rival tasks (each on the scale of
+    # its strongest motif, "other" would drive the counts 2.5 times as much as the profile): every site is a
+    # hit of both heads.
+    from genomatt.store import write_store
+
+    cwm = np.zeros((4, 10))
+    cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
+    other = np.zeros((4, 10))
+    other[[1, 1, 3, 2, 2, 0, 1, 3, 3, 1], np.arange(10)] = 1.0
+    rng, onehot, noise = _one_motif_regions(60, 200, seed=5)
+    hypothetical = np.stack([noise, 3 * rng.laplace(0, 0.02, noise.shape).astype(np.float32)], axis=1)
+    for row in range(60):
+        strength = rng.uniform(0.8, 1.0)
+        _plant(onehot, hypothetical[:, 0], row, 50, cwm, strength)
+        hypothetical[row, 1, :, 50:60] += 3 * 0.4 * strength * cwm
+        _plant(onehot, hypothetical[:, 1], row, 130, 3 * other, strength)
+        hypothetical[row, 0, :, 130:140] += 0.4 * strength * other
+    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(60) * 1000, "end": np.arange(60) * 1000 + 200,
+                            "name": [f"r{row}" for row in range(60)]})
+    path = write_store(tmp_path / "contrib.h5", regions,
+                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["profile_x", "counts_x"]})
+    hits = call_hits_in_store(path, [CwmMotif("m", cwm), CwmMotif("other", other)], device="cpu").hits
+    assert (hits.groupby(["task", "motif_name"]).size() == 60).all() and len(hits) == 4 * 60
+
+
 def test_the_algorithm_loads_no_file_reader():
     # hit_calling takes arrays and returns tables; reading contrib.h5 and motif files is its driver's job.
     code = ("import sys, genomatt.motifs.hit_calling; print(sorted(name for name in ('genomatt.store', "

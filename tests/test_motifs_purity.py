@@ -123,3 +123,26 @@ def test_a_motif_left_with_fewer_seqlets_than_a_motif_needs_is_dropped(tmp_path,
     assert "seqlets left, fewer than the 20 a motif needs" in caplog.text
     assert [motif.name for motif in pure.motifs] == ["A.pos.0"]
     assert overlap_fraction(pure.motif_seqlets, truth[truth["motif_name"] == "GATA1"]) > 0.9
+
+
+def test_the_two_heads_of_one_task_are_not_rivals(tmp_path, caplog):
+    # A profile model's one task: its profile target and its count target both explain GATA1 and CTCF, the
+    # count target on a scale ten times the profile's. Heads of one task are not other tasks: the profile
+    # target keeps its motifs. Two tasks' profiles are still compared: task B's profile sees A's CTCF sites
+    # at a fifth of A's profile and keeps no motif of them.
+    genome = simulate_genome(tmp_path / "genome", TWO_MOTIF_SETTINGS)
+    tasks = {"profile_A": {"GATA1": 0.5, "CTCF": 0.5}, "counts_A": {"GATA1": 5.0, "CTCF": 5.0},
+             "profile_B": {"CTCF": 0.1}}
+    info = read_contributions(write_planted_contributions(genome, tmp_path / "contrib.h5", tasks))
+    start, width = resolve_window(None, info.length)
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.purity"):
+        found = {discovery.task: discovery for discovery in
+                 discover_task_motifs(info, start, width, DiscoverySettings(threads=2, seed=1))}
+    truth = pd.read_csv(genome.truth_tsv, sep="\t")
+    for target in ("profile_A", "counts_A"):
+        seqlets = found[target].motif_seqlets
+        planted = {name for motif in found[target].motifs for name in ("GATA1", "CTCF")
+                   if overlap_fraction(seqlets[seqlets["motif"] == motif.name], truth[truth["motif_name"] == name]) > 0.9}
+        assert len(found[target].motifs) == 2 and planted == {"GATA1", "CTCF"}
+    assert not found["profile_B"].motifs
+    assert "task profile_B: motif" in caplog.text and "dropped as a motif of task profile_A" in caplog.text

@@ -3,11 +3,18 @@
 import logging
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from genomatt.errors import BedFormatError, ConfigError, MotifError
-from genomatt.task_regions import read_task_regions, target_task, task_name_from_path, task_region_rows
+from genomatt.task_regions import (
+    comparable_targets,
+    read_task_regions,
+    target_task,
+    task_name_from_path,
+    task_region_rows,
+)
 
 
 def write_bed(path, rows):
@@ -96,3 +103,15 @@ def test_a_profile_models_targets_use_their_tasks_regions():
     assert target_task("profile_CTCF", task_regions) is None and target_task("shape_GATA1", task_regions) is None
     rows = task_region_rows(regions, ["profile_GATA1", "counts_GATA1"], task_regions)
     assert rows["profile_GATA1"].tolist() == rows["counts_GATA1"].tolist() == [1]
+
+
+def test_targets_are_compared_head_with_head_and_never_within_one_task():
+    targets = ["profile_A", "counts_A", "profile_B", "counts_B", "profile", "counts"]
+    expected = np.array([[1, 0, 1, 0, 0, 0],
+                         [0, 1, 0, 1, 0, 0],
+                         [1, 0, 1, 0, 0, 0],
+                         [0, 1, 0, 1, 0, 0],
+                         [0, 0, 0, 0, 1, 0],
+                         [0, 0, 0, 0, 0, 1]], dtype=bool)
+    np.testing.assert_array_equal(comparable_targets(targets), expected)
+    assert comparable_targets(["GATA1", "CTCF", "track_0"]).all()

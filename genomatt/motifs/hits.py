@@ -37,6 +37,7 @@ from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.progress import ProgressLog
 from genomatt.store import read_table, write_table
 from genomatt.tracks import write_hits_bed
+from genomatt.task_regions import comparable_targets
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,9 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     absolute ``hit_contribution`` of the hits of the task's strongest motif among those with hits in it
     (largest ``strength``; a task with no hits, or only hits of no contribution, has no scale and is left out);
     the share is the own task's value over the largest. A site of another factor that a task responds to
-    only a little (as multi-task models do to sites that drive their other tasks) has a small share.
+    only a little (as multi-task models do to sites that drive their other tasks) has a small share. A profile
+    model's targets are compared head with head (:func:`genomatt.task_regions.comparable_targets`): one
+    task's ``profile_<task>`` and ``counts_<task>`` never take each other's hits.
 
     Parameters
     ----------
@@ -235,8 +238,11 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
         cumulative = np.pad(per_base.cumsum(axis=1), ((0, 0), (1, 0)))
         span = cumulative[row_of_hit, offset + width] - cumulative[row_of_hit, offset]
         driven[:, index] = np.abs(span) / scale[task]
-    own = driven[np.arange(len(hits)), [tasks.index(task) for task in hits["task"]]]
-    strongest = np.where(np.isnan(driven), -np.inf, driven).max(axis=1)
+    own_index = np.array([tasks.index(task) for task in hits["task"]], dtype=np.int64)
+    own = driven[np.arange(len(hits)), own_index]
+    # Compared only with the tasks that rival the hit's own (not its own task's other head).
+    rivals = comparable_targets(tasks)[own_index]
+    strongest = np.where(np.isnan(driven) | ~rivals, -np.inf, driven).max(axis=1)
     # A hit of a task without a scale is not compared (share 1), never dropped for want of one.
     return np.divide(own, strongest, out=np.ones(len(hits)), where=(strongest > 0) & ~np.isnan(own))
 

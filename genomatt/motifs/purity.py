@@ -29,6 +29,7 @@ from genomatt.motifs.discovery import (
     supported,
 )
 from genomatt.motifs.trimming import trim_bounds
+from genomatt.task_regions import comparable_targets
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], 
         In [0, 1]; 0.5 keeps sites that drive their task at least half as much as any task.
     """
     tasks = list(contributions.tasks)
+    rivals = comparable_targets(tasks)
     entries = [_entry(index, motif.sign, motif.name, pattern, (motif.trim_start, motif.trim_end))
                for index, discovery in enumerate(discoveries) for sign in SIGNS
                for motif, pattern in zip([motif for motif in discovery.motifs if motif.sign == sign],
@@ -121,12 +123,14 @@ def pure_motifs(contributions: Contributions, discoveries: list[TaskDiscovery], 
     for entry in entries:
         discovery = discoveries[entry.discovery]
         own = tasks.index(discovery.task)
-        driven = entry.effects * (1 if entry.sign == "pos" else -1)
+        # Only the targets that rival this one: other tasks on the same head (not its own task's other head).
+        driven = np.where(rivals[own], entry.effects * (1 if entry.sign == "pos" else -1), -np.inf)
         purity = seqlet_purity(driven, own)
         if len(purity) and float(np.median(purity)) < min_purity:
+            others = np.where(np.arange(len(tasks)) == own, -np.inf, driven).mean(axis=0)
             log.info("task %s: motif %s (%d seqlets) dropped as a motif of task %s: its seqlets drive their own "
                      "task %.2f as much (purity under %g)", discovery.task, entry.name, len(purity),
-                     tasks[int(np.argmax(driven.mean(axis=0)))], float(np.median(purity)), min_purity)
+                     tasks[int(np.argmax(others))], float(np.median(purity)), min_purity)
             changed.add(entry.discovery)
             continue
         keep = purity >= min_purity
