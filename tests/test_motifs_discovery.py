@@ -89,6 +89,20 @@ def test_no_seqlets_gives_an_empty_result_and_says_why(contributions, caplog):
     assert "fewer than the 100 needed for discovery; no pos motifs" in caplog.text
 
 
+@pytest.mark.parametrize("error", [ValueError("Input contains NaN."),
+                                   BaseException("Could not construct partition: Cannot accept NaN weights.")])
+def test_a_failure_inside_tfmodisco_lite_names_the_task_and_the_way_out(contributions, monkeypatch, error):
+    import modiscolite.tfmodisco
+
+    def failing(**options):
+        raise error
+
+    monkeypatch.setattr(modiscolite.tfmodisco, "TFMoDISco", failing)
+    with pytest.raises(MotifError, match=r"task GATA1: tfmodisco-lite failed on the task's \d+ positive and \d+ "
+                                         r"negative seqlets \(\w+: .*NaN.*\).*motifs.window"):
+        discover(contributions[0], "GATA1")
+
+
 @pytest.mark.parametrize("window", [151, 99])
 def test_odd_and_short_windows(contributions, window):
     info, truth = contributions

@@ -333,15 +333,25 @@ def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, count
                      task, settings.max_seqlets, counts[sign], sign, settings.seed)
     if not runnable:
         return {sign: [] for sign in SIGNS}
-    pos_patterns, neg_patterns = TFMoDISco(
-        one_hot=one_hot, hypothetical_contribs=hypothetical_contribs,
-        sliding_window_size=geometry.core, flank_size=geometry.flank,
-        trim_to_window_size=geometry.trim, initial_flank_to_add=geometry.pattern_flank,
-        final_flank_to_add=0, target_seqlet_fdr=settings.target_fdr, min_passing_windows_frac=0.0,
-        # TFMoDISco clusters a sign when it has more than min_metacluster_size seqlets.
-        min_metacluster_size=settings.min_seqlets - 1, final_min_cluster_size=MIN_MOTIF_SEQLETS,
-        max_seqlets_per_metacluster=settings.max_seqlets, n_leiden_runs=settings.n_leiden_runs,
-    )
+    try:
+        pos_patterns, neg_patterns = TFMoDISco(
+            one_hot=one_hot, hypothetical_contribs=hypothetical_contribs,
+            sliding_window_size=geometry.core, flank_size=geometry.flank,
+            trim_to_window_size=geometry.trim, initial_flank_to_add=geometry.pattern_flank,
+            final_flank_to_add=0, target_seqlet_fdr=settings.target_fdr, min_passing_windows_frac=0.0,
+            # TFMoDISco clusters a sign when it has more than min_metacluster_size seqlets.
+            min_metacluster_size=settings.min_seqlets - 1, final_min_cluster_size=MIN_MOTIF_SEQLETS,
+            max_seqlets_per_metacluster=settings.max_seqlets, n_leiden_runs=settings.n_leiden_runs,
+        )
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # leidenalg raises BaseException itself
+        raise MotifError(
+            f"task {task}: tfmodisco-lite failed on the task's {counts['pos']} positive and {counts['neg']} negative "
+            f"seqlets ({type(error).__name__}: {error}); seqlets whose windows carry no contribution make its "
+            "similarities undefined: a narrower window (motifs.window, --window) on the bases the model's output "
+            "sees, or fewer regions without contribution, avoids them"
+        ) from error
     found = {"pos": pos_patterns or [], "neg": neg_patterns or []}
     if not (found["pos"] or found["neg"]):
         log.info("task %s: tfmodisco-lite found no motif supported by enough seqlets", task)

@@ -9,6 +9,7 @@ call it; matching the motifs and writing them is left to the caller.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import numpy as np
@@ -16,6 +17,27 @@ import numpy as np
 from genomatt.contributions import Contributions
 from genomatt.motifs.discovery import DiscoverySettings, TaskDiscovery, discover_motifs
 from genomatt.motifs.purity import pure_motifs
+
+log = logging.getLogger(__name__)
+
+
+def _contributing_span(hypothetical: np.ndarray, task: str, window_start: int) -> tuple[int, int]:
+    """The columns ``[first, last)`` of the window between its leading and trailing columns of no contribution
+    in any region, with a warning when there are such columns.
+
+    A model whose output does not see the whole input (a receptive field narrower than the region, as a profile
+    model's crop makes) gives exactly zero contributions there, on which seqlet similarities are undefined.
+    """
+    width = hypothetical.shape[2]
+    columns = np.flatnonzero(np.any(hypothetical != 0, axis=(0, 1)))
+    if not len(columns) or (columns[0] == 0 and columns[-1] == width - 1):
+        return 0, width
+    first, last = int(columns[0]), int(columns[-1]) + 1
+    log.warning("task %s: bp %d-%d and %d-%d of the regions carry no contribution in any region (outside what the "
+                "model's output sees): motifs are discovered in the %d bp between them (motifs.window, --window, "
+                "sets a narrower window)", task, window_start, window_start + first, window_start + last,
+                window_start + width, last - first)
+    return first, last
 
 
 def discover_task_motifs(
@@ -52,7 +74,9 @@ def discover_task_motifs(
         if task_rows is not None:
             rows = task_rows[task]
             onehot, hypothetical, regions = onehot[rows], hypothetical[rows], regions.iloc[rows].reset_index(drop=True)
-        discovery = discover_motifs(onehot, hypothetical, regions, task, window_start, settings)
+        first, last = _contributing_span(hypothetical, task, window_start)
+        discovery = discover_motifs(onehot[:, :, first:last], hypothetical[:, :, first:last], regions, task,
+                                    window_start + first, settings)
         del onehot, hypothetical
         if task_rows is not None:
             # tfmodisco-lite's example indices name rows of the contribution file.
