@@ -15,18 +15,18 @@ A profile target reduces the logits l of one profile to a scalar. Two convention
 offered (``PROFILE_CONVENTIONS``), both with exact summation-to-delta:
 
 ``"bpnet"`` (default)
-    bpnet-lite's and ChromBPNet's ``ProfileWrapper``: with centred logits c = l − mean(l),
-    Σ c · softmax(c), whose map c ↦ c · softmax(c) takes the Rescale rule as one block
-    (bpnet-lite registers it so with tangermeme and captum). The default because ChromBPNet and
-    bpnet-lite users compare against these scores, and the explained value is a function of the
-    sequence alone.
+    bpnet-lite's ``ProfileWrapper`` (its PyTorch BPNet and ChromBPNet): with centred logits
+    c = l − mean(l), Σ c · softmax(c), whose map c ↦ c · softmax(c) takes the Rescale rule as one block
+    (bpnet-lite registers it so with tangermeme and captum). The default because bpnet-lite users
+    compare against these scores, and the explained value is a function of the sequence alone.
 ``"held"``
     BPNet's original target: Σ softmax(l) · c with the softmax weights a constant (stop-gradient),
     held at the explained sequence's value for its references, so the target is one linear
     function of the logits per sequence (tangermeme with a detached softmax gives the same).
 
-shap's ``DeepExplainer`` weights each reference by its own softmax; those contributions do not
-sum to any output difference, so genomatt does not offer that weighting.
+shap's ``DeepExplainer`` weights each reference by its own softmax (the TensorFlow ChromBPNet 1.x and
+BPNet scripts' stop-gradient softmax); those contributions do not sum to any output difference, so
+genomatt does not offer that weighting.
 """
 
 from __future__ import annotations

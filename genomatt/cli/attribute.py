@@ -76,8 +76,8 @@ def register(subparsers) -> None:
                         "a second site that cross_max leaves out (docs/methods.md); nothing more is written for "
                         "a model without such a max or when it equals --max-rule (default: none)")
     parser.add_argument("--profile-target", choices=PROFILE_CONVENTIONS, default=PROFILE_CONVENTIONS[0],
-                        help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's and "
-                        "ChromBPNet's ProfileWrapper) or held (softmax weights held at the sequence's "
+                        help="how a profile output is reduced to the explained value: bpnet (bpnet-lite's "
+                        "ProfileWrapper) or held (softmax weights held at the sequence's "
                         "value), see docs/methods/deeplift.md (default %(default)s)")
     parser.add_argument("--batch-size", type=positive_int, default=128,
                         help="(region, reference) pairs per pass (default %(default)s)")
