@@ -31,6 +31,8 @@ def test_meme_reader_tolerates_rows_not_summing_to_one(tmp_path):
     ("MOTIF A\nletter-probability matrix: w= 3\n1 0 0 0\n", "declares w=3 but has 1 rows"),
     ("MOTIF A\nnothing here\n", "has no letter-probability matrix"),
     ("", "no MOTIF entries"),
+    ("MOTIF A\nletter-probability matrix: w= 1\n1 0 0 0\n\nMOTIF B\nletter-probability matrix: w= 1\n0 1 0 0\n\n"
+     "MOTIF A\nletter-probability matrix: w= 1\n1 0 0 0\n", r":11: motif A is given again \(first at line 3\)"),
 ])
 def test_meme_reader_errors(tmp_path, body, message):
     path = tmp_path / "bad.meme"

@@ -153,6 +153,7 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
         raise MotifError(f"{path}: not a MEME motif file (no 'MEME version' line)")
     _check_dna_alphabet(lines, path)
     motifs: list[Motif] = []
+    first_line: dict[str, int] = {}
     index = 0
     while index < len(lines):
         match = _MOTIF_LINE.match(lines[index])
@@ -160,6 +161,11 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
         if not match:
             continue
         motif_id, name = match.group(1), match.group(2) or match.group(1)
+        if motif_id in first_line:
+            raise MotifError(f"{path}:{index}: motif {motif_id} is given again (first at line {first_line[motif_id]}); "
+                             "each motif needs its own identifier (two files joined twice, or one motif listed "
+                             "twice?)")
+        first_line[motif_id] = index
         while index < len(lines) and not _MATRIX_HEADER.match(lines[index].strip()):
             if _MOTIF_LINE.match(lines[index]):
                 raise MotifError(f"{path}:{index + 1}: motif {motif_id} has no letter-probability matrix")
