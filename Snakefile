@@ -32,9 +32,9 @@ if workflow.modifier.namespace is None:
 # The first rule, so the default target; not marked default_target, which in a workflow that imports this
 # one as a module would take the place of that workflow's own first rule.
 rule all:
-    """Default target: every sample's report, with every job's benchmark (time and memory)."""
+    """Default target: every sample's outputs, the report last, with every job's benchmark (time and memory)."""
     input:
-        final_outputs(),
+        final_outputs,
 
 
 include: "workflow/rules/data.smk"

@@ -149,8 +149,8 @@ def test_discovery_filters_reach_genomatt_motifs(tmp_path):
 def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
     block = printed_job(tmp_path, "hits", {"fdr": 0.01, "min_task_share": 0.2}, "hits")
     assert "--fdr 0.01" in block and "--min-task-share 0.2" in block
-    # Keys the config leaves out take the command's defaults (genomatt/motifs/hit_parameters.py).
-    assert "--min-similarity" not in block and "--energy-floor" not in block
+    # Keys the config leaves out take the defaults of the schema, the command's own (genomatt/motifs/hit_parameters.py).
+    assert "--min-similarity 0.7" in block and "--energy-floor 1.0" in block
 
 
 @pytest.mark.parametrize("section, rule", [("train", "train"), ("attribution", "attribute_shard"),
@@ -229,6 +229,9 @@ def test_benchmark_configs_run_as_documented(tmp_path, path):
     ("attribution", "shard", 2, "Additional properties are not allowed ('shard' was unexpected)"),
     ("motifs", "min_purity", 1.5, "instance['motifs']['min_purity']"),
     ("train", "learning_rate", 0, "instance['train']['learning_rate']"),
+    # Values the commands refuse are refused by the config, before any job.
+    ("hits", "fdr", 1, "instance['hits']['fdr']"),
+    ("motifs", "window", 10, "instance['motifs']['window']"),
     ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "task": ["a"]},
      "Additional properties are not allowed ('task' was unexpected)"),
 ])
@@ -305,6 +308,11 @@ def test_every_file_of_a_run_is_declared(resumed_run):
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
     # Threads are a job's resources: more of them rerun nothing.
     ("train", "threads", 2, set()),
+    # A key written out at its default gives the commands its absence gives.
+    ("train", "seed", 0, set()),
+    ("motifs", "min_strength", 0.3, set()),
+    ("motifs", "jaspar_collection", "CORE", set()),
+    ("hits", "min_similarity", 0.7, set()),
 ])
 def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tmp_path, section, key, value, rerun):
     config = yaml.safe_load((resumed_run[0].parent / "config.yaml").read_text())
@@ -318,6 +326,31 @@ def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tm
         assert set(rule_blocks(output)) == rerun | {"all"}
     else:
         assert "Nothing to be done" in output, output
+
+
+def test_the_config_defaults_are_the_commands_defaults():
+    # The schema writes its defaults into the config, and the rules pass them to the commands: they must be the
+    # commands' own, or a config that leaves a key out would run with other settings than the docs say.
+    from genomatt.cli.main import build_parser
+    from genomatt.motifs.hit_parameters import HitParameters
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())["properties"]
+    subcommands = next(action for action in build_parser()._actions if action.dest == "command").choices
+    command_of = {"train": "train", "motifs": "motifs", "hits": "hits"}
+    checked = 0
+    for section, command in command_of.items():
+        parser = subcommands[command]
+        for key, settings in schema[section]["properties"].items():
+            if "default" not in settings:
+                continue
+            if key == "task_regions":
+                assert settings["default"] is True
+                continue
+            assert settings["default"] == parser.get_default(key), f"{section}.{key}"
+            checked += 1
+    assert checked == 22
+    assert {key: value["default"] for key, value in schema["hits"]["properties"].items() if "default" in value} \
+        == {key: value for key, value in HitParameters().settings().items() if key != "seed"}
 
 
 def test_a_user_models_targets_and_profile_target_reach_check_and_attribute(tmp_path, user_data):
@@ -502,3 +535,15 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
     benchmarks = sorted(path.stem for path in (out / "benchmarks" / "k562").iterdir())
     assert benchmarks == ["attribute.0", "attribute.1", "check", "extract", "gather", "hits", "motifs", "report"]
     assert untracked_outputs(tmp_path, config) == []
+    # An edited task BED of a user's model changes where motifs and hits look: they rerun, not the attribution.
+    bed = yaml.safe_load(config.read_text())["samples"]["k562"]["tasks"][0]
+    os.utime(bed, (time.time() + 5, time.time() + 5))
+    result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
+                           python_path=(user_data / "models",))
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}
+    # A deleted output is made again.
+    os.utime(bed, (time.time() - 3600, time.time() - 3600))
+    (out / "k562" / "motifs" / "matches.tsv").unlink()
+    result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
+                           python_path=(user_data / "models",))
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}

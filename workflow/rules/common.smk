@@ -86,6 +86,13 @@ def sample_check_task_beds(wildcards):
     return []
 
 
+def sample_check_input_task_beds(wildcards):
+    """The task BEDs that are inputs of the check: a model to train's, whose edit retrains the model and so reruns
+    all that follows. A user model's task BEDs are checked too (`sample_check_options`) but are no input: their
+    edit reruns only motifs and hits, which read them, not the check and the attribution after it."""
+    return sample_task_beds(wildcards) if sample_trains_model(wildcards.sample) else []
+
+
 def sample_check_options(wildcards):
     """Options of `genomatt check`: task BEDs, a model to train's held-out chromosomes, and the user's model with
     its declared task names."""
@@ -199,11 +206,14 @@ def uses_simulation():
                for sample in config["samples"].values())
 
 
-def final_outputs():
-    """The default target: every sample's report, and every job's benchmark."""
+def final_outputs(wildcards):
+    """The default target: every output a sample's run keeps (the report and every file before it, so that one
+    deleted is made again), and every job's benchmark. The attribution shards are temporary, not among them."""
     outputs = [benchmark("simulate")] if uses_simulation() else []
+    kept_rules = ["check", "extract", "gather_contributions", "motifs", "hits", "report"]
     for sample in config["samples"]:
-        outputs.append(f"{OUTDIR}/{sample}/report.html")
+        for name in kept_rules + (["train"] if sample_trains_model(sample) else []):
+            outputs += expand(getattr(rules, name).output, sample=sample)
         stages = ["check", "extract", "gather", "motifs", "hits", "report"]
         stages += ["train"] if sample_trains_model(sample) else []
         stages += [f"attribute.{shard}" for shard in range(SHARDS)]
@@ -237,8 +247,8 @@ def training_architecture_file(wildcards):
 
 
 def hit_options():
-    """Hit-calling options of `genomatt hits` from the `hits` section of the config (its resources aside);
-    the keys it leaves out take the command's defaults (genomatt/motifs/hit_parameters.py)."""
+    """Hit-calling options of `genomatt hits` from the `hits` section of the config (its resources aside), with the
+    schema's defaults (the command's own, genomatt/motifs/hit_parameters.py) for the keys it leaves out."""
     return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in HITS.items()
                     if value is not None and key not in RESOURCE_KEYS)
 

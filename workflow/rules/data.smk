@@ -45,7 +45,7 @@ rule check:
         unpack(negatives_bed),
         fasta=sample_fasta,
         regions=sample_regions,
-        task_beds=sample_check_task_beds,
+        task_beds=sample_check_input_task_beds,
         model=sample_user_model_inputs,
     output:
         f"{OUTDIR}/{{sample}}/check.json",
