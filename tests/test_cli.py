@@ -392,6 +392,34 @@ def test_a_command_restores_the_sigterm_handler_it_replaced(tmp_path, capsys):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_ctrl_c_inside_a_library_callback_is_one_line_too(small_genome, tmp_path, monkeypatch, capsys):
+    # Ctrl-C while h5py calls the Python file object it writes through comes out as h5py's own errors.
+    import genomatt.cli.extract as extract_command
+
+    def interrupted_in_h5py(args):
+        try:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt as error:
+                raise SystemError("_GuardedFile.flush returned a result with an exception set") from error
+        except SystemError:
+            raise RuntimeError("Can't decrement id ref count (unable to close file)") from None
+
+    monkeypatch.setattr(extract_command, "run", interrupted_in_h5py)
+    status = main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+                   "--width", "200", "--out", str(tmp_path / "regions.h5")])
+    assert status == 130
+    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; no output was written"
+
+    def failing(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(extract_command, "run", failing)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
+              "--width", "200", "--out", str(tmp_path / "regions.h5")])
+
+
 def test_ctrl_c_is_one_line_and_leaves_nothing(small_genome, tmp_path, monkeypatch, capsys):
     import genomatt.cli.extract as extract_command
     from genomatt.atomic import atomic_path

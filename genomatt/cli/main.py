@@ -130,13 +130,34 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split())
         print(f"genomatt {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # Ctrl-C inside a library's callback (h5py writing through a Python file object) comes out as the
+        # library's own error, raised while handling the interrupt.
+        if not _raised_by_interrupt(error):
+            raise
+        return _interrupted(args)
     except KeyboardInterrupt:
-        # Ctrl-C: the outputs were removed on the way out, as on any failure.
-        if args.debug:
-            traceback.print_exc()
-        print(f"genomatt {args.command}: interrupted; no output was written", file=sys.stderr)
-        return 130
+        return _interrupted(args)
     return 0
+
+
+def _raised_by_interrupt(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is among the errors that ``error`` was raised from or while handling."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    """Ctrl-C: the outputs were removed on the way out, as on any failure."""
+    if args.debug:
+        traceback.print_exc()
+    print(f"genomatt {args.command}: interrupted; no output was written", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":
