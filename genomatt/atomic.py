@@ -84,6 +84,29 @@ def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
     return OutputError(f"{path}: cannot write ({reason}); nothing was written under this name")
 
 
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """Fail now, naming ``path``, where it could not be written when a long command ends: its folder cannot be
+    made, or nothing can be written in it. Folders made for the test are removed again.
+
+    Parameters
+    ----------
+    path
+        An output file, or with ``folder`` an output folder.
+    folder
+        ``path`` is the folder the outputs go in.
+    """
+    target = Path(path) if folder else Path(path).parent
+    created = [parent for parent in (target, *target.parents) if not parent.exists()]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as error:
+        raise write_failure(path, error) from None
+    finally:
+        _remove_empty_folders(created)
+
+
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files a killed write of ``path`` left beside it; return them."""
     final = Path(path)

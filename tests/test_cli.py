@@ -436,3 +436,21 @@ def test_ctrl_c_is_one_line_and_leaves_nothing(small_genome, tmp_path, monkeypat
     assert status == 130
     assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; no output was written"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [
+    ["motifs", "--contrib", "{missing}", "--out", "{blocked}/motifs.h5"],
+    ["hits", "--contrib", "{missing}", "--motifs", "{missing}", "--out-dir", "{blocked}/hits"],
+    ["train", "--fasta", "{missing}", "--task-regions", "{missing}", "--out", "{blocked}/model.pt"],
+    ["report", "--contrib", "{missing}", "--motifs", "{missing}", "--out", "{blocked}/sub/report.html"],
+])
+def test_an_output_that_could_not_be_written_is_refused_before_any_work(tmp_path, capsys, command):
+    # The output folder cannot be made (a file stands where it would be): refused before reading any input,
+    # where the command would have failed only at its end.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file, not a folder")
+    argv = [part.format(missing=tmp_path / "missing", blocked=blocked) for part in command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"genomatt {command[0]}: error: {blocked}/" in err and ": cannot write (" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["blocked"]

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 
 from genomatt import __version__
-from genomatt.atomic import abandon_outputs, command_outputs
+from genomatt.atomic import abandon_outputs, check_writable, command_outputs
 from genomatt.errors import GenomattError
 
 # Subcommand modules, in the order of the pipeline.
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             from genomatt.device import resolve_device
 
             args.device = resolve_device(args.device)
+        _check_outputs_writable(args)
         with _sigterm_removes_outputs(args.command), command_outputs():
             args.func(args)
     except (GenomattError, OSError) as error:
@@ -139,6 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _interrupted(args)
     return 0
+
+
+# The arguments naming each command's output files and folders, checked before the command works.
+_OUTPUT_FILES = {"attribute": ("out",), "check": ("out",), "extract": ("out",), "gather": ("out",),
+                 "motifs": ("out",), "report": ("out",), "train": ("out", "metrics")}
+_OUTPUT_FOLDERS = {"attribute": ("export_dir",), "evaluate": ("out_dir",), "hits": ("out_dir", "tracks_dir"),
+                   "simulate": ("out_dir",)}
+
+
+def _check_outputs_writable(args: argparse.Namespace) -> None:
+    """Refuse, before hours of work, outputs that could not be written at the end (a read-only folder)."""
+    for name in _OUTPUT_FILES.get(args.command, ()):
+        if getattr(args, name, None):
+            check_writable(getattr(args, name))
+    for name in _OUTPUT_FOLDERS.get(args.command, ()):
+        if getattr(args, name, None):
+            check_writable(getattr(args, name), folder=True)
 
 
 def _raised_by_interrupt(error: BaseException) -> bool:
