@@ -737,6 +737,33 @@ def test_scripted_normalisations_equal_their_python_class(kind, export, data):
                                deep_lift_shap(model, X, refs, hypothetical=True), rtol=0, atol=1e-6)
 
 
+class SpectrumNet(nn.Module):
+    """The magnitude of a Fourier transform (|z| of complex values), or a nonlinear function of complex values."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+        self.conv, self.out = nn.Conv1d(4, 4, 5, padding=2), nn.Linear(4, 1)
+
+    def forward(self, x):
+        spectrum = torch.fft.rfft(self.conv(x), dim=-1)
+        h = spectrum.abs() if self.kind == "magnitude" else torch.exp(spectrum).real
+        return self.out(h.mean(-1))
+
+
+def test_the_magnitude_of_a_fourier_transform_sums_to_the_plain_model_difference(data):
+    X, refs = data
+    model = _initialised(SpectrumNet("magnitude"))
+    assert float(_delta(model, X, refs).max()) < 1e-5
+    assert _summation_error(model, X, refs[:, :2]) < 1e-5
+
+
+def test_a_nonlinear_function_of_complex_values_is_refused_with_the_way_out(data):
+    X, refs = data
+    with pytest.raises(ModelError, match=r"`exp`.*its operand is complex.*take \.real, \.imag or \.abs\(\)"):
+        deep_lift_shap(_initialised(SpectrumNet("exp")), X, refs)
+
+
 def test_an_infinity_norm_is_refused_with_the_way_out(data):
     class Infinity(nn.Module):
         def __init__(self):

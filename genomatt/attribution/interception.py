@@ -556,6 +556,9 @@ class InterceptionMode(TorchFunctionMode):
             raise self._refusal(name, f"it combines two input-dependent tensors; the {self.elementwise_rule_name} "
                                       "rule needs one input-dependent operand")
         z = varying[0]
+        if z.is_complex():
+            raise self._refusal(name, "its operand is complex, and the rules of nonlinear functions take real "
+                                      "values: take .real, .imag or .abs() of it first")
         function, in_place = self._elementwise_function(func, name, args, kwargs, z)
         try:
             out = self._elementwise_rule(name, z, function)

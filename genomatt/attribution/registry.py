@@ -163,6 +163,19 @@ def _sqrt(value: Tensor) -> Tensor:
     return torch.sqrt(value.clamp_min(torch.finfo(value.dtype).tiny))
 
 
+def absolute(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
+    """``abs``: Rescale for a real tensor; for a complex one (a Fourier transform's magnitude),
+    √(re² + im²), exact (Rescale at the squares and the root)."""
+    z = _argument(args, kwargs, 0, "input")
+    if not (isinstance(z, Tensor) and z.is_complex() and is_varying(z)):
+        return elementwise(mode, func, args, kwargs)
+    parts = torch.view_as_real(z)
+    mark_varying(parts)
+    squares = mode.rescale(parts, torch.square).sum(dim=-1)
+    mark_varying(squares)
+    return mode.rescale(squares, _sqrt)
+
+
 def _centred_square_sum(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
     """Σ (z − mean z)² over ``dims`` (kept): linear centring, Rescale at the square, a sum."""
     centred = z - z.mean(dim=dims, keepdim=True)
@@ -574,7 +587,7 @@ _COMPOSITE: dict[str, Rule] = {
     "softmax": softmax, "log_softmax": log_softmax, "logsumexp": logsumexp,
     "layer_norm": layer_norm, "rms_norm": layer_norm, "glu": glu, "group_norm": group_norm,
     "instance_norm": instance_norm, "var": variance, "std": variance, "norm": norm, "linalg_vector_norm": norm,
-    "normalize": normalize,
+    "normalize": normalize, "abs": absolute,
     "div": divide, "div_": divide, "divide": divide, "true_divide": divide, "__truediv__": divide,
     "__itruediv__": divide, "__div__": divide,
     "maximum": extremum, "minimum": extremum, "fmax": extremum, "fmin": extremum,
