@@ -305,9 +305,24 @@ def test_rescale_falls_back_to_the_derivative_where_the_difference_vanishes(fuse
                                           lambda: torch.sigmoid(z_in) * (1 - torch.sigmoid(z_in)))
     slope = torch.sigmoid(z_in) * (1 - torch.sigmoid(z_in))
     secant = (torch.sigmoid(z_in) - torch.sigmoid(z_ref)) / (z_in - z_ref)
-    expected = torch.where((z_in - z_ref).abs() < rules.SECANT_FALLBACK, slope, secant)
+    magnitude = torch.maximum(z_in.abs(), z_ref.abs()).clamp(max=1.0)
+    expected = torch.where((z_in - z_ref).abs() <= rules.SECANT_FALLBACK * magnitude, slope, secant)
     torch.testing.assert_close(multiplier, expected)
     assert multiplier[0, 0] == slope[0, 0] and multiplier[1, 1] == slope[0, 1]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rescale_keeps_the_secant_of_a_function_steep_near_zero(fused, monkeypatch):
+    # log of the tiny sums a logsumexp shifted by its group's maximum makes: differences of 1e-9 are large
+    # for values of 1e-8, where the derivative (1e8 against a secant of 6.9e7) would break the sum.
+    from genomatt.attribution import kernels, rules
+
+    if not fused:
+        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    z_in, z_ref = torch.tensor([[1e-8, 3e-30]], dtype=torch.float64), torch.tensor([[2e-8, 3e-30]], dtype=torch.float64)
+    multiplier = rules.rescale_multiplier(z_in, z_ref, torch.log(z_in), torch.log(z_ref), lambda: 1 / z_in)
+    assert multiplier[0, 0] == pytest.approx(float((np.log(1e-8) - np.log(2e-8)) / (1e-8 - 2e-8)), rel=1e-9)
+    assert multiplier[0, 1] == pytest.approx(1 / 3e-30)  # no difference at all: the derivative
 
 
 @pytest.mark.parametrize("kernel, stride, padding, dilation, ceil_mode",
@@ -735,6 +750,34 @@ def test_scripted_normalisations_equal_their_python_class(kind, export, data):
     exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
     torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True),
                                deep_lift_shap(model, X, refs, hypothetical=True), rtol=0, atol=1e-6)
+
+
+def test_a_sharp_logsumexp_sums_when_another_reference_holds_the_groups_maximum():
+    # A trained attention or motif-scan pool: logsumexp of sharp logits. One reference holds the motif, so the
+    # group's shift (its maximum) leaves the other pairs' sums at 1e-14 or so, where log is steep.
+    motif = "ACGTACGT"
+
+    class ScanPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 1, len(motif), bias=False)
+            with torch.no_grad():
+                self.conv.weight[:] = 8.0 * _sequence(motif)[0]
+
+        def forward(self, x):
+            return torch.logsumexp(self.conv(x)[:, 0], dim=-1, keepdim=True)
+
+    rng = np.random.default_rng(0)
+    texts = ["".join(rng.choice(list("ACGT"), 100)) for _ in range(2)]
+    holding = texts[1][:40] + motif * 3 + texts[1][64:]
+    X = _sequence("".join(rng.choice(list("ACGT"), 100)))
+    refs = torch.cat([_sequence(holding), _sequence(texts[0])])[None]
+    model = ScanPool().eval()
+    result = deep_lift_shap(model, X, refs, return_delta=True)
+    with torch.no_grad():
+        expected = model(X)[0, 0] - model(refs[0])[:, 0].mean()
+    assert float(result.attributions.sum()) == pytest.approx(float(expected), abs=1e-4)
+    assert float(result.delta.max()) < 1e-4
 
 
 class SpectrumNet(nn.Module):

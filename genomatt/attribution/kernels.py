@@ -61,7 +61,8 @@ def _rescale_kernel(z_in, out_in, slope_in, z_ref, out_ref, multiplier, fallback
         i, k = row // r, row % r
         for s in range(size):
             delta_in = z_in[i, s] - z_ref[i, k, s]
-            if abs(delta_in) < fallback:
+            magnitude = min(1.0, max(abs(z_in[i, s]), abs(z_ref[i, k, s])))
+            if abs(delta_in) <= fallback * magnitude:
                 multiplier[i, k, s] = slope_in[i, s] if have_slope else 0.0
                 n_fallback += 1
             else:
@@ -74,7 +75,7 @@ def rescale_multiplier(z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Ten
     """Fused :func:`genomatt.attribution.rules.rescale_multiplier`.
 
     ``slope_in`` returns the derivative at the sequences; it is called only if some difference is
-    below ``fallback``, which is rare and costs an autograd pass.
+    below ``fallback`` times min(1, the pair's larger |input|), which is rare and costs an autograd pass.
     """
     b, size = z_in.shape[0], z_in[0].numel()
     multiplier = torch.empty(z_ref.shape, dtype=z_ref.dtype)

@@ -28,7 +28,9 @@ from torch import Tensor
 from genomatt.attribution import kernels
 
 SECANT_FALLBACK = 1e-6
-"""Below this |difference| the Rescale rule uses the derivative at the sequence, not the secant."""
+"""Below this |difference|, times min(1, the larger |input| of the pair), the Rescale rule uses the derivative at the
+sequence, not the secant. Relative for inputs under 1: a function steep near 0 (a logarithm of the tiny sums a
+logsumexp shifted by its group's maximum makes) keeps its secant, where its derivative would be far off."""
 
 
 class NotElementwise(ValueError):
@@ -72,7 +74,7 @@ def rescale_multiplier(z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Ten
     Returns
     -------
     Tensor, shape (b * r, *S), dtype of ``z_ref``
-        The secant, or the derivative at the sequence where |Δz| < :data:`SECANT_FALLBACK`.
+        The secant, or the derivative at the sequence where |Δz| <= :data:`SECANT_FALLBACK` · min(1, max |z|).
     """
     if kernels.usable(z_in, z_ref, out_in, out_ref):
         return kernels.rescale_multiplier(z_in, z_ref, out_in, out_ref, slope_in, SECANT_FALLBACK)
@@ -80,7 +82,8 @@ def rescale_multiplier(z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Ten
     delta_in = _high_precision(z_in).unsqueeze(1) - pairs(_high_precision(z_ref), b)
     delta_out = _high_precision(out_in).unsqueeze(1) - pairs(_high_precision(out_ref), b)
     secant = delta_out.div_(delta_in)
-    tiny = delta_in.abs_() < SECANT_FALLBACK
+    magnitude = torch.maximum(_high_precision(z_in).abs().unsqueeze(1), pairs(_high_precision(z_ref), b).abs())
+    tiny = delta_in.abs_() <= SECANT_FALLBACK * magnitude.clamp_(max=1.0)
     secant = torch.where(tiny, slope_in().unsqueeze(1).to(secant.dtype), secant)
     return secant.reshape(z_ref.shape).to(z_ref.dtype)
 
