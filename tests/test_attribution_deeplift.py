@@ -18,7 +18,7 @@ from torch import nn
 
 from genomatt.attribution import DeepLiftShapResult, deep_lift_shap, hold_at_sequence, hypothetical_contributions
 from genomatt.attribution.deeplift import takes_whole_axis_max
-from genomatt.errors import ConfigError, ModelError, SequenceError
+from genomatt.errors import ConfigError, ModelError, NonFiniteError, SequenceError
 
 LENGTH = 96
 N_SEQUENCES = 4
@@ -778,6 +778,22 @@ def test_a_sharp_logsumexp_sums_when_another_reference_holds_the_groups_maximum(
         expected = model(X)[0, 0] - model(refs[0])[:, 0].mean()
     assert float(result.attributions.sum()) == pytest.approx(float(expected), abs=1e-4)
     assert float(result.delta.max()) < 1e-4
+
+
+def test_an_infinite_value_inside_a_model_with_finite_outputs_is_named_so(data):
+    # exp(log(relu(h))) is relu(h), finite; its log is -inf wherever relu(h) is 0.
+    class LogOfZero(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 4, 3, padding=1), nn.Linear(4, 1)
+
+        def forward(self, x):
+            return self.out(torch.exp(torch.log(torch.relu(self.conv(x)))).mean(-1))
+
+    X, refs = data
+    with pytest.raises(NonFiniteError, match=r"though the model's outputs are finite: a value inside the model is "
+                                             r"infinite.*log\(x \+ 1e-6\)"):
+        deep_lift_shap(_initialised(LogOfZero()), X, refs)
 
 
 class SpectrumNet(nn.Module):

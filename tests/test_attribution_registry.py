@@ -6,6 +6,7 @@ contributions of each (sequence, reference) pair must sum to f(x) − f(referenc
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -474,6 +475,39 @@ class FusedAttentionNet(nn.Module):
 def test_scaled_dot_product_attention_sums_to_the_plain_output_difference(data):
     X, refs = data
     assert _relative_summation_error(_seeded(FusedAttentionNet), X, refs) < 1e-4
+
+
+class CausalAttentionNet(nn.Module):
+    """Causal self-attention three ways: torch's is_causal, an additive mask of -inf, and a hand-written softmax
+    over scores whose future positions are filled with -inf (a padding mask's way, too)."""
+
+    def __init__(self, kind: str, channels: int = 8):
+        super().__init__()
+        self.kind = kind
+        self.stem, self.qkv = nn.Conv1d(4, channels, 5, padding=2), nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.stem(x).transpose(1, 2)).unsqueeze(1).chunk(3, dim=-1)
+        future = torch.ones(x.shape[-1], x.shape[-1], dtype=torch.bool).triu(1)
+        if self.kind == "is_causal":
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        elif self.kind == "additive":
+            mask = torch.zeros(future.shape).masked_fill(future, float("-inf"))
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            scores = (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).masked_fill(future, float("-inf"))
+            attended = torch.softmax(scores, dim=-1) @ v
+        return self.out(attended[:, 0].mean(1))
+
+
+@pytest.mark.parametrize("kind", ["is_causal", "additive", "masked_fill"])
+def test_causal_attention_with_masks_of_minus_infinity_sums_to_the_plain_output_difference(kind, data):
+    X, refs = data
+    model = _seeded(functools.partial(CausalAttentionNet, kind))
+    with torch.no_grad():
+        torch.testing.assert_close(model(X), _seeded(functools.partial(CausalAttentionNet, "masked_fill"))(X))
+    assert _relative_summation_error(model, X, refs) < 1e-4
 
 
 @pytest.mark.parametrize("model_class", [TorchTransformerNet, PreNormTorchTransformerNet])

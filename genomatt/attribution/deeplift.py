@@ -354,6 +354,11 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
         return
     rows = (~finite).nonzero()[:, 0].tolist()
     shown = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
+    if torch.isfinite(prediction[rows]).all():  # outputs of references were checked finite as they were run
+        raise NonFiniteError(f"the contributions are NaN or infinite for {len(rows)} of {len(finite)} sequences "
+                             f"(rows {shown}) though the model's outputs are finite: a value inside the model is "
+                             "infinite at a sequence or a reference (a log of 0, a constant of ±inf), which no rule "
+                             "can take a difference of; keep it finite (log(x + 1e-6), -1e9 for a mask)", rows)
     raise NonFiniteError(f"the model's outputs or contributions are NaN or infinite for {len(rows)} of "
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 

@@ -62,7 +62,8 @@ def _rescale_kernel(z_in, out_in, slope_in, z_ref, out_ref, multiplier, fallback
         for s in range(size):
             delta_in = z_in[i, s] - z_ref[i, k, s]
             magnitude = min(1.0, max(abs(z_in[i, s]), abs(z_ref[i, k, s])))
-            if abs(delta_in) <= fallback * magnitude:
+            # Equal inputs have no difference, infinite ones too (a mask of -inf at both).
+            if z_in[i, s] == z_ref[i, k, s] or abs(delta_in) <= fallback * magnitude:
                 multiplier[i, k, s] = slope_in[i, s] if have_slope else 0.0
                 n_fallback += 1
             else:

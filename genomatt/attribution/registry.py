@@ -376,17 +376,23 @@ def scaled_dot_product_attention(mode: DeepLiftMode, func: Callable, args: tuple
     """``F.scaled_dot_product_attention``: softmax(q · kᵀ · scale + mask) · v, exact.
 
     The two matrix products take the two-factor rule, the softmax its composite rule; an additive
-    float mask that does not depend on the input is supported, dropout, causal and boolean masks
-    are refused.
+    float mask that does not depend on the input (-inf included) and ``is_causal`` are supported, dropout and
+    boolean masks are refused.
     """
     query, key, value = (_argument(args, kwargs, i, name) for i, name in enumerate(("query", "key", "value")))
     mask = _argument(args, kwargs, 3, "attn_mask")
-    if _argument(args, kwargs, 4, "dropout_p", 0.0) or _argument(args, kwargs, 5, "is_causal", False) \
-            or kwargs.get("enable_gqa", False):
-        raise mode.refuse("only dropout_p=0, is_causal=False and enable_gqa=False are supported; write the "
-                          "attention with tensor operations")
+    if _argument(args, kwargs, 4, "dropout_p", 0.0) or kwargs.get("enable_gqa", False):
+        raise mode.refuse("only dropout_p=0 and enable_gqa=False are supported; write the attention with tensor "
+                          "operations")
     if mask is not None and (mask.dtype == torch.bool or is_varying(mask)):
         raise mode.refuse("only an additive float mask that does not depend on the input is supported")
+    if _argument(args, kwargs, 5, "is_causal", False):
+        if mask is not None:
+            raise mode.refuse("is_causal with an attn_mask as well: torch refuses it too")
+        # torch's causal mask: position i attends to positions up to i (aligned at the top left).
+        length, source = query.shape[-2], key.shape[-2]
+        allowed = torch.ones(length, source, dtype=torch.bool, device=query.device).tril()
+        mask = torch.zeros(length, source, dtype=query.dtype, device=query.device).masked_fill(~allowed, -torch.inf)
     return _attention(mode, query, key, value, kwargs.get("scale") or query.shape[-1] ** -0.5, mask)[0]
 
 

@@ -83,7 +83,9 @@ def rescale_multiplier(z_in: Tensor, z_ref: Tensor, out_in: Tensor, out_ref: Ten
     delta_out = _high_precision(out_in).unsqueeze(1) - pairs(_high_precision(out_ref), b)
     secant = delta_out.div_(delta_in)
     magnitude = torch.maximum(_high_precision(z_in).abs().unsqueeze(1), pairs(_high_precision(z_ref), b).abs())
-    tiny = delta_in.abs_() <= SECANT_FALLBACK * magnitude.clamp_(max=1.0)
+    # Equal inputs have no difference, infinite ones too (a mask of -inf at the sequence and its reference).
+    same = z_in.unsqueeze(1) == pairs(z_ref, b)
+    tiny = (delta_in.abs_() <= SECANT_FALLBACK * magnitude.clamp_(max=1.0)) | same
     secant = torch.where(tiny, slope_in().unsqueeze(1).to(secant.dtype), secant)
     return secant.reshape(z_ref.shape).to(z_ref.dtype)
 
