@@ -898,8 +898,27 @@ class EnumArgumentsNet(nn.Module):
         return self.out(h.mean(-1))
 
 
+class UpsamplingNet(nn.Module):
+    """A U-Net's decoder: nearest and linear upsampling, interpolation, skip concatenation, and an input moved to
+    its device (a trace records aten::to with a layout)."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.mid = nn.Conv1d(4, 6, 5, stride=2, padding=2), nn.Conv1d(6, 6, 3, padding=1)
+        self.nearest, self.linear = nn.Upsample(scale_factor=2), nn.Upsample(scale_factor=2, mode="linear")
+        self.out = nn.Linear(16, 1)
+
+    def forward(self, x):
+        x = x.to(x.device).float()
+        h = F.gelu(self.down(x))
+        up = self.nearest(F.gelu(self.mid(h))) + self.linear(h)
+        resized = F.interpolate(h, size=x.shape[-1], mode="linear", align_corners=True)
+        return self.out(torch.cat([up, resized, x], dim=1).mean(-1))
+
+
 @pytest.mark.parametrize("export", ["script", "trace"])
-@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet, HyenaLike])
+@pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet, HyenaLike,
+                                         UpsamplingNet])
 def test_torchscript_model_is_explained_by_walking_its_graph(model_class, export, data):
     X, refs = data
     model = _initialised(model_class())

@@ -274,6 +274,9 @@ class TorchScriptGraph(nn.Module):
                 positional.append(value)
         while positional and positional[-1] is None:  # optional trailing arguments left at their default
             positional.pop()
+        if name == "to":  # aten::to.dtype_layout spells out a layout and pinning, which Tensor.to does not take
+            keywords.pop("layout", None)
+            keywords.pop("pin_memory", None)
         base = name.rstrip("_") if name.endswith("_") and not name.startswith("_") else name
         # torch and its _nn, _fft and _linalg namespaces take the schema's argument order; F's wrappers may not.
         for owner in (torch, torch._C._nn, torch._C._fft, torch._C._linalg, F):
