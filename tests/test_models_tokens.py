@@ -58,6 +58,18 @@ def test_the_one_hot_twin_computes_the_token_model():
         assert torch.allclose(_one_hot_twin(model)(X), model(_tokens(X)), atol=1e-12)
 
 
+def test_an_embedding_with_a_maximum_norm_is_renormalised_as_its_lookup_is():
+    torch.manual_seed(0)
+    model = TokenModel().double().eval()
+    model.embeddings = nn.Embedding(12, 8, max_norm=1.0).double()
+    with torch.no_grad():
+        model.embeddings.weight.mul_(5)
+    twin = _one_hot_twin(model)
+    X = _one_hot(4, seed=2)
+    with torch.no_grad():
+        assert torch.allclose(twin(X), model(_tokens(X)), atol=1e-6)
+
+
 def test_contributions_sum_to_the_token_model_run_on_token_ids():
     torch.manual_seed(0)
     model = TokenModel().double().eval()
@@ -94,6 +106,9 @@ def test_a_scripted_token_model_is_refused_alike(tmp_path):
         (nn.Embedding(12, 8), [7, 8, 9], r"token ids of A, C, G, T \(4 ids\), got 3"),
         (nn.Embedding(12, 8), [7, 8, 9, 12], r"\[12\] are outside the embedding's vocabulary of 12"),
         (nn.Embedding(12, 8), [7, 8, 8, 10], "repeat one"),
+        (nn.Embedding(12, 8), "7890", "expected the integer token ids of A, C, G, T, got '7890'"),
+        (nn.Embedding(12, 8), [7.9, 8, 9, 10], "expected the integer token ids"),
+        (nn.Embedding(12, 8), [True, 8, 9, 10], "expected the integer token ids"),
     ],
 )
 def test_wrong_embeddings_and_token_ids_are_refused(embedding, token_ids, message):

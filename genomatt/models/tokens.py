@@ -8,6 +8,7 @@ methods can explain.
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,6 +55,10 @@ def one_hot_embedding(embedding: nn.Embedding, token_ids: Sequence[int]) -> OneH
     """
     if not isinstance(embedding, nn.Embedding):
         raise ModelError(f"one_hot_embedding: expected a torch.nn.Embedding, got {type(embedding).__name__}")
+    if isinstance(token_ids, (str, bytes)) or not all(
+            isinstance(token, (int, np.integer)) and not isinstance(token, (bool, np.bool_)) for token in token_ids):
+        raise ModelError(f"one_hot_embedding: expected the integer token ids of {', '.join(ALPHABET)}, got "
+                         f"{token_ids!r}")
     ids = [int(token) for token in token_ids]
     if len(ids) != len(ALPHABET):
         raise ModelError(f"one_hot_embedding: expected the token ids of {', '.join(ALPHABET)} ({len(ALPHABET)} "
@@ -65,4 +70,9 @@ def one_hot_embedding(embedding: nn.Embedding, token_ids: Sequence[int]) -> OneH
                          f"{vocabulary} (0 to {vocabulary - 1})")
     if len(set(ids)) != len(ids):
         raise ModelError(f"one_hot_embedding: the token ids {ids} of {', '.join(ALPHABET)} repeat one")
-    return OneHotEmbedding(embedding.weight[ids])
+    rows = embedding.weight[ids].detach()
+    if embedding.max_norm is not None:
+        # The lookup renormalises each row it reads to at most max_norm, as torch.embedding_renorm_ does.
+        norms = rows.norm(p=embedding.norm_type, dim=1, keepdim=True)
+        rows = torch.where(norms > embedding.max_norm, rows * (embedding.max_norm / (norms + 1e-7)), rows)
+    return OneHotEmbedding(rows)
