@@ -143,12 +143,7 @@ def layer_norm(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) ->
     else:
         bias, eps = _argument(args, kwargs, 3, "bias"), _argument(args, kwargs, 4, "eps", 1e-5)
     dims = tuple(range(z.dim() - len(tuple(shape)), z.dim()))
-    centred = z if rms else z - z.mean(dim=dims, keepdim=True)
-    mark_varying(centred)
-    variance = mode.rescale(centred, torch.square).mean(dim=dims, keepdim=True)
-    mark_varying(variance)
-    scale = mode.rescale(variance, lambda v: torch.rsqrt(v + eps))
-    out = mode.product(torch.mul, centred, scale)
+    out = _standardised(mode, z, dims, eps, centre=not rms)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -176,11 +171,16 @@ def absolute(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> T
     return mode.rescale(squares, _sqrt)
 
 
-def _centred_square_sum(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """Σ (z − mean z)² over ``dims`` (kept): linear centring, Rescale at the square, a sum."""
+def _centred(z: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """z − mean z over ``dims``: linear."""
     centred = z - z.mean(dim=dims, keepdim=True)
     mark_varying(centred)
-    out = mode.rescale(centred, torch.square).sum(dim=dims, keepdim=True)
+    return centred
+
+
+def _square_sum(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """Σ z² over ``dims`` (kept): Rescale at the square, a sum."""
+    out = mode.rescale(z, torch.square).sum(dim=dims, keepdim=True)
     mark_varying(out)
     return out
 
@@ -212,7 +212,7 @@ def variance(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> T
     count = 1
     for d in dims:
         count *= z.shape[d]
-    out = _centred_square_sum(mode, z, dims) / max(count - correction, 0)
+    out = _square_sum(mode, _centred(z, dims), dims) / max(count - correction, 0)
     mark_varying(out)
     if mode.operation == "std":
         out = mode.rescale(out, _sqrt)
@@ -258,14 +258,15 @@ def normalize(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> 
     return out
 
 
-def _standardised(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...], eps: float) -> Tensor:
-    """(z − mean) · rsqrt(var + eps) over ``dims``, the biased variance: layer norm's normalisation."""
-    centred = z - z.mean(dim=dims, keepdim=True)
-    mark_varying(centred)
+def _standardised(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...], eps: float, centre: bool = True) -> Tensor:
+    """(z − mean) · rsqrt(mean of squares + eps) over ``dims`` (the biased variance), layer norm's
+    normalisation; without ``centre``, z · rsqrt(mean(z²) + eps), RMS norm's. The centred values are linear in
+    z, the squares and the rsqrt take Rescale, their product the two-factor rule."""
+    centred = _centred(z, dims) if centre else z
     count = 1
     for d in dims:
         count *= z.shape[d]
-    variance = _centred_square_sum(mode, z, dims) / count
+    variance = _square_sum(mode, centred, dims) / count
     mark_varying(variance)
     out = mode.product(torch.mul, centred, mode.rescale(variance, lambda v: torch.rsqrt(v + eps)))
     mark_varying(out)
