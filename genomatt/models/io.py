@@ -383,8 +383,8 @@ def _token_hint(model: nn.Module) -> str:
     for name, module in model.named_modules():
         kind = module.original_name if isinstance(module, torch.jit.ScriptModule) else type(module).__name__
         if kind == "Embedding":
-            return (f". The model embeds integer tokens ({kind} '{name}'): give genomatt a model that takes one-hot "
-                    "DNA, multiplying the input by the embedding's rows of A, C, G and T in place of the lookup "
+            return (f". The model embeds integer tokens ({kind} '{name}'): put genomatt.models.one_hot_embedding("
+                    f"model.{name}, token_ids=[<ids of A, C, G, T>]) in its place so that it takes one-hot DNA "
                     "(docs/models.md, 'Models that take tokens')")
     return ""
 
