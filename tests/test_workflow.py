@@ -154,13 +154,13 @@ def test_hit_parameters_of_the_config_reach_genomatt_hits(tmp_path):
 
 
 @pytest.mark.parametrize("section, rule", [("train", "train"), ("attribution", "attribute_shard"),
-                                           ("motifs", "motifs"), ("hits", "hits")])
+                                           ("gather", "gather_contributions"), ("motifs", "motifs"), ("hits", "hits")])
 def test_each_stage_takes_its_cluster_resources_from_the_config(tmp_path, section, rule):
     # One attribution shard, so that the rule prints one job.
     shards = {"shards": 1} if section == "attribution" else {}
     block = printed_job(tmp_path, section, {"mem_mb": 64000, "runtime": 720, **shards}, rule)
     assert "mem_mb=64000" in block and "runtime=720" in block, block
-    command = next(line for line in block.splitlines() if "genomatt " in line)
+    command = next((line for line in block.splitlines() if "genomatt " in line), "")
     assert "--mem-mb" not in command and "--runtime" not in command
 
 
@@ -326,6 +326,20 @@ def test_a_changed_option_reruns_the_stages_it_feeds_and_no_more(resumed_run, tm
         assert set(rule_blocks(output)) == rerun | {"all"}
     else:
         assert "Nothing to be done" in output, output
+
+
+@pytest.mark.slow
+def test_the_gathered_contributions_record_the_attribution_settings(resumed_run, tmp_path):
+    # The shards are temporary: were every shard of a rerun to fail, none would be left to be out of date, and a
+    # later run would keep the contributions of the old settings. The gathered file records them itself.
+    config = yaml.safe_load((resumed_run[0].parent / "config.yaml").read_text())
+    config["attribution"]["references"] += 1
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("--list-params-changes", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    changed = {Path(line.strip()).name for line in (result.stdout + result.stderr).splitlines()}
+    assert "contrib.h5" in changed, result.stdout
 
 
 def test_the_config_defaults_are_the_commands_defaults():

@@ -10,18 +10,10 @@ rule attribute_shard:
     benchmark:
         benchmark("{sample}/attribute.{shard}")
     params:
-        model=sample_model,
-        weights=sample_weights_option,
-        task_names=sample_task_names_option,
+        options=attribution_options,
         shards=SHARDS,
-        references=ATTRIBUTION.get("references", 20),
         batch_size=ATTRIBUTION.get("batch_size", 128),
         device=DEVICE,
-        rule=ATTRIBUTION.get("rule", "rescale"),
-        max_rule=ATTRIBUTION.get("max_rule", "cross_max"),
-        hit_max_rule=ATTRIBUTION.get("hit_max_rule", "shapley"),
-        profile_target=ATTRIBUTION.get("profile_target", "bpnet"),
-        seed=config.get("seed", 0),
     threads: ATTRIBUTION.get("threads", 1)
     resources:
         mem_mb=ATTRIBUTION.get("mem_mb", 8000),
@@ -30,10 +22,8 @@ rule attribute_shard:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt attribute --regions-h5 {input.regions:q} --model {params.model:q} {params.weights} {params.task_names}"
-        " --out {output:q} --shard {wildcards.shard}/{params.shards} --references {params.references}"
-        " --seed {params.seed} --batch-size {params.batch_size} --device {params.device} --rule {params.rule}"
-        " --max-rule {params.max_rule} --hit-max-rule {params.hit_max_rule} --profile-target {params.profile_target}"
+        "genomatt attribute --regions-h5 {input.regions:q} {params.options} --out {output:q}"
+        " --shard {wildcards.shard}/{params.shards} --batch-size {params.batch_size} --device {params.device}"
         " > {log:q} 2>&1"
 
 
@@ -47,10 +37,14 @@ rule gather_contributions:
         f"{OUTDIR}/logs/{{sample}}/gather.log",
     benchmark:
         benchmark("{sample}/gather")
+    params:
+        # The settings the (temporary) shards were made with: a change reruns the gather, and so the shards, even
+        # when every shard of a run failed and none is left to be out of date.
+        attribution=attribution_options,
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=config.get("gather", {}).get("mem_mb", 8000),
+        runtime=config.get("gather", {}).get("runtime", 30),
     conda:
         "../../envs/genomatt.yaml"
     shell:

@@ -184,6 +184,18 @@ def sample_weights_option(wildcards):
     return f"--weights {quote(weights)}" if weights else ""
 
 
+def attribution_options(wildcards):
+    """Options of `genomatt attribute` that decide a sample's contributions: the model, its targets, the references
+    and the rules. Also a param of the gather: the shards are temporary, so after every shard failed (none left) a
+    changed setting must still find the gathered file out of date."""
+    return (f"--model {quote(sample_model(wildcards))} {sample_weights_option(wildcards)} "
+            f"{sample_task_names_option(wildcards)} --references {ATTRIBUTION.get('references', 20)}"
+            f" --seed {config.get('seed', 0)} --rule {ATTRIBUTION.get('rule', 'rescale')}"
+            f" --max-rule {ATTRIBUTION.get('max_rule', 'cross_max')}"
+            f" --hit-max-rule {ATTRIBUTION.get('hit_max_rule', 'shapley')}"
+            f" --profile-target {ATTRIBUTION.get('profile_target', 'bpnet')}")
+
+
 def sample_metrics_option(wildcards):
     metrics = sample_metrics(wildcards)
     return f"--metrics {quote(metrics['metrics'])}" if metrics else ""
