@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -780,90 +781,56 @@ def test_a_sharp_logsumexp_sums_when_another_reference_holds_the_groups_maximum(
     assert float(result.delta.max()) < 1e-4
 
 
-def test_an_infinite_value_inside_a_model_with_finite_outputs_is_named_so(data):
-    # exp(log(relu(h))) is relu(h), finite; its log is -inf wherever relu(h) is 0.
-    class LogOfZero(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv, self.out = nn.Conv1d(4, 4, 3, padding=1), nn.Linear(4, 1)
-
-        def forward(self, x):
-            return self.out(torch.exp(torch.log(torch.relu(self.conv(x)))).mean(-1))
-
-    X, refs = data
-    with pytest.raises(NonFiniteError, match=r"though the model's outputs are finite: a value inside the model is "
-                                             r"infinite.*log\(x \+ 1e-6\)"):
-        deep_lift_shap(_initialised(LogOfZero()), X, refs)
-
-
 class SpectrumNet(nn.Module):
-    """The magnitude of a Fourier transform (|z| of complex values), or a nonlinear function of complex values."""
+    """The magnitude of a Fourier transform: |z| of complex values."""
 
-    def __init__(self, kind: str):
+    def __init__(self):
         super().__init__()
-        self.kind = kind
         self.conv, self.out = nn.Conv1d(4, 4, 5, padding=2), nn.Linear(4, 1)
 
     def forward(self, x):
-        spectrum = torch.fft.rfft(self.conv(x), dim=-1)
-        h = spectrum.abs() if self.kind == "magnitude" else torch.exp(spectrum).real
-        return self.out(h.mean(-1))
+        return self.out(torch.fft.rfft(self.conv(x), dim=-1).abs().mean(-1))
 
 
 def test_the_magnitude_of_a_fourier_transform_sums_to_the_plain_model_difference(data):
     X, refs = data
-    model = _initialised(SpectrumNet("magnitude"))
+    model = _initialised(SpectrumNet())
     assert float(_delta(model, X, refs).max()) < 1e-5
     assert _summation_error(model, X, refs[:, :2]) < 1e-5
 
 
-def test_a_nonlinear_function_of_complex_values_is_refused_with_the_way_out(data):
+class ConvolvedNet(nn.Module):
+    """Two convolutions of the input, then ``head`` of the two: one output per sequence."""
+
+    def __init__(self, head: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.head = head
+        self.a, self.b = nn.Conv1d(4, 4, 5, padding=2), nn.Conv1d(4, 4, 5, padding=2)
+
+    def forward(self, x):
+        return self.head(self.a(x), self.b(x))
+
+
+@pytest.mark.parametrize("head, error, message", [
+    # exp(log(relu(a))) is relu(a), finite; its log is -inf wherever relu(a) is 0.
+    (lambda a, b: torch.exp(torch.log(torch.relu(a))).mean(dim=(1, 2))[:, None], NonFiniteError,
+     r"though the model's outputs are finite: a value inside the model is infinite.*log\(x \+ 1e-6\)"),
+    (lambda a, b: torch.exp(torch.fft.rfft(a, dim=-1)).real.mean(dim=(1, 2))[:, None], ModelError,
+     r"`exp`.*its operand is complex.*take \.real, \.imag or \.abs\(\)"),
+    (lambda a, b: a.norm(p=float("inf"), dim=1).mean(-1, keepdim=True), ModelError,
+     r"`norm`.*only finite p > 0 is supported, not p=inf.*abs\(\)\.amax"),
+    (lambda a, b: torch.einsum("bcl,bcl->lb", a, b).sum(0)[:, None], ModelError,
+     r"`einsum`.*output of shape \(96, 24\) does not.*permute its result"),
+    (lambda a, b: torch.einsum("...l,...l,...l->...", a, a, b).sum(-1, keepdim=True), ModelError,
+     r"`einsum`.*more than two input-dependent tensors with an ellipsis"),
+], ids=["log_of_zero", "nonlinear_of_complex", "infinity_norm", "product_moving_the_batch", "einsum_ellipsis"])
+def test_what_no_rule_can_take_is_refused_with_the_way_out(head, error, message, data):
     X, refs = data
-    with pytest.raises(ModelError, match=r"`exp`.*its operand is complex.*take \.real, \.imag or \.abs\(\)"):
-        deep_lift_shap(_initialised(SpectrumNet("exp")), X, refs)
-
-
-def test_an_infinity_norm_is_refused_with_the_way_out(data):
-    class Infinity(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv1d(4, 3, 5, padding=2)
-
-        def forward(self, x):
-            return self.conv(x).norm(p=float("inf"), dim=1).mean(-1, keepdim=True)
-
-    X, refs = data
-    with pytest.raises(ModelError, match=r"`norm`.*only finite p > 0 is supported, not p=inf.*abs\(\)\.amax"):
-        deep_lift_shap(_initialised(Infinity()), X, refs)
-
-
-def test_a_product_that_moves_the_batch_is_refused_with_the_way_out(data):
-    class Moved(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = nn.Conv1d(4, 3, 5, padding=2), nn.Conv1d(4, 3, 5, padding=2)
-
-        def forward(self, x):
-            return torch.einsum("bcl,bcl->lb", self.a(x), self.b(x)).sum(0)[:, None]
-
-    X, refs = data
-    with pytest.raises(ModelError, match=r"`einsum`.*output of shape \(96, 24\) does not.*permute its result"):
-        deep_lift_shap(_initialised(Moved()), X, refs)
-
-
-def test_an_einsum_of_three_input_dependent_operands_with_an_ellipsis_is_refused(data):
-    class Ellipsis3(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv = nn.Conv1d(4, 3, 5, padding=2)
-
-        def forward(self, x):
-            h = self.conv(x)
-            return torch.einsum("...l,...l,...l->...", h, h, h).sum(-1, keepdim=True)
-
-    X, refs = data
-    with pytest.raises(ModelError, match=r"`einsum`.*more than two input-dependent tensors with an ellipsis"):
-        deep_lift_shap(_initialised(Ellipsis3()), X, refs)
+    model = _initialised(ConvolvedNet(head))
+    with torch.no_grad():
+        assert torch.isfinite(model(X)).all()
+    with pytest.raises(error, match=message):
+        deep_lift_shap(model, X, refs)
 
 
 def test_sequence_first_layers_are_explained_as_their_batch_first_twins(data):

@@ -459,15 +459,31 @@ def test_hits_command_includes_and_excludes_motifs(contrib_h5, motifs_h5, tmp_pa
     assert "match no motif" in capsys.readouterr().err
 
 
-def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
-    # Task "a" is driven by the motif's sites; task "b" responds to them at a quarter of that and is driven
-    # by its own sites. Scanned in both tasks (as a MEME motif is), each site is a hit of task "a" only.
-    from genomatt.store import write_store
-
+def _two_motifs() -> tuple[np.ndarray, np.ndarray]:
+    """Two CWMs of 10 bp, "m" and "other", of different sequences."""
     cwm = np.zeros((4, 10))
     cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
     other = np.zeros((4, 10))
     other[[1, 1, 3, 2, 2, 0, 1, 3, 3, 1], np.arange(10)] = 1.0
+    return cwm, other
+
+
+def _two_task_store(path, onehot: np.ndarray, hypothetical: np.ndarray, tasks: list[str]):
+    """A contrib.h5 of regions of 200 bp, 1 kb apart on chr1, with these arrays and task names."""
+    from genomatt.store import write_store
+
+    n = len(onehot)
+    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(n) * 1000, "end": np.arange(n) * 1000 + 200,
+                            "name": [f"r{row}" for row in range(n)]})
+    return write_store(path, regions,
+                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": tasks})
+
+
+def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
+    # Task "a" is driven by the motif's sites; task "b" responds to them at a quarter of that and is driven
+    # by its own sites. Scanned in both tasks (as a MEME motif is), each site is a hit of task "a" only.
+    cwm, other = _two_motifs()
     rng, onehot, noise_a = _one_motif_regions(80, 200, seed=4)
     noise_b = rng.laplace(0, 0.02, noise_a.shape).astype(np.float32)
     hypothetical = np.stack([noise_a, noise_b], axis=1)  # (N, 2, 4, L)
@@ -476,11 +492,7 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
         _plant(onehot, hypothetical[:, 0], row, 50, cwm, strength)
         hypothetical[row, 1, :, 50:60] += 0.25 * strength * cwm
         _plant(onehot, hypothetical[:, 1], row, 130, other, rng.uniform(0.6, 1.0))
-    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(80) * 1000, "end": np.arange(80) * 1000 + 200,
-                            "name": [f"r{row}" for row in range(80)]})
-    path = write_store(tmp_path / "contrib.h5", regions,
-                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
-                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["a", "b"]})
+    path = _two_task_store(tmp_path / "contrib.h5", onehot, hypothetical, ["a", "b"])
     motifs = [CwmMotif("m", cwm), CwmMotif("other", other)]
     every = call_hits_in_store(path, motifs, HitParameters(min_task_share=0.0), device="cpu").hits
     assert set(every.loc[every["motif_name"] == "m", "task"]) == {"a", "b"}
@@ -508,12 +520,7 @@ def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
     # count target, on three times the scale, the reverse. The heads are not rival tasks (each on the scale of
     # its strongest motif, "other" would drive the counts 2.5 times as much as the profile): every site is a
     # hit of both heads.
-    from genomatt.store import write_store
-
-    cwm = np.zeros((4, 10))
-    cwm[[0, 2, 3, 0, 3, 1, 0, 2, 2, 3], np.arange(10)] = [0.4, 0.8, 1.2, 1.0, 1.1, 0.9, 0.7, 0.5, 0.4, 0.3]
-    other = np.zeros((4, 10))
-    other[[1, 1, 3, 2, 2, 0, 1, 3, 3, 1], np.arange(10)] = 1.0
+    cwm, other = _two_motifs()
     rng, onehot, noise = _one_motif_regions(60, 200, seed=5)
     hypothetical = np.stack([noise, 3 * rng.laplace(0, 0.02, noise.shape).astype(np.float32)], axis=1)
     for row in range(60):
@@ -522,11 +529,7 @@ def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
         hypothetical[row, 1, :, 50:60] += 3 * 0.4 * strength * cwm
         _plant(onehot, hypothetical[:, 1], row, 130, 3 * other, strength)
         hypothetical[row, 0, :, 130:140] += 0.4 * strength * other
-    regions = pd.DataFrame({"chrom": "chr1", "start": np.arange(60) * 1000, "end": np.arange(60) * 1000 + 200,
-                            "name": [f"r{row}" for row in range(60)]})
-    path = write_store(tmp_path / "contrib.h5", regions,
-                       {"onehot": onehot, "hypothetical": hypothetical, "contrib": onehot[:, None] * hypothetical},
-                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["profile_x", "counts_x"]})
+    path = _two_task_store(tmp_path / "contrib.h5", onehot, hypothetical, ["profile_x", "counts_x"])
     hits = call_hits_in_store(path, [CwmMotif("m", cwm), CwmMotif("other", other)], device="cpu").hits
     assert (hits.groupby(["task", "motif_name"]).size() == 60).all() and len(hits) == 4 * 60
 

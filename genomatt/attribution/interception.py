@@ -806,9 +806,9 @@ class DeepLiftMode(InterceptionMode):
             raise self._refusal("einsum", "it multiplies more than two input-dependent tensors with an ellipsis "
                                           "('...') in its equation; write the indices out, or take the product "
                                           "two operands at a time")
-        inputs, _, output = equation.partition("->")
+        inputs, arrow, output = equation.partition("->")
         terms = inputs.split(",")
-        if not _:
+        if not arrow:  # an implicit output: the indices that appear once, in alphabetical order
             output = "".join(sorted(index for index in set(inputs) - {","} if inputs.count(index) == 1))
         product, indices = operands[0], terms[0]
         for step, (operand, term) in enumerate(zip(operands[1:], terms[1:]), start=1):
