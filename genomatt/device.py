@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 from genomatt.errors import ConfigError
 
 SUPPORTED_TYPES = ("cpu", "cuda", "mps")
+
+# Where float32 operations may run in TensorFloat-32 on a GPU (cuDNN convolutions and RNNs do by default).
+_FP32_PRECISION_FLAGS = (("cudnn", "conv"), ("cudnn", "rnn"), ("cuda", "matmul"))
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Run float32 operations in float32 on a GPU (TF32 off); put the precision flags back afterwards.
+
+    cuDNN runs float32 convolutions in TensorFloat-32 by default on NVIDIA GPUs since Ampere: operands
+    keep 10 bits of mantissa (relative rounding about 5e-4), so the outputs of a sequence and of its
+    reference round apart and f(x) - f(ref) misses the sum of contributions by far more than the
+    summation-to-delta tolerance, and a GPU's hits would differ from the CPU's. Attribution and hit
+    calling run inside this; reduced precision stays available explicitly, through ``autocast``.
+    The flags are global to the process; the CPU ignores them. Usable as a decorator.
+    """
+    flags = [getattr(getattr(torch.backends, backend), op) for backend, op in _FP32_PRECISION_FLAGS]
+    saved = [flag.fp32_precision for flag in flags]
+    try:
+        for flag in flags:
+            flag.fp32_precision = "ieee"
+        yield
+    finally:
+        for flag, value in zip(flags, saved):
+            flag.fp32_precision = value
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

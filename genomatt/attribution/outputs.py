@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from genomatt.attribution.inputs import Target, output_reduction
 from genomatt.attribution.interception import as_model_error
-from genomatt.device import resolve_device
+from genomatt.device import full_float32, resolve_device
 from genomatt.errors import NonFiniteError
 
 
@@ -117,6 +117,8 @@ def check_finite_values(values: Tensor) -> None:
 def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     """Hold the model in eval mode on ``device``, parameters frozen; put it back as it was afterwards.
 
+    Float32 operations run in float32 meanwhile (:func:`full_float32`).
+
     Parameters
     ----------
     model : torch.nn.Module
@@ -141,7 +143,8 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     for p in trainable:
         p.requires_grad_(False)
     try:
-        yield dtype
+        with full_float32():
+            yield dtype
     finally:
         for p in trainable:
             p.requires_grad_(True)

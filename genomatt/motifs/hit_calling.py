@@ -57,7 +57,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from genomatt.device import resolve_device
+from genomatt.device import full_float32, resolve_device
 from genomatt.errors import MotifError
 from genomatt.motifs.formats import CwmMotif, reverse_complement_matrix
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
@@ -554,6 +554,7 @@ def reference_strength(best_coefficients: np.ndarray) -> tuple[float, np.ndarray
     return float(strengths.max()), strengths
 
 
+@full_float32()
 def call_hits(
     contrib: np.ndarray,
     onehot: np.ndarray,
