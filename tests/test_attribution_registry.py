@@ -271,6 +271,15 @@ def test_wrong_user_rule_is_caught_by_the_delta_against_the_plain_model(data):
     X, refs = data
     with pytest.raises(ModelError, match="summation-to-delta fails"):
         deep_lift_shap(_seeded(ErfinvNet), X, refs, rules={"erfinv": gradient_rule})
+    # The same wrong rule in a model whose outputs are far below 1 misses by as large a share of them.
+    small = _seeded(ErfinvNet)
+    with torch.no_grad():
+        small.out.weight.mul_(1e-3)
+        small.out.bias.mul_(1e-3)
+    with pytest.raises(ModelError, match="summation-to-delta fails"):
+        deep_lift_shap(small, X, refs, rules={"erfinv": gradient_rule})
+    # Its right rule passes at that scale.
+    assert deep_lift_shap(small, X, refs, rules={"erfinv": elementwise}, return_delta=True).delta.max() < 1e-9
 
 
 def test_user_rule_that_changes_values_is_refused(data):

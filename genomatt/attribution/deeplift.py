@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 DELTA_TOLERANCE = 1e-4
-"""Default summation-to-delta tolerance, relative to max(1, |f(x)|, |f(reference)|)."""
+"""Default summation-to-delta tolerance, relative to the region's scale (see :func:`deep_lift_shap`)."""
 
 DELTA_TOLERANCE_AUTOCAST = 5e-2
 """Default tolerance under bfloat16 / float16 autocast, whose activations keep ~3 digits."""
@@ -167,9 +167,11 @@ def deep_lift_shap(
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
         ``torch.float16``); the multipliers, their projection and the delta check stay float32.
     delta_tolerance : float, optional
-        A region fails the summation-to-delta check when its delta exceeds this times
-        max(1, |f(x)|, max |f(reference)|). Default :data:`DELTA_TOLERANCE` (float32) or
-        :data:`DELTA_TOLERANCE_AUTOCAST`.
+        A region fails the summation-to-delta check when its delta exceeds this times its scale:
+        the largest of |f(x)|, |f(reference)| and Σ|contributions| (the sum over positions of each
+        position's |contribution| to one reference's difference) over its references. The scale follows
+        the model's units, so a model whose outputs are far below 1 is held to the same relative
+        accuracy. Default :data:`DELTA_TOLERANCE` (float32) or :data:`DELTA_TOLERANCE_AUTOCAST`.
     strict : bool, default True
         Raise :class:`~genomatt.errors.ModelError` when a region fails the check (nothing is
         returned); with False, warn and return the contributions.
@@ -212,7 +214,7 @@ def deep_lift_shap(
 
     hypothetical_sum = torch.zeros(n, n_targets, 4, length)
     delta = torch.zeros(n, n_targets)
-    scale = torch.ones(n, n_targets)
+    scale = torch.zeros(n, n_targets)
     prediction = torch.zeros(n, n_targets)
     model = _walkable(model)
     with prepared(model, device) as dtype:
@@ -397,8 +399,9 @@ def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
         first = f"region {region}"
     worst = float(delta.max())
     message = (f"summation-to-delta fails for {int(failing.any(dim=1).sum())} of {delta.shape[0]} regions "
-               f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to "
-               "max(1, |f(x)|, |f(reference)|)): the contributions do not add up to f(x) − f(reference)")
+               f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to the largest "
+               "of |f(x)|, |f(reference)| and Σ|contributions|): the contributions do not add up to "
+               "f(x) − f(reference)")
     if strict:
         raise ModelError(message)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -526,7 +529,8 @@ class _Engine:
         errors : Tensor, shape (b, T)
             Largest |f(x) − f(ref) − Σ m · (x − ref)| over the references (CPU).
         magnitude : Tensor, shape (b, T)
-            max(|f(x)|, max |f(ref)|), the scale of the tolerance (CPU).
+            The largest of |f(x)|, |f(ref)| and Σ_l |Σ_c m · (x − ref)| over the references, the scale
+            of the tolerance (CPU).
         prediction : Tensor, shape (b, T)
             f(x) (CPU).
         """
@@ -536,8 +540,9 @@ class _Engine:
         # Σ_c m · ref at each position serves both the projection and the delta check.
         reference_dot = (multipliers * refs).sum(dim=-2)
         hypothetical_sum = (multipliers.sum(dim=2) - reference_dot.sum(dim=2).unsqueeze(-2)).transpose(0, 1)
-        summed = (multipliers * x.unsqueeze(1)).sum(dim=(-2, -1)) - reference_dot.sum(dim=-1)
+        per_position = (multipliers * x.unsqueeze(1)).sum(dim=-2) - reference_dot
         output_delta = (values_in.unsqueeze(1) - values_ref).permute(2, 0, 1)
-        errors = (output_delta - summed).abs().amax(dim=2).T
-        magnitude = torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1))
+        errors = (output_delta - per_position.sum(dim=-1)).abs().amax(dim=2).T
+        magnitude = torch.maximum(torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1)),
+                                  per_position.abs().sum(dim=-1).amax(dim=2).T)
         return hypothetical_sum.cpu(), errors.cpu(), magnitude.cpu(), values_in.cpu()
