@@ -10,15 +10,19 @@ user's cache folder instead, keyed by the FASTA's absolute path, size and modifi
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import gzip
 import hashlib
+import io
 import logging
 import math
 import os
 import re
+import struct
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,33 +192,120 @@ def _trailer_problem(handle: BinaryIO, last: _IndexRecord, size: int) -> str | N
     return None
 
 
-def _layout_problem(path: Path, records: list[_IndexRecord]) -> str | None:
-    """Why the ``.fai`` records do not describe the plain FASTA ``path``; ``None`` when they do.
+def _layout_problem(handle: BinaryIO, size: int, records: list[_IndexRecord]) -> str | None:
+    """Why the ``.fai`` records do not describe the FASTA read through ``handle``; ``None`` when they do.
 
     Reads a few bytes at each record's boundaries, never the sequences: each record's sequence must
     follow its header line, its first line must hold ``line_bases`` bases, and it must end where the
-    next header (or the file) begins. A FASTA re-wrapped, edited or replaced after indexing fails.
+    next header (or the file, of ``size`` bytes) begins. A FASTA re-wrapped, edited or replaced after
+    indexing fails.
     """
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        previous = None
-        for record in records:
-            problem = _header_problem(handle, record, previous) or _first_line_problem(handle, record, size)
-            if problem:
-                return problem
-            previous = record
-        return _trailer_problem(handle, previous, size)
+    previous = None
+    for record in records:
+        problem = _header_problem(handle, record, previous) or _first_line_problem(handle, record, size)
+        if problem:
+            return problem
+        previous = record
+    return _trailer_problem(handle, previous, size)
+
+
+class _BgzfText(io.RawIOBase):
+    """The decompressed bytes of a bgzip file, read at any offset through its ``.gzi`` block index.
+
+    Each BGZF block holds at most 64 KiB of data; the ``.gzi`` lists where each block after the first
+    starts, compressed and decompressed. Only the blocks read are decompressed (the last one is kept).
+
+    Raises
+    ------
+    ValueError
+        When the ``.gzi`` is malformed or does not describe the file's blocks (an index of another file).
+    """
+
+    def __init__(self, path: Path, gzi: Path):
+        super().__init__()
+        data = gzi.read_bytes()
+        count = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+        if count < 0 or len(data) != 8 + 16 * count:
+            raise ValueError(f"{gzi.name} is not a bgzip block index ({len(data)} bytes)")
+        offsets = struct.unpack(f"<{2 * count}Q", data[8:])
+        self._compressed, self._decompressed = [0, *offsets[0::2]], [0, *offsets[1::2]]
+        if any(a >= b for a, b in zip(self._compressed, self._compressed[1:])) or any(
+                a >= b for a, b in zip(self._decompressed, self._decompressed[1:])):
+            raise ValueError(f"{gzi.name} lists its blocks out of order")
+        self._file = open(path, "rb")
+        self._position = 0
+        self._block: tuple[int, bytes] = (-1, b"")
+
+    def close(self) -> None:
+        if hasattr(self, "_file"):
+            self._file.close()
+        super().close()
+
+    def _block_data(self, index: int) -> bytes:
+        """The decompressed data of the ``index``-th block of the ``.gzi``, checked against its next entry."""
+        if self._block[0] != index:
+            at = self._compressed[index]
+            self._file.seek(at)
+            header = self._file.read(18)
+            if len(header) < 18 or header[:4] != _BGZF_FLAGS or header[12:14] != _BGZF_SUBFIELD:
+                raise ValueError(f"its .gzi points at byte {at}, where no bgzip block starts")
+            body = self._file.read(int.from_bytes(header[16:18], "little") + 1 - 18)
+            try:
+                data = zlib.decompress(body[:-8], wbits=-15)
+            except zlib.error as error:
+                raise ValueError(f"the bgzip block at byte {at} cannot be decompressed ({error})") from None
+            if index + 1 < len(self._decompressed) and (
+                    self._decompressed[index] + len(data) != self._decompressed[index + 1]):
+                raise ValueError(f"the bgzip block at byte {at} holds {len(data)} bytes, not the "
+                                 f"{self._decompressed[index + 1] - self._decompressed[index]} its .gzi says")
+            self._block = (index, data)
+        return self._block[1]
+
+    def size(self) -> int:
+        """Decompressed bytes in the file: the last indexed block's offset and the blocks from there on."""
+        self._file.seek(self._compressed[-1])
+        total = self._decompressed[-1]
+        while len(header := self._file.read(18)) == 18 and header[:4] == _BGZF_FLAGS:
+            self._file.seek(int.from_bytes(header[16:18], "little") + 1 - 18 - 4, os.SEEK_CUR)
+            total += int.from_bytes(self._file.read(4), "little")
+        return total
+
+    def readable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET:
+            raise io.UnsupportedOperation("only absolute seeks")
+        self._position = offset
+        return offset
+
+    def read(self, size: int = -1) -> bytes:
+        chunks = []
+        while size:
+            index = bisect.bisect_right(self._decompressed, self._position) - 1
+            within = self._position - self._decompressed[index]
+            piece = self._block_data(index)[within:within + size if size > 0 else None]
+            if not piece:
+                break  # past the data of the last block: the end of the file
+            chunks.append(piece)
+            self._position += len(piece)
+            size = max(0, size - len(piece)) if size > 0 else size
+        return b"".join(chunks)
 
 
 def _index_mismatch(path: Path, indexes: list[Path], compressed: bool) -> str | None:
     """Why the present index files ``indexes`` do not match the FASTA ``path``; ``None`` if they do.
 
-    The ``.fai`` must be well formed with unique names; the records of a plain FASTA's ``.fai`` are
-    also checked against the FASTA's bytes (a bgzip-compressed FASTA's offsets are not file offsets).
+    The ``.fai`` must be well formed with unique names and its records must match the FASTA's bytes
+    (those of a bgzip-compressed FASTA read at the offsets of its ``.gzi``, which must point at its blocks).
     """
     try:
         records = _read_fai(indexes[0])
-        return None if compressed else _layout_problem(path, records)
+        if compressed:
+            with _BgzfText(path, indexes[1]) as handle:
+                return _layout_problem(handle, handle.size(), records)
+        with open(path, "rb") as handle:
+            return _layout_problem(handle, path.stat().st_size, records)
     except ValueError as error:
         return str(error)
     except OSError as error:
@@ -325,7 +416,7 @@ def _index_elsewhere(path: Path, backend: str, beside: list[Path], cached: list[
                      use_beside: bool) -> list[Path]:
     """The index of ``path`` when its folder refused to take a new one (for the reason ``refusal``).
 
-    With ``use_beside`` (an index older than its plain FASTA, whose records match it), that index;
+    With ``use_beside`` (an index older than its FASTA, whose records match it), that index;
     otherwise one built in the cache folder ``cached``.
     """
     if use_beside:
@@ -344,8 +435,8 @@ def _index_elsewhere(path: Path, backend: str, beside: list[Path], cached: list[
 def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> list[Path]:
     """Find or build an index of a FASTA that matches it; return its files (``.fai``, and ``.gzi`` for bgzip).
 
-    The index beside the FASTA is used when it is there, not older than the FASTA and, for a plain
-    FASTA, its records match the FASTA's bytes (a few bytes read per record). Otherwise it is rebuilt
+    The index beside the FASTA is used when it is there, not older than the FASTA and its records match
+    the FASTA's bytes (a few bytes read per record; for a bgzip FASTA, through its ``.gzi``). Otherwise it is rebuilt
     there, atomically. When that folder cannot be written (a shared genome in a read-only folder), an
     index older than the FASTA whose records match is used with a warning; any other is built once in
     the user's cache folder (``$XDG_CACHE_HOME/genomatt/fasta-index``, by default ``~/.cache``), with a
@@ -390,7 +481,7 @@ def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> lis
         _build_index(path, backend, beside)
     except OutputError as error:
         return _index_elsewhere(path, backend, beside, cached, _write_refusal(error),
-                                use_beside=older is not None and not compressed)
+                                use_beside=older is not None)
     return beside
 
 

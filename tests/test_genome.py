@@ -2,6 +2,7 @@ import contextlib
 import gzip
 import logging
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -427,6 +428,48 @@ def test_an_index_newer_than_its_fasta_that_does_not_match_it_is_rebuilt(tmp_pat
     regions, onehot = load_regions(fasta, frame, backend=backend, progress=False)
     assert decode_one_hot(onehot)[0] == records["chr1"][4950:] + "N" * 50
     assert regions["padded_right"].tolist() == [50]
+
+
+def _bgzip_version(folder, records, backend):
+    """A bgzip FASTA of ``records`` (several blocks) indexed with ``backend``; return its path."""
+    import pysam
+
+    plain = folder / "genome.fa"
+    plain.write_text("".join(f">{name}\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, len(seq), 60))
+                             for name, seq in records.items()))
+    pysam.tabix_compress(str(plain), str(folder / "genome.fa.gz"))
+    plain.unlink()
+    read_chrom_sizes(folder / "genome.fa.gz", backend)
+    return folder / "genome.fa.gz"
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("stale", [[".fai"], [".fai", ".gzi"]], ids=["fai", "fai-and-gzi"])
+def test_a_bgzip_fasta_replaced_under_a_newer_index_of_its_old_version_is_reindexed(tmp_path, caplog, backend, stale):
+    # A new version of the genome (600 bp cut from chr1) copied beside the index of the old one, whose file
+    # times are newer (cp -p, rsync -t, an archive): the index's offsets would read the wrong bases.
+    random = np.random.default_rng(5)
+    old = {name: "".join(random.choice(list("ACGT"), n)) for name, n in [("chr1", 150_000), ("chr2", 90_000)]}
+    new = {"chr1": old["chr1"][:60_000] + old["chr1"][60_600:], "chr2": old["chr2"]}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    old_fasta = _bgzip_version(tmp_path / "old", old, backend)
+    fasta = _bgzip_version(tmp_path / "new", new, backend)
+    for suffix in stale:
+        shutil.copy(f"{old_fasta}{suffix}", f"{fasta}{suffix}")
+        os.utime(f"{fasta}{suffix}", ns=(fasta.stat().st_mtime_ns + 10**9,) * 2)
+    with caplog.at_level(logging.WARNING, logger="genomatt.fasta"):
+        assert read_chrom_sizes(fasta, backend) == {"chr1": 149_400, "chr2": 90_000}
+    assert "genome.fa.gz.fai does not match" in caplog.text and "rebuilding the index" in caplog.text
+    frame = pd.DataFrame({"chrom": ["chr1", "chr2"], "start": [100_000, 80_000], "end": [100_100, 80_100]})
+    _, onehot = load_regions(fasta, frame, backend=backend, progress=False)
+    assert decode_one_hot(onehot) == [new["chr1"][100_000:100_100], new["chr2"][80_000:80_100]]
+    # The rebuilt index matches: read again, it is kept.
+    caplog.clear()
+    built = Path(f"{fasta}.fai").stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="genomatt.fasta"):
+        read_chrom_sizes(fasta, backend)
+    assert caplog.text == "" and Path(f"{fasta}.fai").stat().st_mtime_ns == built
 
 
 @pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
