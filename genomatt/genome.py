@@ -106,25 +106,37 @@ def _parse_bed_line(fields: list[str], where: str, is_narrowpeak: bool) -> dict:
 
 
 def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
-    """Whether a file is narrowPeak: by its name, or by a first line of 10 columns whose 7-9 are numbers."""
+    """Whether a file is narrowPeak: by its name, or by a first line of 10 columns whose 7-9 are numbers.
+
+    A first line of 10 or more columns read as BED is logged as a warning: its column 10 is no summit.
+    """
     if "narrowpeak" in path.name.lower():
         return True
-    if len(fields) != NARROWPEAK_COLUMNS:
-        return False
+    numeric = True
     try:
         [float(value) for value in fields[6:9]]
     except ValueError:  # e.g. BED's thickStart, thickEnd, itemRgb "255,0,0"
-        return False
-    log.info("%s: 10 columns, 7-9 numeric: read as narrowPeak (column 10 = summit offset from start)", path)
-    return True
+        numeric = False
+    if len(fields) == NARROWPEAK_COLUMNS and numeric:
+        log.info("%s: 10 columns, 7-9 numeric: read as narrowPeak (column 10 = summit offset from start)", path)
+        return True
+    if len(fields) >= NARROWPEAK_COLUMNS:
+        log.warning("%s: %d columns%s: read as BED, columns 7 on ignored and windows centred on the regions' "
+                    "midpoints; a narrowPeak's summits (column 10) are used when the file's name contains "
+                    "'narrowPeak' (more than 10 columns allowed, e.g. IDR's output) or its first line has exactly "
+                    "10 columns with numbers in columns 7-9", path, len(fields),
+                    "" if numeric else ", not all of 7-9 numbers")
+    return False
 
 
 def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     """Read a BED3/BED6/BED6+ or ENCODE narrowPeak file (optionally gzip-compressed).
 
-    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file named ``*.narrowPeak``,
-    or whose first line has exactly 10 columns with numbers in columns 7-9 (signalValue, pValue, qValue;
-    logged), is read as narrowPeak: column 10 is the summit offset from ``start``, with -1 meaning none.
+    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file named ``*.narrowPeak``
+    (10 or more columns, the rest ignored, as in IDR's output), or whose first line has exactly 10 columns
+    with numbers in columns 7-9 (signalValue, pValue, qValue; logged), is read as narrowPeak: column 10 is
+    the summit offset from ``start``, with -1 meaning none. Another file of 10 or more columns is read as
+    BED with a warning.
 
     Parameters
     ----------
@@ -157,8 +169,8 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
                 if is_narrowpeak is None:
                     is_narrowpeak = _is_narrowpeak(path, fields)
                 where = f"{path}:{line_number}"
-                if is_narrowpeak and len(fields) != NARROWPEAK_COLUMNS:
-                    raise BedFormatError(f"{where}: narrowPeak lines have 10 columns, got {len(fields)}")
+                if is_narrowpeak and len(fields) < NARROWPEAK_COLUMNS:
+                    raise BedFormatError(f"{where}: narrowPeak lines have at least 10 columns, got {len(fields)}")
                 records.append(_parse_bed_line(fields, where, is_narrowpeak))
     except (UnicodeDecodeError, OSError, EOFError) as error:
         raise BedFormatError(f"{path}: cannot read as a text BED file ({error})") from None
@@ -307,13 +319,25 @@ def past_chromosome_ends(
     size = regions["chrom"].map(sizes).fillna(np.inf).to_numpy(np.float64)
     region_start = regions["region_start" if "region_start" in regions.columns else "start"].to_numpy(np.int64)
     past = ~skipped & ((region_start >= size) | (regions["start"].to_numpy(np.int64) >= size))
+    region_end = regions["region_end" if "region_end" in regions.columns else "end"].to_numpy(np.int64)
+    overhanging = ~skipped & ~past & (region_end > size)
+    if overhanging.any():
+        first = regions[overhanging].iloc[0]
+        log.warning("%s: %d regions end past the end of their chromosome in %s (first: %s at %s:%d-%d, chromosome "
+                    "length %d): read, padded with N where their windows run off it; check the genome build", source,
+                    int(overhanging.sum()), fasta, first["name"], first["chrom"],
+                    first["region_start" if "region_start" in regions.columns else "start"], region_end[overhanging][0],
+                    sizes[first["chrom"]])
     if not past.any():
         return past
     first = regions[past].iloc[0]
     start, end = (first["region_start"], first["region_end"]) if "region_start" in regions.columns else (
         first["start"], first["end"])
-    message = (f"{source}: {int(past.sum())} regions start past the end of their chromosome in {fasta} (first: "
-               f"{first['name']} at {first['chrom']}:{start}-{end}, chromosome length {sizes[first['chrom']]})")
+    window = "" if (start, end) == (first["start"], first["end"]) else (
+        f", its {first['end'] - first['start']} bp window {first['chrom']}:{first['start']}-{first['end']}")
+    message = (f"{source}: {int(past.sum())} regions, or their windows, start at or past the end of their chromosome "
+               f"in {fasta} (first: {first['name']} at {first['chrom']}:{start}-{end}{window}, chromosome length "
+               f"{sizes[first['chrom']]})")
     if on_missing != "skip":
         raise FastaError(message + ("; check the genome build, or skip such regions (on_missing: skip)" if can_skip
                                     else "; check the genome build (a model is trained on every task region and "
@@ -352,6 +376,40 @@ def repeated_windows(windows: pd.DataFrame, source: str | os.PathLike) -> int:
     return int(repeated.sum())
 
 
+
+def further_summits(windows: pd.DataFrame, source: str | os.PathLike) -> int:
+    """Count the windows centred on a further summit of a peak listed earlier, with a warning naming the first.
+
+    MACS2's ``--call-summits`` lists one peak once per summit. Windows of summits closer than the width
+    overlap: the sites between them are explained, found as seqlets and hit once per summit.
+
+    Parameters
+    ----------
+    windows
+        ``chrom, start, end, name, region_start, region_end`` of each window (after :func:`resize`).
+    source
+        The regions' file, named in the warning.
+
+    Returns
+    -------
+    int
+        The number of rows whose peak (``chrom, region_start, region_end``) an earlier row has, with another
+        window (rows repeating an earlier window are :func:`repeated_windows`).
+    """
+    if "region_start" not in windows.columns:
+        return 0
+    peak = ["chrom", "region_start", "region_end"]
+    further = (windows.duplicated(peak, keep="first") & ~windows.duplicated(peak + ["start", "end"])).to_numpy()
+    if further.any():
+        first = windows.iloc[int(np.flatnonzero(further)[0])]
+        earlier = windows[(windows[peak] == first[peak]).all(axis=1)].iloc[0]
+        overlap = max(0, min(first["end"], earlier["end"]) - max(first["start"], earlier["start"]))
+        log.warning("%s: %d regions are a further summit of a peak listed earlier (first: %s at %s:%d-%d, whose "
+                    "window shares %d bp with %s's): the bases their windows share are explained, counted in motif "
+                    "discovery and hit once per summit; keep one summit per peak (e.g. its strongest) unless that "
+                    "is meant", source, int(further.sum()), first["name"], first["chrom"], first["region_start"],
+                    first["region_end"], overlap, earlier["name"])
+    return int(further.sum())
 def load_regions(
     fasta: str | os.PathLike,
     regions: str | os.PathLike | pd.DataFrame,

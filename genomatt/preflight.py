@@ -85,7 +85,7 @@ def check_inputs(
         The first problem found, naming the file and what was expected.
     """
     from genomatt.fasta import read_chrom_sizes
-    from genomatt.genome import read_bed, repeated_windows, resize
+    from genomatt.genome import further_summits, read_bed, repeated_windows, resize
     from genomatt.task_regions import check_task_beds, count_missing_chromosomes
 
     if width < 1:
@@ -99,10 +99,13 @@ def check_inputs(
     skipped = count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
     skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
     if skipped == len(table):
-        raise FastaError(f"{regions}: none of its {len(table)} regions is on a chromosome of {fasta}")
+        raise FastaError(f"{regions}: none of its {len(table)} regions can be read from {fasta} (each is on a "
+                         "chromosome it lacks, or its window starts past the chromosome's end; see the warnings above)")
+    windows = resize(table, width)
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
                "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width,
-               "repeated_windows": repeated_windows(resize(table, width), regions)}
+               "repeated_windows": repeated_windows(windows, regions),
+               "further_summits": further_summits(windows, regions)}
     # Training reads every task region from the FASTA; a user's model only places regions in them.
     task_on_missing = "error" if model is None else "skip"
     tasks = check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None

@@ -302,9 +302,9 @@ def test_extract_refuses_or_skips_regions_past_a_chromosome_end(small_genome, tm
     out = tmp_path / "regions.h5"
     result = run_in_process(capsys, "extract", "--fasta", small_genome.fasta, "--regions", bed, "--width", "100",
                             "--out", out)
-    assert_one_line_error(result, "extract", rf"{bed}: 1 regions start past the end of their chromosome in "
-                                             rf"{small_genome.fasta} \(first: past_end at chr1:70000-70100, "
-                                             r"chromosome length 60000\); .*")
+    assert_one_line_error(result, "extract", rf"{bed}: 1 regions, or their windows, start at or past the end of "
+                                             rf"their chromosome in {small_genome.fasta} \(first: past_end at "
+                                             r"chr1:70000-70100, chromosome length 60000\); .*")
     assert list(tmp_path.iterdir()) == [bed]
     assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(bed), "--width", "100",
                  "--out", str(out), "--on-missing", "skip"]) == 0

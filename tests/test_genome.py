@@ -57,9 +57,24 @@ def test_ten_columns_are_narrowpeak_only_with_numbers_in_columns_7_to_9(tmp_path
         assert read_bed(encode)["summit"].tolist() == [30]
     assert "ENCFF000AAA.bed: 10 columns, 7-9 numeric: read as narrowPeak" in caplog.text
     cut_bed12 = write(tmp_path / "cut.bed", "chr1\t100\t300\tr1\t0\t+\t100\t300\t255,0,0\t2\n")
+    caplog.clear()
     frame = read_bed(cut_bed12)
     assert "summit" not in frame.columns
     assert resize(frame, 200)[["start", "end"]].values.tolist() == [[100, 300]]
+    assert "cut.bed: 10 columns, not all of 7-9 numbers: read as BED, columns 7 on ignored" in caplog.text
+
+
+def test_idr_output_is_narrowpeak_by_its_name_and_otherwise_read_as_bed_with_a_warning(tmp_path, caplog):
+    # IDR writes the narrowPeak columns, then the local and global IDR and each replicate's peak.
+    line = "chr1\t100\t300\tp1\t1000\t.\t8.5\t-1\t4.2\t40\t2.1\t1.9\t100\t290\t7\t38\t110\t300\t6\t45\n"
+    named = write(tmp_path / "idr.narrowPeak", line)
+    assert read_bed(named)["summit"].tolist() == [40]
+    other = write(tmp_path / "idr.txt", line)
+    with caplog.at_level(logging.WARNING, logger="genomatt.genome"):
+        frame = read_bed(other)
+    assert "summit" not in frame.columns
+    assert ("idr.txt: 20 columns: read as BED, columns 7 on ignored and windows centred on the regions' midpoints; "
+            "a narrowPeak's summits (column 10) are used when the file's name contains 'narrowPeak'") in caplog.text
 
 
 def test_byte_order_mark_is_not_part_of_the_first_chromosome(tmp_path):
@@ -99,7 +114,7 @@ def test_read_bed_invalid_lines_name_file_and_line(tmp_path, line, expected):
 
 def test_read_bed_narrowpeak_with_wrong_column_count(tmp_path):
     bed = write(tmp_path / "x.narrowPeak", "chr1\t1\t2\tp\t0\t.\t1\t1\t1\t0\nchr1\t5\t9\n")
-    with pytest.raises(BedFormatError, match=r"x.narrowPeak:2: narrowPeak lines have 10 columns, got 3"):
+    with pytest.raises(BedFormatError, match=r"x.narrowPeak:2: narrowPeak lines have at least 10 columns, got 3"):
         read_bed(bed)
 
 
@@ -535,13 +550,24 @@ def test_regions_past_a_chromosome_end_are_refused_or_skipped(tmp_path, caplog):
     fasta = write(tmp_path / "g.fa", ">chr1\n" + "ACGT" * 25 + "\n>chr2\n" + "N" * 50 + "\n")
     regions = pd.DataFrame({"chrom": ["chr1", "chr1", "chr2"], "start": [10, 150, 0], "end": [30, 170, 20],
                             "name": ["a", "beyond", "gap"]})
-    with pytest.raises(FastaError, match=r"regions: 1 regions start past the end of their chromosome in .*g.fa "
-                                         r"\(first: beyond at chr1:150-170, chromosome length 100\)"):
+    with pytest.raises(FastaError, match=r"regions: 1 regions, or their windows, start at or past the end of their "
+                                         r"chromosome in .*g.fa \(first: beyond at chr1:150-170, chromosome length "
+                                         r"100\)"):
         load_regions(fasta, regions, width=20, progress=False)
+    # A region starting on the chromosome whose summit puts its window past the end is named with its window.
+    summit = pd.DataFrame({"chrom": ["chr1"], "start": [60], "end": [200], "name": ["edge"], "summit": [130]})
+    with pytest.raises(FastaError, match=r"\(first: edge at chr1:60-200, its 20 bp window chr1:180-200, chromosome "
+                                         r"length 100\)"):
+        load_regions(fasta, summit, width=20, progress=False)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        load_regions(fasta, summit.assign(summit=10), width=20, progress=False)
+    assert ("regions: 1 regions end past the end of their chromosome in" in caplog.text
+            and "(first: edge at chr1:60-200, chromosome length 100)" in caplog.text)
     with caplog.at_level(logging.WARNING):
         table, onehot = load_regions(fasta, regions, width=20, on_missing="skip", progress=False)
     assert table["name"].tolist() == ["a", "gap"]
     assert table.attrs["skipped"]["name"].tolist() == ["beyond"]
-    assert "1 regions start past the end" in caplog.text and "skipping them" in caplog.text
+    assert "1 regions, or their windows, start at or past the end" in caplog.text and "skipping them" in caplog.text
     assert "1 windows hold no A, C, G or T (entirely N): gap" in caplog.text
     assert onehot[1].sum() == 0

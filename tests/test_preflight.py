@@ -81,13 +81,29 @@ def test_repeated_windows_are_counted_and_named(small_genome, tmp_path, caplog):
     assert (f"{bed}: 2 regions repeat the window of an earlier region (first: {first[3]} at "
             f"{first[0]}:{first[1]}-{first[2]}, as {first[3]})") in caplog.text
     assert check_inputs(small_genome.fasta, small_genome.regions_bed, 200)["repeated_windows"] == 0
+    assert summary["further_summits"] == 0
+
+
+def test_further_summits_of_one_peak_are_counted_and_named(small_genome, tmp_path, caplog):
+    # MACS2 --call-summits: one peak per summit; windows 150 bp apart share 50 bp of a 200 bp width.
+    chrom, start, end, name = small_genome.regions_bed.read_text().splitlines()[0].split("\t")[:4]
+    start, end = int(start), int(end)
+    peak = f"{chrom}\t{start - 200}\t{end + 200}\t{name}"
+    rows = [f"{peak}\t0\t.\t5\t-1\t-1\t{summit}" for summit in (100, 250, 250, 400)]
+    bed = tmp_path / "peaks.narrowPeak"
+    bed.write_text("\n".join(rows) + "\n")
+    with caplog.at_level("WARNING", logger="genomatt"):
+        summary = check_inputs(small_genome.fasta, bed, 200)
+    assert (summary["repeated_windows"], summary["further_summits"]) == (1, 2)
+    assert (f"{bed}: 2 regions are a further summit of a peak listed earlier (first: {name} at "
+            f"{chrom}:{start - 200}-{end + 200}, whose window shares 50 bp with {name}'s)") in caplog.text
 
 
 def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path):
     length = read_chrom_sizes(small_genome.fasta)["chr1"]
     bed = tmp_path / "peaks.bed"
     bed.write_text(small_genome.regions_bed.read_text() + f"chr1\t{length + 10}\t{length + 60}\n")
-    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions start past the end of their chromosome")):
+    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions, or their windows, start at or past the end of their chromosome")):
         check_inputs(small_genome.fasta, bed, 200)
     assert check_inputs(small_genome.fasta, bed, 200, on_missing="skip")["skipped_regions"] == 1
     negatives = tmp_path / "negatives.bed"

@@ -31,12 +31,13 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from genomatt.genome import load_regions, repeated_windows
+    from genomatt.genome import further_summits, load_regions, repeated_windows
     from genomatt.store import write_store
 
     regions, onehot = load_regions(args.fasta, args.regions, args.width, backend=args.backend,
                                    on_missing=args.on_missing, progress=not args.quiet)
     repeated_windows(regions, args.regions)
+    further_summits(regions, args.regions)
     skipped = regions.attrs.get("skipped")
     provenance = {
         "command": "extract", "fasta": str(Path(args.fasta).resolve()), "regions": str(Path(args.regions).resolve()),
