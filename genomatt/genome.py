@@ -417,6 +417,7 @@ def load_regions(
     backend: str = "pyfaidx",
     on_missing: str = "error",
     progress: bool = True,
+    report_n: bool = True,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read fixed-width windows of a FASTA file and one-hot encode them, streaming region by region.
 
@@ -439,6 +440,9 @@ def load_regions(
         Windows entirely in N are kept and reported in a warning.
     progress
         Show a progress bar.
+    report_n
+        Warn about windows entirely in N or padded off a chromosome end; off for windows a caller
+        judges by their N content itself (background candidates).
 
     Returns
     -------
@@ -494,11 +498,11 @@ def load_regions(
     table["n_bases"] = n_bases
     table.attrs["skipped"] = skipped
     all_n = np.flatnonzero(n_bases == length)
-    if all_n.size:
+    if report_n and all_n.size:
         names = ", ".join(table["name"].iloc[all_n[:5]].astype(str)) + (", ..." if all_n.size > 5 else "")
         log.warning("%d windows hold no A, C, G or T (entirely N): %s", all_n.size, names)
     off_end = int(((padded_left > 0) | (padded_right > 0)).sum())
-    if off_end:
+    if report_n and off_end:
         log.warning("%d windows run off a chromosome end and were padded with N (see padded_left/right)", off_end)
     return table, X
 

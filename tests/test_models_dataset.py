@@ -233,3 +233,18 @@ def test_task_and_negative_beds_off_the_genome_are_named(genome, tmp_path):
     negatives = write_bed(tmp_path / "background.bed", [("chrUn", 10, 300)])
     with pytest.raises(FastaError, match=rf"{negatives}: 1 regions on chromosomes \['chrUn'\]"):
         build_training_data(genome.fasta, [genome.task_beds["CTCF"]], 200, negatives=str(negatives), progress=False)
+
+
+def test_background_candidates_in_assembly_gaps_are_dropped_without_a_warning_each(tmp_path, caplog):
+    # Telomeres and a gap of N: candidate windows there are judged by their N content and left out quietly.
+    random = np.random.default_rng(2)
+    sequence = "N" * 5000 + "".join(random.choice(list("ACGT"), 20_000)) + "N" * 5000
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1\n" + "\n".join(sequence[i:i + 60] for i in range(0, len(sequence), 60)) + "\n")
+    positives = pd.DataFrame({"chrom": ["chr1"] * 20, "start": np.arange(20) * 900 + 6000})
+    positives["end"] = positives["start"] + 200
+    with caplog.at_level("WARNING", logger="genomatt"):
+        negatives = gc_matched_negatives(fasta, positives, np.full(20, 0.5), positives, 200, random_state=1)
+    assert len(negatives) == 20
+    assert ((negatives["start"] >= 5000) & (negatives["end"] <= 25_000)).all()
+    assert "hold no A, C, G or T" not in caplog.text

@@ -169,12 +169,15 @@ def test_training_options_of_the_config_reach_genomatt_train(tmp_path):
 
     architecture = tmp_path / "wide.yaml"
     architecture.write_text("architecture: bpnet\nfilters: 256\nn_layers: 0\nfirst_kernel_size: 15\npooling: max\n")
+    # An Ensembl genome's chromosomes are numbers in YAML.
     block = printed_job(tmp_path, "train", {"architecture_config": str(architecture), "learning_rate": 0.001,
-                                            "weight_decay": 0.0005, "patience": 10}, "train")
+                                            "weight_decay": 0.0005, "patience": 10, "val_chroms": [10],
+                                            "test_chroms": ["X", 3]}, "train")
     command = next(line for line in block.splitlines() if "genomatt train" in line)
     args = build_parser().parse_args(command.split("genomatt ", 1)[1].split(" >")[0].split())
     assert (args.learning_rate, args.weight_decay, args.patience) == (0.001, 0.0005, 10)
     assert args.architecture_config == str(architecture) and args.architecture is None
+    assert (args.val_chroms, args.test_chroms) == (["10"], ["X", "3"])
 
 
 def test_one_architecture_per_config(tmp_path):

@@ -59,7 +59,7 @@ def _known_gc(fasta: str | os.PathLike, windows: pd.DataFrame) -> tuple[np.ndarr
     """GC fraction and fraction of unknown bases of each window, read in chunks to bound memory."""
     gc, unknown = [], []
     for begin in range(0, len(windows), GC_CHUNK):
-        _, X = load_regions(fasta, windows.iloc[begin : begin + GC_CHUNK], progress=False)
+        _, X = load_regions(fasta, windows.iloc[begin : begin + GC_CHUNK], progress=False, report_n=False)
         gc.append(gc_content(X))
         unknown.append(1.0 - X.sum(axis=(1, 2)) / X.shape[2])
     return np.concatenate(gc), np.concatenate(unknown)
