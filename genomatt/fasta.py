@@ -475,7 +475,7 @@ def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> lis
     if mismatch is not None:
         log.warning("%s does not match %s (%s); rebuilding the index", beside[0], path, mismatch)
     elif older is not None:
-        log.warning("%s is older than %s; rebuilding the index", older, path)
+        log.info("%s is older than %s; rebuilding the index", older, path)
     _refuse_duplicate_records(path, compressed)
     try:
         _build_index(path, backend, beside)
