@@ -16,7 +16,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,8 @@ _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 # Characters a name keeps in a file name; each run of others becomes "_".
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
+# The input files of the command running in the current command_outputs block, which no output may replace.
+_inputs: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar("command_inputs", default=frozenset())
 # Temporary files atomic_path is writing now, for abandon_outputs.
 _writing: set[Path] = set()
 # The guarded file and final path of each HDF5 file open in atomic_hdf5, by id of its h5py.File.
@@ -151,6 +153,9 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         Temporary path to write to (it does not exist yet).
     """
     final = Path(path)
+    if final.resolve() in _inputs.get():
+        raise OutputError(f"{final}: is also an input of this command, which writing it would replace; nothing was "
+                          "written under this name (choose another output file or folder)")
     # Folders this write creates, deepest first: removed again (when still empty) if the write fails.
     created = [folder for folder in (final.parent, *final.parent.parents) if not folder.exists()]
     try:
@@ -295,8 +300,14 @@ def check_hdf5_writes(handle: h5py.File) -> None:
 
 
 @contextlib.contextmanager
-def command_outputs() -> Iterator[list[Path]]:
-    """Remove every output completed inside the block if the block fails.
+def command_outputs(inputs: Iterable[str | os.PathLike] = ()) -> Iterator[list[Path]]:
+    """Remove every output completed inside the block if the block fails; refuse to write over ``inputs``.
+
+    Parameters
+    ----------
+    inputs
+        The command's input files: :func:`atomic_path` raises :class:`OutputError` for any of them (an
+        output folder holding an input under an output's name) instead of replacing it.
 
     Yields
     ------
@@ -305,6 +316,7 @@ def command_outputs() -> Iterator[list[Path]]:
     """
     completed: list[Path] = []
     token = _completed.set(completed)
+    inputs_token = _inputs.set(frozenset(Path(path).resolve() for path in inputs))
     try:
         yield completed
     except BaseException:
@@ -313,6 +325,7 @@ def command_outputs() -> Iterator[list[Path]]:
                 path.unlink()
         raise
     finally:
+        _inputs.reset(inputs_token)
         _completed.reset(token)
 
 

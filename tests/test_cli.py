@@ -454,3 +454,36 @@ def test_an_output_that_could_not_be_written_is_refused_before_any_work(tmp_path
     err = capsys.readouterr().err
     assert f"genomatt {command[0]}: error: {blocked}/" in err and ": cannot write (" in err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["blocked"]
+
+
+@pytest.mark.parametrize("command, output", [
+    (["motifs", "--contrib", "{contrib}", "--out", "{contrib}", "--meme", "{meme}"], "--out"),
+    (["report", "--contrib", "{contrib}", "--out", "{contrib}"], "--out"),
+    (["extract", "--fasta", "{fasta}", "--regions", "{regions}", "--width", "100", "--out", "{fasta}"], "--out"),
+])
+def test_an_output_that_would_replace_an_input_is_refused_before_any_work(run_files, small_genome, tmp_path, capsys,
+                                                                          command, output):
+    contrib, fasta = tmp_path / "contrib.h5", tmp_path / "genome.fa"
+    contrib.write_bytes(run_files["contrib"].read_bytes())
+    fasta.write_bytes(small_genome.fasta.read_bytes())
+    before = {path.name: path.read_bytes() for path in (contrib, fasta)}
+    names = {"contrib": contrib, "meme": run_files["meme"], "fasta": fasta, "regions": small_genome.regions_bed}
+    argv = [part.format(**names) for part in command]
+    replaced = argv[argv.index(output) + 1]
+    result = run_in_process(capsys, *argv)
+    assert_one_line_error(result, command[0], rf"{output} {replaced} is also the input --\S+ {replaced}: writing it "
+                                              r"would replace that input; choose another output path")
+    assert {path.name: path.read_bytes() for path in (contrib, fasta)} == before
+
+
+def test_an_output_folder_holding_an_input_under_an_outputs_name_keeps_the_input(run_files, tmp_path, capsys):
+    out = tmp_path / "hits"
+    out.mkdir()
+    contrib = out / "hits.h5"
+    contrib.write_bytes(run_files["contrib"].read_bytes())
+    result = run_in_process(capsys, "hits", "--contrib", contrib, "--motifs", run_files["motifs"], "--out-dir", out,
+                            "--device", "cpu")
+    assert_one_line_error(result, "hits", rf"{contrib}: is also an input of this command, which writing it would "
+                                          r"replace; nothing was written under this name .*")
+    assert contrib.read_bytes() == run_files["contrib"].read_bytes()
+    assert sorted(path.name for path in out.iterdir()) == ["hits.h5"]

@@ -19,10 +19,11 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from genomatt import __version__
 from genomatt.atomic import abandon_outputs, check_writable, command_outputs
-from genomatt.errors import GenomattError
+from genomatt.errors import GenomattError, OutputError
 
 # Subcommand modules, in the order of the pipeline.
 SUBCOMMAND_MODULES = [
@@ -120,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             from genomatt.device import resolve_device
 
             args.device = resolve_device(args.device)
-        _check_outputs_writable(args)
-        with _sigterm_removes_outputs(args.command), command_outputs():
+        inputs = _input_files(args)
+        _check_outputs_writable(args, inputs)
+        with _sigterm_removes_outputs(args.command), command_outputs(inputs.values()):
             args.func(args)
     except (GenomattError, OSError) as error:
         # An OSError that no module turned into a GenomattError is still the environment's (a file
@@ -149,11 +151,32 @@ _OUTPUT_FOLDERS = {"attribute": ("export_dir",), "evaluate": ("out_dir",), "hits
                    "simulate": ("out_dir",)}
 
 
-def _check_outputs_writable(args: argparse.Namespace) -> None:
-    """Refuse, before hours of work, outputs that could not be written at the end (a read-only folder)."""
+def _input_files(args: argparse.Namespace) -> dict[str, Path]:
+    """The existing files the command's other arguments name (a path or a list of paths), by option."""
+    outputs = {*_OUTPUT_FILES.get(args.command, ()), *_OUTPUT_FOLDERS.get(args.command, ())}
+    files = {}
+    for name, value in vars(args).items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if name in outputs or not all(isinstance(item, (str, os.PathLike)) for item in values):
+            continue
+        for item in values:
+            with contextlib.suppress(OSError, ValueError):
+                if Path(item).is_file():
+                    files[f"--{name.replace('_', '-')} {item}"] = Path(item).resolve()
+    return files
+
+
+def _check_outputs_writable(args: argparse.Namespace, inputs: dict[str, Path]) -> None:
+    """Refuse, before hours of work, outputs that could not be written at the end (a read-only folder) or that
+    would replace one of the command's ``inputs``."""
     for name in _OUTPUT_FILES.get(args.command, ()):
         if getattr(args, name, None):
-            check_writable(getattr(args, name))
+            path = getattr(args, name)
+            replaced = [option for option, file in inputs.items() if file == Path(path).resolve()]
+            if replaced:
+                raise OutputError(f"--{name.replace('_', '-')} {path} is also the input {replaced[0]}: writing it "
+                                  "would replace that input; choose another output path")
+            check_writable(path)
     for name in _OUTPUT_FOLDERS.get(args.command, ()):
         if getattr(args, name, None):
             check_writable(getattr(args, name), folder=True)
