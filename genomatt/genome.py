@@ -179,6 +179,8 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(records)
     frame["start"] = frame["start"].astype(np.int64)
     frame["end"] = frame["end"].astype(np.int64)
+    if "strand" in frame.columns:  # rows of fewer columns (a BED4 joined to a BED6) have none
+        frame["strand"] = frame["strand"].fillna(".")
     return frame
 
 

@@ -13,6 +13,7 @@ import pytest
 from genomatt.errors import BedFormatError, FastaError, SequenceError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.genome import decode_one_hot, load_regions, one_hot_encode, read_bed, resize, validate_regions
+from genomatt.store import read_regions, write_store
 
 
 def write(path, text):
@@ -571,3 +572,14 @@ def test_regions_past_a_chromosome_end_are_refused_or_skipped(tmp_path, caplog):
     assert "1 regions, or their windows, start at or past the end" in caplog.text and "skipping them" in caplog.text
     assert "1 windows hold no A, C, G or T (entirely N): gap" in caplog.text
     assert onehot[1].sum() == 0
+
+
+def test_a_bed_joining_files_of_different_columns_is_read_and_stored(tmp_path):
+    # cat of a BED6 and a BED4 (and a BED5): rows without score or strand get none.
+    bed = write(tmp_path / "both.bed", "chr1\t100\t200\tr1\t5\t+\nchr1\t300\t400\tn1\nchr1\t500\t600\tn2\t7\n")
+    frame = read_bed(bed)
+    assert frame["strand"].tolist() == ["+", ".", "."]
+    assert frame["score"].tolist()[0::2] == [5.0, 7.0] and np.isnan(frame["score"][1])
+    write_store(tmp_path / "regions.h5", resize(frame, 50), {"onehot": np.zeros((3, 4, 50), np.float32)},
+                kind="regions")
+    assert read_regions(tmp_path / "regions.h5")["strand"].tolist() == ["+", ".", "."]
