@@ -16,7 +16,7 @@ from genomatt import __version__
 from genomatt.cli.main import main
 from genomatt.models.architectures import build_model
 from genomatt.motifs.cwm_motifs import read_cwm_motifs
-from genomatt.motifs.hits import call_hits_in_store, write_hits
+from genomatt.motifs.hits import call_hits_in_store, read_hits, write_hits
 from genomatt.store import list_arrays, read_array, read_attrs, read_regions, write_store
 
 
@@ -487,3 +487,23 @@ def test_an_output_folder_holding_an_input_under_an_outputs_name_keeps_the_input
                                           r"replace; nothing was written under this name .*")
     assert contrib.read_bytes() == run_files["contrib"].read_bytes()
     assert sorted(path.name for path in out.iterdir()) == ["hits.h5"]
+
+
+@pytest.mark.parametrize("given", ["motifs", "hits"])
+def test_report_refuses_motifs_or_hits_of_tasks_the_contributions_lack(run_files, tmp_path, capsys, given):
+    # Contributions of the last task only (attribute --targets), with the motifs and hits of every task.
+    contrib = run_files["contrib"]
+    tasks = read_attrs(contrib)["tasks"]
+    arrays = {name: read_array(contrib, name) for name in list_arrays(contrib)}
+    kept = {name: array[:, -1:] if array.ndim == 4 or name in ("delta", "prediction") else array
+            for name, array in arrays.items()}
+    fewer = write_store(tmp_path / "fewer" / "contrib.h5", read_regions(contrib), kept, kind="contributions",
+                        provenance=read_attrs(contrib)["provenance"], attrs={"tasks": tasks[-1:]})
+    out = tmp_path / "out" / "report.html"
+    result = run_in_process(capsys, "report", "--contrib", fewer, f"--{given}", run_files[given], "--out", out)
+    missing = sorted({*tasks[:-1]} & ({m.task for m in read_cwm_motifs(run_files["motifs"])} if given == "motifs"
+                                     else set(read_hits(run_files["hits"]).qc["task"])))
+    assert_one_line_error(result, "report", rf"{run_files[given]}: {given} of tasks {re.escape(str(missing))} that "
+                                            rf"{fewer} does not hold \(it holds {re.escape(str(tasks[-1:]))}\); give "
+                                            r"the files of one run")
+    assert not out.exists()

@@ -32,20 +32,33 @@ def register(subparsers) -> None:
 
 
 def _check_same_run(args: argparse.Namespace) -> None:
-    """Refuse motifs or hits made from another contribution file than ``--contrib``."""
+    """Refuse motifs or hits made from another contribution file than ``--contrib``, or of tasks it lacks."""
     from genomatt.contributions import read_contributions
     from genomatt.inputs import check_in_regions
     from genomatt.motifs.hits import read_hits
     from genomatt.motifs.store import read_motifs
 
-    regions = read_contributions(args.contrib).regions
+    contributions = read_contributions(args.contrib)
+    regions = contributions.regions
     if args.hits:
         calls = read_hits(args.hits)
         check_in_regions(calls.qc, regions, args.hits, args.contrib, "peak_id", "chrom", "scanned region")
         check_in_regions(calls.hits, regions, args.hits, args.contrib, "peak_id", "chr", "hit")
+        _check_tasks(calls.qc["task"], args.hits, "hits", contributions)
     if args.motifs:
-        seqlets = read_motifs(args.motifs)[1]
+        motifs, seqlets = read_motifs(args.motifs)[:2]
         check_in_regions(seqlets, regions, args.motifs, args.contrib, "region", "chrom", "seqlet")
+        _check_tasks([motif.task for motif in motifs], args.motifs, "motifs", contributions)
+
+
+def _check_tasks(tasks, path: str, what: str, contributions) -> None:
+    """Refuse ``what`` (motifs, hits) of ``path`` whose tasks the contribution file does not hold."""
+    from genomatt.errors import StoreError
+
+    missing = sorted({str(task) for task in tasks} - set(contributions.tasks))
+    if missing:
+        raise StoreError(f"{path}: {what} of tasks {missing} that {contributions.path} does not hold (it holds "
+                         f"{contributions.tasks}); give the files of one run")
 
 
 def run(args: argparse.Namespace) -> None:
