@@ -175,7 +175,7 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     from genomatt.atomic import safe_file_names
     from genomatt.attribution.targets import column_targets, head_targets
     from genomatt.models.io import explains_columns, load, name_tasks
-    from genomatt.task_regions import target_task
+    from genomatt.task_regions import check_task_names, target_task
 
     loaded = load(spec, weights, input_length=width, device="cpu")
     if explains_columns(loaded.output_shapes):
@@ -189,6 +189,7 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
         except ModelError as error:
             raise ModelError(f"{spec}: {error}") from None
         names, explained = [name for name, _ in heads], [target for _, target in heads]
+    check_task_names(names, f"{spec} (its task names, task_names or targets)")
     safe_file_names(names)  # each task's files (modisco, bigWig, export) are its own
     _check_deeplift(loaded.model, width, explained)
     if tasks is not None:

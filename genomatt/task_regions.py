@@ -28,6 +28,28 @@ log = logging.getLogger(__name__)
 _BED_SUFFIXES = (".gz", ".bgz", ".bed", ".narrowpeak", ".broadpeak")
 
 
+def check_task_names(names: Sequence[str], where: str) -> None:
+    """Refuse task names given twice, empty, or holding whitespace or a double quote.
+
+    A task's name names its contributions, becomes its motifs' MEME IDs (``<task>.pos.0``) and fills the name
+    fields of BED files, none of which can hold whitespace, and a quote would be escaped in them.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``where`` (the option, file or model the names come from) and the names.
+    """
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"{where}: task {repeated[0]!r} is given more than once ({list(names)}); each explained "
+                          "target needs its own name")
+    unfit = [name for name in names if not name or any(char.isspace() or char == '"' for char in name)]
+    if unfit:
+        raise ConfigError(f"{where}: task names {unfit} hold whitespace or a double quote (or are empty); a task name "
+                          "becomes its motifs' MEME IDs and BED name fields, which hold neither: rename it (a task "
+                          "BED's file, or the model's names with task_names / --task-names)")
+
+
 def task_name_from_path(path: str | os.PathLike) -> str:
     """Task name of a BED file: its name without ``.bed``, ``.narrowPeak`` or ``.gz`` suffixes."""
     name = Path(path).name
@@ -68,6 +90,7 @@ def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | No
         if task in tasks:
             raise ConfigError(f"two BED files give task {task!r} (task names are file names without suffix): {path}")
         tasks[task] = read_bed(path)
+    check_task_names(list(tasks), "task BEDs " + ", ".join(map(str, beds)))
     return tasks
 
 
@@ -80,7 +103,9 @@ def _split_by_label(path: str | os.PathLike, column: str) -> dict[str, pd.DataFr
     if column == "name" and (labels == unnamed).any():
         row = int(np.flatnonzero((labels == unnamed).to_numpy())[0])
         raise BedFormatError(f"{path}: region {unnamed.iloc[row]} has no task name in column 4 (name)")
-    return {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
+    tasks = {task: group.reset_index(drop=True) for task, group in regions.groupby(labels, sort=False)}
+    check_task_names(list(tasks), f"{path} (labels column {column})")
+    return tasks
 
 
 HEAD_PREFIXES = ("profile_", "counts_")

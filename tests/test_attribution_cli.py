@@ -290,6 +290,10 @@ def test_unknown_target_is_a_clear_error(inputs, capsys):
     assert main(argv) == 2
     assert ("'SPI1' is neither a task of the model (GATA1, CTCF) nor an output index from 0 to 1 (or -1 for the "
             "last)") in capsys.readouterr().err
+    # One target twice (by name and by index) would give a file every later command refuses.
+    assert main(argv[:-3] + ["CTCF", "1", "--device", "cpu"]) == 2
+    assert "task 'CTCF' is given more than once (['CTCF', 'CTCF'])" in capsys.readouterr().err
+    assert not (folder / "bad.h5").exists()
 
 
 PROFILE_MODULE = '''

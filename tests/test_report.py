@@ -365,3 +365,15 @@ def test_logo_files_are_named_by_the_cleaned_motif_name(tmp_path):
     files = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file())
     assert files == sorted(f"run/logos/{stem}.{kind}.{fmt}" for stem in (".._.._ESCAPED", "AP-1_JUN.pos.0")
                            for kind in ("cwm", "cwm_reverse") for fmt in ("png", "svg"))
+
+
+def test_a_dollar_sign_in_a_name_is_drawn_as_it_is_not_as_mathtext():
+    from genomatt.report.logos import figure_bytes, logo_figure, region_figure
+
+    name = r"GATA_$\foo$"  # mathtext would refuse \foo, and draw GATA_$x_1$ as a subscript
+    assert figure_bytes(logo_figure(np.eye(4)[:, [0, 1, 2, 3, 0]], "bits", title=name), "png")[:4] == b"\x89PNG"
+    hits = pd.DataFrame({"motif_name": [name], "strand": ["+"], "offset": [2], "offset_end": [6]})
+    figure = region_figure(np.eye(4)[:, np.arange(20) % 4], hits, {name: "#000000"}, title=name)
+    assert figure_bytes(figure, "png")[:4] == b"\x89PNG"
+    texts = [text.get_text() for ax in figure.axes for text in ax.texts + [ax.title]]
+    assert any(name in text for text in texts)

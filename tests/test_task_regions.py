@@ -9,6 +9,7 @@ import pytest
 
 from genomatt.errors import BedFormatError, ConfigError, MotifError
 from genomatt.task_regions import (
+    check_task_names,
     comparable_targets,
     read_task_regions,
     target_task,
@@ -111,3 +112,17 @@ def test_targets_are_compared_head_with_head_and_never_within_one_task():
     np.testing.assert_array_equal(comparable_targets(targets), expected)
     np.testing.assert_array_equal(comparable_targets(["profile", "counts"]), np.eye(2, dtype=bool))
     assert comparable_targets(["GATA1", "CTCF", "track_0"]).all()
+
+
+def test_task_names_that_cannot_name_motifs_and_bed_fields_are_refused(tmp_path):
+    spaced = tmp_path / "TF one.bed"
+    spaced.write_text("chr1\t10\t20\n")
+    with pytest.raises(ConfigError, match=r"task names \['TF one'\] hold whitespace or a double quote"):
+        read_task_regions([spaced])
+    labelled = tmp_path / "labelled.bed"
+    labelled.write_text('chr1\t10\t20\tGATA1\nchr1\t30\t40\tTAL1 "b"\n')
+    with pytest.raises(ConfigError, match=r"labelled.bed \(labels column name\): task names \['TAL1 \"b\"'\]"):
+        read_task_regions([labelled], "name")
+    with pytest.raises(ConfigError, match=r"--targets: task 'CTCF' is given more than once \(\['CTCF', 'CTCF'\]\)"):
+        check_task_names(["CTCF", "CTCF"], "--targets")
+    check_task_names(["TAL1::TCF3", "AP-1/JUN", "profile_GATA1"], "fine")

@@ -25,6 +25,7 @@ from sklearn.metrics import precision_recall_curve
 from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.attribution.evaluation import Evaluation
+from genomatt.report.logos import PLAIN_TEXT
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -65,6 +66,7 @@ def _frame_table(frame: pd.DataFrame, title: str, format_value) -> str:
     return "\n".join(lines)
 
 
+@PLAIN_TEXT
 def write_evaluation(evaluation: Evaluation, folder: str | os.PathLike, provenance: dict | None = None) -> Path:
     """Write the tables, markdown, provenance and plots of an evaluation into ``folder``; return it."""
     folder = Path(folder)

@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.contributions import contribution_block, writing_contributions
     from genomatt.models.io import explains_columns, load, name_tasks
     from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
+    from genomatt.task_regions import check_task_names
 
     regions = read_regions(args.regions_h5)
     n_regions = len(regions)
@@ -177,6 +178,7 @@ def run(args: argparse.Namespace) -> None:
             raise ModelError(f"{args.model}: {error}") from None
         columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
     # Every later file named after a task (export folders, modisco files, bigWigs) must be its own.
+    check_task_names(tasks, f"{args.model} (--targets, --task-names or the model's task names)")
     safe_file_names(tasks)
     log.info("explaining %d regions of %d bp for %d target(s) against %d references each",
              len(regions), length, len(tasks), args.references)

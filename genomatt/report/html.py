@@ -46,6 +46,7 @@ from genomatt.report.hit_summary import (
 from genomatt.report.logos import (
     HIT_COLOURS,
     MOTIF_LOGO_KINDS,
+    PLAIN_TEXT,
     figure_bytes,
     logo_span,
     motif_logo_matrices,
@@ -648,6 +649,7 @@ def _page(inputs: ReportInputs, body: str) -> str:
     )
 
 
+@PLAIN_TEXT
 def build_report(
     contrib: str | os.PathLike,
     out: str | os.PathLike,

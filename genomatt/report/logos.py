@@ -15,6 +15,7 @@ import logomaker
 import numpy as np
 import pandas as pd
 from logomaker.src.colors import get_color_dict
+import matplotlib
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
@@ -43,6 +44,10 @@ HIT_COLOURS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2",
                "#475569"]
 
 
+PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
+"""Figures drawn under this take names as they are: ``$`` in a task or motif name is no mathtext."""
+
+
 def _frame(matrix: np.ndarray) -> pd.DataFrame:
     matrix = np.asarray(matrix, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] != 4:
@@ -57,6 +62,7 @@ def _style(ax, ylabel: str) -> None:
         ax.spines[side].set_visible(False)
 
 
+@PLAIN_TEXT
 def logo_figure(matrix: np.ndarray, ylabel: str, title: str | None = None) -> Figure:
     """A logo of a ``(4, W)`` matrix (positive letters up, negative down), sized to its width."""
     width = matrix.shape[1]
@@ -115,6 +121,7 @@ def write_figure(figure: Figure, stem: str | os.PathLike) -> dict[str, Path]:
     return written
 
 
+@PLAIN_TEXT
 def write_motif_logos(name: str, matrices: dict[str, np.ndarray], out_dir: str | os.PathLike) -> dict[str, dict]:
     """Write each logo of a motif as ``<out_dir>/<name>.<kind>.png`` and ``.svg``, the name made a file name.
 
@@ -184,6 +191,7 @@ def _lanes(hits: pd.DataFrame) -> list[int]:
     return lanes
 
 
+@PLAIN_TEXT
 def region_figure(contrib: np.ndarray, hits: pd.DataFrame, colours: dict[str, str], title: str,
                   first_base: int = 0) -> Figure:
     """Contribution logo of a region with its hits drawn as labelled bars beneath.
