@@ -507,3 +507,11 @@ def test_report_refuses_motifs_or_hits_of_tasks_the_contributions_lack(run_files
                                             rf"{fewer} does not hold \(it holds {re.escape(str(tasks[-1:]))}\); give "
                                             r"the files of one run")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["simulate", "train", "attribute", "motifs", "hits", "evaluate"])
+def test_a_negative_seed_is_refused_when_parsed(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--seed", "-1"])
+    assert exit_info.value.code == 2
+    assert f"genomatt {command}: error: argument --seed: a seed must be at least 0, got -1" in capsys.readouterr().err

@@ -36,6 +36,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    """Parse a random seed: an integer of at least 0, as numpy's generators take.
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not an integer (argparse reports it as an invalid value).
+    argparse.ArgumentTypeError
+        If the integer is negative.
+    """
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be at least 0, got {value}")
+    return value
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--device``; :func:`genomatt.cli.main.main` checks it (one line, exit 2) before the command runs.
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution.choices import MAX_RULES, PROFILE_CONVENTIONS, RULES
-from genomatt.cli.arguments import add_device_argument, positive_int
+from genomatt.cli.arguments import add_device_argument, positive_int, seed
 from genomatt.errors import ModelError, NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
 
@@ -62,7 +62,7 @@ def register(subparsers) -> None:
                         "model's tracks (refused when the model names its tasks otherwise)")
     parser.add_argument("--references", type=positive_int, default=20,
                         help="dinucleotide shuffles per region (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the references (default %(default)s)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the references (default %(default)s)")
     parser.add_argument("--rule", choices=RULES, default="rescale",
                         help="DeepLIFT rule for elementwise nonlinearities; genomics_default is Rescale after "
                         "convolutions and RevealCancel after dense layers (default %(default)s)")

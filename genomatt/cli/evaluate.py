@@ -10,7 +10,7 @@ import numpy as np
 import yaml
 
 from genomatt.attribution.choices import EVALUATION_METHODS, REMOVALS
-from genomatt.cli.arguments import add_device_argument, positive_int
+from genomatt.cli.arguments import add_device_argument, positive_int, seed
 from genomatt.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE", type=_method_option,
                         help="an option of one method, e.g. integrated_gradients.steps=20 or occlusion.window=10 "
                         "(repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of sampling, references and subsets")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of sampling, references and subsets")
     parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per forward pass")
     add_device_argument(parser)
     parser.set_defaults(func=run)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, task_rows
+from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, seed, task_rows
 from genomatt.errors import BedFormatError
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 
@@ -71,7 +71,7 @@ def register(subparsers) -> None:
                         "motifs were discovered in (default: --hit-contrib)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
     add_device_argument(parser)
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the permutation null")
+    parser.add_argument("--seed", type=seed, default=defaults.seed, help="seed of the permutation null")
     parser.set_defaults(func=run)
 
 

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genomatt.cli.arguments import add_task_region_arguments, positive_int, task_rows
+from genomatt.cli.arguments import add_task_region_arguments, positive_int, seed, task_rows
 from genomatt.motifs.discovery_settings import DiscoverySettings
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     parser.add_argument("--min-seqlet-share", type=float, default=defaults.min_seqlet_share,
                         help="drop a motif's seqlets whose core contributes less than this fraction of its median "
                         "seqlet's, and rebuild the motif from the others (0 keeps all; default %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the region order")
+    parser.add_argument("--seed", type=seed, default=defaults.seed, help="seed of the region order")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
 

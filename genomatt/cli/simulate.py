@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from genomatt.cli.arguments import seed
 from genomatt.simulation_settings import SimulationSettings
 
 _DEFAULTS = SimulationSettings()
@@ -18,7 +19,7 @@ def register(subparsers) -> None:
         "motifs.meme and manifest.json into --out-dir.",
     )
     parser.add_argument("--out-dir", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--plant", nargs="+", default=list(_DEFAULTS.motifs), dest="motifs", metavar="MOTIF",
                         help="JASPAR IDs, TF names or MEME files to plant (default: %(default)s)")
     parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from genomatt.atomic import atomic_path
-from genomatt.cli.arguments import add_device_argument
+from genomatt.cli.arguments import add_device_argument, seed
 from genomatt.errors import ConfigError
 from genomatt.models.training_config import ARCHITECTURE_NAMES, TrainingConfig
 
@@ -95,7 +95,7 @@ def register(subparsers) -> None:
         help="stop after this many epochs without a higher mean validation auROC (default: %(default)s)",
     )
     parser.add_argument("--no-reverse-complement", action="store_true", help="do not augment with reverse complements")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
     add_device_argument(parser)
     parser.add_argument(
         "--threads",
