@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import glob
 import io
+import logging
 import os
 import re
 import tempfile
@@ -25,10 +26,14 @@ from genomatt.errors import OutputError
 if TYPE_CHECKING:
     import h5py
 
+log = logging.getLogger(__name__)
+
 _TEMPORARY_PATTERN = ".{name}.????????.tmp"
 # Characters a name keeps in a file name; each run of others becomes "_".
 _FILE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("completed_outputs", default=None)
+# Folders the current command_outputs block made for its outputs, removed again (when empty) if it fails.
+_made_folders: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("made_folders", default=None)
 # The input files of the command running in the current command_outputs block, which no output may replace.
 _inputs: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar("command_inputs", default=frozenset())
 # Temporary files atomic_path is writing now, for abandon_outputs.
@@ -182,6 +187,46 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
     completed = _completed.get()
     if rollback and completed is not None:
         completed.append(final)
+        _made_folders.get().extend(created)
+
+
+def warn_of_earlier_files(folder: str | os.PathLike, pattern: str, written: Iterable[str | os.PathLike]) -> list[Path]:
+    """Warn about files of ``folder`` matching ``pattern`` that this command did not write: an earlier run's
+    (other tasks' modisco files or tracks), which would be read as this run's. They are kept.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Those files, sorted.
+    """
+    written = {Path(path).resolve() for path in written}
+    earlier = sorted(path for path in Path(folder).glob(pattern) if path.resolve() not in written)
+    if earlier:
+        shown = ", ".join(path.name for path in earlier[:5]) + (", ..." if len(earlier) > 5 else "")
+        log.warning("%s holds %d files of this kind that this run did not write (%s): an earlier run's, kept; remove "
+                    "them, or write each run to its own folder", folder, len(earlier), shown)
+    return earlier
+
+
+def make_output_folder(folder: str | os.PathLike) -> Path:
+    """Make an output folder (and its parents); a failure of the :func:`command_outputs` block removes the
+    folders made here again while they are empty.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be made.
+    """
+    folder = Path(folder)
+    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_failure(folder, error) from None
+    made = _made_folders.get()
+    if made is not None:
+        made.extend(created)
+    return folder
 
 
 class _GuardedFile:
@@ -301,7 +346,8 @@ def check_hdf5_writes(handle: h5py.File) -> None:
 
 @contextlib.contextmanager
 def command_outputs(inputs: Iterable[str | os.PathLike] = ()) -> Iterator[list[Path]]:
-    """Remove every output completed inside the block if the block fails; refuse to write over ``inputs``.
+    """Remove every output completed inside the block, and the folders made for them while empty, if the block
+    fails; refuse to write over ``inputs``.
 
     Parameters
     ----------
@@ -315,18 +361,22 @@ def command_outputs(inputs: Iterable[str | os.PathLike] = ()) -> Iterator[list[P
         The outputs completed so far, in order.
     """
     completed: list[Path] = []
-    token = _completed.set(completed)
-    inputs_token = _inputs.set(frozenset(Path(path).resolve() for path in inputs))
+    made: list[Path] = []
+    tokens = (_completed.set(completed), _made_folders.set(made),
+              _inputs.set(frozenset(Path(path).resolve() for path in inputs)))
     try:
         yield completed
     except BaseException:
         for path in completed:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+        for folder in sorted(set(made), key=lambda path: len(path.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only while empty
         raise
     finally:
-        _inputs.reset(inputs_token)
-        _completed.reset(token)
+        for variable, token in zip((_completed, _made_folders, _inputs), tokens):
+            variable.reset(token)
 
 
 def abandon_outputs() -> None:

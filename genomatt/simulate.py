@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from genomatt import ALPHABET, __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_path, make_output_folder
 from genomatt.errors import ConfigError
 from genomatt.motifs.formats import Motif, reverse_complement_matrix, write_meme
 from genomatt.motifs.jaspar import resolve_motifs
@@ -223,7 +223,7 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
     if settings.region_width < 2 * settings.edge_margin + 1:
         raise ConfigError(f"simulation: region_width {settings.region_width} is too small for edge margins")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_folder(out)
     motifs = resolve_motifs(list(settings.motifs), settings.jaspar_release)
     widest = max(motif.width for motif in motifs)
     if widest > settings.region_width - 2 * settings.edge_margin:

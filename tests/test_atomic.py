@@ -8,7 +8,8 @@ import pytest
 from faults import entries, mounted_tmpfs
 
 from genomatt import atomic
-from genomatt.atomic import abandon_outputs, atomic_hdf5, atomic_path, command_outputs, remove_stale_temporaries
+from genomatt.atomic import (abandon_outputs, atomic_hdf5, atomic_path, command_outputs, make_output_folder,
+                             remove_stale_temporaries, warn_of_earlier_files)
 from genomatt.errors import OutputError, StoreError
 from genomatt.store import read_array, write_store, writing_store
 
@@ -156,3 +157,28 @@ def test_abandon_outputs_removes_the_files_being_written_and_the_completed_outpu
             assert names[0].startswith(".half.txt.") and names[1] == "done.txt"
             abandon_outputs()
             assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_command_removes_the_output_folders_it_made_while_empty(tmp_path):
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "user.txt").write_text("not ours")
+    with pytest.raises(RuntimeError):
+        with command_outputs():
+            make_output_folder(tmp_path / "logos" / "deep")
+            with atomic_path(tmp_path / "modisco" / "a.h5") as tmp:
+                tmp.write_text("x")
+            with atomic_path(kept / "b.txt") as tmp:
+                tmp.write_text("y")
+            raise RuntimeError("later step failed")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept"]
+    assert [path.name for path in kept.iterdir()] == ["user.txt"]
+
+
+def test_files_of_an_earlier_run_in_an_output_folder_are_named_and_kept(tmp_path, caplog):
+    for name in ("GATA1.h5", "TAL1.h5", "old_task.h5", "notes.txt"):
+        (tmp_path / name).write_text("")
+    with caplog.at_level("WARNING", logger="genomatt.atomic"):
+        earlier = warn_of_earlier_files(tmp_path, "*.h5", [tmp_path / "GATA1.h5", tmp_path / "TAL1.h5"])
+    assert earlier == [tmp_path / "old_task.h5"] and (tmp_path / "old_task.h5").exists()
+    assert "holds 1 files of this kind that this run did not write (old_task.h5)" in caplog.text

@@ -105,6 +105,7 @@ def _task_rows(args: argparse.Namespace, contributions: Contributions) -> dict[s
 
 
 def run(args: argparse.Namespace) -> None:
+    from genomatt.atomic import warn_of_earlier_files
     from genomatt.contributions import read_contributions
     from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
     from genomatt.motifs.hits import call_hits_in_store, write_hits
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace) -> None:
     paths = write_hits(calls, args.out_dir, provenance)
     log.info("wrote %d hits to %s", len(calls.hits), paths["tsv"])
     if args.fasta:
-        for task, path in write_contribution_bigwigs(args.contrib, args.fasta, args.tracks_dir or args.out_dir,
-                                                     args.tasks).items():
+        tracks = write_contribution_bigwigs(args.contrib, args.fasta, args.tracks_dir or args.out_dir, args.tasks)
+        for task, path in tracks.items():
             log.info("wrote contributions of task %s to %s", task, path)
+        warn_of_earlier_files(args.tracks_dir or args.out_dir, "contrib.*.bw", tracks.values())

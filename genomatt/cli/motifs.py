@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.motifs.seqlets import write_bed
     from genomatt.motifs.store import write_modisco_h5, write_motifs
     from genomatt.motifs.task_discovery import discover_task_motifs
-    from genomatt.atomic import safe_file_names
+    from genomatt.atomic import safe_file_names, warn_of_earlier_files
 
     info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> None:
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
         called_seqlets.append(discovery.called_seqlets)
+    warn_of_earlier_files(folder / "modisco", "*.h5",
+                          [folder / "modisco" / f"{file_names[discovery.task]}.h5" for discovery in discoveries])
 
     if motifs:
         log.info("matching %d motifs against %d known motifs", len(motifs), len(database))

@@ -28,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path, safe_file_names, write_failure
+from genomatt.atomic import atomic_path, make_output_folder, safe_file_names
 from genomatt.contributions import Contributions, read_contributions
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import DiscoveredMotif
@@ -686,10 +686,7 @@ def build_report(
     out = Path(out)
     logo_dir = out.parent / "logos"
     # The folder exists even for a run without motifs: the workflow declares it as an output.
-    try:
-        logo_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise write_failure(logo_dir, error) from None
+    make_output_folder(logo_dir)
     names = [motif.name for motif in inputs.motifs]
     colours = {name: HIT_COLOURS[index % len(HIT_COLOURS)] for index, name in enumerate(names)}
     body = (_cards(inputs) + _run_section(inputs) + _settings_section(inputs) + _motif_section(inputs, logo_dir)
