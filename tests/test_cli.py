@@ -515,3 +515,28 @@ def test_a_negative_seed_is_refused_when_parsed(command, capsys):
         main([command, "--seed", "-1"])
     assert exit_info.value.code == 2
     assert f"genomatt {command}: error: argument --seed: a seed must be at least 0, got -1" in capsys.readouterr().err
+
+
+def _meme(path, names):
+    rows = "\n".join(["0.7 0.1 0.1 0.1", "0.1 0.7 0.1 0.1", "0.1 0.1 0.7 0.1", "0.1 0.1 0.1 0.7"] * 2)
+    path.write_text("MEME version 4\n\nALPHABET= ACGT\n\n" + "".join(
+        f"MOTIF {name}\nletter-probability matrix: alength= 4 w= 8\n{rows}\n\n" for name in names))
+    return path
+
+
+def test_hits_refuses_motif_names_that_share_a_file_name(run_files, tmp_path, capsys):
+    meme = _meme(tmp_path / "known.meme", ["TAL1::TCF3", "TAL1_TCF3"])
+    result = run_in_process(capsys, "hits", "--contrib", run_files["contrib"], "--motifs", meme, "--out-dir",
+                            tmp_path / "hits", "--device", "cpu")
+    assert_one_line_error(result, "hits", r"motifs 'TAL1::TCF3' and 'TAL1_TCF3' would both be written as 'TAL1_TCF3' "
+                                          r".*; rename one")
+    assert not (tmp_path / "hits").exists()
+
+
+def test_hits_says_when_its_filters_leave_no_motif(run_files, tmp_path, caplog):
+    meme = _meme(tmp_path / "known.meme", ["A", "B"])
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert main(["hits", "--contrib", str(run_files["contrib"]), "--motifs", str(meme), "--out-dir",
+                     str(tmp_path / "hits"), "--exclude", "A", "B", "--device", "cpu"]) == 0
+    assert (f"{meme}: no motif is left by --include, --exclude and --min-seqlets; writing empty hit tables"
+            in caplog.text)

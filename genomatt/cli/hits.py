@@ -105,7 +105,7 @@ def _task_rows(args: argparse.Namespace, contributions: Contributions) -> dict[s
 
 
 def run(args: argparse.Namespace) -> None:
-    from genomatt.atomic import warn_of_earlier_files
+    from genomatt.atomic import safe_file_names, warn_of_earlier_files
     from genomatt.contributions import read_contributions
     from genomatt.motifs.cwm_motifs import read_cwm_motifs, select_motifs
     from genomatt.motifs.hits import call_hits_in_store, write_hits
@@ -116,9 +116,13 @@ def run(args: argparse.Namespace) -> None:
     contributions.check_tasks(args.tasks)
     if args.fasta:
         _check_tracks(args, contributions)
-    motifs = select_motifs(read_cwm_motifs(args.motifs), args.include, args.exclude, args.min_seqlets)
+    given = read_cwm_motifs(args.motifs)
+    # The report draws each motif's logos under its file-safe name.
+    safe_file_names([motif.name for motif in given], "motifs")
+    motifs = select_motifs(given, args.include, args.exclude, args.min_seqlets)
     if not motifs:
-        log.warning("%s holds no motifs; writing empty hit tables", args.motifs)
+        log.warning("%s: %s; writing empty hit tables", args.motifs, "no motif is left by --include, --exclude and "
+                    "--min-seqlets" if given else "it holds no motifs")
     rows = _task_rows(args, contributions) if args.task_regions else None
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
                                batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib,
