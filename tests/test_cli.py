@@ -540,3 +540,13 @@ def test_hits_says_when_its_filters_leave_no_motif(run_files, tmp_path, caplog):
                      str(tmp_path / "hits"), "--exclude", "A", "B", "--device", "cpu"]) == 0
     assert (f"{meme}: no motif is left by --include, --exclude and --min-seqlets; writing empty hit tables"
             in caplog.text)
+
+
+def test_hits_says_when_no_motif_is_of_the_tasks_asked_for(run_files, small_genome, tmp_path, caplog):
+    one_task = planted_motifs_h5(small_genome, tmp_path / "one.h5", n_motifs=1)
+    (motif_task,) = {motif.task for motif in read_cwm_motifs(one_task)}
+    other = next(task for task in read_attrs(run_files["contrib"])["tasks"] if task != motif_task)
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert main(["hits", "--contrib", str(run_files["contrib"]), "--motifs", str(one_task),
+                     "--out-dir", str(tmp_path / "hits"), "--tasks", other, "--device", "cpu"]) == 0
+    assert f"no motif of tasks {[other]} (its motifs are of tasks {[motif_task]})" in caplog.text

@@ -760,3 +760,25 @@ def test_meme_motifs_sharing_a_name_are_named_by_name_and_id(tmp_path):
                        tmp_path / "twice.meme")
     with pytest.raises(MotifError, match=r"twice.meme:\d+: motif MA0139.2 is given again"):
         read_cwm_motifs(twice)
+
+
+def test_nan_contributions_in_a_store_are_named_by_file_task_and_region(tmp_path):
+    cwm, _ = _two_motifs()
+    rng, onehot, noise = _one_motif_regions(6, 200, seed=2)
+    hypothetical = np.stack([noise, noise], axis=1)
+    hypothetical[3, 1, 2, 17] = np.nan
+    path = _two_task_store(tmp_path / "contrib.h5", onehot, hypothetical, ["a", "b"])
+    with pytest.raises(StoreError, match=r"contrib.h5: /contrib of task b holds NaN or infinite values in 1 regions "
+                                         r"\(first: r3 at chr1:3000-3200\)"):
+        call_hits_in_store(path, [CwmMotif("m", cwm)], device="cpu")
+
+
+def test_a_task_without_contributions_is_said_so_not_told_to_raise_the_fdr(tmp_path, caplog):
+    cwm, _ = _two_motifs()
+    rng, onehot, noise = _one_motif_regions(6, 200, seed=2)
+    hypothetical = np.stack([noise, np.zeros_like(noise)], axis=1)
+    path = _two_task_store(tmp_path / "contrib.h5", onehot, hypothetical, ["a", "flat"])
+    with caplog.at_level("WARNING", logger="genomatt"):
+        calls = call_hits_in_store(path, [CwmMotif("m", cwm)], device="cpu")
+    assert "task flat: its contributions are zero in all 6 regions scanned" in caplog.text
+    assert "task flat: no hit of m" not in caplog.text and not (calls.hits["task"] == "flat").any()

@@ -98,3 +98,10 @@ def test_bed_is_sorted_bed6_with_ucsc_scores(tmp_path):
     assert [line.split("\t")[6] for line in tiny.splitlines()[1:]] == ["-2e-08", "1.23457e-08"]
     unstranded = write_bed(table.drop(columns="strand"), tmp_path / "u.bed", name="motif").read_text()
     assert unstranded.splitlines()[1].split("\t")[5] == "."
+
+
+def test_a_task_whose_sums_fit_no_null_is_named(caplog):
+    with caplog.at_level("WARNING", logger="genomatt"):
+        seqlets, threshold = call_seqlets(np.zeros((3, 4, 200), np.float32), seqlet_geometry(200), task="flat")
+    assert len(seqlets) == 0 and np.isnan(threshold)
+    assert "task flat: the windowed contribution sums cannot be fitted by a null" in caplog.text

@@ -184,6 +184,9 @@ def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_pa
     assert "No metrics file was given" in text
     only_contrib = build_report(run_files["contrib"], tmp_path / "bare.html").read_text()
     assert "No motif file was given" in only_contrib and "No hit file was given" in only_contrib
+    no_examples = build_report(run_files["contrib"], tmp_path / "few.html", hits=run_files["hits"], n_regions=0)
+    assert "No example region was asked for" in no_examples.read_text()
+    assert "No motif hits were found" not in no_examples.read_text()
 
 
 def test_tasks_without_a_discovered_motif_are_named_with_their_auroc(run_files, small_genome, tmp_path):

@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> None:
     if not motifs:
         log.warning("%s: %s; writing empty hit tables", args.motifs, "no motif is left by --include, --exclude and "
                     "--min-seqlets" if given else "it holds no motifs")
+    elif args.tasks and not any(motif.task is None or motif.task in args.tasks for motif in motifs):
+        log.warning("%s: no motif of tasks %s (its motifs are of tasks %s); writing empty hit tables", args.motifs,
+                    args.tasks, sorted({motif.task for motif in motifs}))
     rows = _task_rows(args, contributions) if args.task_regions else None
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
                                batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib,

@@ -406,7 +406,7 @@ def discover_motifs(
     contrib_by_channel = contrib.transpose(0, 2, 1)
 
     with bounded_threads(settings.threads):
-        called, _ = call_seqlets(contrib_by_channel, geometry, settings.target_fdr)
+        called, _ = call_seqlets(contrib_by_channel, geometry, settings.target_fdr, task)
         counts = {sign: int((called["sign"] == sign).sum()) for sign in SIGNS}
         log.info("task %s: %d positive and %d negative seqlets at FDR %g in a %d bp window",
                  task, counts["pos"], counts["neg"], settings.target_fdr, width)

@@ -87,6 +87,15 @@ def _motifs_for_task(motifs: list[CwmMotif], task: str) -> list[CwmMotif]:
     return [motif for motif in motifs if motif.task in (None, task)]
 
 
+def _check_finite(contrib: np.ndarray, regions: pd.DataFrame, what: str) -> None:
+    """Refuse contributions ``(N, 4, L)`` holding NaN or infinite values, naming ``what`` and the first region."""
+    bad = np.flatnonzero(~np.isfinite(contrib).all(axis=(1, 2)))
+    if bad.size:
+        row = regions.iloc[bad[0]]
+        raise StoreError(f"{what} holds NaN or infinite values in {bad.size} regions (first: {row['name']} at "
+                         f"{row['chrom']}:{row['start']}-{row['end']}); explain them again with genomatt attribute")
+
+
 def call_hits_in_store(
     contrib_path: str | os.PathLike,
     motifs: list[CwmMotif],
@@ -155,11 +164,15 @@ def call_hits_in_store(
             if task_rows is not None:
                 contrib, onehot = contrib[rows], onehot[rows]
             scanned = regions.iloc[rows].reset_index(drop=True)
+            _check_finite(contrib, scanned, f"{contrib_path}: /{array} of task {task}")
             hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device,
                                              advance)
             log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
             unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
-            if unreachable:
+            if unreachable and not contrib.any():
+                log.warning("task %s: its contributions are zero in all %d regions scanned (the model's output for "
+                            "it does not depend on the sequence there); no hits", task, len(scanned))
+            elif unreachable:
                 log.warning("task %s: no hit of %s: in these %d regions no candidate keeps the false discovery rate "
                             "at %g against the permutation null; raise the FDR (--fdr, config hits.fdr) or scan more "
                             "regions", task, ", ".join(unreachable), len(scanned), parameters.fdr)

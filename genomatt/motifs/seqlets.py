@@ -87,7 +87,8 @@ def seqlet_geometry(window: int) -> SeqletGeometry:
     )
 
 
-def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: float = 0.05) -> tuple[pd.DataFrame, float]:
+def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: float = 0.05,
+                 task: str | None = None) -> tuple[pd.DataFrame, float]:
     """Call seqlets in actual-contribution tracks.
 
     Parameters
@@ -98,6 +99,8 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
         Seqlet sizes (see :func:`seqlet_geometry`).
     target_fdr
         False discovery rate of windowed sums against the fitted Laplace null.
+    task
+        The task the contributions are of, named in the warning.
 
     Returns
     -------
@@ -129,8 +132,8 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
     except (IndexError, ValueError, ZeroDivisionError):
         # tfmodisco-lite fits its null to each side of the mode of the windowed sums and fails when a side
         # is empty: all-zero or constant tracks, or sums of (almost) one sign.
-        log.warning("the windowed contribution sums cannot be fitted by a null (all equal, or almost all of one "
-                    "sign); no seqlets")
+        log.warning("%sthe windowed contribution sums cannot be fitted by a null (all equal, or almost all of one "
+                    "sign); no seqlets", f"task {task}: " if task is not None else "")
         return empty, float("nan")
     examples = np.array([seqlet.example_idx for seqlet in coordinates], dtype=np.int64)
     starts = np.array([seqlet.start for seqlet in coordinates], dtype=np.int64) + geometry.flank

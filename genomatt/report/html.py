@@ -538,7 +538,8 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
     header = '<section id="regions"><h2>Example regions</h2>'
     chosen = _example_regions(inputs, n_regions)
     if not chosen:
-        reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+        reason = ("No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+                  if not len(inputs.hits.hits) else "No example region was asked for (--example-regions 0).")
         return header + f'<p class="empty">{reason}</p></section>'
     # The contributions the hits were called in, where the file still holds them.
     drawn = inputs.hits.contributions if inputs.hits.contributions in inputs.contributions.arrays else "contrib"
