@@ -550,3 +550,13 @@ def test_hits_says_when_no_motif_is_of_the_tasks_asked_for(run_files, small_geno
         assert main(["hits", "--contrib", str(run_files["contrib"]), "--motifs", str(one_task),
                      "--out-dir", str(tmp_path / "hits"), "--tasks", other, "--device", "cpu"]) == 0
     assert f"no motif of tasks {[other]} (its motifs are of tasks {[motif_task]})" in caplog.text
+
+
+@pytest.mark.parametrize("command", ["check", "motifs", "hits"])
+def test_a_labels_column_without_task_regions_is_refused(command, tmp_path, capsys):
+    result = run_in_process(capsys, command, "--labels-column", "name", *{
+        "check": ["--fasta", tmp_path / "g.fa", "--regions", tmp_path / "r.bed", "--width", "100"],
+        "motifs": ["--contrib", tmp_path / "c.h5", "--out", tmp_path / "m.h5"],
+        "hits": ["--contrib", tmp_path / "c.h5", "--motifs", tmp_path / "m.h5", "--out-dir", tmp_path / "h"]}[command])
+    assert_one_line_error(result, command, r"--labels-column names the task column of a --task-regions BED, and none "
+                                           r"is given")

@@ -223,7 +223,8 @@ def test_positive_windows_in_an_assembly_gap_are_left_out(genome, tmp_path, capl
 
 def test_task_and_negative_beds_off_the_genome_are_named(genome, tmp_path):
     past = write_bed(tmp_path / "PAST.bed", [("chr1", 3000, 3200), ("chr1", 10_000_000, 10_000_100)])
-    with pytest.raises(FastaError, match=rf"{past}: 1 regions, or their windows, start at or past the end of their chromosome .*; check the "
+    with pytest.raises(FastaError, match=rf"{past}: 1 regions, or their windows, start at or past the end of their "
+                                         r"chromosome .*; check the "
                                          r"genome build \(a model is trained on every task region"):
         build_training_data(genome.fasta, [past], 200, negatives="shuffled", progress=False)
     beds = [write_bed(tmp_path / "OFF.bed", [("chr1", 3000, 3200), ("chr9", 3000, 3200)]), genome.task_beds["CTCF"]]

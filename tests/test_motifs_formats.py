@@ -90,3 +90,19 @@ def test_resolve_motifs_mixes_ids_and_files(tmp_path):
     path = write_meme([Motif("U1", "user", np.full((4, 3), 0.25))], tmp_path / "u.meme")
     motifs = resolve_motifs(["MA0139", str(path)])
     assert [m.id for m in motifs] == ["MA0139.2", "U1"]
+
+
+def test_indented_motif_lines_are_read_and_a_header_alone_is_no_motif_where_allowed(tmp_path):
+    rows = "\n".join("  0.25 0.25 0.25 0.25" for _ in range(3))
+    indented = tmp_path / "indented.meme"
+    indented.write_text(f"MEME version 4\n\nALPHABET= ACGT\n\n  MOTIF m1 one\n  letter-probability matrix: w= 3\n"
+                        f"{rows}\n  MOTIF m2\n  letter-probability matrix: w= 3\n{rows}\n")
+    assert [(motif.id, motif.name) for motif in read_meme(indented)] == [("m1", "one"), ("m2", "m2")]
+    # motifs.meme of a run that found no motif: refused as a database, no motifs for hits.
+    empty = write_meme([], tmp_path / "none.meme")
+    with pytest.raises(MotifError, match="no MOTIF entries found"):
+        read_meme(empty)
+    assert read_meme(empty, allow_empty=True) == []
+    from genomatt.motifs.cwm_motifs import read_cwm_motifs
+
+    assert read_cwm_motifs(empty) == []

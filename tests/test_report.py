@@ -211,6 +211,10 @@ def test_invalid_inputs_give_clear_errors(run_files, tmp_path):
         build_report(run_files["contrib"], tmp_path / "r.html", hits=run_files["motifs"])
     with pytest.raises(StoreError, match="expected 'contributions'"):
         build_report(run_files["hits"], tmp_path / "r.html")
+    meme = tmp_path / "motifs.meme"
+    meme.write_text("MEME version 4\n\nALPHABET= ACGT\n")
+    with pytest.raises(StoreError, match="motifs.meme: a MEME file, where the motifs.h5 of genomatt motifs"):
+        build_report(run_files["contrib"], tmp_path / "r.html", motifs=meme)
     assert main(["report", "--contrib", str(run_files["contrib"]), "--out", str(tmp_path / "r.html"),
                  "--metrics", str(tmp_path / "missing.json")]) == 2
     assert not (tmp_path / "r.html").exists()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from genomatt import __version__
 from genomatt.atomic import abandon_outputs, check_writable, command_outputs
-from genomatt.errors import GenomattError, OutputError
+from genomatt.errors import ConfigError, GenomattError, OutputError
 
 # Subcommand modules, in the order of the pipeline.
 SUBCOMMAND_MODULES = [
@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             from genomatt.device import resolve_device
 
             args.device = resolve_device(args.device)
+        if getattr(args, "labels_column", None) and not getattr(args, "task_regions", None):
+            raise ConfigError("--labels-column names the task column of a --task-regions BED, and none is given")
         inputs = _input_files(args)
         _check_outputs_writable(args, inputs)
         with _sigterm_removes_outputs(args.command), command_outputs(inputs.values()):

@@ -59,7 +59,7 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
                            np.asarray(motif.pwm, dtype=float))
                   for motif in read_motifs(path)[0]]
     else:
-        meme = read_meme(path)
+        meme = read_meme(path, allow_empty=True)
         # A database may give one name to several matrices (JASPAR: CTCF MA0139, MA1929, MA1930): those are
         # named by name and ID. HOMER's names hold '/' (CTCF(Zf)/CD4+-CTCF-ChIP-Seq/Homer), which Fi-NeMo's
         # report would read as folders in the file names it makes from a motif's name: it becomes '_'.

@@ -106,7 +106,7 @@ def reverse_complement_matrix(matrix: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(matrix)[::-1, ::-1])
 
 
-_MOTIF_LINE = re.compile(r"^MOTIF\s+(\S+)(?:\s+(\S+))?")
+_MOTIF_LINE = re.compile(r"^\s*MOTIF\s+(\S+)(?:\s+(\S+))?")
 _MATRIX_HEADER = re.compile(r"^letter-probability matrix:(.*)$")
 
 
@@ -133,11 +133,13 @@ def _check_dna_alphabet(lines: list[str], path: Path) -> None:
         return
 
 
-def read_meme(path: str | os.PathLike) -> list[Motif]:
+def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]:
     """Read every motif of a MEME-format file (minimal or full MEME output).
 
     Rows that do not sum exactly to 1 are renormalised; a row off by more than
-    ``PROBABILITY_TOLERANCE`` or with a wrong number of values is an error naming the line.
+    ``PROBABILITY_TOLERANCE`` or with a wrong number of values is an error naming the line. ``allow_empty``:
+    a file of the MEME header alone (``motifs.meme`` of a run that found no motif) gives no motifs rather
+    than an error.
 
     Returns
     -------
@@ -177,7 +179,7 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
         sites_match = re.search(r"nsites=\s*([\d.eE+]+)", header)
         index += 1
         rows = []
-        while index < len(lines) and lines[index].strip() and not lines[index].startswith(("MOTIF", "URL")):
+        while index < len(lines) and lines[index].strip() and not lines[index].lstrip().startswith(("MOTIF", "URL")):
             values = lines[index].split()
             try:
                 row = [float(value) for value in values]
@@ -198,7 +200,7 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
         matrix = normalise_columns(np.array(rows).T, f"{path}: motif {motif_id}")
         sites = int(float(sites_match.group(1))) if sites_match else 0
         motifs.append(Motif(motif_id, name, matrix, sites))
-    if not motifs:
+    if not motifs and not allow_empty:
         raise MotifError(f"{path}: no MOTIF entries found")
     return motifs
 

@@ -94,6 +94,11 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
+        with open(path, "rb") as text:
+            meme = text.read(64).lstrip().startswith(b"MEME version")
+        if meme:
+            raise StoreError(f"{path}: a MEME file, where the motifs.h5 of genomatt motifs is expected (its motifs "
+                             "carry their tasks and seqlets; genomatt hits --motifs also takes MEME files)") from None
         raise StoreError(f"{path}: not a readable HDF5 file ({error})") from None
     with handle:
         if handle.attrs.get("kind") != "motifs" or "motifs" not in handle:
