@@ -576,3 +576,11 @@ def test_a_terminated_run_removes_what_it_was_writing(inputs, tmp_path):
     assert process.returncode == 143
     assert "terminated (SIGTERM)" in rest
     assert not (out.parent.exists() and list(out.parent.iterdir()))
+
+
+def test_a_model_file_given_relative_is_recorded_by_its_absolute_path(inputs, monkeypatch):
+    folder, *_ = inputs
+    monkeypatch.chdir(folder)
+    assert main(["attribute", "--regions-h5", "regions.h5", "--model", "model.yaml", "--out", "relative.h5",
+                 "--references", "2", "--device", "cpu"]) == 0
+    assert read_attrs(folder / "relative.h5")["provenance"]["model"] == str((folder / "model.yaml").resolve())

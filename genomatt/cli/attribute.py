@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> None:
              len(regions), length, len(tasks), args.references)
     provenance = {
         "command": "attribute", "h5": str(Path(args.regions_h5).resolve()), "h5_sha256": input_sha256,
-        "model": str(args.model),
+        "model": str(Path(args.model).resolve()) if Path(args.model).is_file() else str(args.model),
         "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "model_sha256": loaded.content_hash, "method": "deeplift_shap", "rule": args.rule,
         "max_rule": args.max_rule,

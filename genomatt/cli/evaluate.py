@@ -111,7 +111,9 @@ def run(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, device=args.device, seed=args.seed,
     )
     provenance = {
-        "command": "evaluate", "model": str(args.model), "weights": str(args.weights) if args.weights else None,
+        "command": "evaluate",
+        "model": str(Path(args.model).resolve()) if Path(args.model).is_file() else str(args.model),
+        "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "model_sha256": loaded.content_hash, "fasta": str(Path(args.fasta).resolve()),
         "regions": str(Path(args.regions).resolve()), "truth": str(Path(args.truth).resolve()),
         "patterns": str(Path(args.patterns).resolve()) if args.patterns else None,
