@@ -782,3 +782,10 @@ def test_a_task_without_contributions_is_said_so_not_told_to_raise_the_fdr(tmp_p
         calls = call_hits_in_store(path, [CwmMotif("m", cwm)], device="cpu")
     assert "task flat: its contributions are zero in all 6 regions scanned" in caplog.text
     assert "task flat: no hit of m" not in caplog.text and not (calls.hits["task"] == "flat").any()
+    # A region without hits explains nothing, whatever the rounding of its residual.
+    from genomatt.motifs.hit_calling import _region_qc
+
+    contrib = np.random.default_rng(0).normal(size=(2, 4, 30)).astype(np.float32)
+    total = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
+    qc = _region_qc(contrib, total * (1 - 1e-15), np.array([0, 1]))
+    assert qc["explained_fraction"].iloc[0] == 0 and qc["explained_fraction"].iloc[1] > 0

@@ -705,7 +705,9 @@ def _hit_table(found: list, filters: _Filters, motifs: list[CwmMotif], contrib: 
 def _region_qc(contrib: np.ndarray, residual_sq: np.ndarray, n_hits: np.ndarray) -> pd.DataFrame:
     """Per-region QC; ``residual_sq`` is the squared contribution left unexplained in each region."""
     total_sq = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
-    explained = np.divide(total_sq - residual_sq, total_sq, out=np.zeros_like(total_sq), where=total_sq > 0)
+    # A region without hits explains nothing: its residual is its contributions, whatever the rounding.
+    explained = np.divide(total_sq - residual_sq, total_sq, out=np.zeros_like(total_sq),
+                          where=(total_sq > 0) & (n_hits > 0))
     return pd.DataFrame({
         "n_hits": n_hits.astype(np.int64), "contribution": contrib.sum(axis=(1, 2), dtype=np.float64),
         "global_scale": np.sqrt(total_sq / contrib.shape[-1]), "explained_fraction": explained,
