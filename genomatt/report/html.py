@@ -228,7 +228,10 @@ def _delta_figure(delta: np.ndarray, tasks: list[str]) -> Figure:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if len(tasks) > 1:
-        ax.legend(fontsize=7, frameon=False)
+        # Beside the axes, in as many columns of 12 as the tasks need, so that no entry is cut off.
+        columns = -(-len(tasks) // 12)
+        figure.set_size_inches(6.0 + 1.4 * columns, 2.4)
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0), ncols=columns)
     figure.tight_layout(pad=0.4)
     return figure
 
