@@ -365,9 +365,30 @@ def test_the_config_defaults_are_the_commands_defaults():
                 continue
             assert settings["default"] == parser.get_default(key), f"{section}.{key}"
             checked += 1
-    assert checked == 22
+    assert checked == 24
     assert {key: value["default"] for key, value in schema["hits"]["properties"].items() if "default" in value} \
         == {key: value for key, value in HitParameters().settings().items() if key != "seed"}
+
+
+
+def test_keys_written_out_at_their_defaults_change_no_command(tmp_path):
+    # The demo config, then the same with defaults written out in other spellings and orders: 0 for 0.0, 1 for
+    # 1.0, the hits keys in another order, the held-out chromosomes left out.
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["outdir"] = str(tmp_path / "out")
+    written = yaml.safe_load(yaml.safe_dump(config))
+    written["train"].update({"weight_decay": 0, "learning_rate": 0.002})
+    del written["train"]["val_chroms"], written["train"]["test_chroms"]
+    written["hits"] = {"min_task_share": 0.5, "energy_floor": 1, "fdr": 0.05, "min_similarity": 0.7}
+    commands = []
+    for name, values in (("demo", config), ("written", written)):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(values))
+        result = run_snakemake("-n", "-p", config=path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        commands.append(sorted(line for line in (result.stdout + result.stderr).splitlines()
+                               if line.startswith("Shell command: genomatt ")))
+    assert commands[0] and commands[0] == commands[1]
 
 
 def test_a_user_models_targets_and_profile_target_reach_check_and_attribute(tmp_path, user_data):

@@ -62,10 +62,11 @@ def register(subparsers) -> None:
         "--val-chroms",
         nargs="+",
         metavar="CHROM",
-        help="validation chromosomes (default: chr4, as in the simulated genome)",
+        default=["chr4"],
+        help="validation chromosomes (default: chr4)",
     )
     parser.add_argument(
-        "--test-chroms", nargs="+", metavar="CHROM", help="test chromosomes (default: chr5, as in the simulated genome)"
+        "--test-chroms", nargs="+", metavar="CHROM", default=["chr5"], help="test chromosomes (default: chr5)"
     )
     architecture = parser.add_mutually_exclusive_group()
     architecture.add_argument(

@@ -3,7 +3,26 @@
 import os
 from shlex import quote
 
+import yaml
 from snakemake.exceptions import WorkflowError
+
+# The config's sections as the schema describes them (validated, defaults written in, by the Snakefile).
+SECTION_SCHEMAS = yaml.safe_load(open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml"))["properties"]
+
+
+def numbers_as_floats():
+    """Write the schema's `number` keys of each section as floats: `weight_decay: 0` then gives the option its
+    default `0.0` gives (`--weight-decay 0.0`), so a key written out at its default reruns nothing."""
+    for section, schema in SECTION_SCHEMAS.items():
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, rules in schema.get("properties", {}).items():
+            if rules.get("type") == "number" and isinstance(values.get(key), int) and not isinstance(values[key], bool):
+                values[key] = float(values[key])
+
+
+numbers_as_floats()
 
 OUTDIR = config["outdir"]
 SIMULATED = "simulated"
@@ -261,8 +280,9 @@ def training_architecture_file(wildcards):
 def hit_options():
     """Hit-calling options of `genomatt hits` from the `hits` section of the config (its resources aside), with the
     schema's defaults (the command's own, genomatt/motifs/hit_parameters.py) for the keys it leaves out."""
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in HITS.items()
-                    if value is not None and key not in RESOURCE_KEYS)
+    # In the schema's order, not the config's: reordering keys in the config changes no command.
+    return " ".join(f"--{key.replace('_', '-')} {HITS[key]}" for key in SECTION_SCHEMAS["hits"]["properties"]
+                    if HITS.get(key) is not None and key not in RESOURCE_KEYS)
 
 
 def motif_options():
