@@ -789,3 +789,16 @@ def test_a_task_without_contributions_is_said_so_not_told_to_raise_the_fdr(tmp_p
     total = (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
     qc = _region_qc(contrib, total * (1 - 1e-15), np.array([0, 1]))
     assert qc["explained_fraction"].iloc[0] == 0 and qc["explained_fraction"].iloc[1] > 0
+
+
+def test_the_motif_table_keeps_integer_columns_when_a_task_has_no_motif(tmp_path):
+    import h5py
+
+    cwm, _ = _two_motifs()
+    rng, onehot, noise = _one_motif_regions(6, 200, seed=2)
+    path = _two_task_store(tmp_path / "contrib.h5", onehot, np.stack([noise, noise], axis=1), ["a", "b"])
+    calls = call_hits_in_store(path, [CwmMotif("m", cwm, task="a")], device="cpu")
+    written = write_hits(calls, tmp_path / "hits")["h5"]
+    with h5py.File(written) as handle:
+        assert {name: handle["motifs"][name].dtype.kind for name in ("width", "trim_start", "trim_end")} == \
+            {"width": "i", "trim_start": "i", "trim_end": "i"}

@@ -721,10 +721,16 @@ def empty_thresholds() -> pd.DataFrame:
 
 def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: float,
                       sequence_thresholds: np.ndarray) -> pd.DataFrame:
+    # Typed columns: a task without motifs gives an empty table that keeps the others' integer columns.
     return pd.DataFrame({
-        "motif_name": [m.name for m in motifs], "sign": ["pos" if m.sign > 0 else "neg" for m in motifs],
-        "width": [m.cwm.shape[1] for m in motifs], "trim_start": [t[0] for t in trims],
-        "trim_end": [t[1] for t in trims], "cwm_scale": list(scales), "importance_threshold": list(thresholds),
-        "strength": list(strengths), "min_coefficient": [min_coefficient] * len(motifs),
-        "min_sequence_score": [float(value) for value in sequence_thresholds],
+        "motif_name": pd.Series([m.name for m in motifs], dtype=object),
+        "sign": pd.Series(["pos" if m.sign > 0 else "neg" for m in motifs], dtype=object),
+        "width": np.array([m.cwm.shape[1] for m in motifs], dtype=np.int64),
+        "trim_start": np.array([t[0] for t in trims], dtype=np.int64),
+        "trim_end": np.array([t[1] for t in trims], dtype=np.int64),
+        "cwm_scale": np.array(list(scales), dtype=np.float64),
+        "importance_threshold": np.array(list(thresholds), dtype=np.float64),
+        "strength": np.array(list(strengths), dtype=np.float64),
+        "min_coefficient": np.full(len(motifs), min_coefficient, dtype=np.float64),
+        "min_sequence_score": np.array([float(value) for value in sequence_thresholds], dtype=np.float64),
     })
