@@ -111,6 +111,7 @@ def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
     A first line of 10 or more columns read as BED is logged as a warning: its column 10 is no summit.
     """
     if "narrowpeak" in path.name.lower():
+        log.info("%s: read as narrowPeak by its name (column 10 = summit offset from start)", path)
         return True
     numeric = True
     try:
@@ -302,7 +303,8 @@ def _missing_chromosomes(regions: pd.DataFrame, sizes: dict[str, int], fasta: Pa
     shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
     message = f"{fasta}: chromosomes {missing} of the regions are not in the FASTA (it has: {shown})"
     if on_missing != "skip":
-        raise FastaError(message + "; fix the names or pass on_missing='skip'")
+        raise FastaError(message + "; fix the names, or skip such regions (--on-missing skip; on_missing: skip in "
+                         "the config)")
     log.warning("%s; skipping %d regions", message, int((~present).sum()))
     return ~present
 
@@ -341,7 +343,8 @@ def past_chromosome_ends(
                f"in {fasta} (first: {first['name']} at {first['chrom']}:{start}-{end}{window}, chromosome length "
                f"{sizes[first['chrom']]})")
     if on_missing != "skip":
-        raise FastaError(message + ("; check the genome build, or skip such regions (on_missing: skip)" if can_skip
+        raise FastaError(message + ("; check the genome build, or skip such regions (--on-missing skip; on_missing: "
+                                    "skip in the config)" if can_skip
                                     else "; check the genome build (a model is trained on every task region and "
                                     "negative)"))
     log.warning("%s; skipping them", message)

@@ -56,8 +56,10 @@ def register(subparsers) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE", type=_method_option,
                         help="an option of one method, e.g. integrated_gradients.steps=20 or occlusion.window=10 "
                         "(repeatable)")
-    parser.add_argument("--seed", type=seed, default=0, help="seed of sampling, references and subsets")
-    parser.add_argument("--batch-size", type=positive_int, default=128, help="rows per forward pass")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of sampling, references and subsets (default %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=128,
+                        help="rows per forward pass (default %(default)s)")
     add_device_argument(parser)
     parser.set_defaults(func=run)
 

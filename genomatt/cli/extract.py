@@ -23,7 +23,9 @@ def register(subparsers) -> None:
                         help="BED3/BED6/narrowPeak of the regions to explain, optionally gzipped")
     parser.add_argument("--width", type=int, required=True, help="window width in bp")
     parser.add_argument("--out", required=True, help="output HDF5 file")
-    parser.add_argument("--backend", choices=FASTA_BACKENDS, default="pyfaidx")
+    parser.add_argument("--backend", choices=FASTA_BACKENDS, default="pyfaidx",
+                        help="library that reads the FASTA (pysam also reads bgzip-compressed FASTA; default "
+                        "%(default)s)")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
                         help="regions on chromosomes absent from the FASTA or starting past a chromosome's end: "
                         "fail (default) or skip (with a count)")

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, seed, task_rows
+from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, positive_int, seed, task_rows
 from genomatt.errors import BedFormatError
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 
@@ -69,7 +69,8 @@ def register(subparsers) -> None:
                         help="scan the file's /hit_contrib where it has them (contributions under another max rule, "
                         "'genomatt attribute --hit-max-rule'); --no-hit-contrib scans /contrib, the contributions "
                         "motifs were discovered in (default: --hit-contrib)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="regions per batch")
+    parser.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+                        help="regions per batch (default %(default)s)")
     add_device_argument(parser)
     parser.add_argument("--seed", type=seed, default=defaults.seed, help="seed of the permutation null")
     parser.set_defaults(func=run)

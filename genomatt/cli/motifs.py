@@ -30,7 +30,9 @@ def register(subparsers) -> None:
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
     parser.add_argument("--jaspar-tax-group", default="vertebrates",
                         help="JASPAR taxonomic group, or 'all' for every taxon (default %(default)s)")
-    parser.add_argument("--top-matches", type=positive_int, default=3, help="known-motif matches kept per motif")
+    parser.add_argument("--top-matches", type=positive_int, default=3,
+                        help="known-motif matches kept per motif, best first (rows of matches.tsv; default "
+                        "%(default)s)")
     add_task_region_arguments(parser, "discover the motifs of")
     parser.add_argument("--window", type=int, help="bp centred in each region used for discovery (default: all)")
     parser.add_argument("--max-seqlets", type=positive_int, default=defaults.max_seqlets,

@@ -25,8 +25,10 @@ def register(subparsers) -> None:
     parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")
     parser.add_argument("--n-chromosomes", type=int, default=_DEFAULTS.n_chromosomes,
                         help="number of chromosomes (default: %(default)s)")
-    parser.add_argument("--chromosome-length", type=int, default=_DEFAULTS.chromosome_length)
-    parser.add_argument("--region-width", type=int, default=_DEFAULTS.region_width)
+    parser.add_argument("--chromosome-length", type=int, default=_DEFAULTS.chromosome_length,
+                        help="length of each chromosome in bp (default: %(default)s)")
+    parser.add_argument("--region-width", type=int, default=_DEFAULTS.region_width,
+                        help="width of each simulated region in bp (default: %(default)s)")
     parser.add_argument("--n-positives", type=int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
                         help="number of motif-bearing regions (default: %(default)s)")
     parser.add_argument("--n-negatives", type=int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
