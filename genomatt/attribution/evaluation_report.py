@@ -18,6 +18,7 @@ import math
 import os
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
@@ -25,7 +26,9 @@ from sklearn.metrics import precision_recall_curve
 from genomatt import __version__
 from genomatt.atomic import atomic_path
 from genomatt.attribution.evaluation import Evaluation
-from genomatt.report.logos import PLAIN_TEXT
+
+# Task and method names are drawn as they are: a `$` in one is no mathtext.
+_PLAIN_TEXT = matplotlib.rc_context({"text.parse_math": False})
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -66,7 +69,7 @@ def _frame_table(frame: pd.DataFrame, title: str, format_value) -> str:
     return "\n".join(lines)
 
 
-@PLAIN_TEXT
+@_PLAIN_TEXT
 def write_evaluation(evaluation: Evaluation, folder: str | os.PathLike, provenance: dict | None = None) -> Path:
     """Write the tables, markdown, provenance and plots of an evaluation into ``folder``; return it."""
     folder = Path(folder)
