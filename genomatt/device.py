@@ -15,6 +15,15 @@ SUPPORTED_TYPES = ("cpu", "cuda", "mps")
 _FP32_PRECISION_FLAGS = (("cudnn", "conv"), ("cudnn", "rnn"), ("cuda", "matmul"))
 
 
+def _tf32_switches() -> list[tuple[object, str, object]]:
+    """(object, attribute, its value for full float32) of each switch of TF32 in this torch."""
+    backends = torch.backends
+    if hasattr(getattr(backends.cudnn, "conv", None), "fp32_precision"):  # torch 2.9 and later
+        return [(getattr(getattr(backends, backend), op), "fp32_precision", "ieee")
+                for backend, op in _FP32_PRECISION_FLAGS]
+    return [(backends.cudnn, "allow_tf32", False), (backends.cuda.matmul, "allow_tf32", False)]
+
+
 @contextlib.contextmanager
 def full_float32() -> Iterator[None]:
     """Run float32 operations in float32 on a GPU (TF32 off); put the precision flags back afterwards.
@@ -26,15 +35,15 @@ def full_float32() -> Iterator[None]:
     calling run inside this; reduced precision stays available explicitly, through ``autocast``.
     The flags are global to the process; the CPU ignores them. Usable as a decorator.
     """
-    flags = [getattr(getattr(torch.backends, backend), op) for backend, op in _FP32_PRECISION_FLAGS]
-    saved = [flag.fp32_precision for flag in flags]
+    switches = _tf32_switches()
+    saved = [getattr(owner, name) for owner, name, _ in switches]
     try:
-        for flag in flags:
-            flag.fp32_precision = "ieee"
+        for owner, name, value in switches:
+            setattr(owner, name, value)
         yield
     finally:
-        for flag, value in zip(flags, saved):
-            flag.fp32_precision = value
+        for (owner, name, _), value in zip(switches, saved):
+            setattr(owner, name, value)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

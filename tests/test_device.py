@@ -60,6 +60,15 @@ def test_full_float32_turns_tf32_off_and_restores_the_flags_after_an_error():
     assert _precisions() == before
 
 
+def test_full_float32_turns_tf32_off_through_the_flags_of_a_torch_before_2_9(monkeypatch):
+    # Earlier torch releases have no fp32_precision, only allow_tf32 (which reads both cuDNN flags).
+    monkeypatch.setattr(torch.backends.cudnn, "conv", None, raising=False)
+    assert torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    with full_float32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+
+
 class _RecordsPrecision(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
