@@ -7,7 +7,9 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 # The config's sections as the schema describes them (validated, defaults written in, by the Snakefile).
-SECTION_SCHEMAS = yaml.safe_load(open(f"{workflow.basedir}/workflow/schemas/config.schema.yaml"))["properties"]
+# Beside this file, wherever the workflow runs from (imported as a module, `workflow.basedir` is the importer's).
+with open(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")) as schema:
+    SECTION_SCHEMAS = yaml.safe_load(schema)["properties"]
 
 
 def numbers_as_floats():
