@@ -582,8 +582,18 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
                            python_path=(user_data / "models",))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}, result.stdout[-3000:]
-    # A deleted output is made again.
+    # So does another task BED of the same task (another file of GATA1's peaks).
     Path(tasks[0]).write_text("".join(lines))
+    (tmp_path / "other").mkdir()
+    other = yaml.safe_load(config.read_text())
+    other["samples"]["k562"]["tasks"] = [str(shutil.copy(tasks[0], tmp_path / "other" / "GATA1.bed")), str(tasks[1])]
+    other_config = tmp_path / "other.yaml"
+    other_config.write_text(yaml.safe_dump(other))
+    result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=other_config,
+                           python_path=(user_data / "models",))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}, result.stdout[-3000:]
+    # A deleted output is made again.
     (out / "k562" / "motifs" / "matches.tsv").unlink()
     result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
                            python_path=(user_data / "models",))

@@ -109,19 +109,25 @@ def sample_check_task_beds(wildcards):
 
 def sample_check_input_task_beds(wildcards):
     """The task BEDs that are inputs of the check: a model to train's, whose edit retrains the model and so reruns
-    all that follows. A user model's task BEDs are checked too (`sample_check_options`) but are no input: their
+    all that follows. A user model's task BEDs are checked too (`sample_check_task_regions_option`) but are no input: their
     edit reruns only motifs and hits, which read them, not the check and the attribution after it."""
     return sample_task_beds(wildcards) if sample_trains_model(wildcards.sample) else []
 
 
-def sample_check_options(wildcards):
-    """Options of `genomatt check`: task BEDs, a model to train's held-out chromosomes, and the user's model with
-    its declared task names."""
-    options = []
+def sample_check_task_regions_option(wildcards):
+    """`--task-regions` (and `--labels-column`) of `genomatt check`: the task BEDs it checks."""
     beds = sample_check_task_beds(wildcards)
-    if beds:
-        options.append(f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}")
-    if not sample_trains_model(wildcards.sample):
+    return f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}" if beds else ""
+
+
+def sample_check_options(wildcards):
+    """Options of `genomatt check` whose change reruns it and all that follows: a model to train's task BEDs and
+    held-out chromosomes, the user's model with its declared task names. A user model's task BEDs are passed
+    apart (`sample_check_task_regions_option`): they place regions in tasks for motifs and hits only."""
+    options = []
+    if sample_trains_model(wildcards.sample):
+        options.append(sample_check_task_regions_option(wildcards))
+    else:
         options.append(f"--model {quote(sample_model(wildcards))}")
     # Weights and task names without a user's model are refused by the check.
     options.append(sample_weights_option(wildcards))

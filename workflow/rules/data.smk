@@ -57,9 +57,12 @@ rule check:
         width=config["width"],
         on_missing=sample_on_missing,
         options=sample_check_options,
-        # The known motifs are checked, but are no input of the check: a change of them reruns `motifs` (whose
-        # input and options they are) and what follows, not the check and so the training and attribution.
+        # Checked, but no trigger of the check (Snakemake compares no param given as a function of the input): the
+        # known motifs, whose change reruns `motifs` (their input and options) and what follows, and a user model's
+        # task BEDs, whose change reruns motifs and hits, not the extraction and attribution that follow the check.
         motifs=lambda wildcards, input: known_motif_options(wildcards),
+        task_regions=lambda wildcards, input: (
+            "" if sample_trains_model(wildcards.sample) else sample_check_task_regions_option(wildcards)),
     threads: 1
     resources:
         mem_mb=4000,
@@ -68,7 +71,8 @@ rule check:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
-        " --on-missing {params.on_missing} {params.options} {params.motifs} --out {output:q} > {log:q} 2>&1"
+        " --on-missing {params.on_missing} {params.options} {params.task_regions} {params.motifs} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule extract:
