@@ -109,8 +109,8 @@ def sample_check_task_beds(wildcards):
 
 def sample_check_input_task_beds(wildcards):
     """The task BEDs that are inputs of the check: a model to train's, whose edit retrains the model and so reruns
-    all that follows. A user model's task BEDs are checked too (`sample_check_task_regions_option`) but are no input: their
-    edit reruns only motifs and hits, which read them, not the check and the attribution after it."""
+    all that follows. A user model's task BEDs are checked too (`sample_check_task_regions_option`) but are no
+    input: their edit reruns only motifs and hits, which read them, not the check and the attribution after it."""
     return sample_task_beds(wildcards) if sample_trains_model(wildcards.sample) else []
 
 
