@@ -494,6 +494,35 @@ def test_slurm_dry_run_asks_gpus_for_the_gpu_jobs(tmp_path, user_data):
         assert all("--device cuda" in block for block in blocks) or rule not in ("train", "attribute_shard", "hits")
 
 
+
+def test_every_file_of_a_users_model_is_an_input_of_the_jobs_that_read_it(tmp_path, user_data):
+    # A model config naming its weights (relative to the config), in a folder whose name holds a colon.
+    folder = tmp_path / "run:2024"
+    folder.mkdir()
+    (folder / "model.yaml").write_text(yaml.safe_dump({"factory": "user_model:build", "weights": "weights.pt",
+                                                       "task_names": ["GATA1", "CTCF"]}))
+    (folder / "weights.pt").write_bytes(b"")
+    config = user_config(tmp_path, user_data, model=str(folder / "model.yaml"))
+    result = run_snakemake("-n", config=config, python_path=(user_data / "models",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = rule_blocks(result.stdout + result.stderr)
+    for rule in ("check", "attribute_shard"):
+        (inputs,) = [line for line in blocks[rule][0].splitlines() if line.strip().startswith("input:")]
+        assert f"{folder}/model.yaml" in inputs and f"{folder}/weights.pt" in inputs, (rule, inputs)
+
+
+def test_a_meme_file_planted_by_the_simulation_is_its_input(tmp_path):
+    meme = tmp_path / "planted.meme"
+    meme.write_text("MEME version 4\n\nALPHABET= ACGT\n\nMOTIF m\nletter-probability matrix: w= 2\n"
+                    "1 0 0 0\n0 1 0 0\n")
+    block = printed_job(tmp_path, "simulate", {"motifs": [str(meme), "MA0139"]}, "simulate")
+    (inputs,) = [line for line in block.splitlines() if line.strip().startswith("input:")]
+    assert str(meme) in inputs
+    meme.unlink()
+    result = run_snakemake("-n", config=tmp_path / "config.yaml")
+    assert result.returncode != 0 and f"simulate.motifs: {meme}" in result.stdout + result.stderr
+
+
 def test_workflow_runs_as_a_module(tmp_path, user_data):
     """Another workflow imports this one as a module, with its config under a key of its own."""
     config = yaml.safe_load(user_config(tmp_path, user_data).read_text())

@@ -190,15 +190,22 @@ def sample_model(wildcards):
 
 
 def sample_model_inputs(wildcards):
-    """Files the attribution needs for the model (an import spec `package.module:factory` is no file)."""
+    """Files the attribution needs for the model (an import spec `package.module:factory` is no file): the model,
+    and its weights, given in the sample or named by the model config (relative to that config's folder)."""
     model = sample_model(wildcards)
     weights = sample_config(wildcards).get("weights")
+    if weights is None and model.lower().endswith((".yaml", ".yml", ".json")) and os.path.isfile(model):
+        with open(model) as handle:
+            named = yaml.safe_load(handle)
+        if isinstance(named, dict) and named.get("weights") is not None:
+            weights = os.path.join(os.path.dirname(model), str(named["weights"]))
     return ([] if is_import_spec(model) else [model]) + ([weights] if weights else [])
 
 
 def is_import_spec(model):
-    """Whether a sample's `model` is an import spec `package.module:factory` rather than a file."""
-    return ":" in model and not model.endswith((".pt", ".pth", ".ts"))
+    """Whether a sample's `model` is an import spec `package.module:factory` rather than a file: a path that names
+    a file is a file, whatever it holds (a folder named `run:2024`)."""
+    return ":" in model and not os.path.isfile(model) and not model.endswith((".pt", ".pth", ".ts"))
 
 
 def sample_user_model_inputs(wildcards):
@@ -258,6 +265,14 @@ def final_outputs(wildcards):
         stages += [f"attribute.{shard}" for shard in range(SHARDS)]
         outputs += [benchmark(f"{sample}/{stage}") for stage in stages]
     return outputs
+
+
+def simulation_motif_files():
+    """The MEME files among `simulate.motifs` (the others are JASPAR IDs or names), read as `genomatt simulate`
+    reads them: an input of the simulation, whose edit plants other motifs."""
+    motifs = config.get("simulate", {}).get("motifs") or []
+    return [str(spec) for spec in motifs
+            if str(spec).lower().endswith((".meme", ".txt")) or os.path.isfile(str(spec))]
 
 
 def simulation_plant_option():
@@ -323,6 +338,8 @@ def configured_files():
             files.append(("train.architecture_config", TRAINING["architecture_config"]))
     if MOTIFS.get("meme"):
         files.append(("motifs.meme", MOTIFS["meme"]))
+    if any(settings["fasta"] == SIMULATED for settings in config["samples"].values()):
+        files += [("simulate.motifs", path) for path in simulation_motif_files()]
     return files
 
 

@@ -3,6 +3,8 @@ SIMULATION = config.get("simulate", {})
 
 rule simulate:
     """Write the simulated genome with planted JASPAR motifs (the embedded default data)."""
+    input:
+        simulation_motif_files(),
     output:
         fasta=f"{OUTDIR}/simulated/genome.fa",
         index=f"{OUTDIR}/simulated/genome.fa.fai",
