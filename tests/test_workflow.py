@@ -237,6 +237,10 @@ def test_benchmark_configs_run_as_documented(tmp_path, path):
     ("motifs", "window", 10, "instance['motifs']['window']"),
     ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "task": ["a"]},
      "Additional properties are not allowed ('task' was unexpected)"),
+    # A sample is a folder of outdir, beside logs/ and benchmarks/.
+    ("samples", "..", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt"}, "'..' should not be valid"),
+    ("samples", "benchmarks", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt"},
+     "'benchmarks' should not be valid"),
 ])
 def test_invalid_config_is_rejected(tmp_path, section, key, value, expected):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -392,16 +396,17 @@ def test_keys_written_out_at_their_defaults_change_no_command(tmp_path):
 
 
 def test_a_user_models_targets_and_profile_target_reach_check_and_attribute(tmp_path, user_data):
+    # A target by name and one by column index (a YAML number).
     config = yaml.safe_load(user_config(tmp_path, user_data, model="user_model:build", task_names=["GATA1", "CTCF"],
-                                        targets=["CTCF"]).read_text())
+                                        targets=["CTCF", 0]).read_text())
     config["attribution"]["profile_target"] = "held"
     path = tmp_path / "targets.yaml"
     path.write_text(yaml.safe_dump(config))
     result = run_snakemake("-n", "-p", config=path, python_path=(user_data / "models",))
     assert result.returncode == 0, result.stdout + result.stderr
     blocks = rule_blocks(result.stdout + result.stderr)
-    assert "--targets CTCF" in blocks["check"][0]
-    assert all("--targets CTCF" in block and "--profile-target held" in block for block in blocks["attribute_shard"])
+    assert "--targets CTCF 0" in blocks["check"][0]
+    assert all("--targets CTCF 0" in block and "--profile-target held" in block for block in blocks["attribute_shard"])
 
 
 def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(tmp_path, user_data):
