@@ -59,6 +59,8 @@ def test_report_is_self_contained(full_report, small_genome):
     text = full_report.read_text()
     first_motif = read_meme(small_genome.motifs_meme)[0]
     assert text.startswith("<!DOCTYPE html>")
+    # The title names the contributions with their folder (the workflow's sample).
+    assert re.search(r"<title>genomatt report — [^/<]+/contrib\.h5</title>", text)
     sources = re.findall(r'src="([^"]*)"', text)
     assert sources and all(source.startswith("data:image/png;base64,") for source in sources)
     # Nothing is loaded from elsewhere; the only outside links are known motifs' JASPAR pages.

@@ -241,6 +241,8 @@ def test_benchmark_configs_run_as_documented(tmp_path, path):
     ("samples", "..", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt"}, "'..' should not be valid"),
     ("samples", "benchmarks", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt"},
      "'benchmarks' should not be valid"),
+    ("samples", "other", {"fasta": "x.fa", "regions": "x.bed", "model": "m.pt", "labels_column": "name"},
+     "'tasks' is a dependency of 'labels_column'"),
 ])
 def test_invalid_config_is_rejected(tmp_path, section, key, value, expected):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -313,8 +315,10 @@ def test_every_file_of_a_run_is_declared(resumed_run):
 @pytest.mark.parametrize("section, key, value, rerun", [
     ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
-    # Threads are a job's resources: more of them rerun nothing.
+    # Threads are a job's resources: more of them rerun nothing; nor do a batch size and device that change the
+    # contributions by rounding only.
     ("train", "threads", 2, set()),
+    ("attribution", "batch_size", 32, set()),
     # A key written out at its default gives the commands its absence gives.
     ("train", "seed", 0, set()),
     ("motifs", "min_strength", 0.3, set()),

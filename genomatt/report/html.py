@@ -639,7 +639,9 @@ footer { color:var(--muted); text-align:center; padding:10px 0 30px; font-size:1
 
 def _page(inputs: ReportInputs, body: str) -> str:
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"genomatt report — {inputs.contributions.path.name}"
+    # The contributions' folder names the run (the workflow's sample), so that open reports tell apart.
+    path = inputs.contributions.path
+    title = "genomatt report — " + (f"{path.parent.name}/{path.name}" if path.parent.name else path.name)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -12,8 +12,10 @@ rule attribute_shard:
     params:
         options=attribution_options,
         shards=SHARDS,
-        batch_size=ATTRIBUTION.get("batch_size", 128),
-        device=DEVICE,
+        # How many pairs a pass holds and where it runs change the contributions by float32 rounding only:
+        # functions of the input, whose change reruns nothing (a smaller batch to fit a GPU recomputes no shard).
+        batch_size=lambda wildcards, input: ATTRIBUTION.get("batch_size", 128),
+        device=lambda wildcards, input: DEVICE,
     threads: ATTRIBUTION.get("threads", 1)
     resources:
         mem_mb=ATTRIBUTION.get("mem_mb", 8000),
