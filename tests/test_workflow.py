@@ -636,3 +636,19 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
     result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
                            python_path=(user_data / "models",))
     assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}
+
+
+def test_a_sample_may_explain_the_model_another_sample_trains(tmp_path, user_data):
+    config = yaml.safe_load(user_config(tmp_path, user_data, model="train").read_text())
+    trained = f"{config['outdir']}/k562/model/model.pt"
+    config["samples"]["other_peaks"] = {**config["samples"]["k562"], "model": trained}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = rule_blocks(result.stdout + result.stderr)
+    assert len(blocks["train"]) == 1 and len(blocks["report"]) == 2
+    # Its check and attribution wait for the other sample's training.
+    for rule in ("check", "attribute_shard"):
+        block = next(block for block in blocks[rule] if "sample=other_peaks" in block)
+        assert trained in next(line for line in block.splitlines() if line.strip().startswith("input:"))

@@ -343,7 +343,8 @@ def _load_config(path: Path, weights: Path | None) -> tuple[nn.Module, dict, int
         model = build_model(architecture, source=str(path))
         if weights is None:
             raise ModelError(
-                f"{path}: names no weights for its {config['architecture']}; add 'weights: PATH' or pass weights="
+                f"{path}: names no weights for its {config['architecture']}; add 'weights: PATH' to it, or give them "
+                "(a sample's weights:, --weights)"
             )
         declared_length = int(architecture["input_length"])
     else:
@@ -512,7 +513,8 @@ def load(
         source = "config"
     elif path.is_file():
         if weights is not None:
-            raise ModelError(f"{path}: weights= goes with a model config or import spec, not with a model file")
+            raise ModelError(f"{path}: weights (a sample's weights:, --weights) go with a model config or an import "
+                             "spec, not with a model file, which holds its own")
         model, source, metadata = _load_file(path, device)
         declared_length = metadata.get("input_length")
     elif isinstance(spec, str) and _IMPORT_SPEC.match(spec):
