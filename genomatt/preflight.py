@@ -200,6 +200,10 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
                 "each task BED after a task of the model (task = file name without suffix; a profile model's "
                 "profile_<task> and counts_<task> read <task>'s), or declare the model's task names with "
                 "task_names")
+        unused = [task for task in tasks if not any(target_task(name, [task]) for name in names)]
+        if unused:
+            log.warning("%s: the task BEDs of %s name no task the model explains (%s); they are not used", spec,
+                        unused, names)
     return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
             "output_shapes": [list(shape) for shape in loaded.output_shapes]}
 

@@ -182,6 +182,13 @@ def test_task_names_must_fit_the_model(small_genome, user_model, names, message)
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model, task_names=names)
 
 
+def test_a_task_bed_of_no_task_the_model_explains_is_named(small_genome, user_model, caplog):
+    with caplog.at_level("WARNING", logger="genomatt"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model,
+                     task_names=["GATA1", "CTCF"], targets=["CTCF"], task_beds=task_beds(small_genome, "GATA1", "CTCF"))
+    assert "the task BEDs of ['GATA1'] name no task the model explains (['CTCF']); they are not used" in caplog.text
+
+
 def test_targets_must_be_targets_of_the_model(small_genome, user_model):
     summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model,
                            task_names=["GATA1", "CTCF"], targets=["CTCF"])
