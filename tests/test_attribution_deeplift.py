@@ -1409,3 +1409,46 @@ def test_layer_that_ignores_eval_mode_is_refused_naming_the_cause(data):
     with pytest.raises(ModelError, match=r"`batch_norm`.*training mode .* with the model in eval mode.*"
                                          r"track_running_stats=False"):
         deep_lift_shap(model, X, refs)
+
+
+class _SequenceFirstLSTM(nn.Module):
+    """Convolution, pooling to L // 2 positions, then an LSTM over (positions, batch, channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.lstm, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.LSTM(8, 8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        h = F.max_pool1d(torch.relu(self.conv(x)), 2).permute(2, 0, 1)
+        output, _ = self.lstm(h)
+        return self.out(torch.tanh(output).mean(0))
+
+
+def test_a_tensor_whose_axis_has_the_batchs_size_is_explained_in_passes_of_another_size():
+    # One sequence and 20 references make 21 rows; pooled to 21 positions, the sequence-first LSTM's input is
+    # (21, 21, 8): read as batch-first, rows would be paired with positions.
+    torch.manual_seed(0)
+    model = _SequenceFirstLSTM().eval()
+    X = _one_hot((1, 42), 3)
+    refs = _one_hot((1, 20, 42), 4)
+    result = deep_lift_shap(model, X, refs, target=[0, 1], return_delta=True)
+    with torch.no_grad():
+        change = model(X) - model(refs[0]).mean(dim=0, keepdim=True)
+    np.testing.assert_allclose(result.attributions.sum(dim=(2, 3)), change, rtol=1e-4, atol=1e-6)
+    # Passes of 1 + 10 rows see no coincidence, and give the same numbers.
+    halves = deep_lift_shap(model, X, refs, target=[0, 1], batch_size=10)
+    np.testing.assert_allclose(halves, result.attributions, rtol=1e-5, atol=1e-8)
+
+
+def test_a_pair_whose_output_has_the_batchs_size_is_explained_against_copies_of_its_reference():
+    # One sequence, one reference: 2 rows, and an output of 2 columns (a softplus head): (2, 2).
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv1d(4, 3, 5), nn.ReLU(), nn.Flatten(), nn.LazyLinear(2), nn.Softplus())
+    X, refs = _one_hot((1, 30), 5), _one_hot((1, 1, 30), 6)
+    model(X)
+    model.eval()
+    result = deep_lift_shap(model, X, refs, target=[0, 1], return_delta=True)
+    with torch.no_grad():
+        change = model(X) - model(refs[0])
+    np.testing.assert_allclose(result.attributions.sum(dim=(2, 3)), change, rtol=1e-4, atol=1e-6)
+    assert result.delta.max() < 1e-5

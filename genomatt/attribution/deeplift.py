@@ -36,7 +36,7 @@ from genomatt.attribution.inputs import (
     output_reduction,
     reference_source,
 )
-from genomatt.attribution.interception import DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.interception import AmbiguousBatchAxis, DeepLiftMode, is_varying, mark_varying
 from genomatt.attribution.outputs import prepared
 from genomatt.attribution.torchscript import TorchScriptGraph
 from genomatt.device import resolve_device
@@ -286,14 +286,20 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
         If the model fails on the input or holds an operation DeepLIFT has no rule for.
     """
     model, device = _walkable(model), resolve_device(device)
-    bases = torch.randint(0, 4, (2, length), generator=torch.Generator().manual_seed(0))
     with prepared(model, device) as dtype:
-        mode = DeepLiftMode(model, "rescale", (1, 4, length))
-        mode.layout(1, 1)
-        batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2).to(device, dtype).requires_grad_(True)
-        with torch.enable_grad():
-            _Engine(model, mode, _first_tensor, device, dtype, None)._forward(batch)
-    return mode.whole_axis_max
+        # A sequence and one random reference; more where a tensor has the batch's size on two axes.
+        for n_references in range(1, 4):
+            bases = torch.randint(0, 4, (1 + n_references, length), generator=torch.Generator().manual_seed(0))
+            mode = DeepLiftMode(model, "rescale", (1, 4, length))
+            mode.layout(1, n_references)
+            batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2).to(device, dtype).requires_grad_(True)
+            try:
+                with torch.enable_grad():
+                    _Engine(model, mode, _first_tensor, device, dtype, None)._forward(batch)
+            except AmbiguousBatchAxis:
+                continue
+            return mode.whole_axis_max
+    raise ModelError("the model's tensors have the batch's size on two axes for every batch tried")
 
 
 def _first_tensor(output: Any) -> Tensor:
@@ -522,6 +528,11 @@ class _Engine:
     def pairs(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Summed hypothetical contributions, delta errors, output magnitudes and predictions of a batch.
 
+        Where a tensor of the model has the batch's size on axis 0 and another axis (a sequence-first LSTM
+        whose length equals it, a layer of as many channels), the pairs are explained in passes of another
+        size (halves; one pair against copies of its reference): each pair's numbers do not depend on the
+        others of its pass.
+
         Returns
         -------
         hypothetical_sum : Tensor, shape (b, T, 4, L)
@@ -534,6 +545,27 @@ class _Engine:
         prediction : Tensor, shape (b, T)
             f(x) (CPU).
         """
+        try:
+            return self._explain(x, refs)
+        except AmbiguousBatchAxis as error:
+            b, r = refs.shape[:2]
+            if r > 1:
+                first, second = self.pairs(x, refs[:, :r // 2]), self.pairs(x, refs[:, r // 2:])
+                return (first[0] + second[0], torch.maximum(first[1], second[1]),
+                        torch.maximum(first[2], second[2]), first[3])
+            if b > 1:
+                first, second = self.pairs(x[:b // 2], refs[:b // 2]), self.pairs(x[b // 2:], refs[b // 2:])
+                return tuple(torch.cat([one, two]) for one, two in zip(first, second))
+            for copies in range(2, 5):
+                try:
+                    hypothetical_sum, errors, magnitude, prediction = self._explain(x, refs.repeat(1, copies, 1, 1))
+                except AmbiguousBatchAxis:
+                    continue
+                return hypothetical_sum / copies, errors, magnitude, prediction
+            raise ModelError(f"{error}, in batches of 2 to 5 rows") from None
+
+    def _explain(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`pairs` of one pass."""
         multipliers, values_in, values_ref = self.multipliers(x, refs)
         x = x.to(self.device)
         refs = refs.to(self.device)

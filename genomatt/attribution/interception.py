@@ -184,6 +184,11 @@ MODIFIED_GRADIENT_SUPPORTED = (
     "rule here."
 )
 
+class AmbiguousBatchAxis(ModelError):
+    """Axis 0 of a tensor and another axis have the batch's size: a batch of another size tells them apart
+    (:func:`~genomatt.attribution.deep_lift_shap` explains the pairs again in passes of another size)."""
+
+
 BATCH_FIRST = ("genomatt finds the batch on axis 0, or on axis 1 of a sequence-first (L, N, ...) tensor as "
                "nn.LSTM and nn.TransformerEncoderLayer make without batch_first; permute the tensor so that the "
                "batch is on one of them")
@@ -1022,6 +1027,7 @@ class DeepLiftMode(InterceptionMode):
 
     def _check_rows(self, name: str, z: Tensor) -> None:
         expected = self._n_sequences * (1 + self._n_references)
+        self._refuse_ambiguous_axes(z)
         if z.dim() == 0 or z.shape[0] != expected:
             raise self._refusal(
                 name, f"its input has {z.shape[0] if z.dim() else 'no'} rows where the batch has "
@@ -1032,7 +1038,15 @@ class DeepLiftMode(InterceptionMode):
         """Whether ``z`` is sequence-first, ``(L, B, ...)``: its batch on axis 1 rather than 0 (nn.LSTM, nn.GRU
         and nn.TransformerEncoderLayer without batch_first)."""
         rows = self._n_sequences * (1 + self._n_references)
+        self._refuse_ambiguous_axes(z)
         return z.dim() >= 2 and z.shape[0] != rows and z.shape[1] == rows
+
+    def _refuse_ambiguous_axes(self, z: Tensor) -> None:
+        """Raise :class:`AmbiguousBatchAxis` where axis 0 of ``z`` and another axis have the batch's size."""
+        rows = self._n_sequences * (1 + self._n_references)
+        if self._n_references and z.dim() >= 2 and z.shape[0] == rows and rows in z.shape[1:]:
+            raise AmbiguousBatchAxis(f"a tensor of shape {tuple(z.shape)} has the batch's size, {rows}, on axis 0 "
+                                     "and another axis, so which holds the batch cannot be told")
 
     def axis_zero_reason(self, z: Tensor) -> str:
         """Why an operation over axis 0 of ``z`` is refused: it mixes the batch's sequences, or axis 0 is
