@@ -911,9 +911,22 @@ def test_torchscript_operation_without_a_rule_is_refused_with_its_source_line(da
 def test_training_mode_model_is_run_in_eval_mode_and_restored(data):
     X, refs = data
     model = _initialised(BassetLike()).train()
+    # Fine-tuning with a frozen batch norm: each module keeps its own flag.
+    model.bn1.eval()
+    flags = [module.training for module in model.modules()]
     expected = deep_lift_shap(_initialised(BassetLike()), X, refs)
     torch.testing.assert_close(deep_lift_shap(model, X, refs), expected)
-    assert model.training
+    assert [module.training for module in model.modules()] == flags and not model.bn1.training
+
+
+def test_a_torchscript_model_in_eval_mode_stays_in_eval_mode(data):
+    X, refs = data
+    scripted = torch.jit.script(_initialised(BassetLike()).eval())
+    deep_lift_shap(scripted, X, refs)
+    assert not any(module.training for module in scripted.modules())
+    with pytest.raises(SequenceError):
+        deep_lift_shap(scripted, X[:, :, :10], refs)
+    assert not any(module.training for module in scripted.modules())
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(2, 5, LENGTH), torch.zeros(4, LENGTH)])

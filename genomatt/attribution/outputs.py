@@ -122,7 +122,8 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     Parameters
     ----------
     model : torch.nn.Module
-        Its training flag and device are restored on exit, even after an error.
+        Every module's own training flag, and the device, are restored on exit, even after an error
+        (a model in training mode with a frozen batch norm in eval mode keeps it so).
     device : torch.device
         Where the model runs, e.g. from :func:`genomatt.device.resolve_device`.
 
@@ -134,7 +135,7 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     """
     parameter = next(iter(model.parameters()), None)
     original_device = parameter.device if parameter is not None else None
-    was_training = model.training
+    training = [(module, module.training) for module in model.modules()]
     model.eval().to(device)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     # Frozen parameters make every tensor that requires a gradient depend on the input.
@@ -148,7 +149,8 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     finally:
         for p in trainable:
             p.requires_grad_(True)
-        model.train(was_training)
+        for module, flag in training:
+            module.training = flag
         if original_device is not None and original_device != device:
             model.to(original_device)
 
