@@ -1465,3 +1465,12 @@ def test_a_pair_whose_output_has_the_batchs_size_is_explained_against_copies_of_
         change = model(X) - model(refs[0])
     np.testing.assert_allclose(result.attributions.sum(dim=(2, 3)), change, rtol=1e-4, atol=1e-6)
     assert result.delta.max() < 1e-5
+
+
+def test_a_model_of_half_precision_parameters_is_told_to_run_in_float32(data):
+    X, refs = data
+    model = _initialised(BassetLike()).to(torch.bfloat16)
+    with pytest.raises(ModelError, match=r"the model's parameters are bfloat16, which keep about three digits: "
+                                         r"explain model.float\(\)"):
+        deep_lift_shap(model, X, refs)
+    assert deep_lift_shap(model.float(), X, refs, return_delta=True).delta.max() < 1e-4

@@ -239,7 +239,7 @@ def deep_lift_shap(
                     on_block(stop)
 
     _check_finite(hypothetical_sum, delta, prediction)
-    _check_delta(delta, scale, tolerance, strict, regions)
+    _check_delta(delta, scale, tolerance, strict, regions, dtype if autocast is None else None)
     attributions = hypothetical_sum / n_references
     if not hypothetical:
         attributions *= X.unsqueeze(1)
@@ -390,7 +390,9 @@ def _same_outputs(first: list[Any], second: list[Any]) -> bool:
 
 
 def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
-                 regions: pd.DataFrame | None) -> None:
+                 regions: pd.DataFrame | None, dtype: torch.dtype | None = None) -> None:
+    """Refuse (or with ``strict=False`` warn of) regions whose delta exceeds the tolerance; ``dtype``: the
+    model's parameters', named with the way out where they hold fewer digits than the tolerance needs."""
     failing = delta > tolerance * scale
     if not failing.any():
         return
@@ -408,6 +410,9 @@ def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
                f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to the largest "
                "of |f(x)|, |f(reference)| and Σ|contributions|): the contributions do not add up to "
                "f(x) − f(reference)")
+    if dtype in (torch.float16, torch.bfloat16):
+        message += (f"; the model's parameters are {str(dtype).removeprefix('torch.')}, which keep about three "
+                    "digits: explain model.float() (autocast= runs it in reduced precision, with a tolerance for it)")
     if strict:
         raise ModelError(message)
     warnings.warn(message, RuntimeWarning, stacklevel=3)
