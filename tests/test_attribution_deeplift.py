@@ -1474,3 +1474,24 @@ def test_a_model_of_half_precision_parameters_is_told_to_run_in_float32(data):
                                          r"explain model.float\(\)"):
         deep_lift_shap(model, X, refs)
     assert deep_lift_shap(model.float(), X, refs, return_delta=True).delta.max() < 1e-4
+
+
+def test_a_references_callable_that_fails_is_named_with_how_it_is_called(data):
+    from genomatt.shuffle import dinucleotide_shuffle
+
+    X, _ = data
+
+    def int_seeds_only(sequences, n=20, random_state=None):
+        # As tangermeme's dinucleotide_shuffle: a seed, not a numpy Generator.
+        if random_state is not None and not isinstance(random_state, int):
+            raise ValueError("random_state must be None, an integer, or one integer per sequence.")
+        return dinucleotide_shuffle(sequences, n, random_state)
+
+    model = _initialised(BassetLike())
+    with pytest.raises(ConfigError, match=r"the references callable .*int_seeds_only failed \(ValueError: "
+                                          r"random_state must be None.*\); genomatt calls it as references\(X, "
+                                          r"n=n_shuffles, random_state=numpy.random.Generator\)"):
+        deep_lift_shap(model, X, references=int_seeds_only, n_shuffles=2)
+    wrapped = deep_lift_shap(model, X, n_shuffles=2, return_delta=True, references=lambda sequences, n, random_state:
+                             int_seeds_only(sequences, n=n, random_state=int(random_state.integers(2**31))))
+    assert wrapped.delta.max() < 1e-4

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from genomatt.errors import ConfigError, ModelError, SequenceError
+from genomatt.errors import ConfigError, GenomattError, ModelError, SequenceError
 
 __all__ = [
     "AttributionResult",
@@ -244,7 +244,17 @@ def reference_source(
     generator = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
     def generate(start: int, stop: int) -> Tensor:
-        block = references(X[start:stop], n=n_shuffles, random_state=generator)
+        try:
+            block = references(X[start:stop], n=n_shuffles, random_state=generator)
+        except GenomattError:
+            raise
+        except Exception as error:
+            name = getattr(references, "__qualname__", type(references).__name__)
+            raise ConfigError(
+                f"the references callable {name} failed ({type(error).__name__}: {error}); genomatt calls it as "
+                "references(X, n=n_shuffles, random_state=numpy.random.Generator) with X a (B, 4, L) tensor and "
+                "takes (B, n, 4, L); for one that takes an int seed, pass e.g. lambda X, n, random_state: "
+                "shuffle(X, n=n, random_state=int(random_state.integers(2**31)))") from error
         block = torch.from_numpy(block) if isinstance(block, np.ndarray) else block
         if not isinstance(block, Tensor) or tuple(block.shape) != (stop - start, n_shuffles, 4, length):
             shape = tuple(block.shape) if isinstance(block, Tensor) else type(block).__name__
