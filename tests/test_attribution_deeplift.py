@@ -1495,3 +1495,16 @@ def test_a_references_callable_that_fails_is_named_with_how_it_is_called(data):
     wrapped = deep_lift_shap(model, X, n_shuffles=2, return_delta=True, references=lambda sequences, n, random_state:
                              int_seeds_only(sequences, n=n, random_state=int(random_state.integers(2**31))))
     assert wrapped.delta.max() < 1e-4
+
+
+def test_explained_inside_inference_mode_as_outside(data):
+    from genomatt.attribution import attribute
+
+    X, refs = data
+    model = _initialised(BassetLike())
+    expected = deep_lift_shap(model, X, refs)
+    with torch.inference_mode():
+        inside = deep_lift_shap(model, X.clone(), refs.clone())
+        for method in ("saliency", "integrated_gradients", "epsilon_lrp"):
+            assert attribute(model, X.clone(), method, target=0).shape == X.shape, method
+    torch.testing.assert_close(inside, expected)

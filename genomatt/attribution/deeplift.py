@@ -87,6 +87,8 @@ def hypothetical_contributions(multipliers: Tensor, references: Tensor) -> Tenso
     return multipliers - (multipliers * references).sum(dim=-2, keepdim=True)
 
 
+# Gradients are what it computes: also when called inside torch.inference_mode().
+@torch.inference_mode(False)
 def deep_lift_shap(
     model: nn.Module,
     X: Tensor | np.ndarray,

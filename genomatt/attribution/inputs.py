@@ -81,6 +81,8 @@ def as_sequences(X: Tensor | np.ndarray) -> Tensor:
     if X.shape[0] == 0 or X.shape[2] == 0:
         raise SequenceError(f"X holds no sequence positions: shape {tuple(X.shape)}")
     X = X.detach().to("cpu", torch.float32)
+    if X.is_inference():  # made inside torch.inference_mode(): a copy that autograd may use
+        X = X.clone()
     # A NaN or infinite input gives NaN scores in some methods and an error deep in others: refused by all.
     finite = torch.isfinite(X)
     if not finite.all():

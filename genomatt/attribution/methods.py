@@ -59,6 +59,8 @@ def _accepts(method: str, name: str) -> bool:
     return name in inspect.signature(METHODS[method]).parameters
 
 
+# Gradients are what every method computes: also when called inside torch.inference_mode().
+@torch.inference_mode(False)
 def attribute(
     model: nn.Module,
     X: Tensor | np.ndarray,

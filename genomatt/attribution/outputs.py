@@ -144,7 +144,8 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
     for p in trainable:
         p.requires_grad_(False)
     try:
-        with full_float32():
+        # Gradients are what every method computes: also when called inside torch.inference_mode().
+        with full_float32(), torch.inference_mode(False):
             yield dtype
     finally:
         for p in trainable:

@@ -324,6 +324,7 @@ class _Moments:
         return pattern.T.float().reshape(self.shape)
 
 
+@torch.inference_mode(False)
 def fit_patterns(
     model: nn.Module,
     X_train: Tensor | np.ndarray,
