@@ -260,8 +260,8 @@ def one_hot_encode(seqs: str | Sequence[str], dtype: np.dtype | type = np.float3
     Parameters
     ----------
     seqs
-        One sequence, or a sequence of sequences of the same length. Lowercase (soft-masked) bases
-        equal uppercase; N and every other character become all-zero columns.
+        One sequence, or a sequence of sequences of the same length (``str`` or ASCII ``bytes``). Lowercase
+        (soft-masked) bases equal uppercase; N and every other character become all-zero columns.
     dtype
         Output dtype: float32 (the package's contract, default) or a compact integer type for storage.
 
@@ -270,11 +270,16 @@ def one_hot_encode(seqs: str | Sequence[str], dtype: np.dtype | type = np.float3
     numpy.ndarray
         ``(4, L)`` for one string, else ``(N, 4, L)``; channels A, C, G, T.
     """
-    if isinstance(seqs, str):
+    if isinstance(seqs, (str, bytes)):
         return one_hot_encode([seqs], dtype)[0]
-    seqs = list(seqs)
+    seqs = [seq.decode("ascii", errors="replace") if isinstance(seq, bytes) else seq for seq in seqs]
     if not seqs:
         raise SequenceError("one_hot_encode: no sequences given")
+    wanted = np.dtype(dtype)
+    if wanted.kind not in "fiub":
+        raise SequenceError(f"one_hot_encode: dtype must be a float, integer or bool type, got {wanted}")
+    if wanted == np.float16:  # the encoder writes float32 and the integer types; float16 is a copy of float32
+        return one_hot_encode(seqs, np.float32).astype(np.float16)
     length = len(seqs[0])
     for index, seq in enumerate(seqs):
         if len(seq) != length:

@@ -1508,3 +1508,10 @@ def test_explained_inside_inference_mode_as_outside(data):
         for method in ("saliency", "integrated_gradients", "epsilon_lrp"):
             assert attribute(model, X.clone(), method, target=0).shape == X.shape, method
     torch.testing.assert_close(inside, expected)
+
+
+@pytest.mark.parametrize("random_state", [-1, 1.5, "0"])
+def test_a_seed_that_is_no_seed_is_a_config_error(data, random_state):
+    X, _ = data
+    with pytest.raises(ConfigError, match="random_state must be None, an integer of at least 0 or a numpy Generator"):
+        deep_lift_shap(_initialised(BassetLike()), X, n_shuffles=2, random_state=random_state)

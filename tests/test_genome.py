@@ -583,3 +583,14 @@ def test_a_bed_joining_files_of_different_columns_is_read_and_stored(tmp_path):
     write_store(tmp_path / "regions.h5", resize(frame, 50), {"onehot": np.zeros((3, 4, 50), np.float32)},
                 kind="regions")
     assert read_regions(tmp_path / "regions.h5")["strand"].tolist() == ["+", ".", "."]
+
+
+def test_one_hot_encode_takes_bytes_and_every_numeric_dtype():
+    expected = one_hot_encode(["ACGTN", "acgta"])
+    assert np.array_equal(one_hot_encode([b"ACGTN", "acgta"]), expected)
+    assert np.array_equal(one_hot_encode(b"ACGTN"), expected[0])
+    for dtype in (np.float16, np.float64, np.int8, np.uint8, bool):
+        encoded = one_hot_encode(["ACGTN", "acgta"], dtype)
+        assert encoded.dtype == dtype and np.array_equal(encoded.astype(np.float32), expected)
+    with pytest.raises(SequenceError, match="dtype must be a float, integer or bool type"):
+        one_hot_encode(["ACGT"], np.complex64)

@@ -243,6 +243,10 @@ def reference_source(
         references = dinucleotide_shuffle
     if not callable(references):
         raise ConfigError(f"references must be a tensor (N, R, 4, L), a callable or None, got {type(references).__name__}")
+    seed = isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool) and random_state >= 0
+    if not (random_state is None or seed or isinstance(random_state, np.random.Generator)):
+        raise ConfigError(f"random_state must be None, an integer of at least 0 or a numpy Generator, got "
+                          f"{random_state!r}")
     generator = random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
     def generate(start: int, stop: int) -> Tensor:
