@@ -1515,3 +1515,10 @@ def test_a_seed_that_is_no_seed_is_a_config_error(data, random_state):
     X, _ = data
     with pytest.raises(ConfigError, match="random_state must be None, an integer of at least 0 or a numpy Generator"):
         deep_lift_shap(_initialised(BassetLike()), X, n_shuffles=2, random_state=random_state)
+
+
+def test_a_compiled_model_is_explained_as_the_module_it_compiles(data):
+    X, refs = data
+    model = _initialised(BassetLike())
+    expected = deep_lift_shap(model, X, refs)
+    torch.testing.assert_close(deep_lift_shap(torch.compile(model), X, refs), expected)

@@ -310,9 +310,12 @@ def _first_tensor(output: Any) -> Tensor:
 
 
 def _walkable(model: nn.Module) -> nn.Module:
-    """The model as DeepLIFT's rules walk it: a TorchScript model as its graph; opaque submodules refused."""
+    """The model as DeepLIFT's rules walk it: a TorchScript model as its graph, a compiled (``torch.compile``)
+    model as the Python module it compiles; opaque submodules refused."""
     if isinstance(model, torch.jit.ScriptModule):
         model = TorchScriptGraph(model)
+    elif type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = model._orig_mod
     refuse_opaque_modules(model)
     return model
 
