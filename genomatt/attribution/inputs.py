@@ -43,7 +43,11 @@ class AttributionResult(NamedTuple):
     delta : Tensor, shape (N,), or (N, T), float32
         For each region (and target), the largest over its references of
         |f(x) − f(reference) − Σ attributions| (for DeepLIFT, Σ m · (x − reference)); for
-        epsilon-LRP, which explains f(x) itself, |f(x) − Σ attributions|.
+        epsilon-LRP, which explains f(x) itself, |f(x) − Σ attributions|. DeepLIFT's contributions
+        (``X`` times the hypothetical ones) sum to that difference where the references are one-hot
+        and ``X`` has no N column; at an N column, or against references that are not one-hot (a
+        uniform 0.25 background), ``delta`` holds but the returned contributions leave out the part
+        of the change the reference's own bases carry.
     prediction : Tensor, shape (N,), or (N, T), float32
         The explained output f(x) of each region (and target).
     """
