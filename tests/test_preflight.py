@@ -103,8 +103,8 @@ def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_ge
     length = read_chrom_sizes(small_genome.fasta)["chr1"]
     bed = tmp_path / "peaks.bed"
     bed.write_text(small_genome.regions_bed.read_text() + f"chr1\t{length + 10}\t{length + 60}\n")
-    with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions, or their windows, start at or past the end of "
-                                                      "their chromosome")):
+    message = f"{bed}: 1 regions, or their windows, start at or past the end of their chromosome"
+    with pytest.raises(GenomattError, match=re.escape(message)):
         check_inputs(small_genome.fasta, bed, 200)
     assert check_inputs(small_genome.fasta, bed, 200, on_missing="skip")["skipped_regions"] == 1
     negatives = tmp_path / "negatives.bed"
