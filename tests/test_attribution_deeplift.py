@@ -1522,3 +1522,11 @@ def test_a_compiled_model_is_explained_as_the_module_it_compiles(data):
     model = _initialised(BassetLike())
     expected = deep_lift_shap(model, X, refs)
     torch.testing.assert_close(deep_lift_shap(torch.compile(model), X, refs), expected)
+
+
+def test_a_target_callable_of_the_wrong_shape_is_told_the_rows_it_gets(data):
+    X, refs = data
+    with pytest.raises(ModelError, match=r"the target callable returned \(\d+, 3\); expected one scalar per row of the "
+                                         r"model's output, \(\d+,\) \(its batch holds the sequences and their "
+                                         r"references\)"):
+        deep_lift_shap(_initialised(BassetLike()), X, refs, target=lambda output: output)

@@ -156,7 +156,9 @@ def output_reduction(
             values = target(output)
             if not isinstance(values, Tensor) or values.dim() not in (1, 2) or values.reshape(values.shape[0], -1).shape[1] != 1:
                 shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
-                raise ModelError(f"the target callable returned {shape}; expected one scalar per sequence, (B,)")
+                rows = f"({values.shape[0]},)" if isinstance(values, Tensor) and values.dim() else "(B,)"
+                raise ModelError(f"the target callable returned {shape}; expected one scalar per row of the model's "
+                                 f"output, {rows} (its batch holds the sequences and their references)")
             return values.reshape(-1, 1)
 
         return reduce_callable, None
