@@ -1530,3 +1530,29 @@ def test_a_target_callable_of_the_wrong_shape_is_told_the_rows_it_gets(data):
                                          r"model's output, \(\d+,\) \(its batch holds the sequences and their "
                                          r"references\)"):
         deep_lift_shap(_initialised(BassetLike()), X, refs, target=lambda output: output)
+
+
+class _OffsetProfile(nn.Module):
+    """A profile head whose logits carry an offset (a multinomial loss leaves its bias free), and a count."""
+
+    def __init__(self, offset: float):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(4, 16, 21, padding=10), nn.ReLU())
+        self.profile, self.count, self.offset = nn.Conv1d(16, 1, 25, padding=12), nn.Linear(16, 1), offset
+
+    def forward(self, x):
+        h = self.body(x)
+        return self.profile(h).squeeze(1) + self.offset, self.count(h.mean(dim=-1))
+
+
+@pytest.mark.parametrize("autocast", [None, torch.bfloat16])
+def test_a_nearly_flat_profile_of_offset_logits_passes_the_delta_check(autocast):
+    # The profile target centres logits near 10: f is about 1e-3, the rounding of the logits about 1e-6, so the
+    # tolerance must follow the outputs the target reduces, not f alone.
+    from genomatt.attribution.targets import profile_target
+
+    torch.manual_seed(0)
+    X = _one_hot((12, 200), 7)
+    result = deep_lift_shap(_OffsetProfile(10.0).eval(), X, n_shuffles=4, target=profile_target(0, "bpnet"),
+                            autocast=autocast, return_delta=True, random_state=0)
+    assert result.prediction.abs().median() < 0.05

@@ -170,10 +170,12 @@ def deep_lift_shap(
         ``torch.float16``); the multipliers, their projection and the delta check stay float32.
     delta_tolerance : float, optional
         A region fails the summation-to-delta check when its delta exceeds this times its scale:
-        the largest of |f(x)|, |f(reference)| and Σ|contributions| (the sum over positions of each
-        position's |contribution| to one reference's difference) over its references. The scale follows
-        the model's units, so a model whose outputs are far below 1 is held to the same relative
-        accuracy. Default :data:`DELTA_TOLERANCE` (float32) or :data:`DELTA_TOLERANCE_AUTOCAST`.
+        the largest of |f(x)|, |f(reference)|, Σ|contributions| (the sum over positions of each
+        position's |contribution| to one reference's difference) and the largest |value| of the model's
+        outputs (which a target may reduce with cancellation: centred profile logits, a difference of
+        heads) over its references. The scale follows the model's units, so a model whose outputs are far
+        below 1 is held to the same relative accuracy. Default :data:`DELTA_TOLERANCE` (float32) or
+        :data:`DELTA_TOLERANCE_AUTOCAST`.
     strict : bool, default True
         Raise :class:`~genomatt.errors.ModelError` when a region fails the check (nothing is
         returned); with False, warn and return the contributions.
@@ -290,7 +292,7 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
     model, device = _walkable(model), resolve_device(device)
     with prepared(model, device) as dtype:
         # A sequence and one random reference; more where a tensor has the batch's size on two axes.
-        for n_references in range(1, 4):
+        for n_references in range(1, 9):
             bases = torch.randint(0, 4, (1 + n_references, length), generator=torch.Generator().manual_seed(0))
             mode = DeepLiftMode(model, "rescale", (1, 4, length))
             mode.layout(1, n_references)
@@ -301,7 +303,8 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
             except AmbiguousBatchAxis:
                 continue
             return mode.whole_axis_max
-    raise ModelError("the model's tensors have the batch's size on two axes for every batch tried")
+    raise ModelError("the model's tensors have the batch's size on axis 0 and another axis for every batch of 2 "
+                     "to 9 rows tried, so which axis holds the batch cannot be told; please report it with the model")
 
 
 def _first_tensor(output: Any) -> Tensor:
@@ -376,6 +379,18 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
+def _output_scale_by_row(output: Any, rows: int) -> Tensor:
+    """The largest finite |value| of each row of a model's floating-point outputs with ``rows`` rows, ``(rows,)``."""
+    tensors = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else [output]
+    scale = torch.zeros(rows)
+    for tensor in tensors:
+        if isinstance(tensor, Tensor) and tensor.is_floating_point() and tensor.dim() and tensor.shape[0] == rows:
+            values = tensor.detach().float().abs().reshape(rows, -1)
+            values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+            scale = torch.maximum(scale, values.amax(dim=1).cpu() if values.shape[1] else scale)
+    return scale
+
+
 def _output_scale(values: Tensor) -> float:
     """max(1, the largest finite |value|): the scale of a tolerance on model outputs."""
     finite = values[torch.isfinite(values)]
@@ -413,8 +428,8 @@ def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
     worst = float(delta.max())
     message = (f"summation-to-delta fails for {int(failing.any(dim=1).sum())} of {delta.shape[0]} regions "
                f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to the largest "
-               "of |f(x)|, |f(reference)| and Σ|contributions|): the contributions do not add up to "
-               "f(x) − f(reference)")
+               "of |f(x)|, |f(reference)|, Σ|contributions| and the model's |outputs|): the contributions do not "
+               "add up to f(x) − f(reference)")
     if dtype in (torch.float16, torch.bfloat16):
         message += (f"; the model's parameters are {str(dtype).removeprefix('torch.')}, which keep about three "
                     "digits: explain model.float() (autocast= runs it in reduced precision, with a tolerance for it)")
@@ -503,7 +518,7 @@ class _Engine:
                                      "(an operation changes values when intercepted); please report it with "
                                      "the model")
 
-    def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Multipliers of every (sequence, reference) pair and the target values.
 
         Parameters
@@ -516,6 +531,10 @@ class _Engine:
         multipliers : Tensor, shape (T, b, r, 4, L), float32
         values_in : Tensor, shape (b, T)
         values_ref : Tensor, shape (b, r, T)
+        output_scale : Tensor, shape (b,)
+            The largest |value| of the model's outputs (before the target's reduction) over each sequence
+            and its references: the scale of their rounding, where a target cancels large values (a
+            profile's centred logits, a difference of two heads).
         """
         b, r = refs.shape[:2]
         batch = torch.cat([x, refs.reshape(b * r, *refs.shape[2:])]).to(self.device, self.dtype)
@@ -533,7 +552,9 @@ class _Engine:
                 multipliers.append(torch.zeros_like(batch[b:]) if gradient is None else gradient[b:])
         multipliers = torch.stack(multipliers).float().reshape(n_targets, b, r, *refs.shape[2:])
         values = values.detach()
-        return multipliers, values[:b], values[b:].reshape(b, r, n_targets)
+        rows = _output_scale_by_row(output, b * (1 + r))
+        output_scale = torch.maximum(rows[:b], rows[b:].reshape(b, r).amax(dim=1))
+        return multipliers, values[:b], values[b:].reshape(b, r, n_targets), output_scale
 
     def pairs(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Summed hypothetical contributions, delta errors, output magnitudes and predictions of a batch.
@@ -550,8 +571,8 @@ class _Engine:
         errors : Tensor, shape (b, T)
             Largest |f(x) − f(ref) − Σ m · (x − ref)| over the references (CPU).
         magnitude : Tensor, shape (b, T)
-            The largest of |f(x)|, |f(ref)| and Σ_l |Σ_c m · (x − ref)| over the references, the scale
-            of the tolerance (CPU).
+            The largest of |f(x)|, |f(ref)|, Σ_l |Σ_c m · (x − ref)| and the model's largest |output| over
+            the references, the scale of the tolerance (CPU).
         prediction : Tensor, shape (b, T)
             f(x) (CPU).
         """
@@ -566,17 +587,17 @@ class _Engine:
             if b > 1:
                 first, second = self.pairs(x[:b // 2], refs[:b // 2]), self.pairs(x[b // 2:], refs[b // 2:])
                 return tuple(torch.cat([one, two]) for one, two in zip(first, second))
-            for copies in range(2, 5):
+            for copies in range(2, 9):
                 try:
                     hypothetical_sum, errors, magnitude, prediction = self._explain(x, refs.repeat(1, copies, 1, 1))
                 except AmbiguousBatchAxis:
                     continue
                 return hypothetical_sum / copies, errors, magnitude, prediction
-            raise ModelError(f"{error}, in batches of 2 to 5 rows") from None
+            raise ModelError(f"{error}, in batches of 2 to 9 rows; please report it with the model") from None
 
     def _explain(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """:meth:`pairs` of one pass."""
-        multipliers, values_in, values_ref = self.multipliers(x, refs)
+        multipliers, values_in, values_ref, output_scale = self.multipliers(x, refs)
         x = x.to(self.device)
         refs = refs.to(self.device)
         # Σ_c m · ref at each position serves both the projection and the delta check.
@@ -587,4 +608,5 @@ class _Engine:
         errors = (output_delta - per_position.sum(dim=-1)).abs().amax(dim=2).T
         magnitude = torch.maximum(torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1)),
                                   per_position.abs().sum(dim=-1).amax(dim=2).T)
+        magnitude = torch.maximum(magnitude, output_scale.unsqueeze(1))
         return hypothetical_sum.cpu(), errors.cpu(), magnitude.cpu(), values_in.cpu()
