@@ -103,7 +103,7 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
         ``path`` is the folder the outputs go in.
     """
     target = Path(path) if folder else Path(path).parent
-    created = [parent for parent in (target, *target.parents) if not parent.exists()]
+    created = _missing_folders(target)
     try:
         target.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=target):
@@ -124,6 +124,11 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
             stale.unlink()
             removed.append(stale)
     return removed
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first: the folders making it creates."""
+    return [parent for parent in (folder, *folder.parents) if not parent.exists()]
 
 
 def _remove_empty_folders(folders: list[Path]) -> None:
@@ -162,7 +167,7 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         raise OutputError(f"{final}: is also an input of this command, which writing it would replace; nothing was "
                           "written under this name (choose another output file or folder)")
     # Folders this write creates, deepest first: removed again (when still empty) if the write fails.
-    created = [folder for folder in (final.parent, *final.parent.parents) if not folder.exists()]
+    created = _missing_folders(final.parent)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(final)
@@ -218,7 +223,7 @@ def make_output_folder(folder: str | os.PathLike) -> Path:
         If the folder cannot be made.
     """
     folder = Path(folder)
-    created = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    created = _missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
