@@ -140,6 +140,17 @@ def _remove_empty_folders(folders: list[Path]) -> None:
             return
 
 
+def check_not_inputs(paths: Iterable[str | os.PathLike]) -> None:
+    """Raise :class:`OutputError` if one of the output ``paths`` is an input of the running command (see
+    :func:`command_outputs`): writing it would replace that input. Commands call it with the outputs they will
+    write into a folder before their long work; :func:`atomic_path` calls it at each write."""
+    inputs = _inputs.get()
+    for path in paths:
+        if Path(path).resolve() in inputs:
+            raise OutputError(f"{path}: is also an input of this command, which writing it would replace; nothing "
+                              "was written under this name (choose another output file or folder)")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path]:
     """Yield a temporary path in the destination folder; rename it onto ``path`` on success.
@@ -163,9 +174,7 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
         Temporary path to write to (it does not exist yet).
     """
     final = Path(path)
-    if final.resolve() in _inputs.get():
-        raise OutputError(f"{final}: is also an input of this command, which writing it would replace; nothing was "
-                          "written under this name (choose another output file or folder)")
+    check_not_inputs([final])
     # Folders this write creates, deepest first: removed again (when still empty) if the write fails.
     created = _missing_folders(final.parent)
     try:

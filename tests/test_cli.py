@@ -489,6 +489,24 @@ def test_an_output_folder_holding_an_input_under_an_outputs_name_keeps_the_input
     assert sorted(path.name for path in out.iterdir()) == ["hits.h5"]
 
 
+def test_motifs_refuses_a_known_motif_file_under_an_outputs_name_before_discovery(run_files, tmp_path, capsys,
+                                                                                    monkeypatch):
+    # A MEME file downloaded as motifs.meme into the folder of --out: motifs writes its own motifs.meme there.
+    meme = tmp_path / "motifs.meme"
+    meme.write_bytes(run_files["meme"].read_bytes())
+
+    def discover(*args, **kwargs):
+        raise AssertionError("discovery ran")
+
+    monkeypatch.setattr("genomatt.motifs.task_discovery.discover_task_motifs", discover)
+    result = run_in_process(capsys, "motifs", "--contrib", run_files["contrib"], "--out", tmp_path / "motifs.h5",
+                            "--meme", meme)
+    assert_one_line_error(result, "motifs", rf"{meme}: is also an input of this command, which writing it would "
+                                            r"replace; nothing was written under this name .*")
+    assert meme.read_bytes() == run_files["meme"].read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["motifs.meme"]
+
+
 @pytest.mark.parametrize("given", ["motifs", "hits"])
 def test_report_refuses_motifs_or_hits_of_tasks_the_contributions_lack(run_files, tmp_path, capsys, given):
     # Contributions of the last task only (attribute --targets), with the motifs and hits of every task.

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.motifs.seqlets import write_bed
     from genomatt.motifs.store import write_modisco_h5, write_motifs
     from genomatt.motifs.task_discovery import discover_task_motifs
-    from genomatt.atomic import safe_file_names, warn_of_earlier_files
+    from genomatt.atomic import check_not_inputs, safe_file_names, warn_of_earlier_files
 
     info = read_contributions(args.contrib)
     window_start, window = resolve_window(args.window, info.length)
@@ -88,17 +88,19 @@ def run(args: argparse.Namespace) -> None:
         {"release": args.jaspar_release, "collection": args.jaspar_collection, "tax_group": tax_group},
         "contrib_provenance": info.provenance,
     }
-    # Refused before the long discovery: two tasks whose modisco files would share a name.
-    file_names = safe_file_names(info.tasks)
+    # Refused before the long discovery: two tasks whose modisco files would share a name, and an input lying in
+    # the output folder under an output's name (a motifs.meme given as --meme beside --out).
+    modisco_files = {task: folder / "modisco" / f"{name}.h5" for task, name in safe_file_names(info.tasks).items()}
+    beside = {name: folder / name for name in ("seqlets.bed", "called_seqlets.bed", "matches.tsv", "motifs.meme")}
+    check_not_inputs([*modisco_files.values(), *beside.values()])
     discoveries = discover_task_motifs(info, window_start, window, settings, rows_of)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
-        write_modisco_h5(folder / "modisco" / f"{file_names[discovery.task]}.h5", discovery, provenance)
+        write_modisco_h5(modisco_files[discovery.task], discovery, provenance)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
         called_seqlets.append(discovery.called_seqlets)
-    warn_of_earlier_files(folder / "modisco", "*.h5",
-                          [folder / "modisco" / f"{file_names[discovery.task]}.h5" for discovery in discoveries])
+    warn_of_earlier_files(folder / "modisco", "*.h5", [modisco_files[discovery.task] for discovery in discoveries])
 
     if motifs:
         log.info("matching %d motifs against %d known motifs", len(motifs), len(database))
@@ -109,10 +111,10 @@ def run(args: argparse.Namespace) -> None:
     seqlets = pd.concat(motif_seqlets, ignore_index=True)
     called = pd.concat(called_seqlets, ignore_index=True)
     write_motifs(out, motifs, seqlets, called, provenance)
-    write_bed(seqlets, folder / "seqlets.bed", name="motif")
+    write_bed(seqlets, beside["seqlets.bed"], name="motif")
     called = called.assign(name=called["task"] + "." + called["sign"])
-    write_bed(called, folder / "called_seqlets.bed", name="name")
-    write_matches_tsv(motifs, folder / "matches.tsv")
-    write_meme([motif.trimmed_motif() for motif in motifs], folder / "motifs.meme")
+    write_bed(called, beside["called_seqlets.bed"], name="name")
+    write_matches_tsv(motifs, beside["matches.tsv"])
+    write_meme([motif.trimmed_motif() for motif in motifs], beside["motifs.meme"])
     log.info("wrote %d motifs, %d motif seqlets and %d called seqlets to %s", len(motifs), len(seqlets),
              len(called), out)
