@@ -1510,6 +1510,25 @@ def test_explained_inside_inference_mode_as_outside(data):
     torch.testing.assert_close(inside, expected)
 
 
+def test_a_model_made_inside_inference_mode_is_refused_with_the_way_out(data):
+    import copy
+
+    from genomatt.attribution import attribute
+
+    X, refs = data
+    with torch.inference_mode():
+        model = _initialised(BassetLike())
+    flags = [p.requires_grad for p in model.parameters()]
+    message = r"the model's tensor '\S+' was made inside torch.inference_mode\(\), .* explain copy.deepcopy\(model\)"
+    with pytest.raises(ModelError, match=message):
+        deep_lift_shap(model, X, refs)
+    with pytest.raises(ModelError, match=message):
+        attribute(model, X, "saliency", target=0)
+    assert [p.requires_grad for p in model.parameters()] == flags  # the model is left as it was
+    ordinary = copy.deepcopy(model)
+    torch.testing.assert_close(deep_lift_shap(ordinary, X, refs), deep_lift_shap(_initialised(BassetLike()), X, refs))
+
+
 @pytest.mark.parametrize("random_state", [-1, 1.5, "0"])
 def test_a_seed_that_is_no_seed_is_a_config_error(data, random_state):
     X, _ = data

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from genomatt.attribution.inputs import Target, output_reduction
 from genomatt.attribution.interception import as_model_error
 from genomatt.device import full_float32, resolve_device
-from genomatt.errors import NonFiniteError
+from genomatt.errors import ModelError, NonFiniteError
 
 
 @dataclass
@@ -133,6 +133,7 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
         The floating point type of the model's parameters (float32 without any); inputs are cast
         to it.
     """
+    _check_not_inference_tensors(model)
     parameter = next(iter(model.parameters()), None)
     original_device = parameter.device if parameter is not None else None
     training = [(module, module.training) for module in model.modules()]
@@ -154,6 +155,15 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
             module.training = flag
         if original_device is not None and original_device != device:
             model.to(original_device)
+
+
+def _check_not_inference_tensors(model: nn.Module) -> None:
+    """Refuse a model whose tensors were made inside ``torch.inference_mode()``: autograd cannot use them."""
+    for name, tensor in (*model.named_parameters(), *model.named_buffers()):
+        if tensor.is_inference():
+            raise ModelError(f"the model's tensor '{name}' was made inside torch.inference_mode(), so no gradient can "
+                             "flow through it; explain copy.deepcopy(model), whose tensors are ordinary ones, or "
+                             "create or load the model outside inference_mode (torch.no_grad() is fine)")
 
 
 @contextlib.contextmanager
