@@ -408,6 +408,56 @@ def test_a_traced_refusal_names_the_node_and_the_models_line(data):
         deep_lift_shap(exported, X, refs)
 
 
+class ScaledAttentionNet(nn.Module):
+    """Self-attention written out, its scores scaled by math.sqrt of the head size: in a script, aten::sqrt of a
+    float."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.stem = nn.Conv1d(4, channels, 5, padding=2)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.stem(x)).transpose(1, 2)
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        scores = q @ k.transpose(1, 2) / math.sqrt(float(q.shape[-1]))
+        return self.out((torch.softmax(scores, dim=-1) @ v).mean(1))
+
+
+def test_a_scripted_function_of_a_number_is_computed_as_a_number(data):
+    X, refs = data
+    model = _seeded(ScaledAttentionNet)
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
+                               rtol=0, atol=1e-6)
+
+
+class WeightedAttentionNet(TorchTransformerNet):
+    """nn.MultiheadAttention called with its default need_weights=True, whose Python path folds the heads into
+    the batch axis."""
+
+    def __init__(self, channels: int = 16):
+        super().__init__(channels)
+        self.attention = nn.MultiheadAttention(channels, 2, batch_first=True)
+
+    def forward(self, x):
+        h = self.stem(x).transpose(1, 2)
+        return self.out(self.attention(h, h, h)[0].mean(1))
+
+
+@pytest.mark.parametrize("export", ["script", "trace"])
+def test_torch_code_inlined_into_a_graph_is_refused_with_the_python_class_as_the_way_out(export, data):
+    X, refs = data
+    model = _seeded(WeightedAttentionNet)
+    assert _relative_summation_error(model, X, refs) < 1e-4
+    exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X, check_trace=False)
+    with pytest.raises(ModelError, match=r"TorchScript node aten::bmm .*; the operation is torch's own code "
+                                         r"\(torch/nn/functional.py.*\) inlined into the graph, .* "
+                                         r"model.load_state_dict\(torch.jit.load\(path\).state_dict\(\)\)"):
+        deep_lift_shap(exported, X, refs)
+
+
 class FusedRecurrentNet(nn.Module):
     """torch's own nn.GRU / nn.LSTM (two layers, bidirectional) over pooled convolutional features."""
 

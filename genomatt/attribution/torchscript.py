@@ -11,6 +11,7 @@ the model source line recorded in the TorchScript file.
 
 from __future__ import annotations
 
+import math
 import operator
 import os
 import re
@@ -136,6 +137,11 @@ _SPECIAL: dict[str, Callable] = {
     "startswith": lambda text, part, start=0, end=-1: _substring(text, start, end).startswith(part),
     "endswith": lambda text, part, start=0, end=-1: _substring(text, start, end).endswith(part),
 }
+# Functions of a number (TorchScript's math.sqrt(x) of a float is aten::sqrt), by their aten name.
+_MATH = {name: getattr(math, name) for name in ("sqrt", "exp", "log", "log2", "log10", "log1p", "expm1", "floor",
+                                                 "ceil", "trunc", "sin", "cos", "tan", "tanh", "atan", "fabs",
+                                                 "isnan", "isinf", "isfinite", "gcd", "factorial")}
+_MATH.update({"abs": abs, "min": min, "max": max})
 _SCALAR = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
            "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
            "ge": operator.ge, "remainder": operator.mod, "pow": operator.pow, "neg": operator.neg}
@@ -194,9 +200,15 @@ class TorchScriptGraph(nn.Module):
                 results = self._node(node, [env[value.unique()] for value in node.inputs()], env)
             except GenomattError as error:
                 # Named once, by the innermost node (a node inside prim::If or prim::Loop is inside two).
-                if NODE_LABEL in str(error):
+                message = str(error) if NODE_LABEL in str(error) else f"{error} [{node_site(node)}]"
+                inside = _torch_source(node)
+                if inside and LOAD_PYTHON_CLASS not in message:
+                    message = message.rstrip(". ") + (f"; the operation is torch's own code ({inside}) inlined into the "
+                                                       "graph, which the model's Python class runs as one layer that "
+                                                       "genomatt explains: " + LOAD_PYTHON_CLASS)
+                if message == str(error):
                     raise
-                raise type(error)(f"{error} [{node_site(node)}]") from None
+                raise type(error)(message) from None
             except Exception as error:
                 raise ModelError(f"the TorchScript model failed at {node_site(node)}: {error}") from error
             outputs = list(node.outputs())
@@ -252,8 +264,11 @@ class TorchScriptGraph(nn.Module):
         return carried[0] if len(carried) == 1 else carried
 
     def _aten(self, node: Any, name: str, inputs: list[Any]) -> Any:
-        if name in _SCALAR and not any(isinstance(value, Tensor) for value in inputs):
-            return _SCALAR[name](*inputs)
+        if not any(isinstance(value, Tensor) for value in inputs):
+            if name in _SCALAR:
+                return _SCALAR[name](*inputs)
+            if name in _MATH:
+                return _MATH[name](*inputs)
         if name in _SPECIAL:
             return _SPECIAL[name](*inputs)
         if name in ("all", "any") and isinstance(inputs[0], list):
@@ -289,15 +304,29 @@ class TorchScriptGraph(nn.Module):
         raise ModelError(f"genomatt cannot walk the TorchScript operation aten::{name}; " + LOAD_PYTHON_CLASS)
 
 
-def node_site(node: Any) -> str:
-    """``TorchScript node aten::conv1d at <file:line>``: the node and the model source it came from, if the
-    file recorded it."""
+def _source_frames(node: Any) -> list[str]:
+    """The source lines a TorchScript file recorded for ``node``, innermost first (a trace records the Python
+    stack of the call, torch's own functions first; a script the line of the scripted code)."""
     try:
         lines = [line.strip() for line in str(node.sourceRange()).strip().splitlines()]
     except RuntimeError:
         lines = []
-    # A trace records the Python stack of the call, innermost first (torch's own functions first): the
-    # first frame outside torch is the model's line.
-    frames = [line for line in lines if _FRAME.match(line)]
+    return [line for line in lines if _FRAME.match(line)]
+
+
+def _torch_source(node: Any) -> str | None:
+    """The innermost source line of ``node`` when it lies in torch's own code (a torch function inlined into the
+    graph, such as ``F.multi_head_attention_forward``), else None."""
+    frames = _source_frames(node)
+    inside = frames[0] if frames and (frames[0].startswith(_TORCH_DIR)
+                                      or frames[0].startswith(f'File "{_TORCH_DIR}')) else None
+    return inside.removeprefix("File ").replace('"', "").replace(f"{_TORCH_DIR}{os.sep}", "torch/") if inside else None
+
+
+def node_site(node: Any) -> str:
+    """``TorchScript node aten::conv1d at <file:line>``: the node and the model source it came from, if the
+    file recorded it."""
+    frames = _source_frames(node)
+    # The first frame outside torch is the model's line.
     site = next((line for line in frames if not line.startswith(_TORCH_DIR)), frames[0] if frames else None)
     return f"{NODE_LABEL} {node.kind()}" + (f" at {site}" if site else "")
