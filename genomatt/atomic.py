@@ -36,6 +36,12 @@ _completed: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("
 _made_folders: contextvars.ContextVar[list[Path] | None] = contextvars.ContextVar("made_folders", default=None)
 # The input files of the command running in the current command_outputs block, which no output may replace.
 _inputs: contextvars.ContextVar[frozenset[Path]] = contextvars.ContextVar("command_inputs", default=frozenset())
+# The earlier version of each output the current command_outputs block replaced, kept (hard-linked beside it
+# as .<name>.previous) until the block ends: put back if the block fails, so that a failed command leaves the
+# complete files of an earlier run as they were.
+_previous: contextvars.ContextVar[dict[Path, Path] | None] = contextvars.ContextVar("previous_versions",
+                                                                                    default=None)
+_PREVIOUS_NAME = ".{name}.previous"
 # Temporary files atomic_path is writing now, for abandon_outputs.
 _writing: set[Path] = set()
 # The guarded file and final path of each HDF5 file open in atomic_hdf5, by id of its h5py.File.
@@ -118,8 +124,11 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files a killed write of ``path`` left beside it; return them."""
     final = Path(path)
     pattern = _TEMPORARY_PATTERN.format(name=glob.escape(final.name))
+    # An earlier version kept by a command that was killed before it ended; not one the running command keeps.
+    previous = final.with_name(_PREVIOUS_NAME.format(name=final.name))
+    kept = set((_previous.get() or {}).values())
     removed = []
-    for stale in final.parent.glob(pattern):
+    for stale in [*final.parent.glob(pattern), *([previous] if previous.exists() and previous not in kept else [])]:
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
             removed.append(stale)
@@ -189,6 +198,8 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
     _writing.add(tmp)
     try:
         yield tmp
+        if rollback:
+            _keep_previous(final)
         os.replace(tmp, final)
     except OSError as error:
         raise write_failure(final, error) from None
@@ -202,6 +213,32 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
     if rollback and completed is not None:
         completed.append(final)
         _made_folders.get().extend(created)
+
+
+def _keep_previous(final: Path) -> None:
+    """Keep the file ``final`` holds now, if any, until the current :func:`command_outputs` block ends."""
+    previous = _previous.get()
+    if previous is None or final in previous or not final.is_file():
+        return
+    backup = final.with_name(_PREVIOUS_NAME.format(name=final.name))
+    with contextlib.suppress(FileNotFoundError):
+        backup.unlink()
+    try:
+        os.link(final, backup)
+    except OSError:
+        log.debug("%s: no hard link for its earlier version; a failure of this command removes it", final)
+        return
+    previous[final] = backup
+
+
+def _roll_back(completed: list[Path], previous: dict[Path, Path]) -> None:
+    """Remove the outputs ``completed``, putting back the earlier version of each that had one."""
+    for path in dict.fromkeys(completed):
+        with contextlib.suppress(OSError):
+            if path in previous:
+                os.replace(previous.pop(path), path)
+            else:
+                path.unlink()
 
 
 def warn_of_earlier_files(folder: str | os.PathLike, pattern: str, written: Iterable[str | os.PathLike]) -> list[Path]:
@@ -361,7 +398,7 @@ def check_hdf5_writes(handle: h5py.File) -> None:
 @contextlib.contextmanager
 def command_outputs(inputs: Iterable[str | os.PathLike] = ()) -> Iterator[list[Path]]:
     """Remove every output completed inside the block, and the folders made for them while empty, if the block
-    fails; refuse to write over ``inputs``.
+    fails, putting back the earlier version of each output it replaced; refuse to write over ``inputs``.
 
     Parameters
     ----------
@@ -376,26 +413,31 @@ def command_outputs(inputs: Iterable[str | os.PathLike] = ()) -> Iterator[list[P
     """
     completed: list[Path] = []
     made: list[Path] = []
+    previous: dict[Path, Path] = {}
     tokens = (_completed.set(completed), _made_folders.set(made),
-              _inputs.set(frozenset(Path(path).resolve() for path in inputs)))
+              _inputs.set(frozenset(Path(path).resolve() for path in inputs)), _previous.set(previous))
     try:
         yield completed
     except BaseException:
-        for path in completed:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        _roll_back(completed, previous)
         for folder in sorted(set(made), key=lambda path: len(path.parts), reverse=True):
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only while empty
         raise
+    else:
+        for backup in previous.values():
+            with contextlib.suppress(FileNotFoundError):
+                backup.unlink()
     finally:
-        for variable, token in zip((_completed, _made_folders, _inputs), tokens):
+        for variable, token in zip((_completed, _made_folders, _inputs, _previous), tokens):
             variable.reset(token)
 
 
 def abandon_outputs() -> None:
     """Remove every temporary file being written and the outputs completed in the current
-    :func:`command_outputs` block, for a process that ends without unwinding (stopped by SIGTERM)."""
-    for path in [*_writing, *(_completed.get() or [])]:
+    :func:`command_outputs` block (putting back the earlier versions they replaced), for a process that ends
+    without unwinding (stopped by SIGTERM)."""
+    for path in list(_writing):
         with contextlib.suppress(OSError):
             path.unlink()
+    _roll_back(_completed.get() or [], _previous.get() or {})

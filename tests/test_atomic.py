@@ -83,6 +83,33 @@ def test_failed_command_removes_the_outputs_it_completed(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == ["first.h5"]
 
 
+def test_a_failed_command_puts_back_the_earlier_files_it_replaced(tmp_path):
+    # An earlier run's complete outputs in the folder: a failure after some were replaced leaves them all as
+    # they were, and only the new file the failed command wrote is gone.
+    (tmp_path / "hits.tsv").write_text("earlier hits")
+    (tmp_path / "hits.bed").write_text("earlier bed")
+    with pytest.raises(StoreError), command_outputs():
+        for name in ("hits.tsv", "hits.tsv", "new.tsv"):  # one output written twice
+            with atomic_path(tmp_path / name) as tmp:
+                tmp.write_text("this run")
+        assert (tmp_path / ".hits.tsv.previous").read_text() == "earlier hits"
+        write_store(tmp_path / "hits.h5", regions(3), {"bad": np.zeros(2)})
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {"hits.tsv": "earlier hits",
+                                                                           "hits.bed": "earlier bed"}
+
+
+def test_a_command_that_completes_keeps_no_earlier_version(tmp_path):
+    (tmp_path / "hits.tsv").write_text("earlier hits")
+    (tmp_path / ".hits.tsv.previous").write_text("kept by a command killed with SIGKILL")
+    with command_outputs():
+        with atomic_path(tmp_path / "hits.tsv") as tmp:
+            tmp.write_text("this run")
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {"hits.tsv": "this run"}
+    with atomic_path(tmp_path / "hits.tsv") as tmp:  # outside a command: nothing kept
+        tmp.write_text("again")
+    assert [path.name for path in tmp_path.iterdir()] == ["hits.tsv"]
+
+
 @pytest.mark.parametrize("free", [0, 8192, 65536])
 def test_full_disk_is_one_output_error(tmp_path, free):
     data = np.random.default_rng(0).random((2000, 4, 100)).astype(np.float32)
@@ -157,6 +184,17 @@ def test_abandon_outputs_removes_the_files_being_written_and_the_completed_outpu
             assert names[0].startswith(".half.txt.") and names[1] == "done.txt"
             abandon_outputs()
             assert list(tmp_path.iterdir()) == []
+
+
+def test_abandon_outputs_puts_back_the_earlier_files(tmp_path):
+    (tmp_path / "done.txt").write_text("earlier")
+    with pytest.raises(OutputError), command_outputs():
+        with atomic_path(tmp_path / "done.txt") as tmp:
+            tmp.write_text("complete")
+        with atomic_path(tmp_path / "half.txt") as tmp:
+            tmp.write_text("partial")
+            abandon_outputs()
+            assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {"done.txt": "earlier"}
 
 
 def test_a_failed_command_removes_the_output_folders_it_made_while_empty(tmp_path):

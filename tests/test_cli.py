@@ -489,6 +489,20 @@ def test_an_output_folder_holding_an_input_under_an_outputs_name_keeps_the_input
     assert sorted(path.name for path in out.iterdir()) == ["hits.h5"]
 
 
+def test_a_failed_hits_run_leaves_an_earlier_runs_outputs_as_they_were(run_files, small_genome, tmp_path, capsys):
+    out = tmp_path / "hits"
+    arguments = ["hits", "--contrib", run_files["contrib"], "--motifs", run_files["motifs"], "--out-dir", out,
+                 "--device", "cpu"]
+    assert run_in_process(capsys, *arguments).returncode == 0
+    earlier = {path.name: path.read_bytes() for path in out.iterdir()}
+    # Its tracks cannot be written (a folder where the first task's bigWig goes), after the hit tables were.
+    task = read_attrs(run_files["contrib"])["tasks"][0]
+    (out / f"contrib.{task}.bw" / "sub").mkdir(parents=True)
+    result = run_in_process(capsys, *arguments, "--fasta", small_genome.fasta)
+    assert result.returncode == 2 and f"contrib.{task}.bw" in result.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == earlier
+
+
 def test_motifs_refuses_a_known_motif_file_under_an_outputs_name_before_discovery(run_files, tmp_path, capsys,
                                                                                     monkeypatch):
     # A MEME file downloaded as motifs.meme into the folder of --out: motifs writes its own motifs.meme there.
