@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -15,7 +16,8 @@ from genomatt.errors import MotifError, OutputError, StoreError
 from genomatt.motifs.cwm_motifs import logo_heights, read_cwm_motifs, select_motifs
 from genomatt.motifs.finemo import modisco_pattern
 from genomatt.motifs.formats import CwmMotif, read_meme, reverse_complement_matrix
-from genomatt.motifs.hit_calling import call_hits, importance_threshold, pwm_log_odds, sequence_score_threshold
+from genomatt.motifs.hit_calling import (call_hits, contribution_strength, importance_threshold, pwm_log_odds,
+                                         sequence_score_threshold)
 from genomatt.motifs.hit_parameters import HitParameters
 from genomatt.motifs.hits import (
     FINEMO_COLUMNS,
@@ -148,10 +150,14 @@ def test_min_strength_drops_a_faint_copy_beside_strong_sites():
     contrib, onehot = np.repeat(contrib, 40, axis=0), np.repeat(onehot, 40, axis=0)
     plain, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(energy_floor=0.0, min_strength=0.0),
                             device="cpu")
-    strong, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    strong, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm, task="t")], device="cpu")
     assert sorted(plain["offset"].unique()) == [10, 50] and len(plain) == 80
     assert set(strong["offset"]) == {10} and len(strong) == 40
     assert thresholds["min_coefficient"][0] == pytest.approx(0.2 * thresholds["strength"][0])
+    # A motif of no task (a MEME file's) takes the reference of the contributions: the same here.
+    taskless, _, thresholds = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    pd.testing.assert_frame_equal(taskless, strong)
+    assert thresholds["min_coefficient"][0] == pytest.approx(0.2 * contribution_strength(contrib, [8])[0])
     for option, value in (("energy_floor", -1.0), ("min_strength", 1.0)):
         with pytest.raises(MotifError, match=option):
             call_hits(contrib, onehot, [CwmMotif("m", cwm)], HitParameters(**{option: value}), device="cpu")
@@ -480,9 +486,9 @@ def _two_task_store(path, onehot: np.ndarray, hypothetical: np.ndarray, tasks: l
                        kind="contributions", provenance={"command": "test"}, attrs={"tasks": tasks})
 
 
-def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
-    # Task "a" is driven by the motif's sites; task "b" responds to them at a quarter of that and is driven
-    # by its own sites. Scanned in both tasks (as a MEME motif is), each site is a hit of task "a" only.
+def _site_and_echo_store(path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Task "a" driven by the sites of motif "m"; task "b" responding to them at a quarter of that and driven by
+    its own sites, of motif "other": 80 regions, one site of each."""
     cwm, other = _two_motifs()
     rng, onehot, noise_a = _one_motif_regions(80, 200, seed=4)
     noise_b = rng.laplace(0, 0.02, noise_a.shape).astype(np.float32)
@@ -492,7 +498,12 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
         _plant(onehot, hypothetical[:, 0], row, 50, cwm, strength)
         hypothetical[row, 1, :, 50:60] += 0.25 * strength * cwm
         _plant(onehot, hypothetical[:, 1], row, 130, other, rng.uniform(0.6, 1.0))
-    path = _two_task_store(tmp_path / "contrib.h5", onehot, hypothetical, ["a", "b"])
+    return _two_task_store(path, onehot, hypothetical, ["a", "b"]), cwm, other
+
+
+def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
+    # Scanned in both tasks (as a MEME motif is), each site is a hit of task "a" only.
+    path, cwm, other = _site_and_echo_store(tmp_path / "contrib.h5")
     motifs = [CwmMotif("m", cwm), CwmMotif("other", other)]
     every = call_hits_in_store(path, motifs, HitParameters(min_task_share=0.0), device="cpu").hits
     assert set(every.loc[every["motif_name"] == "m", "task"]) == {"a", "b"}
@@ -513,6 +524,17 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     with_ghost = task_share(read_contributions(path), every, pd.concat([calls.motifs, ghost], ignore_index=True))
     np.testing.assert_array_equal(with_ghost, share)
     assert (share[(every["task"] == "b").to_numpy() & (every["motif_name"] == "other").to_numpy()] >= 0.5).all()
+
+
+def test_a_motif_file_without_a_tasks_own_motif_gives_no_hits_of_its_echo_there(tmp_path):
+    # A MEME file holding only the motif of task "a" is scanned in task "b" too, where that motif is the
+    # strongest scanned: its echo there is measured against b's own contributions, not against itself.
+    path, cwm, _ = _site_and_echo_store(tmp_path / "contrib.h5")
+    calls = call_hits_in_store(path, [CwmMotif("m", cwm)], device="cpu")
+    assert calls.hits.groupby("task").size().to_dict() == {"a": 80}
+    # Not a fifth of the echo's own strength there, but of the task's strongest sites.
+    thresholds = calls.motifs.set_index("task")
+    assert thresholds.loc["b", "min_coefficient"] > 3 * 0.2 * thresholds.loc["b", "strength"]
 
 
 def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):

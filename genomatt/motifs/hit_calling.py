@@ -27,8 +27,12 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
 5. A hit's least-squares coefficient must also be at least ``min_strength`` times the *reference
    strength* of the task: the largest, over the motifs scanned, of the 90th percentile over regions of
    the motif's best coefficient in each region, i.e. how strongly the task's strongest motif is used
-   at its typical sites. Site contributions and background per position do not depend on how wide
-   the regions are, so neither does this threshold nor the energy floor.
+   at its typical sites. A motif of no task (from a MEME or JASPAR file) is scanned in every task, which
+   its motifs may not drive: its reference is the task's own, measured on the contributions whatever the
+   motifs (:func:`contribution_strength`: the 90th percentile over regions of the largest L2 norm of a
+   window of the motif's core width), so a factor's weak echo in a task it does not drive is no hit there.
+   Site contributions and background per position do not depend on how wide the regions are, so neither
+   does this threshold nor the energy floor.
 6. In each region, the passing window whose least-squares fit explains the most squared contribution
    becomes a hit; its fit is subtracted from the contributions, the windows of the same motif that
    overlap it (either strand) are closed, and the scan repeats on what is left until no window passes.
@@ -429,7 +433,7 @@ def _close_overlapping(
 
 def _pursue(
     contrib: torch.Tensor, onehot: torch.Tensor, filters: _Filters, thresholds: torch.Tensor,
-    min_similarity: float, floor: torch.Tensor, min_coefficient: float,
+    min_similarity: float, floor: torch.Tensor, min_coefficient: torch.Tensor,
 ) -> tuple[list[tuple[int, int, int, float, float]], torch.Tensor]:
     """Greedy non-negative matching pursuit on a batch, one hit per site and motif.
 
@@ -442,7 +446,7 @@ def _pursue(
     floor
         ``(K,)`` energy floor of each oriented filter's similarities.
     min_coefficient
-        Least coefficient of a hit.
+        ``(K,)`` least coefficient of a hit of each oriented filter.
 
     Returns
     -------
@@ -464,7 +468,7 @@ def _pursue(
         projected_energy = cwm_energy[active]
         coefficients = covariance / projected_energy
         passing = ((similarity >= min_similarity) & (importance >= thresholds[None, :, None])
-                   & (coefficients >= min_coefficient) & supported[active] & ~closed[active])
+                   & (coefficients >= min_coefficient[None, :, None]) & supported[active] & ~closed[active])
         # The window whose least-squares fit removes the most squared contribution wins.
         gain = torch.where(passing, covariance**2 / projected_energy, -1.0)
         best_gain, best = gain.flatten(1).max(dim=1)
@@ -554,6 +558,66 @@ def reference_strength(best_coefficients: np.ndarray) -> tuple[float, np.ndarray
     return float(strengths.max()), strengths
 
 
+def contribution_strength(contrib: np.ndarray, widths: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """How strongly a task's contributions are used at its typical strongest sites, for windows of each width.
+
+    Parameters
+    ----------
+    contrib
+        ``(N, 4, L)`` projected contributions of the task's regions.
+    widths
+        ``(J,)`` window widths (bp; a width over ``L`` is taken as ``L``).
+    batch_size
+        Regions summed at a time (memory).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(J,)`` the :data:`REFERENCE_QUANTILE` quantile over regions of the largest L2 norm of a window of
+        each width: the coefficient a motif of that width fitting the window exactly would have (0 without
+        regions).
+    """
+    if not len(contrib):
+        return np.zeros(len(widths))
+    largest = [_largest_window_sums((contrib[first : first + batch_size].astype(np.float64) ** 2).sum(axis=1), widths)
+               for first in range(0, len(contrib), batch_size)]
+    return np.sqrt(np.quantile(np.concatenate(largest), REFERENCE_QUANTILE, axis=0))
+
+
+def contribution_scale(contrib: np.ndarray, width: int, batch_size: int = 1024) -> float:
+    """A task's contribution at its typical strongest sites, whatever motifs are scanned in it.
+
+    Parameters
+    ----------
+    contrib
+        ``(N, 4, L)`` projected contributions of the task's regions.
+    width
+        Window width (bp; over ``L`` taken as ``L``).
+    batch_size
+        Regions summed at a time (memory).
+
+    Returns
+    -------
+    float
+        The :data:`REFERENCE_QUANTILE` quantile over regions of the largest absolute sum of contributions over
+        a window of ``width`` (0 without regions).
+    """
+    if not len(contrib):
+        return 0.0
+    largest = []
+    for first in range(0, len(contrib), batch_size):
+        per_base = contrib[first : first + batch_size].sum(axis=1, dtype=np.float64)
+        largest.append(np.maximum(_largest_window_sums(per_base, [width]), _largest_window_sums(-per_base, [width])))
+    return float(np.quantile(np.concatenate(largest), REFERENCE_QUANTILE))
+
+
+def _largest_window_sums(track: np.ndarray, widths) -> np.ndarray:
+    """``(N, J)`` largest sum of the ``(N, L)`` track over a window of each width (over ``L``: ``L``)."""
+    cumulative = np.pad(track.cumsum(axis=1), ((0, 0), (1, 0)))
+    widths = np.minimum(np.asarray(widths, dtype=np.int64), track.shape[1])
+    return np.stack([(cumulative[:, w:] - cumulative[:, :-w]).max(axis=1) for w in widths], axis=1)
+
+
 @full_float32()
 def call_hits(
     contrib: np.ndarray,
@@ -601,7 +665,7 @@ def call_hits(
     thresholds : pandas.DataFrame
         One row per motif (none without regions, ``N = 0``): ``trim_start``, ``trim_end``, ``cwm_scale``,
         ``importance_threshold``, ``strength`` (its reference-strength quantile), ``min_coefficient`` (the
-        task's coefficient threshold) and ``min_sequence_score`` (least PWM log-odds score of a hit's
+        least coefficient of its hits) and ``min_sequence_score`` (least PWM log-odds score of a hit's
         sequence, bits; ``-inf`` where not checked).
     """
     parameters = parameters or HitParameters()
@@ -625,15 +689,20 @@ def call_hits(
                                                            parameters.fdr, batch_size, device, parameters.seed, floor,
                                                            advance)
     reference, strengths = reference_strength(best_coefficients)
-    min_coefficient = parameters.min_strength * reference
+    references = np.full(len(motifs), reference)
+    taskless = np.array([motif.task is None for motif in motifs])
+    if taskless.any():
+        references[taskless] = contribution_strength(contrib, filters.widths[::2][taskless])
+    min_coefficient = parameters.min_strength * references
     thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
+    least_coefficients = torch.tensor(np.repeat(min_coefficient, 2), dtype=torch.float32, device=device)
     floor_tensor = torch.from_numpy(floor).to(device)
     tables, residual_sq = [], np.empty(n)
     for first in range(0, n, batch_size):
         batch = slice(first, first + batch_size)
         batch_contrib = torch.from_numpy(contrib[batch]).to(device)
         found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), filters, thresholds,
-                                  parameters.min_similarity, floor_tensor, min_coefficient)
+                                  parameters.min_similarity, floor_tensor, least_coefficients)
         table = _hit_table(found, filters, motifs, contrib[batch])
         tables.append(table.assign(region=table["region"] + first))
         residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
@@ -716,10 +785,10 @@ def _region_qc(contrib: np.ndarray, residual_sq: np.ndarray, n_hits: np.ndarray)
 
 def empty_thresholds() -> pd.DataFrame:
     """The thresholds table of :func:`call_hits` with no rows."""
-    return _thresholds_table([], [], [], [], [], 0.0, np.zeros(0))
+    return _thresholds_table([], [], [], [], [], np.zeros(0), np.zeros(0))
 
 
-def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: float,
+def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coefficient: np.ndarray,
                       sequence_thresholds: np.ndarray) -> pd.DataFrame:
     # Typed columns: a task without motifs gives an empty table that keeps the others' integer columns.
     return pd.DataFrame({
@@ -731,6 +800,6 @@ def _thresholds_table(motifs, trims, scales, thresholds, strengths, min_coeffici
         "cwm_scale": np.array(list(scales), dtype=np.float64),
         "importance_threshold": np.array(list(thresholds), dtype=np.float64),
         "strength": np.array(list(strengths), dtype=np.float64),
-        "min_coefficient": np.full(len(motifs), min_coefficient, dtype=np.float64),
+        "min_coefficient": np.asarray(min_coefficient, dtype=np.float64),
         "min_sequence_score": np.array([float(value) for value in sequence_thresholds], dtype=np.float64),
     })

@@ -32,8 +32,9 @@ from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contri
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
 from genomatt.motifs.formats import CwmMotif
-from genomatt.motifs.hit_calling import call_hits, empty_hits, empty_thresholds
+from genomatt.motifs.hit_calling import call_hits, contribution_scale, empty_hits, empty_thresholds, motif_span
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
+from genomatt.motifs.trimming import trim_bounds
 from genomatt.progress import ProgressLog
 from genomatt.store import read_table, write_table
 from genomatt.tracks import write_hits_bed
@@ -138,6 +139,12 @@ def call_hits_in_store(
     if array != "contrib":
         log.info("scanning /%s: the contributions under max rule %s", array,
                  contributions.provenance.get("hit_max_rule"))
+    # Motifs of no task are scanned in every task, whose own motif may not be among them: each task's scale for
+    # the task share is then measured on its contributions (contribution_scale), at the motifs' typical span.
+    taskless = [motif for motif in motifs if motif.task is None]
+    scale_width = int(np.median([np.diff(motif_span(motif.cwm, trim_bounds(motif.cwm, parameters.trim_threshold)))
+                                 for motif in taskless])) if taskless else 0
+    contribution_scales = {}
     scanned_tasks = []
     for task_index, task in enumerate(all_tasks):
         if tasks and task not in tasks:
@@ -165,6 +172,8 @@ def call_hits_in_store(
                 contrib, onehot = contrib[rows], onehot[rows]
             scanned = regions.iloc[rows].reset_index(drop=True)
             _check_finite(contrib, scanned, f"{contrib_path}: /{array} of task {task}")
+            if any(motif.task is None for motif in task_motifs):
+                contribution_scales[task] = contribution_scale(contrib, scale_width)
             hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device,
                                              advance)
             log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
@@ -192,7 +201,8 @@ def call_hits_in_store(
             else _genome_hits(empty_hits(), regions, [], None, "", np.array([]), parameters))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     if parameters.min_task_share > 0 and len(hits):
-        share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True), array)
+        share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True), array,
+                           contribution_scales)
         kept = share >= parameters.min_task_share
         log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
                  "(task share under %g)", int((~kept).sum()), len(hits), parameters.min_task_share)
@@ -207,7 +217,7 @@ def call_hits_in_store(
 
 
 def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.DataFrame,
-               array: str = "contrib") -> np.ndarray:
+               array: str = "contrib", scales: Mapping[str, float] | None = None) -> np.ndarray:
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
     The contribution of the hit's span is summed in every task and divided by that task's scale, the median
@@ -228,6 +238,10 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
         The motifs table of the run (``motif_name``, ``task``, ``strength``).
     array
         The contributions the hits were called in: ``contrib`` or ``hit_contrib``.
+    scales
+        Task → scale replacing the one of its hits: for tasks scanned with motifs of no task (a MEME or JASPAR
+        file), which may lack the task's own motif, so that the strongest of them may be the echo of another
+        task's factor (:func:`genomatt.motifs.hit_calling.contribution_scale`).
 
     Returns
     -------
@@ -240,6 +254,7 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     strongest_motif = found.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
     own_motif = hits["motif_name"].to_numpy() == strongest_motif.reindex(hits["task"]).to_numpy()
     scale = hits[own_motif].assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
+    scale = pd.Series({**scale.to_dict(), **(scales or {})}, dtype=np.float64)
     rows, row_of_hit = np.unique(hits["peak_id"].to_numpy(np.int64), return_inverse=True)
     offset = hits["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[hits["peak_id"].to_numpy(np.int64)]
     width = (hits["end"] - hits["start"]).to_numpy(np.int64)
