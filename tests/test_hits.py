@@ -537,6 +537,23 @@ def test_a_motif_file_without_a_tasks_own_motif_gives_no_hits_of_its_echo_there(
     assert thresholds.loc["b", "min_coefficient"] > 3 * 0.2 * thresholds.loc["b", "strength"]
 
 
+def test_a_consensus_matrix_that_no_site_matches_is_named_as_such(tmp_path, caplog):
+    # A matrix of 0 and 1 (an IUPAC consensus written as MEME) admits only its one sequence; a base that the
+    # planted sites never have leaves it no hit, for the sequence check, not for the false discovery rate.
+    path, cwm, _ = _site_and_echo_store(tmp_path / "contrib.h5")
+    consensus = (cwm > 0).astype(float)
+    consensus[:, 0] = [0.0, 0.0, 0.0, 1.0] if consensus[3, 0] == 0 else [1.0, 0.0, 0.0, 0.0]
+    with caplog.at_level("WARNING", logger="genomatt"):
+        calls = call_hits_in_store(path, [CwmMotif("hard", cwm, pwm=consensus)], tasks=["a"], device="cpu")
+    assert calls.hits.empty
+    assert [record.getMessage() for record in caplog.records] == [
+        "task a: no hit of hard: the matrix has columns of probability 0 and 1 (a consensus), so the sequence check "
+        "admits only its one best sequence; give the matrix with pseudocounts, or turn the check off with "
+        "--min-sequence-quantile 0"]
+    assert len(call_hits_in_store(path, [CwmMotif("hard", cwm, pwm=consensus)], HitParameters(min_sequence_quantile=0),
+                                  tasks=["a"], device="cpu").hits) == 80
+
+
 def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
     # A profile model's one task: its profile target answers motif "m" most and "other" at 0.4 of that; its
     # count target, on three times the scale, the reverse. The heads are not rival tasks (each on the scale of

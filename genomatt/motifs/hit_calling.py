@@ -194,6 +194,14 @@ def sequence_score_threshold(pwm: np.ndarray, quantile: float) -> float:
     return float((lowest + below) * SCORE_STEP - steps.shape[1] * SCORE_STEP / 2)
 
 
+def admits_one_sequence(pwm: np.ndarray, threshold: float) -> bool:
+    """Whether only the best-scoring sequence of ``pwm`` (``(4, W)``) reaches the log-odds ``threshold``: a
+    matrix of columns of probability 0 and 1 (a consensus), whose own sequences are all that one."""
+    log_odds = np.sort(pwm_log_odds(pwm), axis=0)
+    best = log_odds[-1].sum()
+    return bool(threshold > best - (log_odds[-1] - log_odds[-2]).min())
+
+
 def _build_filters(motifs: list[CwmMotif], trim_threshold: float, device: torch.device,
                    sequence_quantile: float = 0.0) -> _Filters:
     trims = [trim_bounds(motif.cwm, trim_threshold) for motif in motifs]

@@ -32,7 +32,8 @@ from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contri
 from genomatt.errors import MotifError, StoreError
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
 from genomatt.motifs.formats import CwmMotif
-from genomatt.motifs.hit_calling import call_hits, contribution_scale, empty_hits, empty_thresholds, motif_span
+from genomatt.motifs.hit_calling import (admits_one_sequence, call_hits, contribution_scale, empty_hits,
+                                         empty_thresholds, motif_span)
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import trim_bounds
 from genomatt.progress import ProgressLog
@@ -95,6 +96,21 @@ def _check_finite(contrib: np.ndarray, regions: pd.DataFrame, what: str) -> None
         row = regions.iloc[bad[0]]
         raise StoreError(f"{what} holds NaN or infinite values in {bad.size} regions (first: {row['name']} at "
                          f"{row['chrom']}:{row['start']}-{row['end']}); explain them again with genomatt attribute")
+
+
+def _listed(names: list[str], shown: int = 10) -> str:
+    """The first ``shown`` names, and how many more (a JASPAR file has thousands)."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _consensus_motifs(motifs: list[CwmMotif], thresholds: pd.DataFrame, names: list[str]) -> list[str]:
+    """Of the motifs ``names``, those whose sequence check admits only the best sequence of their matrix."""
+    by_name = {motif.name: motif for motif in motifs}
+    rows = thresholds.set_index("motif_name")
+    return [name for name in names if by_name[name].pwm is not None and admits_one_sequence(
+        by_name[name].pwm[:, rows.loc[name, "trim_start"] : rows.loc[name, "trim_end"]],
+        rows.loc[name, "min_sequence_score"])]
 
 
 def call_hits_in_store(
@@ -178,13 +194,19 @@ def call_hits_in_store(
                                              advance)
             log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
             unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
+            consensus = _consensus_motifs(task_motifs, thresholds, unreachable)
+            if consensus:
+                log.warning("task %s: no hit of %s: the matrix has columns of probability 0 and 1 (a consensus), so "
+                            "the sequence check admits only its one best sequence; give the matrix with pseudocounts, "
+                            "or turn the check off with --min-sequence-quantile 0", task, _listed(consensus))
+                unreachable = [name for name in unreachable if name not in consensus]
             if unreachable and not contrib.any():
                 log.warning("task %s: its contributions are zero in all %d regions scanned (the model's output for "
                             "it does not depend on the sequence there); no hits", task, len(scanned))
             elif unreachable:
                 log.warning("task %s: no hit of %s: in these %d regions no candidate keeps the false discovery rate "
                             "at %g against the permutation null; raise the FDR (--fdr, config hits.fdr) or scan more "
-                            "regions", task, ", ".join(unreachable), len(scanned), parameters.fdr)
+                            "regions", task, _listed(unreachable), len(scanned), parameters.fdr)
             # peak_id is the row of the regions table of the contribution file.
             hit_tables.append(_genome_hits(hits, scanned, task_motifs, qc, task, thresholds["cwm_scale"].to_numpy(),
                                            parameters).assign(
