@@ -750,6 +750,17 @@ def test_hits_command_refuses_task_regions_that_hold_no_region(contrib_h5, motif
     assert not out.exists()
 
 
+def test_motifs_command_refuses_task_regions_that_hold_no_region(contrib_h5, small_genome, tmp_path, capsys):
+    tasks = contribution_tasks(contrib_h5)
+    beds = _task_beds(small_genome, tmp_path / "tasks", dict.fromkeys(tasks, ""))
+    out = tmp_path / "motifs" / "motifs.h5"
+    assert main(["motifs", "--contrib", str(contrib_h5), "--out", str(out), "--task-regions", *beds]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"genomatt motifs: error: {', '.join(beds)}: no region of {contrib_h5} lies in the task "
+                            f"regions of tasks {tasks}")
+    assert not out.parent.exists()
+
+
 def test_hits_command_checks_the_genome_of_the_tracks_before_scanning(contrib_h5, motifs_h5, small_genome, tmp_path,
                                                                        capsys):
     fasta = tmp_path / "short.fa"

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from genomatt.errors import BedFormatError
+
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
@@ -85,10 +87,18 @@ def add_task_region_arguments(parser: argparse.ArgumentParser, action: str) -> N
 def task_rows(args: argparse.Namespace, regions: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray] | None:
     """Rows of ``regions`` each task uses, from ``--task-regions``; None without it.
 
-    See :func:`genomatt.task_regions.task_region_rows`.
+    See :func:`genomatt.task_regions.task_region_rows`. A task none of whose regions is in its task regions is
+    skipped (it warns); if no task has any, the BEDs cannot be meant for these regions (e.g. ``1`` for ``chr1``),
+    which is an error.
     """
     if not args.task_regions:
         return None
     from genomatt.task_regions import read_task_regions, task_region_rows
 
-    return task_region_rows(regions, tasks, read_task_regions(args.task_regions, args.labels_column))
+    rows = task_region_rows(regions, tasks, read_task_regions(args.task_regions, args.labels_column))
+    if not any(len(rows[task]) for task in tasks):
+        chroms = regions["chrom"].unique().tolist()
+        raise BedFormatError(f"{', '.join(map(str, args.task_regions))}: no region of {args.contrib} lies in the task "
+                             f"regions of tasks {list(tasks)} (a region's centre must lie in one); do the BEDs name "
+                             f"the chromosomes as the regions do ({chroms[:5]})?")
+    return rows

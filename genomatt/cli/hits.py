@@ -9,12 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, positive_int, seed, task_rows
-from genomatt.errors import BedFormatError
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from genomatt.contributions import Contributions
 
 log = logging.getLogger(__name__)
@@ -89,22 +86,6 @@ def _check_tracks(args: argparse.Namespace, contributions: Contributions) -> Non
     contribution_track_paths(args.tasks or contributions.tasks, args.tracks_dir or args.out_dir)
 
 
-def _task_rows(args: argparse.Namespace, contributions: Contributions) -> dict[str, np.ndarray]:
-    """Rows of the regions each scanned task uses, from ``--task-regions``.
-
-    A task none of whose regions is in its task regions is skipped (:func:`task_rows` warns); if no scanned
-    task has any, the BEDs cannot be meant for these regions (e.g. ``1`` for ``chr1``), which is an error.
-    """
-    tasks = args.tasks or contributions.tasks
-    rows = task_rows(args, contributions.regions, tasks)
-    if not any(len(rows[task]) for task in tasks):
-        chroms = contributions.regions["chrom"].unique().tolist()
-        raise BedFormatError(f"{', '.join(map(str, args.task_regions))}: no region of {args.contrib} lies in the task "
-                             f"regions of tasks {list(tasks)} (a region's centre must lie in one); do the BEDs name "
-                             f"the chromosomes as the regions do ({chroms[:5]})?")
-    return rows
-
-
 def run(args: argparse.Namespace) -> None:
     from genomatt.atomic import safe_file_names, warn_of_earlier_files
     from genomatt.contributions import read_contributions
@@ -127,7 +108,7 @@ def run(args: argparse.Namespace) -> None:
     elif args.tasks and not any(motif.task is None or motif.task in args.tasks for motif in motifs):
         log.warning("%s: no motif of tasks %s (its motifs are of tasks %s); writing empty hit tables", args.motifs,
                     args.tasks, sorted({motif.task for motif in motifs}))
-    rows = _task_rows(args, contributions) if args.task_regions else None
+    rows = task_rows(args, contributions.regions, args.tasks or contributions.tasks)
     calls = call_hits_in_store(args.contrib, motifs, parameters, tasks=args.tasks, task_rows=rows,
                                batch_size=args.batch_size, device=args.device, hit_contrib=args.hit_contrib,
                                progress=not args.quiet)
