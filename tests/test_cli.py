@@ -549,6 +549,13 @@ def test_a_negative_seed_is_refused_when_parsed(command, capsys):
     assert f"genomatt {command}: error: argument --seed: a seed must be at least 0, got -1" in capsys.readouterr().err
 
 
+def test_a_negative_count_of_seqlets_is_refused_when_parsed(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["hits", "--min-seqlets", "-5"])
+    assert exit_info.value.code == 2
+    assert "genomatt hits: error: argument --min-seqlets: must be at least 0, got -5" in capsys.readouterr().err
+
+
 def _meme(path, names):
     rows = "\n".join(["0.7 0.1 0.1 0.1", "0.1 0.7 0.1 0.1", "0.1 0.1 0.7 0.1", "0.1 0.1 0.1 0.7"] * 2)
     path.write_text("MEME version 4\n\nALPHABET= ACGT\n\n" + "".join(

@@ -38,6 +38,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """Parse a command-line value that must be an integer of at least 0 (a count that may be none).
+
+    Raises
+    ------
+    ValueError
+        If ``text`` is not an integer (argparse reports it as an invalid value).
+    argparse.ArgumentTypeError
+        If the integer is negative.
+    """
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def seed(text: str) -> int:
     """Parse a random seed: an integer of at least 0, as numpy's generators take.
 

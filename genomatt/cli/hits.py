@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genomatt.cli.arguments import add_device_argument, add_task_region_arguments, positive_int, seed, task_rows
+from genomatt.cli.arguments import (add_device_argument, add_task_region_arguments, non_negative_int, positive_int, seed,
+                                    task_rows)
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
                         help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
     parser.add_argument("--exclude", nargs="+", metavar="PATTERN",
                         help="do not scan the motifs whose names match one of these shell patterns")
-    parser.add_argument("--min-seqlets", type=int, default=0,
+    parser.add_argument("--min-seqlets", type=non_negative_int, default=0,
                         help="do not scan discovered motifs built from fewer seqlets (default 0)")
     parser.add_argument("--hit-contrib", action=argparse.BooleanOptionalAction, default=True,
                         help="scan the file's /hit_contrib where it has them (contributions under another max rule, "
