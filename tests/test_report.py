@@ -130,6 +130,25 @@ def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_p
     assert statistics["fraction"].max() <= 1
 
 
+def test_motifs_left_out_of_the_hits_say_so_and_the_selection_is_shown(run_files, tmp_path):
+    names = [motif.name for motif in read_cwm_motifs(run_files["motifs"])]
+    assert main(["-q", "hits", "--contrib", str(run_files["contrib"]), "--motifs", str(run_files["motifs"]),
+                 "--out-dir", str(tmp_path / "hits"), "--include", names[0], "--device", "cpu"]) == 0
+    out = tmp_path / "report.html"
+    assert main(["-q", "report", "--contrib", str(run_files["contrib"]), "--motifs", str(run_files["motifs"]),
+                 "--hits", str(tmp_path / "hits" / "hits.h5"), "--out", str(out)]) == 0
+    page = out.read_text()
+    rows = {name: re.search(rf'<div class="name">{re.escape(name)}</div>.*?</tr>', page, re.S).group(0)
+            for name in names}
+    assert "not scanned" not in rows[names[0]] and re.search(r'<td class="num">[\d,]+</td>', rows[names[0]])
+    assert all("not scanned" in rows[name] for name in names[1:])
+    assert f"<th>include</th><td>[&quot;{names[0]}&quot;]</td>" in page
+    table = pd.read_csv(io.StringIO(base64.b64decode(re.search(
+        r'download="motifs.tsv" href="data:text/tab-separated-values;base64,([^"]+)"', page).group(1)).decode()),
+        sep="\t").set_index("motif")
+    assert table["hits"].isna().sum() == len(names) - 1 and table.loc[names[0], "hits"] > 0
+
+
 def test_example_regions_draw_the_contributions_the_hits_were_called_in(run_files, tmp_path, monkeypatch):
     contrib = tmp_path / "contrib.h5"
     shutil.copy(run_files["contrib"], contrib)

@@ -64,6 +64,8 @@ MATCHES_SHOWN = 3
 MAX_EMBEDDED_HITS = 100_000
 JASPAR_MATRIX_URL = "https://jaspar.elixir.no/matrix/{}/"
 JASPAR_ID = re.compile(r"MA\d{4}(\.\d+)?")
+# The options of genomatt hits that chose the motifs and tasks scanned, shown with its settings.
+HIT_SELECTION = ("include", "exclude", "min_seqlets", "tasks", "task_regions")
 KEY_SETTINGS = ("method", "rule", "max_rule", "hit_max_rule", "n_references", "seed", "model", "model_sha256")
 
 
@@ -78,6 +80,7 @@ class ReportInputs:
     metrics: object | None
     sources: dict[str, Path | None]
     motif_provenance: dict = field(default_factory=dict)
+    hit_provenance: dict = field(default_factory=dict)
 
     @property
     def regions(self) -> pd.DataFrame:
@@ -122,15 +125,15 @@ def load_report_inputs(
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
     _check_same_run(contrib, contributions.provenance, motifs, motif_provenance.get("contrib_provenance") or {})
+    hit_provenance = (read_attrs(hits).get("provenance") or {}) if hits else {}
     if hits:
-        hit_provenance = read_attrs(hits).get("provenance") or {}
         _check_same_run(contrib, contributions.provenance, hits, hit_provenance.get("contrib_provenance") or {})
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
         sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
                  "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
-        motif_provenance=motif_provenance,
+        motif_provenance=motif_provenance, hit_provenance=hit_provenance,
     )
 
 
@@ -337,6 +340,12 @@ def _strength_of(strength: pd.Series, motif: DiscoveredMotif | CwmMotif) -> tupl
     return float(shares[task]), str(task)
 
 
+def _scanned(inputs: ReportInputs, motif: DiscoveredMotif | CwmMotif) -> bool:
+    """Whether hits were called for the motif (a hit file given, and the motif not left out of it by
+    ``--include``, ``--exclude``, ``--min-seqlets`` or ``--tasks``)."""
+    return inputs.hits is not None and motif.name in set(inputs.hits.motifs["motif_name"])
+
+
 def _motif_table(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif], statistics: pd.DataFrame,
                  strength: pd.Series) -> pd.DataFrame:
     """The motif table as a downloadable TSV."""
@@ -345,12 +354,12 @@ def _motif_table(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif],
         matches = _motif_matches(motif)
         best = matches[0] if matches else {}
         share = _strength_of(strength, motif)
+        scanned = _scanned(inputs, motif)
         rows.append({
             "motif": motif.name, "task": _motif_task(motif, inputs.hits), "sign": _motif_sign(motif),
             "n_seqlets": motif.n_seqlets,
-            "hits": int(statistics["hits"].get(motif.name, 0)) if inputs.hits is not None else None,
-            "fraction_of_regions_with_hit": float(statistics["fraction"].get(motif.name, 0.0))
-            if inputs.hits is not None else None,
+            "hits": int(statistics["hits"].get(motif.name, 0)) if scanned else None,
+            "fraction_of_regions_with_hit": float(statistics["fraction"].get(motif.name, 0.0)) if scanned else None,
             "strength": share[0] if share else None, "strength_task": share[1] if share else None,
             "best_match_id": best.get("id"), "best_match_name": best.get("name"), "best_match_q": best.get("q"),
         })
@@ -384,6 +393,8 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
         share = _strength_of(strength, motif)
         if inputs.hits is None:
             hit_cells = '<td class="num">—</td><td class="num">—</td><td class="num">—</td>'
+        elif not _scanned(inputs, motif):
+            hit_cells = '<td class="num muted">not scanned</td><td class="num">—</td><td class="num">—</td>'
         else:
             strength_cell = "—" if share is None else (
                 f'<div class="bar"><span style="width:{100 * abs(share[0]) / top if top else 0:.1f}%"></span></div>'
@@ -443,7 +454,9 @@ def _settings_section(inputs: ReportInputs) -> str:
                  if key not in ("contrib_provenance", "command", "contrib")}
     parts.append("<div><h3>Motif discovery</h3>" + (_key_value_table(sorted(discovery.items())) if discovery else
                  '<p class="empty">No motif file was given.</p>') + "</div>")
-    parts.append("<div><h3>Hit calling</h3>" + (_key_value_table(sorted(inputs.hits.settings.items()))
+    # Which motifs and tasks were scanned, as the hits command was told (a motif left out shows "not scanned").
+    selection = {key: inputs.hit_provenance[key] for key in HIT_SELECTION if inputs.hit_provenance.get(key)}
+    parts.append("<div><h3>Hit calling</h3>" + (_key_value_table(sorted({**inputs.hits.settings, **selection}.items()))
                  if inputs.hits is not None and inputs.hits.settings else '<p class="empty">No hit file was given.</p>')
                  + "</div></div>")
     if inputs.hits is not None and len(inputs.hits.motifs):
