@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import contextlib
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from genomatt.errors import BedFormatError
+from genomatt.errors import BedFormatError, GenomattError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,6 +70,19 @@ def seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be at least 0, got {value}")
     return value
+
+
+@contextlib.contextmanager
+def options_named(fields: Iterable[str]) -> Iterator[None]:
+    """Name the options as typed (``--min-strength``) in the errors of settings built from them, which name their
+    fields (``min_strength``)."""
+    try:
+        yield
+    except GenomattError as error:
+        message = str(error)
+        for name in fields:
+            message = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), message)
+        raise type(error)(message) from None
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

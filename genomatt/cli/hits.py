@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from genomatt.cli.arguments import (add_device_argument, add_task_region_arguments, non_negative_int, positive_int, seed,
-                                    task_rows)
+from genomatt.cli.arguments import (add_device_argument, add_task_region_arguments, non_negative_int, options_named,
+                                    positive_int, seed, task_rows)
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 
 if TYPE_CHECKING:
@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.motifs.hits import call_hits_in_store, write_hits
     from genomatt.tracks import write_contribution_bigwigs
 
-    parameters = HitParameters(**{field.name: getattr(args, field.name) for field in dataclasses.fields(HitParameters)})
+    names = [field.name for field in dataclasses.fields(HitParameters)]
+    with options_named(names):
+        parameters = HitParameters(**{name: getattr(args, name) for name in names})
     contributions = read_contributions(args.contrib)
     contributions.check_tasks(args.tasks)
     if args.fasta:

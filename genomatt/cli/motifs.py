@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from genomatt.cli.arguments import add_task_region_arguments, positive_int, seed, task_rows
+from genomatt.cli.arguments import add_task_region_arguments, options_named, positive_int, seed, task_rows
 from genomatt.motifs.discovery_settings import DiscoverySettings
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 
@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> None:
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
     database = load_database(args.meme, args.jaspar_release, args.jaspar_collection, tax_group)
     rows_of = task_rows(args, info.regions, info.tasks)
-    settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads,
-                                 min_strength=args.min_strength, min_purity=args.min_purity,
-                                 min_seqlet_share=args.min_seqlet_share)
+    with options_named(["max_seqlets", "seed", "threads", "min_strength", "min_purity", "min_seqlet_share"]):
+        settings = DiscoverySettings(max_seqlets=args.max_seqlets, seed=args.seed, threads=args.threads,
+                                     min_strength=args.min_strength, min_purity=args.min_purity,
+                                     min_seqlet_share=args.min_seqlet_share)
     out = Path(args.out)
     folder = out.parent
     provenance = {
