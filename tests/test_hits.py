@@ -127,6 +127,32 @@ def test_one_site_gives_one_hit_on_its_strand(strand, offset):
     assert (qc["explained_fraction"] > 0.99).all()
 
 
+@pytest.mark.parametrize("damage", ["half", "nan", "two bases"])
+def test_a_one_hot_that_is_not_one_is_refused(damage):
+    cwm, contrib, onehot = _planted_array("+")
+    if damage == "half":
+        onehot *= 0.5
+    elif damage == "nan":
+        onehot[0, 0, 33] = np.nan
+    else:
+        onehot[0, :, 33] = 1
+    with pytest.raises(MotifError, match="the one-hot sequences must hold 0 and 1 only, at most one base per position"):
+        call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+
+
+def test_hypothetical_contributions_are_projected_with_a_warning(caplog):
+    cwm, contrib, onehot = _planted_array("+")
+    contrib, onehot = np.repeat(contrib, 20, axis=0), np.repeat(onehot, 20, axis=0)
+    hypothetical = contrib + (1 - onehot) * np.random.default_rng(1).normal(0, 0.3, contrib.shape).astype(np.float32)
+    projected, _, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    with caplog.at_level("WARNING", logger="genomatt"):
+        given, _, _ = call_hits(hypothetical, onehot, [CwmMotif("m", cwm)], device="cpu")
+    pd.testing.assert_frame_equal(given, projected)
+    assert len(projected) == 20
+    assert [record.getMessage().split(":")[1] for record in caplog.records] == [
+        " hypothetical contributions? Hits are called in their projection on the sequences (contributions x one-hot)"]
+
+
 def test_overlapping_strand_copies_of_a_palindrome_give_one_hit():
     cwm = np.zeros((4, 6))
     cwm[[1, 0, 2, 1, 3, 2], np.arange(6)] = 1.0  # CAGCTG, its own reverse complement

@@ -53,6 +53,7 @@ Everything runs batched in PyTorch, on a GPU when one is available.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -66,6 +67,8 @@ from genomatt.errors import MotifError
 from genomatt.motifs.formats import CwmMotif, reverse_complement_matrix
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
+
+log = logging.getLogger(__name__)
 
 # Pseudocount added to each probability of a PWM before its log-odds, so an unseen base scores about -4.7 bits.
 PWM_PSEUDOCOUNT = 0.01
@@ -641,9 +644,10 @@ def call_hits(
     Parameters
     ----------
     contrib
-        ``(N, 4, L)`` projected contributions (``onehot * hypothetical``).
+        ``(N, 4, L)`` projected contributions (``onehot * hypothetical``); hypothetical ones (contributions
+        on bases the sequences do not have) are projected, with a warning.
     onehot
-        ``(N, 4, L)`` one-hot sequences.
+        ``(N, 4, L)`` one-hot sequences: 0 and 1, at most one base per position (none: an N).
     motifs
         Motifs to find (each scanned on both strands).
     parameters
@@ -731,6 +735,16 @@ def _check_arrays(contrib: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, 
         raise MotifError(f"one-hot shape {onehot.shape} differs from contributions shape {contrib.shape}")
     if not np.isfinite(contrib).all():
         raise MotifError("contributions contain NaN or infinite values")
+    # A column of zeros is an N; anything but 0 and 1, or two bases at a position, is no one-hot sequence.
+    if not (np.isin(onehot, (0.0, 1.0)).all() and onehot.sum(axis=1).max(initial=0) <= 1):
+        raise MotifError("the one-hot sequences must hold 0 and 1 only, at most one base per position (a column "
+                         "of zeros is an N); got other values or several bases at a position")
+    off_sequence = np.abs(contrib * (1 - onehot)).sum()
+    if off_sequence > 1e-3 * np.abs(contrib).sum():
+        log.warning("%.0f%% of the contributions lie on bases the sequences do not have: hypothetical "
+                    "contributions? Hits are called in their projection on the sequences (contributions x one-hot)",
+                    100 * off_sequence / np.abs(contrib).sum())
+        contrib = contrib * onehot
     return contrib, onehot
 
 
