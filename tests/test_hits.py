@@ -380,7 +380,7 @@ def test_hits_command(contrib_h5, motifs_h5, small_genome, tmp_path, capsys):
     assert set(pd.read_csv(out / "hits_genomatt.tsv", sep="\t")["task"]) == {"GATA1"}
     assert main(["hits", "--contrib", str(contrib_h5), "--motifs", str(motifs_h5), "--out-dir", str(out),
                  "--fdr", "2"]) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1] == "genomatt hits: error: fdr must be in (0, 1), got 2.0"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "genomatt hits: error: --fdr must be in (0, 1), got 2.0"
 
 
 def test_hits_command_with_task_regions(contrib_h5, motifs_h5, small_genome, tmp_path):
