@@ -140,6 +140,13 @@ def test_a_one_hot_that_is_not_one_is_refused(damage):
         call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
 
 
+@pytest.mark.parametrize("batch_size", [0, 2.5, None, True])
+def test_a_batch_size_that_is_no_count_is_refused(batch_size):
+    cwm, contrib, onehot = _planted_array("+")
+    with pytest.raises(MotifError, match=r"batch_size must be an integer >= 1, got"):
+        call_hits(contrib, onehot, [CwmMotif("m", cwm)], batch_size=batch_size, device="cpu")
+
+
 def test_hypothetical_contributions_are_projected_with_a_warning(caplog):
     cwm, contrib, onehot = _planted_array("+")
     contrib, onehot = np.repeat(contrib, 20, axis=0), np.repeat(onehot, 20, axis=0)

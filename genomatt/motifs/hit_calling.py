@@ -682,8 +682,8 @@ def call_hits(
     """
     parameters = parameters or HitParameters()
     contrib, onehot = _check_arrays(contrib, onehot)
-    if batch_size < 1:
-        raise MotifError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise MotifError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     n, _, length = contrib.shape
     advance = advance or (lambda done: None)
     device = resolve_device(device)
