@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import numbers
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -229,15 +230,15 @@ def resize(regions: pd.DataFrame, width: int) -> pd.DataFrame:
     regions
         Regions table as returned by :func:`read_bed`.
     width
-        Window width in bp (> 0).
+        Window width in bp, an integer > 0.
 
     Returns
     -------
     pandas.DataFrame
         Copy of ``regions`` with ``start``/``end`` replaced by the window.
     """
-    if width <= 0:
-        raise BedFormatError(f"window width must be a positive number of bp, got {width}")
+    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width <= 0:
+        raise BedFormatError(f"window width must be a positive number of bp (an integer), got {width!r}")
     regions = validate_regions(regions, windows=True)
     start = regions["start"].to_numpy(np.int64)
     end = regions["end"].to_numpy(np.int64)
@@ -517,11 +518,24 @@ def load_regions(
     return table, X
 
 
-def decode_one_hot(X: np.ndarray) -> list[str]:
-    """Turn one-hot ``(N, 4, L)`` back into strings (all-zero columns become ``N``)."""
+def decode_one_hot(X: np.ndarray) -> str | list[str]:
+    """Turn one-hot back into strings (all-zero columns become ``N``), the inverse of :func:`one_hot_encode`.
+
+    Parameters
+    ----------
+    X
+        ``(N, 4, L)`` one-hot, or ``(4, L)`` for one sequence; channels A, C, G, T.
+
+    Returns
+    -------
+    str or list of str
+        One string for a ``(4, L)`` array, else a list of N strings.
+    """
     X = np.asarray(X)
+    if X.ndim == 2 and X.shape[0] == 4:
+        return decode_one_hot(X[None])[0]
     if X.ndim != 3 or X.shape[1] != 4:
-        raise SequenceError(f"expected one-hot of shape (N, 4, L), got {X.shape}")
+        raise SequenceError(f"expected one-hot of shape (N, 4, L) or (4, L), got {X.shape}")
     letters = np.array(list(ALPHABET + "N"))
     index = np.where(X.sum(axis=1) > 0, X.argmax(axis=1), 4)
     return ["".join(row) for row in letters[index]]

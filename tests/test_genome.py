@@ -2,6 +2,7 @@ import contextlib
 import gzip
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -143,6 +144,16 @@ def test_validate_regions_frame_errors():
         resize(pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [5]}), 0)
 
 
+@pytest.mark.parametrize("width", [2.5, "100", None, True, -5])
+def test_a_window_width_must_be_a_positive_integer(small_genome, width):
+    with pytest.raises(BedFormatError, match=rf"window width must be a positive number of bp \(an integer\), got "
+                                             rf"{re.escape(repr(width))}"):
+        resize(pd.DataFrame({"chrom": ["chr1"], "start": [1], "end": [5]}), width)
+    if width is not None:
+        with pytest.raises(BedFormatError, match="window width must be a positive number of bp"):
+            load_regions(small_genome.fasta, small_genome.regions_bed, width=width, progress=False)
+
+
 def test_resize_midpoint_odd_width():
     frame = pd.DataFrame({"chrom": ["chr1"], "start": [100], "end": [201]})
     window = resize(frame, 5)
@@ -159,6 +170,9 @@ def test_one_hot_encode_alphabet_case_and_other_codes():
     assert X[0, :, 4].sum() == 0
     assert one_hot_encode("GATTACA").shape == (4, 7)
     assert decode_one_hot(X) == ["ACGTN", "ACGTN"]
+    assert decode_one_hot(one_hot_encode("ACGN")) == "ACGN"
+    with pytest.raises(SequenceError, match=r"expected one-hot of shape \(N, 4, L\) or \(4, L\), got \(5, 4\)"):
+        decode_one_hot(X[0].T)
 
 
 def test_one_hot_encode_every_iupac_code_is_zero():

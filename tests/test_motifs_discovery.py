@@ -13,7 +13,7 @@ from motif_contributions import (
 )
 
 from genomatt.contributions import read_contributions
-from genomatt.errors import MotifError
+from genomatt.errors import MotifError, NonFiniteError, SequenceError
 from genomatt.motifs.discovery import (
     MIN_MOTIF_SEQLETS,
     MOTIF_SEQLET_COLUMNS,
@@ -24,7 +24,7 @@ from genomatt.motifs.discovery import (
     resolve_window,
 )
 from genomatt.motifs.formats import Motif, read_meme, write_meme
-from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
+from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS, SeqletGeometry, call_seqlets, seqlet_geometry
 from genomatt.simulate import simulate_genome
 
 
@@ -152,6 +152,81 @@ def test_resolve_window(caplog):
 def test_discovery_refuses_fewer_than_one_thread():
     with pytest.raises(MotifError, match="at least 1"):
         DiscoverySettings(threads=0)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, None, True, "0"])
+def test_discovery_seed_must_be_a_non_negative_integer(seed):
+    with pytest.raises(MotifError, match=f"seed must be an integer >= 0, got {seed!r}"):
+        DiscoverySettings(seed=seed)
+    assert DiscoverySettings(seed=np.int64(3)).seed == 3
+
+
+@pytest.fixture(scope="module")
+def small_window(contributions):
+    """One-hot, hypothetical and regions of the first 40 regions' GATA1 contributions (too few for motifs)."""
+    info = contributions[0]
+    onehot, hypothetical = info.read_window(info.tasks.index("GATA1"), 0, info.length)
+    return onehot[:40], hypothetical[:40], info.regions.iloc[:40].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("layout, message", [
+    (lambda contrib: contrib.transpose(0, 2, 1), r"got \(40, 200, 4\); length before channels, \(N, L, 4\)"),
+    (lambda contrib: contrib[0], r"got \(4, 200\); one region's \(4, L\) track\? give it as \[track\]"),
+])
+def test_seqlets_need_contributions_of_shape_n_4_l(small_window, layout, message):
+    onehot, hypothetical, _ = small_window
+    with pytest.raises(SequenceError, match=r"contributions: expected an array of shape \(N, 4, L\).* " + message):
+        call_seqlets(layout(onehot * hypothetical), seqlet_geometry(200))
+
+
+def test_non_finite_contributions_are_refused_naming_the_region_row_and_position(small_window):
+    onehot, hypothetical, regions = small_window
+    contrib = onehot * hypothetical
+    contrib[3, 0, 10] = np.nan
+    contrib[5, 2, 7] = np.inf
+    with pytest.raises(NonFiniteError, match=r"contributions: NaN or infinite at 2 position\(s\) in 2 of 40 regions "
+                                             r"\(first: region row 3, position 10\)") as caught:
+        call_seqlets(contrib, seqlet_geometry(200))
+    assert caught.value.rows == [3, 5]
+    # Discovery names the row of the caller's arrays, not of its shuffled region order.
+    for index, name in enumerate(("one-hot", "hypothetical contributions")):
+        arrays = [onehot.copy(), hypothetical.copy()]
+        arrays[index][31, 1, 150] = np.nan
+        with pytest.raises(NonFiniteError, match=f"task GATA1: {name}: NaN .*region row 31, position 150"):
+            discover_motifs(*arrays, regions, "GATA1")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda contrib: call_seqlets(contrib, seqlet_geometry(200), target_fdr=0.0),
+     r"target_fdr must be in \(0, 1\), got 0.0"),
+    (lambda contrib: call_seqlets(contrib, seqlet_geometry(200), target_fdr=1.0), r"target_fdr .* got 1.0"),
+    (lambda contrib: call_seqlets(contrib, seqlet_geometry(200), target_fdr=-0.1), r"target_fdr .* got -0.1"),
+    (lambda contrib: SeqletGeometry(core=0), "SeqletGeometry core must be an integer >= 1, got 0"),
+    (lambda contrib: SeqletGeometry(core=-3), "core must be an integer >= 1, got -3"),
+    (lambda contrib: SeqletGeometry(flank=-1), "SeqletGeometry flank must be an integer >= 0, got -1"),
+    (lambda contrib: SeqletGeometry(trim=2.5), "SeqletGeometry trim must be an integer >= 1, got 2.5"),
+    (lambda contrib: seqlet_geometry(0), r"window must be a positive integer \(bp\), got 0"),
+    (lambda contrib: seqlet_geometry(-10), "window must be a positive integer .* got -10"),
+    (lambda contrib: seqlet_geometry(150.5), "window must be a positive integer .* got 150.5"),
+])
+def test_seqlet_arguments_out_of_range_are_refused(small_window, call, message):
+    onehot, hypothetical, _ = small_window
+    with pytest.raises(MotifError, match=message):
+        call(onehot * hypothetical)
+
+
+def test_discovery_takes_torch_tensors_and_lists_and_names_missing_region_columns(small_window):
+    import torch
+
+    onehot, hypothetical, regions = small_window
+    expected = discover_motifs(onehot, hypothetical, regions, "GATA1").called_seqlets
+    assert len(expected) > 0
+    for arrays in ((torch.from_numpy(onehot), torch.from_numpy(hypothetical)),
+                   (onehot.tolist(), hypothetical.tolist())):
+        pd.testing.assert_frame_equal(discover_motifs(*arrays, regions, "GATA1").called_seqlets, expected)
+    with pytest.raises(MotifError, match="task GATA1: regions must be a table with columns chrom, start and name, "
+                                         "got one without name"):
+        discover_motifs(onehot, hypothetical, regions[["chrom", "start", "end"]], "GATA1")
 
 
 def test_patterns_much_weaker_than_the_tasks_strongest_are_dropped(tmp_path, caplog):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import Motif, read_meme, reverse_complement_matrix, write_meme
+from genomatt.motifs.formats import CwmMotif, Motif, read_meme, reverse_complement_matrix, write_meme
 from genomatt.motifs.jaspar import fetch_jaspar, fetch_jaspar_collection, resolve_motifs
 
 
@@ -14,6 +14,26 @@ def test_meme_round_trip(tmp_path):
     assert [(m.id, m.name, m.sites) for m in back] == [(m.id, m.name, m.sites) for m in motifs]
     for a, b in zip(motifs, back):
         np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+
+
+@pytest.mark.parametrize("motif_id, name, message", [
+    ("my motif", "GATA1", r"motif id 'my motif': a MEME motif's id must be one word"),
+    ("", "GATA1", r"motif id '': a MEME motif's id must be one word"),
+    ("MA1", "GATA 1 long", r"motif name 'GATA 1 long': a MEME motif's name must be one word"),
+    ("MA1", "GATA1\t2", r"motif name 'GATA1\\t2'"),
+])
+def test_meme_writer_refuses_ids_and_names_that_would_read_back_split(tmp_path, motif_id, name, message):
+    with pytest.raises(MotifError, match=message):
+        write_meme([Motif(motif_id, name, np.full((4, 3), 0.25))], tmp_path / "m.meme")
+    assert not (tmp_path / "m.meme").exists()
+
+
+@pytest.mark.parametrize("background", [[0.5, 0.5], [1, 1, 1, 1], [0.5, 0.5, -0.25, 0.25], [np.nan, 0.5, 0.25, 0.25]])
+def test_meme_writer_refuses_a_background_that_is_not_four_probabilities(tmp_path, background):
+    with pytest.raises(MotifError, match=r"background: expected 4 probabilities \(A, C, G, T\) summing to 1, got "):
+        write_meme([Motif("M1", "M1", np.full((4, 3), 0.25))], tmp_path / "m.meme", background=np.array(background))
+    path = write_meme([Motif("M1", "M1", np.full((4, 3), 0.25))], tmp_path / "m.meme", background=[0.3, 0.2, 0.2, 0.3])
+    assert "A 0.300000 C 0.200000 G 0.200000 T 0.300000" in path.read_text()
 
 
 def test_meme_reader_tolerates_rows_not_summing_to_one(tmp_path):
@@ -29,6 +49,8 @@ def test_meme_reader_tolerates_rows_not_summing_to_one(tmp_path):
     ("MOTIF A\nletter-probability matrix: w= 1\n0.5 0.5\n", "expected 4 probabilities"),
     ("MOTIF A\nletter-probability matrix: w= 1\n0.9 0.9 0.9 0.9\n", "sum to 3.600"),
     ("MOTIF A\nletter-probability matrix: w= 3\n1 0 0 0\n", "declares w=3 but has 1 rows"),
+    ("MOTIF A\nletter-probability matrix: w= 2\n1 0 0 0\n0 1 0 0\n0 0 1 0\n\n",
+     r"bad.meme:7: motif A declares w=2 but has more matrix rows"),
     ("MOTIF A\nnothing here\n", "has no letter-probability matrix"),
     ("", "no MOTIF entries"),
     ("MOTIF A\nletter-probability matrix: w= 1\n1 0 0 0\n\nMOTIF B\nletter-probability matrix: w= 1\n0 1 0 0\n\n"
@@ -106,3 +128,80 @@ def test_indented_motif_lines_are_read_and_a_header_alone_is_no_motif_where_allo
     from genomatt.motifs.cwm_motifs import read_cwm_motifs
 
     assert read_cwm_motifs(empty) == []
+
+
+CWM = np.eye(4)[:, [0, 1, 2, 3, 0, 1]] * 0.5
+
+
+@pytest.mark.parametrize("cwm, pwm, message", [
+    (CWM.T, None, r"motif m: cwm: expected a \(4, W\) matrix .* got shape \(6, 4\) \(a \(W, 4\) matrix, positions "
+                  r"first as tfmodisco-lite stores them\? transpose it\)"),
+    (np.full((4, 6), np.nan), None, "motif m: cwm: 24 values are NaN or infinite"),
+    (np.zeros((4, 6)), None, "motif m: cwm is all zero"),
+    (np.zeros((4, 0)), None, r"cwm: expected a \(4, W\) matrix .*with W >= 1, got shape \(4, 0\)"),
+    (np.full((2, 4, 6), 0.1), None, r"cwm: expected a \(4, W\) matrix .* got shape \(2, 4, 6\)"),
+    (np.array([["a"] * 6] * 4), None, "cwm: expected a numeric"),
+    (CWM, CWM[:, :4] + 0.1, r"motif m: pwm has shape \(4, 4\), expected that of its cwm \(4, 6\)"),
+    (CWM, CWM.T, r"motif m: pwm: expected a \(4, W\) matrix .*transpose it"),
+    (CWM, CWM - 0.2, "motif m: pwm has negative values"),
+    (CWM, np.full((4, 6), np.inf), "motif m: pwm: 24 values are NaN or infinite"),
+])
+def test_a_cwm_motif_is_checked_when_made(cwm, pwm, message):
+    with pytest.raises(MotifError, match=message):
+        CwmMotif("m", cwm, pwm=pwm)
+
+
+def test_a_cwm_motif_takes_array_likes_and_negative_cwms():
+    motif = CwmMotif("m", (-CWM).tolist(), pwm=np.abs(CWM).astype(np.float32))
+    assert isinstance(motif.cwm, np.ndarray) and motif.sign == -1 and motif.pwm.dtype == np.float32
+
+
+def test_a_tfmodisco_lite_results_file_is_named_with_the_files_hits_takes(tmp_path):
+    import h5py
+
+    from genomatt.motifs.cwm_motifs import read_cwm_motifs
+
+    path = tmp_path / "modisco" / "GATA1.h5"
+    path.parent.mkdir()
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("pos_patterns/pattern_0/contrib_scores", data=CWM.T)
+    with pytest.raises(MotifError, match=r"GATA1.h5: a tfmodisco-lite results file .*`genomatt hits --motifs` takes "
+                                         r"the motifs.h5 .* beside its modisco folder, or a MEME file \(`modisco meme "
+                                         r"-t PFM`"):
+        read_cwm_motifs(path)
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("0.5 -0.2 0.1 0.0\n0.1 0.1 0.6 0.2\n", r":7: motif M1: a negative value -0.2, expected .*a contribution weight "
+                                            r"matrix\? `modisco meme -t CWM` writes CWMs: give letter probabilities "
+                                            r"\(`modisco meme -t PFM`\)"),
+    ("0.01 0.02 0.01 0.0\n0.01 0.01 0.06 0.02\n", r":7: motif M1: probabilities sum to 0.040, .*a contribution weight"),
+    ("25 25 40 10\n10 10 70 10\n", r":7: motif M1: probabilities sum to 100.000, expected 1; counts or percentages\? "
+                                   r"give letter probabilities"),
+    ("0.25 nan 0.25 0.25\n0.1 0.1 0.6 0.2\n", r":7: motif M1 has a NaN or infinite value"),
+])
+def test_matrices_of_contributions_or_counts_are_named_by_read_meme_and_read_cwm_motifs(tmp_path, rows, message):
+    from genomatt.motifs.cwm_motifs import read_cwm_motifs
+
+    path = tmp_path / "m.meme"
+    path.write_text(f"MEME version 5\n\nALPHABET= ACGT\n\nMOTIF M1\nletter-probability matrix: w= 2\n{rows}")
+    for read in (read_meme, read_cwm_motifs):
+        with pytest.raises(MotifError, match="m.meme" + message):
+            read(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    (">MA0035.4\tGata1\nA  [ 24 51 3 ]\nC  [ 10 2 0 ]\nG  [ 5 1 90 ]\nT  [ 61 46 7 ]\n",
+     "a JASPAR file: convert it with the MEME suite's jaspar2meme"),
+    (">MA0035.4 Gata1\n24 51 3\n10 2 0\n5 1 90\n61 46 7\n", "a JASPAR file of counts: convert it with the MEME suite's "
+                                                             "jaspar2meme"),
+    (">AGATAA\tGATA1(Zf)/K562-GATA1-ChIP-Seq/Homer\t6.5\n0.9 0.05 0.03 0.02\n0.01 0.01 0.97 0.01\n",
+     "a HOMER motif file: convert it to MEME, e.g. with the MEME suite's chen2meme"),
+    ("AC  M00001\nXX\nID  V$MYOD_01\nXX\nP0      A      C      G      T\n01      1      2      2      0      S\n//\n",
+     "a TRANSFAC file: convert it with the MEME suite's transfac2meme"),
+])
+def test_other_motif_formats_are_named_with_their_converter(tmp_path, text, message):
+    path = tmp_path / "motifs.txt"
+    path.write_text(text)
+    with pytest.raises(MotifError, match=r"not a MEME motif file \(no 'MEME version' line\); it looks like " + message):
+        read_meme(path)

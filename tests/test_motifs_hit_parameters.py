@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from genomatt.cli import hits as hits_cli
@@ -31,6 +32,13 @@ def test_defaults_and_the_recorded_settings():
 def test_out_of_range_values_name_the_parameter(field, value):
     with pytest.raises(MotifError, match=field):
         HitParameters(**{field: value})
+
+
+@pytest.mark.parametrize("seed", [None, -1, 1.5, True])
+def test_the_seed_must_be_a_non_negative_integer(seed):
+    with pytest.raises(MotifError, match=f"seed must be an integer >= 0, got {seed!r}"):
+        HitParameters(seed=seed)
+    assert HitParameters(seed=np.int64(7)).seed == 7
 
 
 def test_the_hits_command_takes_its_defaults_from_the_record():

@@ -117,6 +117,27 @@ def test_matching_rejects_bad_requests(jaspar):
         compare_motifs([np.full((4, 5), 0.25)], [])
 
 
+@pytest.mark.parametrize("query, message", [
+    (np.full((6, 4), 0.25), r"queries\[1\]: expected a \(4, W\) matrix .* got shape \(6, 4\) .*transpose it"),
+    (np.full((4, 6), 25.0), r"queries\[1\]: column 1 sums to 100, expected probabilities"),
+    (np.full((4, 6), 0.25) - np.eye(4, 6) * 0.5, r"queries\[1\]: matrix values must be finite and non-negative"),
+    (np.full((4, 6), np.nan), r"queries\[1\]: matrix values must be finite"),
+    (np.full((4, 0), 0.25), r"queries\[1\]: expected a \(4, W\) matrix .*with W >= 1, got shape \(4, 0\)"),
+    (np.full((2, 4, 6), 0.25), r"queries\[1\]: expected a \(4, W\) matrix .* got shape \(2, 4, 6\)"),
+])
+def test_queries_that_are_not_probability_matrices_are_refused_by_index(jaspar, query, message):
+    with pytest.raises(MotifError, match=message):
+        compare_motifs([np.full((4, 5), 0.25), query], jaspar)
+
+
+def test_queries_as_one_array_and_known_motifs_are_checked(jaspar):
+    stacked = np.stack([fetch_jaspar("MA0035").probabilities] * 2)
+    assert [matches[0]["id"] for matches in compare_motifs(stacked, jaspar, top=1)] == ["MA0035.5"] * 2
+    counts = Motif("C1", "counts", np.full((4, 5), 10.0))
+    with pytest.raises(MotifError, match="known motif C1: column 1 sums to 40"):
+        compare_motifs([np.full((4, 5), 0.25)], [counts])
+
+
 def test_matches_tsv(tmp_path):
     motif = DiscoveredMotif("t.pos.0", "t", "pos", np.ones((4, 3)), np.ones((4, 3)), np.full((4, 3), 0.25), 42, 0, 3,
                             matches=[{"id": "MA1", "name": "A", "p": 1e-6, "q": 1e-4},

@@ -39,6 +39,15 @@ def logo_heights(probabilities: np.ndarray) -> np.ndarray:
     entropy = -(probabilities * np.log2(np.clip(probabilities, 1e-12, 1))).sum(axis=0)
     return probabilities * (2 - entropy)
 
+def _is_tfmodisco_lite(path: Path) -> bool:
+    """Whether the HDF5 file at ``path`` is tfmodisco-lite's results (its ``pos_patterns``/``neg_patterns``)."""
+    try:
+        with h5py.File(path, "r") as handle:
+            return handle.attrs.get("kind") != "motifs" and ("pos_patterns" in handle or "neg_patterns" in handle)
+    except OSError:
+        return False
+
+
 def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
 
@@ -50,28 +59,37 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     -------
     list of CwmMotif
         In file order; empty for a ``motifs.h5`` in which no motif was found.
+
+    Raises
+    ------
+    MotifError
+        If the file is missing, is tfmodisco-lite's results file, or holds an invalid motif (see
+        :class:`~genomatt.motifs.formats.CwmMotif` and :func:`~genomatt.motifs.formats.read_meme`, whose errors
+        name a contribution weight matrix, counts or another motif format where the file holds one).
     """
     path = Path(path)
     if not path.is_file():
         raise MotifError(f"{path}: motif file not found")
+    # Fields of each motif: name, CWM, task, seqlets, PWM.
     if h5py.is_hdf5(path):
-        motifs = [CwmMotif(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets,
-                           np.asarray(motif.pwm, dtype=float))
-                  for motif in read_motifs(path)[0]]
+        if _is_tfmodisco_lite(path):
+            raise MotifError(f"{path}: a tfmodisco-lite results file (pos_patterns/neg_patterns), not a motifs file: "
+                             "`genomatt hits --motifs` takes the motifs.h5 that genomatt motifs writes beside its "
+                             "modisco folder, or a MEME file (`modisco meme -t PFM` writes one from this file)")
+        fields = [(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets,
+                   np.asarray(motif.pwm, dtype=float)) for motif in read_motifs(path)[0]]
     else:
         meme = read_meme(path, allow_empty=True)
         # A database may give one name to several matrices (JASPAR: CTCF MA0139, MA1929, MA1930): those are
         # named by name and ID. HOMER's names hold '/' (CTCF(Zf)/CD4+-CTCF-ChIP-Seq/Homer), which Fi-NeMo's
         # report would read as folders in the file names it makes from a motif's name: it becomes '_'.
         names = [(motif.name or motif.id).replace("/", "_") for motif in meme]
-        motifs = [CwmMotif(name if names.count(name) == 1 else f"{name}_{motif.id}", logo_heights(motif.probabilities),
-                           pwm=np.asarray(motif.probabilities, dtype=float))
-                  for name, motif in zip(names, meme)]
-    for motif in motifs:
-        if motif.cwm.ndim != 2 or motif.cwm.shape[0] != 4 or motif.cwm.shape[1] == 0:
-            raise MotifError(f"{path}: motif {motif.name} has CWM shape {motif.cwm.shape}, expected (4, W)")
-        if not np.isfinite(motif.cwm).all() or not np.abs(motif.cwm).sum() > 0:
-            raise MotifError(f"{path}: motif {motif.name} has a CWM that is all zero or not finite")
+        fields = [(name if names.count(name) == 1 else f"{name}_{motif.id}", logo_heights(motif.probabilities), None,
+                   None, np.asarray(motif.probabilities, dtype=float)) for name, motif in zip(names, meme)]
+    try:
+        motifs = [CwmMotif(*values) for values in fields]
+    except MotifError as error:
+        raise MotifError(f"{path}: {error}") from None
     names = [motif.name for motif in motifs]
     if len(set(names)) != len(names):
         raise MotifError(f"{path}: motif names must be distinct, got duplicates of "

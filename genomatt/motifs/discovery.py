@@ -24,7 +24,9 @@ from genomatt.motifs.seqlets import (
     CALLED_SEQLET_COLUMNS,
     MIN_WINDOW,
     SeqletGeometry,
+    as_numpy,
     call_seqlets,
+    check_tracks,
     seqlet_geometry,
     to_genome,
 )
@@ -372,9 +374,9 @@ def discover_motifs(
     Parameters
     ----------
     onehot
-        ``(N, 4, W)`` one-hot of each region's discovery window.
+        ``(N, 4, W)`` one-hot of each region's discovery window: a numpy array, torch tensor or nested lists.
     hypothetical
-        ``(N, 4, W)`` hypothetical contributions for the task in the same windows.
+        ``(N, 4, W)`` hypothetical contributions for the task in the same windows, finite; as ``onehot``.
     regions
         The N regions (``chrom``, ``start``, ``name``), in the order of the arrays.
     task
@@ -389,11 +391,28 @@ def discover_motifs(
     TaskDiscovery
         Seqlets, motifs and tfmodisco-lite's patterns. A task with too few seqlets gives no motifs and a
         logged message saying why.
+
+    Raises
+    ------
+    SequenceError
+        If ``onehot`` or ``hypothetical`` is not ``(N, 4, W)``
+        (:func:`genomatt.motifs.seqlets.check_tracks`).
+    NonFiniteError
+        If either holds NaN or infinite values, naming the first region row and position.
+    MotifError
+        If the two differ in shape, or ``regions`` lacks a column or has another number of rows.
     """
     settings = settings or DiscoverySettings()
-    if onehot.ndim != 3 or onehot.shape[1] != 4 or hypothetical.shape != onehot.shape:
+    onehot, hypothetical = as_numpy(onehot), as_numpy(hypothetical)
+    check_tracks(onehot, f"task {task}: one-hot")
+    check_tracks(hypothetical, f"task {task}: hypothetical contributions")
+    if hypothetical.shape != onehot.shape:
         raise MotifError(f"task {task}: expected one-hot and hypothetical contributions of one shape (N, 4, W), "
                          f"got {onehot.shape} and {hypothetical.shape}")
+    missing = [column for column in ("chrom", "start", "name") if column not in getattr(regions, "columns", ())]
+    if missing:
+        raise MotifError(f"task {task}: regions must be a table with columns chrom, start and name, got one without "
+                         f"{', '.join(missing)}")
     if len(regions) != len(onehot):
         raise MotifError(f"task {task}: {len(regions)} regions for {len(onehot)} contribution rows")
     width = onehot.shape[2]

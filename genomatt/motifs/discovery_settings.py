@@ -6,6 +6,7 @@ numba, h5py or pandas.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from genomatt.errors import MotifError
@@ -21,7 +22,7 @@ class DiscoverySettings:
         Seqlets of each sign that clustering uses at most (tfmodisco-lite's
         ``max_seqlets_per_metacluster``), taken from regions in a seeded random order.
     seed
-        Seed of the region order.
+        Seed of the region order, an integer >= 0.
     target_fdr
         False discovery rate of seqlet calling.
     min_seqlets
@@ -57,6 +58,8 @@ class DiscoverySettings:
         for name in ("max_seqlets", "threads", "n_leiden_runs"):
             if getattr(self, name) < 1:
                 raise MotifError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise MotifError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.min_seqlets < 2:
             raise MotifError(f"min_seqlets must be at least 2, got {self.min_seqlets}")
         if not 0 < self.target_fdr < 1:

@@ -75,6 +75,13 @@ class CwmMotif:
         ``(4, W)`` position probability matrix of the motif's sequences, aligned with ``cwm`` (the seqlets'
         base frequencies, or a MEME motif's probabilities); ``None`` when unknown, and then a hit's
         sequence is not checked against it.
+
+    Raises
+    ------
+    MotifError
+        If ``cwm`` is not a finite ``(4, W)`` matrix with W >= 1 and a non-zero value (a ``(W, 4)`` one, as
+        tfmodisco-lite stores its matrices, is told to be transposed), or ``pwm`` is not a finite,
+        non-negative matrix of the shape of ``cwm``.
     """
 
     name: str
@@ -83,22 +90,81 @@ class CwmMotif:
     n_seqlets: int | None = None
     pwm: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        self.cwm = np.asarray(self.cwm)
+        source = f"motif {self.name}"
+        _check_numeric_matrix(self.cwm, f"{source}: cwm")
+        if not np.abs(self.cwm).sum() > 0:
+            raise MotifError(f"{source}: cwm is all zero; expected a contribution weight matrix with non-zero values")
+        if self.pwm is not None:
+            self.pwm = np.asarray(self.pwm)
+            _check_numeric_matrix(self.pwm, f"{source}: pwm")
+            if self.pwm.shape != self.cwm.shape:
+                raise MotifError(f"{source}: pwm has shape {self.pwm.shape}, expected that of its cwm "
+                                 f"{self.cwm.shape} (aligned column by column)")
+            if (self.pwm < 0).any():
+                raise MotifError(f"{source}: pwm has negative values; expected base probabilities")
+
     @property
     def sign(self) -> int:
         """+1 for a motif of positive contributions, -1 for a negative one."""
         return 1 if self.cwm.sum() >= 0 else -1
 
+
+def check_motif_shape(matrix: np.ndarray, source: str) -> None:
+    """Refuse a matrix that is not ``(4, W)`` with W >= 1; a ``(W, 4)`` one is told to be transposed."""
+    if matrix.ndim != 2 or matrix.shape[0] != 4 or matrix.shape[1] == 0:
+        hint = (" (a (W, 4) matrix, positions first as tfmodisco-lite stores them? transpose it)"
+                if matrix.ndim == 2 and matrix.shape[1] == 4 else "")
+        raise MotifError(f"{source}: expected a (4, W) matrix (A, C, G, T rows) with W >= 1, got shape "
+                         f"{matrix.shape}{hint}")
+
+
+def _check_numeric_matrix(matrix: np.ndarray, source: str) -> None:
+    """Refuse a matrix that is not numeric, not ``(4, W)`` (:func:`check_motif_shape`) or not finite."""
+    if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == np.bool_):
+        raise MotifError(f"{source}: expected a numeric (4, W) matrix, got dtype {matrix.dtype}")
+    check_motif_shape(matrix, source)
+    if not np.isfinite(matrix).all():
+        raise MotifError(f"{source}: {int((~np.isfinite(matrix)).sum())} values are NaN or infinite; expected "
+                         "finite values")
+
+
 def normalise_columns(matrix: np.ndarray, source: str) -> np.ndarray:
     """Return ``matrix`` with columns scaled to sum to 1; reject negative values or empty columns."""
     matrix = np.asarray(matrix, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] != 4 or matrix.shape[1] == 0:
-        raise MotifError(f"{source}: expected a (4, W) matrix with W >= 1, got shape {matrix.shape}")
+    check_motif_shape(matrix, source)
     if not np.isfinite(matrix).all() or (matrix < 0).any():
         raise MotifError(f"{source}: matrix values must be finite and non-negative")
     sums = matrix.sum(axis=0)
     if (sums <= 0).any():
         raise MotifError(f"{source}: column {int(np.argmin(sums)) + 1} sums to 0")
     return matrix / sums
+
+
+def probability_matrix(matrix: np.ndarray, source: str) -> np.ndarray:
+    """``matrix`` checked as a ``(4, W)`` letter-probability matrix and renormalised.
+
+    Its values must be finite and non-negative and its columns sum to 1 within ``PROBABILITY_TOLERANCE``
+    (counts, percentages and contribution weight matrices are refused, not silently rescaled).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, W)`` float64, columns summing to 1.
+
+    Raises
+    ------
+    MotifError
+        Naming ``source``, the first column that is off and what it sums to.
+    """
+    normalised = normalise_columns(matrix, source)
+    sums = np.asarray(matrix, dtype=float).sum(axis=0)
+    off = np.flatnonzero(np.abs(sums - 1) > PROBABILITY_TOLERANCE)
+    if len(off):
+        raise MotifError(f"{source}: column {off[0] + 1} sums to {sums[off[0]]:.4g}, expected probabilities whose "
+                         "columns sum to 1 (counts or a contribution weight matrix?)")
+    return normalised
 
 
 def reverse_complement_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -133,11 +199,59 @@ def _check_dna_alphabet(lines: list[str], path: Path) -> None:
         return
 
 
+_JASPAR_ROW = re.compile(r"^\s*[ACGT]\s*\[")
+
+
+def _other_format_hint(lines: list[str]) -> str:
+    """How to convert a motif file of another common format to MEME, where ``lines`` look like one; else ``""``.
+
+    JASPAR: ``>MA0035.4 Gata1`` then rows ``A [ 24 51 ... ]`` (or four rows of counts); HOMER: a ``>`` line of
+    tab-separated fields (consensus, name, threshold) then one row of 4 values per position; TRANSFAC:
+    ``AC``/``ID`` and ``P0`` (or ``PO``) lines.
+    """
+    content = [line for line in lines if line.strip()]
+    if any(line.startswith(("P0 ", "PO ", "P0\t", "PO\t")) for line in content) and \
+            any(line.startswith(("AC ", "ID ", "AC\t", "ID\t")) for line in content):
+        return "; it looks like a TRANSFAC file: convert it with the MEME suite's transfac2meme"
+    if len(content) < 2 or not content[0].startswith(">"):
+        return ""
+    if _JASPAR_ROW.match(content[1]):
+        return "; it looks like a JASPAR file: convert it with the MEME suite's jaspar2meme (-bundle), or download " \
+               "JASPAR's MEME-format file"
+    first = content[1].split()
+    if content[0].count("\t") >= 2 and len(first) == 4 and _is_number_row(content[1]):
+        return "; it looks like a HOMER motif file: convert it to MEME, e.g. with the MEME suite's chen2meme"
+    if len(content) >= 5 and all(_is_number_row(line) for line in content[1:5]) and len(first) != 4:
+        return "; it looks like a JASPAR file of counts: convert it with the MEME suite's jaspar2meme"
+    return ""
+
+
+def _row_fault(row: list[float]) -> str:
+    """Why a matrix row is no row of letter probabilities, and what it looks like instead."""
+    total = sum(row)
+    fault = f"a negative value {min(row):g}" if min(row) < 0 else f"probabilities sum to {total:.3f}"
+    if min(row) < 0 or total < 0.5:
+        return (f"{fault}, expected probabilities summing to 1; a contribution weight matrix? `modisco meme -t CWM` "
+                "writes CWMs: give letter probabilities (`modisco meme -t PFM`)")
+    if total > 1:
+        return f"{fault}, expected 1; counts or percentages? give letter probabilities (each row summing to 1)"
+    return f"{fault}, expected 1"
+
+
+def _is_number_row(line: str) -> bool:
+    """Whether ``line`` is a row of numbers (as a matrix row is)."""
+    try:
+        return bool([float(value) for value in line.split()])
+    except ValueError:
+        return False
+
+
 def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]:
     """Read every motif of a MEME-format file (minimal or full MEME output).
 
     Rows that do not sum exactly to 1 are renormalised; a row off by more than
-    ``PROBABILITY_TOLERANCE`` or with a wrong number of values is an error naming the line. ``allow_empty``:
+    ``PROBABILITY_TOLERANCE`` or with a wrong number of values, or more or fewer rows than ``w=`` declares, is
+    an error naming the line. ``allow_empty``:
     a file of the MEME header alone (``motifs.meme`` of a run that found no motif) gives no motifs rather
     than an error.
 
@@ -152,7 +266,7 @@ def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]
     # A byte-order mark (files saved by some Windows editors) is not part of the text.
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     if not any(line.startswith("MEME version") for line in lines):
-        raise MotifError(f"{path}: not a MEME motif file (no 'MEME version' line)")
+        raise MotifError(f"{path}: not a MEME motif file (no 'MEME version' line){_other_format_hint(lines)}")
     _check_dna_alphabet(lines, path)
     motifs: list[Motif] = []
     first_line: dict[str, int] = {}
@@ -187,11 +301,18 @@ def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]
                 raise MotifError(f"{path}:{index + 1}: expected 4 probabilities, got {lines[index]!r}") from None
             if len(row) != 4:
                 raise MotifError(f"{path}:{index + 1}: expected 4 probabilities (A C G T), got {len(row)}")
-            if abs(sum(row) - 1) > PROBABILITY_TOLERANCE:
-                raise MotifError(f"{path}:{index + 1}: probabilities sum to {sum(row):.3f}, expected 1")
+            if not all(np.isfinite(row)):
+                raise MotifError(f"{path}:{index + 1}: motif {motif_id} has a NaN or infinite value, expected 4 "
+                                 f"probabilities, got {lines[index].strip()!r}")
+            if min(row) < 0 or abs(sum(row) - 1) > PROBABILITY_TOLERANCE:
+                raise MotifError(f"{path}:{index + 1}: motif {motif_id}: {_row_fault(row)}")
             rows.append(row)
             index += 1
             if width_match and len(rows) == int(width_match.group(1)):
+                # MEME's full output follows a matrix with other text; a further row of numbers is a wrong w=.
+                if index < len(lines) and _is_number_row(lines[index]):
+                    raise MotifError(f"{path}:{index + 1}: motif {motif_id} declares w={len(rows)} but has more "
+                                     "matrix rows; expected w= to give the number of rows")
                 break
         if not rows:
             raise MotifError(f"{path}: motif {motif_id} has an empty matrix")
@@ -209,8 +330,26 @@ def write_meme(motifs: list[Motif], path: str | os.PathLike, background: np.ndar
     """Write motifs as a minimal MEME file (version 5), atomically.
 
     Probabilities are renormalised and printed with 6 decimals, so every row sums to 1 within rounding.
+    Each motif is written as ``MOTIF <id> <name>`` (its name left out when empty or its id).
+
+    Raises
+    ------
+    MotifError
+        If a motif's id is empty or holds whitespace, or its name holds whitespace (the MEME format's identifier
+        and alternate name are one word each: readers would split them), or ``background`` is not 4
+        probabilities (A, C, G, T) summing to 1.
     """
     background = np.full(4, 0.25) if background is None else np.asarray(background, dtype=float)
+    if background.shape != (4,) or not np.isfinite(background).all() or (background < 0).any() \
+            or abs(background.sum() - 1) > 1e-3:
+        raise MotifError(f"background: expected 4 probabilities (A, C, G, T) summing to 1, got "
+                         f"{np.round(background, 6).tolist()}")
+    for motif in motifs:
+        for label, value in (("id", motif.id), ("name", motif.name)):
+            if re.search(r"\s", value) or (label == "id" and not value):
+                raise MotifError(f"motif {label} {value!r}: a MEME motif's {label} must be one word, without "
+                                 "whitespace (readers split the MOTIF line at whitespace); replace the spaces, "
+                                 "e.g. by _")
     lines = ["MEME version 5", "", f"ALPHABET= {ALPHABET}", "", "strands: + -", "",
              "Background letter frequencies",
              " ".join(f"{base} {value:.6f}" for base, value in zip(ALPHABET, background)), ""]

@@ -10,6 +10,7 @@ torch nor h5py, so the command's parser reads the defaults cheaply.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 
 from genomatt.errors import MotifError
@@ -38,7 +39,7 @@ class HitParameters:
         The scanned core of each CWM: its columns of at least this fraction of the largest column's summed
         absolute weight, in [0, 1] (:func:`genomatt.motifs.trimming.trim_bounds`).
     seed
-        Seed of the permutation null.
+        Seed of the permutation null, an integer >= 0.
     energy_floor
         Regularisation of the similarity, as Fi-NeMo's ``eps``: this multiple of the squared contribution of
         a background window of the core's width is added to each window's squared norm, so a window must
@@ -75,6 +76,8 @@ class HitParameters:
             raise MotifError(f"min_similarity must be in (0, 1], got {self.min_similarity}")
         if not 0 < self.fdr < 1:
             raise MotifError(f"fdr must be in (0, 1), got {self.fdr}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise MotifError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not 0 <= self.trim_threshold <= 1:
             raise MotifError(f"trim_threshold must be in [0, 1], got {self.trim_threshold}")
         if not self.energy_floor >= 0:

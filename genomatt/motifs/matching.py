@@ -23,7 +23,7 @@ from scipy.stats import false_discovery_control
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import DiscoveredMotif
-from genomatt.motifs.formats import Motif, read_meme
+from genomatt.motifs.formats import Motif, probability_matrix, read_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
 from genomatt.threads import bounded_threads
 
@@ -54,9 +54,10 @@ def compare_motifs(
     Parameters
     ----------
     queries
-        Probability matrices ``(4, W)`` (columns sum to 1).
+        Probability matrices ``(4, W)`` (columns sum to 1), a sequence of them or a ``(Q, 4, W)`` array.
     database
-        Known motifs; :data:`MIN_STABLE_DATABASE` or more give stable p-values (a warning is logged below).
+        Known motifs, whose probabilities are checked as the queries'; :data:`MIN_STABLE_DATABASE` or more
+        give stable p-values (a warning is logged below).
     top
         Matches kept per query, by increasing p-value.
     threads
@@ -66,23 +67,30 @@ def compare_motifs(
     -------
     list of list of dict
         Per query, its ``top`` matches: ``id``, ``name``, ``p``, ``q``.
+
+    Raises
+    ------
+    MotifError
+        If a query or known motif is not a ``(4, W)`` probability matrix (W >= 1, finite, non-negative,
+        columns summing to 1 within ``PROBABILITY_TOLERANCE``), naming it.
     """
     from memelite import tomtom
 
     if top < 1:
         raise MotifError(f"the number of matches kept per motif must be at least 1, got {top}")
+    queries = [probability_matrix(query, f"queries[{index}]") for index, query in enumerate(queries)]
     if not queries:
         return []
     if not database:
         raise MotifError("the known-motif database is empty")
-    targets = [np.asarray(motif.probabilities, dtype=np.float64) for motif in database]
+    targets = [probability_matrix(motif.probabilities, f"known motif {motif.id}") for motif in database]
     if len(targets) < MIN_STABLE_DATABASE:
         log.warning("matching against %d known motifs: TOMTOM's p-values take their background from the known "
                     "motifs' columns, so with fewer than %d they depend on which motifs are given; a whole "
                     "database (e.g. JASPAR) gives stable ones", len(targets), MIN_STABLE_DATABASE)
     with bounded_threads(threads), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="tomtom was given", category=UserWarning)
-        p_values = tomtom([np.asarray(query, dtype=np.float64) for query in queries], targets)[0]
+        p_values = tomtom(queries, targets)[0]
     # scipy refuses p-values outside [0, 1]; rounding error must not fail a run.
     q_values = false_discovery_control(np.clip(p_values, 0.0, 1.0), axis=1, method="bh")
     matches = []

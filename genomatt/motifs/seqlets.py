@@ -13,14 +13,18 @@ are dropped, as ``TFMoDISco`` drops them.
 from __future__ import annotations
 
 import logging
+import numbers
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from genomatt.atomic import atomic_path
+from genomatt.errors import MotifError, NonFiniteError, SequenceError
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +59,23 @@ class SeqletGeometry:
         Width a pattern is trimmed to around its most informative window (``trim_to_window_size``).
     pattern_flank
         Bases added on each side of a trimmed pattern (``initial_flank_to_add``).
+
+    Raises
+    ------
+    MotifError
+        If ``core`` or ``trim`` is not an integer >= 1, or ``flank`` or ``pattern_flank`` not one >= 0.
     """
 
     core: int = 20
     flank: int = 5
     trim: int = 30
     pattern_flank: int = 10
+
+    def __post_init__(self) -> None:
+        for name, least in (("core", 1), ("flank", 0), ("trim", 1), ("pattern_flank", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+                raise MotifError(f"SeqletGeometry {name} must be an integer >= {least}, got {value!r}")
 
     @property
     def suppress(self) -> int:
@@ -74,7 +89,14 @@ def seqlet_geometry(window: int) -> SeqletGeometry:
     Windows of at least ``FULL_GEOMETRY_WINDOW`` bp get tfmodisco-lite's sizes; shorter ones get all four
     sizes scaled by ``window / FULL_GEOMETRY_WINDOW`` (core >= 6, flank >= 1, trim >= 10, pattern flank
     >= 2).
+
+    Raises
+    ------
+    MotifError
+        If ``window`` is not a positive integer.
     """
+    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1:
+        raise MotifError(f"window must be a positive integer (bp), got {window!r}")
     full = SeqletGeometry()
     if window >= FULL_GEOMETRY_WINDOW:
         return full
@@ -87,6 +109,46 @@ def seqlet_geometry(window: int) -> SeqletGeometry:
     )
 
 
+def as_numpy(values: Any) -> np.ndarray:
+    """``values`` (a numpy array, a torch tensor on any device, nested lists) as a numpy array.
+
+    torch is only looked for when already imported: otherwise ``values`` cannot be a tensor.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def check_tracks(values: np.ndarray, name: str) -> None:
+    """Refuse per-base tracks that are not ``(N, 4, L)`` or hold NaN or infinite values.
+
+    Raises
+    ------
+    SequenceError
+        If ``values`` is not 3-D with 4 channels on axis 1; a ``(N, L, 4)`` array or a single ``(4, L)``
+        track is told how to make one.
+    NonFiniteError
+        If a value is NaN or infinite, naming the first row (region) and position, with every row affected.
+    """
+    if values.ndim != 3 or values.shape[1] != 4:
+        hint = ""
+        if values.ndim == 3 and values.shape[2] == 4:
+            hint = ("; length before channels, (N, L, 4) as tfmodisco-lite's TFMoDISco takes them? give "
+                    ".transpose(0, 2, 1)")
+        elif values.ndim == 2 and values.shape[0] == 4:
+            hint = "; one region's (4, L) track? give it as [track] or track[None]"
+        raise SequenceError(f"{name}: expected an array of shape (N, 4, L) (channels A, C, G, T on axis 1), got "
+                            f"{values.shape}{hint}")
+    finite = np.isfinite(values).all(axis=1)
+    if not finite.all():
+        row, position = (int(index) for index in np.argwhere(~finite)[0])
+        rows = np.flatnonzero(~finite.all(axis=1)).tolist()
+        raise NonFiniteError(f"{name}: NaN or infinite at {int((~finite).sum())} position(s) in {len(rows)} of "
+                             f"{len(values)} regions (first: region row {row}, position {position}); expected finite "
+                             "values", rows)
+
+
 def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: float = 0.05,
                  task: str | None = None) -> tuple[pd.DataFrame, float]:
     """Call seqlets in actual-contribution tracks.
@@ -94,11 +156,12 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
     Parameters
     ----------
     contrib
-        ``(N, 4, W)`` float32 actual contributions (``onehot * hypothetical``) of each region's window.
+        ``(N, 4, W)`` float32 actual contributions (``onehot * hypothetical``) of each region's window: a
+        numpy array or a torch tensor, finite.
     geometry
         Seqlet sizes (see :func:`seqlet_geometry`).
     target_fdr
-        False discovery rate of windowed sums against the fitted Laplace null.
+        False discovery rate of windowed sums against the fitted Laplace null, in (0, 1).
     task
         The task the contributions are of, named in the warning.
 
@@ -111,14 +174,28 @@ def call_seqlets(contrib: np.ndarray, geometry: SeqletGeometry, target_fdr: floa
         when no null can be fitted to the windowed sums (all equal, or of one sign).
     threshold : float
         The absolute core sum a seqlet must exceed to be kept (``nan`` when nothing was tested).
+
+    Raises
+    ------
+    SequenceError
+        If ``contrib`` is not ``(N, 4, W)`` (see :func:`check_tracks`).
+    NonFiniteError
+        If ``contrib`` holds NaN or infinite values.
+    MotifError
+        If ``target_fdr`` is not in (0, 1).
     """
     from modiscolite.extract_seqlets import extract_seqlets
+
+    if isinstance(target_fdr, bool) or not isinstance(target_fdr, numbers.Real) or not 0 < target_fdr < 1:
+        raise MotifError(f"target_fdr must be in (0, 1), got {target_fdr!r}")
+    contrib = as_numpy(contrib)
+    check_tracks(contrib, "contributions")
 
     empty = pd.DataFrame({"example": np.zeros(0, np.int64), "start": np.zeros(0, np.int64),
                           "end": np.zeros(0, np.int64), "sign": np.zeros(0, object), "score": np.zeros(0)})
     # Length-last, as TFMoDISco holds it, so that every sum below has the bits of the sums it computes and
     # the seqlets called here are exactly the seqlets it clusters (no copy when given its own array's view).
-    length_last = np.ascontiguousarray(np.asarray(contrib).transpose(0, 2, 1))
+    length_last = np.ascontiguousarray(contrib.transpose(0, 2, 1))
     per_base = length_last.sum(axis=2)
     if not len(per_base) or per_base.shape[1] < geometry.core + 2 * geometry.flank:
         return empty, float("nan")
