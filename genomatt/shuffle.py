@@ -621,6 +621,16 @@ def _region_seeds(regions: pd.DataFrame, seed: int) -> np.ndarray:
         raise BedFormatError(
             f"regions lacks column(s) {', '.join(missing)}; expected chrom, start, end"
         )
+    for column in ("start", "end"):
+        try:
+            values = np.asarray(regions[column], dtype=float)
+        except (TypeError, ValueError):
+            values = np.full(len(regions), np.nan)
+        fractional = ~np.isfinite(values) | (values != np.round(values))
+        if fractional.any():
+            row = int(fractional.argmax())
+            given = f"{values[row]:g}" if np.isfinite(values[row]) else repr(regions[column].iloc[row])
+            raise BedFormatError(f"regions {column} must be whole numbers (0-based coordinates); row {row} has {given}")
     return np.array(
         [
             region_seed(seed, chrom, start, end)

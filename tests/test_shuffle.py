@@ -360,6 +360,9 @@ def test_bad_regions_are_rejected():
         references_for_regions(regions.drop(columns="end"), X)
     with pytest.raises(SequenceError, match="regions has 2 rows but X has 3 sequences"):
         references_for_regions(regions.iloc[:2], X)
+    with pytest.raises(BedFormatError, match=r"regions start must be whole numbers \(0-based coordinates\); row 1 "
+                                             r"has 0.5"):
+        references_for_regions(regions.assign(start=[0, 0.5, 10]), X)
     with pytest.raises(SequenceError, match=r"expected one-hot of shape \(N, 4, L\)"):
         references_for_regions(regions, X[0])
     with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
