@@ -1,8 +1,12 @@
+import re
+
 import numpy as np
 import pytest
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import CwmMotif, Motif, read_meme, reverse_complement_matrix, write_meme
+from genomatt.motifs.cwm_motifs import read_cwm_motifs
+from genomatt.motifs.formats import (CwmMotif, Motif, read_jaspar, read_meme, read_motif_file,
+                                     reverse_complement_matrix, write_meme)
 from genomatt.motifs.jaspar import fetch_jaspar, fetch_jaspar_collection, resolve_motifs
 
 
@@ -125,7 +129,6 @@ def test_indented_motif_lines_are_read_and_a_header_alone_is_no_motif_where_allo
     with pytest.raises(MotifError, match="no MOTIF entries found"):
         read_meme(empty)
     assert read_meme(empty, allow_empty=True) == []
-    from genomatt.motifs.cwm_motifs import read_cwm_motifs
 
     assert read_cwm_motifs(empty) == []
 
@@ -159,7 +162,6 @@ def test_a_cwm_motif_takes_array_likes_and_negative_cwms():
 def test_a_tfmodisco_lite_results_file_is_named_with_the_files_hits_takes(tmp_path):
     import h5py
 
-    from genomatt.motifs.cwm_motifs import read_cwm_motifs
 
     path = tmp_path / "modisco" / "GATA1.h5"
     path.parent.mkdir()
@@ -181,7 +183,6 @@ def test_a_tfmodisco_lite_results_file_is_named_with_the_files_hits_takes(tmp_pa
     ("0.25 nan 0.25 0.25\n0.1 0.1 0.6 0.2\n", r":7: motif M1 has a NaN or infinite value"),
 ])
 def test_matrices_of_contributions_or_counts_are_named_by_read_meme_and_read_cwm_motifs(tmp_path, rows, message):
-    from genomatt.motifs.cwm_motifs import read_cwm_motifs
 
     path = tmp_path / "m.meme"
     path.write_text(f"MEME version 5\n\nALPHABET= ACGT\n\nMOTIF M1\nletter-probability matrix: w= 2\n{rows}")
@@ -192,9 +193,7 @@ def test_matrices_of_contributions_or_counts_are_named_by_read_meme_and_read_cwm
 
 @pytest.mark.parametrize("text, message", [
     (">MA0035.4\tGata1\nA  [ 24 51 3 ]\nC  [ 10 2 0 ]\nG  [ 5 1 90 ]\nT  [ 61 46 7 ]\n",
-     "a JASPAR file: convert it with the MEME suite's jaspar2meme"),
-    (">MA0035.4 Gata1\n24 51 3\n10 2 0\n5 1 90\n61 46 7\n", "a JASPAR file of counts: convert it with the MEME suite's "
-                                                             "jaspar2meme"),
+     r"a JASPAR-format file: read it with read_jaspar or read_motif_file \(genomatt's commands read both\)"),
     (">AGATAA\tGATA1(Zf)/K562-GATA1-ChIP-Seq/Homer\t6.5\n0.9 0.05 0.03 0.02\n0.01 0.01 0.97 0.01\n",
      "a HOMER motif file: convert it to MEME, e.g. with the MEME suite's chen2meme"),
     ("AC  M00001\nXX\nID  V$MYOD_01\nXX\nP0      A      C      G      T\n01      1      2      2      0      S\n//\n",
@@ -203,5 +202,35 @@ def test_matrices_of_contributions_or_counts_are_named_by_read_meme_and_read_cwm
 def test_other_motif_formats_are_named_with_their_converter(tmp_path, text, message):
     path = tmp_path / "motifs.txt"
     path.write_text(text)
-    with pytest.raises(MotifError, match=r"not a MEME motif file \(no 'MEME version' line\); it looks like " + message):
+    with pytest.raises(MotifError, match=r"not a MEME motif file \(no 'MEME version' line\); it (looks like|is) "
+                                         + message):
         read_meme(path)
+
+
+@pytest.mark.parametrize("text", [
+    # JASPAR's own format, a bundle of two with a blank line between, and its .pfm of bare counts.
+    ">MA0035.4\tGata1\nA  [ 24 51 3 ]\nC  [ 10 2 0 ]\nG  [ 5 1 90 ]\nT  [ 61 46 7 ]\n\n"
+    ">MA0140.3\tGATA1::TAL1\nA  [ 1 2 ]\nC  [ 1 2 ]\nG  [ 1 2 ]\nT  [ 7 4 ]\n",
+    ">MA0035.4 Gata1\n24 51 3\n10 2 0\n5 1 90\n61 46 7\n",
+])
+def test_jaspar_format_files_are_read_as_probabilities(tmp_path, text):
+    path = tmp_path / "motifs.jaspar"
+    path.write_text(text)
+    motifs = read_motif_file(path)
+    assert motifs[0].id == "MA0035.4" and motifs[0].name == "Gata1" and motifs[0].sites == 100
+    np.testing.assert_allclose(motifs[0].probabilities[:, 0], [0.24, 0.10, 0.05, 0.61])
+    assert [motif.name for motif in read_cwm_motifs(path)] == [motif.name for motif in motifs]
+    if len(motifs) == 2:
+        assert motifs[1].name == "GATA1::TAL1" and motifs[1].probabilities.shape == (4, 2)
+
+
+@pytest.mark.parametrize("text, message", [
+    (">MA1\nA [ 1 2 ]\nC [ 1 2 ]\nT [ 1 2 ]\nG [ 1 2 ]\n", r":4: expected the row of G \(rows A, C, G, T\)"),
+    (">MA1\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 ]\nT [ 1 2 ]\n", r":2: the rows of motif MA1 have different lengths"),
+    (">MA1\nA [ 1 -2 ]\nC [ 1 2 ]\nG [ 1 2 ]\nT [ 1 2 ]\n", r":2: motif MA1: matrix values must be finite and non-neg"),
+])
+def test_a_malformed_jaspar_matrix_is_named_by_its_line(tmp_path, text, message):
+    path = tmp_path / "m.jaspar"
+    path.write_text(text)
+    with pytest.raises(MotifError, match=re.escape(str(path)) + message):
+        read_jaspar(path)

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
                         help="for a model to train: its validation chromosomes (as given to 'genomatt train')")
     parser.add_argument("--test-chroms", nargs="+", metavar="CHROM",
                         help="for a model to train: its test chromosomes (as given to 'genomatt train')")
-    parser.add_argument("--meme", help="MEME file the motifs will be matched against")
+    parser.add_argument("--meme", help="MEME or JASPAR-format file the motifs will be matched against")
     parser.add_argument("--jaspar-release", default=DEFAULT_RELEASE, help="JASPAR release (default %(default)s)")
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
     parser.add_argument("--jaspar-tax-group", default="vertebrates",

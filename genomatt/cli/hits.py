@@ -32,7 +32,8 @@ def register(subparsers) -> None:
         "bigWig of per-base contributions per task.",
     )
     parser.add_argument("--contrib", required=True, help="contributions (contrib.h5 from 'genomatt attribute')")
-    parser.add_argument("--motifs", required=True, help="motifs.h5 from 'genomatt motifs', or a MEME motif file")
+    parser.add_argument("--motifs", required=True,
+                        help="motifs.h5 from 'genomatt motifs', or a MEME or JASPAR-format motif file")
     parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--fasta", help="genome FASTA: also write contrib.<task>.bw (chromosome sizes from it)")
     parser.add_argument("--tracks-dir", help="folder of the contrib.<task>.bw tracks (default: --out-dir)")

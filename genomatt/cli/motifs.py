@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--contrib", required=True, help="contribution file from genomatt attribute")
     parser.add_argument("--out", required=True, help="output motifs.h5; the other outputs go in its folder")
-    parser.add_argument("--meme", help="MEME file of known motifs to match against instead of JASPAR")
+    parser.add_argument("--meme", help="MEME or JASPAR-format file of known motifs to match against instead of "
+                        "the JASPAR collection")
     parser.add_argument("--jaspar-release", default=DEFAULT_RELEASE, help="JASPAR release (default %(default)s)")
     parser.add_argument("--jaspar-collection", default="CORE", help="JASPAR collection (default %(default)s)")
     parser.add_argument("--jaspar-tax-group", default="vertebrates",

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, help="output folder")
     parser.add_argument("--seed", type=seed, default=_DEFAULTS.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--plant", nargs="+", default=list(_DEFAULTS.motifs), dest="motifs", metavar="MOTIF",
-                        help="JASPAR IDs, TF names or MEME files to plant (default: %(default)s)")
+                        help="JASPAR IDs, TF names or motif files (MEME or JASPAR format) to plant "
+                        "(default: %(default)s)")
     parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")
     parser.add_argument("--n-chromosomes", type=int, default=_DEFAULTS.n_chromosomes,
                         help="number of chromosomes (default: %(default)s)")

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import CwmMotif, read_meme
+from genomatt.motifs.formats import CwmMotif, read_motif_file
 from genomatt.motifs.store import read_motifs
 
 log = logging.getLogger(__name__)
@@ -49,9 +49,9 @@ def _is_tfmodisco_lite(path: Path) -> bool:
 
 
 def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
-    """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME file (e.g. JASPAR motifs).
+    """Motifs to scan from a ``motifs.h5`` (discovered CWMs) or a MEME or JASPAR-format file (known motifs).
 
-    A MEME motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
+    A known motif has no CWM: its logo heights (:func:`logo_heights`) stand in for one, and it is
     scanned in every task. It is named by its name (its ID where it has none), each ``/`` made ``_``; motifs
     sharing a name are named ``<name>_<ID>``.
 
@@ -79,7 +79,7 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
         fields = [(motif.name, np.asarray(motif.cwm, dtype=float), motif.task, motif.n_seqlets,
                    np.asarray(motif.pwm, dtype=float)) for motif in read_motifs(path)[0]]
     else:
-        meme = read_meme(path, allow_empty=True)
+        meme = read_motif_file(path, allow_empty=True)
         # A database may give one name to several matrices (JASPAR: CTCF MA0139, MA1929, MA1930): those are
         # named by name and ID. HOMER's names hold '/' (CTCF(Zf)/CD4+-CTCF-ChIP-Seq/Homer), which Fi-NeMo's
         # report would read as folders in the file names it makes from a motif's name: it becomes '_'.

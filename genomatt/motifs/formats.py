@@ -213,17 +213,23 @@ def _other_format_hint(lines: list[str]) -> str:
     if any(line.startswith(("P0 ", "PO ", "P0\t", "PO\t")) for line in content) and \
             any(line.startswith(("AC ", "ID ", "AC\t", "ID\t")) for line in content):
         return "; it looks like a TRANSFAC file: convert it with the MEME suite's transfac2meme"
+    if _is_jaspar(lines):
+        return ("; it is a JASPAR-format file: read it with read_jaspar or read_motif_file (genomatt's commands "
+                "read both)")
     if len(content) < 2 or not content[0].startswith(">"):
         return ""
-    if _JASPAR_ROW.match(content[1]):
-        return "; it looks like a JASPAR file: convert it with the MEME suite's jaspar2meme (-bundle), or download " \
-               "JASPAR's MEME-format file"
-    first = content[1].split()
-    if content[0].count("\t") >= 2 and len(first) == 4 and _is_number_row(content[1]):
+    if content[0].count("\t") >= 2 and len(content[1].split()) == 4 and _is_number_row(content[1]):
         return "; it looks like a HOMER motif file: convert it to MEME, e.g. with the MEME suite's chen2meme"
-    if len(content) >= 5 and all(_is_number_row(line) for line in content[1:5]) and len(first) != 4:
-        return "; it looks like a JASPAR file of counts: convert it with the MEME suite's jaspar2meme"
     return ""
+
+
+def _is_jaspar(lines: list[str]) -> bool:
+    """Whether ``lines`` are a JASPAR-format file: ``>ID name`` then four rows of counts, ``A [ 24 51 ... ]``
+    (or the bare numbers, as JASPAR's .pfm files hold them)."""
+    content = [line for line in lines if line.strip()]
+    return len(content) >= 5 and content[0].startswith(">") and (
+        all(_JASPAR_ROW.match(line) for line in content[1:5])
+        or all(_is_number_row(line) for line in content[1:5]) and len(content[1].split()) != 4)
 
 
 def _row_fault(row: list[float]) -> str:
@@ -244,6 +250,68 @@ def _is_number_row(line: str) -> bool:
         return bool([float(value) for value in line.split()])
     except ValueError:
         return False
+
+
+def read_motif_file(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]:
+    """Read every motif of a MEME-format file (:func:`read_meme`) or of a JASPAR-format one (:func:`read_jaspar`).
+
+    ``allow_empty`` as for :func:`read_meme`.
+    """
+    path = Path(path)
+    if path.is_file() and _is_jaspar(path.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
+        return read_jaspar(path)
+    return read_meme(path, allow_empty)
+
+
+def read_jaspar(path: str | os.PathLike) -> list[Motif]:
+    """Read every motif of a JASPAR-format file (one matrix, or JASPAR's bundle of many).
+
+    Each motif is a line ``>ID name`` followed by four rows of counts, A, C, G, T, written ``A [ 24 51 ... ]``
+    or as bare numbers in that order (JASPAR's ``.pfm``); the counts become probabilities.
+
+    Returns
+    -------
+    list of Motif
+        In file order; ``sites`` is the count of the first column.
+
+    Raises
+    ------
+    MotifError
+        Naming the file and line of a matrix that is not four rows of as many non-negative numbers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotifError(f"{path}: JASPAR file not found")
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    numbered = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+    motifs: list[Motif] = []
+    for start in range(0, len(numbered), 5):
+        number, header = numbered[start]
+        rows = numbered[start + 1 : start + 5]
+        if not header.startswith(">") or len(rows) < 4:
+            raise MotifError(f"{path}:{number}: expected a '>ID name' line followed by four rows of counts (A, C, G, "
+                             f"T), got {header!r}")
+        fields = header[1:].split(None, 1)
+        if not fields:
+            raise MotifError(f"{path}:{number}: a motif header without an ID")
+        counts = []
+        for base, (row_number, row) in zip(ALPHABET, rows):
+            bracketed = _JASPAR_ROW.match(row)
+            if bracketed and row.lstrip()[0] != base:
+                raise MotifError(f"{path}:{row_number}: expected the row of {base} (rows A, C, G, T), got {row!r}")
+            values = row[bracketed.end():].rstrip("] ") if bracketed else row
+            try:
+                counts.append([float(value) for value in values.split()])
+            except ValueError:
+                raise MotifError(f"{path}:{row_number}: expected counts, got {row!r}") from None
+        if len({len(row) for row in counts}) != 1:
+            raise MotifError(f"{path}:{rows[0][0]}: the rows of motif {fields[0]} have different lengths "
+                             f"{[len(row) for row in counts]}")
+        matrix = np.array(counts)
+        motifs.append(Motif(fields[0], fields[1].strip() if len(fields) > 1 else "",
+                            normalise_columns(matrix, f"{path}:{rows[0][0]}: motif {fields[0]}"),
+                            int(round(matrix[:, 0].sum()))))
+    return motifs
 
 
 def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from genomatt.errors import MotifError
-from genomatt.motifs.formats import Motif, normalise_columns, read_meme
+from genomatt.motifs.formats import Motif, normalise_columns, read_motif_file
 
 DEFAULT_RELEASE = "JASPAR2024"
 _JASPAR_ID = re.compile(r"^MA\d{4}(\.\d+)?$")
@@ -69,11 +69,12 @@ def fetch_jaspar_collection(
 
 
 def resolve_motifs(specs: Sequence[str], release: str = DEFAULT_RELEASE) -> list[Motif]:
-    """Turn a list of JASPAR IDs, TF names and MEME file paths into motifs (a MEME file gives all of its motifs)."""
+    """Turn a list of JASPAR IDs, TF names and motif file paths (MEME or JASPAR format) into motifs (a file gives all
+    of its motifs)."""
     motifs: list[Motif] = []
     for spec in specs:
         if Path(spec).suffix.lower() in (".meme", ".txt") or Path(spec).is_file():
-            motifs.extend(read_meme(spec))
+            motifs.extend(read_motif_file(spec))
         else:
             motifs.append(fetch_jaspar(spec, release))
     if not motifs:

@@ -23,7 +23,7 @@ from scipy.stats import false_discovery_control
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError
 from genomatt.motifs.discovery import DiscoveredMotif
-from genomatt.motifs.formats import Motif, probability_matrix, read_meme
+from genomatt.motifs.formats import Motif, probability_matrix, read_motif_file
 from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
 from genomatt.threads import bounded_threads
 
@@ -40,9 +40,10 @@ def load_database(
     collection: str = "CORE",
     tax_group: str | None = "vertebrates",
 ) -> list[Motif]:
-    """Known motifs to match against: a MEME file when given, else a JASPAR collection (offline, pyjaspar)."""
+    """Known motifs to match against: a MEME or JASPAR-format file when given, else a JASPAR collection (offline,
+    pyjaspar)."""
     if meme is not None:
-        return read_meme(meme)
+        return read_motif_file(meme)
     return fetch_jaspar_collection(release, collection, tax_group)
 
 
