@@ -552,12 +552,15 @@ def test_a_negative_seed_is_refused_when_parsed(command, capsys):
 @pytest.mark.parametrize("command, option, expected", [
     ("hits", "--min-similarity", r"\(0, 1\]"), ("hits", "--min-task-share", r"\[0, 1\]"),
     ("motifs", "--min-purity", r"\[0, 1\]"), ("motifs", "--min-strength", r"\[0, 1\)"),
+    ("motifs", "--max-seqlets", r"at least 100, the fewest seqlets of a sign that are clustered \(min_seqlets\), "
+                                r"got 2: no motif could be found"),
 ])
 def test_a_setting_out_of_range_is_named_as_its_option(run_files, tmp_path, capsys, command, option, expected):
     out = ["--out-dir", tmp_path / "hits", "--motifs", run_files["motifs"]] if command == "hits" else [
         "--out", tmp_path / "motifs.h5", "--meme", run_files["meme"]]
     result = run_in_process(capsys, command, "--contrib", run_files["contrib"], *out, option, "2")
-    assert_one_line_error(result, command, rf"{option} must be in {expected}, got 2.0")
+    message = expected if expected.startswith("at least") else rf"in {expected}, got 2.0"
+    assert_one_line_error(result, command, rf"{option} must be {message}")
 
 
 def test_a_negative_count_of_seqlets_is_refused_when_parsed(capsys):
