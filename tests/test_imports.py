@@ -7,6 +7,8 @@ so a function-local import that hides a cycle counts as much as one at the top.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,12 @@ def test_the_check_sees_function_local_imports(tmp_path):
     source.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import genomatt.cli.main\n"
                       "def f():\n    from genomatt.motifs.hits import call_hits\n")
     assert imported_modules(source, "genomatt.tracks", set(MODULES)) == {"genomatt.motifs.hits"}
+
+
+@pytest.mark.parametrize("package", ["genomatt.attribution", "genomatt.motifs"])
+def test_a_packages_names_load_their_modules_on_first_use(package):
+    code = (f"import sys, {package} as package\n"
+            "assert 'torch' not in sys.modules, 'importing the package loaded torch'\n"
+            "missing = [name for name in package.__all__ if getattr(package, name) is None]\n"
+            "assert not missing, missing\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
