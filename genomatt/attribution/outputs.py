@@ -160,7 +160,8 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
 def _check_not_inference_tensors(model: nn.Module) -> None:
     """Refuse a model whose tensors were made inside ``torch.inference_mode()``: autograd cannot use them."""
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
-        if tensor.is_inference():
+        # A lazy module's parameters are made at its first call (inside the explanation, so never inference ones).
+        if not isinstance(tensor, nn.parameter.UninitializedTensorMixin) and tensor.is_inference():
             raise ModelError(f"the model's tensor '{name}' was made inside torch.inference_mode(), so no gradient can "
                              "flow through it; explain copy.deepcopy(model), whose tensors are ordinary ones, or "
                              "create or load the model outside inference_mode (torch.no_grad() is fine)")
