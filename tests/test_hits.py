@@ -140,6 +140,21 @@ def test_a_one_hot_that_is_not_one_is_refused(damage):
         call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
 
 
+def test_a_motif_that_can_have_no_hit_changes_no_other_motifs_hits():
+    # A motif with no candidate passing the FDR (here one of no site) is left out of the pursuit, as most of a
+    # JASPAR file's are in any one task; the other motifs' hits are those of a scan without it.
+    cwm, contrib, onehot = _planted_array("+")
+    contrib, onehot = np.repeat(contrib, 20, axis=0), np.repeat(onehot, 20, axis=0)
+    absent = np.zeros((4, 12))
+    absent[[2, 2, 1, 1, 2, 2, 1, 1, 2, 2, 1, 1], np.arange(12)] = 1.0  # GGCCGGCCGGCC: nowhere in these regions
+    alone, qc_alone, _ = call_hits(contrib, onehot, [CwmMotif("m", cwm)], device="cpu")
+    both, qc_both, thresholds = call_hits(contrib, onehot, [CwmMotif("absent", absent), CwmMotif("m", cwm)],
+                                          device="cpu")
+    assert np.isinf(thresholds["importance_threshold"][0]) and len(alone) == 20
+    pd.testing.assert_frame_equal(both, alone.assign(motif=1))
+    pd.testing.assert_frame_equal(qc_both, qc_alone)
+
+
 @pytest.mark.parametrize("batch_size", [0, 2.5, None, True])
 def test_a_batch_size_that_is_no_count_is_refused(batch_size):
     cwm, contrib, onehot = _planted_array("+")

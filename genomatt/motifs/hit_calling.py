@@ -706,19 +706,26 @@ def call_hits(
     if taskless.any():
         references[taskless] = contribution_strength(contrib, filters.widths[::2][taskless])
     min_coefficient = parameters.min_strength * references
-    thresholds = torch.tensor(np.repeat(motif_thresholds, 2), dtype=torch.float32, device=device)
-    least_coefficients = torch.tensor(np.repeat(min_coefficient, 2), dtype=torch.float32, device=device)
-    floor_tensor = torch.from_numpy(floor).to(device)
-    tables, residual_sq = [], np.empty(n)
+    # A motif no candidate of which keeps the FDR can have no hit: the pursuit leaves it out (most of the motifs
+    # of a JASPAR file in any one task), which gives the same hits at a fraction of the cost.
+    kept = np.flatnonzero(np.isfinite(motif_thresholds))
+    pursued = filters if len(kept) in (0, len(motifs)) else _build_filters(
+        [motifs[index] for index in kept], parameters.trim_threshold, device, parameters.min_sequence_quantile)
+    oriented = np.repeat(2 * kept, 2) + np.tile([0, 1], len(kept))
+    thresholds = torch.tensor(np.repeat(np.asarray(motif_thresholds)[kept], 2), dtype=torch.float32, device=device)
+    least_coefficients = torch.tensor(np.repeat(min_coefficient[kept], 2), dtype=torch.float32, device=device)
+    floor_tensor = torch.from_numpy(floor[oriented]).to(device)
+    tables, residual_sq = [], (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
     for first in range(0, n, batch_size):
         batch = slice(first, first + batch_size)
-        batch_contrib = torch.from_numpy(contrib[batch]).to(device)
-        found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), filters, thresholds,
-                                  parameters.min_similarity, floor_tensor, least_coefficients)
-        table = _hit_table(found, filters, motifs, contrib[batch])
-        tables.append(table.assign(region=table["region"] + first))
-        residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
-        advance(len(batch_contrib))
+        if len(kept):
+            batch_contrib = torch.from_numpy(contrib[batch]).to(device)
+            found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), pursued, thresholds,
+                                      parameters.min_similarity, floor_tensor, least_coefficients)
+            table = _hit_table(found, pursued, [motifs[index] for index in kept], contrib[batch])
+            tables.append(table.assign(region=table["region"] + first, motif=kept[table["motif"].to_numpy(np.int64)]))
+            residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
+        advance(len(residual_sq[batch]))
     hits = pd.concat(tables, ignore_index=True) if tables else empty_hits()
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
     table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient,
