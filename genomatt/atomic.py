@@ -218,7 +218,8 @@ def atomic_path(path: str | os.PathLike, rollback: bool = True) -> Iterator[Path
 def _keep_previous(final: Path) -> None:
     """Keep the file ``final`` holds now, if any, until the current :func:`command_outputs` block ends."""
     previous = _previous.get()
-    if previous is None or final in previous or not final.is_file():
+    # Not a file this command wrote itself (an output written twice): a failure removes that.
+    if previous is None or final in previous or final in (_completed.get() or []) or not final.is_file():
         return
     backup = final.with_name(_PREVIOUS_NAME.format(name=final.name))
     with contextlib.suppress(FileNotFoundError):

@@ -98,6 +98,15 @@ def test_a_failed_command_puts_back_the_earlier_files_it_replaced(tmp_path):
                                                                            "hits.bed": "earlier bed"}
 
 
+def test_a_failed_command_leaves_no_file_it_wrote_twice(tmp_path):
+    with pytest.raises(StoreError), command_outputs():
+        for text in ("first write", "second write"):
+            with atomic_path(tmp_path / "out.txt") as tmp:
+                tmp.write_text(text)
+        write_store(tmp_path / "bad.h5", regions(3), {"bad": np.zeros(2)})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_command_that_completes_keeps_no_earlier_version(tmp_path):
     (tmp_path / "hits.tsv").write_text("earlier hits")
     (tmp_path / ".hits.tsv.previous").write_text("kept by a command killed with SIGKILL")

@@ -409,7 +409,7 @@ def test_ctrl_c_inside_a_library_callback_is_one_line_too(small_genome, tmp_path
     status = main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                    "--width", "200", "--out", str(tmp_path / "regions.h5")])
     assert status == 130
-    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; no output was written"
+    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; its outputs were removed (earlier versions put back)"
 
     def failing(args):
         raise RuntimeError("a bug")
@@ -434,7 +434,7 @@ def test_ctrl_c_is_one_line_and_leaves_nothing(small_genome, tmp_path, monkeypat
     status = main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),
                    "--width", "200", "--out", str(out)])
     assert status == 130
-    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; no output was written"
+    assert capsys.readouterr().err.strip() == "genomatt extract: interrupted; its outputs were removed (earlier versions put back)"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -487,6 +487,19 @@ def test_an_output_folder_holding_an_input_under_an_outputs_name_keeps_the_input
                                           r"replace; nothing was written under this name .*")
     assert contrib.read_bytes() == run_files["contrib"].read_bytes()
     assert sorted(path.name for path in out.iterdir()) == ["hits.h5"]
+
+
+@pytest.mark.parametrize("name", ["motifs.meme", "matches.tsv", "seqlets.bed"])
+def test_motifs_refuses_an_out_named_as_another_of_its_outputs(run_files, tmp_path, capsys, monkeypatch, name):
+    def discover(*args, **kwargs):
+        raise AssertionError("discovery ran")
+
+    monkeypatch.setattr("genomatt.motifs.task_discovery.discover_task_motifs", discover)
+    result = run_in_process(capsys, "motifs", "--contrib", run_files["contrib"], "--out", tmp_path / name,
+                            "--meme", run_files["meme"])
+    assert_one_line_error(result, "motifs", rf"--out {tmp_path / name}: genomatt motifs writes another of its "
+                                            r"outputs under this name in that folder .*")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_failed_hits_run_leaves_an_earlier_runs_outputs_as_they_were(run_files, small_genome, tmp_path, capsys):

@@ -82,7 +82,8 @@ def _stop_on_sigterm(command: str) -> Callable[[int, object], None]:
             os.kill(os.getpid(), signum)
             return
         abandon_outputs()
-        print(f"genomatt {command}: terminated (SIGTERM); the outputs it was writing were removed",
+        print(f"genomatt {command}: terminated (SIGTERM); the outputs it was writing were removed (earlier versions "
+              "put back)",
               file=sys.stderr, flush=True)
         os._exit(128 + signum)
 
@@ -199,7 +200,8 @@ def _interrupted(args: argparse.Namespace) -> int:
     """Ctrl-C: the outputs were removed on the way out, as on any failure."""
     if args.debug:
         traceback.print_exc()
-    print(f"genomatt {args.command}: interrupted; no output was written", file=sys.stderr)
+    print(f"genomatt {args.command}: interrupted; its outputs were removed (earlier versions put back)",
+          file=sys.stderr)
     return 130
 
 

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from genomatt.cli.arguments import add_task_region_arguments, options_named, positive_int, seed, task_rows
+from genomatt.errors import OutputError
 from genomatt.motifs.discovery_settings import DiscoverySettings
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 
@@ -95,6 +96,9 @@ def run(args: argparse.Namespace) -> None:
     modisco_files = {task: folder / "modisco" / f"{name}.h5" for task, name in safe_file_names(info.tasks).items()}
     beside = {name: folder / name for name in ("seqlets.bed", "called_seqlets.bed", "matches.tsv", "motifs.meme")}
     check_not_inputs([*modisco_files.values(), *beside.values()])
+    if out.resolve() in {path.resolve() for path in [*modisco_files.values(), *beside.values()]}:
+        raise OutputError(f"--out {out}: genomatt motifs writes another of its outputs under this name in that folder "
+                          f"({', '.join(beside)}, modisco/<task>.h5); name it motifs.h5 or so")
     discoveries = discover_task_motifs(info, window_start, window, settings, rows_of)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
