@@ -1529,6 +1529,22 @@ def test_a_model_made_inside_inference_mode_is_refused_with_the_way_out(data):
     torch.testing.assert_close(deep_lift_shap(ordinary, X, refs), deep_lift_shap(_initialised(BassetLike()), X, refs))
 
 
+def test_a_torchscript_model_loaded_inside_inference_mode_is_told_to_load_again(data, tmp_path):
+    import copy
+
+    X, refs = data
+    torch.jit.script(_initialised(BassetLike())).save(tmp_path / "model.pt")
+    with torch.inference_mode():
+        scripted = torch.jit.load(tmp_path / "model.pt")
+    with pytest.raises(ModelError, match=r"'\S+' was made inside torch.inference_mode\(\), .*; load it again outside "
+                                         r"inference_mode"):
+        deep_lift_shap(scripted, X, refs)
+    # Its copy's parameters are computed from the inference tensors: no leaves, and no copy helps.
+    with pytest.raises(ModelError, match=r"parameter '\S+' is computed from another tensor, not a leaf .*; load it "
+                                         r"again outside inference_mode"):
+        deep_lift_shap(copy.deepcopy(scripted), X, refs)
+
+
 @pytest.mark.parametrize("random_state", [-1, 1.5, "0"])
 def test_a_seed_that_is_no_seed_is_a_config_error(data, random_state):
     X, _ = data

@@ -186,7 +186,7 @@ def test_bad_database_fails_before_discovery(tmp_path, small_genome, capsys):
     contrib = write_planted_contributions(small_genome, tmp_path / "c.h5", {"GATA1": {"GATA1": 0.5}})
     args = ["motifs", "--contrib", str(contrib), "--out", str(tmp_path / "out" / "m.h5")]
     assert main(args + ["--meme", str(tmp_path / "missing.meme")]) == 2
-    assert "missing.meme: MEME file not found" in capsys.readouterr().err
+    assert "missing.meme: motif file not found" in capsys.readouterr().err
     assert main(args + ["--jaspar-release", "JASPAR1999"]) == 2
     assert "unknown JASPAR release" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

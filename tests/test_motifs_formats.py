@@ -224,7 +224,29 @@ def test_jaspar_format_files_are_read_as_probabilities(tmp_path, text):
         assert motifs[1].name == "GATA1::TAL1" and motifs[1].probabilities.shape == (4, 2)
 
 
+def test_a_missing_motif_file_is_named_not_looked_up_in_jaspar(tmp_path):
+    for spec in ("missing.jaspar", "missing.pfm", str(tmp_path / "folder" / "GATA1")):
+        with pytest.raises(MotifError, match=f"{re.escape(spec)}: motif file not found"):
+            resolve_motifs([spec])
+
+
+def test_jaspar_names_headers_and_cases_as_files_come(tmp_path):
+    # A name of several words (one word where motifs are written), lowercase and indented rows, and an older
+    # .pfm of the four rows alone, named by its file.
+    path = tmp_path / "custom.jaspar"
+    path.write_text(">MA9.1 GATA1 zinc finger\n  a [ 1 2 ]\n  c [ 1 2 ]\n  g [ 1 2 ]\n  t [ 7 4 ]\n")
+    assert [(m.id, m.name) for m in read_motif_file(path)] == [("MA9.1", "GATA1_zinc_finger")]
+    older = tmp_path / "MA0035.1.pfm"
+    older.write_text("1 2 3 4\n1 2 3 4\n1 2 3 4\n7 4 1 0\n")
+    (motif,) = read_motif_file(older)
+    assert motif.id == "MA0035.1" and motif.probabilities.shape == (4, 4) and motif.sites == 10
+
+
 @pytest.mark.parametrize("text, message", [
+    (">MA1\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 2 ]\n\n>MA2\nA [ 1 ]\nC [ 1 ]\nG [ 1 ]\nT [ 1 ]\n",
+     r":1: motif MA1 has 3 rows, expected four rows of counts \(A, C, G, T\)"),
+    (">MA1\nA [ 1 ]\nC [ 1 ]\nG [ 1 ]\nT [ 1 ]\n>MA1\nA [ 1 ]\nC [ 1 ]\nG [ 1 ]\nT [ 1 ]\n",
+     r":6: motif MA1 is given again \(first at line 1\); give each matrix once"),
     (">MA1\nA [ 1 2 ]\nC [ 1 2 ]\nT [ 1 2 ]\nG [ 1 2 ]\n", r":4: expected the row of G \(rows A, C, G, T\)"),
     (">MA1\nA [ 1 2 ]\nC [ 1 2 ]\nG [ 1 ]\nT [ 1 2 ]\n", r":2: the rows of motif MA1 have different lengths"),
     (">MA1\nA [ 1 -2 ]\nC [ 1 2 ]\nG [ 1 2 ]\nT [ 1 2 ]\n", r":2: motif MA1: matrix values must be finite and non-neg"),
@@ -234,3 +256,5 @@ def test_a_malformed_jaspar_matrix_is_named_by_its_line(tmp_path, text, message)
     path.write_text(text)
     with pytest.raises(MotifError, match=re.escape(str(path)) + message):
         read_jaspar(path)
+    with pytest.raises(MotifError, match=re.escape(str(path)) + message):
+        read_motif_file(path)

@@ -158,13 +158,23 @@ def prepared(model: nn.Module, device: torch.device) -> Iterator[torch.dtype]:
 
 
 def _check_not_inference_tensors(model: nn.Module) -> None:
-    """Refuse a model whose tensors were made inside ``torch.inference_mode()``: autograd cannot use them."""
+    """Refuse a model whose tensors were made inside ``torch.inference_mode()``, which autograd cannot use, or
+    whose parameters are no leaf tensors (a copy of a TorchScript model loaded in inference mode)."""
+    scripted = any(isinstance(module, torch.jit.ScriptModule) for module in model.modules())
+    # A TorchScript model's copies keep their parameters computed, not leaves: only loading it again helps.
+    way_out = ("load it again outside inference_mode (torch.no_grad() is fine)" if scripted else
+               "explain copy.deepcopy(model), whose tensors are ordinary ones, or create or load the model outside "
+               "inference_mode (torch.no_grad() is fine)")
     for name, tensor in (*model.named_parameters(), *model.named_buffers()):
         # A lazy module's parameters are made at its first call (inside the explanation, so never inference ones).
-        if not isinstance(tensor, nn.parameter.UninitializedTensorMixin) and tensor.is_inference():
+        if isinstance(tensor, nn.parameter.UninitializedTensorMixin):
+            continue
+        if tensor.is_inference():
             raise ModelError(f"the model's tensor '{name}' was made inside torch.inference_mode(), so no gradient can "
-                             "flow through it; explain copy.deepcopy(model), whose tensors are ordinary ones, or "
-                             "create or load the model outside inference_mode (torch.no_grad() is fine)")
+                             f"flow through it; {way_out}")
+        if tensor.requires_grad and not tensor.is_leaf:
+            raise ModelError(f"the model's parameter '{name}' is computed from another tensor, not a leaf (a copy of "
+                             f"a TorchScript model loaded inside torch.inference_mode()?); {way_out}")
 
 
 @contextlib.contextmanager

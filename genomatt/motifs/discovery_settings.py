@@ -64,7 +64,7 @@ class DiscoverySettings:
             raise MotifError(f"min_seqlets must be at least 2, got {self.min_seqlets}")
         if self.max_seqlets < self.min_seqlets:
             raise MotifError(f"max_seqlets must be at least {self.min_seqlets}, the fewest seqlets of a sign that are "
-                             f"clustered (min_seqlets), got {self.max_seqlets}: no motif could be found")
+                             f"clustered, got {self.max_seqlets}: no motif could be found")
         if not 0 < self.target_fdr < 1:
             raise MotifError(f"target_fdr must be between 0 and 1, got {self.target_fdr}")
         if not 0 <= self.min_strength < 1:

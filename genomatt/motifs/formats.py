@@ -199,7 +199,7 @@ def _check_dna_alphabet(lines: list[str], path: Path) -> None:
         return
 
 
-_JASPAR_ROW = re.compile(r"^\s*[ACGT]\s*\[")
+_JASPAR_ROW = re.compile(r"^\s*[ACGT]\s*\[", re.IGNORECASE)
 
 
 def _other_format_hint(lines: list[str]) -> str:
@@ -224,12 +224,16 @@ def _other_format_hint(lines: list[str]) -> str:
 
 
 def _is_jaspar(lines: list[str]) -> bool:
-    """Whether ``lines`` are a JASPAR-format file: ``>ID name`` then four rows of counts, ``A [ 24 51 ... ]``
-    (or the bare numbers, as JASPAR's .pfm files hold them)."""
-    content = [line for line in lines if line.strip()]
-    return len(content) >= 5 and content[0].startswith(">") and (
-        all(_JASPAR_ROW.match(line) for line in content[1:5])
-        or all(_is_number_row(line) for line in content[1:5]) and len(content[1].split()) != 4)
+    """Whether ``lines`` are a JASPAR-format file: ``>ID name`` then rows of counts, ``A [ 24 51 ... ]`` or the
+    bare numbers (JASPAR's .pfm), or an older .pfm of four rows of counts alone; not HOMER's ``>`` line of
+    tab-separated consensus, name and threshold."""
+    content = [line.strip() for line in lines if line.strip()]
+    if not content:
+        return False
+    if not content[0].startswith(">"):
+        return len(content) == 4 and all(_is_number_row(line) for line in content)
+    return (len(content) >= 2 and content[0].count("\t") < 2
+            and bool(_JASPAR_ROW.match(content[1]) or _is_number_row(content[1])))
 
 
 def _row_fault(row: list[float]) -> str:
@@ -258,7 +262,9 @@ def read_motif_file(path: str | os.PathLike, allow_empty: bool = False) -> list[
     ``allow_empty`` as for :func:`read_meme`.
     """
     path = Path(path)
-    if path.is_file() and _is_jaspar(path.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
+    if not path.is_file():
+        raise MotifError(f"{path}: motif file not found")
+    if _is_jaspar(path.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
         return read_jaspar(path)
     return read_meme(path, allow_empty)
 
@@ -267,7 +273,8 @@ def read_jaspar(path: str | os.PathLike) -> list[Motif]:
     """Read every motif of a JASPAR-format file (one matrix, or JASPAR's bundle of many).
 
     Each motif is a line ``>ID name`` followed by four rows of counts, A, C, G, T, written ``A [ 24 51 ... ]``
-    or as bare numbers in that order (JASPAR's ``.pfm``); the counts become probabilities.
+    or as bare numbers in that order (JASPAR's ``.pfm``; an older ``.pfm`` of the four rows alone is named by
+    the file); the counts become probabilities, and the whitespace in a name ``_``.
 
     Returns
     -------
@@ -277,27 +284,41 @@ def read_jaspar(path: str | os.PathLike) -> list[Motif]:
     Raises
     ------
     MotifError
-        Naming the file and line of a matrix that is not four rows of as many non-negative numbers.
+        Naming the file and line of a matrix that is not four rows of as many non-negative numbers, or of an ID
+        given twice.
     """
     path = Path(path)
     if not path.is_file():
         raise MotifError(f"{path}: JASPAR file not found")
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     numbered = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
+    if numbered and not numbered[0][1].startswith(">"):
+        # An older .pfm: the four rows of one matrix without a header, named by the file.
+        numbered.insert(0, (0, f">{path.stem}"))
+    blocks: list[tuple[int, str, list[tuple[int, str]]]] = []
+    for number, line in numbered:
+        if line.startswith(">"):
+            blocks.append((number, line[1:].strip(), []))
+        else:
+            blocks[-1][2].append((number, line))
     motifs: list[Motif] = []
-    for start in range(0, len(numbered), 5):
-        number, header = numbered[start]
-        rows = numbered[start + 1 : start + 5]
-        if not header.startswith(">") or len(rows) < 4:
-            raise MotifError(f"{path}:{number}: expected a '>ID name' line followed by four rows of counts (A, C, G, "
-                             f"T), got {header!r}")
-        fields = header[1:].split(None, 1)
+    first_line: dict[str, int] = {}
+    for number, header, rows in blocks:
+        fields = header.split(None, 1)
         if not fields:
             raise MotifError(f"{path}:{number}: a motif header without an ID")
+        identifier = fields[0]
+        if identifier in first_line:
+            raise MotifError(f"{path}:{number}: motif {identifier} is given again (first at line "
+                             f"{first_line[identifier]}); give each matrix once")
+        first_line[identifier] = number
+        if len(rows) != 4:
+            raise MotifError(f"{path}:{number}: motif {identifier} has {len(rows)} rows, expected four rows of counts "
+                             "(A, C, G, T)")
         counts = []
         for base, (row_number, row) in zip(ALPHABET, rows):
             bracketed = _JASPAR_ROW.match(row)
-            if bracketed and row.lstrip()[0] != base:
+            if bracketed and row.lstrip()[0].upper() != base:
                 raise MotifError(f"{path}:{row_number}: expected the row of {base} (rows A, C, G, T), got {row!r}")
             values = row[bracketed.end():].rstrip("] ") if bracketed else row
             try:
@@ -305,11 +326,12 @@ def read_jaspar(path: str | os.PathLike) -> list[Motif]:
             except ValueError:
                 raise MotifError(f"{path}:{row_number}: expected counts, got {row!r}") from None
         if len({len(row) for row in counts}) != 1:
-            raise MotifError(f"{path}:{rows[0][0]}: the rows of motif {fields[0]} have different lengths "
+            raise MotifError(f"{path}:{rows[0][0]}: the rows of motif {identifier} have different lengths "
                              f"{[len(row) for row in counts]}")
         matrix = np.array(counts)
-        motifs.append(Motif(fields[0], fields[1].strip() if len(fields) > 1 else "",
-                            normalise_columns(matrix, f"{path}:{rows[0][0]}: motif {fields[0]}"),
+        # A name is one word where motifs are written (MEME's MOTIF line, BED names): spaces become _.
+        name = "_".join(fields[1].split()) if len(fields) > 1 else ""
+        motifs.append(Motif(identifier, name, normalise_columns(matrix, f"{path}:{rows[0][0]}: motif {identifier}"),
                             int(round(matrix[:, 0].sum()))))
     return motifs
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from genomatt.errors import MotifError
 from genomatt.motifs.formats import Motif, normalise_columns, read_motif_file
 
 DEFAULT_RELEASE = "JASPAR2024"
+# Names with these suffixes are motif files (MEME or JASPAR format), never JASPAR IDs or factor names.
+MOTIF_FILE_SUFFIXES = (".meme", ".txt", ".jaspar", ".pfm")
 _JASPAR_ID = re.compile(r"^MA\d{4}(\.\d+)?$")
 
 
@@ -73,7 +76,8 @@ def resolve_motifs(specs: Sequence[str], release: str = DEFAULT_RELEASE) -> list
     of its motifs)."""
     motifs: list[Motif] = []
     for spec in specs:
-        if Path(spec).suffix.lower() in (".meme", ".txt") or Path(spec).is_file():
+        # A motif file's suffix or a folder in the name is a path: missing, it is said so (not looked up in JASPAR).
+        if Path(spec).suffix.lower() in MOTIF_FILE_SUFFIXES or os.sep in str(spec) or Path(spec).is_file():
             motifs.extend(read_motif_file(spec))
         else:
             motifs.append(fetch_jaspar(spec, release))
