@@ -452,10 +452,35 @@ def test_torch_code_inlined_into_a_graph_is_refused_with_the_python_class_as_the
     model = _seeded(WeightedAttentionNet)
     assert _relative_summation_error(model, X, refs) < 1e-4
     exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X, check_trace=False)
-    with pytest.raises(ModelError, match=r"TorchScript node aten::bmm .*; the operation is torch's own code "
-                                         r"\(torch/nn/functional.py.*\) inlined into the graph, .* "
+    with pytest.raises(ModelError, match=r"TorchScript node aten::bmm .*; the operation is torch's own "
+                                         r"multi_head_attention_forward \(torch/nn/functional.py, line \d+\) inlined "
+                                         r"into the graph, .* "
                                          r"model.load_state_dict\(torch.jit.load\(path\).state_dict\(\)\)"):
         deep_lift_shap(exported, X, refs)
+
+
+class BilinearNet(nn.Module):
+    """nn.Bilinear, for which no rule exists in the Python class either."""
+
+    def __init__(self):
+        super().__init__()
+        self.bilinear = nn.Bilinear(4, 4, 1)
+
+    def forward(self, x):
+        h = x.mean(-1)
+        return self.bilinear(h, h)
+
+
+@pytest.mark.parametrize("export", ["script", "trace"])
+def test_a_refusal_in_torch_code_of_one_operation_is_not_sent_to_the_python_class(export, data):
+    X, refs = data
+    model = _seeded(BilinearNet)
+    with pytest.raises(ModelError) as python_refusal:
+        deep_lift_shap(model, X, refs)
+    exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
+    with pytest.raises(ModelError, match="bilinear") as refusal:
+        deep_lift_shap(exported, X, refs)
+    assert "inlined into the graph" not in str(refusal.value) and "bilinear" in str(python_refusal.value)
 
 
 class FusedRecurrentNet(nn.Module):

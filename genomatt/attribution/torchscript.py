@@ -11,6 +11,7 @@ the model source line recorded in the TorchScript file.
 
 from __future__ import annotations
 
+import linecache
 import math
 import operator
 import os
@@ -30,6 +31,10 @@ NODE_LABEL = "TorchScript node"
 # A source line of a TorchScript node: `path(line): function` (trace) or `File "path", line N` (script).
 _FRAME = re.compile(r'^(?:\S.*\(\d+\): \w|File ".*", line \d+)')
 _TORCH_DIR = os.path.dirname(torch.__file__)
+
+# torch functions that a TorchScript graph holds as their operations, one by one, but that a Python model calls
+# as one function, explained by one rule (nn.MultiheadAttention's, whose operations fold the heads into the batch).
+INLINED_LAYERS = ("multi_head_attention_forward",)
 
 LOAD_PYTHON_CLASS = ("load the weights into the model's Python class instead: model = MyModel(...); "
                      "model.load_state_dict(torch.jit.load(path).state_dict()), or give genomatt "
@@ -201,10 +206,10 @@ class TorchScriptGraph(nn.Module):
             except GenomattError as error:
                 # Named once, by the innermost node (a node inside prim::If or prim::Loop is inside two).
                 message = str(error) if NODE_LABEL in str(error) else f"{error} [{node_site(node)}]"
-                inside = _torch_source(node)
+                inside = _inlined_layer(node)
                 if inside and LOAD_PYTHON_CLASS not in message:
-                    message = message.rstrip(". ") + (f"; the operation is torch's own code ({inside}) inlined into the "
-                                                       "graph, which the model's Python class runs as one layer that "
+                    message = message.rstrip(". ") + (f"; the operation is torch's own {inside} inlined into the graph, "
+                                                       "which the model's Python class runs as one layer that "
                                                        "genomatt explains: " + LOAD_PYTHON_CLASS)
                 if message == str(error):
                     raise
@@ -314,13 +319,37 @@ def _source_frames(node: Any) -> list[str]:
     return [line for line in lines if _FRAME.match(line)]
 
 
-def _torch_source(node: Any) -> str | None:
-    """The innermost source line of ``node`` when it lies in torch's own code (a torch function inlined into the
-    graph, such as ``F.multi_head_attention_forward``), else None."""
+def _in_torch(frame: str) -> bool:
+    """Whether a recorded source line (``path(line): function`` or ``File "path", line N``) is in torch's code."""
+    return frame.removeprefix('File "').startswith(_TORCH_DIR)
+
+
+def _inlined_layer(node: Any) -> str | None:
+    """``multi_head_attention_forward (torch/nn/functional.py, line N)`` where ``node`` is an operation of a torch
+    function that a TorchScript graph inlines and the model's Python class runs as one layer with a rule
+    (:data:`INLINED_LAYERS`), else None."""
     frames = _source_frames(node)
-    inside = frames[0] if frames and (frames[0].startswith(_TORCH_DIR)
-                                      or frames[0].startswith(f'File "{_TORCH_DIR}')) else None
-    return inside.removeprefix("File ").replace('"', "").replace(f"{_TORCH_DIR}{os.sep}", "torch/") if inside else None
+    if not frames or not _in_torch(frames[0]):
+        return None
+    traced = re.match(r"^(.*)\((\d+)\): (\w+)$", frames[0])
+    if traced:
+        path, line, function = traced.group(1), int(traced.group(2)), traced.group(3)
+    else:
+        scripted = re.match(r'^File "(.*)", line (\d+)', frames[0])
+        path, line = scripted.group(1), int(scripted.group(2))
+        function = _enclosing_function(path, line)
+    if function not in INLINED_LAYERS:
+        return None
+    return f"{function} ({path.replace(f'{_TORCH_DIR}{os.sep}', 'torch/')}, line {line})"
+
+
+def _enclosing_function(path: str, line: int) -> str | None:
+    """The name of the function whose body holds ``line`` of the source file ``path`` (a script records no name)."""
+    for number in range(line, 0, -1):
+        found = re.match(r"^def (\w+)\(", linecache.getline(path, number))
+        if found:
+            return found.group(1)
+    return None
 
 
 def node_site(node: Any) -> str:
@@ -328,5 +357,5 @@ def node_site(node: Any) -> str:
     file recorded it."""
     frames = _source_frames(node)
     # The first frame outside torch is the model's line.
-    site = next((line for line in frames if not line.startswith(_TORCH_DIR)), frames[0] if frames else None)
+    site = next((line for line in frames if not _in_torch(line)), frames[0] if frames else None)
     return f"{NODE_LABEL} {node.kind()}" + (f" at {site}" if site else "")
