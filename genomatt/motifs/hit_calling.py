@@ -27,8 +27,8 @@ Method (greedy non-negative matching pursuit of CWMs; ``docs/methods.md`` has th
 5. A hit's least-squares coefficient must also be at least ``min_strength`` times the *reference
    strength* of the task: the largest, over the motifs scanned, of the 90th percentile over regions of
    the motif's best coefficient in each region, i.e. how strongly the task's strongest motif is used
-   at its typical sites. A motif of no task (from a MEME or JASPAR file) is scanned in every task, which
-   its motifs may not drive: its reference is the task's own, measured on the contributions whatever the
+   at its typical sites. A motif of no task (from a MEME or JASPAR file) is scanned in every task, tasks its
+   factor does not drive included: its reference is the task's own, measured on the contributions whatever the
    motifs (:func:`contribution_strength`: the 90th percentile over regions of the largest L2 norm of a
    window of the motif's core width), so a factor's weak echo in a task it does not drive is no hit there.
    Site contributions and background per position do not depend on how wide the regions are, so neither
@@ -585,14 +585,16 @@ def contribution_strength(contrib: np.ndarray, widths: np.ndarray, batch_size: i
     -------
     numpy.ndarray
         ``(J,)`` the :data:`REFERENCE_QUANTILE` quantile over regions of the largest L2 norm of a window of
-        each width: the coefficient a motif of that width fitting the window exactly would have (0 without
-        regions).
+        each width: no more than the coefficient of a motif of that width fitting the window (a coefficient
+        divides the norm by that of the motif's weights on the window's bases; 0 without regions).
     """
+    # A JASPAR file has thousands of motifs but a few dozen widths.
+    unique, inverse = np.unique(np.asarray(widths, dtype=np.int64), return_inverse=True)
     if not len(contrib):
-        return np.zeros(len(widths))
-    largest = [_largest_window_sums((contrib[first : first + batch_size].astype(np.float64) ** 2).sum(axis=1), widths)
+        return np.zeros(len(inverse))
+    largest = [_largest_window_sums((contrib[first : first + batch_size].astype(np.float64) ** 2).sum(axis=1), unique)
                for first in range(0, len(contrib), batch_size)]
-    return np.sqrt(np.quantile(np.concatenate(largest), REFERENCE_QUANTILE, axis=0))
+    return np.sqrt(np.quantile(np.concatenate(largest), REFERENCE_QUANTILE, axis=0))[inverse]
 
 
 def contribution_scale(contrib: np.ndarray, width: int, batch_size: int = 1024) -> float:
@@ -622,7 +624,7 @@ def contribution_scale(contrib: np.ndarray, width: int, batch_size: int = 1024) 
     return float(np.quantile(np.concatenate(largest), REFERENCE_QUANTILE))
 
 
-def _largest_window_sums(track: np.ndarray, widths) -> np.ndarray:
+def _largest_window_sums(track: np.ndarray, widths: np.ndarray | list[int]) -> np.ndarray:
     """``(N, J)`` largest sum of the ``(N, L)`` track over a window of each width (over ``L``: ``L``)."""
     cumulative = np.pad(track.cumsum(axis=1), ((0, 0), (1, 0)))
     widths = np.minimum(np.asarray(widths, dtype=np.int64), track.shape[1])
@@ -746,11 +748,12 @@ def _check_arrays(contrib: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, 
     if not (np.isin(onehot, (0.0, 1.0)).all() and onehot.sum(axis=1).max(initial=0) <= 1):
         raise MotifError("the one-hot sequences must hold 0 and 1 only, at most one base per position (a column "
                          "of zeros is an N); got other values or several bases at a position")
-    off_sequence = np.abs(contrib * (1 - onehot)).sum()
-    if off_sequence > 1e-3 * np.abs(contrib).sum():
-        log.warning("%.0f%% of the contributions lie on bases the sequences do not have: hypothetical "
+    total = np.abs(contrib).sum(dtype=np.float64)
+    off_sequence = total - np.abs(contrib * onehot).sum(dtype=np.float64)
+    if off_sequence > 1e-3 * total:
+        log.warning("%.2g%% of the contributions lie on bases the sequences do not have: hypothetical "
                     "contributions? Hits are called in their projection on the sequences (contributions x one-hot)",
-                    100 * off_sequence / np.abs(contrib).sum())
+                    100 * off_sequence / total)
         contrib = contrib * onehot
     return contrib, onehot
 
