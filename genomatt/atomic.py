@@ -4,7 +4,8 @@ A write that fails (disk full, I/O error, no permission) becomes one :class:`~ge
 naming the file; its temporary file is removed and nothing appears under the final name. Temporary
 files left by a killed write (``.<name>.XXXXXXXX.tmp``) are removed by the next write of the same
 output. Within :func:`command_outputs` (each ``genomatt`` command runs inside one), a failure anywhere
-in the command also removes the outputs it had already completed, so a failed command leaves nothing.
+in the command also removes the outputs it had already completed and puts back the earlier file each
+replaced (kept meanwhile as ``.<name>.previous``), so a failed command leaves its folders as it found them.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Remove the temporary files a killed write of ``path`` left beside it; return them."""
+    """Remove the temporary files a killed write of ``path`` left beside it, and an earlier version of it kept by a
+    killed command (``.<name>.previous``, not one the running command keeps); return them."""
     final = Path(path)
     pattern = _TEMPORARY_PATTERN.format(name=glob.escape(final.name))
     # An earlier version kept by a command that was killed before it ended; not one the running command keeps.
@@ -233,13 +235,18 @@ def _keep_previous(final: Path) -> None:
 
 
 def _roll_back(completed: list[Path], previous: dict[Path, Path]) -> None:
-    """Remove the outputs ``completed``, putting back the earlier version of each that had one."""
+    """Remove the outputs ``completed``, and put back every earlier version kept (also of an output whose
+    write failed or was stopped between its rename and its record as completed)."""
     for path in dict.fromkeys(completed):
-        with contextlib.suppress(OSError):
-            if path in previous:
-                os.replace(previous.pop(path), path)
-            else:
+        if path not in previous:
+            with contextlib.suppress(OSError):
                 path.unlink()
+    for path, backup in list(previous.items()):
+        with contextlib.suppress(OSError):
+            os.replace(backup, path)
+            # Onto its own hard link (the output never replaced) a rename does nothing: the link is left.
+            backup.unlink(missing_ok=True)
+        del previous[path]
 
 
 def warn_of_earlier_files(folder: str | os.PathLike, pattern: str, written: Iterable[str | os.PathLike]) -> list[Path]:

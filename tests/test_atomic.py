@@ -98,6 +98,22 @@ def test_a_failed_command_puts_back_the_earlier_files_it_replaced(tmp_path):
                                                                            "hits.bed": "earlier bed"}
 
 
+def test_an_earlier_version_is_put_back_when_the_rename_onto_it_fails(tmp_path, monkeypatch):
+    (tmp_path / "out.txt").write_text("earlier")
+    real_replace = atomic.os.replace
+
+    def failing_replace(source, target):
+        if str(source).endswith(".tmp"):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(atomic.os, "replace", failing_replace)
+    with pytest.raises(OutputError), command_outputs():
+        with atomic_path(tmp_path / "out.txt") as tmp:
+            tmp.write_text("this run")
+    assert {path.name: path.read_text() for path in tmp_path.iterdir()} == {"out.txt": "earlier"}
+
+
 def test_a_failed_command_leaves_no_file_it_wrote_twice(tmp_path):
     with pytest.raises(StoreError), command_outputs():
         for text in ("first write", "second write"):
