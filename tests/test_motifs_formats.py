@@ -236,10 +236,14 @@ def test_jaspar_names_headers_and_cases_as_files_come(tmp_path):
     path = tmp_path / "custom.jaspar"
     path.write_text(">MA9.1 GATA1 zinc finger\n  a [ 1 2 ]\n  c [ 1 2 ]\n  g [ 1 2 ]\n  t [ 7 4 ]\n")
     assert [(m.id, m.name) for m in read_motif_file(path)] == [("MA9.1", "GATA1_zinc_finger")]
-    older = tmp_path / "MA0035.1.pfm"
+    older = tmp_path / "MA0035.1 Gata1.pfm"
     older.write_text("1 2 3 4\n1 2 3 4\n1 2 3 4\n7 4 1 0\n")
     (motif,) = read_motif_file(older)
-    assert motif.id == "MA0035.1" and motif.probabilities.shape == (4, 4) and motif.sites == 10
+    assert motif.id == "MA0035.1_Gata1" and motif.probabilities.shape == (4, 4) and motif.sites == 10
+    meme = tmp_path / "m.meme"
+    meme.write_text("MEME version 5\n")
+    with pytest.raises(MotifError, match=r"m.meme: not a JASPAR motif file \(a '>ID name' line, then four rows"):
+        read_jaspar(meme)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -293,8 +293,11 @@ def read_jaspar(path: str | os.PathLike) -> list[Motif]:
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     numbered = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if numbered and not numbered[0][1].startswith(">"):
+        if not _is_jaspar(lines):
+            raise MotifError(f"{path}: not a JASPAR motif file (a '>ID name' line, then four rows of counts; or the "
+                             f"four rows alone, as an older .pfm){_other_format_hint(lines)}")
         # An older .pfm: the four rows of one matrix without a header, named by the file.
-        numbered.insert(0, (0, f">{path.stem}"))
+        numbered.insert(0, (numbered[0][0], ">" + "_".join(path.stem.split())))
     blocks: list[tuple[int, str, list[tuple[int, str]]]] = []
     for number, line in numbered:
         if line.startswith(">"):
