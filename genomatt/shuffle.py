@@ -473,15 +473,22 @@ def _one_hot_fault(X: np.ndarray) -> str:
     )
 
 
-def _as_numpy(X: Any) -> tuple[np.ndarray, bool]:
-    """``X`` as a numpy array, and whether it was a torch tensor.
+def as_numpy(values: Any) -> np.ndarray:
+    """``values`` (a numpy array, a torch tensor on any device, nested lists) as a numpy array.
 
-    torch is only looked for when already imported: otherwise ``X`` cannot be a tensor.
+    torch is only looked for when already imported: otherwise ``values`` cannot be a tensor.
     """
+    return values.detach().cpu().numpy() if _is_tensor(values) else np.asarray(values)
+
+
+def _is_tensor(values: Any) -> bool:
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(X, torch.Tensor):
-        return X.detach().cpu().numpy(), True
-    return np.asarray(X), False
+    return torch is not None and isinstance(values, torch.Tensor)
+
+
+def _as_numpy(X: Any) -> tuple[np.ndarray, bool]:
+    """``X`` as a numpy array (:func:`as_numpy`), and whether it was a torch tensor."""
+    return as_numpy(X), _is_tensor(X)
 
 
 def _one_hot_codes(X: np.ndarray) -> np.ndarray:

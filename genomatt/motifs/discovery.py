@@ -24,13 +24,13 @@ from genomatt.motifs.seqlets import (
     CALLED_SEQLET_COLUMNS,
     MIN_WINDOW,
     SeqletGeometry,
-    as_numpy,
     call_seqlets,
     check_tracks,
     seqlet_geometry,
     to_genome,
 )
 from genomatt.motifs.trimming import MATCH_TRIM_FRACTION, trim_bounds
+from genomatt.shuffle import as_numpy
 from genomatt.threads import bounded_threads
 
 log = logging.getLogger(__name__)

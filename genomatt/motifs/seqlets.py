@@ -15,16 +15,15 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError, NonFiniteError, SequenceError
+from genomatt.shuffle import as_numpy
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +106,6 @@ def seqlet_geometry(window: int) -> SeqletGeometry:
         trim=max(10, round(full.trim * scale)),
         pattern_flank=max(2, round(full.pattern_flank * scale)),
     )
-
-
-def as_numpy(values: Any) -> np.ndarray:
-    """``values`` (a numpy array, a torch tensor on any device, nested lists) as a numpy array.
-
-    torch is only looked for when already imported: otherwise ``values`` cannot be a tensor.
-    """
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
 
 
 def check_tracks(values: np.ndarray, name: str) -> None:
