@@ -1540,7 +1540,7 @@ def test_a_torchscript_model_loaded_inside_inference_mode_is_told_to_load_again(
                                          r"inference_mode"):
         deep_lift_shap(scripted, X, refs)
     # Its copy's parameters are computed from the inference tensors: no leaves, and no copy helps.
-    with pytest.raises(ModelError, match=r"parameter '\S+' is computed from another tensor, not a leaf .*; load it "
+    with pytest.raises(ModelError, match=r"tensor '\S+' is computed from another tensor, not a leaf .*; load it "
                                          r"again outside inference_mode"):
         deep_lift_shap(copy.deepcopy(scripted), X, refs)
 

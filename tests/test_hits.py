@@ -595,8 +595,8 @@ def test_a_consensus_matrix_that_no_site_matches_is_named_as_such(tmp_path, capl
         calls = call_hits_in_store(path, [CwmMotif("hard", cwm, pwm=consensus)], tasks=["a"], device="cpu")
     assert calls.hits.empty
     assert [record.getMessage() for record in caplog.records] == [
-        "task a: no hit of hard: the matrix has columns of probability 0 and 1 (a consensus), so the sequence check "
-        "admits only its one best sequence; give the matrix with pseudocounts, or turn the check off with "
+        "task a: no hit of hard: the sequence check admits only the matrix's one best sequence (columns of "
+        "probability 0 and 1, a consensus?); give the matrix with pseudocounts, or turn the check off with "
         "--min-sequence-quantile 0"]
     assert len(call_hits_in_store(path, [CwmMotif("hard", cwm, pwm=consensus)], HitParameters(min_sequence_quantile=0),
                                   tasks=["a"], device="cpu").hits) == 80

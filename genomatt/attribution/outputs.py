@@ -173,7 +173,7 @@ def _check_not_inference_tensors(model: nn.Module) -> None:
             raise ModelError(f"the model's tensor '{name}' was made inside torch.inference_mode(), so no gradient can "
                              f"flow through it; {way_out}")
         if tensor.requires_grad and not tensor.is_leaf:
-            raise ModelError(f"the model's parameter '{name}' is computed from another tensor, not a leaf (a copy of "
+            raise ModelError(f"the model's tensor '{name}' is computed from another tensor, not a leaf (a copy of "
                              f"a TorchScript model loaded inside torch.inference_mode()?); {way_out}")
 
 

@@ -66,10 +66,10 @@ def seed(text: str) -> int:
     argparse.ArgumentTypeError
         If the integer is negative.
     """
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be at least 0, got {value}")
-    return value
+    try:
+        return non_negative_int(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"a seed {error}") from None
 
 
 @contextlib.contextmanager

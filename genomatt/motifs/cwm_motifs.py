@@ -39,6 +39,7 @@ def logo_heights(probabilities: np.ndarray) -> np.ndarray:
     entropy = -(probabilities * np.log2(np.clip(probabilities, 1e-12, 1))).sum(axis=0)
     return probabilities * (2 - entropy)
 
+
 def _is_tfmodisco_lite(path: Path) -> bool:
     """Whether the HDF5 file at ``path`` is tfmodisco-lite's results (its ``pos_patterns``/``neg_patterns``)."""
     try:

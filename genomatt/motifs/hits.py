@@ -107,7 +107,7 @@ def _listed(names: list[str], shown: int = 10) -> str:
 def _consensus_motifs(motifs: list[CwmMotif], thresholds: pd.DataFrame, names: list[str]) -> list[str]:
     """Of the motifs ``names``, those whose sequence check admits only the best sequence of their matrix."""
     by_name = {motif.name: motif for motif in motifs}
-    rows = thresholds.set_index("motif_name")
+    rows = thresholds.drop_duplicates("motif_name").set_index("motif_name")
     return [name for name in names if by_name[name].pwm is not None and admits_one_sequence(
         by_name[name].pwm[:, rows.loc[name, "trim_start"] : rows.loc[name, "trim_end"]],
         rows.loc[name, "min_sequence_score"])]
@@ -188,7 +188,7 @@ def call_hits_in_store(
                 contrib, onehot = contrib[rows], onehot[rows]
             scanned = regions.iloc[rows].reset_index(drop=True)
             _check_finite(contrib, scanned, f"{contrib_path}: /{array} of task {task}")
-            if any(motif.task is None for motif in task_motifs):
+            if parameters.min_task_share > 0 and any(motif.task is None for motif in task_motifs):
                 contribution_scales[task] = contribution_scale(contrib, scale_width)
             hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device,
                                              advance)
@@ -196,9 +196,9 @@ def call_hits_in_store(
             unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
             consensus = _consensus_motifs(task_motifs, thresholds, unreachable)
             if consensus:
-                log.warning("task %s: no hit of %s: the matrix has columns of probability 0 and 1 (a consensus), so "
-                            "the sequence check admits only its one best sequence; give the matrix with pseudocounts, "
-                            "or turn the check off with --min-sequence-quantile 0", task, _listed(consensus))
+                log.warning("task %s: no hit of %s: the sequence check admits only the matrix's one best sequence "
+                            "(columns of probability 0 and 1, a consensus?); give the matrix with pseudocounts, or "
+                            "turn the check off with --min-sequence-quantile 0", task, _listed(consensus))
                 unreachable = [name for name in unreachable if name not in consensus]
             if unreachable and not contrib.any():
                 log.warning("task %s: its contributions are zero in all %d regions scanned (the model's output for "

@@ -340,21 +340,22 @@ def _strength_of(strength: pd.Series, motif: DiscoveredMotif | CwmMotif) -> tupl
     return float(shares[task]), str(task)
 
 
-def _scanned(inputs: ReportInputs, motif: DiscoveredMotif | CwmMotif) -> bool:
-    """Whether hits were called for the motif (a hit file given, and the motif not left out of it by
-    ``--include``, ``--exclude``, ``--min-seqlets`` or ``--tasks``)."""
-    return inputs.hits is not None and motif.name in set(inputs.hits.motifs["motif_name"])
+def _scanned_motifs(inputs: ReportInputs) -> set[str]:
+    """The motifs hits were called for (none without a hit file; a motif left out by ``--include``,
+    ``--exclude``, ``--min-seqlets`` or ``--tasks`` is not among them)."""
+    return set(inputs.hits.motifs["motif_name"]) if inputs.hits is not None else set()
 
 
 def _motif_table(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif], statistics: pd.DataFrame,
                  strength: pd.Series) -> pd.DataFrame:
     """The motif table as a downloadable TSV."""
+    scanned_motifs = _scanned_motifs(inputs)
     rows = []
     for motif in motifs:
         matches = _motif_matches(motif)
         best = matches[0] if matches else {}
         share = _strength_of(strength, motif)
-        scanned = _scanned(inputs, motif)
+        scanned = motif.name in scanned_motifs
         rows.append({
             "motif": motif.name, "task": _motif_task(motif, inputs.hits), "sign": _motif_sign(motif),
             "n_seqlets": motif.n_seqlets,
@@ -378,6 +379,7 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     top = max((abs(value) for value in strength), default=0.0)
     # Refused before any logo is drawn: two motifs whose logo files would share a name.
     safe_file_names([motif.name for motif in motifs], "motifs")
+    scanned_motifs = _scanned_motifs(inputs)
     rows = []
     for motif in motifs:
         start, end = logo_span(motif.cwm)
@@ -393,7 +395,7 @@ def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
         share = _strength_of(strength, motif)
         if inputs.hits is None:
             hit_cells = '<td class="num">—</td><td class="num">—</td><td class="num">—</td>'
-        elif not _scanned(inputs, motif):
+        elif motif.name not in scanned_motifs:
             hit_cells = '<td class="num muted">not scanned</td><td class="num">—</td><td class="num">—</td>'
         else:
             strength_cell = "—" if share is None else (
