@@ -208,9 +208,9 @@ class TorchScriptGraph(nn.Module):
                 message = str(error) if NODE_LABEL in str(error) else f"{error} [{node_site(node)}]"
                 inside = _inlined_layer(node)
                 if inside and LOAD_PYTHON_CLASS not in message:
-                    message = message.rstrip(". ") + (f"; the operation is torch's own {inside} inlined into the graph, "
-                                                       "which the model's Python class runs as one layer that "
-                                                       "genomatt explains: " + LOAD_PYTHON_CLASS)
+                    message = message.rstrip(". ") + (f"; the operation is torch's own {inside} inlined into the "
+                                                       "graph, which the model's Python class runs as one layer "
+                                                       "that genomatt explains: " + LOAD_PYTHON_CLASS)
                 if message == str(error):
                     raise
                 raise type(error)(message) from None

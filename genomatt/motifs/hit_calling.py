@@ -702,37 +702,54 @@ def call_hits(
     motif_thresholds, best_coefficients = _scan_statistics(contrib, onehot, filters, parameters.min_similarity,
                                                            parameters.fdr, batch_size, device, parameters.seed, floor,
                                                            advance)
-    reference, strengths = reference_strength(best_coefficients)
-    references = np.full(len(motifs), reference)
-    taskless = np.array([motif.task is None for motif in motifs])
-    if taskless.any():
-        references[taskless] = contribution_strength(contrib, filters.widths[::2][taskless])
-    min_coefficient = parameters.min_strength * references
+    strengths, min_coefficient = _least_coefficients(contrib, motifs, filters, best_coefficients,
+                                                     parameters.min_strength)
     # A motif no candidate of which keeps the FDR can have no hit: the pursuit leaves it out (most of the motifs
     # of a JASPAR file in any one task), which gives the same hits at a fraction of the cost.
     kept = np.flatnonzero(np.isfinite(motif_thresholds))
     pursued = filters if len(kept) in (0, len(motifs)) else _build_filters(
         [motifs[index] for index in kept], parameters.trim_threshold, device, parameters.min_sequence_quantile)
     oriented = np.repeat(2 * kept, 2) + np.tile([0, 1], len(kept))
-    thresholds = torch.tensor(np.repeat(np.asarray(motif_thresholds)[kept], 2), dtype=torch.float32, device=device)
-    least_coefficients = torch.tensor(np.repeat(min_coefficient[kept], 2), dtype=torch.float32, device=device)
-    floor_tensor = torch.from_numpy(floor[oriented]).to(device)
+    limits = (torch.tensor(np.repeat(np.asarray(motif_thresholds)[kept], 2), dtype=torch.float32, device=device),
+              torch.tensor(np.repeat(min_coefficient[kept], 2), dtype=torch.float32, device=device),
+              torch.from_numpy(floor[oriented]).to(device))
     tables, residual_sq = [], (contrib.astype(np.float64) ** 2).sum(axis=(1, 2))
     for first in range(0, n, batch_size):
         batch = slice(first, first + batch_size)
         if len(kept):
-            batch_contrib = torch.from_numpy(contrib[batch]).to(device)
-            found, residual = _pursue(batch_contrib, torch.from_numpy(onehot[batch]).to(device), pursued, thresholds,
-                                      parameters.min_similarity, floor_tensor, least_coefficients)
-            table = _hit_table(found, pursued, [motifs[index] for index in kept], contrib[batch])
+            table, residual_sq[batch] = _pursue_batch(contrib[batch], onehot[batch], [motifs[i] for i in kept],
+                                                      pursued, limits, parameters.min_similarity, device)
             tables.append(table.assign(region=table["region"] + first, motif=kept[table["motif"].to_numpy(np.int64)]))
-            residual_sq[batch] = (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
         advance(len(residual_sq[batch]))
     hits = pd.concat(tables, ignore_index=True) if tables else empty_hits()
     qc = _region_qc(contrib, residual_sq, np.bincount(hits["region"], minlength=n))
     table = _thresholds_table(motifs, filters.trims, filters.scales, motif_thresholds, strengths, min_coefficient,
                               filters.sequence_thresholds[::2].cpu().numpy())
     return hits, qc, table
+
+
+def _least_coefficients(contrib: np.ndarray, motifs: list[CwmMotif], filters: _Filters, best_coefficients: np.ndarray,
+                        min_strength: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each motif's strength and the least coefficient of its hits: ``min_strength`` times the task's reference
+    (:func:`reference_strength`; for a motif of no task, :func:`contribution_strength` at its core width)."""
+    reference, strengths = reference_strength(best_coefficients)
+    references = np.full(len(motifs), reference)
+    taskless = np.array([motif.task is None for motif in motifs])
+    if taskless.any():
+        references[taskless] = contribution_strength(contrib, filters.widths[::2][taskless])
+    return strengths, min_strength * references
+
+
+def _pursue_batch(contrib: np.ndarray, onehot: np.ndarray, motifs: list[CwmMotif], filters: _Filters,
+                  limits: tuple[torch.Tensor, torch.Tensor, torch.Tensor], min_similarity: float,
+                  device: torch.device) -> tuple[pd.DataFrame, np.ndarray]:
+    """The hits of ``motifs`` (their ``filters``) in a batch of regions, and each region's squared contribution
+    left unexplained; ``limits`` are each oriented filter's importance threshold, least coefficient and energy
+    floor."""
+    thresholds, least_coefficients, floor = limits
+    found, residual = _pursue(torch.from_numpy(contrib).to(device), torch.from_numpy(onehot).to(device), filters,
+                              thresholds, min_similarity, floor, least_coefficients)
+    return _hit_table(found, filters, motifs, contrib), (residual.double() ** 2).sum(dim=(1, 2)).cpu().numpy()
 
 
 def _check_arrays(contrib: np.ndarray, onehot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

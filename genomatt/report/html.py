@@ -458,8 +458,9 @@ def _settings_section(inputs: ReportInputs) -> str:
                  '<p class="empty">No motif file was given.</p>') + "</div>")
     # Which motifs and tasks were scanned, as the hits command was told (a motif left out shows "not scanned").
     selection = {key: inputs.hit_provenance[key] for key in HIT_SELECTION if inputs.hit_provenance.get(key)}
-    parts.append("<div><h3>Hit calling</h3>" + (_key_value_table(sorted({**inputs.hits.settings, **selection}.items()))
-                 if inputs.hits is not None and inputs.hits.settings else '<p class="empty">No hit file was given.</p>')
+    settings = sorted({**inputs.hits.settings, **selection}.items()) if inputs.hits is not None else []
+    parts.append("<div><h3>Hit calling</h3>" + (_key_value_table(settings) if inputs.hits is not None and
+                                                inputs.hits.settings else '<p class="empty">No hit file was given.</p>')
                  + "</div></div>")
     if inputs.hits is not None and len(inputs.hits.motifs):
         thresholds = inputs.hits.motifs
