@@ -128,7 +128,7 @@ def test_the_check_sees_function_local_imports(tmp_path):
     assert imported_modules(source, "genomatt.tracks", set(MODULES)) == {"genomatt.motifs.hits"}
 
 
-@pytest.mark.parametrize("package", ["genomatt.attribution", "genomatt.motifs"])
+@pytest.mark.parametrize("package", ["genomatt.attribution", "genomatt.models", "genomatt.motifs"])
 def test_a_packages_names_load_their_modules_on_first_use(package):
     code = (f"import sys, {package} as package\n"
             "assert 'torch' not in sys.modules, 'importing the package loaded torch'\n"

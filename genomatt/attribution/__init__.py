@@ -4,7 +4,7 @@ The names below are imported from their modules on first use, so that importing 
 package (:mod:`genomatt.attribution.choices`) does not load torch.
 """
 
-import importlib
+from genomatt import names_of_modules
 
 _MODULES = {
     "METHODS": "methods",
@@ -19,9 +19,4 @@ _MODULES = {
 }
 
 __all__ = list(_MODULES)
-
-
-def __getattr__(name: str) -> object:
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_MODULES[name]}"), name)
+__getattr__ = names_of_modules(__name__, _MODULES)

@@ -34,10 +34,7 @@ def positive_int(text: str) -> int:
     argparse.ArgumentTypeError
         If the integer is below 1.
     """
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _int_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
@@ -50,9 +47,13 @@ def non_negative_int(text: str) -> int:
     argparse.ArgumentTypeError
         If the integer is negative.
     """
+    return _int_at_least(text, 0)
+
+
+def _int_at_least(text: str, least: int) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
 
 
