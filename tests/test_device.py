@@ -92,8 +92,8 @@ def test_attribution_and_hit_calling_run_in_full_float32(monkeypatch):
     assert _precisions()[0] == "tf32"
 
     seen = []
-    pursue = hit_calling._pursue
-    monkeypatch.setattr(hit_calling, "_pursue", lambda *a, **k: seen.append(_precisions()) or pursue(*a, **k))
+    scan = hit_calling._scan  # every window's statistics, for the thresholds and in the pursuit
+    monkeypatch.setattr(hit_calling, "_scan", lambda *a, **k: seen.append(_precisions()) or scan(*a, **k))
     motif = CwmMotif(name="m", cwm=np.eye(4)[[0, 1, 2, 3, 0, 1]].T.astype(np.float32))
     hit_calling.call_hits(X.numpy(), X.numpy(), [motif], device="cpu")
     assert seen and all(p == ["ieee"] * 3 for p in seen)
