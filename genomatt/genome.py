@@ -530,12 +530,21 @@ def decode_one_hot(X: np.ndarray) -> str | list[str]:
     -------
     str or list of str
         One string for a ``(4, L)`` array, else a list of N strings.
+
+    Raises
+    ------
+    SequenceError
+        If ``X`` is not of one of those shapes, or not one-hot (values other than 0 and 1, or several bases at
+        a position).
     """
     X = np.asarray(X)
     if X.ndim == 2 and X.shape[0] == 4:
         return decode_one_hot(X[None])[0]
     if X.ndim != 3 or X.shape[1] != 4:
         raise SequenceError(f"expected one-hot of shape (N, 4, L) or (4, L), got {X.shape}")
+    if not (np.isin(X, (0, 1)).all() and X.sum(axis=1).max(initial=0) <= 1):
+        raise SequenceError("expected one-hot: 0 and 1 only, at most one base per position (a column of zeros is "
+                            "an N); got other values (NaN, fractions) or several bases at a position")
     letters = np.array(list(ALPHABET + "N"))
     index = np.where(X.sum(axis=1) > 0, X.argmax(axis=1), 4)
     return ["".join(row) for row in letters[index]]

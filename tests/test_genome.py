@@ -173,6 +173,9 @@ def test_one_hot_encode_alphabet_case_and_other_codes():
     assert decode_one_hot(one_hot_encode("ACGN")) == "ACGN"
     with pytest.raises(SequenceError, match=r"expected one-hot of shape \(N, 4, L\) or \(4, L\), got \(5, 4\)"):
         decode_one_hot(X[0].T)
+    for damaged in (X * 0.5, np.where(X == 1, np.nan, X), X + X[:, [1, 2, 3, 0]]):
+        with pytest.raises(SequenceError, match="expected one-hot: 0 and 1 only, at most one base per position"):
+            decode_one_hot(damaged)
 
 
 def test_one_hot_encode_every_iupac_code_is_zero():
