@@ -331,22 +331,25 @@ def _inlined_layer(node: Any) -> str | None:
     frames = _source_frames(node)
     if not frames or not _in_torch(frames[0]):
         return None
-    traced = re.match(r"^(.*)\((\d+)\): (\w+)$", frames[0])
+    traced = re.match(r"^(.*)\((\d+)\): (\w+)", frames[0])
+    scripted = re.match(r'^File "(.*)", line (\d+)', frames[0])
     if traced:
         path, line, function = traced.group(1), int(traced.group(2)), traced.group(3)
-    else:
-        scripted = re.match(r'^File "(.*)", line (\d+)', frames[0])
+    elif scripted:
         path, line = scripted.group(1), int(scripted.group(2))
         function = _enclosing_function(path, line)
+    else:
+        return None
     if function not in INLINED_LAYERS:
         return None
     return f"{function} ({path.replace(f'{_TORCH_DIR}{os.sep}', 'torch/')}, line {line})"
 
 
 def _enclosing_function(path: str, line: int) -> str | None:
-    """The name of the function whose body holds ``line`` of the source file ``path`` (a script records no name)."""
+    """The name of the innermost function whose body holds ``line`` of the source file ``path`` (a script records
+    no name): the nearest ``def`` above it, at any indentation."""
     for number in range(line, 0, -1):
-        found = re.match(r"^def (\w+)\(", linecache.getline(path, number))
+        found = re.match(r"^\s*def (\w+)\(", linecache.getline(path, number))
         if found:
             return found.group(1)
     return None
