@@ -212,6 +212,20 @@ class MambaLike(nn.Module):
         return self.out(y.mean(-1))
 
 
+class AdaptiveMaxPoolNet(nn.Module):
+    """Adaptive max pools as a layer and as torch's own function, which returns values and indices (as aten's
+    does, which a TorchScript graph of either calls)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.pool, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.AdaptiveMaxPool1d(4), nn.Linear(40, 2)
+
+    def forward(self, x):
+        h = F.relu(self.conv(x))
+        values, _ = torch.adaptive_max_pool1d(h, 1)
+        return self.out(torch.cat([self.pool(h), values], dim=-1).flatten(1))
+
+
 class LinearModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -272,7 +286,7 @@ def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, targ
 
 
 @pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet,
-                                         HyenaLike, MambaLike])
+                                         HyenaLike, MambaLike, AdaptiveMaxPoolNet])
 def test_summation_to_delta_at_float_precision(model_class, data):
     X, refs = data
     model = _initialised(model_class())
@@ -885,7 +899,7 @@ class UpsamplingNet(nn.Module):
 
 @pytest.mark.parametrize("export", ["script", "trace"])
 @pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet, HyenaLike,
-                                         UpsamplingNet])
+                                         UpsamplingNet, AdaptiveMaxPoolNet])
 def test_torchscript_model_is_explained_by_walking_its_graph(model_class, export, data):
     X, refs = data
     model = _initialised(model_class())

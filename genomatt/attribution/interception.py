@@ -210,7 +210,7 @@ def _elementwise_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwa
 
 
 def _max_pool_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
-    return mode._max_pool(mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
+    return mode._max_pool(func, mode.operation, args, kwargs, mode.varying_operands(args, kwargs))
 
 
 def _max_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
@@ -605,7 +605,7 @@ class InterceptionMode(TorchFunctionMode):
 
     # --- max over windows --------------------------------------------------------------------
 
-    def _max_pool(self, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
+    def _max_pool(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
         pool_with_indices = MAX_POOLS[name]
         bound = _bind(pool_with_indices, args, kwargs)
         if bound is None:
@@ -613,7 +613,9 @@ class InterceptionMode(TorchFunctionMode):
         z = bound.arguments["input"]
         if any(tensor is not z for tensor in varying):
             raise self._refusal(name, "an argument other than its input depends on the input")
-        wants_indices = name.endswith("_with_indices") or bound.arguments.get("return_indices", False)
+        # torch's own adaptive max pools (aten's, which a TorchScript graph calls) return values and indices.
+        wants_indices = (name.endswith("_with_indices") or bound.arguments.get("return_indices", False)
+                         or (name.startswith("adaptive") and not _is_functional(func)))
         arguments = dict(bound.arguments, return_indices=True)
 
         def pool(value: Tensor) -> tuple[Tensor, Tensor]:
@@ -1081,6 +1083,11 @@ class ModifiedGradientMode(InterceptionMode):
         out, indices = reduction.compute(z)
         mark_varying(out)
         return out, indices
+
+
+def _is_functional(func: Callable) -> bool:
+    """Whether ``func`` is a ``torch.nn.functional`` wrapper (not the ``torch`` / aten function of that name)."""
+    return getattr(func, "__module__", None) == F.__name__
 
 
 def _spans_whole_input(name: str, arguments: dict) -> bool:
