@@ -162,7 +162,7 @@ def task_region_rows(
     regions
         The regions of the contribution file (``chrom``, ``start``, ``end``).
     tasks
-        The tasks of the contribution file (a profile model's ``profile_<task>`` and ``counts_<task>`` use
+        The tasks of the contribution file to use (a profile model's ``profile_<task>`` and ``counts_<task>`` use
         ``<task>``'s regions, :func:`target_task`).
     task_regions
         Task name → its regions (``chrom``, ``start``, ``end``); tasks absent from the contribution file
@@ -185,7 +185,7 @@ def task_region_rows(
                          f"{list(task_regions)} (task names must match the model's)")
     unused = [task for task in task_regions if task not in used.values()]
     if unused:
-        log.info("task regions of %s are not used: the contributions have no such task", unused)
+        log.info("task regions of %s are not used: none of the tasks %s reads them", unused, list(tasks))
     rows = {}
     for task in tasks:
         rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[used[task]]))

@@ -602,6 +602,27 @@ def test_a_consensus_matrix_that_no_site_matches_is_named_as_such(tmp_path, capl
                                   tasks=["a"], device="cpu").hits) == 80
 
 
+def test_a_consensus_matrix_left_without_hits_by_few_regions_is_not_blamed_on_its_sequence_check(tmp_path, caplog):
+    # The planted sites all are the matrix's one sequence: in 3 regions no candidate can keep the FDR, with or
+    # without the sequence check, so the log names the FDR (a discovered motif's core is often of 0 and 1).
+    path, cwm, _ = _site_and_echo_store(tmp_path / "contrib.h5")
+    motif = CwmMotif("sites", cwm, pwm=(cwm > 0).astype(float))
+    assert len(call_hits_in_store(path, [motif], tasks=["a"], device="cpu").hits) == 80
+    with caplog.at_level("WARNING", logger="genomatt"):
+        calls = call_hits_in_store(path, [motif], tasks=["a"], task_rows={"a": np.arange(3)}, device="cpu")
+    assert calls.hits.empty
+    messages = [record.getMessage() for record in caplog.records]
+    assert len(messages) == 1 and "no candidate keeps the false discovery rate" in messages[0], messages
+
+
+def test_a_task_with_no_motif_to_scan_has_no_qc_rows(tmp_path):
+    # As a task left out of tasks: with only task a's motif (e.g. --include), task b's regions were not scanned.
+    path, cwm, _ = _site_and_echo_store(tmp_path / "contrib.h5")
+    calls = call_hits_in_store(path, [CwmMotif("a.pos.0", cwm, task="a")], device="cpu")
+    assert set(calls.qc["task"]) == set(calls.motifs["task"]) == set(calls.hits["task"]) == {"a"}
+    assert len(calls.qc) == 80
+
+
 def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
     # A profile model's one task: its profile target answers motif "m" most and "other" at 0.4 of that; its
     # count target, on three times the scale, the reverse. The heads are not rival tasks (each on the scale of

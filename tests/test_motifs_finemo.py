@@ -105,11 +105,55 @@ def test_coefficient_is_finemo_lasso_solution_for_an_isolated_hit():
     contrib = amplitude * m + rng.normal(0, 0.3, 12)
     energy = (contrib**2).sum()
     least_squares = (contrib @ m)  # amplitude fitted to the unit-norm trimmed CWM
-    similarity = least_squares / np.sqrt(energy + eps * scale**2)
     s = (energy / scale**2 + eps) ** -0.5
     x = s * m / ratio
     y = contrib / scale
     lasso = max(x @ y - penalty, 0.0) / (x @ x)
-    ours = finemo_coefficient(np.array([least_squares]), ratio, np.array([energy]), np.array([scale]),
-                              np.array([similarity]), eps, penalty)[0]
+    ours = finemo_coefficient(np.array([least_squares]), ratio, np.array([energy]), np.array([scale]), eps,
+                              penalty)[0]
     assert ours == pytest.approx(lasso * scale**2, rel=1e-9) and ours > 0
+
+
+def test_isolated_hits_are_finemo_lasso_solutions_at_the_motif_data_lambda(run):
+    # Fi-NeMo fits y = contrib / g over the window of its trimmed CWM (unit norm over the whole width, so the
+    # trimmed CWM x0 has norm 1 / r), scaled by s = (E / g² + eps) ** -0.5 with E the window's energy; for a
+    # hit no other hit overlaps its lasso gives c = max(s·x0·y − lambda, 0) / (s²·x0·x0), reported as c·g².
+    calls, paths = run["calls"], run["paths"]
+    motif_data = pd.read_csv(paths["motif_data"], sep="\t")
+    cwms = np.load(paths["motif_cwms"])
+    with h5py.File(run["contrib"], "r") as handle:
+        tasks = [str(task) for task in handle.attrs["tasks"]]
+        contrib = handle["contrib"][:, tasks.index(TASK)]
+        starts = handle["regions/start"][()]
+    hits = calls.hits
+    qc = calls.qc.set_index("peak_id")
+    settings = calls.settings
+    trims = calls.motifs.drop_duplicates("motif_name").set_index("motif_name")
+    checked = called = 0
+    for _, hit in hits.iterrows():
+        same_region = hits[(hits["peak_id"] == hit["peak_id"]) & (hits.index != hit.name)]
+        if ((same_region["start"] < hit["end"]) & (same_region["end"] > hit["start"])).any():
+            continue
+        row = motif_data[(motif_data["motif_name"] == hit["motif_name"]) & (motif_data["strand"] == hit["strand"])]
+        motif_id = int(row["motif_id"].iloc[0])
+        # Our hits span motif_start..motif_end of the CWM, as Fi-NeMo's span its trimmed columns.
+        if hit["start"] > hit["start_untrimmed"]:
+            assert hit["start"] - hit["start_untrimmed"] == row["motif_start"].iloc[0]
+        width = int(hit["end_untrimmed"] - hit["start_untrimmed"])
+        trim_start, trim_end = int(trims.loc[hit["motif_name"], "trim_start"]), int(trims.loc[hit["motif_name"],
+                                                                                             "trim_end"])
+        core = (trim_start, trim_end) if hit["strand"] == "+" else (width - trim_end, width - trim_start)
+        offset = int(hit["start_untrimmed"] - starts[hit["peak_id"]])
+        if offset < 0 or offset + width > contrib.shape[-1]:
+            continue
+        x0 = cwms[motif_id][:, core[0] : core[1]].astype(np.float64)
+        y_raw = contrib[hit["peak_id"], :, offset + core[0] : offset + core[1]].astype(np.float64)
+        g = qc.loc[hit["peak_id"], "global_scale"]
+        energy = (y_raw**2).sum()
+        s = min((energy / g**2 + settings["energy_floor"]) ** -0.5, 10.0)
+        x, y = s * x0, y_raw / g
+        lasso = max((x * y).sum() - row["lambda"].iloc[0], 0.0) / (x * x).sum()
+        assert hit["hit_coefficient_global"] == pytest.approx(lasso * g**2, rel=1e-4, abs=1e-9)
+        called += lasso > 0
+        checked += 1
+    assert checked >= 10 and called > 0.9 * checked  # Fi-NeMo at this lambda calls (almost) every hit

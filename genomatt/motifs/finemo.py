@@ -23,6 +23,7 @@ import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.motifs.formats import reverse_complement_matrix
+from genomatt.motifs.hit_calling import motif_span
 from genomatt.motifs.hit_parameters import HitParameters
 
 if TYPE_CHECKING:
@@ -33,17 +34,17 @@ MOTIF_DATA_COLUMNS = ["motif_id", "motif_name", "motif_name_orig", "strand", "mo
 
 
 def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_energy: np.ndarray,
-                       global_scale: np.ndarray, similarity: np.ndarray, energy_floor: float,
-                       penalty: float) -> np.ndarray:
+                       global_scale: np.ndarray, energy_floor: float, penalty: float | np.ndarray) -> np.ndarray:
     """Hit coefficients on Fi-NeMo's scale (its ``hit_coefficient_global``) from least-squares amplitudes.
 
     Fi-NeMo fits ``contrib / g ≈ Σ c · s · cwm`` by lasso (penalty λ on ``c``), with the CWM scaled to
     unit norm over its full width then trimmed, ``g`` the region's RMS contribution per position and
-    ``s = (E / g² + eps) ** -0.5`` (at most 10) from the window's energy ``E``, and reports ``c · g²``.
-    For a hit that no other hit overlaps, the lasso's ``c`` is the least-squares one shrunk by
-    ``(similarity − λ · r) / similarity``, with ``r`` the full CWM's norm over the trimmed one's (Fi-NeMo's
-    trimmed CWM has norm ``1 / r``); with ``a`` the amplitude of the unit-norm trimmed CWM in contribution
-    units, ``c · g²`` is ``a · r · sqrt(E + eps · g²) · (similarity − λ · r) / similarity``.
+    ``s = (E / g² + eps) ** -0.5`` (at most 10) from the energy ``E`` of the trimmed CWM's window, and
+    reports ``c · g²``. For a hit that no other hit overlaps, with ``a`` the amplitude of the unit-norm
+    trimmed CWM in contribution units, ``r`` the full CWM's norm over the trimmed one's (Fi-NeMo's trimmed
+    CWM has norm ``1 / r``) and ``E' = E + eps · g²``, the lasso's ``c · g²`` is
+    ``a · r · sqrt(E') · max(q − λ · r, 0) / q`` with ``q = a / sqrt(E')``: 0 where Fi-NeMo at λ would
+    not call the hit.
 
     Parameters
     ----------
@@ -52,15 +53,14 @@ def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_ene
     norm_ratio
         ``(H,)`` L2 norm of the motif's full CWM over that of its trimmed CWM (>= 1).
     window_energy
-        ``(H,)`` sum of squared contributions over each hit's window.
+        ``(H,)`` sum of squared contributions over each hit's window of the trimmed CWM (its core).
     global_scale
         ``(H,)`` RMS contribution per position of each hit's region.
-    similarity
-        ``(H,)`` each hit's similarity (``hit_similarity``).
     energy_floor
         Fi-NeMo's ``eps``.
     penalty
-        Fi-NeMo's λ: the similarity threshold (``min_similarity``).
+        Fi-NeMo's λ on its similarity scale (the motif's ``lambda`` in ``motif_data.tsv``): a float, or
+        ``(H,)`` one per hit.
 
     Returns
     -------
@@ -70,10 +70,11 @@ def finemo_coefficient(amplitude: np.ndarray, norm_ratio: np.ndarray, window_ene
     """
     scale_sq = np.asarray(global_scale, dtype=float) ** 2
     energy = np.maximum(np.asarray(window_energy, dtype=float) + energy_floor * scale_sq, 0.01 * scale_sq)
-    similarity = np.asarray(similarity, dtype=float)
+    amplitude = np.asarray(amplitude, dtype=float)
+    similarity = np.divide(amplitude, np.sqrt(energy), out=np.zeros_like(amplitude), where=energy > 0)
     shrinkage = np.divide(np.maximum(similarity - penalty * norm_ratio, 0.0), similarity,
                           out=np.zeros_like(similarity), where=similarity > 0)
-    return np.asarray(amplitude, dtype=float) * norm_ratio * np.sqrt(energy) * shrinkage
+    return amplitude * norm_ratio * np.sqrt(energy) * shrinkage
 
 
 def modisco_pattern(name: str, tasks: list[str]) -> str:
@@ -98,14 +99,18 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
         ``motif_name_orig`` its tfmodisco-lite pattern (:func:`modisco_pattern`), as Fi-NeMo's report
         matches the seqlets of ``modisco/<task>.h5`` to it.
     min_similarity
-        The similarity threshold, written as each motif's ``lambda`` (Fi-NeMo's post-filter on
-        ``hit_similarity`` uses it the same way).
+        The similarity threshold of the hit caller (on the cosine with the unit-norm trimmed CWM).
 
     Returns
     -------
     table, array
         One row per motif and strand (forward first), and ``(2M, 4, Wmax)`` float32 unit-norm CWMs in
-        row order, reverse complements for ``-`` rows, zero-padded on the right.
+        row order, reverse complements for ``-`` rows, zero-padded on the right. ``motif_start`` and
+        ``motif_end`` are the columns a hit spans on that strand (:func:`genomatt.motifs.hit_calling.motif_span`),
+        so a hit's ``start - start_untrimmed`` is its motif's ``motif_start`` (as in Fi-NeMo's files) unless
+        the region's edge clips it; ``lambda`` is ``min_similarity / r`` (``r`` the full CWM's norm over the
+        trimmed one's): Fi-NeMo's CWM has unit norm over its whole width, so this is the same threshold on its
+        similarity scale.
     """
     tasks = trims.groupby("motif_name")["task"].unique() if "task" in trims.columns else {}
     bounds = trims.drop_duplicates("motif_name").set_index("motif_name")
@@ -115,7 +120,9 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
     for name in names:
         cwm = np.asarray(cwms[name], dtype=np.float64)
         norm = float(np.sqrt((cwm**2).sum()))
-        start, end = int(bounds.loc[name, "trim_start"]), int(bounds.loc[name, "trim_end"])
+        trim = int(bounds.loc[name, "trim_start"]), int(bounds.loc[name, "trim_end"])
+        start, end = motif_span(cwm, trim)
+        norm_ratio = norm / float(np.sqrt((cwm[:, trim[0] : trim[1]] ** 2).sum()))
         full = cwm.shape[1]
         for strand, matrix, span in (("+", cwm, (start, end)),
                                      ("-", reverse_complement_matrix(cwm), (full - end, full - start))):
@@ -125,7 +132,7 @@ def finemo_motif_table(cwms: dict[str, np.ndarray], trims: pd.DataFrame, min_sim
             rows.append({"motif_id": len(rows), "motif_name": name,
                          "motif_name_orig": modisco_pattern(name, list(tasks.get(name, []))), "strand": strand,
                          "motif_start": span[0], "motif_end": span[1], "motif_scale": norm,
-                         "lambda": min_similarity})
+                         "lambda": min_similarity / norm_ratio})
     table = pd.DataFrame(rows, columns=MOTIF_DATA_COLUMNS)
     return table, np.stack(matrices) if matrices else np.zeros((0, 4, 0), dtype=np.float32)
 

@@ -671,7 +671,8 @@ def call_hits(
         ``offset_untrimmed``, ``width_untrimmed`` (the whole CWM), ``coefficient`` (least-squares
         coefficient of the unit-norm core, in contribution units), ``similarity``, ``importance`` (sum of
         absolute contributions over the span), ``importance_sq`` (sum of squares), ``contribution``
-        (signed sum).
+        (signed sum), ``core_importance_sq`` (sum of squares over the core scanned) and ``core_dot`` (its dot
+        product with the unit-norm core on the hit's strand).
     qc : pandas.DataFrame
         One row per region: ``n_hits``, ``contribution`` (sum), ``global_scale`` (root mean square
         contribution per position) and ``explained_fraction`` (share of the squared contributions that
@@ -779,7 +780,8 @@ def empty_hits() -> pd.DataFrame:
     """The hits table of :func:`call_hits` with no rows."""
     columns = {"region": int, "motif": int, "strand": str, "offset": int, "width": int, "offset_untrimmed": int,
                "width_untrimmed": int, "coefficient": float, "similarity": float, "importance": float,
-               "importance_sq": float, "contribution": float}
+               "importance_sq": float, "contribution": float, "core_importance_sq": float,
+               "core_dot": float}
     return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
 
 
@@ -810,12 +812,21 @@ def _hit_table(found: list, filters: _Filters, motifs: list[CwmMotif], contrib: 
     inside = span[None, :] < width[:, None]  # (H, Wmax)
     windows = contrib[region[:, None], :, np.where(inside, span_offset[:, None] + span[None, :], 0)]  # (H, Wmax, 4)
     windows = windows.astype(np.float64) * inside[:, :, None]
+    # The core scanned lies inside the region: the window of Fi-NeMo's trimmed CWM.
+    core_width = trim_end - trim_start
+    core = np.arange(core_width.max())
+    in_core = core[None, :] < core_width[:, None]
+    core_windows = contrib[region[:, None], :, np.where(in_core, offset[:, None] + core[None, :], 0)]
+    core_windows = core_windows.astype(np.float64) * in_core[:, :, None]  # (H, Wcore, 4)
+    unit_cores = filters.weights[oriented, :, : core.size].double().cpu().numpy().transpose(0, 2, 1)
     table = pd.DataFrame({
         "region": region.astype(np.int64), "motif": motif.astype(np.int64),
         "strand": np.where(reverse, "-", "+"), "offset": span_offset.astype(np.int64), "width": width.astype(np.int64),
         "offset_untrimmed": offset_untrimmed.astype(np.int64), "width_untrimmed": full_width.astype(np.int64),
         "coefficient": coefficient, "similarity": similarity, "importance": np.abs(windows).sum(axis=(1, 2)),
         "importance_sq": (windows**2).sum(axis=(1, 2)), "contribution": windows.sum(axis=(1, 2)),
+        "core_importance_sq": (core_windows**2).sum(axis=(1, 2)),
+        "core_dot": (core_windows * unit_cores).sum(axis=(1, 2)),
     })
     return table.sort_values(["region", "offset", "motif"], kind="stable").reset_index(drop=True)
 

@@ -30,8 +30,8 @@ class HitParameters:
     ----------
     min_similarity
         Least similarity of a window's contributions and the unit-norm CWM: their cosine, with the energy
-        floor added to the window's squared norm; unitless, in (0, 1]. Fi-NeMo's default is the same 0.7,
-        and it is written as Fi-NeMo's ``lambda``.
+        floor added to the window's squared norm; unitless, in (0, 1]. Fi-NeMo's default is the same 0.7;
+        it is written as each motif's ``lambda`` on Fi-NeMo's similarity scale (``motif_data.tsv``).
     fdr
         False discovery rate of candidate hits against the permutation null, which sets each motif's
         importance threshold; a fraction in (0, 1).

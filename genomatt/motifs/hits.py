@@ -17,7 +17,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import h5py
@@ -104,13 +104,22 @@ def _listed(names: list[str], shown: int = 10) -> str:
     return ", ".join(names[:shown]) + more
 
 
-def _consensus_motifs(motifs: list[CwmMotif], thresholds: pd.DataFrame, names: list[str]) -> list[str]:
-    """Of the motifs ``names``, those whose sequence check admits only the best sequence of their matrix."""
+def _consensus_motifs(contrib: np.ndarray, onehot: np.ndarray, motifs: list[CwmMotif], thresholds: pd.DataFrame,
+                      names: list[str], parameters: HitParameters, batch_size: int,
+                      device: str | torch.device | None) -> list[str]:
+    """Of the motifs ``names`` (none of whose candidates keeps the FDR), those whose sequence check admits only
+    the best sequence of their matrix and would have hits without it: its check, not the data, leaves them
+    without hits."""
     by_name = {motif.name: motif for motif in motifs}
     rows = thresholds.drop_duplicates("motif_name").set_index("motif_name")
-    return [name for name in names if by_name[name].pwm is not None and admits_one_sequence(
+    suspects = [by_name[name] for name in names if by_name[name].pwm is not None and admits_one_sequence(
         by_name[name].pwm[:, rows.loc[name, "trim_start"] : rows.loc[name, "trim_end"]],
         rows.loc[name, "min_sequence_score"])]
+    if not suspects:
+        return []
+    _, _, unchecked = call_hits(contrib, onehot, suspects, replace(parameters, min_sequence_quantile=0.0),
+                                batch_size, device)
+    return unchecked.loc[np.isfinite(unchecked["importance_threshold"]), "motif_name"].tolist()
 
 
 def call_hits_in_store(
@@ -132,8 +141,8 @@ def call_hits_in_store(
     :func:`task_share` is under ``parameters.min_task_share`` are dropped (0 keeps all). ``tasks`` restricts
     the tasks scanned, and ``task_rows`` (task → sorted rows of the regions table, e.g. from
     :func:`genomatt.task_regions.task_region_rows`) the regions scanned for each task (hits, thresholds
-    and QC then cover those regions only; a task with no rows is skipped, as one left out of ``tasks``: no
-    hit, QC or threshold row names it). The contributions scanned are the file's ``/hit_contrib`` where it
+    and QC then cover those regions only). A task with no rows, or with no motif to scan (of its own or
+    of no task), is skipped, as one left out of ``tasks``: no hit, QC or threshold row names it. The contributions scanned are the file's ``/hit_contrib`` where it
     has them and ``hit_contrib`` is true (a model with a global max pool explained under Max SHAP for hits,
     ``genomatt attribute --hit-max-rule``), else ``/contrib``. The regions scanned are counted in the log
     (every 30 s) and, with ``progress`` on a terminal, in a progress bar.
@@ -166,10 +175,12 @@ def call_hits_in_store(
         if tasks and task not in tasks:
             continue
         rows = np.arange(len(regions)) if task_rows is None else np.asarray(task_rows[task], dtype=np.int64)
-        if rows.size:
-            scanned_tasks.append((task_index, task, rows))
-        else:
+        if not rows.size:
             log.info("task %s: no region to scan; it has no hits, QC or threshold rows", task)
+        elif not _motifs_for_task(motifs, task):
+            log.info("task %s: no motif to scan; it has no hits, QC or threshold rows", task)
+        else:
+            scanned_tasks.append((task_index, task, rows))
     # Each region of a task is scanned twice: for the thresholds, then for the hits.
     total = sum(2 * len(rows) for _, _, rows in scanned_tasks)
     progress_log = ProgressLog(total, "hits", "region scans", log)
@@ -194,7 +205,8 @@ def call_hits_in_store(
                                              advance)
             log.info("task %s: %d hits of %d motifs in %d regions", task, len(hits), len(task_motifs), len(scanned))
             unreachable = thresholds.loc[np.isinf(thresholds["importance_threshold"]), "motif_name"].tolist()
-            consensus = _consensus_motifs(task_motifs, thresholds, unreachable)
+            consensus = _consensus_motifs(contrib, onehot, task_motifs, thresholds, unreachable, parameters,
+                                          batch_size, device)
             if consensus:
                 log.warning("task %s: no hit of %s: the sequence check admits only the matrix's one best sequence "
                             "(columns of probability 0 and 1, a consensus?); give the matrix with pseudocounts, or "
@@ -308,9 +320,11 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
     motif_index = hits["motif"].to_numpy(np.int64)
     full_norms = np.array([np.sqrt((motif.cwm**2).sum()) for motif in motifs])
     norm_ratio = full_norms[motif_index] / np.asarray(core_norms, dtype=float)[motif_index]
-    coefficient_global = finemo_coefficient(hits["coefficient"].to_numpy(), norm_ratio,
-                                            hits["importance_sq"].to_numpy(), scale, hits["similarity"].to_numpy(),
-                                            parameters.energy_floor, parameters.min_similarity)
+    # At each motif's lambda in motif_data.tsv (min_similarity on Fi-NeMo's similarity scale, whose CWM has unit
+    # norm over its whole width), Fi-NeMo calls the hits we call.
+    coefficient_global = finemo_coefficient(hits["core_dot"].to_numpy(), norm_ratio,
+                                            hits["core_importance_sq"].to_numpy(), scale, parameters.energy_floor,
+                                            parameters.min_similarity / norm_ratio)
     table = pd.DataFrame({
         "chr": regions["chrom"].to_numpy()[region],
         "start": start, "end": start + hits["width"].to_numpy(np.int64),
