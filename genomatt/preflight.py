@@ -178,7 +178,7 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     from genomatt.task_regions import check_task_names, target_task
 
     loaded = load(spec, weights, input_length=width, device="cpu")
-    if explains_columns(loaded.output_shapes):
+    if explains_columns(loaded.output_shapes, task_names or loaded.task_names):
         if task_names:
             loaded = name_tasks(loaded, task_names, spec)
         columns, names = column_targets(targets, loaded.task_names)

@@ -77,6 +77,41 @@ def test_one_track_output_gives_a_target_per_track():
         profile_target(0, "shap")
 
 
+class OnePositionModel(nn.Module):
+    """Five tasks of one value each, returned as (N, 1, 5): a global pool keeping its length axis, then a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Conv1d(4, 8, 9, padding=4), nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)).mean(-1, keepdim=True).transpose(1, 2))
+
+
+def test_tracks_of_one_position_are_explained_as_their_values(caplog):
+    # Named by their last axis, the five tracks of (1, 5) each hold one value: the value is explained (a profile
+    # of one position is constant, so its contributions would all be 0).
+    torch.manual_seed(0)
+    model = OnePositionModel().eval()
+    X, refs = _one_hot((3, 80), 1), _one_hot((3, 4, 80), 2)
+    targets = head_targets([(1, 5)], task_names=list("abcde"))
+    assert [name for name, _ in targets] == list("abcde")
+    contributions = X * deep_lift_shap(model, X, refs, target=targets[3][1], hypothetical=True)
+    with torch.no_grad():
+        expected = model(X)[:, 0, 3] - torch.stack([model(refs[:, r])[:, 0, 3] for r in range(4)]).mean(0)
+    torch.testing.assert_close(contributions.sum((1, 2)), expected, rtol=0, atol=1e-5)
+    assert float(expected.abs().min()) > 0
+    # Unnamed, it is one track of five positions (gReLU's order), and the log says how to name five tasks.
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert [name for name, _ in head_targets([(1, 5)])] == ["track_0"]
+    assert "here one position of 5 tasks" in caplog.text
+    # One track of 25 positions, positions first, named by its one task: a profile, not 25 tasks.
+    from genomatt.models.io import explains_columns
+
+    assert explains_columns([(25, 1)]) and not explains_columns([(25, 1)], ["dnase"])
+    assert [name for name, _ in head_targets([(25, 1)], task_names=["dnase"])] == ["dnase"]
+
+
 class MultiTaskProfileModel(nn.Module):
     """Multi-task BPNet heads: profile logits (N, 3 tasks, 2 strands, L) and log counts (N, 3), one per task."""
 

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     loaded = load(args.model, args.weights, input_length=length, device=args.device)
-    if explains_columns(loaded.output_shapes):
+    if explains_columns(loaded.output_shapes, args.task_names or loaded.task_names):
         # (N, T) or (N, T, 1): output columns, explained from one forward pass per batch.
         if args.task_names:
             loaded = name_tasks(loaded, args.task_names, args.model)

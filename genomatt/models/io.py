@@ -433,7 +433,7 @@ def squeezed_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _task_names(shapes: list[tuple[int, ...]], declared: list[str] | None, where: str) -> list[str]:
-    if not explains_columns(shapes):
+    if not explains_columns(shapes, declared):
         return list(declared or [])
     # (N, T, 1), as gReLU models return, is T tasks like (N, T).
     shape = squeezed_shape(shapes[0])
@@ -545,11 +545,16 @@ def load(
     )
 
 
-def explains_columns(output_shapes: Sequence[tuple[int, ...]]) -> bool:
+def explains_columns(output_shapes: Sequence[tuple[int, ...]], task_names: Sequence[str] | None = None) -> bool:
     """Whether a model with these per-sequence output shapes returns one value per task, ``(N, T)`` (or
     ``(N, T, 1)``), explained column by column; else its outputs are heads or tracks
-    (:func:`genomatt.attribution.targets.head_targets`)."""
-    return len(output_shapes) == 1 and len(squeezed_shape(output_shapes[0])) <= 1
+    (:func:`genomatt.attribution.targets.head_targets`). An ``(N, L, 1)`` model given one task name returns
+    one track of L positions (positions first, as Basenji's), not L tasks."""
+    if len(output_shapes) != 1:
+        return False
+    shape = tuple(output_shapes[0])
+    one_track = task_names is not None and len(task_names) == 1 and len(shape) == 2 and shape[0] > 1 == shape[1]
+    return len(squeezed_shape(shape)) <= 1 and not one_track
 
 
 def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> LoadedModel:
