@@ -106,6 +106,20 @@ def _parse_bed_line(fields: list[str], where: str, is_narrowpeak: bool) -> dict:
     return record
 
 
+def _numbers(values: list[str]) -> bool:
+    """Whether every value reads as a number (BED's thickStart, thickEnd, itemRgb "255,0,0" do not all)."""
+    try:
+        [float(value) for value in values]
+    except ValueError:
+        return False
+    return True
+
+
+def _narrowpeak_line(fields: list[str]) -> bool:
+    """Whether a line has narrowPeak's 10 columns with numbers in columns 7-9."""
+    return len(fields) == NARROWPEAK_COLUMNS and _numbers(fields[6:9])
+
+
 def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
     """Whether a file is narrowPeak: by its name, or by a first line of 10 columns whose 7-9 are numbers.
 
@@ -114,12 +128,8 @@ def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
     if "narrowpeak" in path.name.lower():
         log.info("%s: read as narrowPeak by its name (column 10 = summit offset from start)", path)
         return True
-    numeric = True
-    try:
-        [float(value) for value in fields[6:9]]
-    except ValueError:  # e.g. BED's thickStart, thickEnd, itemRgb "255,0,0"
-        numeric = False
-    if len(fields) == NARROWPEAK_COLUMNS and numeric:
+    numeric = _numbers(fields[6:9])
+    if _narrowpeak_line(fields):
         log.info("%s: 10 columns, 7-9 numeric: read as narrowPeak (column 10 = summit offset from start)", path)
         return True
     if len(fields) >= NARROWPEAK_COLUMNS:
@@ -138,7 +148,8 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     (10 or more columns, the rest ignored, as in IDR's output), or whose first line has exactly 10 columns
     with numbers in columns 7-9 (signalValue, pValue, qValue; logged), is read as narrowPeak: column 10 is
     the summit offset from ``start``, with -1 meaning none. Another file of 10 or more columns is read as
-    BED with a warning.
+    BED with a warning; a file read as BED by a first line of fewer columns is refused at a later
+    narrowPeak line, whose summit would be ignored.
 
     Parameters
     ----------
@@ -170,9 +181,14 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
                 fields = line.split("\t")
                 if is_narrowpeak is None:
                     is_narrowpeak = _is_narrowpeak(path, fields)
+                    first = (line_number, len(fields))
                 where = f"{path}:{line_number}"
                 if is_narrowpeak and len(fields) < NARROWPEAK_COLUMNS:
                     raise BedFormatError(f"{where}: narrowPeak lines have at least 10 columns, got {len(fields)}")
+                if not is_narrowpeak and first[1] < NARROWPEAK_COLUMNS and _narrowpeak_line(fields):
+                    raise BedFormatError(f"{where}: a narrowPeak line (10 columns, 7-9 numbers) in a file read as BED "
+                                         f"by its line {first[0]} of {first[1]} columns, whose summits (column 10) "
+                                         "would be ignored; give the regions in one format")
                 records.append(_parse_bed_line(fields, where, is_narrowpeak))
     except (UnicodeDecodeError, OSError, EOFError) as error:
         raise BedFormatError(f"{path}: cannot read as a text BED file ({error})") from None

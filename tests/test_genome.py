@@ -120,6 +120,15 @@ def test_read_bed_narrowpeak_with_wrong_column_count(tmp_path):
         read_bed(bed)
 
 
+def test_narrowpeak_lines_after_a_first_bed_line_are_refused_not_read_without_their_summits(tmp_path):
+    bed = write(tmp_path / "mixed.bed", "chr1\t1\t50\n# peaks\nchr1\t100\t812\tp\t0\t.\t3.0\t5.0\t-1\t362\n")
+    with pytest.raises(BedFormatError, match=r"mixed.bed:3: a narrowPeak line .* by its line 1 of 3 columns, whose "
+                                             r"summits \(column 10\) would be ignored"):
+        read_bed(bed)
+    # A BED6 line beside BED3 lines is no narrowPeak line.
+    assert len(read_bed(write(tmp_path / "bed6.bed", "chr1\t1\t50\nchr1\t60\t90\tr\t0\t+\n"))) == 2
+
+
 @pytest.mark.parametrize("text", ["", "track name=empty\n# nothing\n\n"])
 def test_read_bed_empty_is_an_error(tmp_path, text):
     with pytest.raises(BedFormatError, match="no regions found"):
