@@ -107,8 +107,8 @@ def check_inputs(
                "repeated_windows": repeated_windows(windows, regions),
                "further_summits": further_summits(windows, regions)}
     # Training reads every task region from the FASTA; a user's model only places regions in them.
-    task_on_missing = "error" if model is None else "skip"
-    tasks = check_task_beds(task_beds, labels_column, sizes, fasta, task_on_missing) if task_beds else None
+    tasks = check_task_beds(task_beds, labels_column, sizes, fasta, on_missing, trained=model is None) \
+        if task_beds else None
     if tasks is not None:
         summary["task_regions"] = tasks
     if negatives is not None:

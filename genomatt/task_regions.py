@@ -238,27 +238,33 @@ def count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta:
 
 
 def check_task_beds(task_beds: Sequence[str | os.PathLike], labels_column: str | None, sizes: dict[str, int],
-                    fasta: str | os.PathLike, on_missing: str) -> dict[str, int]:
+                    fasta: str | os.PathLike, on_missing: str, trained: bool = True) -> dict[str, int]:
     """Regions of each task BED on the FASTA's chromosomes, by task.
 
-    ``on_missing="error"`` is the check of a model to train, on every task region: a region on a chromosome
-    absent from the FASTA, or starting past its end, is an error naming its BED. ``"skip"`` (a user's model, whose task BEDs only
-    place regions in tasks) counts and logs them.
+    ``trained`` is the check of a model to train, which reads every task region: a region on a chromosome
+    absent from the FASTA, or starting past its end, is an error naming its BED, whatever ``on_missing``.
+    The task BEDs of a user's model only place regions in tasks: regions on absent chromosomes are an error
+    with ``on_missing="error"``, and with ``"skip"`` are counted and logged; a task none of whose regions
+    lies on the FASTA's chromosomes is an error either way.
 
     Raises
     ------
     FastaError
-        With ``on_missing="error"``, naming the BED (and the task, for one labelled BED).
+        Naming the BED (and the task, for one labelled BED).
     """
     tasks = read_task_regions(list(task_beds), labels_column)
     files = {task_name_from_path(path): str(path) for path in task_beds}
     counts = {}
     for task, table in tasks.items():
         source = f"{task_beds[0]} (task {task})" if labels_column else files[task]
-        skipped = count_missing_chromosomes(table, sizes, fasta, source, on_missing, can_skip=on_missing == "skip")
-        if on_missing == "error":
+        skipped = count_missing_chromosomes(table, sizes, fasta, source, "error" if trained else on_missing,
+                                            can_skip=not trained)
+        if trained:
             absent = ~table["chrom"].isin(list(sizes)).to_numpy()
             past_chromosome_ends(table.reset_index(drop=True), absent, sizes, Path(fasta), source, "error",
                                  can_skip=False)
         counts[task] = len(table) - skipped
+        if not counts[task]:
+            raise FastaError(f"{source}: none of its {len(table)} regions lies on a chromosome of {fasta}, so task "
+                             f"{task} would have no regions; do the BED and the FASTA name chromosomes alike?")
     return counts

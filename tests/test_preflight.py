@@ -235,12 +235,25 @@ def test_command_reports_a_task_mismatch_in_one_line(small_genome, user_model, t
 
 
 def test_task_regions_off_the_fasta(small_genome, user_model, tmp_path):
-    """An error for a model to train (it reads every task region); counted for a user's model."""
+    """An error for a model to train (it reads every task region), whatever on_missing; for a user's model an
+    error with on_missing error (the default), counted with skip, and an error where a task keeps none."""
     bed = tmp_path / "GATA1.bed"
     bed.write_text(small_genome.task_beds["GATA1"].read_text() + "chrUn_1\t10\t60\n")
     beds = [bed, small_genome.task_beds["CTCF"]]
     with pytest.raises(GenomattError, match=re.escape(f"{bed}: 1 regions on chromosomes ['chrUn_1']")):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, on_missing="skip", task_beds=beds)
-    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
-                           task_names=["GATA1", "CTCF"])
+    user = {"model": user_model, "task_names": ["GATA1", "CTCF"]}
+    with pytest.raises(GenomattError, match=r"chrUn_1.*skip such regions \(on_missing: skip\)"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, **user)
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, on_missing="skip",
+                           **user)
     assert summary["task_regions"]["GATA1"] == len(read_bed(small_genome.task_beds["GATA1"]))
+    # Chromosomes named otherwise than the FASTA's (1 for chr1): the task would have no region.
+    ensembl = tmp_path / "ensembl" / "GATA1.bed"
+    ensembl.parent.mkdir()
+    ensembl.write_text("".join(line.removeprefix("chr") + "\n"
+                               for line in small_genome.task_beds["GATA1"].read_text().splitlines()))
+    with pytest.raises(GenomattError, match=r"none of its \d+ regions lies on a chromosome of .*task GATA1 would "
+                                            r"have no regions"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=[ensembl, beds[1]],
+                     on_missing="skip", **user)
