@@ -44,3 +44,24 @@ def centre_in_any(windows: pd.DataFrame, regions: pd.DataFrame) -> np.ndarray:
     """Whether the centre base of each window lies inside one of ``regions``; ``(N,)`` bool."""
     centre = (windows["start"].to_numpy(np.int64) + windows["end"].to_numpy(np.int64)) // 2
     return overlaps_any(windows["chrom"].to_numpy(), centre, centre + 1, regions)
+
+
+def genome_bases(regions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``[start, end)`` of the bases of each window read from the genome: a window that ran off a chromosome end
+    was padded with N (``padded_left``/``padded_right`` of the table, bp; none where the table records none).
+
+    Parameters
+    ----------
+    regions
+        Windows with ``start, end`` (and ``padded_left, padded_right``).
+
+    Returns
+    -------
+    start, end : numpy.ndarray
+        ``(N,)`` int64.
+    """
+    start, end = regions["start"].to_numpy(np.int64), regions["end"].to_numpy(np.int64)
+    if {"padded_left", "padded_right"} <= set(regions.columns):
+        start = start + regions["padded_left"].to_numpy(np.int64)
+        end = end - regions["padded_right"].to_numpy(np.int64)
+    return start, end

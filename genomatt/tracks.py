@@ -23,6 +23,7 @@ from genomatt.atomic import atomic_path, safe_file_names
 from genomatt.contributions import read_contributions
 from genomatt.errors import FastaError, StoreError
 from genomatt.fasta import read_chrom_sizes
+from genomatt.intervals import genome_bases
 
 BED_COLUMNS = ["chr", "start", "end", "motif_name", "score", "strand"]
 def contribution_track_paths(tasks: Sequence[str], out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -120,11 +121,8 @@ def write_regions_narrowpeak(regions: pd.DataFrame, path: str | os.PathLike, sig
     pathlib.Path
         ``path``.
     """
-    start = regions["start"].to_numpy(np.int64)
-    end = regions["end"].to_numpy(np.int64)
-    left = regions["padded_left"].to_numpy(np.int64) if "padded_left" in regions else np.zeros_like(start)
-    right = regions["padded_right"].to_numpy(np.int64) if "padded_right" in regions else np.zeros_like(start)
-    clipped_start, clipped_end = start + left, end - right
+    start, end = regions["start"].to_numpy(np.int64), regions["end"].to_numpy(np.int64)
+    clipped_start, clipped_end = genome_bases(regions)
     peaks = pd.DataFrame({
         "chrom": regions["chrom"].to_numpy(), "start": clipped_start, "end": clipped_end,
         "name": regions["name"].to_numpy(), "score": 0, "strand": ".",

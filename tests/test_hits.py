@@ -623,6 +623,27 @@ def test_a_task_with_no_motif_to_scan_has_no_qc_rows(tmp_path):
     assert len(calls.qc) == 80
 
 
+def test_hits_of_a_window_padded_past_a_chromosome_start_lie_on_the_chromosome(tmp_path):
+    # Region 0's window starts 52 bp before chr1 (padded with N there, as extract records): its site at window
+    # columns 50-60 is a hit on chr1's bases 0-8 alone, which BED files and genome browsers take.
+    from genomatt.store import write_store
+
+    cwm, _ = _two_motifs()
+    _, onehot, noise = _one_motif_regions(40, 200, seed=3)
+    for row in range(40):
+        _plant(onehot, noise, row, 50, cwm, 1.0)
+    starts = np.arange(40) * 1000 - 52
+    regions = pd.DataFrame({"chrom": "chr1", "start": starts, "end": starts + 200,
+                            "name": [f"r{row}" for row in range(40)], "padded_left": [52] + [0] * 39,
+                            "padded_right": 0})
+    path = write_store(tmp_path / "contrib.h5", regions, {"onehot": onehot, "hypothetical": noise[:, None],
+                                                          "contrib": (onehot * noise)[:, None]},
+                       kind="contributions", provenance={"command": "test"}, attrs={"tasks": ["a"]})
+    hits = call_hits_in_store(path, [CwmMotif("m", cwm)], device="cpu").hits.set_index("peak_id")
+    assert hits.loc[0, "start"] == 0 and hits.loc[0, "end"] == 8
+    assert (hits.loc[1:, "start"] == starts[1:] + 50).all() and (hits.loc[1:, "end"] == starts[1:] + 60).all()
+
+
 def test_the_two_heads_of_one_task_keep_their_hits(tmp_path):
     # A profile model's one task: its profile target answers motif "m" most and "other" at 0.4 of that; its
     # count target, on three times the scale, the reverse. The heads are not rival tasks (each on the scale of

@@ -30,6 +30,15 @@ def test_geometry_is_tfmodisco_lite_for_long_windows_and_scaled_for_short_ones()
     assert seqlet_geometry(20).core >= 6 and seqlet_geometry(20).flank >= 1
 
 
+def test_seqlets_of_windows_padded_past_a_chromosome_end_lie_on_the_chromosome():
+    # chrM is 16,569 bp: a window at its start was padded with 20 N, one at its end with 31.
+    regions = pd.DataFrame({"chrom": ["chrM", "chrM"], "start": [-20, 16400], "end": [180, 16600],
+                            "name": ["first", "last"], "padded_left": [20, 0], "padded_right": [0, 31]})
+    seqlets = pd.DataFrame({"example": [0, 1, 1], "start": [2, 150, 100], "end": [22, 170, 120]})
+    placed = to_genome(seqlets, regions, window_start=0)
+    assert placed[["start", "end"]].values.tolist() == [[0, 2], [16550, 16569], [16500, 16520]]
+
+
 def test_seqlets_point_at_planted_sites_in_genome_coordinates(planted):
     regions, onehot, hypothetical, truth = planted
     seqlets, threshold = call_seqlets(onehot * hypothetical, SeqletGeometry())

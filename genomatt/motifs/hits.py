@@ -30,6 +30,7 @@ from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contributions
 from genomatt.errors import MotifError, StoreError
+from genomatt.intervals import genome_bases
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
 from genomatt.motifs.formats import CwmMotif
 from genomatt.motifs.hit_calling import (admits_one_sequence, call_hits, contribution_scale, empty_hits,
@@ -314,7 +315,10 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
     region = hits["region"].to_numpy(np.int64)
     region_start = regions["start"].to_numpy(np.int64)[region]
     scale = qc["global_scale"].to_numpy()[region] if qc is not None else np.ones(len(hits))
-    start = region_start + hits["offset"].to_numpy(np.int64)
+    # A hit spans bases read from the genome, not a window's N padding past a chromosome end.
+    low, high = (bound[region] for bound in genome_bases(regions))
+    start = np.clip(region_start + hits["offset"].to_numpy(np.int64), low, high)
+    end = np.clip(region_start + hits["offset"].to_numpy(np.int64) + hits["width"].to_numpy(np.int64), low, high)
     start_untrimmed = region_start + hits["offset_untrimmed"].to_numpy(np.int64)
     names = np.array([motif.name for motif in motifs], dtype=object)
     motif_index = hits["motif"].to_numpy(np.int64)
@@ -327,7 +331,7 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
                                             parameters.min_similarity / norm_ratio)
     table = pd.DataFrame({
         "chr": regions["chrom"].to_numpy()[region],
-        "start": start, "end": start + hits["width"].to_numpy(np.int64),
+        "start": start, "end": end,
         "start_untrimmed": start_untrimmed,
         "end_untrimmed": start_untrimmed + hits["width_untrimmed"].to_numpy(np.int64),
         "motif_name": names[motif_index] if len(hits) else np.array([], dtype=object),

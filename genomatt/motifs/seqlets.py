@@ -23,6 +23,7 @@ import pandas as pd
 
 from genomatt.atomic import atomic_path
 from genomatt.errors import MotifError, NonFiniteError, SequenceError
+from genomatt.intervals import genome_bases
 from genomatt.shuffle import as_numpy
 
 log = logging.getLogger(__name__)
@@ -226,15 +227,18 @@ def to_genome(seqlets: pd.DataFrame, regions: pd.DataFrame, window_start: int) -
     Returns
     -------
     pandas.DataFrame
-        ``seqlets`` with ``chrom`` and ``region`` added and ``start``/``end`` in genome coordinates.
+        ``seqlets`` with ``chrom`` and ``region`` added and ``start``/``end`` in genome coordinates, clipped to
+        the bases of the region's window read from the genome (:func:`genomatt.intervals.genome_bases`; a
+        window padded with N past a chromosome end holds no seqlet base there).
     """
     rows = seqlets["example"].to_numpy(np.int64)
     offset = regions["start"].to_numpy(np.int64)[rows] + window_start
+    low, high = (bound[rows] for bound in genome_bases(regions))
     placed = seqlets.copy()
     placed["chrom"] = regions["chrom"].to_numpy(object)[rows]
     placed["region"] = regions["name"].to_numpy(object)[rows]
-    placed["start"] = seqlets["start"].to_numpy(np.int64) + offset
-    placed["end"] = seqlets["end"].to_numpy(np.int64) + offset
+    placed["start"] = np.clip(seqlets["start"].to_numpy(np.int64) + offset, low, high)
+    placed["end"] = np.clip(seqlets["end"].to_numpy(np.int64) + offset, low, high)
     return placed
 
 
