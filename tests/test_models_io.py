@@ -240,6 +240,25 @@ def test_float64_model_is_run_in_float32(tmp_path, caplog):
     torch.testing.assert_close(loaded.model(X), double(X.double()).float())
 
 
+class CastsItsInput(nn.Module):
+    """A float64 model whose forward casts its input to float64."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 3, 5)
+
+    def forward(self, x):
+        return self.conv(x.double()).mean(-1)
+
+
+def test_a_model_casting_its_input_to_its_own_type_is_told_how_to_run_in_float32(tmp_path):
+    path = tmp_path / "casts.ts"
+    torch.jit.script(CastsItsInput().double()).save(str(path))
+    with pytest.raises(ModelError, match=r"fails once run in float32, as genomatt runs models \(its parameters were "
+                                         r"torch.float64\): .*casts values to a type of its own"):
+        load(path, input_length=50)
+
+
 def test_basset_refuses_another_length(tmp_path):
     torch.manual_seed(0)
     model = build_model({"architecture": "basset", "n_tasks": 1, "input_length": 96, "hidden": [8]}).eval()

@@ -364,14 +364,21 @@ def _load_config(path: Path, weights: Path | None) -> tuple[nn.Module, dict, int
     return model, metadata, declared_length
 
 
-def _in_float32(model: nn.Module, where: str) -> nn.Module:
-    """The model with float32 parameters and buffers: one-hot input and DeepLIFT run in float32."""
+def _in_float32(model: nn.Module, where: str) -> tuple[nn.Module, str]:
+    """The model with float32 parameters and buffers (one-hot input and DeepLIFT run in float32), and the
+    types it had instead (empty where it had none)."""
     tensors = [*model.parameters(), *model.buffers()]
-    others = sorted({str(tensor.dtype) for tensor in tensors if tensor.is_floating_point()} - {"torch.float32"})
+    others = ", ".join(sorted({str(tensor.dtype) for tensor in tensors if tensor.is_floating_point()}
+                              - {"torch.float32"}))
     if not others:
-        return model
-    log.warning("%s: the model's parameters are %s; it is run in float32 (model.float())", where, ", ".join(others))
-    return model.float()
+        return model, others
+    log.warning("%s: the model's parameters are %s; it is run in float32 (model.float())", where, others)
+    return model.float(), others
+
+
+# torch's words for operands of two floating point types.
+_DTYPE_MISMATCH = re.compile(r"dtype|expected scalar type|type \((double|float|half|c10::Half|c10::BFloat16|"
+                             r"BFloat16)\)", re.IGNORECASE)
 
 
 def _dummy_batch(input_length: int, device: torch.device) -> torch.Tensor:
@@ -391,15 +398,22 @@ def _token_hint(model: nn.Module) -> str:
 
 
 def _check_on_dummy_batch(
-    model: nn.Module, input_length: int, device: torch.device, where: str
+    model: nn.Module, input_length: int, device: torch.device, where: str, converted: str = ""
 ) -> list[tuple[int, ...]]:
-    """Run the model on a random one-hot ``(2, 4, L)`` batch; return the per-sequence output shapes."""
+    """Run the model on a random one-hot ``(2, 4, L)`` batch; return the per-sequence output shapes.
+    ``converted`` names the types the model's parameters had before :func:`_in_float32`, if any."""
     try:
         with torch.no_grad():
             output = model(_dummy_batch(input_length, device))
     except Exception as error:  # any failure here means the model does not take our input
         # TorchScript errors carry the interpreter's traceback; its last line is the error itself.
         detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        if converted and _DTYPE_MISMATCH.search(detail):
+            raise ModelError(
+                f"{where}: the model fails once run in float32, as genomatt runs models (its parameters were "
+                f"{converted}): {detail}. Its forward casts values to a type of its own (e.g. x.double()); cast "
+                "them to the type of its parameters instead (x.to(self.<layer>.weight.dtype))"
+            ) from None
         raise ModelError(
             f"{where}: the model fails on one-hot input of shape (2, 4, {input_length}) — batch, 4 channels "
             f"A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model expects "
@@ -531,8 +545,8 @@ def load(
         )
     where = str(spec)
     length = _resolve_length(declared_length, input_length, where)
-    model = _in_float32(model.to(device).eval(), where)
-    shapes = _check_on_dummy_batch(model, length, device, where)
+    model, converted = _in_float32(model.to(device).eval(), where)
+    shapes = _check_on_dummy_batch(model, length, device, where, converted)
     task_names = _task_names(shapes, metadata.get("task_names"), where)
     return LoadedModel(
         model=model,
