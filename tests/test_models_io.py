@@ -3,6 +3,7 @@
 import json
 import re
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -208,8 +209,30 @@ def test_bad_import_specs(tmp_path, monkeypatch, spec, message):
 def test_model_that_does_not_take_the_data_says_what_it_expects(tmp_path):
     path = tmp_path / "channels_last.pt"
     torch.jit.script(ChannelsLast()).save(str(path))
-    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(2, 4, 100\).*channels before length"):
+    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(3, 4, 100\).*channels before length"):
         load(path, input_length=100)
+
+
+class FixedBatch(nn.Module):
+    """Reshapes to the batch size it reads, which a trace keeps as its example's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(4, 2, 5, padding=2), nn.Linear(2 * 40, 1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        return self.out(h.reshape(int(h.shape[0]), -1))
+
+
+@pytest.mark.parametrize("example_batch", [1, 2, 4])
+def test_a_trace_that_kept_its_example_batch_size_is_refused_at_load(tmp_path, example_batch):
+    path = tmp_path / "fixed.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the trace's own warning about int(shape)
+        torch.jit.trace(FixedBatch().eval(), one_hot_batch(example_batch, 40)).save(str(path))
+    with pytest.raises(ModelError, match=r"shape \(3, 4, 40\).*does not keep its example's batch size"):
+        load(path, input_length=40)
 
 
 class DictOutput(nn.Module):
@@ -265,7 +288,7 @@ def test_basset_refuses_another_length(tmp_path):
     path = tmp_path / "scripted.pt"
     torch.jit.script(model).save(str(path))
     assert load(path, input_length=96).task_names == ["task_0"]
-    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(2, 4, 200\)"):
+    with pytest.raises(ModelError, match=r"fails on one-hot input of shape \(3, 4, 200\)"):
         load(path, input_length=200)
 
 

@@ -381,8 +381,13 @@ _DTYPE_MISMATCH = re.compile(r"dtype|expected scalar type|type \((double|float|h
                              r"BFloat16)\)", re.IGNORECASE)
 
 
+# Sequences of the batch a loaded model is first run on: a number a TorchScript trace is unlikely to have fixed as
+# its example's batch size (1, 2, a power of two).
+DUMMY_BATCH = 3
+
+
 def _dummy_batch(input_length: int, device: torch.device) -> torch.Tensor:
-    bases = torch.randint(0, len(ALPHABET), (2, input_length), generator=torch.Generator().manual_seed(0))
+    bases = torch.randint(0, len(ALPHABET), (DUMMY_BATCH, input_length), generator=torch.Generator().manual_seed(0))
     return nn.functional.one_hot(bases, len(ALPHABET)).permute(0, 2, 1).float().to(device)
 
 
@@ -400,7 +405,7 @@ def _token_hint(model: nn.Module) -> str:
 def _check_on_dummy_batch(
     model: nn.Module, input_length: int, device: torch.device, where: str, converted: str = ""
 ) -> list[tuple[int, ...]]:
-    """Run the model on a random one-hot ``(2, 4, L)`` batch; return the per-sequence output shapes.
+    """Run the model on a random one-hot ``(DUMMY_BATCH, 4, L)`` batch; return the per-sequence output shapes.
     ``converted`` names the types the model's parameters had before :func:`_in_float32`, if any."""
     try:
         with torch.no_grad():
@@ -414,10 +419,13 @@ def _check_on_dummy_batch(
                 f"{converted}): {detail}. Its forward casts values to a type of its own (e.g. x.double()); cast "
                 "them to the type of its parameters instead (x.to(self.<layer>.weight.dtype))"
             ) from None
+        traced = (", and, for a TorchScript trace, that it does not keep its example's batch size (traced from "
+                  "code reading x.shape[0] or reshaping to a fixed batch; script it, or trace code using -1)"
+                  if isinstance(model, torch.jit.ScriptModule) else "")
         raise ModelError(
-            f"{where}: the model fails on one-hot input of shape (2, 4, {input_length}) — batch, 4 channels "
-            f"A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model expects "
-            f"and that it takes channels before length{_token_hint(model)}"
+            f"{where}: the model fails on one-hot input of shape ({DUMMY_BATCH}, 4, {input_length}) — batch, 4 "
+            f"channels A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model "
+            f"expects and that it takes channels before length{traced}{_token_hint(model)}"
         ) from None
     if isinstance(output, dict):
         raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor "
@@ -426,11 +434,11 @@ def _check_on_dummy_batch(
     outputs = output if isinstance(output, (tuple, list)) else (output,)
     shapes = []
     for index, tensor in enumerate(outputs):
-        if not isinstance(tensor, torch.Tensor) or tensor.ndim == 0 or tensor.shape[0] != 2:
+        if not isinstance(tensor, torch.Tensor) or tensor.ndim == 0 or tensor.shape[0] != DUMMY_BATCH:
             shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
             raise ModelError(
-                f"{where}: output {index} on a batch of 2 sequences is {shape}; expected tensors with the "
-                "batch as first dimension"
+                f"{where}: output {index} on a batch of {DUMMY_BATCH} sequences is {shape}; expected tensors with "
+                "the batch as first dimension"
             )
         if not torch.isfinite(tensor).all():
             raise ModelError(f"{where}: output {index} holds NaN or infinite values on a random one-hot batch")
@@ -516,7 +524,7 @@ def load(
     ------
     ModelError
         If the file is missing or unreadable, the weights do not fit, or the model fails on a dummy
-        one-hot batch ``(2, 4, input_length)``, naming what the model expects and what the data has.
+        one-hot batch ``(3, 4, input_length)``, naming what the model expects and what the data has.
     """
     device = resolve_device(device)
     path = Path(spec)
