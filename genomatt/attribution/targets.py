@@ -195,10 +195,11 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
                          f"{shape} per sequence: name its {first} tracks (first axis) or {last} (last axis)")
     tracks_last = bool(task_names) and len(task_names) == last != first
     if not task_names and last != 1:
-        log.warning("the model returns one (%d, %d) tensor per sequence: explained as %d track(s) of %d positions "
+        log.warning("the model returns one (%d, %d) tensor per sequence: explained as %d track%s of %d positions "
                     "(tracks first, as gReLU models return them); for a model whose tracks are its last axis "
                     "(Enformer, Basenji: positions first%s), give --task-names with %d names (config: task_names)",
-                    first, last, first, last, ", here one position of %d tasks" % last if first == 1 else "", last)
+                    first, last, first, "" if first == 1 else "s", last,
+                    ", here one position of %d tasks" % last if first == 1 else "", last)
     n_tracks = last if tracks_last else first
     names = list(task_names) if task_names and len(task_names) == n_tracks else \
         [f"track_{track}" for track in range(n_tracks)]
