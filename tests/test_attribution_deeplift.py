@@ -617,6 +617,24 @@ def test_a_random_forward_is_refused_as_such(data):
         deep_lift_shap(Noisy(), X, refs)
 
 
+@pytest.mark.parametrize("n_tasks", [2, 3])
+def test_an_output_with_its_tasks_first_is_refused_as_such(n_tasks, data):
+    # A stray transpose: (tasks, N) is deterministic; its first axis simply does not follow the batch.
+    class TasksFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, n_tasks)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.conv(x)).mean(-1)).T
+
+    X, refs = data
+    with pytest.raises(ModelError, match=rf"output's first axis is not the batch axis: its size does not follow the "
+                                         rf"number of sequences \(an output of shape \({n_tasks}, 1\) for 1 sequence "
+                                         rf"and \({n_tasks}, 2\) for 2\); expected \(N, ...\)"):
+        deep_lift_shap(_initialised(TasksFirst()), X, refs)
+
+
 def test_a_layer_held_outside_the_registered_modules_is_named_so(data):
     # model.eval() does not reach a BatchNorm held in a plain list: it stays in training mode.
     class Unregistered(nn.Module):

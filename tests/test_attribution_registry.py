@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genomatt.attribution import deep_lift_shap
-from genomatt.attribution.interception import is_varying, mark_varying
+from genomatt.attribution.interception import is_varying, mark_varying, operation_name
 from genomatt.attribution.registry import elementwise
 from genomatt.errors import ConfigError, ModelError
 
@@ -282,6 +283,69 @@ def test_wrong_user_rule_is_caught_by_the_delta_against_the_plain_model(data):
     assert deep_lift_shap(small, X, refs, rules={"erfinv": elementwise}, return_delta=True).delta.max() < 1e-9
 
 
+class ThresholdNet(nn.Module):
+    """nn.Threshold as DeepSEA's PyTorch ports use it; F.threshold is defined as torch's `_threshold`."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.threshold, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Threshold(0.1, -0.5), nn.Linear(8, 1)
+
+    def forward(self, x):
+        return self.out(self.threshold(self.conv(x)).mean(-1))
+
+
+def test_a_function_defined_under_a_private_name_takes_the_rule_of_its_public_name(data):
+    X, refs = data
+    model = _seeded(ThresholdNet)
+    assert _relative_summation_error(model, X, refs) < 1e-4
+    torch.testing.assert_close(deep_lift_shap(torch.jit.trace(model, X), X, refs, hypothetical=True),
+                               deep_lift_shap(model, X, refs, hypothetical=True), rtol=0, atol=1e-6)
+    # A user rule replaces it, and a refusal names it, by the public name.
+    def refusing_rule(mode, func, args, kwargs):
+        raise mode.refuse("a test refuses it")
+
+    with pytest.raises(ModelError, match=r"through `threshold` called in module 'threshold' \(Threshold\)"):
+        deep_lift_shap(model, X, refs, rules={"threshold": refusing_rule})
+    functions = {name: getattr(F, name) for name in dir(F) if not name.startswith("_")}
+    private = [name for name, function in functions.items() if callable(function) and not isinstance(function, type)
+               and getattr(function, "__name__", name).startswith("_")]
+    assert "threshold" in private
+    assert all(operation_name(getattr(F, name)) == name for name in private)
+
+
+class BesideALargeColumnNet(ErfinvNet):
+    """ErfinvNet's output (column 0, the target) beside a column of 1e4 (another task)."""
+
+    def forward(self, x):
+        small = super().forward(x)
+        return torch.cat([small, small + 1e4], dim=1)
+
+
+class BesideALargeHeadNet(ErfinvNet):
+    """ErfinvNet's output (head 0, the target) beside a head of 1e4."""
+
+    def forward(self, x):
+        small = super().forward(x)
+        return small, small + 1e4
+
+
+@pytest.mark.parametrize("model_class, target", [(BesideALargeColumnNet, 0),
+                                                 (BesideALargeHeadNet, lambda output: output[0][:, 0])])
+def test_wrong_user_rule_is_caught_beside_large_outputs_the_target_does_not_read(model_class, target, data):
+    # The tolerance follows the outputs the target reads: 1e4 elsewhere in the model's outputs loosens nothing.
+    def gradient_rule(mode, func, args, kwargs):
+        out = func(*args, **kwargs)
+        mark_varying(out)
+        return out
+
+    X, refs = data
+    model = _seeded(model_class)
+    with pytest.raises(ModelError, match="summation-to-delta fails"):
+        deep_lift_shap(model, X, refs, target=target, rules={"erfinv": gradient_rule})
+    assert deep_lift_shap(model, X, refs, target=target, rules={"erfinv": elementwise},
+                          return_delta=True).delta.max() < 1e-6
+
+
 def test_user_rule_that_changes_values_is_refused(data):
     def doubling_rule(mode, func, args, kwargs):
         out = 2 * func(*args, **kwargs)
@@ -335,6 +399,35 @@ def test_torchscript_exports_are_explained_as_their_python_class(model_class, ex
         exported = torch.jit.script(model) if export == "script" else torch.jit.trace(model, X)
     expected = deep_lift_shap(model, X, refs, hypothetical=True)
     torch.testing.assert_close(deep_lift_shap(exported, X, refs, hypothetical=True), expected, rtol=0, atol=1e-6)
+
+
+class OptionalControlNet(nn.Module):
+    """bpnet-lite's BPNet.forward(X, X_ctl=None): a control track added when it is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(8, 1)
+
+    def forward(self, x, control: Optional[torch.Tensor] = None, weight: float = 2.0):
+        h = F.relu(self.conv(x))
+        if control is not None:
+            h = h + control
+        return self.out(weight * h.mean(-1))
+
+
+class RequiredControlNet(OptionalControlNet):
+    def forward(self, x, control: torch.Tensor):
+        return self.out(F.relu(self.conv(x) + control).mean(-1))
+
+
+def test_a_scripted_forward_is_explained_with_the_defaults_of_the_arguments_it_is_not_given(data):
+    X, refs = data
+    model = _seeded(OptionalControlNet)
+    expected = deep_lift_shap(model, X, refs, hypothetical=True)
+    torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
+                               rtol=0, atol=1e-6)
+    with pytest.raises(ModelError, match=r"forward needs its argument 'control' \(Tensor\), which has no default"):
+        deep_lift_shap(torch.jit.script(_seeded(RequiredControlNet)), X, refs)
 
 
 class InPlaceGatedNet(GatedNet):
@@ -592,6 +685,56 @@ def test_causal_attention_with_masks_of_minus_infinity_sums_to_the_plain_output_
     with torch.no_grad():
         torch.testing.assert_close(model(X), _seeded(functools.partial(CausalAttentionNet, "masked_fill"))(X))
     assert _relative_summation_error(model, X, refs) < 1e-4
+
+
+class SharpLogitsNet(nn.Module):
+    """Softmax, log_softmax or logsumexp over the positions of a motif scan scoring +scale per matching base and
+    -scale per mismatch (a trained attention pool): a sequence with the motif and a reference far from it have
+    largest logits 12 · scale apart."""
+
+    MOTIF = "GATAAG"
+
+    def __init__(self, kind: str, scale: float):
+        super().__init__()
+        self.kind = kind
+        self.logit = nn.Conv1d(4, 1, len(self.MOTIF), bias=False)
+        self.feature, self.out = nn.Conv1d(4, 4, 7, padding=3), nn.Linear(4, 1)
+        with torch.no_grad():
+            motif = torch.eye(4)[["ACGT".index(base) for base in self.MOTIF]].T
+            self.logit.weight[:] = scale * (2 * motif - 1)
+
+    def forward(self, x):
+        z = self.logit(x)
+        h = F.relu(self.feature(x))[..., :z.shape[-1]]
+        if self.kind == "softmax":
+            pooled = (h * torch.softmax(z, dim=-1)).sum(-1)
+        elif self.kind == "log_softmax":
+            pooled = (h * F.log_softmax(z, dim=-1)).mean(-1)
+        else:
+            pooled = h.mean(-1) + torch.logsumexp(z, dim=-1)
+        return self.out(pooled)
+
+
+@pytest.mark.parametrize("kind", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("autocast, scale", [(None, 10.0), (torch.float16, 2.0)])
+def test_exponential_normalisations_are_exact_however_far_a_reference_lies_below_its_sequence(kind, autocast, scale,
+                                                                                                data):
+    # Gaps of 120 (float32) and 24 (float16): a sum shifted by the largest value of a sequence and all its references
+    # is 0 for a poly-C reference, whose log is -inf, where the plain model is finite.
+    X, refs = data
+    X = X.clone()
+    X[:, :, 20:26] = torch.eye(4)[["ACGT".index(base) for base in SharpLogitsNet.MOTIF]].T
+    refs = refs.clone()
+    refs[:, 0] = torch.eye(4)[1][:, None]
+    torch.manual_seed(3)
+    model = SharpLogitsNet(kind, scale).eval()
+    context = torch.autocast("cpu", dtype=autocast) if autocast else torch.autocast("cpu", enabled=False)
+    with torch.no_grad(), context:
+        assert torch.isfinite(model(refs.flatten(0, 1))).all() and torch.isfinite(model(X)).all()
+    if autocast is None:
+        assert _relative_summation_error(model, X, refs) < 1e-4
+    else:
+        assert torch.isfinite(deep_lift_shap(model, X, refs, autocast=autocast)).all()
 
 
 @pytest.mark.parametrize("model_class", [TorchTransformerNet, PreNormTorchTransformerNet])

@@ -172,10 +172,10 @@ def deep_lift_shap(
         A region fails the summation-to-delta check when its delta exceeds this times its scale:
         the largest of |f(x)|, |f(reference)|, Σ|contributions| (the sum over positions of each
         position's |contribution| to one reference's difference) and the largest |value| of the model's
-        outputs (which a target may reduce with cancellation: centred profile logits, a difference of
-        heads) over its references. The scale follows the model's units, so a model whose outputs are far
-        below 1 is held to the same relative accuracy. Default :data:`DELTA_TOLERANCE` (float32) or
-        :data:`DELTA_TOLERANCE_AUTOCAST`.
+        outputs that the target reads (which it may reduce with cancellation: centred profile logits, a
+        difference of heads) over its references; the model's other outputs do not count. The scale follows
+        the target's units, so a target far below 1 is held to the same relative accuracy. Default
+        :data:`DELTA_TOLERANCE` (float32) or :data:`DELTA_TOLERANCE_AUTOCAST`.
     strict : bool, default True
         Raise :class:`~genomatt.errors.ModelError` when a region fails the check (nothing is
         returned); with False, warn and return the contributions.
@@ -379,15 +379,52 @@ def _check_finite(hypothetical_sum: Tensor, delta: Tensor, prediction: Tensor) -
                          f"{len(finite)} sequences (rows {shown}); check the model's weights and inputs", rows)
 
 
-def _output_scale_by_row(output: Any, rows: int) -> Tensor:
-    """The largest finite |value| of each row of a model's floating-point outputs with ``rows`` rows, ``(rows,)``."""
-    tensors = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else [output]
-    scale = torch.zeros(rows)
-    for tensor in tensors:
-        if isinstance(tensor, Tensor) and tensor.is_floating_point() and tensor.dim() and tensor.shape[0] == rows:
-            values = tensor.detach().float().abs().reshape(rows, -1)
-            values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
-            scale = torch.maximum(scale, values.amax(dim=1).cpu() if values.shape[1] else scale)
+def _output_magnitudes(outputs: list[Tensor], b: int, r: int) -> list[Tensor | None]:
+    """The largest finite |value| of each element of each output over each sequence and its references.
+
+    Parameters
+    ----------
+    outputs : list of Tensor
+        The model's outputs, ``b * (1 + r)`` rows in the engine's batch layout.
+    b, r : int
+        Sequences and references per sequence.
+
+    Returns
+    -------
+    list of Tensor or None
+        Shape ``(b, elements per row)`` per output; None for one that is not in the batch layout or is empty.
+    """
+    magnitudes = []
+    for output in outputs:
+        if not output.dim() or output.shape[0] != b * (1 + r) or not output[0].numel():
+            magnitudes.append(None)
+            continue
+        values = output.detach().float().abs()
+        values = torch.where(torch.isfinite(values), values, torch.zeros_like(values))
+        magnitudes.append(torch.maximum(values[:b].reshape(b, -1), values[b:].reshape(b, r, -1).amax(dim=1)))
+    return magnitudes
+
+
+def _read_output_scale(magnitudes: list[Tensor | None], gradients: Sequence[Tensor | None], b: int, r: int) -> Tensor:
+    """The largest finite |value| of the outputs a target reads, over each sequence and its references, ``(b,)``.
+
+    An output value is read where the target's multiplier of it is nonzero at one of the sequence's references:
+    a column target reads its column, a profile target its profile's logits, not the model's other outputs.
+
+    Parameters
+    ----------
+    magnitudes : list of Tensor or None
+        :func:`_output_magnitudes` of the model's outputs.
+    gradients : sequence of Tensor or None
+        The target's multiplier of each output (None where the target does not read it).
+    b, r : int
+        Sequences and references per sequence.
+    """
+    scale = torch.zeros(b)
+    for magnitude, gradient in zip(magnitudes, gradients):
+        if magnitude is not None and gradient is not None:
+            read = (gradient[b:] != 0).reshape(b, r, -1).any(dim=1)
+            scale = torch.maximum(scale, torch.where(read, magnitude, torch.zeros_like(magnitude)).amax(dim=1).cpu())
     return scale
 
 
@@ -395,6 +432,18 @@ def _output_scale(values: Tensor) -> float:
     """max(1, the largest finite |value|): the scale of a tolerance on model outputs."""
     finite = values[torch.isfinite(values)]
     return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+
+
+def _check_batch_first(single: list[Any], batched: list[Any], rows: int) -> None:
+    """Refuse floating-point outputs whose first axis does not follow the number of sequences: 1 for ``single``
+    (the model's outputs on one sequence), ``rows`` for ``batched`` (on ``rows``)."""
+    for one, many in zip(single, batched):
+        if isinstance(one, Tensor) and one.is_floating_point() and (
+                not one.dim() or not many.dim() or one.shape[0] != 1 or many.shape[0] != rows):
+            raise ModelError(f"the model's output's first axis is not the batch axis: its size does not follow the "
+                             f"number of sequences (an output of shape {tuple(one.shape)} for 1 sequence and "
+                             f"{tuple(many.shape)} for {rows}); expected (N, ...) with N the number of sequences, "
+                             "e.g. (N, n_outputs), not tasks first (n_outputs, N)")
 
 
 def _same_outputs(first: list[Any], second: list[Any]) -> bool:
@@ -428,8 +477,8 @@ def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
     worst = float(delta.max())
     message = (f"summation-to-delta fails for {int(failing.any(dim=1).sum())} of {delta.shape[0]} regions "
                f"(first: {first}; largest error {worst:.3g}; tolerance {tolerance:g} relative to the largest "
-               "of |f(x)|, |f(reference)|, Σ|contributions| and the model's |outputs|): the contributions do not "
-               "add up to f(x) − f(reference)")
+               "of |f(x)|, |f(reference)|, Σ|contributions| and the |outputs| the target reads): the "
+               "contributions do not add up to f(x) − f(reference)")
     if dtype in (torch.float16, torch.bfloat16):
         message += (f"; the model's parameters are {str(dtype).removeprefix('torch.')}, which keep about three "
                     "digits: explain model.float() (autocast= runs it in reduced precision, with a tolerance for it)")
@@ -483,6 +532,7 @@ class _Engine:
             return
         with torch.no_grad(), self._autocast():
             alone = tree_leaves(self.model(inputs[:1].detach().clone()))
+        _check_batch_first(alone, tree_leaves(batched_output), inputs.shape[0])
         if not _same_outputs(alone, tree_leaves(batched_output)):
             with torch.no_grad(), self._autocast():
                 again = tree_leaves(self.model(inputs[:1].detach().clone()))
@@ -531,10 +581,10 @@ class _Engine:
         multipliers : Tensor, shape (T, b, r, 4, L), float32
         values_in : Tensor, shape (b, T)
         values_ref : Tensor, shape (b, r, T)
-        output_scale : Tensor, shape (b,)
-            The largest |value| of the model's outputs (before the target's reduction) over each sequence
-            and its references: the scale of their rounding, where a target cancels large values (a
-            profile's centred logits, a difference of two heads).
+        output_scale : Tensor, shape (b, T)
+            The largest |value| of the model's outputs that each target reads (before its reduction), over
+            each sequence and its references: the scale of their rounding, where a target cancels large
+            values (a profile's centred logits, a difference of two heads).
         """
         b, r = refs.shape[:2]
         batch = torch.cat([x, refs.reshape(b * r, *refs.shape[2:])]).to(self.device, self.dtype)
@@ -544,17 +594,18 @@ class _Engine:
             output, values = self._forward(batch)
             if not self._checked_batch_independence:
                 self._check_plain_output(batch, output, b)
+            outputs = [leaf for leaf in tree_leaves(output) if isinstance(leaf, Tensor) and leaf.requires_grad]
+            magnitudes = _output_magnitudes(outputs, b, r)
             n_targets = values.shape[1]
-            multipliers = []
+            multipliers, output_scale = [], []
             for k in range(n_targets):
-                (gradient,) = torch.autograd.grad(values[b:, k].sum(), batch,
-                                                  retain_graph=k < n_targets - 1, allow_unused=True)
+                gradient, *output_multipliers = torch.autograd.grad(values[b:, k].sum(), [batch, *outputs],
+                                                                    retain_graph=k < n_targets - 1, allow_unused=True)
                 multipliers.append(torch.zeros_like(batch[b:]) if gradient is None else gradient[b:])
+                output_scale.append(_read_output_scale(magnitudes, output_multipliers, b, r))
         multipliers = torch.stack(multipliers).float().reshape(n_targets, b, r, *refs.shape[2:])
         values = values.detach()
-        rows = _output_scale_by_row(output, b * (1 + r))
-        output_scale = torch.maximum(rows[:b], rows[b:].reshape(b, r).amax(dim=1))
-        return multipliers, values[:b], values[b:].reshape(b, r, n_targets), output_scale
+        return multipliers, values[:b], values[b:].reshape(b, r, n_targets), torch.stack(output_scale, dim=1)
 
     def pairs(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Summed hypothetical contributions, delta errors, output magnitudes and predictions of a batch.
@@ -571,8 +622,8 @@ class _Engine:
         errors : Tensor, shape (b, T)
             Largest |f(x) − f(ref) − Σ m · (x − ref)| over the references (CPU).
         magnitude : Tensor, shape (b, T)
-            The largest of |f(x)|, |f(ref)|, Σ_l |Σ_c m · (x − ref)| and the model's largest |output| over
-            the references, the scale of the tolerance (CPU).
+            The largest of |f(x)|, |f(ref)|, Σ_l |Σ_c m · (x − ref)| and the largest |output| the target reads
+            over the references, the scale of the tolerance (CPU).
         prediction : Tensor, shape (b, T)
             f(x) (CPU).
         """
@@ -608,5 +659,5 @@ class _Engine:
         errors = (output_delta - per_position.sum(dim=-1)).abs().amax(dim=2).T
         magnitude = torch.maximum(torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1)),
                                   per_position.abs().sum(dim=-1).amax(dim=2).T)
-        magnitude = torch.maximum(magnitude, output_scale.unsqueeze(1))
+        magnitude = torch.maximum(magnitude, output_scale.to(magnitude.device))
         return hypothetical_sum.cpu(), errors.cpu(), magnitude.cpu(), values_in.cpu()

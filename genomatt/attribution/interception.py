@@ -346,8 +346,32 @@ def as_model_error(inputs: Tensor) -> Iterator[None]:
         raise ModelError(f"the model failed on a batch of shape {tuple(inputs.shape)}: {error}") from error
 
 
+def _public_names() -> dict[Callable, str]:
+    """The public name of each torch and ``torch.nn.functional`` function defined under a private one
+    (``F.threshold`` is ``_threshold``), as users call it and rules are named."""
+    names: dict[Callable, str] = {}
+    for owner in (torch, F):
+        for name in dir(owner):
+            function = getattr(owner, name, None)
+            private = getattr(function, "__name__", None)
+            if (not name.startswith("_") and callable(function) and not isinstance(function, type)
+                    and isinstance(private, str) and private.startswith("_") and private != name):
+                names.setdefault(function, name)
+    return names
+
+
+_PUBLIC_NAMES = _public_names()
+
+
 def operation_name(func: Callable) -> str:
-    """The name of an intercepted operation (``relu``, ``conv1d``, ``__getitem__``, ``shape``)."""
+    """The name of an intercepted operation (``relu``, ``conv1d``, ``__getitem__``, ``shape``): the public
+    name of a function defined under a private one (``threshold``, not ``_threshold``)."""
+    try:
+        public = _PUBLIC_NAMES.get(func)
+    except TypeError:  # an unhashable callable
+        public = None
+    if public is not None:
+        return public
     name = getattr(func, "__name__", None)
     if name == "__get__":
         return getattr(getattr(func, "__self__", None), "__name__", repr(func))

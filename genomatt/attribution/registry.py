@@ -10,7 +10,7 @@ offers, each keeping summation-to-delta exact:
 * ``mode.product(function, a, b)`` — a function linear in each of two input-dependent tensors
   (products, matrix products), with the two-factor Shapley rule;
 * ``mode.group_constant(values)`` — per-row constants equal within a sequence's group, for shifts
-  that must cancel in every difference (the max subtracted before an exponential);
+  that must cancel in every difference;
 * plain torch operations on the tensors, which the mode does not intercept inside a rule: linear
   ones keep their gradient as multiplier; their results must be marked with ``mark_varying``.
 
@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from genomatt.attribution.interception import basic_rules, is_varying, mark_varying
+from genomatt.attribution.rules import SECANT_FALLBACK, pairs
 from genomatt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -71,14 +72,56 @@ def _reduction_dims(mode: DeepLiftMode, dim: Any, z: Tensor) -> tuple[Tensor, tu
     return z, dims, False
 
 
+class _LogSumExpFunction(torch.autograd.Function):
+    """log Σ exp(z) over ``dims`` (kept), whose backward multiplies each pair by its exact multipliers.
+
+    ``forward(z, dims, n_sequences)`` computes each row as torch does, shifted by its own maximum. For a
+    sequence row z and one of its references z0, with a = logsumexp(z), a0 = logsumexp(z0) and s = max(a, a0),
+    element i's multiplier is the Rescale chain through exp, the sum and log, taken with the pair's shift s::
+
+        m_i = |a − a0| / (1 − exp(−|a − a0|)) · (exp(z_i − s) − exp(z0_i − s)) / (z_i − z0_i)
+
+    The chain is the same for any shift common to the pair. With s, the pair's shifted sums are 1 and
+    exp(−|a − a0|) and log's secant (the first factor) comes from |a − a0| alone, so no sum underflows to 0
+    (as a shift shared by a sequence and all its references lets it) and Σ_i m_i (z_i − z0_i) = a − a0
+    however far apart the rows' maxima are. Where z_i and z0_i are equal (to
+    :data:`~genomatt.attribution.rules.SECANT_FALLBACK`, relative), the second factor is the derivative at the
+    sequence, exp(z_i − s).
+    """
+
+    @staticmethod
+    def forward(ctx, z: Tensor, dims: tuple[int, ...], n_sequences: int) -> Tensor:
+        b = n_sequences
+        out = torch.logsumexp(z, dim=dims, keepdim=True)
+        precise = z.detach().to(torch.promote_types(z.dtype, torch.float32))
+        total = out.detach().to(precise.dtype)
+        z_in, z_ref = precise[:b].unsqueeze(1), pairs(precise[b:], b)
+        total_in, total_ref = total[:b].unsqueeze(1), pairs(total[b:], b)
+        shift = torch.maximum(total_in, total_ref)
+        term_in, term_ref = torch.exp(z_in - shift), torch.exp(z_ref - shift)
+        delta = z_in - z_ref
+        # Equal values have no difference, -inf ones too (a mask at the sequence and its reference).
+        tiny = delta.abs() <= SECANT_FALLBACK * torch.maximum(z_in.abs(), z_ref.abs()).clamp(max=1.0)
+        slope = torch.where(tiny | (z_in == z_ref), term_in, (term_in - term_ref) / delta)
+        gap = (total_in - total_ref).abs()
+        log_slope = torch.where(gap > 0, gap / -torch.expm1(-gap), torch.ones_like(gap))
+        ctx.save_for_backward((log_slope * slope).reshape(z[b:].shape).to(z.dtype))
+        ctx.n_sequences = b
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (multiplier,) = ctx.saved_tensors
+        b = ctx.n_sequences
+        result = torch.zeros(grad.shape[:1] + multiplier.shape[1:], dtype=multiplier.dtype, device=grad.device)
+        result[b:] = grad[b:] * multiplier
+        return result, None, None
+
+
 def _logsumexp(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """log Σ exp(z) over ``dims`` (kept), as c + log Σ exp(z − c) with c constant in each group."""
-    shift = mode.group_constant(z.detach().amax(dim=dims, keepdim=True))
-    shifted = z - shift
-    mark_varying(shifted)
-    total = mode.rescale(shifted, torch.exp).sum(dim=dims, keepdim=True)
-    mark_varying(total)
-    out = mode.rescale(total, torch.log) + shift
+    """log Σ exp(z) over ``dims`` (kept), exact for every pair whatever the gap between its rows' maxima."""
+    mode._check_rows(mode.operation, z)
+    out = _LogSumExpFunction.apply(z, dims, mode._n_sequences)
     mark_varying(out)
     return out
 
@@ -92,7 +135,7 @@ def _cast(z: Tensor, dtype: torch.dtype | None) -> Tensor:
 
 
 def logsumexp(mode: DeepLiftMode, func: Callable, args: tuple, kwargs: dict) -> Tensor:
-    """``torch.logsumexp``: exact, through a group-constant shift, Rescale at exp and log and a sum."""
+    """``torch.logsumexp``: exact, with the Rescale chain through exp, the sum and log taken per pair."""
     z = _only_input(mode, args, kwargs)
     z, dims, transposed = _reduction_dims(mode, _argument(args, kwargs, 1, "dim"), z)
     out = _logsumexp(mode, z, dims)

@@ -191,13 +191,32 @@ class TorchScriptGraph(nn.Module):
 
     def forward(self, *inputs: Any) -> Any:
         graph_inputs = list(self.graph.inputs())
-        if len(graph_inputs) - 1 != len(inputs):
-            raise ModelError(f"the TorchScript model takes {len(graph_inputs) - 1} inputs, got {len(inputs)}")
         env = {graph_inputs[0].unique(): self.scripted}
-        env.update((value.unique(), given) for value, given in zip(graph_inputs[1:], inputs))
+        env.update((value.unique(), given) for value, given in zip(graph_inputs[1:], self._arguments(inputs)))
         self._run(self.graph.nodes(), env)
         outputs = [env[value.unique()] for value in self.graph.outputs()]
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _arguments(self, inputs: tuple[Any, ...]) -> list[Any]:
+        """The forward's arguments: ``inputs``, then the default of each argument left out (``X_ctl=None``).
+
+        Raises
+        ------
+        ModelError
+            If there are more inputs than arguments, or an argument left out has no default.
+        """
+        parameters = self.scripted.forward.schema.arguments[1:]  # after self
+        if len(inputs) > len(parameters):
+            raise ModelError(f"the TorchScript model takes {len(parameters)} inputs, got {len(inputs)}")
+        arguments = list(inputs)
+        for parameter in parameters[len(inputs):]:
+            if not parameter.has_default_value():
+                raise ModelError(f"the TorchScript model's forward needs its argument '{parameter.name}' "
+                                 f"({parameter.type}), which has no default value, where genomatt passes "
+                                 f"{len(inputs)} input(s), the one-hot sequences; give '{parameter.name}' a "
+                                 "default in the model, or " + LOAD_PYTHON_CLASS)
+            arguments.append(parameter.default_value)
+        return arguments
 
     def _run(self, nodes: Iterable, env: dict[int, Any]) -> None:
         for node in nodes:
