@@ -160,6 +160,17 @@ def test_evaluation_refuses_unknown_methods_and_tasks(small_genome, scanner):
         evaluate_attributions(model, X, regions, truth.assign(task="other"), tasks)
     with pytest.raises(ConfigError, match="removal must be one of shuffle, n"):
         evaluate_attributions(model, X, regions, truth, tasks, removal="zeros")
+    with pytest.raises(ConfigError, match="saliency named more than once"):
+        evaluate_attributions(model, X, regions, truth, tasks, methods=["saliency", "ism", "saliency"])
+    with pytest.raises(ConfigError, match="options given for occlusion, which is not among the methods evaluated"):
+        evaluate_attributions(model, X, regions, truth, tasks, methods=["saliency"],
+                              options={"occlusion": {"window": 3}})
+    with pytest.raises(ConfigError, match="n_subsets must be an integer >= 3"):
+        evaluate_attributions(model, X, regions, truth, tasks, n_subsets=1)
+    # A truth table naming the chromosomes otherwise (1 for chr1) places no instance in the regions.
+    with pytest.raises(ConfigError, match=r"no planted instance of tasks .* lies in the 2 regions \(chromosomes chr1; "
+                                          r"the truth table's: 1"):
+        evaluate_attributions(model, X, regions, truth.assign(chrom=truth["chrom"].str.removeprefix("chr")), tasks)
 
 
 def _evaluate(genome, model_path, out, *options) -> int:

@@ -32,3 +32,6 @@ EVALUATION_METHODS: dict[str, tuple[str, dict]] = {
 
 REMOVALS = ("shuffle", "n")
 """How Sensitivity-n removes a position: the base of a dinucleotide shuffle, or ``N``."""
+
+MIN_SUBSETS = 3
+"""Random subsets of each size per region that Sensitivity-n needs: a correlation over fewer is undefined or ±1."""

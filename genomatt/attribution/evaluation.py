@@ -19,6 +19,7 @@ the map for saliency and PatternNet.
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import Tensor, nn
 
-from genomatt.attribution.choices import EVALUATION_METHODS, REMOVALS
+from genomatt.attribution.choices import EVALUATION_METHODS, MIN_SUBSETS, REMOVALS
 from genomatt.attribution.inputs import as_sequences, check_batch_size
 from genomatt.attribution.methods import attribute, method_options
 from genomatt.attribution.outputs import explained
@@ -261,6 +262,13 @@ def _check_options(methods: Sequence[str], options: Mapping[str, Mapping]) -> No
     unknown = sorted(set(methods) - set(EVALUATION_METHODS)) + sorted(set(options) - set(EVALUATION_METHODS))
     if unknown:
         raise ConfigError(f"unknown method(s) {', '.join(unknown)}; expected some of {', '.join(EVALUATION_METHODS)}")
+    repeated = sorted({name for name in methods if list(methods).count(name) > 1})
+    if repeated:
+        raise ConfigError(f"method(s) {', '.join(repeated)} named more than once; name each method once")
+    unused = sorted(set(options) - set(methods))
+    if unused:
+        raise ConfigError(f"options given for {', '.join(unused)}, which is not among the methods evaluated "
+                          f"({', '.join(methods)})")
     for name, given in options.items():
         accepted = method_options(EVALUATION_METHODS[name][0])
         invalid = sorted(set(given) - set(accepted))
@@ -377,7 +385,7 @@ def evaluate_attributions(
         shuffles at that position (stays within the sequence composition the model was trained
         on), or ``N`` (an all-zero column, as the zero baseline of Ancona et al.).
     n_subsets : int, default 64
-        Random subsets per sequence and subset size.
+        Random subsets per sequence and subset size, at least :data:`MIN_SUBSETS`.
     patterns : Patterns, optional
         For PatternNet and PatternAttribution; otherwise fitted once on ``X_train``, or on ``X``,
         before the methods run (the time is recorded in ``settings["pattern_fitting_seconds"]``).
@@ -404,10 +412,18 @@ def evaluate_attributions(
         raise ConfigError(f"removal must be one of {', '.join(REMOVALS)}, got {removal!r}")
     if len(regions) != X.shape[0]:
         raise ConfigError(f"{len(regions)} regions for {X.shape[0]} sequences; expected one region per sequence")
+    if isinstance(n_subsets, bool) or not isinstance(n_subsets, numbers.Integral) or n_subsets < MIN_SUBSETS:
+        raise ConfigError(f"n_subsets must be an integer >= {MIN_SUBSETS} (Sensitivity-n correlates over the subsets "
+                          f"of each size), got {n_subsets!r}")
     columns = _evaluated_columns(task_names, truth)
     tasks = [task_names[index] for index in columns]
     length = X.shape[2]
     planted = planted_positions(regions, truth, tasks, length)
+    if not planted.any():
+        shown = ", ".join(map(str, pd.unique(truth["chrom"])[:5]))
+        raise ConfigError(f"no planted instance of tasks {', '.join(tasks)} lies in the {len(regions)} regions "
+                          f"(chromosomes {', '.join(map(str, pd.unique(regions['chrom'])[:5]))}; the truth table's: "
+                          f"{shown}); are the truth table and the regions of one genome, with its chromosome names?")
     references = torch.as_tensor(references_for_regions(regions, X, n=n_references, seed=seed))
     removed = references[:, 0] if removal == "shuffle" else torch.zeros_like(X)
     subsets = random_subsets(X.shape[0], length, sensitivity_grid(length), n_subsets, seed)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from genomatt.attribution.choices import EVALUATION_METHODS, REMOVALS
+from genomatt.attribution.choices import EVALUATION_METHODS, MIN_SUBSETS, REMOVALS
 from genomatt.cli.arguments import add_device_argument, positive_int, seed
 from genomatt.errors import ConfigError
 
@@ -49,8 +49,9 @@ def register(subparsers) -> None:
     parser.add_argument("--removal", choices=REMOVALS, default="shuffle",
                         help="Sensitivity-n replaces removed positions with the base of a dinucleotide shuffle "
                         "(default) or with N")
-    parser.add_argument("--subsets", type=positive_int, default=64,
-                        help="random subsets per region and subset size for Sensitivity-n (default %(default)s)")
+    parser.add_argument("--subsets", type=_subsets, default=64,
+                        help=f"random subsets per region and subset size for Sensitivity-n, at least {MIN_SUBSETS} "
+                        "(default %(default)s)")
     parser.add_argument("--patterns", help="PatternNet patterns (Patterns.save); default: fitted on every region "
                         "of --regions (sequences only)")
     parser.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE", type=_method_option,
@@ -62,6 +63,14 @@ def register(subparsers) -> None:
                         help="rows per forward pass (default %(default)s)")
     add_device_argument(parser)
     parser.set_defaults(func=run)
+
+
+def _subsets(text: str) -> int:
+    value = int(text)
+    if value < MIN_SUBSETS:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SUBSETS} (Sensitivity-n correlates over the subsets "
+                                         f"of each size), got {value}")
+    return value
 
 
 def _method_option(text: str) -> tuple[str, str, object]:
