@@ -865,6 +865,22 @@ def test_what_no_rule_can_take_is_refused_with_the_way_out(head, error, message,
         deep_lift_shap(model, X, refs)
 
 
+def test_an_output_the_plain_model_makes_infinite_is_refused_as_non_finite(data):
+    # a / (1 - a) at an A the sequences and their references share: +inf for the plain model, NaN under the
+    # rules (0 / 0 of the multipliers); the same refusal as every other method's, not a difference of the rules.
+    X, refs = data
+    X, refs = X.clone(), refs.clone()
+    X[:, :, 0], refs[..., 0] = torch.tensor([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0])
+
+    class Infinite(nn.Module):
+        def forward(self, x):
+            a = x[:, 0, 0]
+            return torch.stack([a / (1 - a) + x.sum((1, 2)), x.sum((1, 2))], 1)
+
+    with pytest.raises(NonFiniteError, match="NaN or infinite"):
+        deep_lift_shap(Infinite(), X, refs)
+
+
 def test_sequence_first_layers_are_explained_as_their_batch_first_twins(data):
     # Each rule brings the batch of a sequence-first tensor to the front: the same contributions as the
     # batch-first model with the same weights, summing to the plain model's output difference.
