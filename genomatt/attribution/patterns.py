@@ -483,7 +483,8 @@ def patternnet(
     """PatternNet: the signal of the input that the output detects (Kindermans et al., 2018).
 
     The output value is back-projected with the patterns in place of the weights; for a linear
-    model the result is a·y, the signal component of x, where the gradient would return w.
+    model y = wᵀx + b the result is a·y with y the output value, bias included (as innvestigate's
+    PatternNet), which is the signal component of x where b = 0; the gradient would return w.
 
     Parameters
     ----------
@@ -526,7 +527,7 @@ def patternattribution(
 
     The output value is back-projected with w ⊙ a in place of each weight w: Deep Taylor
     decomposition with the root point x − a·y learned from data rather than chosen by a rule. For
-    a linear model the relevance of input i is w_i a_i y.
+    a linear model y = wᵀx + b the relevance of input i is w_i a_i y, y the output value (bias included).
 
     Parameters
     ----------
