@@ -138,7 +138,9 @@ def test_ism_skips_identity_edits_and_honours_the_window():
     hook = model[0].register_forward_hook(lambda module, inputs, output: rows.append(inputs[0].shape[0]))
     scores = attribute(model, X, method="ism", hypothetical=True, start=5, end=9, batch_size=1000)
     hook.remove()
-    assert sum(rows) == 2 * 3 * 4 + 2
+    # Three edits of four positions per sequence, the sequences, and the first row alone (the check that rows
+    # do not mix).
+    assert sum(rows) == 2 * 3 * 4 + 2 + 1
     assert scores[..., :5].abs().max() == 0 and scores[..., 9:].abs().max() == 0
     assert scores[..., 5:9].abs().max() > 0
 
@@ -272,6 +274,27 @@ def test_results_do_not_depend_on_the_batch_size():
         torch.testing.assert_close(attribute(model, X, method=method, batch_size=7, **options),
                                    attribute(model, X, method=method, batch_size=500, **options),
                                    atol=1e-5, rtol=1e-5, msg=method)
+
+
+class BatchCentred(nn.Module):
+    """Subtracts the batch's mean activation: each sequence's output depends on the others in its batch."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.head = nn.Conv1d(4, 6, 5, padding=2), nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.head((h - h.mean(0, keepdim=True)).mean(-1))
+
+
+@pytest.mark.parametrize("method", ["saliency", "gradient_x_input", "integrated_gradients", "occlusion", "ism",
+                                    "epsilon_lrp"])
+def test_a_model_mixing_the_sequences_of_a_batch_is_refused(method):
+    X = one_hot(5)
+    with pytest.raises(ModelError, match="changes with the other sequences in its batch .* depend on batch_size"):
+        attribute(BatchCentred().eval(), X, method=method, **method_options(method, X))
 
 
 # --- agreement with captum ------------------------------------------------------------------------

@@ -137,6 +137,7 @@ def epsilon_lrp(
                     values = model_ready.reduce_output(model(batch))
                 check_finite_values(values)
                 require_varying(values)
+                model_ready.check_rows_independent(batch, values)
                 gradients = []
                 for k in range(values.shape[1]):
                     (gradient,) = torch.autograd.grad(values[:, k].sum(), batch, retain_graph=k < values.shape[1] - 1)

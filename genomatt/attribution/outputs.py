@@ -44,6 +44,7 @@ class ExplainedModel:
     columns: list[int] | None
     device: torch.device
     dtype: torch.dtype
+    rows_checked: bool = False
 
     @property
     def n_targets(self) -> int:
@@ -54,7 +55,45 @@ class ExplainedModel:
         with as_model_error(inputs):
             values = self.reduce_output(self.model(inputs))
         check_finite_values(values)
+        self.check_rows_independent(inputs, values)
         return values
+
+    def check_rows_independent(self, inputs: Tensor, values: Tensor) -> None:
+        """Refuse a model whose target values for a row change with the other rows of its batch (a reduction over
+        the batch axis, batch statistics), as the results would depend on ``batch_size``; checked once, on the
+        first row of the first batch of two rows or more.
+
+        Parameters
+        ----------
+        inputs : Tensor, shape (B, 4, L)
+            A batch, on the model's device.
+        values : Tensor, shape (B, T)
+            The target values of the batch.
+
+        Raises
+        ------
+        ModelError
+            If the first row's values alone differ from its values in the batch, naming whether a run alone
+            changes too (noise in the forward).
+        """
+        if self.rows_checked or inputs.shape[0] < 2:
+            return
+        self.rows_checked = True
+
+        def alone() -> Tensor:
+            with torch.no_grad(), as_model_error(inputs[:1]):
+                return self.reduce_output(self.model(inputs[:1].detach().clone())).float()
+
+        first = alone()
+        if _close(first, values[:1].detach().float()):
+            return
+        if not _close(first, alone()):
+            raise ModelError("the model's output for a sequence changes from one run to the next (noise drawn in its "
+                             "forward, e.g. torch.randn_like, or dropout forced on); attribution needs a "
+                             "deterministic model")
+        raise ModelError("the model's output for a sequence changes with the other sequences in its batch (a "
+                         "reduction over the batch axis, or batch statistics), so attributions would depend on "
+                         "batch_size; attribution needs each sequence computed on its own")
 
     def values(self, inputs: Tensor, batch_size: int) -> Tensor:
         """Target values of every row, in batches of ``batch_size`` rows.
@@ -95,6 +134,13 @@ class ExplainedModel:
                                                   allow_unused=True)
                 gradients.append(torch.zeros_like(batch) if gradient is None else gradient)
         return torch.stack(gradients).float().cpu(), values.detach().float().cpu()
+
+
+def _close(first: Tensor, second: Tensor) -> bool:
+    """Whether two runs' target values agree to rounding (NaN where the other is NaN too)."""
+    finite = first[torch.isfinite(first)]
+    tolerance = 1e-4 * max(1.0, float(finite.abs().max())) if finite.numel() else 1e-4
+    return bool(torch.allclose(first, second, rtol=1e-3, atol=tolerance, equal_nan=True))
 
 
 def check_finite_values(values: Tensor) -> None:
