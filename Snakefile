@@ -24,11 +24,6 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
-# Imported as a module, the importing workflow may make these files itself; Snakemake names any it cannot.
-if workflow.modifier.namespace is None:
-    check_configured_files()
-
-
 # The first rule, so the default target; not marked default_target, which in a workflow that imports this
 # one as a module would take the place of that workflow's own first rule.
 rule all:
@@ -42,3 +37,9 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/attribution.smk"
 include: "workflow/rules/motifs.smk"
 include: "workflow/rules/report.smk"
+
+
+# After the rules, whose outputs a config may name (another sample's trained model). Imported as a module, the
+# importing workflow may make these files itself; Snakemake names any it cannot.
+if workflow.modifier.namespace is None:
+    check_configured_files()

@@ -449,8 +449,8 @@ def test_user_config_is_the_whole_config(tmp_path, user_data):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     jobs = {rule: len(blocks) for rule, blocks in rule_blocks(output).items()}
-    assert jobs == {"check": 1, "extract": 1, "train": 1, "attribute_shard": 2, "gather_contributions": 1,
-                    "motifs": 1, "hits": 1, "report": 1, "all": 1}
+    assert jobs == {"check": 1, "extract": 1, "check_training": 1, "train": 1, "attribute_shard": 2,
+                    "gather_contributions": 1, "motifs": 1, "hits": 1, "report": 1, "all": 1}
     assert "demo" not in output and "simulated" not in output
 
 
@@ -545,9 +545,9 @@ def test_workflow_runs_as_a_module(tmp_path, user_data):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     jobs = {rule: len(blocks) for rule, blocks in rule_blocks(output).items()}
-    assert jobs == {"genomatt_check": 1, "genomatt_extract": 1, "genomatt_train": 1, "genomatt_attribute_shard": 2,
-                    "genomatt_gather_contributions": 1, "genomatt_motifs": 1, "genomatt_hits": 1,
-                    "genomatt_report": 1, "all": 1}
+    assert jobs == {"genomatt_check": 1, "genomatt_extract": 1, "genomatt_check_training": 1, "genomatt_train": 1,
+                    "genomatt_attribute_shard": 2, "genomatt_gather_contributions": 1, "genomatt_motifs": 1,
+                    "genomatt_hits": 1, "genomatt_report": 1, "all": 1}
 
 
 def test_an_importing_workflow_may_make_the_regions_itself(tmp_path, user_data):
@@ -638,17 +638,112 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
     assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}
 
 
-def test_a_sample_may_explain_the_model_another_sample_trains(tmp_path, user_data):
+@pytest.mark.parametrize("outdir, model", [
+    ("{tmp}/out", "{tmp}/out/k562/model/model.pt"),
+    ("out", "./out/k562/model/model.pt"),
+    ("{tmp}/out", "out/k562/model/model.pt"),
+    ("out/", "out/k562/model/model.pt"),
+], ids=["as-written", "dot-slash", "relative-beside-absolute-outdir", "outdir-with-trailing-slash"])
+def test_a_sample_may_explain_the_model_another_sample_trains(tmp_path, user_data, outdir, model):
+    # However the config spells the path of the model the other sample trains, it is that sample's train output.
     config = yaml.safe_load(user_config(tmp_path, user_data, model="train").read_text())
-    trained = f"{config['outdir']}/k562/model/model.pt"
-    config["samples"]["other_peaks"] = {**config["samples"]["k562"], "model": trained}
+    config["outdir"] = outdir.format(tmp=tmp_path)
+    trained = f"{config['outdir']}/k562/model/model.pt"  # the train rule's spelling
+    config["samples"]["other_peaks"] = {**config["samples"]["k562"], "model": model.format(tmp=tmp_path)}
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(config))
-    result = run_snakemake("-n", config=path)
+    result = run_snakemake("-n", "--directory", str(tmp_path), config=path)
     assert result.returncode == 0, result.stdout + result.stderr
     blocks = rule_blocks(result.stdout + result.stderr)
     assert len(blocks["train"]) == 1 and len(blocks["report"]) == 2
     # Its check and attribution wait for the other sample's training.
     for rule in ("check", "attribute_shard"):
         block = next(block for block in blocks[rule] if "sample=other_peaks" in block)
-        assert trained in next(line for line in block.splitlines() if line.strip().startswith("input:"))
+        assert trained in next(line for line in block.splitlines() if line.strip().startswith("input:")).split(", ")
+
+
+def test_a_missing_file_under_outdir_is_refused_unless_the_run_makes_it(tmp_path, user_data):
+    # Only an output of the run is exempt from the check that the configured files exist, not any path under outdir.
+    config = yaml.safe_load(user_config(tmp_path, user_data, model=f"{tmp_path}/out/k562/model/model.pt").read_text())
+    config["samples"]["k562"]["fasta"] = f"{tmp_path}/out/genome/hg38.fa"
+    path = tmp_path / "missing.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (f"the config names files that do not exist: samples.k562.fasta: {tmp_path}/out/genome/hg38.fa; "
+            f"samples.k562.model: {tmp_path}/out/k562/model/model.pt. Relative paths") in output
+
+
+def touch_run(config: Path, *targets: str) -> None:
+    """A finished run up to ``targets`` without running a job: each job's outputs and benchmark written empty, then
+    marked done with `snakemake --touch` (every job, forced: files with no record need none), which records what a
+    later run compares (params, inputs)."""
+    result = run_snakemake("-n", *targets, config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for blocks in rule_blocks(result.stdout + result.stderr).values():
+        for line in (line.strip() for block in blocks for line in block.splitlines()):
+            key, _, files = line.partition(": ")
+            for file in files.split(", ") if key in ("output", "benchmark") else ():
+                Path(file).parent.mkdir(parents=True, exist_ok=True)
+                Path(file).touch()
+    result = run_snakemake("--touch", "--forceall", *targets, config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory, user_data):
+    """A config that trains a model on the user's data (regions in a copy of their own), and its run up to the
+    trained model and the check, finished: its config, their paths and the regions."""
+    tmp_path = tmp_path_factory.mktemp("trained_model")
+    regions = tmp_path / "peaks.narrowPeak"
+    shutil.copy(user_data / "peaks.narrowPeak", regions)
+    config = user_config(tmp_path, user_data, regions=str(regions), on_missing="skip")
+    targets = (str(tmp_path / "out" / "k562" / "model" / "model.pt"), str(tmp_path / "out" / "k562" / "check.json"))
+    touch_run(config, *targets)
+    return config, targets, regions
+
+
+def changed_config(config: Path, tmp_path: Path, sample: dict | None = None, **sections: dict) -> Path:
+    """``config`` with ``sample`` settings of its sample and ``sections`` settings changed."""
+    settings = yaml.safe_load(config.read_text())
+    settings["samples"]["k562"].update(sample or {})
+    for section, values in sections.items():
+        settings[section].update(values)
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def test_training_waits_for_the_check_of_what_it_reads_only(trained_model, tmp_path):
+    # The check's rerun (the regions edited, another on_missing) retrains nothing: training reads the task BEDs, the
+    # FASTA and the train settings, inputs and params of the check it waits for, and of its own.
+    config, targets, regions = trained_model
+    result = run_snakemake("-n", *targets, config=changed_config(config, tmp_path, {"on_missing": "error"}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"check"}, result.stdout
+    original, mtime = regions.read_text(), regions.stat().st_mtime_ns
+    try:
+        regions.write_text("".join(original.splitlines(keepends=True)[:-1]))
+        result = run_snakemake("-n", *targets, config=config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert set(rule_blocks(result.stdout + result.stderr)) == {"check"}, result.stdout
+    finally:
+        regions.write_text(original)
+        os.utime(regions, ns=(mtime, mtime))
+    # A change of the training's own settings in the same run still retrains, after the check of what it reads.
+    result = run_snakemake("-n", *targets, config=changed_config(config, tmp_path, {"on_missing": "error"},
+                                                                 train={"epochs": 2}))
+    blocks = rule_blocks(result.stdout + result.stderr)
+    assert set(blocks) == {"check", "train"}, result.stdout
+    (train,) = blocks["train"]
+    training_check = str(Path(targets[0]).parent / "training_check.json")
+    assert training_check in train.split("input: ")[1].splitlines()[0].split(", ")
+
+
+def test_a_change_of_device_retrains_nothing(trained_model, tmp_path):
+    # A trained model is the model whatever device trained it, as for the attribution and the hits.
+    config, targets, _ = trained_model
+    result = run_snakemake("-n", *targets, config=changed_config(config, tmp_path, attribution={"device": "cuda"}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout

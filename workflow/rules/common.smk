@@ -1,6 +1,7 @@
 # Paths and config lookups shared by the rules (input functions, no rule logic). Every path or config value
 # placed in a shell command is quoted (paths may hold spaces); rules quote their files with `:q`.
 import os
+from functools import cache
 from shlex import quote
 
 import yaml
@@ -54,19 +55,27 @@ def sample_config(wildcards):
 def sample_fasta(wildcards):
     """FASTA of a sample: the simulated genome or the user's file."""
     fasta = sample_config(wildcards)["fasta"]
-    return f"{OUTDIR}/simulated/genome.fa" if fasta == SIMULATED else fasta
+    return f"{OUTDIR}/simulated/genome.fa" if fasta == SIMULATED else as_the_workflow_spells_it(fasta)
 
 
 def sample_regions(wildcards):
     """Regions BED of a sample: the simulated regions or the user's file."""
     regions = sample_config(wildcards)["regions"]
-    return f"{OUTDIR}/simulated/regions.bed" if regions == SIMULATED else regions
+    return f"{OUTDIR}/simulated/regions.bed" if regions == SIMULATED else as_the_workflow_spells_it(regions)
+
+
+def sample_regions_made_by_the_workflow(wildcards):
+    """The sample's regions where a job of the run makes them (the simulation's), else none."""
+    regions = sample_regions(wildcards)
+    return [regions] if made_by_the_workflow(regions) else []
 
 
 def sample_task_beds(wildcards):
     """Training BEDs of a sample: the simulated tasks.bed (labelled by its name column) or the user's list."""
     tasks = sample_config(wildcards)["tasks"]
-    return [f"{OUTDIR}/simulated/tasks.bed"] if tasks == SIMULATED else list(tasks)
+    if tasks == SIMULATED:
+        return [f"{OUTDIR}/simulated/tasks.bed"]
+    return [as_the_workflow_spells_it(path) for path in tasks]
 
 
 def sample_labels_option(wildcards):
@@ -158,13 +167,13 @@ def negatives_bed(wildcards):
     """The training negatives BED when `train.negatives` names a file (none for the generated kinds)."""
     negatives = TRAINING.get("negatives", "gc_matched")
     if sample_trains_model(wildcards.sample) and negatives not in NEGATIVE_KINDS:
-        return {"negatives": negatives}
+        return {"negatives": as_the_workflow_spells_it(negatives)}
     return {}
 
 
 def known_motifs_file(wildcards):
     """The user's MEME file of known motifs, when `motifs.meme` is set."""
-    return {"meme": MOTIFS["meme"]} if MOTIFS.get("meme") else {}
+    return {"meme": as_the_workflow_spells_it(MOTIFS["meme"])} if MOTIFS.get("meme") else {}
 
 
 def known_motif_options(wildcards):
@@ -186,7 +195,7 @@ def sample_model(wildcards):
     """Model of a sample: the one the train rule writes, or the user's artefact / TorchScript / import spec."""
     if sample_trains_model(wildcards.sample):
         return f"{OUTDIR}/{wildcards.sample}/model/model.pt"
-    return sample_config(wildcards)["model"]
+    return as_the_workflow_spells_it(sample_config(wildcards)["model"])
 
 
 def sample_model_inputs(wildcards):
@@ -194,6 +203,7 @@ def sample_model_inputs(wildcards):
     and its weights, given in the sample or named by the model config (relative to that config's folder)."""
     model = sample_model(wildcards)
     weights = sample_config(wildcards).get("weights")
+    weights = weights if weights is None else as_the_workflow_spells_it(weights)
     if weights is None and model.lower().endswith((".yaml", ".yml", ".json")) and os.path.isfile(model):
         with open(model) as handle:
             named = yaml.safe_load(handle)
@@ -256,15 +266,39 @@ def final_outputs(wildcards):
     """The default target: every output a sample's run keeps (the report and every file before it, so that one
     deleted is made again), and every job's benchmark. The attribution shards are temporary, not among them."""
     outputs = [benchmark("simulate")] if uses_simulation() else []
-    kept_rules = ["check", "extract", "gather_contributions", "motifs", "hits", "report"]
     for sample in config["samples"]:
-        for name in kept_rules + (["train"] if sample_trains_model(sample) else []):
-            outputs += expand(getattr(rules, name).output, sample=sample)
+        outputs += sample_kept_outputs(sample)
         stages = ["check", "extract", "gather", "motifs", "hits", "report"]
-        stages += ["train"] if sample_trains_model(sample) else []
+        stages += ["check_training", "train"] if sample_trains_model(sample) else []
         stages += [f"attribute.{shard}" for shard in range(SHARDS)]
         outputs += [benchmark(f"{sample}/{stage}") for stage in stages]
     return outputs
+
+
+def sample_kept_outputs(sample):
+    """Every output a sample's run keeps, as its rules spell them (the attribution shards are temporary, not among
+    them)."""
+    kept_rules = ["check", "extract", "gather_contributions", "motifs", "hits", "report"]
+    kept_rules += ["check_training", "train"] if sample_trains_model(sample) else []
+    return [path for name in kept_rules for path in expand(getattr(rules, name).output, sample=sample)]
+
+
+@cache
+def workflow_outputs():
+    """The files this config's run makes and keeps, by absolute path, each with the spelling of the rule that makes
+    it: the files a config may name before they exist (one sample explaining the model another sample trains)."""
+    outputs = list(rules.simulate.output) if uses_simulation() else []
+    for sample in config["samples"]:
+        outputs += sample_kept_outputs(sample)
+    return {os.path.abspath(path): path for path in outputs}
+
+
+def as_the_workflow_spells_it(path):
+    """A path the config names, spelt as the job making it spells it where it is an output of the run. Snakemake
+    links a job to the one making its input by the path's spelling, which the config's may differ from
+    (`./results/...`, a relative path beside an absolute outdir, an outdir with a trailing `/`). Other paths are left
+    as they are."""
+    return workflow_outputs().get(os.path.abspath(path), path)
 
 
 def simulation_motif_files():
@@ -297,7 +331,8 @@ def training_options():
 
 def training_architecture_file(wildcards):
     """The `train.architecture_config` file, an input of `train` where the config names one."""
-    return TRAINING.get("architecture_config", [])
+    architecture = TRAINING.get("architecture_config")
+    return as_the_workflow_spells_it(architecture) if architecture else []
 
 
 def hit_options():
@@ -344,13 +379,14 @@ def configured_files():
 
 
 def made_by_the_workflow(path):
-    """Whether ``path`` lies under outdir, where the workflow writes (e.g. another sample's trained model)."""
-    return os.path.abspath(path).startswith(os.path.join(os.path.abspath(OUTDIR), ""))
+    """Whether ``path`` is an output of the run (e.g. another sample's trained model), however it is spelt; a file
+    merely under outdir is not (a misspelt FASTA there is the user's to fix)."""
+    return os.path.abspath(path) in workflow_outputs()
 
 
 def check_configured_files():
     """Refuse a config naming files that are not there, before any job, saying where relative paths are read.
-    A file under outdir is the workflow's to make (one sample explaining the model another sample trains)."""
+    An output of the run is the workflow's to make (one sample explaining the model another sample trains)."""
     missing = [f"{key}: {path}" for key, path in configured_files()
                if not os.path.exists(path) and not made_by_the_workflow(path)]
     if missing:
