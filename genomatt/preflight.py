@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 def check_inputs(
     fasta: str | os.PathLike,
-    regions: str | os.PathLike,
+    regions: str | os.PathLike | None,
     width: int,
     *,
     on_missing: str = "error",
@@ -45,7 +45,7 @@ def check_inputs(
     fasta
         Genome FASTA (indexed if it has no index yet).
     regions
-        BED/narrowPeak of the regions to explain.
+        BED/narrowPeak of the regions to explain; None checks the other inputs only (what training reads).
     width
         Window width in bp the regions are explained at.
     on_missing
@@ -85,7 +85,7 @@ def check_inputs(
         The first problem found, naming the file and what was expected.
     """
     from genomatt.fasta import read_chrom_sizes
-    from genomatt.genome import further_summits, read_bed, repeated_windows, resize
+    from genomatt.genome import read_bed
     from genomatt.task_regions import check_task_beds, count_missing_chromosomes
 
     if width < 1:
@@ -95,17 +95,9 @@ def check_inputs(
     if not Path(fasta).is_file():
         raise FastaError(f"{fasta}: FASTA file not found")
     sizes = read_chrom_sizes(fasta)
-    table = read_bed(regions)
-    skipped = count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
-    skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
-    if skipped == len(table):
-        raise FastaError(f"{regions}: none of its {len(table)} regions can be read from {fasta} (each is on a "
-                         "chromosome it lacks, or its window starts past the chromosome's end; see the warnings above)")
-    windows = resize(table, width)
-    summary = {"fasta": str(fasta), "chromosomes": len(sizes), "regions": str(regions),
-               "n_regions": len(table) - skipped, "skipped_regions": skipped, "width": width,
-               "repeated_windows": repeated_windows(windows, regions),
-               "further_summits": further_summits(windows, regions)}
+    summary = {"fasta": str(fasta), "chromosomes": len(sizes), "width": width}
+    if regions is not None:
+        summary.update(_check_regions(regions, fasta, sizes, width, on_missing))
     # Training reads every task region from the FASTA; a user's model only places regions in them.
     tasks = check_task_beds(task_beds, labels_column, sizes, fasta, on_missing, trained=model is None) \
         if task_beds else None
@@ -135,6 +127,24 @@ def check_inputs(
         _check_task_holdout(read_task_regions(list(task_beds), labels_column), validation, test)
     summary["known_motifs"] = _check_known_motifs(meme, jaspar)
     return summary
+
+
+def _check_regions(regions: str | os.PathLike, fasta: str | os.PathLike, sizes: dict[str, int], width: int,
+                   on_missing: str) -> dict:
+    """The regions' part of the summary: how many can be read, those skipped, repeated windows and summits."""
+    from genomatt.genome import further_summits, read_bed, repeated_windows, resize
+    from genomatt.task_regions import count_missing_chromosomes
+
+    table = read_bed(regions)
+    skipped = count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
+    skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
+    if skipped == len(table):
+        raise FastaError(f"{regions}: none of its {len(table)} regions can be read from {fasta} (each is on a "
+                         "chromosome it lacks, or its window starts past the chromosome's end; see the warnings above)")
+    windows = resize(table, width)
+    return {"regions": str(regions), "n_regions": len(table) - skipped, "skipped_regions": skipped,
+            "repeated_windows": repeated_windows(windows, regions),
+            "further_summits": further_summits(windows, regions)}
 
 
 def _check_task_holdout(tasks: dict[str, pd.DataFrame], validation: Sequence[str], test: Sequence[str]) -> None:

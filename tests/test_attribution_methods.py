@@ -290,11 +290,12 @@ class BatchCentred(nn.Module):
 
 
 @pytest.mark.parametrize("method", ["saliency", "gradient_x_input", "integrated_gradients", "occlusion", "ism",
-                                    "epsilon_lrp"])
+                                    "epsilon_lrp", "patternnet", "patternattribution"])
 def test_a_model_mixing_the_sequences_of_a_batch_is_refused(method):
     X = one_hot(5)
+    options = method_options(method, X)
     with pytest.raises(ModelError, match="changes with the other sequences in its batch .* depend on batch_size"):
-        attribute(BatchCentred().eval(), X, method=method, **method_options(method, X))
+        attribute(BatchCentred().eval(), X, method=method, **options)
 
 
 # --- agreement with captum ------------------------------------------------------------------------

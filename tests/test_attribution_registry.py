@@ -262,6 +262,35 @@ def test_user_rule_explains_an_operation_genomatt_has_no_rule_for(data):
     assert _relative_summation_error(model, X, refs, rules={"erfinv": elementwise}) < 1e-4
 
 
+def test_a_user_rule_may_shift_by_a_constant_of_each_sequence_and_its_references(data):
+    # log Σ exp(z) as c + log Σ exp(z − c), c the largest value of the group (mode.group_constant): the shift
+    # cancels in every (sequence, reference) difference, so Rescale at exp and log sums exactly. A per-row shift
+    # would not cancel.
+    X, refs = data
+
+    def shifted_logsumexp(mode, func, args, kwargs):
+        z, dim = args[0], args[1]
+        shift = mode.group_constant(z.detach().amax(dim=dim, keepdim=True))
+        shifted = z - shift
+        mark_varying(shifted)
+        total = mode.rescale(shifted, torch.exp).sum(dim=dim, keepdim=True)
+        mark_varying(total)
+        out = (mode.rescale(total, torch.log) + shift).squeeze(dim)
+        mark_varying(out)
+        return out
+
+    class LogSumExpPool(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.out = nn.Conv1d(4, 3, 5), nn.Linear(3, 1)
+
+        def forward(self, x):
+            return self.out(torch.logsumexp(self.conv(x), -1))
+
+    model = _seeded(LogSumExpPool)
+    assert _relative_summation_error(model, X, refs, rules={"logsumexp": shifted_logsumexp}) < 1e-4
+
+
 def test_wrong_user_rule_is_caught_by_the_delta_against_the_plain_model(data):
     # A rule whose multipliers are the plain gradient keeps the values but not summation-to-delta.
     def gradient_rule(mode, func, args, kwargs):
@@ -716,10 +745,10 @@ class SharpLogitsNet(nn.Module):
 
 
 @pytest.mark.parametrize("kind", ["softmax", "log_softmax", "logsumexp"])
-@pytest.mark.parametrize("autocast, scale", [(None, 10.0), (torch.float16, 2.0)])
+@pytest.mark.parametrize("autocast, scale", [(None, 10.0), (torch.float16, 2.0), (torch.bfloat16, 2.0)])
 def test_exponential_normalisations_are_exact_however_far_a_reference_lies_below_its_sequence(kind, autocast, scale,
                                                                                                 data):
-    # Gaps of 120 (float32) and 24 (float16): a sum shifted by the largest value of a sequence and all its references
+    # Gaps of 120 (float32) and 24 (float16, bfloat16): a sum shifted by the largest value of a sequence and all its references
     # is 0 for a poly-C reference, whose log is -inf, where the plain model is finite.
     X, refs = data
     X = X.clone()

@@ -109,7 +109,10 @@ def test_tracks_of_one_position_are_explained_as_their_values(caplog):
     from genomatt.models.io import explains_columns
 
     assert explains_columns([(25, 1)]) and not explains_columns([(25, 1)], ["dnase"])
-    assert [name for name, _ in head_targets([(25, 1)], task_names=["dnase"])] == ["dnase"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert [name for name, _ in head_targets([(25, 1)], task_names=["dnase"])] == ["dnase"]
+    assert "one track of 25 positions (positions first); for 25 tasks of one value each" in caplog.text
 
 
 class MultiTaskProfileModel(nn.Module):

@@ -136,9 +136,6 @@ def test_isolated_hits_are_finemo_lasso_solutions_at_the_motif_data_lambda(run):
             continue
         row = motif_data[(motif_data["motif_name"] == hit["motif_name"]) & (motif_data["strand"] == hit["strand"])]
         motif_id = int(row["motif_id"].iloc[0])
-        # Our hits span motif_start..motif_end of the CWM, as Fi-NeMo's span its trimmed columns.
-        if hit["start"] > hit["start_untrimmed"]:
-            assert hit["start"] - hit["start_untrimmed"] == row["motif_start"].iloc[0]
         width = int(hit["end_untrimmed"] - hit["start_untrimmed"])
         trim_start, trim_end = int(trims.loc[hit["motif_name"], "trim_start"]), int(trims.loc[hit["motif_name"],
                                                                                              "trim_end"])
@@ -146,6 +143,8 @@ def test_isolated_hits_are_finemo_lasso_solutions_at_the_motif_data_lambda(run):
         offset = int(hit["start_untrimmed"] - starts[hit["peak_id"]])
         if offset < 0 or offset + width > contrib.shape[-1]:
             continue
+        # Our hits span motif_start..motif_end of the CWM, as Fi-NeMo's span its trimmed columns.
+        assert hit["start"] - hit["start_untrimmed"] == row["motif_start"].iloc[0]
         x0 = cwms[motif_id][:, core[0] : core[1]].astype(np.float64)
         y_raw = contrib[hit["peak_id"], :, offset + core[0] : offset + core[1]].astype(np.float64)
         g = qc.loc[hit["peak_id"], "global_scale"]

@@ -43,6 +43,23 @@ def test_summary_of_a_run_to_train(small_genome):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=task_beds(small_genome, "GATA1"))
 
 
+def test_the_check_of_what_training_reads_leaves_the_regions_and_known_motifs_out(small_genome, tmp_path, capsys):
+    # Without --regions (the workflow's check_training): a broken regions file is not read, the task BEDs are.
+    beds = task_beds(small_genome, "GATA1", "CTCF")
+    out = tmp_path / "training_check.json"
+    assert main(["check", "--fasta", str(small_genome.fasta), "--width", "200", "--task-regions", *beds,
+                 "--val-chroms", "chr2", "--test-chroms", "chr3", "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert "n_regions" not in summary and summary["known_motifs"] == 0
+    assert list(summary["task_regions"]) == ["GATA1", "CTCF"] and summary["holdout"]["test"] == ["chr3"]
+    missing = tmp_path / "chrUn" / "GATA1.bed"
+    missing.parent.mkdir()
+    missing.write_text("chrUn\t10\t60\n")
+    assert main(["check", "--fasta", str(small_genome.fasta), "--width", "200", "--task-regions", str(missing),
+                 "--val-chroms", "chr2", "--test-chroms", "chr3"]) == 2
+    assert "chrUn" in capsys.readouterr().err
+
+
 def test_a_task_without_regions_to_train_or_test_on_is_refused_before_training(small_genome, tmp_path):
     # Training would fail on it after the check passed.
     lines = small_genome.task_beds["GATA1"].read_text().splitlines()

@@ -37,7 +37,7 @@ from genomatt.attribution.inputs import (
     reference_source,
 )
 from genomatt.attribution.interception import AmbiguousBatchAxis, DeepLiftMode, is_varying, mark_varying
-from genomatt.attribution.outputs import prepared
+from genomatt.attribution.outputs import output_scale, prepared, refuse_mixed_rows
 from genomatt.attribution.torchscript import TorchScriptGraph
 from genomatt.device import resolve_device
 from genomatt.errors import ConfigError, GenomattError, ModelError, NonFiniteError
@@ -428,12 +428,6 @@ def _read_output_scale(magnitudes: list[Tensor | None], gradients: Sequence[Tens
     return scale
 
 
-def _output_scale(values: Tensor) -> float:
-    """max(1, the largest finite |value|): the scale of a tolerance on model outputs."""
-    finite = values[torch.isfinite(values)]
-    return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
-
-
 def _check_batch_first(single: list[Any], batched: list[Any], rows: int) -> None:
     """Refuse floating-point outputs whose first axis does not follow the number of sequences: 1 for ``single``
     (the model's outputs on one sequence), ``rows`` for ``batched`` (on ``rows``)."""
@@ -444,18 +438,6 @@ def _check_batch_first(single: list[Any], batched: list[Any], rows: int) -> None
                              f"number of sequences (an output of shape {tuple(one.shape)} for 1 sequence and "
                              f"{tuple(many.shape)} for {rows}); expected (N, ...) with N the number of sequences, "
                              "e.g. (N, n_outputs), not tasks first (n_outputs, N)")
-
-
-def _same_outputs(first: list[Any], second: list[Any]) -> bool:
-    """Whether the first row of each floating-point output of ``second`` equals ``first``'s, to rounding."""
-    for single, batched in zip(first, second):
-        if isinstance(single, Tensor) and single.is_floating_point():
-            single, batched = single.float(), batched[:1].detach().float()
-            tolerance = 1e-4 * _output_scale(single)
-            # A NaN output is the same NaN in both runs; the finiteness check names it.
-            if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance, equal_nan=True):
-                return False
-    return True
 
 
 def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,
@@ -530,19 +512,13 @@ class _Engine:
         self._checked_batch_independence = True
         if inputs.shape[0] < 2:
             return
-        with torch.no_grad(), self._autocast():
-            alone = tree_leaves(self.model(inputs[:1].detach().clone()))
-        _check_batch_first(alone, tree_leaves(batched_output), inputs.shape[0])
-        if not _same_outputs(alone, tree_leaves(batched_output)):
+        def alone() -> list[Any]:
             with torch.no_grad(), self._autocast():
-                again = tree_leaves(self.model(inputs[:1].detach().clone()))
-            if not _same_outputs(alone, again):
-                raise ModelError("the model's output for a sequence changes from one run to the next (noise "
-                                 "drawn in its forward, e.g. torch.randn_like, or dropout forced on); "
-                                 "DeepLIFT needs a deterministic model")
-            raise ModelError("the model's output for a sequence changes with the other sequences in "
-                             "its batch (a reduction over the batch axis, or batch statistics); "
-                             "DeepLIFT needs each sequence computed on its own")
+                return tree_leaves(self.model(inputs[:1].detach().clone()))
+
+        batched = tree_leaves(batched_output)
+        _check_batch_first(alone(), batched, inputs.shape[0])
+        refuse_mixed_rows(alone, batched, "DeepLIFT")
 
     def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.
@@ -561,7 +537,7 @@ class _Engine:
         for expected, seen in zip(tree_leaves(plain_output), tree_leaves(engine_output)):
             if isinstance(expected, Tensor) and expected.is_floating_point():
                 expected, seen = expected.float(), seen.detach()[rows].float()
-                tolerance = (1e-5 if self.autocast is None else 5e-2) * _output_scale(expected)
+                tolerance = (1e-5 if self.autocast is None else 5e-2) * output_scale(expected)
                 # A value the plain model makes infinite may come out NaN under the rules: both are refused with
                 # the model's non-finite outputs (_check_finite), not as a difference of the rules.
                 if expected.shape != seen.shape or not (
@@ -600,15 +576,15 @@ class _Engine:
             outputs = [leaf for leaf in tree_leaves(output) if isinstance(leaf, Tensor) and leaf.requires_grad]
             magnitudes = _output_magnitudes(outputs, b, r)
             n_targets = values.shape[1]
-            multipliers, output_scale = [], []
+            multipliers, read_scales = [], []
             for k in range(n_targets):
                 gradient, *output_multipliers = torch.autograd.grad(values[b:, k].sum(), [batch, *outputs],
                                                                     retain_graph=k < n_targets - 1, allow_unused=True)
                 multipliers.append(torch.zeros_like(batch[b:]) if gradient is None else gradient[b:])
-                output_scale.append(_read_output_scale(magnitudes, output_multipliers, b, r))
+                read_scales.append(_read_output_scale(magnitudes, output_multipliers, b, r))
         multipliers = torch.stack(multipliers).float().reshape(n_targets, b, r, *refs.shape[2:])
         values = values.detach()
-        return multipliers, values[:b], values[b:].reshape(b, r, n_targets), torch.stack(output_scale, dim=1)
+        return multipliers, values[:b], values[b:].reshape(b, r, n_targets), torch.stack(read_scales, dim=1)
 
     def pairs(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Summed hypothetical contributions, delta errors, output magnitudes and predictions of a batch.
@@ -651,7 +627,7 @@ class _Engine:
 
     def _explain(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """:meth:`pairs` of one pass."""
-        multipliers, values_in, values_ref, output_scale = self.multipliers(x, refs)
+        multipliers, values_in, values_ref, read_scale = self.multipliers(x, refs)
         x = x.to(self.device)
         refs = refs.to(self.device)
         # Σ_c m · ref at each position serves both the projection and the delta check.
@@ -662,5 +638,5 @@ class _Engine:
         errors = (output_delta - per_position.sum(dim=-1)).abs().amax(dim=2).T
         magnitude = torch.maximum(torch.maximum(values_in.abs(), values_ref.abs().amax(dim=1)),
                                   per_position.abs().sum(dim=-1).amax(dim=2).T)
-        magnitude = torch.maximum(magnitude, output_scale.to(magnitude.device))
+        magnitude = torch.maximum(magnitude, read_scale.to(magnitude.device))
         return hypothetical_sum.cpu(), errors.cpu(), magnitude.cpu(), values_in.cpu()

@@ -73,27 +73,17 @@ class ExplainedModel:
         Raises
         ------
         ModelError
-            If the first row's values alone differ from its values in the batch, naming whether a run alone
-            changes too (noise in the forward).
+            As :func:`refuse_mixed_rows`.
         """
         if self.rows_checked or inputs.shape[0] < 2:
             return
         self.rows_checked = True
 
-        def alone() -> Tensor:
+        def alone() -> list[Any]:
             with torch.no_grad(), as_model_error(inputs[:1]):
-                return self.reduce_output(self.model(inputs[:1].detach().clone())).float()
+                return [self.reduce_output(self.model(inputs[:1].detach().clone()))]
 
-        first = alone()
-        if _close(first, values[:1].detach().float()):
-            return
-        if not _close(first, alone()):
-            raise ModelError("the model's output for a sequence changes from one run to the next (noise drawn in its "
-                             "forward, e.g. torch.randn_like, or dropout forced on); attribution needs a "
-                             "deterministic model")
-        raise ModelError("the model's output for a sequence changes with the other sequences in its batch (a "
-                         "reduction over the batch axis, or batch statistics), so attributions would depend on "
-                         "batch_size; attribution needs each sequence computed on its own")
+        refuse_mixed_rows(alone, [values], "attribution")
 
     def values(self, inputs: Tensor, batch_size: int) -> Tensor:
         """Target values of every row, in batches of ``batch_size`` rows.
@@ -136,11 +126,51 @@ class ExplainedModel:
         return torch.stack(gradients).float().cpu(), values.detach().float().cpu()
 
 
-def _close(first: Tensor, second: Tensor) -> bool:
-    """Whether two runs' target values agree to rounding (NaN where the other is NaN too)."""
-    finite = first[torch.isfinite(first)]
-    tolerance = 1e-4 * max(1.0, float(finite.abs().max())) if finite.numel() else 1e-4
-    return bool(torch.allclose(first, second, rtol=1e-3, atol=tolerance, equal_nan=True))
+def output_scale(values: Tensor) -> float:
+    """max(1, the largest finite |value|): the scale of a tolerance on model outputs."""
+    finite = values[torch.isfinite(values)]
+    return max(1.0, float(finite.abs().max())) if finite.numel() else 1.0
+
+
+def _same_first_rows(first: list[Any], second: list[Any]) -> bool:
+    """Whether the first row of each floating-point output of ``second`` equals ``first``'s, to rounding."""
+    for single, batched in zip(first, second):
+        if isinstance(single, Tensor) and single.is_floating_point():
+            single, batched = single.float(), batched[:1].detach().float()
+            tolerance = 1e-4 * output_scale(single)
+            # A NaN output is the same NaN in both runs; the finiteness check names it.
+            if not torch.allclose(single, batched, rtol=1e-3, atol=tolerance, equal_nan=True):
+                return False
+    return True
+
+
+def refuse_mixed_rows(alone: Callable[[], list[Any]], batched: list[Any], method: str) -> None:
+    """Refuse a model whose outputs for a sequence change with the other sequences of its batch.
+
+    Parameters
+    ----------
+    alone : callable
+        Runs the model on the batch's first sequence alone; returns its outputs (tensors, ``(1, ...)``).
+    batched : list
+        The outputs of the whole batch, in the same order.
+    method : str
+        The method named in the message.
+
+    Raises
+    ------
+    ModelError
+        If the first sequence's outputs alone differ from its outputs in the batch, saying whether a second run
+        alone differs too (noise drawn in the forward) or not (a reduction over the batch axis).
+    """
+    first = alone()
+    if _same_first_rows(first, batched):
+        return
+    if not _same_first_rows(first, alone()):
+        raise ModelError("the model's output for a sequence changes from one run to the next (noise drawn in its "
+                         f"forward, e.g. torch.randn_like, or dropout forced on); {method} needs a deterministic model")
+    raise ModelError("the model's output for a sequence changes with the other sequences in its batch (a reduction "
+                     "over the batch axis, or batch statistics), so its attributions would depend on batch_size; "
+                     f"{method} needs each sequence computed on its own")
 
 
 def check_finite_values(values: Tensor) -> None:

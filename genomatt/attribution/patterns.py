@@ -39,9 +39,9 @@ from torch import Tensor, nn
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
-from genomatt.attribution.inputs import as_sequences, check_batch_size, output_reduction
+from genomatt.attribution.inputs import as_sequences, check_batch_size
 from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, is_varying, mark_varying
-from genomatt.attribution.outputs import per_target, prepared
+from genomatt.attribution.outputs import check_finite_values, explained, per_target, prepared
 from genomatt.errors import ConfigError, ModelError
 from genomatt.device import resolve_device
 
@@ -451,16 +451,16 @@ def _pattern_method(model: nn.Module, X: Tensor | np.ndarray, target: int | list
     if callable(target):
         raise ConfigError(f"{method} explains output columns: target must be an int or a non-empty list of ints, "
                           f"got {target!r}")
-    reduce_output, _ = output_reduction(target)
     patterns = _resolve_patterns(model, patterns, X_train, batch_size, device, method)
-    device = resolve_device(device)
     chunks = []
-    with prepared(model, device) as dtype:
+    with explained(model, target, device) as model_ready:
         mode = _ProjectingMode(model, patterns, attribution)
         for start in range(0, X.shape[0], batch_size):
-            batch = X[start:start + batch_size].to(device, dtype).requires_grad_(True)
+            batch = X[start:start + batch_size].to(model_ready.device, model_ready.dtype).requires_grad_(True)
             with torch.enable_grad():
-                values = reduce_output(_trace(mode, model, batch))
+                values = model_ready.reduce_output(_trace(mode, model, batch))
+                check_finite_values(values)
+                model_ready.check_rows_independent(batch, values)
                 # The back-projection starts from the output value itself, not from 1.
                 signals = [torch.autograd.grad(values[:, k], batch, values[:, k].detach(),
                                                retain_graph=k < values.shape[1] - 1)[0]

@@ -94,7 +94,8 @@ class _LogSumExpFunction(torch.autograd.Function):
         b = n_sequences
         out = torch.logsumexp(z, dim=dims, keepdim=True)
         precise = z.detach().to(torch.promote_types(z.dtype, torch.float32))
-        total = out.detach().to(precise.dtype)
+        # The pair's totals at float32 or better: a reduced-precision output's rounding would scale with the gap.
+        total = torch.logsumexp(precise, dim=dims, keepdim=True)
         z_in, z_ref = precise[:b].unsqueeze(1), pairs(precise[b:], b)
         total_in, total_ref = total[:b].unsqueeze(1), pairs(total[b:], b)
         shift = torch.maximum(total_in, total_ref)

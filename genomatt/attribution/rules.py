@@ -29,8 +29,8 @@ from genomatt.attribution import kernels
 
 SECANT_FALLBACK = 1e-6
 """Below this |difference|, times min(1, the larger |input| of the pair), the Rescale rule uses the derivative at the
-sequence, not the secant. Relative for inputs under 1: a function steep near 0 (a logarithm of the tiny sums a
-logsumexp shifted by its group's maximum makes) keeps its secant, where its derivative would be far off."""
+sequence, not the secant. Relative for inputs under 1: a function steep near 0 (a logarithm of tiny sums, a
+user rule's) keeps its secant, where its derivative would be far off."""
 
 
 class NotElementwise(ValueError):

@@ -187,8 +187,8 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
 
 def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence[str] | None,
                    ) -> list[tuple[str, Callable[[Any], Tensor]]]:
-    """The profile target of each track of one ``(A, B)`` output: tracks first, unless ``task_names`` name the
-    B of the last axis."""
+    """The target of each track of one ``(A, B)`` output: tracks first, unless ``task_names`` name the B of the
+    last axis; a profile target, or for tracks of one position the value itself."""
     first, last = shape
     if task_names and len(task_names) not in shape:
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model returning "
@@ -200,6 +200,10 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
                     "(Enformer, Basenji: positions first%s), give --task-names with %d names (config: task_names)",
                     first, last, first, "" if first == 1 else "s", last,
                     ", here one position of %d tasks" % last if first == 1 else "", last)
+    if task_names and len(task_names) == 1 == last < first:
+        log.warning("the model returns one (%d, 1) tensor per sequence and is given one task name: explained as one "
+                    "track of %d positions (positions first); for %d tasks of one value each (as gReLU models "
+                    "return them), give %d task names", first, first, first, first)
     n_tracks = last if tracks_last else first
     names = list(task_names) if task_names and len(task_names) == n_tracks else \
         [f"track_{track}" for track in range(n_tracks)]
@@ -269,7 +273,8 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
         For several outputs, ``profile`` and ``counts`` for the usual profile + count model, else
         ``profile_<i>`` and ``counts_<i>`` by head index ``i``; for a multi-task profile model (a profile
         head ``(T, ..., L_out)`` and a count head of T values), ``profile_<t>`` and ``counts_<t>`` for
-        each task t; for one ``(T, L_out)`` (or, named, ``(L_out, T)``) output, one profile target per track.
+        each task t; for one ``(T, L_out)`` (or, named, ``(L_out, T)``) output, one profile target per track
+        (the track's value where L_out is 1).
 
     Raises
     ------

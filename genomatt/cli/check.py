@@ -25,7 +25,8 @@ def register(subparsers) -> None:
         "in one line (exit status 2); with --out, a JSON summary of what was checked is written.",
     )
     parser.add_argument("--fasta", required=True, help="genome FASTA")
-    parser.add_argument("--regions", required=True, help="BED/narrowPeak of the regions to explain")
+    parser.add_argument("--regions", help="BED/narrowPeak of the regions to explain; without it (a check of what "
+                        "training reads) the regions and, unless --meme is given, the known motifs are not checked")
     parser.add_argument("--width", type=int, required=True, help="window width in bp")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
                         help="regions on chromosomes absent from the FASTA: an error (default), or counted and "
@@ -65,12 +66,15 @@ def run(args: argparse.Namespace) -> None:
         labels_column=args.labels_column, task_names=args.task_names, targets=args.targets, model=args.model,
         weights=args.weights,
         negatives=args.negatives, meme=args.meme, val_chroms=args.val_chroms, test_chroms=args.test_chroms,
-        jaspar=None if args.meme else (args.jaspar_release, args.jaspar_collection, tax_group),
+        jaspar=None if args.meme or args.regions is None else (args.jaspar_release, args.jaspar_collection, tax_group),
     )
     text = json.dumps(summary, indent=2)
     if args.out:
         with atomic_path(args.out) as tmp:
             tmp.write_text(text + "\n")
     tasks = summary["model"]["tasks"] if "model" in summary else list(summary.get("task_regions", {}))
-    log.info("inputs checked: %d regions (%d skipped), tasks %s", summary["n_regions"], summary["skipped_regions"],
-             tasks)
+    if args.regions is None:
+        log.info("inputs checked: tasks %s", tasks)
+    else:
+        log.info("inputs checked: %d regions (%d skipped), tasks %s", summary["n_regions"],
+                 summary["skipped_regions"], tasks)

@@ -66,7 +66,10 @@ def register(subparsers) -> None:
 
 
 def _subsets(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if value < MIN_SUBSETS:
         raise argparse.ArgumentTypeError(f"must be at least {MIN_SUBSETS} (Sensitivity-n correlates over the subsets "
                                          f"of each size), got {value}")

@@ -143,7 +143,8 @@ def call_hits_in_store(
     the tasks scanned, and ``task_rows`` (task → sorted rows of the regions table, e.g. from
     :func:`genomatt.task_regions.task_region_rows`) the regions scanned for each task (hits, thresholds
     and QC then cover those regions only). A task with no rows, or with no motif to scan (of its own or
-    of no task), is skipped, as one left out of ``tasks``: no hit, QC or threshold row names it. The contributions scanned are the file's ``/hit_contrib`` where it
+    of no task), is skipped, as one left out of ``tasks``: no hit, QC or threshold row names it. The
+    contributions scanned are the file's ``/hit_contrib`` where it
     has them and ``hit_contrib`` is true (a model with a global max pool explained under Max SHAP for hits,
     ``genomatt attribute --hit-max-rule``), else ``/contrib``. The regions scanned are counted in the log
     (every 30 s) and, with ``progress`` on a terminal, in a progress bar.

@@ -64,12 +64,6 @@ def sample_regions(wildcards):
     return f"{OUTDIR}/simulated/regions.bed" if regions == SIMULATED else as_the_workflow_spells_it(regions)
 
 
-def sample_regions_made_by_the_workflow(wildcards):
-    """The sample's regions where a job of the run makes them (the simulation's), else none."""
-    regions = sample_regions(wildcards)
-    return [regions] if made_by_the_workflow(regions) else []
-
-
 def sample_task_beds(wildcards):
     """Training BEDs of a sample: the simulated tasks.bed (labelled by its name column) or the user's list."""
     tasks = sample_config(wildcards)["tasks"]

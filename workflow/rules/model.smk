@@ -1,14 +1,11 @@
 rule check_training:
-    """Check a sample's inputs as `check` does, before training: rerun only when what training reads changes."""
+    """Check what training reads (the FASTA, task BEDs, negatives, held-out chromosomes, width) before it starts:
+    `genomatt check` without the regions, whose edit (or one of `on_missing`, the known motifs) reruns `check` and
+    the extraction after it, not the training."""
     input:
-        # Training's own inputs: the check's rerun retrains the model, which their change does anyway. The regions
-        # (and `on_missing`, the known motifs) are checked but no trigger, as training reads none of them: their
-        # change reruns `check` and the extraction after it, not the training (an input only where a job of the
-        # run makes them, to be there when read).
         unpack(negatives_bed),
         fasta=sample_fasta,
         task_beds=sample_task_beds,
-        regions=sample_regions_made_by_the_workflow,
     output:
         f"{OUTDIR}/{{sample}}/model/training_check.json",
     log:
@@ -18,9 +15,6 @@ rule check_training:
     params:
         width=config["width"],
         options=sample_check_options,
-        regions=lambda wildcards, input: quote(sample_regions(wildcards)),
-        on_missing=lambda wildcards, input: sample_on_missing(wildcards),
-        motifs=lambda wildcards, input: known_motif_options(wildcards),
     threads: 1
     resources:
         mem_mb=4000,
@@ -28,8 +22,8 @@ rule check_training:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt check --fasta {input.fasta:q} --regions {params.regions} --width {params.width}"
-        " --on-missing {params.on_missing} {params.options} {params.motifs} --out {output:q} > {log:q} 2>&1"
+        "genomatt check --fasta {input.fasta:q} --width {params.width} {params.options} --out {output:q}"
+        " > {log:q} 2>&1"
 
 
 rule train:
