@@ -33,7 +33,8 @@ def test_workflow_runs_on_slurm(tmp_path):
                            config=config)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    # simulate, check, extract, train, 3 attribution shards, gather, motifs, hits, report: all cluster jobs
-    assert output.count("has been submitted with SLURM jobid") == 11
+    # simulate, check, extract, check_training, train, 3 attribution shards, gather, motifs, hits, report: all
+    # cluster jobs
+    assert output.count("has been submitted with SLURM jobid") == 12
     assert list_arrays(tmp_path / "out" / "demo" / "contrib.h5")["contrib"] == (300, 2, 4, 200)
     assert (tmp_path / "out" / "demo" / "report.html").is_file()
