@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomatt.errors import ConfigError, FastaError, ModelError
+from genomatt.errors import ConfigError, FastaError
 
 log = logging.getLogger(__name__)
 
@@ -183,22 +183,12 @@ def _count_past_chromosome_ends(table: pd.DataFrame, sizes: dict[str, int], fast
 def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_names: Sequence[str] | None,
                  targets: Sequence[str] | None, tasks: dict[str, int] | None) -> dict:
     from genomatt.atomic import safe_file_names
-    from genomatt.attribution.targets import column_targets, head_targets
-    from genomatt.models.io import explains_columns, load, name_tasks
+    from genomatt.attribution.targets import model_targets
+    from genomatt.models.io import load
     from genomatt.task_regions import check_task_names, target_task
 
     loaded = load(spec, weights, input_length=width, device="cpu")
-    if explains_columns(loaded.output_shapes, task_names or loaded.task_names):
-        if task_names:
-            loaded = name_tasks(loaded, task_names, spec)
-        columns, names = column_targets(targets, loaded.task_names)
-        explained = [columns]
-    else:
-        try:
-            heads = head_targets(loaded.output_shapes, targets, task_names=task_names or loaded.task_names)
-        except ModelError as error:
-            raise ModelError(f"{spec}: {error}") from None
-        names, explained = [name for name, _ in heads], [target for _, target in heads]
+    loaded, _, names, explained = model_targets(loaded, spec, task_names, targets)
     check_task_names(names, f"{spec} (its task names, task_names or targets)")
     safe_file_names(names)  # each task's files (modisco, bigWig, export) are its own
     _check_deeplift(loaded.model, width, explained)

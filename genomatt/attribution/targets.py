@@ -44,7 +44,7 @@ from torch.overrides import handle_torch_function, has_torch_function_unary
 from genomatt.attribution.choices import PROFILE_CONVENTIONS
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
-from genomatt.models.io import squeezed_shape
+from genomatt.models.io import LoadedModel, explains_columns, name_tasks, squeezed_shape
 
 log = logging.getLogger(__name__)
 
@@ -301,3 +301,49 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
             raise ConfigError(f"--targets: {item!r} is neither a target of the model ({', '.join(by_name)}) "
                               f"nor an index from 0 to {len(targets) - 1} (or -1 for the last)")
     return chosen
+
+
+def model_targets(loaded: LoadedModel, where: str, task_names: Sequence[str] | None = None,
+                  requested: Sequence[str] | None = None, convention: str = "bpnet",
+                  ) -> tuple[LoadedModel, list[int] | None, list[str], list]:
+    """What a loaded model is explained for: its output columns, or its heads and tracks.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`genomatt.models.io.load`.
+    where : str
+        The model as the user gave it, for messages.
+    task_names : sequence of str, optional
+        Names of the model's tasks, for a model that names none (``--task-names``).
+    requested : sequence of str, optional
+        The targets to explain, by name or index (``--targets``); default all.
+    convention : {"bpnet", "held"}
+        Profile target convention.
+
+    Returns
+    -------
+    loaded : LoadedModel
+        ``loaded``, with ``task_names`` where it returns one value per task.
+    columns : list of int or None
+        The output columns of an ``(N, T)`` model (explained in one pass), else None.
+    names : list of str
+        The name of each target.
+    targets : list
+        ``[columns]``, or one target callable per head or track.
+
+    Raises
+    ------
+    ModelError
+        If the names or targets do not fit the model's outputs, naming ``where``.
+    """
+    if explains_columns(loaded.output_shapes, task_names or loaded.task_names):
+        if task_names:
+            loaded = name_tasks(loaded, task_names, where)
+        columns, names = column_targets(requested, loaded.task_names)
+        return loaded, columns, names, [columns]
+    try:
+        named = head_targets(loaded.output_shapes, requested, convention, task_names or loaded.task_names)
+    except ModelError as error:
+        raise ModelError(f"{where}: {error}") from None
+    return loaded, None, [name for name, _ in named], [target for _, target in named]

@@ -18,7 +18,7 @@ import numpy as np
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.attribution.choices import MAX_RULES, PROFILE_CONVENTIONS, RULES
 from genomatt.cli.arguments import add_device_argument, positive_int, seed
-from genomatt.errors import ModelError, NonFiniteError, StoreError
+from genomatt.errors import NonFiniteError, StoreError
 from genomatt.progress import ProgressLog
 
 if TYPE_CHECKING:
@@ -150,9 +150,9 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.attribution import deep_lift_shap
     from genomatt.attribution.deeplift import sequences_per_batch
     from genomatt.atomic import safe_file_names
-    from genomatt.attribution.targets import column_targets, head_targets
+    from genomatt.attribution.targets import model_targets
     from genomatt.contributions import contribution_block, writing_contributions
-    from genomatt.models.io import explains_columns, load, name_tasks
+    from genomatt.models.io import load
     from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
     from genomatt.task_regions import check_task_names
 
@@ -163,20 +163,10 @@ def run(args: argparse.Namespace) -> None:
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     loaded = load(args.model, args.weights, input_length=length, device=args.device)
-    if explains_columns(loaded.output_shapes, args.task_names or loaded.task_names):
-        # (N, T) or (N, T, 1): output columns, explained from one forward pass per batch.
-        if args.task_names:
-            loaded = name_tasks(loaded, args.task_names, args.model)
-        columns, tasks = column_targets(args.targets, loaded.task_names)
-        targets = [columns]
-    else:
-        # Profile and count heads, or the tracks of one (N, T, L) profile: one explanation each.
-        try:
-            named = head_targets(loaded.output_shapes, args.targets, args.profile_target,
-                                 args.task_names or loaded.task_names)
-        except ModelError as error:
-            raise ModelError(f"{args.model}: {error}") from None
-        columns, tasks, targets = None, [name for name, _ in named], [target for _, target in named]
+    # Output columns of (N, T) or (N, T, 1), explained from one forward pass per batch; or profile and count
+    # heads, or the tracks of one (N, T, L) profile, one explanation each.
+    loaded, columns, tasks, targets = model_targets(loaded, args.model, args.task_names, args.targets,
+                                                    args.profile_target)
     # Every later file named after a task (export folders, modisco files, bigWigs) must be its own.
     check_task_names(tasks, f"{args.model} (--targets, --task-names or the model's task names)")
     safe_file_names(tasks)
