@@ -109,8 +109,8 @@ def _consensus_motifs(contrib: np.ndarray, onehot: np.ndarray, motifs: list[CwmM
                       names: list[str], parameters: HitParameters, batch_size: int,
                       device: str | torch.device | None) -> list[str]:
     """Of the motifs ``names`` (none of whose candidates keeps the FDR), those whose sequence check admits only
-    the best sequence of their matrix and would have hits without it: its check, not the data, leaves them
-    without hits."""
+    the best sequence of their matrix and would have hits without it (before the task-share filter): its check,
+    not the data, leaves them without hits."""
     by_name = {motif.name: motif for motif in motifs}
     rows = thresholds.drop_duplicates("motif_name").set_index("motif_name")
     suspects = [by_name[name] for name in names if by_name[name].pwm is not None and admits_one_sequence(
@@ -118,9 +118,9 @@ def _consensus_motifs(contrib: np.ndarray, onehot: np.ndarray, motifs: list[CwmM
         rows.loc[name, "min_sequence_score"])]
     if not suspects:
         return []
-    _, _, unchecked = call_hits(contrib, onehot, suspects, replace(parameters, min_sequence_quantile=0.0),
-                                batch_size, device)
-    return unchecked.loc[np.isfinite(unchecked["importance_threshold"]), "motif_name"].tolist()
+    hits, _, _ = call_hits(contrib, onehot, suspects, replace(parameters, min_sequence_quantile=0.0), batch_size,
+                           device)
+    return [suspects[index].name for index in sorted(set(hits["motif"]))]
 
 
 def call_hits_in_store(
