@@ -325,8 +325,9 @@ def _genome_hits(hits: pd.DataFrame, regions: pd.DataFrame, motifs: list[CwmMoti
     motif_index = hits["motif"].to_numpy(np.int64)
     full_norms = np.array([np.sqrt((motif.cwm**2).sum()) for motif in motifs])
     norm_ratio = full_norms[motif_index] / np.asarray(core_norms, dtype=float)[motif_index]
-    # At each motif's lambda in motif_data.tsv (min_similarity on Fi-NeMo's similarity scale, whose CWM has unit
-    # norm over its whole width), Fi-NeMo calls the hits we call.
+    # Fi-NeMo's lasso solution for an isolated hit at the motif's lambda in motif_data.tsv (min_similarity on its
+    # similarity scale, whose CWM has unit norm over its whole width): 0 for the few hits near the threshold that
+    # Fi-NeMo's energy floor, unlike ours, puts under lambda.
     coefficient_global = finemo_coefficient(hits["core_dot"].to_numpy(), norm_ratio,
                                             hits["core_importance_sq"].to_numpy(), scale, parameters.energy_floor,
                                             parameters.min_similarity / norm_ratio)
