@@ -298,6 +298,18 @@ def test_a_model_mixing_the_sequences_of_a_batch_is_refused(method):
         attribute(BatchCentred().eval(), X, method=method, **options)
 
 
+def test_rounding_of_a_half_precision_model_is_no_mixing_of_rows():
+    # Kernels may change with the batch size, and their rounding with them: 0.5% on an output of a float16 model
+    # is rounding, on a float32 model's a change the other rows made.
+    from genomatt.attribution.outputs import refuse_mixed_rows
+
+    alone = torch.tensor([[2.0, -1.0]])
+    batched = [torch.tensor([[2.01, -1.0], [0.5, 0.3]])]
+    refuse_mixed_rows(lambda: [alone], batched, "attribution", torch.float16)
+    with pytest.raises(ModelError, match="changes with the other sequences in its batch"):
+        refuse_mixed_rows(lambda: [alone], batched, "attribution", torch.float32)
+
+
 # --- agreement with captum ------------------------------------------------------------------------
 
 

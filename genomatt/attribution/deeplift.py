@@ -518,7 +518,7 @@ class _Engine:
 
         batched = tree_leaves(batched_output)
         _check_batch_first(alone(), batched, inputs.shape[0])
-        refuse_mixed_rows(alone, batched, "DeepLIFT")
+        refuse_mixed_rows(alone, batched, "DeepLIFT", self.autocast or self.dtype)
 
     def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.
