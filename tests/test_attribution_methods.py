@@ -305,9 +305,9 @@ def test_rounding_of_a_half_precision_model_is_no_mixing_of_rows():
 
     alone = torch.tensor([[2.0, -1.0]])
     batched = [torch.tensor([[2.01, -1.0], [0.5, 0.3]])]
-    refuse_mixed_rows(lambda: [alone], batched, "attribution", torch.float16)
+    refuse_mixed_rows([alone], lambda: [alone], batched, "attribution", torch.float16)
     with pytest.raises(ModelError, match="changes with the other sequences in its batch"):
-        refuse_mixed_rows(lambda: [alone], batched, "attribution", torch.float32)
+        refuse_mixed_rows([alone], lambda: [alone], batched, "attribution", torch.float32)
 
 
 # --- agreement with captum ------------------------------------------------------------------------

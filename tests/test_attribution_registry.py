@@ -449,12 +449,16 @@ class RequiredControlNet(OptionalControlNet):
         return self.out(F.relu(self.conv(x) + control).mean(-1))
 
 
-def test_a_scripted_forward_is_explained_with_the_defaults_of_the_arguments_it_is_not_given(data):
-    X, refs = data
-    model = _seeded(OptionalControlNet)
+def _assert_scripted_equals_python(model: nn.Module, X: torch.Tensor, refs: torch.Tensor) -> None:
+    """The model's TorchScript script is explained as its Python class is."""
     expected = deep_lift_shap(model, X, refs, hypothetical=True)
     torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
                                rtol=0, atol=1e-6)
+
+
+def test_a_scripted_forward_is_explained_with_the_defaults_of_the_arguments_it_is_not_given(data):
+    X, refs = data
+    _assert_scripted_equals_python(_seeded(OptionalControlNet), X, refs)
     with pytest.raises(ModelError, match=r"forward needs its argument 'control' \(Tensor\), which has no default"):
         deep_lift_shap(torch.jit.script(_seeded(RequiredControlNet)), X, refs)
 
@@ -549,10 +553,7 @@ class ScaledAttentionNet(nn.Module):
 
 def test_a_scripted_function_of_a_number_is_computed_as_a_number(data):
     X, refs = data
-    model = _seeded(ScaledAttentionNet)
-    expected = deep_lift_shap(model, X, refs, hypothetical=True)
-    torch.testing.assert_close(deep_lift_shap(torch.jit.script(model), X, refs, hypothetical=True), expected,
-                               rtol=0, atol=1e-6)
+    _assert_scripted_equals_python(_seeded(ScaledAttentionNet), X, refs)
 
 
 class WeightedAttentionNet(TorchTransformerNet):

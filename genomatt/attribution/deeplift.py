@@ -512,13 +512,14 @@ class _Engine:
         self._checked_batch_independence = True
         if inputs.shape[0] < 2:
             return
+
         def alone() -> list[Any]:
             with torch.no_grad(), self._autocast():
                 return tree_leaves(self.model(inputs[:1].detach().clone()))
 
-        batched = tree_leaves(batched_output)
-        _check_batch_first(alone(), batched, inputs.shape[0])
-        refuse_mixed_rows(alone, batched, "DeepLIFT", self.autocast or self.dtype)
+        first, batched = alone(), tree_leaves(batched_output)
+        _check_batch_first(first, batched, inputs.shape[0])
+        refuse_mixed_rows(first, alone, batched, "DeepLIFT", self.autocast or self.dtype)
 
     def _check_plain_output(self, inputs: Tensor, engine_output: Any, n_sequences: int) -> None:
         """Check, on the first batch, that the explained pass computes the model's plain output.

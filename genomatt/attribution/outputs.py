@@ -83,7 +83,7 @@ class ExplainedModel:
             with torch.no_grad(), as_model_error(inputs[:1]):
                 return [self.reduce_output(self.model(inputs[:1].detach().clone()))]
 
-        refuse_mixed_rows(alone, [values], "attribution", self.dtype)
+        refuse_mixed_rows(alone(), alone, [values], "attribution", self.dtype)
 
     def values(self, inputs: Tensor, batch_size: int) -> Tensor:
         """Target values of every row, in batches of ``batch_size`` rows.
@@ -145,14 +145,16 @@ def _same_first_rows(first: list[Any], second: list[Any], precision: torch.dtype
     return True
 
 
-def refuse_mixed_rows(alone: Callable[[], list[Any]], batched: list[Any], method: str,
+def refuse_mixed_rows(first: list[Any], alone: Callable[[], list[Any]], batched: list[Any], method: str,
                       precision: torch.dtype = torch.float32) -> None:
     """Refuse a model whose outputs for a sequence change with the other sequences of its batch.
 
     Parameters
     ----------
+    first : list
+        The model's outputs on the batch's first sequence alone (tensors, ``(1, ...)``).
     alone : callable
-        Runs the model on the batch's first sequence alone; returns its outputs (tensors, ``(1, ...)``).
+        Runs the model on that sequence alone again (to tell noise from mixing); returns outputs as ``first``.
     batched : list
         The outputs of the whole batch, in the same order.
     method : str
@@ -167,7 +169,6 @@ def refuse_mixed_rows(alone: Callable[[], list[Any]], batched: list[Any], method
         If the first sequence's outputs alone differ from its outputs in the batch, saying whether a second run
         alone differs too (noise drawn in the forward) or not (a reduction over the batch axis).
     """
-    first = alone()
     if _same_first_rows(first, batched, precision):
         return
     if not _same_first_rows(first, alone(), precision):

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from genomatt.attribution.interception import basic_rules, is_varying, mark_varying
-from genomatt.attribution.rules import SECANT_FALLBACK, pairs
+from genomatt.attribution.rules import SECANT_FALLBACK, pair_backward, pairs
 from genomatt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -112,11 +112,7 @@ class _LogSumExpFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (multiplier,) = ctx.saved_tensors
-        b = ctx.n_sequences
-        result = torch.zeros(grad.shape[:1] + multiplier.shape[1:], dtype=multiplier.dtype, device=grad.device)
-        result[b:] = grad[b:] * multiplier
-        return result, None, None
+        return pair_backward(ctx, grad), None, None
 
 
 def _logsumexp(mode: DeepLiftMode, z: Tensor, dims: tuple[int, ...]) -> Tensor:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -113,12 +114,19 @@ class RescaleFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (multiplier,) = ctx.saved_tensors
-        b = ctx.n_sequences
-        result = torch.empty_like(grad)
-        result[:b] = 0
-        torch.mul(grad[b:], multiplier, out=result[b:])
-        return result, None, None, None
+        return pair_backward(ctx, grad), None, None, None
+
+
+def pair_backward(ctx: Any, grad: Tensor) -> Tensor:
+    """The backward of a function whose forward saved each pair's multiplier (``ctx.saved_tensors``, the shape of
+    its input's reference rows) and ``ctx.n_sequences``: the multipliers times ``grad`` (broadcast, as the
+    output of a reduction that keeps its axes) at the references, 0 at the sequences."""
+    (multiplier,) = ctx.saved_tensors
+    b = ctx.n_sequences
+    result = grad.new_empty((grad.shape[0], *multiplier.shape[1:]))
+    result[:b] = 0
+    torch.mul(grad[b:], multiplier, out=result[b:])
+    return result
 
 
 def reveal_cancel_multipliers(
