@@ -387,15 +387,36 @@ def shard_record(shard: int, n_shards: int, n_regions: int) -> dict:
     return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions}
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
+def content_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of what a genomatt HDF5 file holds, not of its bytes: each dataset's name, dtype, shape and values
+    (by name) and the root attributes but ``created_utc``, so the same inputs written twice hash the same.
+
+    Parameters
+    ----------
+    path
+        A genomatt HDF5 file.
+
+    Returns
+    -------
+    str
+        Hexadecimal digest.
+    """
     digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as error:
-        raise StoreError(f"{path}: cannot read ({error.strerror or error})") from None
+    with _open(path) as handle:
+        for key in sorted(handle.attrs):
+            if key != "created_utc":
+                digest.update(f"{key}={handle.attrs[key]!r}".encode())
+        names: list[str] = []
+        handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        for name in sorted(names):
+            dataset = handle[name]
+            digest.update(f"{name}:{dataset.dtype.str}:{dataset.shape}".encode())
+            for block in dataset.iter_chunks() if dataset.chunks else [()]:
+                values = dataset[block]
+                if values.dtype == object:  # variable-length strings: their bytes, not their pointers
+                    digest.update(b"\0".join(v if isinstance(v, bytes) else str(v).encode() for v in values.ravel()))
+                else:
+                    digest.update(np.ascontiguousarray(values).tobytes())
     return digest.hexdigest()
 
 

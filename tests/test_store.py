@@ -8,8 +8,8 @@ from faults import damage_chunk
 
 from genomatt import __version__
 from genomatt.errors import StoreError
-from genomatt.store import (gather_stores, list_arrays, read_array, read_attrs, read_regions, shard_record,
-                            shard_rows, write_store, writing_store)
+from genomatt.store import (content_sha256, gather_stores, list_arrays, read_array, read_attrs, read_regions,
+                            shard_record, shard_rows, write_store, writing_store)
 
 
 def regions_frame(n=5):
@@ -34,6 +34,24 @@ def test_round_trip_with_provenance(tmp_path):
     assert list_arrays(path) == {"onehot": (5, 4, 8)}
     with h5py.File(path) as handle:
         assert handle["onehot"].chunks is not None
+
+
+def test_content_hash_is_the_same_for_the_same_content_written_twice(tmp_path):
+    regions = regions_frame()
+    onehot = np.random.default_rng(0).random((5, 4, 8)).astype(np.float32)
+    first = write_store(tmp_path / "a.h5", regions, {"onehot": onehot}, provenance={"seed": 3})
+    second = write_store(tmp_path / "b.h5", regions, {"onehot": onehot}, provenance={"seed": 3})
+    with h5py.File(second, "a") as handle:
+        handle.attrs["created_utc"] = "2000-01-01T00:00:00+00:00"
+    assert first.read_bytes() != second.read_bytes()
+    assert content_sha256(first) == content_sha256(second)
+    changed = onehot.copy()
+    changed[4, 0, 7] += 1
+    renamed = regions.assign(name=[f"r{i}" for i in range(4)] + ["other"])
+    for other in (write_store(tmp_path / "c.h5", regions, {"onehot": changed}, provenance={"seed": 3}),
+                  write_store(tmp_path / "d.h5", renamed, {"onehot": onehot}, provenance={"seed": 3}),
+                  write_store(tmp_path / "e.h5", regions, {"onehot": onehot}, provenance={"seed": 4})):
+        assert content_sha256(other) != content_sha256(first)
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -153,13 +153,13 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.attribution.targets import model_targets
     from genomatt.contributions import contribution_block, writing_contributions
     from genomatt.models.io import load
-    from genomatt.store import file_sha256, read_array, read_regions, shard_record, shard_rows
+    from genomatt.store import content_sha256, read_array, read_regions, shard_record, shard_rows
     from genomatt.task_regions import check_task_names
 
     regions = read_regions(args.regions_h5)
     n_regions = len(regions)
     length = _onehot_length(args.regions_h5, n_regions)
-    input_sha256 = file_sha256(args.regions_h5)
+    input_sha256 = content_sha256(args.regions_h5)
     rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     loaded = load(args.model, args.weights, input_length=length, device=args.device)
