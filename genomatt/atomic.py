@@ -51,15 +51,16 @@ _open_hdf5: dict[int, tuple[_GuardedFile, Path]] = {}
 
 def safe_file_name(name: str) -> str:
     """A task or motif name as it appears in file names: each run of characters other than ``A-Za-z0-9_.-``
-    becomes ``_``.
+    becomes ``_``, and so does each leading dot.
 
-    ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``.._x``: no separator is left, so a file named after a task or
-    motif stays in its folder; a name of dots alone (``..``, a folder's parent) becomes underscores. The rule
-    of every file or folder named after one (``modisco/<task>.h5``, ``contrib.<task>.bw``, ``--export-dir``
-    folders, ``logos/<motif>.*``).
+    ``AP-1/JUN`` → ``AP-1_JUN``, ``../x`` → ``___x``: no separator is left, so a file named after a task or
+    motif stays in its folder, and no name starts with a dot, so none is hidden (``..``, a folder's parent,
+    becomes ``__``). The rule of every file or folder named after one (``modisco/<task>.h5``,
+    ``contrib.<task>.bw``, ``--export-dir`` folders, ``logos/<motif>.*``).
     """
     safe = _FILE_NAME_UNSAFE.sub("_", name)
-    return safe if safe.strip(".") else safe.replace(".", "_") or "_"
+    dots = len(safe) - len(safe.lstrip("."))
+    return "_" * dots + safe[dots:] or "_"
 
 
 def safe_file_names(names: Sequence[str], what: str = "tasks") -> dict[str, str]:
@@ -87,7 +88,8 @@ def safe_file_names(names: Sequence[str], what: str = "tasks") -> dict[str, str]
         safe = safe_file_name(name)
         if safe in owners and owners[safe] != name:
             raise OutputError(f"{what} {owners[safe]!r} and {name!r} would both be written as {safe!r} (in file "
-                              "names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one")
+                              "names each run of characters other than A-Z a-z 0-9 _ . - becomes _, and so does a "
+                              "leading dot); rename one")
         owners[safe] = name
     return {name: safe for safe, name in owners.items()}
 

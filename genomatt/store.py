@@ -387,6 +387,15 @@ def shard_record(shard: int, n_shards: int, n_regions: int) -> dict:
     return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions}
 
 
+def h5_key(name: str) -> str:
+    """A motif's name as the key of its HDF5 group or dataset: ``%`` is written ``%25`` and ``/`` (which HDF5
+    reads as a path of groups; HOMER's motif names hold it) ``%2F``, and a name of dots alone has them as
+    ``%2E``, so every name is one key and the name is read back from the group's ``names`` attribute.
+    """
+    key = name.replace("%", "%25").replace("/", "%2F")
+    return key.replace(".", "%2E") if key and not key.strip(".") else key
+
+
 def content_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of what a genomatt HDF5 file holds, not of its bytes: each dataset's name, dtype, shape and values
     (by name) and the root attributes but ``created_utc``, so the same inputs written twice hash the same.

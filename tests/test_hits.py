@@ -874,7 +874,8 @@ def test_commands_refuse_tasks_whose_file_names_clash_before_writing(small_genom
                  "--fasta", str(small_genome.fasta), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "genomatt hits: error: tasks 'AP-1/JUN' and 'AP-1_JUN' would both be written as 'AP-1_JUN' "
-        "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _); rename one")
+        "(in file names each run of characters other than A-Z a-z 0-9 _ . - becomes _, and so does a leading dot); "
+        "rename one")
     assert not out.exists()
     # Nor do the attribution export and motif discovery write one task's files over the other's.
     assert main(["motifs", "--contrib", str(contrib), "--out", str(tmp_path / "motifs" / "motifs.h5"),

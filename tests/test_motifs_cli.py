@@ -152,6 +152,14 @@ def test_invalid_contributions_exit_with_a_message(tmp_path, capsys):
     assert not (tmp_path / "m.h5").exists()
 
 
+def test_a_task_name_unfit_for_motif_ids_is_refused_before_discovery(tmp_path, small_genome, capsys):
+    contrib = write_planted_contributions(small_genome, tmp_path / "c.h5", {"C/EBP beta": {"GATA1": 0.5}})
+    assert main(["motifs", "--contrib", str(contrib), "--out", str(tmp_path / "out" / "m.h5")]) == 2
+    error = capsys.readouterr().err
+    assert f"{contrib} (its tasks): task names ['C/EBP beta'] hold whitespace" in error
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_every_planted_motif_of_the_default_genome_is_discovered_and_matched(tmp_path):
     """Acceptance on planted contributions: each of the five default motifs drives its own task, and the

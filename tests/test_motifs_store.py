@@ -1,3 +1,4 @@
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,6 +48,19 @@ def test_motif_order_survives_hdf5_name_sorting(tmp_path):
                               20 - i, 0, 2) for i in range(12)]
     path = write_motifs(tmp_path / "m.h5", motifs, *seqlet_tables(0), {})
     assert [motif.name for motif in read_motifs(path)[0]] == [f"t.pos.{i}" for i in range(12)]
+
+
+def test_a_motif_name_holding_a_slash_is_one_group(tmp_path):
+    names = ["AP-1/JUN.pos.0", "AP-1%2FJUN.pos.0", "..", "PU.1(ETS)/Promoter/Homer"]
+    motifs = [DiscoveredMotif(name, "t", "pos", np.full((4, 2), i), np.ones((4, 2)), np.full((4, 2), 0.25), 20, 0, 2)
+              for i, name in enumerate(names)]
+    path = write_motifs(tmp_path / "m.h5", motifs, *seqlet_tables(0), {})
+    with h5py.File(path) as handle:
+        assert len(handle["motifs"]) == len(names)
+        assert "AP-1%2FJUN.pos.0" in handle["motifs"] and "AP-1%252FJUN.pos.0" in handle["motifs"]
+    back = read_motifs(path)[0]
+    assert [motif.name for motif in back] == names
+    assert [motif.cwm[0, 0] for motif in back] == [0, 1, 2, 3]
 
 
 def test_read_motifs_rejects_other_files(tmp_path):

@@ -1,4 +1,5 @@
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -23,6 +24,7 @@ from genomatt.motifs.cwm_motifs import read_cwm_motifs
 from genomatt.motifs.hits import HitCalls, call_hits_in_store, read_hits, write_hits
 from genomatt.report.html import (
     MAX_DRAWN_BASES,
+    _cards,
     _drawn_stretch,
     _hit_statistics,
     _metrics_table,
@@ -31,7 +33,8 @@ from genomatt.report.html import (
 )
 from genomatt.report.hit_summary import cooccurrence, motif_strength
 from genomatt.report.logos import logo_span, motif_logo_matrices, write_motif_logos
-from genomatt.store import read_regions
+from genomatt.motifs.store import read_motifs, write_motifs
+from genomatt.store import read_attrs, read_regions
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -123,11 +126,17 @@ def test_hit_fractions_are_of_the_regions_scanned_for_each_task(run_files, tmp_p
     rows = {task: np.arange(index % 3, len(regions), 2 + index % 3) for index, task in enumerate(tasks)}
     calls = call_hits_in_store(run_files["contrib"], read_cwm_motifs(run_files["motifs"]), device="cpu", task_rows=rows)
     hits = write_hits(calls, tmp_path)["h5"]
-    statistics = _hit_statistics(load_report_inputs(run_files["contrib"], run_files["motifs"], hits))
+    inputs = load_report_inputs(run_files["contrib"], run_files["motifs"], hits)
+    statistics = _hit_statistics(inputs)
     for motif, group in calls.hits.groupby("motif_name"):
         task = group["task"].iloc[0]
         assert statistics.loc[motif, "fraction"] == pytest.approx(group["peak_id"].nunique() / len(rows[task]))
     assert statistics["fraction"].max() <= 1
+    # The summary card: regions with a hit among those scanned for some task, not among every region.
+    scanned = len(set().union(*(set(regions["name"].iloc[rows[task]]) for task in tasks)))
+    assert scanned < len(regions)
+    share = f"{calls.hits['peak_id'].nunique() / scanned:.0%}"
+    assert f'<div class="value">{share}</div><div class="label">scanned regions with a hit</div>' in _cards(inputs)
 
 
 def test_motifs_left_out_of_the_hits_say_so_and_the_selection_is_shown(run_files, tmp_path):
@@ -385,13 +394,23 @@ def test_hits_of_other_motifs_are_refused(run_files, small_genome, tmp_path):
         build_report(run_files["contrib"], tmp_path / "r.html", run_files["motifs"], meme_hits)
 
 
+def test_hits_of_other_matrices_under_the_same_names_are_refused(run_files, tmp_path):
+    motifs, seqlets, called = read_motifs(run_files["motifs"])
+    rediscovered = [dataclasses.replace(motifs[0], cwm=motifs[0].cwm * 1.5), *motifs[1:]]
+    other = write_motifs(tmp_path / "motifs.h5", rediscovered, seqlets, called,
+                         read_attrs(run_files["motifs"])["provenance"])
+    with pytest.raises(StoreError, match=re.escape(f"{run_files['hits']}: its hits were called with other matrices "
+                                                   f"under the names of {other}'s motifs ({motifs[0].name}")):
+        build_report(run_files["contrib"], tmp_path / "r.html", other, run_files["hits"])
+
+
 def test_logo_files_are_named_by_the_cleaned_motif_name(tmp_path):
     logos = tmp_path / "run" / "logos"
     matrices = motif_logo_matrices(np.eye(4)[:, [0, 1, 2, 3, 0]])
     for name in ("../../ESCAPED", "AP-1/JUN.pos.0"):
         write_motif_logos(name, matrices, logos)
     files = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file())
-    assert files == sorted(f"run/logos/{stem}.{kind}.{fmt}" for stem in (".._.._ESCAPED", "AP-1_JUN.pos.0")
+    assert files == sorted(f"run/logos/{stem}.{kind}.{fmt}" for stem in ("___.._ESCAPED", "AP-1_JUN.pos.0")
                            for kind in ("cwm", "cwm_reverse") for fmt in ("png", "svg"))
 
 

@@ -147,8 +147,8 @@ def _named_tasks_contrib(path, tasks: list[str]):
 
 
 def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_path):
-    assert [safe_file_name(task) for task in ("AP-1/JUN", "..", ".", "", "a..b")] == ["AP-1_JUN", "__", "_", "_",
-                                                                                     "a..b"]
+    names = ("AP-1/JUN", "..", ".", "", "a..b", "../x", ".x")
+    assert [safe_file_name(task) for task in names] == ["AP-1_JUN", "__", "_", "_", "a..b", "___x", "_x"]
     tasks = ["AP-1/JUN", "../up", "GATA1", "a b:c"]
     contrib = _named_tasks_contrib(tmp_path / "contrib.h5", tasks)
     fasta = tmp_path / "genome.fa"
@@ -156,7 +156,7 @@ def test_track_file_names_are_the_cleaned_task_names_of_the_motifs_command(tmp_p
     out = tmp_path / "out" / "tracks"
     written = write_contribution_bigwigs(contrib, fasta, out)
     assert {task: path.name for task, path in written.items()} == {
-        "AP-1/JUN": "contrib.AP-1_JUN.bw", "../up": "contrib..._up.bw", "GATA1": "contrib.GATA1.bw",
+        "AP-1/JUN": "contrib.AP-1_JUN.bw", "../up": "contrib.___up.bw", "GATA1": "contrib.GATA1.bw",
         "a b:c": "contrib.a_b_c.bw"}
     # Every track lies in the folder.
     assert sorted(path.name for path in (tmp_path / "out").rglob("*") if path.is_file()) == sorted(

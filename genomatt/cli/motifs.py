@@ -66,8 +66,11 @@ def run(args: argparse.Namespace) -> None:
     from genomatt.motifs.store import write_modisco_h5, write_motifs
     from genomatt.motifs.task_discovery import discover_task_motifs
     from genomatt.atomic import check_not_inputs, safe_file_names, warn_of_earlier_files
+    from genomatt.task_regions import check_task_names
 
     info = read_contributions(args.contrib)
+    # A task's name becomes its motifs' MEME IDs, written after the long discovery: refuse an unfit one now.
+    check_task_names(info.tasks, f"{args.contrib} (its tasks)")
     window_start, window = resolve_window(args.window, info.length)
     # Read before the long discovery, so that a bad MEME file or JASPAR request fails at once.
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group

@@ -38,7 +38,7 @@ from genomatt.motifs.hit_calling import (admits_one_sequence, call_hits, contrib
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import trim_bounds
 from genomatt.progress import ProgressLog
-from genomatt.store import read_table, write_table
+from genomatt.store import h5_key, read_table, write_table
 from genomatt.tracks import write_hits_bed
 from genomatt.task_regions import comparable_targets
 
@@ -388,7 +388,7 @@ def _write_hits_h5(calls: HitCalls, path: Path, provenance: dict) -> None:
         cwms = handle.create_group("cwms")
         cwms.attrs["names"] = json.dumps(list(calls.cwms))
         for name, cwm in calls.cwms.items():
-            cwms.create_dataset(name, data=np.asarray(cwm, dtype=np.float32))
+            cwms.create_dataset(h5_key(name), data=np.asarray(cwm, dtype=np.float32))
 
 
 def read_hits(path: str | os.PathLike) -> HitCalls:
@@ -404,7 +404,7 @@ def read_hits(path: str | os.PathLike) -> HitCalls:
         if handle.attrs.get("kind") != "hits" or any(name not in handle for name in ("hits", "qc", "motifs", "cwms")):
             raise StoreError(f"{path}: not a genomatt hits.h5 (expected kind 'hits' with /hits, /qc, /motifs, /cwms)")
         tables = {name: read_table(handle[name]) for name in ("hits", "qc", "motifs")}
-        cwms = {name: handle["cwms"][name][()] for name in json.loads(handle["cwms"].attrs["names"])}
+        cwms = {name: handle["cwms"][h5_key(name)][()] for name in json.loads(handle["cwms"].attrs["names"])}
         provenance = json.loads(handle.attrs["provenance"])
     return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, provenance.get("settings", {}),
                     provenance.get("contributions", "contrib"))

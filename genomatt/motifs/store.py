@@ -23,7 +23,7 @@ from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.store import read_table
+from genomatt.store import h5_key, read_table
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def write_motifs(
         group = handle.create_group("motifs")
         group.attrs["names"] = json.dumps([motif.name for motif in motifs])
         for motif in motifs:
-            entry = group.create_group(motif.name)
+            entry = group.create_group(h5_key(motif.name))
             entry.create_dataset("cwm", data=motif.cwm.astype(np.float32))
             entry.create_dataset("hypothetical_cwm", data=motif.hypothetical_cwm.astype(np.float32))
             entry.create_dataset("pwm", data=motif.pwm.astype(np.float32))
@@ -106,7 +106,7 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
         group = handle["motifs"]
         motifs = []
         for name in json.loads(group.attrs["names"]):
-            entry = group[name]
+            entry = group[h5_key(name)]
             motifs.append(DiscoveredMotif(
                 name=name, task=str(entry.attrs["task"]), sign=str(entry.attrs["sign"]),
                 cwm=entry["cwm"][()], hypothetical_cwm=entry["hypothetical_cwm"][()], pwm=entry["pwm"][()],

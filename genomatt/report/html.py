@@ -121,6 +121,13 @@ def load_report_inputs(
         if known and hit_calls.cwms and not known & set(hit_calls.cwms):
             raise StoreError(f"{hits}: its hits were called with other motifs ({', '.join(list(hit_calls.cwms)[:3])}"
                              f", ...) than those of {motifs}; give the hits.h5 of these motifs")
+        # The same names with other matrices: a discovery rerun with other settings names its motifs alike.
+        changed = [motif.name for motif in motif_rows if motif.name in hit_calls.cwms and not np.array_equal(
+            np.asarray(motif.cwm, np.float32), np.asarray(hit_calls.cwms[motif.name], np.float32))]
+        if changed:
+            raise StoreError(f"{hits}: its hits were called with other matrices under the names of {motifs}'s motifs "
+                             f"({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}: another discovery "
+                             "of them); give the hits.h5 called with these motifs")
         # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
@@ -244,10 +251,12 @@ def _cards(inputs: ReportInputs) -> str:
     width = int((inputs.regions["end"] - inputs.regions["start"]).iloc[0]) if n else 0
     n_hits = len(inputs.hits.hits) if inputs.hits is not None else None
     with_hit = inputs.hits.hits["peak_id"].nunique() if inputs.hits is not None else None
+    # Over the regions scanned for some task, as the motif table's shares (with task regions, not every region).
+    scanned = int(inputs.hits.qc["peak_id"].nunique()) if inputs.hits is not None and len(inputs.hits.qc) else n
     cards = [("regions", f"{n:,}"), ("region width", f"{width:,} bp"), ("tasks", f"{len(inputs.tasks)}"),
              ("motifs", f"{len(inputs.motifs)}"),
              ("hits", "—" if n_hits is None else f"{n_hits:,}"),
-             ("regions with a hit", "—" if with_hit is None else f"{with_hit / max(n, 1):.0%}")]
+             ("scanned regions with a hit", "—" if with_hit is None else f"{with_hit / max(scanned, 1):.0%}")]
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="value">{html.escape(value)}</div><div class="label">{html.escape(label)}'
         f"</div></div>" for label, value in cards) + "</div>"
@@ -471,7 +480,11 @@ def _settings_section(inputs: ReportInputs) -> str:
                        for row in thresholds.itertuples(index=False))
         parts.append('<h3>Hit thresholds per motif and task</h3><p class="note">importance_threshold: least sum of '
                      "contributions of a hit (set by the FDR against a permutation null; inf: no hit possible); "
-                     "trim_start/trim_end: the CWM columns scanned.</p>"
+                     "trim_start/trim_end: the CWM columns scanned; strength: the motif's amplitude at its typical "
+                     "sites (90th percentile over the regions scanned, in contribution units), against which "
+                     "min_strength is applied — not the strength of the motif table, a share of the task's "
+                     "contribution; min_coefficient: the least coefficient of a hit; min_sequence_score: the least "
+                     "PWM log-odds of a hit's sequence (bits).</p>"
                      f'<table class="grid small"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
     parts.append("</section>")
     return "".join(parts)
