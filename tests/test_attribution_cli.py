@@ -342,6 +342,49 @@ def test_profile_and_count_heads_are_explained(inputs, tmp_path, monkeypatch):
                  "--targets", "shape"]) == 2
 
 
+WRAPPED_MODULE = '''
+import torch
+from torch import nn
+
+
+class Wrapped(nn.Module):
+    def __init__(self, wrap):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.out, self.wrap = nn.Conv1d(4, 6, 5), nn.Linear(6, 2), wrap
+
+    def forward(self, x):
+        logits = self.out(torch.relu(self.conv(x)).amax(-1))
+        return self.wrap(logits)
+
+
+def bare():
+    return Wrapped(lambda logits: logits)
+
+
+def one_tuple():
+    return Wrapped(lambda logits: (logits,))
+
+
+def one_list():
+    return Wrapped(lambda logits: [logits])
+'''
+
+
+def test_a_model_returning_its_logits_in_a_tuple_of_one_is_explained_as_the_logits(inputs, tmp_path, monkeypatch):
+    (tmp_path / "wrapped_models_cli.py").write_text(WRAPPED_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    h5 = inputs[0] / "regions.h5"
+    written = {}
+    for factory in ("bare", "one_tuple", "one_list"):
+        written[factory] = tmp_path / f"{factory}.h5"
+        assert main(["attribute", "--regions-h5", str(h5), "--model", f"wrapped_models_cli:{factory}", "--out",
+                     str(written[factory]), "--references", "3", "--task-names", "a", "b"]) == 0
+    for factory in ("one_tuple", "one_list"):
+        for name in ("hypothetical", "prediction", "delta"):
+            np.testing.assert_array_equal(read_array(written[factory], name), read_array(written["bare"], name))
+
+
 def test_torchscript_export_equals_the_python_class(inputs, tmp_path):
     # A user's TorchScript file is explained by walking its graph with the same rules.
     folder, regions, onehot, model = inputs

@@ -226,6 +226,18 @@ class AdaptiveMaxPoolNet(nn.Module):
         return self.out(torch.cat([self.pool(h), values], dim=-1).flatten(1))
 
 
+class MinPoolNet(nn.Module):
+    """Minima over the positions (a min pool) as amin and as torch.min with values and indices."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.out = nn.Conv1d(4, 8, 5, padding=2), nn.Linear(16, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.conv(x))
+        return self.out(torch.cat([h.amin(-1), torch.min(h, dim=2, keepdim=True)[0].squeeze(-1)], dim=1))
+
+
 class LinearModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -286,7 +298,7 @@ def _summation_error(model: nn.Module, X: torch.Tensor, refs: torch.Tensor, targ
 
 
 @pytest.mark.parametrize("model_class", [BPNetLike, BassetLike, FunctionalNet, ReusedReLUNet, OverlappingPoolNet, InPlaceNet,
-                                         HyenaLike, MambaLike, AdaptiveMaxPoolNet])
+                                         HyenaLike, MambaLike, AdaptiveMaxPoolNet, MinPoolNet])
 def test_summation_to_delta_at_float_precision(model_class, data):
     X, refs = data
     model = _initialised(model_class())
@@ -585,6 +597,34 @@ def test_batch_mixing_model_is_refused(data):
     X, refs = data
     with pytest.raises(ModelError, match="other sequences in its batch"):
         deep_lift_shap(Centred(), X, refs)
+
+
+def test_a_min_over_an_axis_is_minus_the_max_of_the_negated_values(data):
+    class NegatedMax(MinPoolNet):
+        def forward(self, x):
+            h = torch.tanh(self.conv(x))
+            return self.out(torch.cat([-(-h).amax(-1), -torch.max(-h, dim=2)[0]], dim=1))
+
+    X, refs = data
+    minimum, negated = _initialised(MinPoolNet()), _initialised(NegatedMax())
+    for max_rule in ("cross_max", "shapley"):
+        torch.testing.assert_close(deep_lift_shap(minimum, X, refs, max_rule=max_rule),
+                                   deep_lift_shap(negated, X, refs, max_rule=max_rule), rtol=0, atol=1e-7)
+
+
+def test_a_model_whose_output_depends_on_the_batch_size_is_refused_as_such(data):
+    class BatchSized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 4, 3, padding=1)
+
+        def forward(self, x):
+            # The same for batches of 1 and 2 (the plain check's), another value in the explained batch.
+            return self.conv(x).mean(-1) + (x.shape[0] > 4)
+
+    X, refs = data
+    with pytest.raises(ModelError, match=r"output for a sequence changes with the size of its batch .* --batch-size"):
+        deep_lift_shap(BatchSized(), X, refs)
 
 
 def test_a_tensor_whose_batch_is_on_neither_of_its_first_axes_says_where_the_batch_must_be(data):
@@ -933,7 +973,7 @@ class UpsamplingNet(nn.Module):
 
 @pytest.mark.parametrize("export", ["script", "trace"])
 @pytest.mark.parametrize("model_class", [ReusedReLUNet, InPlaceNet, BassetLike, EnumArgumentsNet, HyenaLike,
-                                         UpsamplingNet, AdaptiveMaxPoolNet])
+                                         UpsamplingNet, AdaptiveMaxPoolNet, MinPoolNet])
 def test_torchscript_model_is_explained_by_walking_its_graph(model_class, export, data):
     X, refs = data
     model = _initialised(model_class())

@@ -298,6 +298,32 @@ def test_a_model_mixing_the_sequences_of_a_batch_is_refused(method):
         attribute(BatchCentred().eval(), X, method=method, **options)
 
 
+class MasksItsInput(nn.Module):
+    """Sets its input's first bases to 0 (in place, or in a copy) before a Conv → ReLU → MaxPool → Linear."""
+
+    def __init__(self, in_place: bool):
+        super().__init__()
+        self.inner, self.in_place = cnn(), in_place
+
+    def forward(self, x):
+        if not self.in_place:
+            x = x.clone()
+        x[..., :3] = 0
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_model_writing_into_its_input_in_place_is_explained_as_it_runs(method):
+    X = one_hot(4)
+    options = method_options(method, X)
+    options["hypothetical"] = method != "occlusion"  # the scores of all four bases where a method has them
+    expected = attribute(MasksItsInput(in_place=False).eval(), X, method=method, **options)
+    given = X.clone()
+    scores = attribute(MasksItsInput(in_place=True).eval(), given, method=method, **options)
+    torch.testing.assert_close(scores, expected, rtol=0, atol=1e-6)
+    assert torch.equal(given, X)
+
+
 def test_rounding_of_a_half_precision_model_is_no_mixing_of_rows():
     # Kernels may change with the batch size, and their rounding with them: 0.5% on an output of a float16 model
     # is rounding, on a float32 model's a change the other rows made.

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from torch import nn
+from torch.nn import functional as F
 
 from genomatt import ALPHABET, __version__
 from genomatt.errors import ConfigError, ModelError
@@ -274,6 +275,25 @@ class CastsItsInput(nn.Module):
         return self.conv(x.double()).mean(-1)
 
 
+class CastsToItsWeights(nn.Module):
+    """Casts its input to its parameters' type: right in Python, frozen to that type by a trace."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 3, 5)
+
+    def forward(self, x):
+        return F.gelu(self.conv(x.to(self.conv.weight.dtype))).mean(-1)
+
+
+def test_a_half_precision_trace_is_told_to_be_traced_in_float32(tmp_path):
+    path = tmp_path / "half.ts"
+    torch.jit.trace(CastsToItsWeights().half().eval(), torch.zeros(2, 4, 50)).save(str(path))
+    with pytest.raises(ModelError, match=r"parameters were torch.float16\): .*Input type \(torch.HalfTensor\).*trace "
+                                         r"the model in float32 \(model.float\(\) before torch.jit.trace\) or script"):
+        load(path, input_length=50)
+
+
 def test_a_model_casting_its_input_to_its_own_type_is_told_how_to_run_in_float32(tmp_path):
     path = tmp_path / "casts.ts"
     torch.jit.script(CastsItsInput().double()).save(str(path))
@@ -310,6 +330,15 @@ def test_pickled_module_is_refused_with_a_way_out(model, tmp_path):
     torch.save(model, path)
     with pytest.raises(ModelError, match="pickled Python objects.*TorchScript"):
         load(path)
+
+
+def test_a_torch_export_program_is_refused_with_a_way_out(tmp_path):
+    model = nn.Sequential(nn.Conv1d(4, 3, 5), nn.ReLU(), nn.AdaptiveMaxPool1d(1), nn.Flatten()).eval()
+    path = tmp_path / "exported.pt2"
+    torch.export.save(torch.export.export(model, (torch.zeros(2, 4, 20),)), path)
+    for attempt in (lambda: load(path, input_length=20), lambda: load("torch.nn:Identity", weights=path)):
+        with pytest.raises(ModelError, match=re.escape(f"{path}: a torch.export program (.pt2)") + ".*TorchScript"):
+            attempt()
 
 
 def test_bare_state_dict_asks_for_its_architecture(model, tmp_path):

@@ -91,6 +91,17 @@ def test_a_token_model_is_refused_naming_its_embedding_and_the_way_out(monkeypat
         load("test_models_tokens:TokenModel", input_length=LENGTH, device="cpu")
 
 
+def test_a_model_taking_one_hot_input_to_tokens_by_argmax_is_pointed_at_the_one_hot_embedding():
+    class ArgmaxTokens(TokenModel):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x.argmax(dim=1))
+
+    torch.manual_seed(0)
+    X = _one_hot(2, seed=1).float()
+    with pytest.raises(ModelError, match=r"`argmax`.*one_hot_embedding in place of both .*Models that take tokens"):
+        deep_lift_shap(ArgmaxTokens().eval(), X, references=X[:, None], progress=False)
+
+
 def test_a_scripted_token_model_is_refused_alike(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "tokens.ts"

@@ -488,10 +488,12 @@ class _Engine:
 
     def _forward(self, inputs: Tensor) -> tuple[Any, Tensor]:
         """The model output and the target values ``(B, T)``, computed under the mode."""
-        mark_varying(inputs)
+        # A copy, so that a model writing into its input in place (x[..., :k] = 0) writes into no autograd leaf.
+        model_input = inputs.clone()
+        mark_varying(model_input)
         try:
             with self.mode, self._autocast():
-                output = self.model(inputs)
+                output = self.model(model_input)
                 values = self.reduce_output(output)
         except GenomattError:
             raise
@@ -544,9 +546,23 @@ class _Engine:
                 if expected.shape != seen.shape or not (
                         torch.isclose(seen, expected, rtol=0, atol=tolerance)
                         | ~(torch.isfinite(seen) | torch.isfinite(expected))).all():
-                    raise ModelError("the model's output under genomatt's rules differs from its plain output "
-                                     "(an operation changes values when intercepted); please report it with "
-                                     "the model")
+                    self._refuse_other_output(inputs, rows, engine_output, tolerance)
+
+    def _refuse_other_output(self, inputs: Tensor, rows: Tensor, engine_output: Any, tolerance: float) -> None:
+        """Say why the explained pass's output differs from the plain model's on two of its rows: the plain model
+        run on the whole batch tells a model whose output depends on the batch's size from a rule's error."""
+        with torch.no_grad(), self._autocast():
+            whole = self.model(inputs.detach().clone())
+        same = all(torch.isclose(seen.detach()[rows].float(), plain[rows].float(), rtol=0, atol=tolerance).all()
+                   for plain, seen in zip(tree_leaves(whole), tree_leaves(engine_output))
+                   if isinstance(plain, Tensor) and plain.is_floating_point())
+        if same:
+            raise ModelError(f"the model's output for a sequence changes with the size of its batch (the same two "
+                             f"sequences give other outputs alone than in a batch of {inputs.shape[0]}, e.g. from "
+                             "x.shape[0] or a statistic over the batch); its contributions would depend on "
+                             "--batch-size: make each sequence's output depend on that sequence alone")
+        raise ModelError("the model's output under genomatt's rules differs from its plain output (an operation "
+                         "changes values when intercepted); please report it with the model")
 
     def multipliers(self, x: Tensor, refs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Multipliers of every (sequence, reference) pair and the target values.

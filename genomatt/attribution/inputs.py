@@ -169,6 +169,8 @@ def output_reduction(
     columns = [int(column) for column in columns]  # numpy integers too
 
     def reduce_columns(output: Any) -> Tensor:
+        if isinstance(output, (tuple, list)) and len(output) == 1:  # (logits,): one head, explained as its tensor
+            output = output[0]
         if not isinstance(output, Tensor):
             raise ModelError(f"the model returns {type(output).__name__}; an integer target needs a tensor "
                              "(B, n_outputs); pass a callable target that picks one scalar per sequence")

@@ -173,7 +173,7 @@ SUPPORTED = (
     "quotients, softmax, log_softmax, logsumexp, layer_norm, rms_norm, group_norm, instance_norm, var, std, "
     "p-norms, normalize, maximum/minimum, "
     "attention (scaled_dot_product_attention, nn.MultiheadAttention), nn.GRU, nn.LSTM, max "
-    "pooling and torch.max over one axis; other operations take a rule from rules={...}."
+    "pooling and torch.max/min over one axis; other operations take a rule from rules={...} (Python)."
 )
 
 MODIFIED_GRADIENT_SUPPORTED = (
@@ -214,12 +214,11 @@ def _max_pool_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs
 
 
 def _max_rule(mode: "InterceptionMode", func: Callable, args: tuple, kwargs: dict) -> Any:
-    """``max``/``min``/``amax``: over one axis (cross-max), or of two tensors (elementwise)."""
+    """``max``/``min``/``amax``/``amin``: over one axis (the max rule; a min is ``-max(-x)``), or of two tensors
+    (elementwise)."""
     name, varying = mode.operation, mode.varying_operands(args, kwargs)
     if name in ("max", "min") and mode._is_binary_max(args, kwargs):
         return mode._elementwise(func, name, args, kwargs, varying)
-    if name == "min":
-        raise mode.refuse("a min over an axis has no rule; write it as -torch.max(-x, dim)")
     return mode._max_over_axis(func, name, args, kwargs, varying)
 
 
@@ -239,7 +238,7 @@ def basic_rules() -> dict[str, Callable]:
     rules.update(dict.fromkeys(LINEAR_IN_FIRST | LINEAR_IN_ALL | LINEAR_IN_ONE, _linear_rule))
     rules.update(dict.fromkeys(ELEMENTWISE, _elementwise_rule))
     rules.update(dict.fromkeys(MAX_POOLS, _max_pool_rule))
-    rules.update(dict.fromkeys(("max", "min", "amax"), _max_rule))
+    rules.update(dict.fromkeys(("max", "min", "amax", "amin"), _max_rule))
     rules["hold_at_sequence"] = _held_rule
     rules["detach"] = _held_rule
     return rules
@@ -473,11 +472,17 @@ class InterceptionMode(TorchFunctionMode):
         base = name[:-1] if _in_place_name(name) else name
         rule = self.rules.get(name) or self.rules.get(base)
         if rule is None and base in COMPARISONS:
+            tokens = ("; a model that turns its one-hot input into token ids (argmax) to look them up in a table "
+                      "takes genomatt.models.one_hot_embedding in place of both (docs/models.md, 'Models that take "
+                      "tokens')" if base in ("argmax", "argmin") else "")
             raise self._refusal(name, "it compares input-dependent values, and a mask or condition that changes with "
                                       "the input has no multiplier; write the masking with elementwise functions "
-                                      "(torch.where(h > 0, h, a * h) is F.leaky_relu(h, a); clamp, maximum)")
+                                      "(torch.where(h > 0, h, a * h) is F.leaky_relu(h, a); clamp, maximum)"
+                                      + tokens)
         if rule is None:
-            way_out = (f"add one with rules={{{name!r}: ...}}, see docs/methods/deeplift.md" if self.takes_rules else
+            way_out = (f"in Python, add one with deep_lift_shap(..., rules={{{name!r}: ...}}), see "
+                       "docs/methods/deeplift.md; from the command line, write the model's Python class with "
+                       "operations genomatt explains" if self.takes_rules else
                        "explain such a model with deeplift, integrated_gradients or gradient_x_input")
             raise self._refusal(name, f"no {self.method_name} rule is known for it ({way_out})")
         self.operation = name
@@ -661,17 +666,24 @@ class InterceptionMode(TorchFunctionMode):
             raise self._refusal(name, "a max over several axes (or all of them) is supported only over "
                                       "one axis that is not the batch axis")
         dim %= z.dim()
+        minimum = name in ("min", "amin")
+        if minimum:
+            z = -z  # min(z) = -max(-z): the max rule on the negated values, its values negated back
         if dim == 0 and self._batch_second(z):
             # Over the positions of a sequence-first tensor (L, B, ...): the max over axis 1 of (B, L, ...).
             values, indices = self._max(name, axis_reduction(1, bool(keepdim)), z.transpose(0, 1))
             if keepdim:
                 values, indices = values.transpose(0, 1), indices.transpose(0, 1)
-                mark_varying(values)
-            return values if name == "amax" else torch.return_types.max((values, indices))
-        if dim == 0:
+        elif dim == 0:
             raise self._refusal(name, self.axis_zero_reason(z))
-        values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
-        return values if name == "amax" else torch.return_types.max((values, indices))
+        else:
+            values, indices = self._max(name, axis_reduction(dim, bool(keepdim)), z)
+        if minimum:
+            values = -values
+        mark_varying(values)
+        if name in ("amax", "amin"):
+            return values
+        return (torch.return_types.min if minimum else torch.return_types.max)((values, indices))
 
     # --- messages ----------------------------------------------------------------------------
 

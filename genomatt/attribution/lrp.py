@@ -131,10 +131,11 @@ def epsilon_lrp(
         mode = EpsilonLrpMode(model, float(epsilon))
         for start in range(0, X.shape[0], batch_size):
             batch = X[start:start + batch_size].to(model_ready.device, model_ready.dtype).requires_grad_(True)
-            mark_varying(batch)
             with torch.enable_grad():
+                model_input = batch.clone()  # which the model may write into in place
+                mark_varying(model_input)
                 with as_model_error(batch), mode:
-                    values = model_ready.reduce_output(model(batch))
+                    values = model_ready.reduce_output(model(model_input))
                 check_finite_values(values)
                 require_varying(values)
                 model_ready.check_rows_independent(batch, values)

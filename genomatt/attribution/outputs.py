@@ -53,7 +53,8 @@ class ExplainedModel:
 
     def _evaluate(self, inputs: Tensor) -> Tensor:
         with as_model_error(inputs):
-            values = self.reduce_output(self.model(inputs))
+            # A copy, so that a model writing into its input in place writes into no autograd leaf.
+            values = self.reduce_output(self.model(inputs.clone()))
         check_finite_values(values)
         self.check_rows_independent(inputs, values)
         return values

@@ -275,10 +275,12 @@ class _FittingMode(_PatternMode):
 
 
 def _trace(mode: _PatternMode, model: nn.Module, x: Tensor) -> Tensor:
-    """Run ``model`` on ``x`` under ``mode``; return the output."""
-    mark_varying(x)
+    """Run ``model`` on a copy of ``x`` (which the model may write into in place) under ``mode``; return the
+    output."""
+    model_input = x.clone()
+    mark_varying(model_input)
     with as_model_error(x), mode:
-        output = model(x)
+        output = model(model_input)
     if not isinstance(output, Tensor):
         raise ModelError(f"the model returns {type(output).__name__}; PatternNet and PatternAttribution explain "
                          "columns of one output tensor (B, n_outputs): wrap the model so that it returns the head "

@@ -170,16 +170,27 @@ def save_model(
     return weights_hash
 
 
-def _is_torchscript(path: Path) -> bool:
-    # TorchScript archives carry constants.pkl and code/; torch.save zip files carry neither.
+def _archive_names(path: Path) -> list[str]:
+    """The base names of the members of a zip archive (torch.save, TorchScript, torch.export); none for others."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+            return [name.rsplit("/", 1)[-1] for name in archive.namelist()]
     except (zipfile.BadZipFile, OSError):
-        return False
+        return []
+
+
+def _is_torchscript(path: Path) -> bool:
+    # TorchScript archives carry constants.pkl and code/; torch.save zip files carry neither.
+    return "constants.pkl" in _archive_names(path)
 
 
 def _torch_load(path: Path, what: str) -> object:
+    if "archive_format" in _archive_names(path):  # torch.export.save's .pt2 package
+        raise ModelError(
+            f"{path}: a torch.export program (.pt2), which genomatt does not load: its graph of ATen operations is "
+            "not the model's layers. Give the model as TorchScript (torch.jit.script(model).save(path)) or its "
+            "Python class with weights (package.module:factory and torch.save(model.state_dict(), path))"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as error:
@@ -378,7 +389,7 @@ def _in_float32(model: nn.Module, where: str) -> tuple[nn.Module, str]:
 
 # torch's words for operands of two floating point types.
 _DTYPE_MISMATCH = re.compile(r"dtype|expected scalar type|type \((double|float|half|c10::Half|c10::BFloat16|"
-                             r"BFloat16)\)", re.IGNORECASE)
+                             r"BFloat16|torch\.\w*Tensor)\)", re.IGNORECASE)
 
 
 # Sequences of the batch a loaded model is first run on: a number a TorchScript trace is unlikely to have fixed as
@@ -414,10 +425,14 @@ def _check_on_dummy_batch(
         # TorchScript errors carry the interpreter's traceback; its last line is the error itself.
         detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         if converted and _DTYPE_MISMATCH.search(detail):
+            way_out = "cast them to the type of its parameters instead (x.to(self.<layer>.weight.dtype))" + (
+                "; a TorchScript trace keeps the types of the example it was traced on, so trace the model in "
+                "float32 (model.float() before torch.jit.trace) or script it" if isinstance(model, torch.jit.ScriptModule)
+                else "")
             raise ModelError(
                 f"{where}: the model fails once run in float32, as genomatt runs models (its parameters were "
-                f"{converted}): {detail}. Its forward casts values to a type of its own (e.g. x.double()); cast "
-                "them to the type of its parameters instead (x.to(self.<layer>.weight.dtype))"
+                f"{converted}): {detail}. Its forward casts values to a type of its own (e.g. x.double()); "
+                f"{way_out}"
             ) from None
         traced = (", and, for a TorchScript trace, that it does not keep its example's batch size (traced from "
                   "code reading x.shape[0] or reshaping to a fixed batch; script it, or trace code using -1)"
