@@ -161,6 +161,12 @@ def _header_problem(handle: BinaryIO, record: _IndexRecord, previous: _IndexReco
     return None
 
 
+# Spaces or tabs in sequence lines (at their ends, or between blocks of bases as in GenBank): pyfaidx indexes them as
+# bases, so that every window after them would be read from the wrong place.
+_BLANKS_IN_SEQUENCE = ("which an index reads as bases; FASTA sequence lines hold bases only: remove them (e.g. "
+                       "sed -i '/^>/!s/[[:blank:]]//g' genome.fa) and run again")
+
+
 def _first_line_problem(handle: BinaryIO, record: _IndexRecord, size: int) -> str | None:
     """Why ``record``'s first sequence line does not hold ``line_bases`` bases and a newline; ``None`` if it does."""
     if record.length == 0:
@@ -169,6 +175,9 @@ def _first_line_problem(handle: BinaryIO, record: _IndexRecord, size: int) -> st
     handle.seek(record.offset)
     line = handle.read(record.line_bytes - record.line_bases + bases)
     newline = line[bases:]
+    if any(blank in line[:bases] or blank in newline for blank in (b" ", b"\t")):
+        return (f"the first sequence line of record {record.name!r} (byte {record.offset}) holds a space or tab, "
+                f"{_BLANKS_IN_SEQUENCE}")
     ends_line = newline in (b"\n", b"\r\n") or (newline == b"" and record.offset + bases == size)
     if len(line) < bases or b"\n" in line[:bases] or line[:1] == b">" or not ends_line:
         return (f"the first line of record {record.name!r} (byte {record.offset}) does not hold "
@@ -312,6 +321,16 @@ def _index_mismatch(path: Path, indexes: list[Path], compressed: bool) -> str | 
         return f"cannot read it: {error.strerror or error}"
 
 
+def _refuse_blanks(path: Path, indexes: list[Path], compressed: bool) -> None:
+    """Refuse a FASTA whose freshly built index counts spaces or tabs of its sequence lines as bases, removing
+    that index (it would misplace every read)."""
+    problem = _index_mismatch(path, indexes, compressed)
+    if problem is not None and _BLANKS_IN_SEQUENCE in problem:
+        for index in indexes:
+            index.unlink(missing_ok=True)
+        raise FastaError(f"{path}: {problem}")
+
+
 def _older_index(path: Path, indexes: list[Path]) -> Path | None:
     """The first of ``indexes`` older than the FASTA ``path``, or ``None``."""
     fasta_time = path.stat().st_mtime_ns
@@ -428,6 +447,7 @@ def _index_elsewhere(path: Path, backend: str, beside: list[Path], cached: list[
     except OutputError as error:
         raise FastaError(f"{path}: cannot write its index beside it ({refusal}) nor in {cached[0].parent} "
                          f"({_write_refusal(error)}); set XDG_CACHE_HOME to a writable folder") from None
+    _refuse_blanks(path, cached, _is_bgzip(path))
     log.warning("%s: cannot write its index beside it (%s); built it in %s", path, refusal, cached[0].parent)
     return cached
 
@@ -482,6 +502,7 @@ def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> lis
     except OutputError as error:
         return _index_elsewhere(path, backend, beside, cached, _write_refusal(error),
                                 use_beside=older is not None)
+    _refuse_blanks(path, beside, compressed)
     return beside
 
 

@@ -536,6 +536,31 @@ def test_an_index_that_matches_its_fasta_is_not_rebuilt(tmp_path, caplog, backen
 
 
 @pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("blank", ["trailing-space", "trailing-tab", "blocks-of-ten"])
+@pytest.mark.parametrize("samtools_index", [False, True])
+def test_blanks_in_sequence_lines_are_refused_not_read_as_bases(tmp_path, backend, blank, samtools_index, caplog):
+    rng = np.random.default_rng(0)
+    sequence = "".join(rng.choice(list("ACGT"), 600))
+    lines = [sequence[i:i + 60] for i in range(0, 600, 60)]
+    if blank == "blocks-of-ten":
+        lines = [" ".join(line[j:j + 10] for j in range(0, 60, 10)) for line in lines]
+    else:
+        lines = [line + (" " if blank == "trailing-space" else "\t") for line in lines]
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1 a description\n" + "\n".join(lines) + "\n")
+    if samtools_index:  # htslib's index, which reads the bases alone
+        import pysam
+
+        pysam.faidx(str(fasta))
+    with pytest.raises(FastaError, match=re.escape(f"{fasta}: the first sequence line of record 'chr1' (byte 20) "
+                                                   "holds a space or tab, which an index reads as bases")):
+        load_regions(fasta, pd.DataFrame({"chrom": ["chr1"], "start": [100], "end": [200]}), backend=backend,
+                     progress=False)
+    # No index left that would misplace every read.
+    assert not Path(f"{fasta}.fai").exists()
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
 def test_a_plain_gzip_fasta_is_refused_with_how_to_fix_it(tmp_path, small_genome, backend):
     fasta = tmp_path / "genome.fa.gz"
     with gzip.open(fasta, "wb") as handle:
