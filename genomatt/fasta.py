@@ -65,19 +65,31 @@ class _IndexRecord:
         return self.offset + self.length + lines * (self.line_bytes - self.line_bases)
 
 
+_TWO_BIT_MAGIC = (b"\x43\x27\x41\x1a", b"\x1a\x41\x27\x43")
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+
+
 def _is_bgzip(path: Path) -> bool:
-    """Whether ``path`` is bgzip-compressed; a FASTA compressed with plain gzip is refused.
+    """Whether ``path`` is bgzip-compressed; a FASTA compressed with plain gzip is refused, and so are a 2bit file
+    and a FASTA opening with a byte-order mark.
 
     Raises
     ------
     FastaError
-        If the FASTA cannot be read, or is gzip- but not bgzip-compressed (it has no index for random access).
+        If the FASTA cannot be read, or is gzip- but not bgzip-compressed (it has no index for random access),
+        or is not a FASTA.
     """
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
     except OSError as error:
         raise FastaError(f"{path}: cannot read FASTA ({error.strerror or error})") from None
+    if head[:4] in _TWO_BIT_MAGIC:
+        raise FastaError(f"{path}: a 2bit genome, not a FASTA; convert it with `twoBitToFa {path.name} "
+                         "genome.fa` (UCSC's tools) and give the FASTA")
+    if head.startswith(_BYTE_ORDER_MARK):  # invisible in an editor, it would make the first header unreadable
+        raise FastaError(f"{path}: starts with a byte-order mark (as some Windows editors save text), before its first "
+                         f"header line; remove it (`sed -i '1s/^\\xEF\\xBB\\xBF//' {path.name}`)")
     if not head.startswith(_GZIP_MAGIC):
         return False
     if head.startswith(_BGZF_FLAGS) and head[12:14] == _BGZF_SUBFIELD:

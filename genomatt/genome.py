@@ -10,6 +10,7 @@ import gzip
 import logging
 import numbers
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -64,11 +65,19 @@ def _open_text(path: Path):
     return open(path, encoding="utf-8-sig")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# Longer than any chromosome (the longest known are a few Gb), and far from int64's limit, which the window
+# arithmetic must not reach.
+_MAX_COORDINATE = 2**40
+
+
 def _parse_int(text: str, what: str, where: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise BedFormatError(f"{where}: {what} must be an integer, got {text!r}") from None
+    if not _INTEGER.fullmatch(text):  # int() also takes "1_000", " 7" and other spellings no BED tool writes
+        raise BedFormatError(f"{where}: {what} must be an integer, got {text!r}")
+    value = int(text)
+    if abs(value) > _MAX_COORDINATE:
+        raise BedFormatError(f"{where}: {what} {text} is larger than any chromosome (at most {_MAX_COORDINATE:,})")
+    return value
 
 
 def _parse_bed_line(fields: list[str], where: str, is_narrowpeak: bool) -> dict:

@@ -89,11 +89,13 @@ def check_regions_on_chromosomes(
 def write_hits_bed(hits: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write hits as BED6 (name = motif, score = 1000 x similarity), one line per distinct hit, atomically.
 
-    A motif scanned in several tasks can be hit at the same place in each; the BED keeps one line.
+    A motif scanned in several tasks can be hit at the same place in each; the BED keeps one line. Lines are
+    sorted as ``sort -k1,1 -k2,2n`` sorts them, as the seqlet BEDs are, so ``bedtools ... -sorted`` takes both.
     """
     bed = hits[BED_COLUMNS[:4] + ["hit_similarity", "strand"]].copy()
     bed["hit_similarity"] = np.clip(np.round(1000 * bed["hit_similarity"].to_numpy(float)), 0, 1000).astype(int)
     bed = bed.drop_duplicates(subset=["chr", "start", "end", "motif_name", "strand"])
+    bed = bed.sort_values(["chr", "start", "end", "motif_name", "strand"], kind="stable")
     with atomic_path(path) as tmp:
         bed.to_csv(tmp, sep="\t", header=False, index=False)
     return Path(path)

@@ -101,6 +101,9 @@ def test_byte_order_mark_is_not_part_of_the_first_chromosome(tmp_path):
         ("chr1\t10\t20\tn\t0\t*\n", "strand (column 6) must be one of"),
         ("chr1\t100\t200\tp\t0\t.\t1\t1\t1\t150\n", "summit offset 150 lies outside the interval of length 100"),
         ("chr1\t100\t200\tp\t0\t.\t1\t1\t1\tmid\n", "summit offset (narrowPeak column 10) must be an integer"),
+        ("chr1\t1_000\t2000\n", "start (column 2) must be an integer, got '1_000'"),
+        ("chr1\t10\t99999999999999999999\n", "end (column 3) 99999999999999999999 is larger than any chromosome"),
+        ("chr1\t9223372036854775000\t9223372036854775806\n", "start (column 2) 9223372036854775000 is larger than"),
     ],
 )
 def test_read_bed_invalid_lines_name_file_and_line(tmp_path, line, expected):
@@ -558,6 +561,18 @@ def test_blanks_in_sequence_lines_are_refused_not_read_as_bases(tmp_path, backen
                      progress=False)
     # No index left that would misplace every read.
     assert not Path(f"{fasta}.fai").exists()
+
+
+@pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
+@pytest.mark.parametrize("content, message", [
+    (b"\x43\x27\x41\x1a" + bytes(60), "a 2bit genome, not a FASTA; convert it with `twoBitToFa genome.fa"),
+    (b"\xef\xbb\xbf>chr1\nACGT\n", "starts with a byte-order mark (as some Windows editors save text)"),
+], ids=["2bit", "byte-order-mark"])
+def test_files_that_are_not_a_plain_fasta_are_named_with_the_fix(tmp_path, backend, content, message):
+    fasta = tmp_path / "genome.fa"
+    fasta.write_bytes(content)
+    with pytest.raises(FastaError, match=re.escape(f"{fasta}: {message}")):
+        read_chrom_sizes(fasta, backend)
 
 
 @pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])

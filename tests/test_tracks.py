@@ -1,9 +1,11 @@
+import subprocess
+
 import h5py
 import numpy as np
 import pandas as pd
 import pyBigWig
 import pytest
-from bed_checks import assert_valid_bed, ucsc_problems
+from bed_checks import assert_valid_bed, bedtools, ucsc_problems
 from synthetic import synthetic_contributions
 
 from genomatt.contributions import write_contributions
@@ -80,6 +82,22 @@ def test_hits_bed_keeps_one_line_per_distinct_hit(tmp_path):
     path = write_hits_bed(hits, tmp_path / "hits.bed")
     assert path.read_text().splitlines() == ["c\t5\t12\tm\t910\t+", "c\t40\t47\tm\t750\t-"]
     assert_valid_bed(path)
+
+
+def test_hits_bed_is_sorted_as_bedtools_sorted_inputs_must_be(tmp_path):
+    # Hits in the order of the regions, as a peak file sorted by signal gives them.
+    hits = pd.DataFrame({"chr": ["chr3", "chr3", "chr1", "chr10", "chr2"], "start": [50, 8, 70, 5, 9],
+                         "end": [57, 15, 77, 12, 16], "motif_name": ["m"] * 5, "hit_similarity": [0.9] * 5,
+                         "strand": ["+"] * 5})
+    path = write_hits_bed(hits, tmp_path / "hits.bed")
+    assert [tuple(line.split("\t")[:2]) for line in path.read_text().splitlines()] == [
+        ("chr1", "70"), ("chr10", "5"), ("chr2", "9"), ("chr3", "8"), ("chr3", "50")]
+    seqlets = tmp_path / "seqlets.bed"
+    seqlets.write_text("chr1\t60\t80\ts\t0\t+\nchr3\t0\t20\ts\t0\t+\n")
+    result = subprocess.run([bedtools(), "intersect", "-sorted", "-u", "-a", str(path), "-b", str(seqlets)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""
+    assert [line.split("\t")[:2] for line in result.stdout.splitlines()] == [["chr1", "70"], ["chr3", "8"]]
 
 
 def test_bed_checks_catch_what_ucsc_rejects(tmp_path):

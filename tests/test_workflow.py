@@ -474,6 +474,22 @@ def test_relative_paths_are_read_from_the_working_directory(tmp_path, user_data)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_path_holding_braces_is_refused_naming_its_key(tmp_path, user_data):
+    # Snakemake reads {x} in a file name as a wildcard: refused before any job, not a WildcardError.
+    braced = tmp_path / "genome{x}"
+    shutil.copytree(user_data, braced, ignore=shutil.ignore_patterns("simulated", "models"))
+    config = yaml.safe_load(user_config(tmp_path, user_data).read_text())
+    config["samples"]["k562"]["fasta"] = str(braced / "genome.fa")
+    path = tmp_path / "braced.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = run_snakemake("-n", config=path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert (f"the config names paths holding {{ or }}, which Snakemake reads as wildcards in file names: "
+            f"samples.k562.fasta: {braced}/genome.fa.") in output
+    assert "WildcardError" not in output
+
+
 def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
     config = user_config(tmp_path, user_data, model="user_model:build")
     result = run_snakemake(config=config, python_path=(user_data / "models",))

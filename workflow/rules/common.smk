@@ -380,7 +380,14 @@ def made_by_the_workflow(path):
 
 def check_configured_files():
     """Refuse a config naming files that are not there, before any job, saying where relative paths are read.
-    An output of the run is the workflow's to make (one sample explaining the model another sample trains)."""
+    An output of the run is the workflow's to make (one sample explaining the model another sample trains).
+    A path holding a brace is refused too: Snakemake reads {name} in a file name as a wildcard."""
+    braced = [f"{key}: {path}" for key, path in [("outdir", OUTDIR), *configured_files()]
+              if "{" in str(path) or "}" in str(path)]
+    if braced:
+        raise WorkflowError(
+            "the config names paths holding { or }, which Snakemake reads as wildcards in file names: "
+            + "; ".join(braced) + ". Rename or link the files (or folder) to a path without braces.")
     missing = [f"{key}: {path}" for key, path in configured_files()
                if not os.path.exists(path) and not made_by_the_workflow(path)]
     if missing:
