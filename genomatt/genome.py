@@ -72,7 +72,7 @@ _MAX_COORDINATE = 2**40
 
 
 def _parse_int(text: str, what: str, where: str) -> int:
-    if not _INTEGER.fullmatch(text):  # int() also takes "1_000", " 7" and other spellings no BED tool writes
+    if not _INTEGER.fullmatch(text.strip()):  # int() also takes "1_000" and other spellings no BED tool writes
         raise BedFormatError(f"{where}: {what} must be an integer, got {text!r}")
     value = int(text)
     if abs(value) > _MAX_COORDINATE:
