@@ -560,6 +560,10 @@ def test_a_negative_seed_is_refused_when_parsed(command, capsys):
         main([command, "--seed", "-1"])
     assert exit_info.value.code == 2
     assert f"genomatt {command}: error: argument --seed: a seed must be at least 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([command, "--seed", str(2**64)])
+    assert (f"genomatt {command}: error: argument --seed: a seed must be at most 9223372036854775807 (2^63 - 1), "
+            f"got {2**64}") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command, option, expected", [

@@ -37,6 +37,17 @@ def test_windows_are_labelled_by_their_centre(tmp_path):
     assert label_windows(windows, tasks).tolist() == [[1, 1], [0, 1]]
 
 
+def test_a_region_ending_at_its_chromosome_end_is_not_called_past_it(genome, tmp_path, caplog):
+    sizes = read_chrom_sizes(genome.fasta)
+    rows = [line.split("\t")[:3] for line in genome.task_beds["CTCF"].read_text().splitlines()]
+    # A region ending exactly at chr3's end: valid, though its window runs off the chromosome.
+    bed = write_bed(tmp_path / "CTCF.bed", rows + [["chr3", sizes["chr3"] - 50, sizes["chr3"]]])
+    with caplog.at_level("WARNING", logger="genomatt"):
+        data = build_training_data(genome.fasta, [bed, genome.task_beds["CEBPB"]], 200, progress=False)
+    assert "past the end of their chromosome" not in caplog.text
+    assert list(data.regions.columns) == ["chrom", "start", "end", "name", "source", "split"]
+
+
 def test_holdout_defaults_and_errors():
     genome_chroms = ["chr1", "chr2", "chr3", "chr4", "chr5"]
     assert holdout_chromosomes(genome_chroms) == (["chr4"], ["chr5"])
@@ -97,6 +108,19 @@ def test_negatives_that_cannot_match_the_positives_gc_are_named(genome, caplog):
     assert "GC-matched negatives hold" not in caplog.text
 
 
+def test_too_few_gc_matched_negatives_are_refused(tmp_path, caplog):
+    # 20 positives of 200 bp in 6 kb: background for a few negatives only.
+    random = np.random.default_rng(2)
+    sequence = "".join(random.choice(list("ACGT"), 6000))
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1\n" + "\n".join(sequence[i:i + 60] for i in range(0, len(sequence), 60)) + "\n")
+    positives = pd.DataFrame({"chrom": ["chr1"] * 20, "start": np.arange(20) * 290 + 50})
+    positives["end"] = positives["start"] + 200
+    with pytest.raises(ConfigError, match=r"only \d+ background windows of 200 bp clear of the task regions for 20 "
+                                          r"positive windows .*--negatives shuffled"):
+        gc_matched_negatives(fasta, positives, np.full(20, 0.5), positives, 200, random_state=1)
+
+
 def test_gc_matched_negatives_are_seeded(genome):
     positives = positive_windows(read_task_regions(list(genome.task_beds.values())), 200)
     gc = np.full(len(positives), 0.4)
@@ -130,6 +154,26 @@ def test_bed_negatives_are_labelled_like_every_window(genome, tmp_path):
     from_bed = data.regions["source"] == "bed"
     assert from_bed.sum() == len(negatives) + 1
     assert data.labels[from_bed.to_numpy(), 0].sum() == 1
+
+
+def test_bed_negatives_overlapping_a_task_region_off_centre_are_counted(genome, tmp_path, caplog):
+    negatives = pd.read_csv(genome.negatives_bed, sep="\t", header=None).iloc[:, :3]
+    # A window 150 bp off a CTCF peak of 200 bp: it overlaps the peak by 50 bp, its centre outside it.
+    shifted = pd.read_csv(genome.task_beds["CTCF"], sep="\t", header=None).iloc[:1, :3]
+    shifted[[1, 2]] += (shifted[2] - shifted[1]).iloc[0] // 2 + 50
+    bed = tmp_path / "background.bed"
+    pd.concat([negatives, shifted]).to_csv(bed, sep="\t", header=False, index=False)
+    with caplog.at_level("WARNING", logger="genomatt"):
+        data = build_training_data(genome.fasta, list(genome.task_beds.values()), 200, negatives=str(bed),
+                                   progress=False)
+    assert f"{bed}: 1 negative windows overlap a task's region without their centre in it" in caplog.text
+    assert data.labels[(data.regions["source"] == "bed").to_numpy()].sum() == 0
+
+
+def test_a_negatives_bed_of_positive_windows_alone_is_refused(genome):
+    with pytest.raises(ConfigError, match=r"CTCF.bed: every one of its windows is a positive window"):
+        build_training_data(genome.fasta, list(genome.task_beds.values()), 200,
+                            negatives=str(genome.task_beds["CTCF"]), progress=False)
 
 
 def test_identical_windows_of_a_negatives_bed_are_kept_once(genome, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genomatt.cli.main import main
-from genomatt.errors import ConfigError
+from genomatt.errors import ConfigError, ModelError
 from genomatt.models import TrainingConfig, build_model, build_training_data, content_hash, fit, load, predict
 from genomatt.models.training import _validation_rank, augment_batch
 from genomatt.simulate import SimulationSettings, simulate_genome
@@ -144,6 +144,16 @@ def test_weight_decay_shrinks_the_weights(genome):
     assert norms[0.5] < 0.8 * norms[0.0]
 
 
+def test_training_that_diverges_is_refused_as_such(genome):
+    data = build_training_data(genome.fasta, list(genome.task_beds.values())[:2], 100, jitter=5, progress=False)
+    config = TrainingConfig(width=100, jitter=5, epochs=2, learning_rate=1e30, architecture=SMALL_MODEL)
+    torch.manual_seed(config.seed)
+    model = build_model({**SMALL_MODEL, "n_tasks": 2, "input_length": 100})
+    with pytest.raises(ModelError, match=r"training diverged: the model's outputs are not finite .*lower the "
+                                         r"learning rate"):
+        fit(model, data, config, torch.device("cpu"), progress=False)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -154,6 +164,8 @@ def test_weight_decay_shrinks_the_weights(genome):
         ({"weight_decay": -0.1}, "weight_decay must be zero or positive"),
         ({"weight_decay": float("nan")}, "weight_decay must be zero or positive"),
         ({"weight_decay": "0.1"}, "weight_decay must be zero or positive"),
+        ({"weight_decay": float("inf")}, "weight_decay must be zero or positive and finite"),
+        ({"learning_rate": float("inf")}, "learning_rate must be positive and finite"),
         ({"architecture": {"architecture": "bpnet", "n_tasks": 3}}, "come from the data"),
     ],
 )

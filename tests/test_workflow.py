@@ -315,9 +315,10 @@ def test_every_file_of_a_run_is_declared(resumed_run):
 @pytest.mark.parametrize("section, key, value, rerun", [
     ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
-    # Threads are a job's resources: more of them rerun nothing; nor do a batch size and device that change the
-    # contributions by rounding only.
-    ("train", "threads", 2, set()),
+    # Training's thread count sets its weights (sums in another order): a model of its own. Attribution's threads
+    # are a job's resource, and a batch size and device change the contributions by rounding only: no rerun.
+    ("train", "threads", 2, {"train", "attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
+    ("attribution", "threads", 2, set()),
     ("attribution", "batch_size", 32, set()),
     # A key written out at its default gives the commands its absence gives.
     ("train", "seed", 0, set()),

@@ -57,20 +57,27 @@ def _int_at_least(text: str, least: int) -> int:
     return value
 
 
+# The largest seed every generator takes (torch.manual_seed's are signed 64-bit integers on some paths).
+MAX_SEED = 2**63 - 1
+
+
 def seed(text: str) -> int:
-    """Parse a random seed: an integer of at least 0, as numpy's generators take.
+    """Parse a random seed: an integer from 0 to :data:`MAX_SEED`, as numpy's and torch's generators take.
 
     Raises
     ------
     ValueError
         If ``text`` is not an integer (argparse reports it as an invalid value).
     argparse.ArgumentTypeError
-        If the integer is negative.
+        If the integer is negative or larger than :data:`MAX_SEED`.
     """
     try:
-        return non_negative_int(text)
+        value = non_negative_int(text)
     except argparse.ArgumentTypeError as error:
         raise argparse.ArgumentTypeError(f"a seed {error}") from None
+    if value > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be at most {MAX_SEED} (2^63 - 1), got {value}")
+    return value
 
 
 @contextlib.contextmanager

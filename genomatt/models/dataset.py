@@ -19,7 +19,7 @@ import pandas as pd
 from genomatt.errors import ConfigError
 from genomatt.fasta import read_chrom_sizes
 from genomatt.genome import load_regions, past_chromosome_ends, read_bed, resize
-from genomatt.intervals import centre_in_any
+from genomatt.intervals import centre_in_any, overlaps_any
 from genomatt.models.negatives import MAX_UNKNOWN_FRACTION, gc_content, gc_matched_negatives, shuffled_negatives
 from genomatt.models.splits import SPLITS, assign_splits, holdout_chromosomes
 from genomatt.task_regions import check_task_beds, count_missing_chromosomes, read_task_regions
@@ -63,9 +63,12 @@ class TrainingData:
 
 
 def positive_windows(task_regions: dict[str, pd.DataFrame], width: int) -> pd.DataFrame:
-    """Windows of ``width`` bp centred on every task's regions (summit or midpoint), without duplicates."""
+    """Windows of ``width`` bp centred on every task's regions (summit or midpoint), without duplicates; each keeps
+    its region's ``region_start``/``region_end``, so that a window running off a chromosome end is not taken for
+    a region past it."""
     windows = pd.concat(
-        [resize(regions, width)[_WINDOW_COLUMNS] for regions in task_regions.values()], ignore_index=True
+        [resize(regions, width)[_WINDOW_COLUMNS + ["region_start", "region_end"]] for regions in task_regions.values()],
+        ignore_index=True,
     )
     return windows.drop_duplicates(["chrom", "start", "end"]).reset_index(drop=True)
 
@@ -100,7 +103,21 @@ def _genomic_negatives(
     if repeated.any():
         log.info("%s: %d negative windows repeat an earlier negative or a positive window; each is kept once",
                  negatives, int(repeated.sum()))
-    return windows[~repeated].reset_index(drop=True).assign(source="bed")
+    windows = windows[~repeated].reset_index(drop=True)
+    if windows.empty:
+        raise ConfigError(f"{negatives}: every one of its windows is a positive window (a task BED given as the "
+                          "negatives?); give background regions, or --negatives gc_matched or shuffled")
+    # Labelled like every window, by its centre: one that only overlaps a task's region stays a negative for it.
+    labels = label_windows(windows, task_regions) > 0
+    touching = np.zeros(len(windows), dtype=bool)
+    for task, regions in enumerate(task_regions.values()):
+        touching |= ~labels[:, task] & overlaps_any(windows["chrom"].to_numpy(), windows["start"].to_numpy(),
+                                                    windows["end"].to_numpy(), regions)
+    if touching.any():
+        log.warning("%s: %d negative windows overlap a task's region without their centre in it, and stay negatives "
+                    "(a window is positive for a task when its centre base lies in one of the task's regions)",
+                    negatives, int(touching.sum()))
+    return windows.assign(source="bed")
 
 
 def _without_unknown_windows(positives: pd.DataFrame, X: np.ndarray, read: pd.DataFrame
@@ -179,6 +196,7 @@ def build_training_data(
     validation_chroms, test_chroms = holdout_chromosomes(sizes, validation_chroms, test_chroms)
     positives = positive_windows(task_regions, width).assign(source="positive")
     read, positive_X = load_regions(fasta, positives, width + 2 * jitter, progress=progress)
+    positives = positives[_WINDOW_COLUMNS + ["source"]]
     positives, positive_X = _without_unknown_windows(positives, positive_X, read)
     if negatives == "shuffled":
         negative_windows = positives.assign(source="shuffled", name=positives["name"] + ":shuffled")

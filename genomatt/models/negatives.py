@@ -111,6 +111,10 @@ def _negatives_on_chromosome(
     return candidates.iloc[picked].assign(gc=candidate_gc[picked])
 
 
+# Fewer GC-matched negatives than this share of the positives is refused: the background is too small to learn.
+MIN_NEGATIVE_SHARE = 0.5
+
+
 def gc_matched_negatives(
     fasta: str | os.PathLike,
     positives: pd.DataFrame,
@@ -163,8 +167,16 @@ def gc_matched_negatives(
             )
         if len(found):
             chosen.append(found)
-    if not chosen:
-        raise ConfigError(f"{fasta}: no background windows of {width} bp clear of the positives; use other negatives")
+    found = sum(len(table) for table in chosen)
+    if found < MIN_NEGATIVE_SHARE * len(positives):
+        raise ConfigError(
+            f"{fasta}: only {found} background windows of {width} bp clear of the task regions for {len(positives)} "
+            f"positive windows (at least {MIN_NEGATIVE_SHARE:.0%} as many are needed): trained on so few negatives, "
+            "a model learns to tell the tasks apart, not each task from the background. Use --negatives shuffled "
+            "(dinucleotide shuffles of the positives) or a BED of negatives, or a smaller --width")
+    if found < len(positives):
+        log.warning("%d GC-matched negatives for %d positive windows: the genome's background between the task "
+                    "regions holds no more", found, len(positives))
     negatives = pd.concat(chosen, ignore_index=True)
     gap = float(np.mean(positive_gc)) - float(negatives["gc"].mean())
     if abs(gap) > 1 / GC_BINS:

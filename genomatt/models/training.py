@@ -120,9 +120,18 @@ def _centre(X: np.ndarray, jitter: int) -> np.ndarray:
 def _evaluate(
     model: nn.Module, X: np.ndarray, y: np.ndarray, task_names: Sequence[str], batch_size: int, device: torch.device
 ) -> tuple[float, dict]:
-    """Mean binary cross-entropy and per-task metrics of the model on ``(X, y)``."""
+    """Mean binary cross-entropy and per-task metrics of the model on ``(X, y)``.
+
+    Raises
+    ------
+    ModelError
+        If the model's outputs are not finite: its training diverged.
+    """
     model.eval()
     scores = predict(model, X, batch_size, device)
+    if not np.isfinite(scores).all():
+        raise ModelError("training diverged: the model's outputs are not finite (NaN or infinite); lower the "
+                         "learning rate (or the weight decay)")
     loss = nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(scores), torch.from_numpy(y)).item()
     return loss, classification_metrics(y, scores, task_names)
 
@@ -226,10 +235,6 @@ def fit(
                 loss,
                 validation_loss,
                 record["validation_auroc"],
-            )
-        if not np.isfinite(validation_loss):
-            raise ModelError(
-                f"training diverged: the validation loss is {validation_loss} at epoch {epoch}; lower the learning rate"
             )
         if best_rank is None or _validation_rank(record) > best_rank:
             best_rank, best_state, epochs_without_gain = _validation_rank(record), copy.deepcopy(model.state_dict()), 0

@@ -5,6 +5,7 @@ Apart from the training loop so that ``genomatt train --help`` shows the default
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from genomatt.errors import ConfigError
@@ -84,11 +85,11 @@ class TrainingConfig:
         if 2 * self.jitter >= self.width:
             raise ConfigError(f"training: jitter ({self.jitter} bp) must be under half the width ({self.width} bp): "
                               "a window shifted further no longer holds its region's centre, yet keeps its label")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"training: learning_rate must be positive, got {self.learning_rate!r}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ConfigError(f"training: learning_rate must be positive and finite, got {self.learning_rate!r}")
         decay = self.weight_decay
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not decay >= 0:
-            raise ConfigError(f"training: weight_decay must be zero or positive, got {self.weight_decay!r}")
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < math.inf:
+            raise ConfigError(f"training: weight_decay must be zero or positive and finite, got {self.weight_decay!r}")
         reserved = {"n_tasks", "input_length"} & set(self.architecture)
         if reserved:
             raise ConfigError(

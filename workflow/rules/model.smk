@@ -48,6 +48,9 @@ rule train:
         beds=lambda wildcards, input: f"--task-regions {quoted(input.beds)}",
         # A trained model is the model whatever device trained it: a function of the input, no trigger of a rerun.
         device=lambda wildcards, input: DEVICE,
+        # The weights depend on torch's thread count (sums in another order): the configured count, not the one
+        # --cores leaves the job, so that the same config trains the same model on any machine.
+        threads=TRAINING.get("threads", 1),
     threads: TRAINING.get("threads", 1)
     resources:
         mem_mb=TRAINING.get("mem_mb", 8000),
@@ -57,5 +60,5 @@ rule train:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt train --fasta {input.fasta:q} {params.beds} {params.labels} --width {params.width}"
-        " {params.options} --threads {threads} --device {params.device} --out {output.model:q}"
+        " {params.options} --threads {params.threads} --device {params.device} --out {output.model:q}"
         " --metrics {output.metrics:q} > {log:q} 2>&1"
