@@ -57,6 +57,9 @@ def test_holdout_defaults_and_errors():
     with pytest.raises(ConfigError, match=r"--test-chroms \(train.test_chroms\): chromosomes \[.chrX.\] are not in "
                                          r"the genome"):
         holdout_chromosomes(genome_chroms, test_chroms=["chrX"])
+    with pytest.raises(ConfigError, match=r"chromosomes \['4'\] are not in the genome \(it has chr1, chr2, chr3, chr4, "
+                                         r"chr5\); did you mean chr4\?"):
+        holdout_chromosomes(genome_chroms, validation_chroms=["4"])
     with pytest.raises(ConfigError, match="both validation and test"):
         holdout_chromosomes(genome_chroms, ["chr1"], ["chr1"])
     assert assign_splits(np.array(["chr1", "chr4", "chr5"]), ["chr4"], ["chr5"]).tolist() == [

@@ -58,7 +58,11 @@ def holdout_chromosomes(
             raise ConfigError(f"{option}: give at least one {label} chromosome")
         unknown = sorted(set(given) - set(genome_chroms))
         if unknown:
-            raise ConfigError(f"{option}: chromosomes {unknown} are not in the genome")
+            shown = ", ".join(genome_chroms[:10]) + (" ..." if len(genome_chroms) > 10 else "")
+            # UCSC against Ensembl names: chr4 for 4, or 4 for chr4.
+            spelt = [name for name in (f"chr{unknown[0]}", str(unknown[0]).removeprefix("chr")) if name in genome_chroms]
+            hint = f"; did you mean {spelt[0]}?" if spelt else ""
+            raise ConfigError(f"{option}: chromosomes {unknown} are not in the genome (it has {shown}){hint}")
         chosen.append(given)
     shared = sorted(set(chosen[0]) & set(chosen[1]))
     if shared:
