@@ -358,32 +358,38 @@ def list_arrays(path: str | os.PathLike) -> dict[str, tuple[int, ...]]:
         return {key: handle[key].shape for key in handle if isinstance(handle[key], h5py.Dataset)}
 
 
-def shard_rows(n_regions: int, shard: int, n_shards: int) -> slice:
+def shard_rows(n_regions: int, shard: int, n_shards: int, unit: int = 1) -> slice:
     """Rows of shard ``shard`` (0-based) when ``n_regions`` are split into ``n_shards`` contiguous chunks.
 
-    Chunk sizes differ by at most one, as in ``numpy.array_split``; a shard may be empty when there are
-    more shards than regions.
+    Every chunk but the last starts and ends at a multiple of ``unit`` rows (the regions of one batch of the
+    computation, so that a shard's batches are those of one run over every region, and its numbers the same
+    bit for bit); their numbers of units differ by at most one, as in ``numpy.array_split``. A shard may be
+    empty when there are more shards than units.
     """
     if n_shards < 1 or not 0 <= shard < n_shards:
         raise StoreError(f"shard {shard} of {n_shards}: need n_shards >= 1 and 0 <= shard < n_shards")
-    base, extra = divmod(n_regions, n_shards)
+    if unit < 1:
+        raise StoreError(f"shards of {unit} rows: need a unit of at least 1 row")
+    base, extra = divmod(-(-n_regions // unit), n_shards)
     start = shard * base + min(shard, extra)
-    return slice(start, start + base + (shard < extra))
+    stop = start + base + (shard < extra)
+    return slice(min(start * unit, n_regions), min(stop * unit, n_regions))
 
 
 SHARD_SPECIFIC = ("shard", "max_delta")
 """Provenance entries that differ between the shards of one run; every other entry must agree."""
 
 
-def shard_record(shard: int, n_shards: int, n_regions: int) -> dict:
-    """The ``shard`` provenance entry of shard ``shard`` (0-based) of ``n_shards`` over ``n_regions`` regions.
+def shard_record(shard: int, n_shards: int, n_regions: int, unit: int = 1) -> dict:
+    """The ``shard`` provenance entry of shard ``shard`` (0-based) of ``n_shards`` over ``n_regions`` regions, cut
+    at multiples of ``unit`` rows (:func:`shard_rows`).
 
     Returns
     -------
     dict
         ``index``, ``count``, ``rows`` (``[start, stop)`` of the full regions table) and ``n_regions``.
     """
-    rows = shard_rows(n_regions, shard, n_shards)
+    rows = shard_rows(n_regions, shard, n_shards, unit)
     return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions}
 
 

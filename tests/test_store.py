@@ -161,6 +161,17 @@ def test_shard_rows_cover_every_row_once():
         shard_rows(10, 3, 3)
 
 
+@pytest.mark.parametrize("n, shards, unit", [(400, 2, 42), (400, 7, 42), (10, 3, 4), (5, 4, 3), (0, 2, 8), (9, 1, 4)])
+def test_shards_are_cut_between_batches(n, shards, unit):
+    rows = [shard_rows(n, i, shards, unit) for i in range(shards)]
+    np.testing.assert_array_equal(np.concatenate([np.arange(n)[r] for r in rows]), np.arange(n))
+    # Every cut at a batch boundary of one run over all the rows; batches per shard differ by at most one.
+    assert all(r.start % unit == 0 or r.start == n for r in rows)
+    batches = [-(-(r.stop - r.start) // unit) for r in rows]
+    assert max(batches) - min(batches) <= 1
+    assert shard_record(1 % shards, shards, n, unit)["rows"] == [rows[1 % shards].start, rows[1 % shards].stop]
+
+
 RUN = {"seed": 1, "n_references": 8, "rule": "rescale", "model_sha256": "ab" * 32, "h5_sha256": "cd" * 32}
 
 

@@ -88,7 +88,8 @@ def register(subparsers) -> None:
                         help="fail, writing nothing, when a region's contributions do not sum to the model's "
                         "output difference; --no-strict warns and writes them (default: strict)")
     parser.add_argument("--shard", type=_shard, metavar="I/K",
-                        help="explain only shard I (0-based) of K contiguous shards of the regions")
+                        help="explain only shard I (0-based) of K contiguous shards of the regions, cut between "
+                             "batches (so that the gathered shards equal one run bit for bit)")
     parser.add_argument("--export-dir", metavar="DIR",
                         help="also write <DIR>/<target>/{ohe.npz,shap.npz,scores.h5,regions.narrowPeak} for "
                         "tfmodisco-lite, Fi-NeMo and ChromBPNet-style tools")
@@ -160,7 +161,9 @@ def run(args: argparse.Namespace) -> None:
     n_regions = len(regions)
     length = _onehot_length(args.regions_h5, n_regions)
     input_sha256 = content_sha256(args.regions_h5)
-    rows = shard_rows(n_regions, *args.shard) if args.shard else slice(0, n_regions)
+    # Shards cut between batches, so that each shard's batches are those of one run over every region.
+    batch_regions = sequences_per_batch(args.batch_size, args.references)
+    rows = shard_rows(n_regions, *args.shard, batch_regions) if args.shard else slice(0, n_regions)
     regions = regions.iloc[rows].reset_index(drop=True)
     loaded = load(args.model, args.weights, input_length=length, device=args.device)
     # Output columns of (N, T) or (N, T, 1), explained from one forward pass per batch; or profile and count
@@ -186,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
         "hit_max_rule": _hit_max_rule(args, loaded.model, length),
     }
     if args.shard:
-        provenance["shard"] = shard_record(*args.shard, n_regions)
+        provenance["shard"] = shard_record(*args.shard, n_regions, batch_regions)
     explain = functools.partial(
         deep_lift_shap, loaded.model, n_shuffles=args.references, hypothetical=True, batch_size=args.batch_size,
         device=args.device, random_state=args.seed, rule=args.rule, max_rule=args.max_rule,
@@ -195,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
     hit_rule = provenance["hit_max_rule"]
     explainers = [explain] + ([functools.partial(explain, max_rule=hit_rule)] if hit_rule else [])
     per_region = len(targets) * len(explainers)
-    block = block_regions(len(tasks) * len(explainers), length, sequences_per_batch(args.batch_size, args.references))
+    block = block_regions(len(tasks) * len(explainers), length, batch_regions)
     # With a second max rule each region is explained twice: once per rule.
     unit = "regions" if len(explainers) == 1 else "region explanations"
     progress = ProgressLog(len(regions) * per_region, "attribute", unit, log)
