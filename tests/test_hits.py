@@ -534,9 +534,9 @@ def _two_task_store(path, onehot: np.ndarray, hypothetical: np.ndarray, tasks: l
                        kind="contributions", provenance={"command": "test"}, attrs={"tasks": tasks})
 
 
-def _site_and_echo_store(path) -> tuple[Path, np.ndarray, np.ndarray]:
-    """Task "a" driven by the sites of motif "m"; task "b" responding to them at a quarter of that and driven by
-    its own sites, of motif "other": 80 regions, one site of each."""
+def _site_and_echo_store(path, echo: float = 0.25, own: float = 1.0) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Task "a" driven by the sites of motif "m"; task "b" responding to them at ``echo`` of that and driven by
+    its own sites, of motif "other", at ``own`` of a's strength: 80 regions, one site of each."""
     cwm, other = _two_motifs()
     rng, onehot, noise_a = _one_motif_regions(80, 200, seed=4)
     noise_b = rng.laplace(0, 0.02, noise_a.shape).astype(np.float32)
@@ -544,8 +544,8 @@ def _site_and_echo_store(path) -> tuple[Path, np.ndarray, np.ndarray]:
     for row in range(80):
         strength = rng.uniform(0.6, 1.0)
         _plant(onehot, hypothetical[:, 0], row, 50, cwm, strength)
-        hypothetical[row, 1, :, 50:60] += 0.25 * strength * cwm
-        _plant(onehot, hypothetical[:, 1], row, 130, other, rng.uniform(0.6, 1.0))
+        hypothetical[row, 1, :, 50:60] += echo * strength * cwm
+        _plant(onehot, hypothetical[:, 1], row, 130, other, own * rng.uniform(0.6, 1.0))
     return _two_task_store(path, onehot, hypothetical, ["a", "b"]), cwm, other
 
 
@@ -572,6 +572,15 @@ def test_a_site_driving_another_task_is_no_hit_of_the_task(tmp_path):
     with_ghost = task_share(read_contributions(path), every, pd.concat([calls.motifs, ghost], ignore_index=True))
     np.testing.assert_array_equal(with_ghost, share)
     assert (share[(every["task"] == "b").to_numpy() & (every["motif_name"] == "other").to_numpy()] >= 0.5).all()
+
+
+def test_a_weakly_learned_task_does_not_take_the_hits_of_the_factor_it_echoes(tmp_path):
+    # Task "b" learned its own motif weakly (its sites at 0.15 of a's) and responds to a's sites at 0.4 of a's:
+    # measured on the scale of its own weak hits alone, that echo would outweigh task "a" at a's own sites.
+    path, cwm, other = _site_and_echo_store(tmp_path / "contrib.h5", echo=0.4, own=0.15)
+    calls = call_hits_in_store(path, [CwmMotif("m", cwm, task="a"), CwmMotif("other", other, task="b")], device="cpu")
+    counts = calls.hits.groupby("motif_name").size().to_dict()
+    assert counts.get("m", 0) == 80 and counts.get("other", 0) > 40
 
 
 def test_a_motif_file_without_a_tasks_own_motif_gives_no_hits_of_its_echo_there(tmp_path):

@@ -103,6 +103,28 @@ def test_a_failure_inside_tfmodisco_lite_names_the_task_and_the_way_out(contribu
         discover(contributions[0], "GATA1")
 
 
+def test_contributions_of_exactly_zero_inside_the_window_are_warned_of_and_named(contributions, monkeypatch, caplog):
+    # A model whose max pools credit few positions: runs of 40 bp without contribution inside every region.
+    import modiscolite.tfmodisco
+
+    info = contributions[0]
+    start, width = resolve_window(None, info.length)
+    onehot, hypothetical = info.read_window(info.tasks.index("GATA1"), start, start + width)
+    silent = hypothetical.copy()
+    silent[:, :, 20:60] = 0
+    silent[:, :, 120:160] = 0
+
+    def failing(**options):
+        raise ValueError("Input contains NaN.")
+
+    monkeypatch.setattr(modiscolite.tfmodisco, "TFMoDISco", failing)
+    with caplog.at_level(logging.WARNING, logger="genomatt"), pytest.raises(
+            MotifError, match=r"\d+% of the positions in the window carry none \(a model whose max pools credit few"):
+        discover_motifs(onehot, silent, info.regions, "GATA1", start, DiscoverySettings(threads=2))
+    assert f"task GATA1: {round(100 * 80 / width)}% of the positions of the regions' windows carry exactly zero" \
+        in caplog.text
+
+
 @pytest.mark.parametrize("window", [151, 99])
 def test_odd_and_short_windows(contributions, window):
     info, truth = contributions

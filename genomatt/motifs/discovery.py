@@ -299,6 +299,11 @@ def _typical_seqlets(pattern, contrib: np.ndarray, min_share: float, sign: str, 
     return rebuild_pattern(pattern, keep)
 
 
+# More positions of exactly zero contribution inside the window than this share is warned of: tfmodisco-lite's
+# seqlet null and similarities assume contributions almost everywhere.
+MAX_SILENT_SHARE = 0.1
+
+
 def supported(pattern, label: str) -> bool:
     """Whether a pattern keeps at least :data:`MIN_MOTIF_SEQLETS` seqlets; a logged line says why not."""
     if len(pattern.seqlets) >= MIN_MOTIF_SEQLETS:
@@ -321,8 +326,9 @@ def place(table: pd.DataFrame, region_order: np.ndarray, regions: pd.DataFrame, 
 
 
 def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, counts: dict[str, int],
-                   geometry: SeqletGeometry, task: str, settings: DiscoverySettings) -> dict[str, list]:
-    """tfmodisco-lite's patterns of each sign with enough seqlets, by decreasing seqlet count."""
+                   geometry: SeqletGeometry, task: str, settings: DiscoverySettings, silent: float) -> dict[str, list]:
+    """tfmodisco-lite's patterns of each sign with enough seqlets, by decreasing seqlet count; ``silent`` is the
+    share of positions without contribution, named when it fails."""
     from modiscolite.tfmodisco import TFMoDISco
 
     runnable = [sign for sign in SIGNS if counts[sign] >= settings.min_seqlets]
@@ -351,8 +357,11 @@ def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, count
         raise MotifError(
             f"task {task}: tfmodisco-lite failed on the task's {counts['pos']} positive and {counts['neg']} negative "
             f"seqlets ({type(error).__name__}: {error}); seqlets whose windows carry no contribution make its "
-            "similarities undefined: a narrower window (motifs.window, --window) on the bases the model's output "
-            "sees, or fewer regions without contribution, avoids them"
+            f"similarities undefined, and {100 * silent:.0f}% of the positions in the window carry none"
+            + (" (a model whose max pools credit few positions: one with more filters, or average pooling, credits "
+               "more of them)" if silent > MAX_SILENT_SHARE else
+               ": a narrower window (motifs.window, --window) on the bases the model's output sees, or fewer regions "
+               "without contribution, avoids them")
         ) from error
     found = {"pos": pos_patterns or [], "neg": neg_patterns or []}
     if not (found["pos"] or found["neg"]):
@@ -424,12 +433,19 @@ def discover_motifs(
     contrib = np.multiply(one_hot, hypothetical_contribs)
     contrib_by_channel = contrib.transpose(0, 2, 1)
 
+    silent = float(np.all(hypothetical_contribs == 0, axis=2).mean()) if hypothetical_contribs.size else 0.0
+    if silent > MAX_SILENT_SHARE:
+        log.warning("task %s: %.0f%% of the positions of the regions' windows carry exactly zero contribution (a "
+                    "model whose max pools credit the argmax of each pooled window alone): tfmodisco-lite fits its "
+                    "seqlet null to window sums that are mostly 0 there, so it may take noise for seqlets, and its "
+                    "similarities of seqlets without contribution are undefined; judge the motifs by their known "
+                    "matches and seqlet counts", task, 100 * silent)
     with bounded_threads(settings.threads):
         called, _ = call_seqlets(contrib_by_channel, geometry, settings.target_fdr, task)
         counts = {sign: int((called["sign"] == sign).sum()) for sign in SIGNS}
         log.info("task %s: %d positive and %d negative seqlets at FDR %g in a %d bp window",
                  task, counts["pos"], counts["neg"], settings.target_fdr, width)
-        patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings)
+        patterns = _run_tfmodisco(one_hot, hypothetical_contribs, counts, geometry, task, settings, silent)
 
     patterns = _simple_patterns(_strong_patterns(patterns, settings.min_strength, task), task)
     typical = {sign: [_typical_seqlets(pattern, contrib_by_channel, settings.min_seqlet_share, sign,

@@ -16,7 +16,7 @@ import datetime
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -166,11 +166,11 @@ def call_hits_in_store(
     if array != "contrib":
         log.info("scanning /%s: the contributions under max rule %s", array,
                  contributions.provenance.get("hit_max_rule"))
-    # Motifs of no task are scanned in every task, whose own motif may not be among them: each task's scale for
-    # the task share is then measured on its contributions (contribution_scale), at the motifs' typical span.
-    taskless = [motif for motif in motifs if motif.task is None]
+    # Each task's contribution at its typical strongest sites (contribution_scale, at the motifs' typical span), a
+    # floor of its scale for the task share: a task that learned its own motif weakly, whose strongest response is
+    # to another factor's sites, would otherwise take the hits of that factor's task.
     scale_width = int(np.median([np.diff(motif_span(motif.cwm, trim_bounds(motif.cwm, parameters.trim_threshold)))
-                                 for motif in taskless])) if taskless else 0
+                                 for motif in motifs])) if motifs else 0
     contribution_scales = {}
     scanned_tasks = []
     for task_index, task in enumerate(all_tasks):
@@ -201,7 +201,7 @@ def call_hits_in_store(
                 contrib, onehot = contrib[rows], onehot[rows]
             scanned = regions.iloc[rows].reset_index(drop=True)
             _check_finite(contrib, scanned, f"{contrib_path}: /{array} of task {task}")
-            if parameters.min_task_share > 0 and any(motif.task is None for motif in task_motifs):
+            if parameters.min_task_share > 0:
                 contribution_scales[task] = contribution_scale(contrib, scale_width)
             hits, qc, thresholds = call_hits(contrib, onehot, task_motifs, parameters, batch_size, device,
                                              advance)
@@ -237,8 +237,10 @@ def call_hits_in_store(
             else _genome_hits(empty_hits(), regions, [], None, "", np.array([]), parameters))
     qc = pd.concat(qc_tables, ignore_index=True) if qc_tables else pd.DataFrame(columns=QC_COLUMNS)
     if parameters.min_task_share > 0 and len(hits):
+        taskless = {task for _, task, _ in scanned_tasks
+                    if any(motif.task is None for motif in _motifs_for_task(motifs, task))}
         share = task_share(contributions, hits, pd.concat(motif_tables, ignore_index=True), array,
-                           contribution_scales)
+                           contribution_scales, taskless)
         kept = share >= parameters.min_task_share
         log.info("%d of %d hits dropped: their site contributes more, for its task's scale, to another task "
                  "(task share under %g)", int((~kept).sum()), len(hits), parameters.min_task_share)
@@ -253,16 +255,18 @@ def call_hits_in_store(
 
 
 def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.DataFrame,
-               array: str = "contrib", scales: Mapping[str, float] | None = None) -> np.ndarray:
+               array: str = "contrib", scales: Mapping[str, float] | None = None,
+               taskless: Collection[str] = ()) -> np.ndarray:
     """How much each hit's site drives its own task, relative to the task it drives most, in (0, 1].
 
-    The contribution of the hit's span is summed in every task and divided by that task's scale, the median
+    The contribution of the hit's span is summed in every task and divided by that task's scale: the median
     absolute ``hit_contribution`` of the hits of the task's strongest motif among those with hits in it
-    (largest ``strength``; a task with no hits, or only hits of no contribution, has no scale and is left out);
-    the share is the own task's value over the largest. A site of another factor that a task responds to
-    only a little (as multi-task models do to sites that drive their other tasks) has a small share. A profile
-    model's targets are compared head with head (:func:`genomatt.task_regions.comparable_targets`): one
-    task's ``profile_<task>`` and ``counts_<task>`` never take each other's hits.
+    (largest ``strength``), or the task's contribution at its typical strongest sites (``scales``) where that is
+    larger; a task with neither has no scale and is left out. The share is the own task's value over the
+    largest. A site of another factor that a task responds to only a little (as multi-task models do to sites
+    that drive their other tasks) has a small share. A profile model's targets are compared head with head
+    (:func:`genomatt.task_regions.comparable_targets`): one task's ``profile_<task>`` and ``counts_<task>``
+    never take each other's hits.
 
     Parameters
     ----------
@@ -275,9 +279,11 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     array
         The contributions the hits were called in: ``contrib`` or ``hit_contrib``.
     scales
-        Task → scale replacing the one of its hits: for tasks scanned with motifs of no task (a MEME or JASPAR
-        file), which may lack the task's own motif, so that the strongest of them may be the echo of another
-        task's factor (:func:`genomatt.motifs.hit_calling.contribution_scale`).
+        Task → its contribution at its typical strongest sites (:func:`genomatt.motifs.hit_calling.
+        contribution_scale`): the floor of its scale, and the scale itself of a task in ``taskless``.
+    taskless
+        Tasks scanned with motifs of no task (a MEME or JASPAR file), which may lack the task's own motif, so
+        that the strongest of them may be the echo of another task's factor: their hits give no scale.
 
     Returns
     -------
@@ -290,7 +296,10 @@ def task_share(contributions: Contributions, hits: pd.DataFrame, motifs: pd.Data
     strongest_motif = found.sort_values("strength", kind="stable").groupby("task")["motif_name"].last()
     own_motif = hits["motif_name"].to_numpy() == strongest_motif.reindex(hits["task"]).to_numpy()
     scale = hits[own_motif].assign(size=hits["hit_contribution"].abs()).groupby("task")["size"].median()
-    scale = pd.Series({**scale.to_dict(), **(scales or {})}, dtype=np.float64)
+    scale = scale[~scale.index.isin(list(taskless))].to_dict()
+    for task, floor in (scales or {}).items():
+        scale[task] = max(scale.get(task, 0.0), floor)
+    scale = pd.Series(scale, dtype=np.float64)
     rows, row_of_hit = np.unique(hits["peak_id"].to_numpy(np.int64), return_inverse=True)
     offset = hits["start"].to_numpy(np.int64) - regions["start"].to_numpy(np.int64)[hits["peak_id"].to_numpy(np.int64)]
     width = (hits["end"] - hits["start"]).to_numpy(np.int64)
