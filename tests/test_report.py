@@ -210,7 +210,11 @@ def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_pa
     no_hits = write_hits(call_hits_in_store(run_files["contrib"], [], device="cpu"), tmp_path / "hits")["h5"]
     out = build_report(run_files["contrib"], tmp_path / "empty.html", no_motifs, no_hits)
     text = out.read_text()
-    assert "No motifs were found" in text and "No motif hits were found" in text
+    # Each task named, and no claim that regions were scanned for hits: there was no motif to scan.
+    tasks = contribution_tasks(run_files["contrib"])
+    assert f"No motif for {len(tasks)} of {len(tasks)} tasks: {', '.join(tasks)}." in text
+    assert "No motif was scanned: there was none to scan." in text and "No motif hits were found" not in text
+    assert '<div class="value">—</div><div class="label">scanned regions with a hit</div>' in text
     assert "No metrics file was given" in text
     only_contrib = build_report(run_files["contrib"], tmp_path / "bare.html").read_text()
     assert "No motif file was given" in only_contrib and "No hit file was given" in only_contrib

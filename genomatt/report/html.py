@@ -252,11 +252,11 @@ def _cards(inputs: ReportInputs) -> str:
     n_hits = len(inputs.hits.hits) if inputs.hits is not None else None
     with_hit = inputs.hits.hits["peak_id"].nunique() if inputs.hits is not None else None
     # Over the regions scanned for some task, as the motif table's shares (with task regions, not every region).
-    scanned = int(inputs.hits.qc["peak_id"].nunique()) if inputs.hits is not None and len(inputs.hits.qc) else n
+    scanned = int(inputs.hits.qc["peak_id"].nunique()) if inputs.hits is not None else 0
     cards = [("regions", f"{n:,}"), ("region width", f"{width:,} bp"), ("tasks", f"{len(inputs.tasks)}"),
              ("motifs", f"{len(inputs.motifs)}"),
              ("hits", "—" if n_hits is None else f"{n_hits:,}"),
-             ("scanned regions with a hit", "—" if with_hit is None else f"{with_hit / max(scanned, 1):.0%}")]
+             ("scanned regions with a hit", "—" if with_hit is None or not scanned else f"{with_hit / scanned:.0%}")]
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="value">{html.escape(value)}</div><div class="label">{html.escape(label)}'
         f"</div></div>" for label, value in cards) + "</div>"
@@ -379,9 +379,10 @@ def _motif_table(inputs: ReportInputs, motifs: list[DiscoveredMotif | CwmMotif],
 def _motif_section(inputs: ReportInputs, logo_dir: Path) -> str:
     header = '<section id="motifs"><h2>Motifs</h2>'
     if not inputs.motifs:
-        reason = ("No motif file was given." if inputs.sources["motifs"] is None and inputs.hits is None
-                  else "No motifs were found: no seqlet group was large enough to make a motif.")
-        return header + f'<p class="empty">{reason}</p></section>'
+        if inputs.sources["motifs"] is None and inputs.hits is None:
+            return header + '<p class="empty">No motif file was given.</p></section>'
+        return header + (_tasks_without_motifs(inputs, []) or '<p class="empty">No motifs were found.</p>') + \
+            "</section>"
     statistics = _hit_statistics(inputs)
     strength = motif_strength(inputs.hits)
     motifs = sorted(inputs.motifs, key=lambda m: -(m.n_seqlets if m.n_seqlets is not None else -1))
@@ -494,7 +495,8 @@ def _hits_section(inputs: ReportInputs, colours: dict[str, str]) -> str:
     """Per-motif distributions of hit scores and positions, and motif co-occurrence within regions."""
     header = '<section id="hits"><h2>Hits</h2>'
     if inputs.hits is None or not len(inputs.hits.hits):
-        reason = "No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+        reason = ("No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
+                  if len(inputs.hits.qc) else "No motif was scanned: there was none to scan.")
         return header + f'<p class="empty">{reason}</p></section>'
     hits = inputs.hits.hits
     names = list(dict.fromkeys(name for name in [m.name for m in inputs.motifs] if name in set(hits["motif_name"])))
@@ -570,8 +572,10 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
     header = '<section id="regions"><h2>Example regions</h2>'
     chosen = _example_regions(inputs, n_regions)
     if not chosen:
-        reason = ("No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
-                  if not len(inputs.hits.hits) else "No example region was asked for (--example-regions 0).")
+        reason = ("No hit file was given." if inputs.hits is None else
+                  "No example region was asked for (--example-regions 0)." if len(inputs.hits.hits) else
+                  "No motif hits were found in any region." if len(inputs.hits.qc) else
+                  "No motif was scanned: there was none to scan.")
         return header + f'<p class="empty">{reason}</p></section>'
     # The contributions the hits were called in, where the file still holds them.
     drawn = inputs.hits.contributions if inputs.hits.contributions in inputs.contributions.arrays else "contrib"
