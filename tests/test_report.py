@@ -232,8 +232,10 @@ def test_tasks_without_a_discovered_motif_are_named_with_their_auroc(run_files, 
     text = build_report(run_files["contrib"], tmp_path / "one.html", one_motif, metrics=metrics).read_text()
     missing = [f"{task} (model test auROC {0.5 + index / 10:.3f})" for index, task in enumerate(tasks) if task != kept]
     assert f"No motif for {len(missing)} of {len(tasks)} tasks: {', '.join(missing)}." in text
+    # Task 0 at auROC 0.5, chance: named in the run summary as barely learned; the others are not.
+    assert f"The model barely learned 1 task (test auROC under 0.6): {tasks[0]} (0.500)." in text
     whole = build_report(run_files["contrib"], tmp_path / "all.html", run_files["motifs"]).read_text()
-    assert "No motif for" not in whole
+    assert "No motif for" not in whole and "barely learned" not in whole
 
 
 def test_invalid_inputs_give_clear_errors(run_files, tmp_path):

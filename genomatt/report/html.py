@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 # Regions longer than this are drawn as a window of this width around their hits, so letters stay legible.
 MAX_DRAWN_BASES = 240
 MATCHES_SHOWN = 3
+# A task whose test auROC is under this, near chance (0.5), is named in the run summary as barely learned.
+LEARNED_AUROC = 0.6
 # Embedded hit tables larger than this keep the strongest hits (hits.tsv has them all).
 MAX_EMBEDDED_HITS = 100_000
 JASPAR_MATRIX_URL = "https://jaspar.elixir.no/matrix/{}/"
@@ -202,6 +204,26 @@ def _grid_table(rows: dict) -> str:
     return f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+def _test_aurocs(metrics: object) -> dict[str, float]:
+    """Each task's test auROC in a metrics file: ``{"tasks": {task: {"auroc": ...}}}`` as genomatt train writes
+    it, or ``{task: {"auroc": ...}}``."""
+    metrics = metrics if isinstance(metrics, dict) else {}
+    per_task = metrics.get("tasks") if isinstance(metrics.get("tasks"), dict) else metrics
+    return {task: float(record["auroc"]) for task, record in per_task.items() if isinstance(record, dict)
+            and isinstance(record.get("auroc"), (int, float)) and not isinstance(record.get("auroc"), bool)}
+
+
+def _unlearned_tasks(metrics: object) -> str:
+    """A note naming the tasks the model did not learn (test auROC under :data:`LEARNED_AUROC`)."""
+    weak = {task: value for task, value in _test_aurocs(metrics).items() if value < LEARNED_AUROC}
+    if not weak:
+        return ""
+    named = ", ".join(f"{html.escape(task)} ({value:.3f})" for task, value in weak.items())
+    return (f'<p class="empty">The model barely learned {len(weak)} task{"s" if len(weak) > 1 else ""} (test auROC '
+            f"under {LEARNED_AUROC}): {named}. Its contributions there are mostly noise, and so are motifs and hits "
+            "found in them.</p>")
+
+
 def _metrics_table(metrics: object) -> str:
     """Metrics JSON as tables: objects of objects (per-task metrics) as grids, other entries as a
     key/value list (nested objects flattened one level, lists of records counted)."""
@@ -273,7 +295,7 @@ def _run_section(inputs: ReportInputs) -> str:
              f"<div><h3>Inputs</h3>{_key_value_table(files)}</div>",
              f"<div><h3>Model and attribution</h3>{_key_value_table(key_settings + other_settings)}</div></div>"]
     parts.append("<h3>Model test metrics</h3>")
-    parts.append(_metrics_table(inputs.metrics) if inputs.metrics is not None
+    parts.append(_metrics_table(inputs.metrics) + _unlearned_tasks(inputs.metrics) if inputs.metrics is not None
                  else '<p class="empty">No metrics file was given (<code>genomatt report --metrics</code>).</p>')
     parts.append("<h3>Summation-to-delta error</h3>")
     if inputs.delta is not None and inputs.delta.size:
@@ -445,15 +467,9 @@ def _tasks_without_motifs(inputs: ReportInputs, motifs: list[DiscoveredMotif | C
     missing = [task for task in inputs.tasks if task not in found]
     if not missing:
         return ""
-    metrics = inputs.metrics if isinstance(inputs.metrics, dict) else {}
-    # genomatt train writes {"tasks": {task: {"auroc": ...}}}; a metrics file may also be {task: {...}}.
-    per_task = metrics.get("tasks") if isinstance(metrics.get("tasks"), dict) else metrics
-    named = []
-    for task in missing:
-        record = per_task.get(task)
-        auroc = record.get("auroc") if isinstance(record, dict) else None
-        known = isinstance(auroc, (int, float)) and not isinstance(auroc, bool)
-        named.append(html.escape(task) + (f" (model test auROC {auroc:.3f})" if known else ""))
+    auroc = _test_aurocs(inputs.metrics)
+    named = [html.escape(task) + (f" (model test auROC {auroc[task]:.3f})" if task in auroc else "")
+             for task in missing]
     return (f'<p class="empty">No motif for {len(missing)} of {len(inputs.tasks)} tasks: {", ".join(named)}. No '
             "group of their seqlets passed discovery's filters (see Settings and thresholds; the log of "
             "<code>genomatt motifs</code> says what each filter left out).</p>")
