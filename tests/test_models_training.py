@@ -1,6 +1,7 @@
 """Training: augmentation, a real learning check on a small simulated genome, determinism, the CLI."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -182,6 +183,23 @@ def test_cli_reports_a_missing_task_bed(genome, tmp_path, capsys):
     assert status == 2
     assert f"genomatt train: error: {tmp_path / 'GATA1.bed'}: task BED file not found" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"architecture": "bpnet", "filter": 16}, "bpnet has no parameters ['filter']; it accepts ['filters', "),
+    ({"architecture": "nope"}, "unknown architecture 'nope'"),
+])
+def test_a_wrong_architecture_config_is_named_before_the_data_is_built(genome, tmp_path, capsys, caplog, config,
+                                                                      message):
+    architecture = tmp_path / "architecture.yaml"
+    architecture.write_text(json.dumps(config))
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        status = main(["train", "--fasta", str(genome.fasta), "--task-regions", str(genome.task_beds["CTCF"]),
+                       "--architecture-config", str(architecture), "--out", str(tmp_path / "m.pt")])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert f"genomatt train: error: {architecture}: {message}" in error and "input_length" not in error
+    assert "training windows" not in caplog.text
 
 
 def test_cli_refuses_metrics_written_over_the_model(genome, tmp_path, capsys):

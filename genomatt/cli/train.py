@@ -13,7 +13,7 @@ import yaml
 from genomatt.atomic import atomic_path
 from genomatt.cli.arguments import add_device_argument, seed
 from genomatt.errors import ConfigError
-from genomatt.models.training_config import ARCHITECTURE_NAMES, TrainingConfig
+from genomatt.models.training_config import ARCHITECTURE_NAMES, FROM_THE_DATA, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,17 @@ def _architecture(args: argparse.Namespace) -> dict:
         raise ConfigError(
             f"{path}: expected a mapping with 'architecture' (one of {sorted(ARCHITECTURE_NAMES)}) and its parameters"
         )
+    # Named with the file, before the training data is built: a misspelt parameter.
+    from genomatt.models.architectures import architecture_parameters
+
+    try:
+        accepted = set(architecture_parameters(config["architecture"])) - set(FROM_THE_DATA)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    unknown = sorted(set(config) - accepted - {"architecture", *FROM_THE_DATA})
+    if unknown:
+        raise ConfigError(f"{path}: {config['architecture']} has no parameters {unknown}; it accepts "
+                          f"{sorted(accepted)}")
     return config
 
 

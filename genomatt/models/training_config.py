@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from genomatt.errors import ConfigError
 
+# Architecture parameters that training takes from the data (task BEDs and width), not from a config.
+FROM_THE_DATA = ("n_tasks", "input_length")
 ARCHITECTURE_NAMES = ("basset", "bpnet")
 """Names of the architectures genomatt builds (the keys of :data:`genomatt.models.architectures.ARCHITECTURES`)."""
 
@@ -90,7 +92,7 @@ class TrainingConfig:
         decay = self.weight_decay
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < math.inf:
             raise ConfigError(f"training: weight_decay must be zero or positive and finite, got {self.weight_decay!r}")
-        reserved = {"n_tasks", "input_length"} & set(self.architecture)
+        reserved = set(FROM_THE_DATA) & set(self.architecture)
         if reserved:
             raise ConfigError(
                 f"training: {sorted(reserved)} come from the data (task BEDs and width); "
