@@ -120,7 +120,8 @@ def add_task_region_arguments(parser: argparse.ArgumentParser, action: str) -> N
                         "regions): one BED per task (task = file name), or one BED with --labels-column; "
                         "default: every region for every task")
     parser.add_argument("--labels-column",
-                        help="with one --task-regions BED, the column naming each region's task (name = BED column 4)")
+                        help="with one --task-regions BED, the column naming each region's task: one of its first "
+                             "six, by name (name = BED column 4, score, strand)")
 
 
 def task_rows(args: argparse.Namespace, regions: pd.DataFrame, tasks: Sequence[str]) -> dict[str, np.ndarray] | None:

@@ -33,7 +33,8 @@ def register(subparsers) -> None:
                         "skipped as by 'genomatt extract --on-missing skip'")
     parser.add_argument("--task-regions", nargs="+", metavar="BED",
                         help="task BEDs: one per task (task = file name), or one with --labels-column")
-    parser.add_argument("--labels-column", help="with one --task-regions BED, the column naming each region's task")
+    parser.add_argument("--labels-column", help="with one --task-regions BED, the column naming each region's task: "
+                        "one of its first six, by name (name = BED column 4, score, strand)")
     parser.add_argument("--model", help="a user's model (file, config or package.module:factory); without it, "
                         "the tasks are the task BEDs' (a model genomatt trains)")
     parser.add_argument("--weights", help="state dict for a model config or import spec")

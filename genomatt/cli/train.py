@@ -40,7 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--labels-column",
         metavar="COLUMN",
-        help="with one --task-regions BED: the column naming each region's task (e.g. 'name', BED column 4)",
+        help="with one --task-regions BED: the column naming each region's task, one of its first six by name "
+        "(e.g. 'name', BED column 4)",
     )
     parser.add_argument(
         "--negatives",
