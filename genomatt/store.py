@@ -387,10 +387,10 @@ def shard_record(shard: int, n_shards: int, n_regions: int, unit: int = 1) -> di
     Returns
     -------
     dict
-        ``index``, ``count``, ``rows`` (``[start, stop)`` of the full regions table) and ``n_regions``.
+        ``index``, ``count``, ``rows`` (``[start, stop)`` of the full regions table), ``n_regions`` and ``unit``.
     """
     rows = shard_rows(n_regions, shard, n_shards, unit)
-    return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions}
+    return {"index": shard, "count": n_shards, "rows": [rows.start, rows.stop], "n_regions": n_regions, "unit": unit}
 
 
 def h5_key(name: str) -> str:
@@ -509,7 +509,21 @@ def _check_shards(shards: list[_Shard], path: str | os.PathLike) -> list[_Shard]
     indices = [shard.record["index"] for shard in shards]
     if indices != sorted(indices):
         log.info("gathering the shards in shard order, not in the order given")
-    return sorted(shards, key=lambda shard: shard.record["index"])
+    ordered = sorted(shards, key=lambda shard: shard.record["index"])
+    for shard in ordered:
+        if shard.record.get("unit") != first.record.get("unit"):
+            raise StoreError(f"{shard.path}: cut in batches of {shard.record.get('unit')} regions, but {first.path} in "
+                             f"batches of {first.record.get('unit')} (another --batch-size or --references): shards "
+                             "of one run are made with one batch size; make them all again with it")
+    # The shards' rows, in shard order, must cover every region once.
+    stops = [0] + [shard.record["rows"][1] for shard in ordered]
+    for shard, stop in zip(ordered, stops):
+        if shard.record["rows"][0] != stop:
+            raise StoreError(f"{shard.path}: shard {shard.record['index']} covers rows {shard.record['rows'][0]}-"
+                             f"{shard.record['rows'][1]}, but the shards before it end at row {stop}")
+    if stops[-1] != first.record["n_regions"]:
+        raise StoreError(f"{path}: the shards cover rows 0-{stops[-1]} of {first.record['n_regions']} regions")
+    return ordered
 
 
 def gather_stores(inputs: list[str | os.PathLike], path: str | os.PathLike) -> Path:

@@ -175,12 +175,13 @@ def test_shards_are_cut_between_batches(n, shards, unit):
 RUN = {"seed": 1, "n_references": 8, "rule": "rescale", "model_sha256": "ab" * 32, "h5_sha256": "cd" * 32}
 
 
-def _shard_files(folder, data, regions, count=3, **changes):
-    """Shard files of one run; ``changes`` maps a shard index to provenance entries that differ."""
+def _shard_files(folder, data, regions, count=3, unit=1, **changes):
+    """Shard files of one run, cut at multiples of ``unit`` rows; ``changes`` maps a shard index to provenance
+    entries that differ."""
     paths = []
     for index in range(count):
-        rows = shard_rows(len(regions), index, count)
-        provenance = {**RUN, "max_delta": float(index), "shard": shard_record(index, count, len(regions)),
+        rows = shard_rows(len(regions), index, count, unit)
+        provenance = {**RUN, "max_delta": float(index), "shard": shard_record(index, count, len(regions), unit),
                       **changes.get(f"shard{index}", {})}
         paths.append(write_store(folder / f"part{index}.h5", regions.iloc[rows].reset_index(drop=True),
                                  {"contrib": data[rows]}, kind="contributions", provenance=provenance,
@@ -266,6 +267,32 @@ def test_gather_refuses_shards_of_another_count(shards, tmp_path):
     with pytest.raises(StoreError, match=r"four/part3.h5: shard 3 of 4 over 7 regions, but .*part0.h5 is a shard "
                                          r"of 3"):
         gather_stores([*parts, fourth], tmp_path / "gathered.h5")
+
+
+def test_gather_refuses_shards_cut_in_batches_of_another_size(shards, tmp_path):
+    # A shard made again with another --batch-size: its rows overlap the others' (here rows 0-4 and 4-7 against
+    # 0-3 and 3-5), which gathered would duplicate or drop regions.
+    _, parts, data, regions = shards
+    folder = tmp_path / "batches"
+    folder.mkdir()
+    other = _shard_files(folder, data, regions, count=3, unit=2)
+    with pytest.raises(StoreError, match=r"part1.h5: cut in batches of 2 regions, but .*part0.h5 in batches of 1 "
+                                         r"\(another --batch-size or --references\)"):
+        gather_stores([parts[0], other[1], other[2]], tmp_path / "gathered.h5")
+    assert not (tmp_path / "gathered.h5").exists()
+
+
+def test_gather_refuses_shards_whose_rows_do_not_follow_each_other(shards, tmp_path):
+    _, parts, data, regions = shards
+    folder = tmp_path / "gap"
+    folder.mkdir()
+    # Shard 1's record moved one row on: the shards would skip row 3 and give row 6 twice.
+    moved = {**shard_record(1, 3, 7), "rows": [4, 6]}
+    gap = write_store(folder / "part1.h5", regions.iloc[4:6].reset_index(drop=True), {"contrib": data[4:6]},
+                      kind="contributions", provenance={**RUN, "max_delta": 1.0, "shard": moved},
+                      attrs={"tasks": ["a", "b"]})
+    with pytest.raises(StoreError, match=r"part1.h5: shard 1 covers rows 4-6, but the shards before it end at row 3"):
+        gather_stores([parts[0], gap, parts[2]], tmp_path / "gathered.h5")
 
 
 def test_gather_refuses_a_file_that_is_not_a_shard(shards, tmp_path):

@@ -316,7 +316,8 @@ def test_every_file_of_a_run_is_declared(resumed_run):
     ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
     # Training's thread count sets its weights (sums in another order): a model of its own. Attribution's threads
-    # are a job's resource, and a batch size and device change the contributions by rounding only: no rerun.
+    # are a job's resource, and a batch size keeps the gathered contributions (its shards are gone; it would
+    # change them by rounding only): no rerun.
     ("train", "threads", 2, {"train", "attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
     ("attribution", "threads", 2, set()),
     ("attribution", "batch_size", 32, set()),
@@ -756,6 +757,19 @@ def test_training_waits_for_the_check_of_what_it_reads_only(trained_model, tmp_p
     (train,) = blocks["train"]
     training_check = str(Path(targets[0]).parent / "training_check.json")
     assert training_check in train.split("input: ")[1].splitlines()[0].split(", ")
+
+
+def test_a_new_batch_size_reruns_the_shards_not_yet_gathered(trained_model, tmp_path):
+    # Shard 0 made, shard 1 failed (a GPU out of memory), then a smaller batch: every shard is cut anew, so that
+    # the gather takes shards cut alike.
+    config, targets, _ = trained_model
+    out = Path(targets[0]).parents[1]
+    touch_run(config, str(out / "shards" / "contrib.0.h5"))
+    result = run_snakemake("-n", str(out / "contrib.h5"),
+                           config=changed_config(config, tmp_path, attribution={"batch_size": 32}))
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = rule_blocks(result.stdout + result.stderr)
+    assert len(blocks["attribute_shard"]) == 2, result.stdout
 
 
 def test_a_change_of_device_retrains_nothing(trained_model, tmp_path):

@@ -12,9 +12,11 @@ rule attribute_shard:
     params:
         options=attribution_options,
         shards=SHARDS,
-        # How many pairs a pass holds and where it runs change the contributions by float32 rounding only:
-        # functions of the input, whose change reruns nothing (a smaller batch to fit a GPU recomputes no shard).
-        batch_size=lambda wildcards, input: ATTRIBUTION.get("batch_size", 128),
+        # The batch size sets where the shards are cut (between the batches of one run over every region): a
+        # change reruns the shards not yet gathered, so that all are cut alike; gathered contributions are kept
+        # (they differ from the new batch size's by float32 rounding only). The device changes rounding only: a
+        # function of the input, whose change reruns nothing.
+        batch_size=ATTRIBUTION.get("batch_size", 128),
         device=lambda wildcards, input: DEVICE,
     threads: ATTRIBUTION.get("threads", 1)
     resources:
