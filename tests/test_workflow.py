@@ -490,6 +490,10 @@ def test_a_path_holding_braces_is_refused_naming_its_key(tmp_path, user_data):
     assert (f"the config names paths holding {{ or }}, which Snakemake reads as wildcards in file names: "
             f"samples.k562.fasta: {braced}/genome.fa.") in output
     assert "WildcardError" not in output
+    result = run_snakemake("-n", "--config", f"outdir={tmp_path}/out{{x}}", config=path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"wildcards in file names: outdir: {tmp_path}/out{{x}}." in output and "WildcardError" not in output
 
 
 def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):

@@ -28,6 +28,10 @@ def numbers_as_floats():
 numbers_as_floats()
 
 OUTDIR = config["outdir"]
+# Before any rule names a file under it: Snakemake would read {name} in it as a wildcard of every rule.
+if "{" in OUTDIR or "}" in OUTDIR:
+    raise WorkflowError(f"the config names paths holding {{ or }}, which Snakemake reads as wildcards in file names: "
+                        f"outdir: {OUTDIR}. Rename the folder, or give another outdir.")
 SIMULATED = "simulated"
 TRAIN = "train"
 ATTRIBUTION = config.get("attribution", {})
@@ -382,8 +386,7 @@ def check_configured_files():
     """Refuse a config naming files that are not there, before any job, saying where relative paths are read.
     An output of the run is the workflow's to make (one sample explaining the model another sample trains).
     A path holding a brace is refused too: Snakemake reads {name} in a file name as a wildcard."""
-    braced = [f"{key}: {path}" for key, path in [("outdir", OUTDIR), *configured_files()]
-              if "{" in str(path) or "}" in str(path)]
+    braced = [f"{key}: {path}" for key, path in configured_files() if "{" in str(path) or "}" in str(path)]
     if braced:
         raise WorkflowError(
             "the config names paths holding { or }, which Snakemake reads as wildcards in file names: "
