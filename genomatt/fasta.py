@@ -333,16 +333,6 @@ def _index_mismatch(path: Path, indexes: list[Path], compressed: bool) -> str | 
         return f"cannot read it: {error.strerror or error}"
 
 
-def _refuse_blanks(path: Path, indexes: list[Path], compressed: bool) -> None:
-    """Refuse a FASTA whose freshly built index counts spaces or tabs of its sequence lines as bases, removing
-    that index (it would misplace every read)."""
-    problem = _index_mismatch(path, indexes, compressed)
-    if problem is not None and _BLANKS_IN_SEQUENCE in problem:
-        for index in indexes:
-            index.unlink(missing_ok=True)
-        raise FastaError(f"{path}: {problem}")
-
-
 def _older_index(path: Path, indexes: list[Path]) -> Path | None:
     """The first of ``indexes`` older than the FASTA ``path``, or ``None``."""
     fasta_time = path.stat().st_mtime_ns
@@ -377,6 +367,45 @@ def _record_names(path: Path, compressed: bool) -> Iterator[str]:
             at_line_start = rest == b"" or bool(pending)
         for match in _HEADER_NAME.finditer(pending):
             yield match.group(1).decode("utf-8", errors="replace")
+
+
+_BLANK = re.compile(rb"[ \t]")
+
+
+def _first_blank_in_sequence(path: Path, compressed: bool) -> int | None:
+    """The line number (1-based) of the first sequence line of the FASTA ``path`` holding a space or tab, or
+    ``None``; header lines (``>name description``) may hold them, and so may text before the first header (which
+    the indexers refuse themselves). Reads the whole file once in large chunks."""
+    lines, at_line_start, in_header, started = 0, True, False, False
+    with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+        while chunk := handle.read(_SCAN_BYTES):
+            first_header = 0 if at_line_start and chunk.startswith(b">") else chunk.find(b"\n>") + 1 or len(chunk)
+            position = 0
+            while match := _BLANK.search(chunk, position):
+                line_start = chunk.rfind(b"\n", 0, match.start()) + 1
+                header = in_header if line_start == 0 and not at_line_start else chunk[line_start:line_start + 1] == b">"
+                if not header and (started or first_header <= match.start()):
+                    return lines + chunk.count(b"\n", 0, match.start()) + 1
+                position = chunk.find(b"\n", match.start()) + 1
+                if position == 0:
+                    break
+            last = chunk.rfind(b"\n")
+            if last >= 0 or at_line_start:  # the chunk's last line starts in it: a header if it opens with ">"
+                in_header = chunk[last + 1:last + 2] == b">"
+            started = started or first_header < len(chunk) or in_header
+            at_line_start = last == len(chunk) - 1
+            lines += chunk.count(b"\n")
+    return None
+
+
+def _refuse_blanks_in_sequence(path: Path, compressed: bool) -> None:
+    """Raise if a sequence line of the FASTA holds a space or tab, which pyfaidx's index would count as bases."""
+    try:
+        line = _first_blank_in_sequence(path, compressed)
+    except (OSError, EOFError) as error:
+        raise FastaError(f"{path}: cannot read FASTA ({error})") from None
+    if line is not None:
+        raise FastaError(f"{path}:{line}: a sequence line holds a space or tab, {_BLANKS_IN_SEQUENCE}")
 
 
 def _refuse_duplicate_records(path: Path, compressed: bool) -> None:
@@ -459,7 +488,6 @@ def _index_elsewhere(path: Path, backend: str, beside: list[Path], cached: list[
     except OutputError as error:
         raise FastaError(f"{path}: cannot write its index beside it ({refusal}) nor in {cached[0].parent} "
                          f"({_write_refusal(error)}); set XDG_CACHE_HOME to a writable folder") from None
-    _refuse_blanks(path, cached, _is_bgzip(path))
     log.warning("%s: cannot write its index beside it (%s); built it in %s", path, refusal, cached[0].parent)
     return cached
 
@@ -509,12 +537,12 @@ def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> lis
     elif older is not None:
         log.info("%s is older than %s; rebuilding the index", older, path)
     _refuse_duplicate_records(path, compressed)
+    _refuse_blanks_in_sequence(path, compressed)
     try:
         _build_index(path, backend, beside)
     except OutputError as error:
         return _index_elsewhere(path, backend, beside, cached, _write_refusal(error),
                                 use_beside=older is not None)
-    _refuse_blanks(path, beside, compressed)
     return beside
 
 

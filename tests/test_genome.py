@@ -539,28 +539,46 @@ def test_an_index_that_matches_its_fasta_is_not_rebuilt(tmp_path, caplog, backen
 
 
 @pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
-@pytest.mark.parametrize("blank", ["trailing-space", "trailing-tab", "blocks-of-ten"])
-@pytest.mark.parametrize("samtools_index", [False, True])
-def test_blanks_in_sequence_lines_are_refused_not_read_as_bases(tmp_path, backend, blank, samtools_index, caplog):
+# With an index that exists (samtools'), a record's first sequence line is checked; building one, every line.
+@pytest.mark.parametrize("blank, line, samtools_index", [
+    (blank, 2, samtools) for blank in ("trailing-space", "trailing-tab", "blocks-of-ten") for samtools in (False, True)
+] + [("a later line", 5, False), ("the last line", 11, False)])
+def test_blanks_in_sequence_lines_are_refused_not_read_as_bases(tmp_path, backend, blank, line, samtools_index):
     rng = np.random.default_rng(0)
     sequence = "".join(rng.choice(list("ACGT"), 600))
     lines = [sequence[i:i + 60] for i in range(0, 600, 60)]
     if blank == "blocks-of-ten":
         lines = [" ".join(line[j:j + 10] for j in range(0, 60, 10)) for line in lines]
-    else:
+    elif blank.startswith("trailing"):
         lines = [line + (" " if blank == "trailing-space" else "\t") for line in lines]
+    else:  # one blank inside a line of the same length as the others, or after the last base
+        where = 3 if blank == "a later line" else 9
+        lines[where] = lines[where][:30] + " " + lines[where][31:] if where == 3 else lines[where][:-1] + " "
     fasta = tmp_path / "genome.fa"
     fasta.write_text(">chr1 a description\n" + "\n".join(lines) + "\n")
     if samtools_index:  # htslib's index, which reads the bases alone
         import pysam
 
         pysam.faidx(str(fasta))
-    with pytest.raises(FastaError, match=re.escape(f"{fasta}: the first sequence line of record 'chr1' (byte 20) "
-                                                   "holds a space or tab, which an index reads as bases")):
+    with pytest.raises(FastaError, match=re.escape(f"{fasta}:{line}: a sequence line holds a space or tab, which an "
+                                                   "index reads as bases")):
         load_regions(fasta, pd.DataFrame({"chrom": ["chr1"], "start": [100], "end": [200]}), backend=backend,
                      progress=False)
-    # No index left that would misplace every read.
-    assert not Path(f"{fasta}.fai").exists()
+
+
+def test_the_scan_for_blanks_follows_lines_across_chunks(tmp_path, monkeypatch):
+    import genomatt.fasta
+
+    # Chunks of 7 bytes: header lines (with their description's spaces) and sequence lines both cross chunks.
+    monkeypatch.setattr(genomatt.fasta, "_SCAN_BYTES", 7)
+    fasta = tmp_path / "genome.fa"
+    fasta.write_text(">chr1 a long description\nACGTACGTACGTACGT\nACGT\n>chr2 more words here\nACGTACGTAC GT\n")
+    assert genomatt.fasta._first_blank_in_sequence(fasta, compressed=False) == 5
+    fasta.write_text(">chr1 a long description\nACGTACGTACGTACGT\nACGT\n>chr2 more words here\nACGTACGTACGT\n")
+    assert genomatt.fasta._first_blank_in_sequence(fasta, compressed=False) is None
+    # Text before the first header is not a sequence line (the indexers refuse it, naming it).
+    fasta.write_text("not a fasta at all\n>chr1 x\nACGT\nAC GT\n")
+    assert genomatt.fasta._first_blank_in_sequence(fasta, compressed=False) == 4
 
 
 @pytest.mark.parametrize("backend", ["pyfaidx", "pysam"])
