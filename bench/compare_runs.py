@@ -7,8 +7,8 @@ then copy ``results/demo`` aside) and compare the two folders::
 
 HDF5 files are compared dataset by dataset (values exactly, NaN equal to NaN, dtype and shape) and
 attribute by attribute; JSON files as data; every other file byte for byte. What records when or how
-long a run was, not what it computed, is skipped: the keys ``created_utc`` and ``training_seconds``, the
-``h5_sha256`` of an input file (it hashes that file's write time too), logs, Snakemake benchmarks and
+long a run was, not what it computed, is skipped: the keys ``created_utc`` and ``training_seconds``, logs,
+Snakemake benchmarks and
 bookkeeping, the HTML report (it prints the run's time), SVG logos (matplotlib writes the date and random
 clip ids; the PNG of the same logo is compared) and ``model.pt`` (it records when it was saved; the
 weights' ``content_hash`` in ``model.metrics.json`` is compared). Exit status 0 when the folders hold the same outputs, 1 otherwise.
@@ -27,7 +27,7 @@ import numpy as np
 SKIPPED_FOLDERS = {"logs", "benchmarks", ".snakemake"}
 SKIPPED_NAMES = {".snakemake_timestamp", "report.html", "model.pt"}
 SKIPPED_SUFFIXES = {".svg"}
-TIME_KEYS = {"created_utc", "training_seconds", "h5_sha256"}
+TIME_KEYS = {"created_utc", "training_seconds"}
 
 
 def output_files(root: Path) -> set[str]:

@@ -69,7 +69,7 @@ from genomatt.motifs.hits import call_hits_in_store
 from genomatt.motifs.jaspar import DEFAULT_RELEASE
 from genomatt.motifs.store import read_motifs
 from genomatt.motifs.trimming import trim_bounds
-from genomatt.store import h5_key, list_arrays, read_array, read_attrs, read_regions, write_store
+from genomatt.store import h5_member, list_arrays, read_array, read_attrs, read_regions, write_store
 from genomatt.task_regions import read_task_regions, task_region_rows
 
 MAX_DISTANCE = 5
@@ -96,7 +96,7 @@ def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], truth: pd.DataFra
     mapping = {}
     with h5py.File(motifs_path, "r") as handle:
         for motif in motifs:
-            matches = json.loads(handle["motifs"][h5_key(motif.name)].attrs.get("matches", "[]"))
+            matches = json.loads(h5_member(handle["motifs"], motif.name).attrs.get("matches", "[]"))
             matrix_id = planted_matrix(matches, names, DEFAULT_RELEASE)
             mapping[motif.name] = names[matrix_id] if matrix_id else None
     return mapping

@@ -402,9 +402,25 @@ def h5_key(name: str) -> str:
     return key.replace(".", "%2E") if key and not key.strip(".") else key
 
 
+def h5_member(group: h5py.Group, name: str) -> h5py.Group | h5py.Dataset:
+    """The member of ``group`` keyed by :func:`h5_key` of ``name``, or by ``name`` itself as files written before that
+    key was used hold it.
+
+    Raises
+    ------
+    StoreError
+        If ``group`` holds neither.
+    """
+    for key in (h5_key(name), name):
+        if key in group:
+            return group[key]
+    raise StoreError(f"{group.file.filename}: no {group.name}/{h5_key(name)} of {name!r}, which the group's names list")
+
+
 def content_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of what a genomatt HDF5 file holds, not of its bytes: each dataset's name, dtype, shape and values
-    (by name) and the root attributes but ``created_utc``, so the same inputs written twice hash the same.
+    """SHA-256 of what a genomatt HDF5 file holds, not of its bytes: each group's and dataset's name and attributes,
+    each dataset's dtype, shape and values (by name), and the root attributes but ``created_utc``, so the same
+    inputs written twice hash the same.
 
     Parameters
     ----------
@@ -422,9 +438,14 @@ def content_sha256(path: str | os.PathLike) -> str:
             if key != "created_utc":
                 digest.update(f"{key}={handle.attrs[key]!r}".encode())
         names: list[str] = []
-        handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        handle.visit(names.append)
         for name in sorted(names):
-            dataset = handle[name]
+            item = handle[name]
+            digest.update(f"{name}:".encode() + "".join(f"{key}={item.attrs[key]!r};" for key in sorted(item.attrs))
+                          .encode())
+            if not isinstance(item, h5py.Dataset):
+                continue
+            dataset = item
             digest.update(f"{name}:{dataset.dtype.str}:{dataset.shape}".encode())
             for block in dataset.iter_chunks() if dataset.chunks else [()]:
                 values = dataset[block]

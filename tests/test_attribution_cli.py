@@ -253,7 +253,7 @@ def test_memory_is_one_block_not_the_shard(inputs, tmp_path, monkeypatch):
 @pytest.mark.parametrize("batch_size", [64, 6])
 def test_shards_gather_into_the_unsharded_file(inputs, batch_size):
     # Same references whatever the shard, and shards cut between the batches of one run over every region (2
-    # regions per batch of 6 with 3 references: 7 regions in shards of 4 and 3, not 3, 2 and 2): the same numbers.
+    # regions per batch of 6 with 3 references: 7 regions in shards of 4, 2 and 1, not 3, 2 and 2): the same numbers.
     folder, *_ = inputs
     batch = ("--batch-size", str(batch_size))
     _attribute(folder, folder / "whole.h5", *batch)

@@ -312,6 +312,27 @@ class MasksItsInput(nn.Module):
         return self.inner(x)
 
 
+class InATupleOfOne(nn.Module):
+    """Returns the logits of :func:`cnn` as ``(logits,)``, or as a list of one."""
+
+    def __init__(self, wrap):
+        super().__init__()
+        self.inner, self.wrap = cnn(), wrap
+
+    def forward(self, x):
+        return self.wrap(self.inner(x))
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_model_returning_a_tuple_of_one_is_explained_as_its_tensor(method):
+    X = one_hot(4)
+    options = method_options(method, X)
+    expected = attribute(cnn(), X, method=method, **options)
+    for wrap in (lambda logits: (logits,), lambda logits: [logits]):
+        torch.testing.assert_close(attribute(InATupleOfOne(wrap).eval(), X, method=method, **options), expected,
+                                   rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_model_writing_into_its_input_in_place_is_explained_as_it_runs(method):
     X = one_hot(4)

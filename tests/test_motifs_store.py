@@ -63,6 +63,22 @@ def test_a_motif_name_holding_a_slash_is_one_group(tmp_path):
     assert [motif.cwm[0, 0] for motif in back] == [0, 1, 2, 3]
 
 
+def test_motifs_written_under_their_raw_names_are_read_too(tmp_path):
+    # As files written before the keys were escaped: "a%b" under its own name, "AP-1/JUN" as nested groups.
+    names = ["a%b.pos.0", "AP-1/JUN.pos.0"]
+    motifs = [DiscoveredMotif(name, "t", "pos", np.full((4, 2), i), np.ones((4, 2)), np.full((4, 2), 0.25), 20, 0, 2)
+              for i, name in enumerate(names)]
+    path = write_motifs(tmp_path / "m.h5", motifs, *seqlet_tables(0), {})
+    with h5py.File(path, "a") as handle:
+        handle["motifs"].move("a%25b.pos.0", "a%b.pos.0")
+        handle["motifs"].move("AP-1%2FJUN.pos.0", "AP-1/JUN.pos.0")
+    assert [motif.cwm[0, 0] for motif in read_motifs(path)[0]] == [0, 1]
+    with h5py.File(path, "a") as handle:
+        del handle["motifs"]["a%b.pos.0"]
+    with pytest.raises(StoreError, match=r"no /motifs/a%25b.pos.0 of 'a%b.pos.0'"):
+        read_motifs(path)
+
+
 def test_read_motifs_rejects_other_files(tmp_path):
     with pytest.raises(StoreError, match="not a motifs file"):
         read_motifs(write_contrib(tmp_path / "c.h5"))

@@ -213,7 +213,8 @@ def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_pa
     # Each task named, and no claim that regions were scanned for hits: there was no motif to scan.
     tasks = contribution_tasks(run_files["contrib"])
     assert f"No motif for {len(tasks)} of {len(tasks)} tasks: {', '.join(tasks)}." in text
-    assert "No motif was scanned: there was none to scan." in text and "No motif hits were found" not in text
+    assert "No region was scanned: no task had both a motif and a region to scan." in text
+    assert "No motif hits were found" not in text
     assert '<div class="value">—</div><div class="label">scanned regions with a hit</div>' in text
     assert "No metrics file was given" in text
     only_contrib = build_report(run_files["contrib"], tmp_path / "bare.html").read_text()

@@ -281,6 +281,8 @@ def _trace(mode: _PatternMode, model: nn.Module, x: Tensor) -> Tensor:
     mark_varying(model_input)
     with as_model_error(x), mode:
         output = model(model_input)
+    if isinstance(output, (tuple, list)) and len(output) == 1:  # (logits,): one head, explained as its tensor
+        output = output[0]
     if not isinstance(output, Tensor):
         raise ModelError(f"the model returns {type(output).__name__}; PatternNet and PatternAttribution explain "
                          "columns of one output tensor (B, n_outputs): wrap the model so that it returns the head "

@@ -56,8 +56,8 @@ def register(subparsers) -> None:
                         "scores of sequences drawn from that PWM; 0: no sequence check (default %(default)s)")
     parser.add_argument("--min-task-share", type=float, default=defaults.min_task_share,
                         help="drop a hit whose site drives its own task less than this fraction of the task it "
-                        "drives most, each task on the scale of its strongest motif's hits; 0: keep all "
-                        "(default %(default)s)")
+                        "drives most, each task on the scale of its strongest motif's hits or, where larger, of its "
+                        "typical strongest sites; 0: keep all (default %(default)s)")
     parser.add_argument("--include", nargs="+", metavar="PATTERN",
                         help="scan only the motifs whose names match one of these shell patterns (e.g. 'GATA1.*')")
     parser.add_argument("--exclude", nargs="+", metavar="PATTERN",

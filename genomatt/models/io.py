@@ -425,10 +425,10 @@ def _check_on_dummy_batch(
         # TorchScript errors carry the interpreter's traceback; its last line is the error itself.
         detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
         if converted and _DTYPE_MISMATCH.search(detail):
+            traced = ("; a TorchScript trace keeps the types of the example it was traced on, so trace the model in "
+                      "float32 (model.float() before torch.jit.trace) or script it")
             way_out = "cast them to the type of its parameters instead (x.to(self.<layer>.weight.dtype))" + (
-                "; a TorchScript trace keeps the types of the example it was traced on, so trace the model in "
-                "float32 (model.float() before torch.jit.trace) or script it" if isinstance(model, torch.jit.ScriptModule)
-                else "")
+                traced if isinstance(model, torch.jit.ScriptModule) else "")
             raise ModelError(
                 f"{where}: the model fails once run in float32, as genomatt runs models (its parameters were "
                 f"{converted}): {detail}. Its forward casts values to a type of its own (e.g. x.double()); "

@@ -41,13 +41,13 @@ def holdout_chromosomes(
     """
     genome_chroms = list(genome_chroms)
     chosen = []
+    shown = ", ".join(genome_chroms[:10]) + (" ..." if len(genome_chroms) > 10 else "")
     for label, given, default, option in (
         ("validation", validation_chroms, DEFAULT_VALIDATION_CHROMS, "--val-chroms (train.val_chroms)"),
         ("test", test_chroms, DEFAULT_TEST_CHROMS, "--test-chroms (train.test_chroms)"),
     ):
         if given is None:
             if not set(default) <= set(genome_chroms):
-                shown = ", ".join(genome_chroms[:10]) + (" ..." if len(genome_chroms) > 10 else "")
                 raise ConfigError(
                     f"no {label} chromosomes given and the default ({', '.join(default)}) is not in the genome "
                     f"(it has {shown}); choose them with {option}"
@@ -58,10 +58,10 @@ def holdout_chromosomes(
             raise ConfigError(f"{option}: give at least one {label} chromosome")
         unknown = sorted(set(given) - set(genome_chroms))
         if unknown:
-            shown = ", ".join(genome_chroms[:10]) + (" ..." if len(genome_chroms) > 10 else "")
             # UCSC against Ensembl names: chr4 for 4, or 4 for chr4.
-            spelt = [name for name in (f"chr{unknown[0]}", str(unknown[0]).removeprefix("chr")) if name in genome_chroms]
-            hint = f"; did you mean {spelt[0]}?" if spelt else ""
+            spelt = [name for chrom in unknown for name in (f"chr{chrom}", str(chrom).removeprefix("chr"))
+                     if name in genome_chroms]
+            hint = f"; did you mean {', '.join(spelt)}?" if spelt else ""
             raise ConfigError(f"{option}: chromosomes {unknown} are not in the genome (it has {shown}){hint}")
         chosen.append(given)
     shared = sorted(set(chosen[0]) & set(chosen[1]))

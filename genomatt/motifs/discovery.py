@@ -357,11 +357,11 @@ def _run_tfmodisco(one_hot: np.ndarray, hypothetical_contribs: np.ndarray, count
         raise MotifError(
             f"task {task}: tfmodisco-lite failed on the task's {counts['pos']} positive and {counts['neg']} negative "
             f"seqlets ({type(error).__name__}: {error}); seqlets whose windows carry no contribution make its "
-            f"similarities undefined, and {100 * silent:.0f}% of the positions in the window carry none"
-            + (" (a model whose max pools credit few positions: one with more filters, or average pooling, credits "
-               "more of them)" if silent > MAX_SILENT_SHARE else
-               ": a narrower window (motifs.window, --window) on the bases the model's output sees, or fewer regions "
-               "without contribution, avoids them")
+            f"similarities undefined, and {100 * silent:.0f}% of the positions in the window carry none: a narrower "
+            "window (motifs.window, --window) on the bases the model's output sees, or fewer regions without "
+            "contribution, avoids them" + (" (scattered zeros come from a model whose max pools credit few "
+                                           "positions: one with more filters, or average pooling, credits more)"
+                                           if silent > MAX_SILENT_SHARE else "")
         ) from error
     found = {"pos": pos_patterns or [], "neg": neg_patterns or []}
     if not (found["pos"] or found["neg"]):
@@ -436,7 +436,8 @@ def discover_motifs(
     silent = float(np.all(hypothetical_contribs == 0, axis=2).mean()) if hypothetical_contribs.size else 0.0
     if silent > MAX_SILENT_SHARE:
         log.warning("task %s: %.0f%% of the positions of the regions' windows carry exactly zero contribution (a "
-                    "model whose max pools credit the argmax of each pooled window alone): tfmodisco-lite fits its "
+                    "model whose max pools credit the argmax of each pooled window alone, or a window wider than "
+                    "what the model's output sees): tfmodisco-lite fits its "
                     "seqlet null to window sums that are mostly 0 there, so it may take noise for seqlets, and its "
                     "similarities of seqlets without contribution are undefined; judge the motifs by their known "
                     "matches and seqlet counts", task, 100 * silent)

@@ -54,7 +54,8 @@ class HitParameters:
         describes. 0 turns the check off, as it is for motifs without a PWM.
     min_task_share
         Least share of a hit's site in its own task: its contribution there, on the scale of the task's
-        strongest motif's hits, over that in the task it drives most, in [0, 1]; 0 keeps all hits.
+        strongest motif's hits (or, where larger, of the task's typical strongest sites), over that in the task
+        it drives most, in [0, 1]; 0 keeps all hits.
 
     Raises
     ------

@@ -38,7 +38,7 @@ from genomatt.motifs.hit_calling import (admits_one_sequence, call_hits, contrib
 from genomatt.motifs.hit_parameters import DEFAULT_BATCH_SIZE, HitParameters
 from genomatt.motifs.trimming import trim_bounds
 from genomatt.progress import ProgressLog
-from genomatt.store import h5_key, read_table, write_table
+from genomatt.store import h5_key, h5_member, read_table, write_table
 from genomatt.tracks import write_hits_bed
 from genomatt.task_regions import comparable_targets
 
@@ -413,7 +413,7 @@ def read_hits(path: str | os.PathLike) -> HitCalls:
         if handle.attrs.get("kind") != "hits" or any(name not in handle for name in ("hits", "qc", "motifs", "cwms")):
             raise StoreError(f"{path}: not a genomatt hits.h5 (expected kind 'hits' with /hits, /qc, /motifs, /cwms)")
         tables = {name: read_table(handle[name]) for name in ("hits", "qc", "motifs")}
-        cwms = {name: handle["cwms"][h5_key(name)][()] for name in json.loads(handle["cwms"].attrs["names"])}
+        cwms = {name: h5_member(handle["cwms"], name)[()] for name in json.loads(handle["cwms"].attrs["names"])}
         provenance = json.loads(handle.attrs["provenance"])
     return HitCalls(tables["hits"], tables["qc"], tables["motifs"], cwms, provenance.get("settings", {}),
                     provenance.get("contributions", "contrib"))

@@ -23,7 +23,7 @@ from genomatt.atomic import atomic_hdf5
 from genomatt.errors import StoreError
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
-from genomatt.store import h5_key, read_table
+from genomatt.store import h5_key, h5_member, read_table
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
         group = handle["motifs"]
         motifs = []
         for name in json.loads(group.attrs["names"]):
-            entry = group[h5_key(name)]
+            entry = h5_member(group, name)
             motifs.append(DiscoveredMotif(
                 name=name, task=str(entry.attrs["task"]), sign=str(entry.attrs["sign"]),
                 cwm=entry["cwm"][()], hypothetical_cwm=entry["hypothetical_cwm"][()], pwm=entry["pwm"][()],

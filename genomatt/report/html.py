@@ -118,6 +118,12 @@ def load_report_inputs(
     contributions = read_contributions(contrib)
     motif_rows: list[DiscoveredMotif | CwmMotif] = list(read_motifs(motifs)[0]) if motifs else []
     hit_calls = read_hits(hits) if hits else None
+    # Files of another model or regions first: that, not their motifs, is what differs then.
+    motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
+    _check_same_run(contrib, contributions.provenance, motifs, motif_provenance.get("contrib_provenance") or {})
+    hit_provenance = (read_attrs(hits).get("provenance") or {}) if hits else {}
+    if hits:
+        _check_same_run(contrib, contributions.provenance, hits, hit_provenance.get("contrib_provenance") or {})
     if hit_calls is not None:
         known = {motif.name for motif in motif_rows}
         if known and hit_calls.cwms and not known & set(hit_calls.cwms):
@@ -132,11 +138,6 @@ def load_report_inputs(
                              "of them); give the hits.h5 called with these motifs")
         # Motifs given as a MEME file have hits but no discovery record: list them from the hit file.
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
-    motif_provenance = (read_attrs(motifs).get("provenance") or {}) if motifs else {}
-    _check_same_run(contrib, contributions.provenance, motifs, motif_provenance.get("contrib_provenance") or {})
-    hit_provenance = (read_attrs(hits).get("provenance") or {}) if hits else {}
-    if hits:
-        _check_same_run(contrib, contributions.provenance, hits, hit_provenance.get("contrib_provenance") or {})
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
         motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
@@ -498,10 +499,10 @@ def _settings_section(inputs: ReportInputs) -> str:
         parts.append('<h3>Hit thresholds per motif and task</h3><p class="note">importance_threshold: least sum of '
                      "contributions of a hit (set by the FDR against a permutation null; inf: no hit possible); "
                      "trim_start/trim_end: the CWM columns scanned; strength: the motif's amplitude at its typical "
-                     "sites (90th percentile over the regions scanned, in contribution units), against which "
-                     "min_strength is applied — not the strength of the motif table, a share of the task's "
-                     "contribution; min_coefficient: the least coefficient of a hit; min_sequence_score: the least "
-                     "PWM log-odds of a hit's sequence (bits).</p>"
+                     "sites (90th percentile over the regions scanned of its largest coefficient in each; a hit needs "
+                     "at least min_strength × the largest strength of its task's motifs) — not the strength of the "
+                     "motif table, a share of the task's contribution; min_coefficient: the least coefficient of a "
+                     "hit; min_sequence_score: the least PWM log-odds of a hit's sequence (bits).</p>"
                      f'<table class="grid small"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
     parts.append("</section>")
     return "".join(parts)
@@ -512,7 +513,8 @@ def _hits_section(inputs: ReportInputs, colours: dict[str, str]) -> str:
     header = '<section id="hits"><h2>Hits</h2>'
     if inputs.hits is None or not len(inputs.hits.hits):
         reason = ("No hit file was given." if inputs.hits is None else "No motif hits were found in any region."
-                  if len(inputs.hits.qc) else "No motif was scanned: there was none to scan.")
+                  if len(inputs.hits.qc) else "No region was scanned: no task had both a motif and a region to "
+                  "scan.")
         return header + f'<p class="empty">{reason}</p></section>'
     hits = inputs.hits.hits
     names = list(dict.fromkeys(name for name in [m.name for m in inputs.motifs] if name in set(hits["motif_name"])))
@@ -591,7 +593,7 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
         reason = ("No hit file was given." if inputs.hits is None else
                   "No example region was asked for (--example-regions 0)." if len(inputs.hits.hits) else
                   "No motif hits were found in any region." if len(inputs.hits.qc) else
-                  "No motif was scanned: there was none to scan.")
+                  "No region was scanned: no task had both a motif and a region to scan.")
         return header + f'<p class="empty">{reason}</p></section>'
     # The contributions the hits were called in, where the file still holds them.
     drawn = inputs.hits.contributions if inputs.hits.contributions in inputs.contributions.arrays else "contrib"
