@@ -315,6 +315,26 @@ def test_composite_patterns_are_dropped_and_their_parts_kept(caplog):
     assert "pos pattern 2 (25 seqlets) dropped: a composite of pos pattern" in caplog.text
 
 
+def test_a_pattern_that_is_another_again_is_dropped_whatever_its_seqlet_count(caplog):
+    # One motif found twice, on opposite strands and with a flank of other strength (tfmodisco-lite splitting one
+    # cluster), at 315 and 440 seqlets: more than SMALL_SHARE of each other, yet the same motif.
+    rng = np.random.default_rng(2)
+    motif, other = _logo(rng, 9), _logo(rng, 9)
+
+    def pattern(cwm, n):
+        return SimpleNamespace(contrib_scores=cwm.T, seqlets=[None] * n)
+
+    again = np.pad(motif[::-1, ::-1], ((0, 0), (12, 9)))
+    again[:, 11] = 0.1 * motif[:, 0]
+    patterns = {"pos": [pattern(np.pad(motif, ((0, 0), (10, 11))), 440), pattern(again, 315),
+                        pattern(np.pad(other, ((0, 0), (10, 11))), 300)], "neg": []}
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        kept = _simple_patterns(patterns, "task")
+    assert kept["pos"] == [patterns["pos"][0], patterns["pos"][2]]
+    assert "pos pattern 1 (315 seqlets) dropped: pos pattern 0, which has more seqlets, explains 0.9 of its CWM" \
+        in caplog.text
+
+
 def test_a_planted_composite_leaves_its_sites_to_its_two_motifs(tmp_path, caplog):
     # GATA1 and CTCF planted alone, and side by side (3 bp apart) as one composite site as often as each:
     # tfmodisco-lite finds the composite as a pattern of its own, which is two known motifs, not a third.

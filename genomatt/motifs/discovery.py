@@ -52,6 +52,9 @@ COMPOSITE_EACH = 0.15
 # its CWM's energy is a small variant of that motif (see variant_of).
 SMALL_SHARE = 0.25
 VARIANT_EXPLAINED = 0.5
+# A pattern whose CWM the core of a pattern with more seqlets explains to this share is that motif again (one
+# cluster split in two, e.g. by the strength of a flank), whatever their seqlet counts.
+DUPLICATE_EXPLAINED = 0.9
 
 
 @dataclass
@@ -547,8 +550,9 @@ def variant_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray],
 
 def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
     """The patterns of each sign that are neither composites (:func:`composite_of`) of two other patterns of
-    the same sign with narrower cores nor small variants (:func:`variant_of`) of a pattern with more than
-    ``1 / SMALL_SHARE`` times their seqlets; their sites are left to the simpler motifs."""
+    the same sign with narrower cores, nor small variants (:func:`variant_of`) of a pattern with more than
+    ``1 / SMALL_SHARE`` times their seqlets, nor duplicates of a pattern with more seqlets (its core explains
+    :data:`DUPLICATE_EXPLAINED` of theirs); their sites are left to the simpler motifs."""
     cores = {sign: [_core(pattern.contrib_scores.T) for pattern in patterns[sign]] for sign in SIGNS}
     kept = {}
     for sign in SIGNS:
@@ -561,12 +565,19 @@ def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
             larger = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
                       if len(patterns[sign][other].seqlets) * SMALL_SHARE > len(pattern.seqlets)}
             variant = variant_of(pattern.contrib_scores.T, larger)
+            more = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
+                    if len(patterns[sign][other].seqlets) > len(pattern.seqlets)}
+            duplicate = variant_of(pattern.contrib_scores.T, more, DUPLICATE_EXPLAINED)
             if composite is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: a composite of %s and %s", task, sign, index,
                          len(pattern.seqlets), *composite)
             elif variant is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: a small variant of %s, which has over %g times "
                          "its seqlets", task, sign, index, len(pattern.seqlets), variant, 1 / SMALL_SHARE)
+            elif duplicate is not None:
+                log.info("task %s: %s pattern %d (%d seqlets) dropped: %s, which has more seqlets, explains %g of its "
+                         "CWM (the same motif)", task, sign, index, len(pattern.seqlets), duplicate,
+                         DUPLICATE_EXPLAINED)
             else:
                 kept[sign].append(pattern)
     return kept
