@@ -315,12 +315,12 @@ def test_every_file_of_a_run_is_declared(resumed_run):
 @pytest.mark.parametrize("section, key, value, rerun", [
     ("motifs", "jaspar_tax_group", "vertebrates", {"motifs", "hits", "report"}),
     ("attribution", "references", 9, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
-    # Training's thread count sets its weights (sums in another order): a model of its own. Attribution's threads
-    # are a job's resource, and a batch size keeps the gathered contributions (its shards are gone; it would
-    # change them by rounding only): no rerun.
+    # Training's thread count sets its weights (sums in another order): a model of its own; the batch size sets
+    # where the shards are cut and their rounding: contributions of their own. Attribution's threads are a job's
+    # resource: no rerun.
     ("train", "threads", 2, {"train", "attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
     ("attribution", "threads", 2, set()),
-    ("attribution", "batch_size", 32, set()),
+    ("attribution", "batch_size", 32, {"attribute_shard", "gather_contributions", "motifs", "hits", "report"}),
     # A key written out at its default gives the commands its absence gives.
     ("train", "seed", 0, set()),
     ("motifs", "min_strength", 0.3, set()),
@@ -763,7 +763,7 @@ def test_training_waits_for_the_check_of_what_it_reads_only(trained_model, tmp_p
     assert training_check in train.split("input: ")[1].splitlines()[0].split(", ")
 
 
-def test_a_new_batch_size_reruns_the_shards_not_yet_gathered(trained_model, tmp_path):
+def test_a_new_batch_size_reruns_every_shard(trained_model, tmp_path):
     # Shard 0 made, shard 1 failed (a GPU out of memory), then a smaller batch: every shard is cut anew, so that
     # the gather takes shards cut alike.
     config, targets, _ = trained_model

@@ -12,10 +12,9 @@ rule attribute_shard:
     params:
         options=attribution_options,
         shards=SHARDS,
-        # The batch size sets where the shards are cut (between the batches of one run over every region): a
-        # change reruns the shards not yet gathered, so that all are cut alike; gathered contributions are kept
-        # (they differ from the new batch size's by float32 rounding only). The device changes rounding only: a
-        # function of the input, whose change reruns nothing.
+        # The batch size sets where the shards are cut (between the batches of one run over every region) and the
+        # contributions' rounding: a change reruns every shard, so that all are cut alike. The device changes
+        # rounding only: a function of the input, whose change reruns nothing.
         batch_size=ATTRIBUTION.get("batch_size", 128),
         device=lambda wildcards, input: DEVICE,
     threads: ATTRIBUTION.get("threads", 1)

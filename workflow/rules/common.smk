@@ -27,11 +27,17 @@ def numbers_as_floats():
 
 numbers_as_floats()
 
-OUTDIR = config["outdir"]
-# Before any rule names a file under it: Snakemake would read {name} in it as a wildcard of every rule.
-if "{" in OUTDIR or "}" in OUTDIR:
-    raise WorkflowError(f"the config names paths holding {{ or }}, which Snakemake reads as wildcards in file names: "
-                        f"outdir: {OUTDIR}. Rename the folder, or give another outdir.")
+def checked_outdir():
+    """The config's outdir, refused if it holds a brace: Snakemake would read {name} in it as a wildcard of every
+    rule (checked before any rule names a file under it)."""
+    outdir = config["outdir"]
+    if "{" in outdir or "}" in outdir:
+        raise WorkflowError(f"the config names paths holding {{ or }}, which Snakemake reads as wildcards in file "
+                            f"names: outdir: {outdir}. Rename the folder, or give another outdir.")
+    return outdir
+
+
+OUTDIR = checked_outdir()
 SIMULATED = "simulated"
 TRAIN = "train"
 ATTRIBUTION = config.get("attribution", {})
