@@ -168,7 +168,7 @@ def gc_matched_negatives(
         if len(found):
             chosen.append(found)
     found = sum(len(table) for table in chosen)
-    if found < MIN_NEGATIVE_SHARE * len(positives):
+    if not chosen or found < MIN_NEGATIVE_SHARE * len(positives):
         raise ConfigError(
             f"{fasta}: only {found} background windows of {width} bp clear of the task regions for {len(positives)} "
             f"positive windows (at least {MIN_NEGATIVE_SHARE:.0%} as many are needed): trained on so few negatives, "
