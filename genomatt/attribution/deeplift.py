@@ -36,7 +36,7 @@ from genomatt.attribution.inputs import (
     output_reduction,
     reference_source,
 )
-from genomatt.attribution.interception import AmbiguousBatchAxis, DeepLiftMode, is_varying, mark_varying
+from genomatt.attribution.interception import AmbiguousBatchAxis, DeepLiftMode, is_varying, varying_input
 from genomatt.attribution.outputs import output_scale, prepared, refuse_mixed_rows
 from genomatt.attribution.torchscript import TorchScriptGraph
 from genomatt.device import resolve_device
@@ -488,12 +488,9 @@ class _Engine:
 
     def _forward(self, inputs: Tensor) -> tuple[Any, Tensor]:
         """The model output and the target values ``(B, T)``, computed under the mode."""
-        # A copy, so that a model writing into its input in place (x[..., :k] = 0) writes into no autograd leaf.
-        model_input = inputs.clone()
-        mark_varying(model_input)
         try:
             with self.mode, self._autocast():
-                output = self.model(model_input)
+                output = self.model(varying_input(inputs))
                 values = self.reduce_output(output)
         except GenomattError:
             raise

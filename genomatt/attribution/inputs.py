@@ -127,6 +127,11 @@ def check_batch_size(batch_size: Any) -> int:
     return check_positive_int(batch_size, "batch_size")
 
 
+def single_output(output: Any) -> Any:
+    """A model's output, a tuple or list of one tensor (``(logits,)``: one head) taken as that tensor."""
+    return output[0] if isinstance(output, (tuple, list)) and len(output) == 1 else output
+
+
 def output_reduction(
     target: int | Sequence[int] | Callable[[Any], Tensor],
 ) -> tuple[Callable[[Any], Tensor], list[int] | None]:
@@ -169,8 +174,7 @@ def output_reduction(
     columns = [int(column) for column in columns]  # numpy integers too
 
     def reduce_columns(output: Any) -> Tensor:
-        if isinstance(output, (tuple, list)) and len(output) == 1:  # (logits,): one head, explained as its tensor
-            output = output[0]
+        output = single_output(output)
         if not isinstance(output, Tensor):
             raise ModelError(f"the model returns {type(output).__name__}; an integer target needs a tensor "
                              "(B, n_outputs); pass a callable target that picks one scalar per sequence")

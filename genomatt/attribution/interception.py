@@ -298,6 +298,14 @@ def mark_varying(tree: Any) -> None:
             setattr(leaf, _VARYING, True)
 
 
+def varying_input(batch: Tensor) -> Tensor:
+    """The model's input for an explained pass: a copy of ``batch`` (so that a model writing into its input in
+    place, ``x[..., :k] = 0``, writes into no autograd leaf) marked as depending on the input."""
+    model_input = batch.clone()
+    mark_varying(model_input)
+    return model_input
+
+
 def is_varying(tensor: Tensor) -> bool:
     """Whether ``tensor`` was marked as depending on the input."""
     return getattr(tensor, _VARYING, False)

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from genomatt.attribution.inputs import AttributionResult, Target, as_sequences, check_batch_size
-from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, mark_varying, require_varying
+from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, require_varying, varying_input
 from genomatt.attribution.outputs import check_finite_values, explained, per_target
 from genomatt.attribution.rules import NotElementwise
 from genomatt.errors import ConfigError
@@ -132,10 +132,8 @@ def epsilon_lrp(
         for start in range(0, X.shape[0], batch_size):
             batch = X[start:start + batch_size].to(model_ready.device, model_ready.dtype).requires_grad_(True)
             with torch.enable_grad():
-                model_input = batch.clone()  # which the model may write into in place
-                mark_varying(model_input)
                 with as_model_error(batch), mode:
-                    values = model_ready.reduce_output(model(model_input))
+                    values = model_ready.reduce_output(model(varying_input(batch)))
                 check_finite_values(values)
                 require_varying(values)
                 model_ready.check_rows_independent(batch, values)

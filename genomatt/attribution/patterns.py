@@ -39,8 +39,9 @@ from torch import Tensor, nn
 
 from genomatt import __version__
 from genomatt.atomic import atomic_path
-from genomatt.attribution.inputs import as_sequences, check_batch_size
-from genomatt.attribution.interception import ModifiedGradientMode, as_model_error, is_varying, mark_varying
+from genomatt.attribution.inputs import as_sequences, check_batch_size, single_output
+from genomatt.attribution.interception import (ModifiedGradientMode, as_model_error, is_varying, mark_varying,
+                                               varying_input)
 from genomatt.attribution.outputs import check_finite_values, explained, per_target, prepared
 from genomatt.errors import ConfigError, ModelError
 from genomatt.device import resolve_device
@@ -275,14 +276,9 @@ class _FittingMode(_PatternMode):
 
 
 def _trace(mode: _PatternMode, model: nn.Module, x: Tensor) -> Tensor:
-    """Run ``model`` on a copy of ``x`` (which the model may write into in place) under ``mode``; return the
-    output."""
-    model_input = x.clone()
-    mark_varying(model_input)
+    """Run ``model`` on ``x`` under ``mode``; return the output (the tensor of a tuple of one)."""
     with as_model_error(x), mode:
-        output = model(model_input)
-    if isinstance(output, (tuple, list)) and len(output) == 1:  # (logits,): one head, explained as its tensor
-        output = output[0]
+        output = single_output(model(varying_input(x)))
     if not isinstance(output, Tensor):
         raise ModelError(f"the model returns {type(output).__name__}; PatternNet and PatternAttribution explain "
                          "columns of one output tensor (B, n_outputs): wrap the model so that it returns the head "
