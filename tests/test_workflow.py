@@ -416,7 +416,8 @@ def test_a_user_models_targets_and_profile_target_reach_check_and_attribute(tmp_
 
 
 def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(tmp_path, user_data):
-    # Switching motifs.task_regions changes what motifs and hits read, not the check, which all else follows.
+    # Switching motifs.task_regions changes what motifs and hits read, not the check, which all else follows; the
+    # task BEDs they read are checked again by a rule of their own, which motifs and hits wait for.
     config = yaml.safe_load(user_config(tmp_path, user_data, model="user_model:build",
                                         task_names=["GATA1", "CTCF"]).read_text())
     commands = []
@@ -429,7 +430,21 @@ def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(
         blocks = rule_blocks(result.stdout + result.stderr)
         commands.append(next(line for line in blocks["check"][0].splitlines() if "genomatt check" in line))
         assert ("--task-regions" in blocks["motifs"][0]) == task_regions
+        assert ("check_task_regions" in blocks) == task_regions
     assert commands[0] == commands[1] and "GATA1.bed" in commands[0]
+    check = next(line for line in blocks_with_task_regions(tmp_path, user_data)["check_task_regions"][0].splitlines()
+                 if "genomatt check" in line)
+    assert "GATA1.bed" in check and "--model user_model:build" in check and "--task-names GATA1 CTCF" in check
+
+
+def blocks_with_task_regions(tmp_path: Path, user_data: Path) -> dict[str, list[str]]:
+    result = run_snakemake("-n", "-p", config=tmp_path / "task_regions_True.yaml", python_path=(user_data / "models",))
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = rule_blocks(result.stdout + result.stderr)
+    for rule in ("motifs", "hits"):
+        assert "task_regions_check.json" in next(line for line in blocks[rule][0].splitlines()
+                                                 if line.strip().startswith("input:"))
+    return blocks
 
 
 @pytest.mark.slow
@@ -633,15 +648,18 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
     assert {path.name for path in (out / "k562" / "hits" / "tracks").glob("*.bw")} == {"contrib.GATA1.bw",
                                                                                         "contrib.CTCF.bw"}
     benchmarks = sorted(path.stem for path in (out / "benchmarks" / "k562").iterdir())
-    assert benchmarks == ["attribute.0", "attribute.1", "check", "extract", "gather", "hits", "motifs", "report"]
+    assert benchmarks == ["attribute.0", "attribute.1", "check", "check_task_regions", "extract", "gather", "hits",
+                          "motifs", "report"]
     assert untracked_outputs(tmp_path, config) == []
-    # An edited task BED of a user's model changes where motifs and hits look: they rerun, not the attribution.
+    # An edited task BED of a user's model changes where motifs and hits look: it is checked again, and they rerun,
+    # not the attribution.
     lines = Path(tasks[0]).read_text().splitlines(keepends=True)
     Path(tasks[0]).write_text("".join(lines[:-1]))
     result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
                            python_path=(user_data / "models",))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}, result.stdout[-3000:]
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"check_task_regions", "motifs", "hits", "report",
+                                                               "all"}, result.stdout[-3000:]
     # So does another task BED of the same task (another file of GATA1's peaks).
     Path(tasks[0]).write_text("".join(lines))
     (tmp_path / "other").mkdir()
@@ -652,12 +670,22 @@ def test_readme_steps_run_a_user_model_to_the_report(tmp_path, user_data):
     result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=other_config,
                            python_path=(user_data / "models",))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}, result.stdout[-3000:]
+    assert set(rule_blocks(result.stdout + result.stderr)) == {"check_task_regions", "motifs", "hits", "report",
+                                                               "all"}, result.stdout[-3000:]
     # A deleted output is made again.
     (out / "k562" / "motifs" / "matches.tsv").unlink()
     result = run_snakemake("-n", "--profile", "workflow/profiles/default", config=config,
                            python_path=(user_data / "models",))
     assert set(rule_blocks(result.stdout + result.stderr)) == {"motifs", "hits", "report", "all"}
+    # A line on a chromosome the genome lacks, added to a task BED, stops the run before motifs, naming the BED.
+    Path(tasks[0]).write_text("".join(lines) + "chrUnknown\t100\t300\n")
+    made = (out / "k562" / "motifs" / "motifs.h5").stat().st_mtime_ns
+    result = run_snakemake("--profile", "workflow/profiles/default", config=config,
+                           python_path=(user_data / "models",))
+    assert result.returncode != 0
+    log = (out / "logs" / "k562" / "check_task_regions.log").read_text()
+    assert "chrUnknown" in log and "GATA1.bed" in log and "Traceback" not in log, log
+    assert (out / "k562" / "motifs" / "motifs.h5").stat().st_mtime_ns == made
 
 
 @pytest.mark.parametrize("outdir, model", [

@@ -123,7 +123,8 @@ def sample_check_task_beds(wildcards):
 def sample_check_input_task_beds(wildcards):
     """The task BEDs that are inputs of the check: a model to train's, whose edit retrains the model and so reruns
     all that follows. A user model's task BEDs are checked too (`sample_check_task_regions_option`) but are no
-    input: their edit reruns only motifs and hits, which read them, not the check and the attribution after it."""
+    input: their edit reruns only their own check (`check_task_regions`), motifs and hits, which read them, not the
+    check and the attribution after it."""
     return sample_task_beds(wildcards) if sample_trains_model(wildcards.sample) else []
 
 
@@ -131,6 +132,20 @@ def sample_check_task_regions_option(wildcards):
     """`--task-regions` (and `--labels-column`) of `genomatt check`: the task BEDs it checks."""
     beds = sample_check_task_beds(wildcards)
     return f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}" if beds else ""
+
+
+def checks_task_regions_apart(sample):
+    """Whether a sample's task BEDs have a check of their own: a user model's, when motifs and hits read them (a
+    model to train's are read by the check itself)."""
+    return (not sample_trains_model(sample) and MOTIFS.get("task_regions", True)
+            and "tasks" in config["samples"][sample])
+
+
+def sample_task_regions_check(wildcards):
+    """The check of a user model's task BEDs, which motifs and hits wait for (none where they have no check apart)."""
+    if not checks_task_regions_apart(wildcards.sample):
+        return []
+    return [f"{OUTDIR}/{wildcards.sample}/task_regions_check.json"]
 
 
 def sample_check_options(wildcards):
@@ -274,6 +289,7 @@ def final_outputs(wildcards):
         outputs += sample_kept_outputs(sample)
         stages = ["check", "extract", "gather", "motifs", "hits", "report"]
         stages += ["check_training", "train"] if sample_trains_model(sample) else []
+        stages += ["check_task_regions"] if checks_task_regions_apart(sample) else []
         stages += [f"attribute.{shard}" for shard in range(SHARDS)]
         outputs += [benchmark(f"{sample}/{stage}") for stage in stages]
     return outputs
@@ -284,6 +300,7 @@ def sample_kept_outputs(sample):
     them)."""
     kept_rules = ["check", "extract", "gather_contributions", "motifs", "hits", "report"]
     kept_rules += ["check_training", "train"] if sample_trains_model(sample) else []
+    kept_rules += ["check_task_regions"] if checks_task_regions_apart(sample) else []
     return [path for name in kept_rules for path in expand(getattr(rules, name).output, sample=sample)]
 
 

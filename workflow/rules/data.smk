@@ -61,7 +61,8 @@ rule check:
         options=sample_check_options,
         # Checked, but no trigger of the check (Snakemake compares no param given as a function of the input): the
         # known motifs, whose change reruns `motifs` (their input and options) and what follows, and a user model's
-        # task BEDs, whose change reruns motifs and hits, not the extraction and attribution that follow the check.
+        # task BEDs, checked here so that a task without one stops the run before the attribution, and after an edit
+        # by `check_task_regions`, which reruns motifs and hits, not the extraction and attribution after the check.
         motifs=lambda wildcards, input: known_motif_options(wildcards),
         task_regions=lambda wildcards, input: (
             "" if sample_trains_model(wildcards.sample) else sample_check_task_regions_option(wildcards)),
@@ -75,6 +76,35 @@ rule check:
         "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
         " --on-missing {params.on_missing} {params.options} {params.task_regions} {params.motifs} --out {output:q}"
         " > {log:q} 2>&1"
+
+
+rule check_task_regions:
+    """Check a user model's task BEDs again after an edit, before motifs and hits read them (`check` reads them on the
+    first run but reruns only when the model or regions change, and so does the attribution after it)."""
+    input:
+        fasta=sample_fasta,
+        task_beds=sample_motif_task_regions,
+        model=sample_user_model_inputs,
+    output:
+        f"{OUTDIR}/{{sample}}/task_regions_check.json",
+    log:
+        f"{OUTDIR}/logs/{{sample}}/check_task_regions.log",
+    benchmark:
+        benchmark("{sample}/check_task_regions")
+    params:
+        width=config["width"],
+        on_missing=sample_on_missing,
+        options=sample_check_options,
+        task_regions=sample_motif_task_options,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/genomatt.yaml"
+    shell:
+        "genomatt check --fasta {input.fasta:q} --width {params.width} --on-missing {params.on_missing}"
+        " {params.options} {params.task_regions} --out {output:q} > {log:q} 2>&1"
 
 
 rule extract:

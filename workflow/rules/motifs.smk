@@ -4,6 +4,7 @@ rule motifs:
         unpack(known_motifs_file),
         contrib=f"{OUTDIR}/{{sample}}/contrib.h5",
         task_beds=sample_motif_task_regions,
+        task_regions_check=sample_task_regions_check,
     output:
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         seqlets=f"{OUTDIR}/{{sample}}/motifs/seqlets.bed",
@@ -37,6 +38,7 @@ rule hits:
         motifs=f"{OUTDIR}/{{sample}}/motifs/motifs.h5",
         fasta=sample_fasta,
         task_beds=sample_motif_task_regions,
+        task_regions_check=sample_task_regions_check,
     output:
         tsv=f"{OUTDIR}/{{sample}}/hits/hits.tsv",
         extra=f"{OUTDIR}/{{sample}}/hits/hits_genomatt.tsv",
