@@ -231,9 +231,9 @@ def test_a_method_that_cannot_explain_the_model_is_reported(small_genome, scanne
     summary = evaluation.summary.set_index("method")
     assert summary.loc["saliency", "status"] == "ok"
     assert summary.loc["epsilon_lrp", "status"].startswith("not run: cannot compute epsilon-LRP through `mul`")
-    assert summary.loc["patternnet", "status"].startswith("not run: cannot compute PatternNet through `sigmoid`")
+    assert summary.loc["patternnet", "status"].startswith("not run: cannot compute the patterns of PatternNet and PatternAttribution through `sigmoid`")
     assert evaluation.recovery["method"].unique().tolist() == ["saliency"]
-    assert "| patternnet | not run: cannot compute PatternNet" in markdown_tables(evaluation)
+    assert "| patternnet | not run: cannot compute the patterns of PatternNet" in markdown_tables(evaluation)
 
 
 def test_the_evaluate_command_refuses_bad_options(small_genome, scanner, tmp_path, capsys):

@@ -235,6 +235,17 @@ def test_two_component_patterns_use_the_active_regime_only():
     torch.testing.assert_close(linear.patterns[1], two_component.patterns[1])
 
 
+def test_a_relu_after_the_max_pool_gates_the_layer_as_one_before_it():
+    # relu(max_pool(y)) is max_pool(relu(y)): the same function, so the same two-component patterns (they were the
+    # linear estimator's when the pool came first).
+    relu_first = cnn()
+    pool_first = nn.Sequential(relu_first[0], relu_first[2], relu_first[1], *relu_first[3:]).eval()
+    X_train = one_hot(64, seed=4)
+    expected, patterns = fit_patterns(relu_first, X_train), fit_patterns(pool_first, X_train)
+    torch.testing.assert_close(patterns.patterns[0], expected.patterns[0])
+    assert (patterns.patterns[0] - fit_patterns(pool_first, X_train, "linear").patterns[0]).abs().max() > 1e-3
+
+
 # --- one contract for every method ----------------------------------------------------------------
 
 
@@ -450,7 +461,8 @@ class Gated(nn.Module):
 
 
 def test_models_outside_a_methods_assumptions_are_refused():
-    with pytest.raises(ModelError, match="cannot compute PatternNet through `sigmoid` .* defined for ReLU networks"):
+    with pytest.raises(ModelError, match="cannot compute the patterns of PatternNet and PatternAttribution through "
+                       "`sigmoid` .* defined for ReLU networks"):
         attribute(Gated(), one_hot(2), method="patternnet", X_train=one_hot(4))
     with pytest.raises(ModelError, match="cannot compute epsilon-LRP through `mul`"):
         attribute(Gated(), one_hot(2), method="epsilon_lrp")
@@ -459,6 +471,51 @@ def test_models_outside_a_methods_assumptions_are_refused():
                   one_hot(2), method="patternattribution", X_train=one_hot(4))
     # The gradient methods explain it all the same.
     assert attribute(Gated(), one_hot(2), method="integrated_gradients", n_shuffles=2, steps=4).shape == (2, 4, LENGTH)
+
+
+class _CustomTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z):
+        ctx.save_for_backward(z)
+        return torch.tanh(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (z,) = ctx.saved_tensors
+        return grad * (1 - torch.tanh(z) ** 2)
+
+
+class _WithCustomFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.head = nn.Conv1d(4, 3, 3, padding=1), nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.head(_CustomTanh.apply(self.conv(x)).mean(-1))
+
+
+@pytest.mark.parametrize("method", ["epsilon_lrp", "patternnet", "patternattribution"])
+def test_parts_the_modified_gradient_methods_cannot_see_are_refused(method):
+    # Their rules apply to the operations they see; a TorchScript submodule or a custom autograd Function ran with the
+    # plain gradient (ε-LRP differed from the same model in Python by more than its scores).
+    options = {"X_train": one_hot(8)} if method.startswith("pattern") else {}
+    model = cnn()
+    model[1] = torch.jit.script(model[1])
+    with pytest.raises(ModelError, match="module '1' of the model is a TorchScript module"):
+        attribute(model, one_hot(2), method=method, **options)
+    with pytest.raises(ModelError, match="needs the model's Python operations"):
+        attribute(torch.jit.script(cnn()), one_hot(2), method=method, **options)
+    if method == "epsilon_lrp":
+        with pytest.raises(ModelError, match="autograd disabled .*custom torch.autograd.Function _CustomTanh"):
+            attribute(_WithCustomFunction().eval(), one_hot(2), method=method)
+
+
+def test_pattern_attribution_names_itself_in_refusals():
+    model = nn.Sequential(nn.Conv1d(4, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 22, 1)).eval()
+    patterns = fit_patterns(model, one_hot(8))
+    gated = nn.Sequential(model[0], nn.Sigmoid(), *model[2:]).eval()
+    with pytest.raises(ModelError, match="cannot compute PatternAttribution through `sigmoid`"):
+        attribute(gated, one_hot(2), method="patternattribution", patterns=patterns)
 
 
 def test_the_package_exports_attribute_and_one_result_type():
@@ -524,9 +581,10 @@ def test_option_values_of_numpy_types_are_taken_and_unusable_ones_refused():
         attribute(model, X, method="occlusion", window=3, stride=5)
 
 
-def test_integrated_gradients_refuses_a_value_held_at_the_sequence():
-    # The 'held' profile convention holds softmax weights at the explained sequence's value; along IG's
-    # path they would be held at each point instead, a different function.
+def test_methods_that_run_the_model_elsewhere_refuse_a_value_held_at_the_sequence():
+    # The 'held' profile convention holds softmax weights at the explained sequence's value; along IG's path, or at
+    # ISM's and occlusion's edited sequences, they would be held at each of those instead, a different function
+    # (ISM flipped the sign of a base's score).
     from genomatt.attribution.targets import profile_target
 
     torch.manual_seed(0)
@@ -534,6 +592,11 @@ def test_integrated_gradients_refuses_a_value_held_at_the_sequence():
     X = one_hot(2)
     with pytest.raises(ConfigError, match="integrated gradients cannot hold a value at the explained sequence's"):
         attribute(model, X, method="integrated_gradients", target=profile_target(0, "held"), n_shuffles=2, steps=4)
+    for method, name, options in (("ism", "in silico mutagenesis", {}),
+                                  ("occlusion", "occlusion", {"window": 3, "stride": 3, "n_shuffles": 2})):
+        with pytest.raises(ConfigError, match=f"{name} cannot hold a value .* runs the model on"):
+            attribute(model, X, method=method, target=profile_target(0, "held"), **options)
+        assert torch.isfinite(attribute(model, X, method=method, target=profile_target(0, "bpnet"), **options)).all()
     bpnet = attribute(model, X, method="integrated_gradients", target=profile_target(0, "bpnet"), n_shuffles=2,
                       steps=4, return_delta=True)
     assert torch.isfinite(bpnet.attributions).all()

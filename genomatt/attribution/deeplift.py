@@ -36,7 +36,13 @@ from genomatt.attribution.inputs import (
     output_reduction,
     reference_source,
 )
-from genomatt.attribution.interception import AmbiguousBatchAxis, DeepLiftMode, is_varying, varying_input
+from genomatt.attribution.interception import (
+    AmbiguousBatchAxis,
+    DeepLiftMode,
+    is_varying,
+    refuse_opaque_modules,
+    varying_input,
+)
 from genomatt.attribution.outputs import output_scale, prepared, refuse_mixed_rows
 from genomatt.attribution.torchscript import TorchScriptGraph
 from genomatt.device import resolve_device
@@ -330,29 +336,6 @@ def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str) -
     if max_rule not in MAX_RULES:
         raise ConfigError(f"max_rule must be one of {', '.join(MAX_RULES)}, got {max_rule!r}")
     check_positive_int(n_shuffles, "n_shuffles")
-
-
-def refuse_opaque_modules(model: nn.Module) -> None:
-    """Refuse a model with a part whose operations run outside Python, where no rule can apply.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-
-    Raises
-    ------
-    ModelError
-        Naming the TorchScript or compiled (``torch.compile``) submodule; a whole TorchScript model
-        is walked by :class:`~genomatt.attribution.torchscript.TorchScriptGraph` instead.
-    """
-    if isinstance(model, TorchScriptGraph):
-        return
-    for name, module in model.named_modules():
-        opaque = isinstance(module, torch.jit.ScriptModule) or type(module).__name__ == "OptimizedModule"
-        if opaque and name:
-            kind = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "compiled (torch.compile)"
-            raise ModelError(f"module '{name}' of the model is a {kind} module, whose operations run outside "
-                             "Python where genomatt's rules cannot apply; use its Python class there")
 
 
 def _progress_disabled(progress: bool | None, n_pairs: int) -> bool | None:

@@ -216,7 +216,7 @@ def _path_multipliers(model_ready: ExplainedModel, x: Tensor, refs: Tensor, alph
     difference = x.unsqueeze(1) - refs
     points = refs.unsqueeze(2) + alphas.reshape(1, 1, -1, 1, 1) * difference.unsqueeze(2)
     points = points.reshape(-1, *x.shape[1:])
-    with HeldValuesRefused("integrated gradients"):
+    with HeldValuesRefused("integrated gradients", "the points of its path"):
         gradients = torch.cat([model_ready.gradients(points[start:start + batch_size])[0]
                                for start in range(0, points.shape[0], batch_size)], dim=1)
     gradients = gradients.reshape(gradients.shape[0], b, r, alphas.shape[0], *x.shape[1:])

@@ -270,24 +270,27 @@ def hold_at_sequence(tensor: Tensor) -> Tensor:
 class HeldValuesRefused(TorchFunctionMode):
     """Refuse :func:`hold_at_sequence` in a target explained at other inputs than the sequence's own.
 
-    Integrated gradients takes the gradient along a path of inputs: a value held there would be held at
-    each path point, not at the explained sequence as the target means.
+    Integrated gradients takes the gradient along a path of inputs, and in silico mutagenesis and occlusion
+    run the model on edited sequences: a value held there would be held at each of those inputs, not at the
+    explained sequence as the target means.
 
     Parameters
     ----------
     method : str
         The method, named in the error.
+    inputs : str
+        What the method runs the model on instead of the sequence, said in the error.
     """
 
-    def __init__(self, method: str):
+    def __init__(self, method: str, inputs: str):
         super().__init__()
-        self.method = method
+        self.method, self.inputs = method, inputs
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if func is hold_at_sequence:
             raise ConfigError(f"{self.method} cannot hold a value at the explained sequence's (the target holds "
-                              "one, as the 'held' profile convention does): it takes the gradient at other inputs "
-                              "along its path; use the 'bpnet' profile convention, or deeplift")
+                              f"one, as the 'held' profile convention does): it runs the model on {self.inputs}, "
+                              "each of which would hold its own; use the 'bpnet' profile convention, or deeplift")
         return func(*args, **(kwargs or {}))
 
 
@@ -1104,6 +1107,29 @@ class DeepLiftMode(InterceptionMode):
         return "it acts over the batch axis, which mixes sequences"
 
 
+def refuse_opaque_modules(model: nn.Module) -> None:
+    """Refuse a model with a part whose operations run outside Python, where no rule can apply.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Raises
+    ------
+    ModelError
+        Naming the TorchScript or compiled (``torch.compile``) submodule; a whole TorchScript model
+        is walked by :class:`~genomatt.attribution.torchscript.TorchScriptGraph` instead.
+    """
+    if isinstance(model, TorchScriptGraph):
+        return
+    for name, module in model.named_modules():
+        opaque = isinstance(module, torch.jit.ScriptModule) or type(module).__name__ == "OptimizedModule"
+        if opaque and name:
+            kind = "TorchScript" if isinstance(module, torch.jit.ScriptModule) else "compiled (torch.compile)"
+            raise ModelError(f"module '{name}' of the model is a {kind} module, whose operations run outside "
+                             "Python where genomatt's rules cannot apply; use its Python class there")
+
+
 class ModifiedGradientMode(InterceptionMode):
     """Intercepts a forward pass for a modified-gradient method (epsilon-LRP, PatternNet).
 
@@ -1113,10 +1139,15 @@ class ModifiedGradientMode(InterceptionMode):
     DeepLIFT composite rules (softmax, layer norm, ...) are refused.
     """
 
-    autograd_required = False
+    autograd_required = True
     supported = MODIFIED_GRADIENT_SUPPORTED
 
     def __init__(self, model: nn.Module):
+        if isinstance(model, torch.jit.ScriptModule):
+            raise ModelError(f"{self.method_name} needs the model's Python operations, and a TorchScript model runs "
+                             "its own: give the model's Python class (a factory and its weights), or explain it with "
+                             "deeplift, integrated_gradients or gradient_x_input")
+        refuse_opaque_modules(model)
         super().__init__(model, basic_rules())
 
     def _bilinear(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Tensor:

@@ -57,6 +57,7 @@ SUPPORTED = ("PatternNet and PatternAttribution explain ReLU networks whose conv
              "nn.Conv1d and nn.Linear modules (a batch norm only directly after one), with ReLU, max pooling "
              "and linear operations (average pooling, sums, reshaping, flips) in between.")
 _SOURCE = "_genomatt_pattern_source"
+_POOLED = "_genomatt_pattern_pooled"
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,19 @@ class _PatternMode(ModifiedGradientMode):
         if name not in ("relu", "relu_") or len(varying) > 1:
             raise self._refusal(name, "PatternNet is defined for ReLU networks; no other nonlinearity is supported")
         z = varying[0]
-        self._activated(z, z > 0)
+        # A ReLU after a max pool gates the pooled layer's neurons as one before the pool would, since
+        # relu(max(y)) = max(relu(y)): the layer's regime is y > 0 at every position, winner of its window or not.
+        pooled = getattr(z, _POOLED, None)
+        self._activated(pooled, pooled > 0) if pooled is not None else self._activated(z, z > 0)
         out = func(*args, **kwargs)
         mark_varying(out)
         return out
+
+    def _max(self, name, reduction, z):
+        out, indices = super()._max(name, reduction, z)
+        if getattr(z, _SOURCE, None) is not None:
+            setattr(out, _POOLED, z)
+        return out, indices
 
     def _kernel(self, func, name, args, kwargs, arguments, kernel):
         """Run the call ``name`` of kernel module ``kernel``; return its (marked) output."""
@@ -243,6 +253,10 @@ class _PatternMode(ModifiedGradientMode):
 
 class _FittingMode(_PatternMode):
     """Collects every kernel call of a forward pass, with its batch norm folded in and its ReLU regime."""
+
+    method_name = "the patterns of PatternNet and PatternAttribution"
+    # Fitting runs without autograd; the explaining pass after it (with autograd) refuses what it did not see.
+    autograd_required = False
 
     def __init__(self, model: nn.Module):
         super().__init__(model)
@@ -396,6 +410,7 @@ class _ProjectingMode(_PatternMode):
     weight ⊙ pattern (PatternAttribution) in place of its weight; everything else keeps its gradient."""
 
     def __init__(self, model: nn.Module, patterns: Patterns, attribution: bool):
+        self.method_name = "PatternAttribution" if attribution else "PatternNet"
         super().__init__(model)
         self.patterns, self.attribution = patterns, attribution
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from genomatt.attribution.inputs import Target, as_sequences, check_batch_size, check_positive_int, reference_source
+from genomatt.attribution.interception import HeldValuesRefused
 from genomatt.attribution.outputs import explained, per_target
 from genomatt.errors import ConfigError
 
@@ -94,7 +95,7 @@ def occlusion(
     n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state)
     sequences_per_block = max(1, batch_size // (n_references * masks.shape[0]))
     scores = []
-    with explained(model, target, device) as model_ready:
+    with explained(model, target, device) as model_ready, HeldValuesRefused("occlusion", "occluded sequences"):
         for start in range(0, X.shape[0], sequences_per_block):
             stop = min(start + sequences_per_block, X.shape[0])
             x, refs = X[start:stop], reference_blocks(start, stop)
@@ -155,7 +156,8 @@ def ism(
     start, end = int(start), int(end)
     sequences_per_block = max(1, batch_size // (3 * (end - start)))
     scores = []
-    with explained(model, target, device) as model_ready:
+    with (explained(model, target, device) as model_ready,
+          HeldValuesRefused("in silico mutagenesis", "mutated sequences")):
         for first in range(0, X.shape[0], sequences_per_block):
             x = X[first:first + sequences_per_block]
             scores.append(_substitution_scores(model_ready, x, start, end, batch_size))
