@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,8 @@ def test_a_method_that_cannot_explain_the_model_is_reported(small_genome, scanne
     summary = evaluation.summary.set_index("method")
     assert summary.loc["saliency", "status"] == "ok"
     assert summary.loc["epsilon_lrp", "status"].startswith("not run: cannot compute epsilon-LRP through `mul`")
-    assert summary.loc["patternnet", "status"].startswith("not run: cannot compute the patterns of PatternNet and PatternAttribution through `sigmoid`")
+    assert summary.loc["patternnet", "status"].startswith(
+        "not run: cannot compute the patterns of PatternNet and PatternAttribution through `sigmoid`")
     assert evaluation.recovery["method"].unique().tolist() == ["saliency"]
     assert "| patternnet | not run: cannot compute the patterns of PatternNet" in markdown_tables(evaluation)
 
@@ -247,6 +249,28 @@ def test_the_evaluate_command_refuses_bad_options(small_genome, scanner, tmp_pat
     assert _evaluate(small_genome, model_path, tmp_path, "--methods", "integrated_gradients", "--option",
                      "integrated_gradients.n_shuffles=7") == 2
     assert "integrated_gradients: 'n_shuffles' is set by the evaluation for every method" in capsys.readouterr().err
+
+
+def test_the_evaluate_command_names_a_truth_table_without_its_columns_and_skips_regions_off_the_genome(
+        small_genome, scanner, tmp_path, capsys):
+    _, tasks, model_path = scanner
+    truth = pd.read_csv(small_genome.truth_tsv, sep="\t")
+    headless = tmp_path / "headless.tsv"
+    truth.to_csv(headless, sep="\t", index=False, header=False)
+    assert main(["evaluate", "--model", str(model_path), "--fasta", str(small_genome.fasta), "--regions",
+                 str(small_genome.regions_bed), "--truth", str(headless), "--out-dir", str(tmp_path / "e")]) == 2
+    error = capsys.readouterr().err
+    assert f"{headless}: the truth table has no column chrom, start, end, task" in error, error
+    # A region on a chromosome the FASTA lacks: refused with the way out, which the command takes.
+    regions = tmp_path / "regions.bed"
+    regions.write_text(Path(small_genome.regions_bed).read_text() + "chrOther\t100\t300\n")
+    options = ["--model", str(model_path), "--fasta", str(small_genome.fasta), "--regions", str(regions), "--truth",
+               str(small_genome.truth_tsv), "--device", "cpu", "--max-regions", "4", "--references", "2",
+               "--subsets", "8", "--methods", "saliency"]
+    assert main(["evaluate", *options, "--out-dir", str(tmp_path / "refused")]) == 2
+    assert "--on-missing skip" in capsys.readouterr().err
+    assert main(["evaluate", *options, "--on-missing", "skip", "--out-dir", str(tmp_path / "skipped")]) == 0
+    assert (tmp_path / "skipped" / "summary.tsv").is_file()
 
 
 def test_a_bad_option_value_stops_the_evaluation_before_any_method_runs(small_genome, scanner, caplog):

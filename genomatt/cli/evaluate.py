@@ -35,6 +35,9 @@ def register(subparsers) -> None:
                         "a task of the truth table")
     parser.add_argument("--fasta", required=True, help="genome FASTA")
     parser.add_argument("--regions", required=True, help="BED of the regions to explain")
+    parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
+                        help="regions on chromosomes absent from the FASTA or starting past a chromosome's end: "
+                        "fail (default) or skip (with a count)")
     parser.add_argument("--truth", required=True,
                         help="planted instances, TSV with chrom, start, end, task (truth.tsv of genomatt simulate)")
     parser.add_argument("--out-dir", required=True, help="output folder")
@@ -91,9 +94,26 @@ def _sample(n_regions: int, limit: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_regions, size=limit, replace=False))
 
 
-def run(args: argparse.Namespace) -> None:
+def _read_truth(path: str):
+    """The planted instances of ``path``, with the columns the evaluation reads, or a ConfigError naming the file."""
     import pandas as pd
 
+    from genomatt.attribution.evaluation import TRUTH_COLUMNS
+
+    try:
+        truth = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError) as error:  # pandas' parser and empty-data errors are ValueErrors
+        raise ConfigError(f"{path}: cannot read the truth table ({error}); expected a TSV with a header line naming "
+                          f"{', '.join(TRUTH_COLUMNS)}") from error
+    missing = [column for column in TRUTH_COLUMNS if column not in truth.columns]
+    if missing:
+        raise ConfigError(f"{path}: the truth table has no column {', '.join(missing)} (its header: "
+                          f"{', '.join(map(str, truth.columns[:8]))}); expected a TSV with a header line naming "
+                          f"{', '.join(TRUTH_COLUMNS)}, as truth.tsv of genomatt simulate")
+    return truth
+
+
+def run(args: argparse.Namespace) -> None:
     from genomatt.attribution.evaluation import evaluate_attributions
     from genomatt.attribution.evaluation_report import markdown_tables, write_evaluation
     from genomatt.attribution.patterns import Patterns
@@ -106,8 +126,9 @@ def run(args: argparse.Namespace) -> None:
     if not loaded.task_names:
         raise ConfigError(f"{args.model}: the model does not return one value per task, (N, T); genomatt evaluate "
                           "explains such models only")
-    regions, onehot = load_regions(args.fasta, args.regions, loaded.input_length, progress=False)
-    truth = pd.read_csv(args.truth, sep="\t")
+    regions, onehot = load_regions(args.fasta, args.regions, loaded.input_length, on_missing=args.on_missing,
+                                   progress=False)
+    truth = _read_truth(args.truth)
     chosen = _sample(len(regions), args.max_regions, args.seed)
     options: dict[str, dict] = {}
     for method, name, value in args.option:
