@@ -315,6 +315,36 @@ def test_composite_patterns_are_dropped_and_their_parts_kept(caplog):
     assert "pos pattern 2 (25 seqlets) dropped: a composite of pos pattern" in caplog.text
 
 
+def test_two_patterns_that_explain_each_other_leave_one_motif(caplog):
+    # A pattern (114 seqlets) was a "composite" of a smaller one (20 seqlets) twice, which was a small variant of it:
+    # each was dropped for the other, and the task had no motif. One core twice is the motif itself (a palindrome,
+    # a homodimer), so the larger is kept and the smaller dropped as its variant; a composite of two different
+    # patterns keeps its parts, whichever has more seqlets.
+    rng = np.random.default_rng(3)
+    site, other = _logo(rng, 6), _logo(rng, 6)
+
+    def pattern(cwm, n):
+        return SimpleNamespace(contrib_scores=cwm.T, seqlets=[None] * n)
+
+    pair, single, second = np.zeros((4, 30)), np.zeros((4, 30)), np.zeros((4, 30))
+    pair[:, 5:11], pair[:, 17:23], single[:, 12:18], second[:, 12:18] = site, site[::-1, ::-1], site, other
+    patterns = {"pos": [pattern(pair, 114), pattern(single, 20)], "neg": []}
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        kept = _simple_patterns(patterns, "task")
+    assert kept["pos"] == [patterns["pos"][0]]
+    assert "pos pattern 1 (20 seqlets) dropped: a small variant of pos pattern 0" in caplog.text
+    assert composite_of(pair, {"site": single[:, 12:18]}) is None
+    caplog.clear()
+    two = pair.copy()
+    two[:, 17:23] = other
+    patterns = {"pos": [pattern(two, 114), pattern(single, 20), pattern(second, 22)], "neg": []}
+    with caplog.at_level(logging.INFO, logger="genomatt.motifs.discovery"):
+        kept = _simple_patterns(patterns, "task")
+    assert kept["pos"] == patterns["pos"][1:]
+    assert "pos pattern 0 (114 seqlets) dropped: a composite of pos pattern" in caplog.text
+    assert "pattern 1 (20 seqlets) dropped" not in caplog.text and "pattern 2 (22 seqlets) dropped" not in caplog.text
+
+
 def test_a_pattern_that_is_another_again_is_dropped_whatever_its_seqlet_count(caplog):
     # One motif found twice, on opposite strands and with a flank of other strength (tfmodisco-lite splitting one
     # cluster), at 315 and 440 seqlets: more than SMALL_SHARE of each other, yet the same motif.

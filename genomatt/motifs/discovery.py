@@ -504,7 +504,8 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
     Two placements are fitted greedily (each the non-negative multiple of a part's core, either strand, that
     explains most of what the previous left): the CWM is a composite when they lie at different places,
     together explain at least ``min_explained`` of its energy (sum of squares) and each at least ``min_each``.
-    One motif explaining the CWM alone is no composite (that is the motif itself, or a variant of it).
+    One motif explaining the CWM alone, or its core twice (a palindrome, a homodimer's two half-sites), is no
+    composite (that is the motif itself, or a variant of it).
 
     Parameters
     ----------
@@ -519,8 +520,9 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
         return None
     residual, fits = cwm.copy(), []
     for _ in range(2):
+        # Two different motifs: one core twice (a palindrome, a homodimer's two half-sites) is the motif itself.
         candidates = [(name, *_best_fit(residual, np.asarray(part, np.float64))) for name, part in parts.items()
-                      if part.shape[1] <= cwm.shape[1]]
+                      if part.shape[1] <= cwm.shape[1] and name not in (fit[0] for fit in fits)]
         if not candidates:
             return None
         name, explained, placed = max(candidates, key=lambda candidate: candidate[1])
@@ -552,34 +554,45 @@ def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
     """The patterns of each sign that are neither composites (:func:`composite_of`) of two other patterns of
     the same sign with narrower cores, nor small variants (:func:`variant_of`) of a pattern with more than
     ``1 / SMALL_SHARE`` times their seqlets, nor duplicates of a pattern with more seqlets (its core explains
-    :data:`DUPLICATE_EXPLAINED` of theirs); their sites are left to the simpler motifs."""
-    cores = {sign: [_core(pattern.contrib_scores.T) for pattern in patterns[sign]] for sign in SIGNS}
+    :data:`DUPLICATE_EXPLAINED` of theirs); their sites are left to the simpler motifs.
+
+    Patterns are judged from the most seqlets down, each against the patterns kept so far and, as parts of a
+    composite, those not judged yet: a pattern is never dropped for a pattern that is itself dropped, so the
+    sites of a dropped pattern are always left to a kept one (a two-site pattern dropped as a composite of a
+    smaller one-site pattern, which was then dropped as a small variant of it, left a task with no motif).
+    """
     kept = {}
     for sign in SIGNS:
-        kept[sign] = []
-        for index, pattern in enumerate(patterns[sign]):
-            width = cores[sign][index].shape[1]
-            parts = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
-                     if other != index and core.shape[1] < width}
+        cores = [_core(pattern.contrib_scores.T) for pattern in patterns[sign]]
+        sizes = [len(pattern.seqlets) for pattern in patterns[sign]]
+        order = sorted(range(len(cores)), key=lambda index: -sizes[index])
+        name = [f"{sign} pattern {index}" for index in range(len(cores))]
+        dropped: set[int] = set()
+        kept_indices: list[int] = []
+        for index in order:
+            pattern, width = patterns[sign][index], cores[index].shape[1]
+            parts = {name[other]: cores[other] for other in range(len(cores))
+                     if other != index and other not in dropped and cores[other].shape[1] < width}
             composite = composite_of(pattern.contrib_scores.T, parts)
-            larger = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
-                      if len(patterns[sign][other].seqlets) * SMALL_SHARE > len(pattern.seqlets)}
+            larger = {name[other]: cores[other] for other in kept_indices
+                      if sizes[other] * SMALL_SHARE > sizes[index]}
             variant = variant_of(pattern.contrib_scores.T, larger)
-            more = {f"{sign} pattern {other}": core for other, core in enumerate(cores[sign])
-                    if len(patterns[sign][other].seqlets) > len(pattern.seqlets)}
+            more = {name[other]: cores[other] for other in kept_indices if sizes[other] > sizes[index]}
             duplicate = variant_of(pattern.contrib_scores.T, more, DUPLICATE_EXPLAINED)
             if composite is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: a composite of %s and %s", task, sign, index,
-                         len(pattern.seqlets), *composite)
+                         sizes[index], *composite)
             elif variant is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: a small variant of %s, which has over %g times "
-                         "its seqlets", task, sign, index, len(pattern.seqlets), variant, 1 / SMALL_SHARE)
+                         "its seqlets", task, sign, index, sizes[index], variant, 1 / SMALL_SHARE)
             elif duplicate is not None:
                 log.info("task %s: %s pattern %d (%d seqlets) dropped: %s, which has more seqlets, explains %g of its "
-                         "CWM (the same motif)", task, sign, index, len(pattern.seqlets), duplicate,
-                         DUPLICATE_EXPLAINED)
+                         "CWM (the same motif)", task, sign, index, sizes[index], duplicate, DUPLICATE_EXPLAINED)
             else:
-                kept[sign].append(pattern)
+                kept_indices.append(index)
+                continue
+            dropped.add(index)
+        kept[sign] = [patterns[sign][index] for index in sorted(kept_indices)]
     return kept
 
 
