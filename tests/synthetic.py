@@ -88,12 +88,14 @@ def synthetic_contributions(
     return Path(out)
 
 
-def planted_motifs_h5(genome: SimulatedGenome, out: str | Path, n_motifs: int | None = None) -> Path:
+def planted_motifs_h5(genome: SimulatedGenome, out: str | Path, n_motifs: int | None = None,
+                      provenance: dict | None = None) -> Path:
     """Write a ``motifs.h5`` whose motifs are the planted motifs, as discovery would find them.
 
     Each motif ``<task>.pos.0`` has the planted motif's logo heights as CWM, a mean-centred copy as
     hypothetical CWM, its probabilities as PWM, and a best known-motif match naming the planted motif.
-    ``n_motifs`` keeps the first motifs only (0 gives a file with no motifs).
+    ``n_motifs`` keeps the first motifs only (0 gives a file with no motifs); ``provenance`` is added to the
+    file's.
     """
     from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif
     from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
@@ -109,4 +111,5 @@ def planted_motifs_h5(genome: SimulatedGenome, out: str | Path, n_motifs: int | 
             pwm=motif.probabilities.astype(np.float32), n_seqlets=100 - 10 * index, trim_start=0,
             trim_end=motif.width, matches=[{"id": motif.id, "name": motif.name, "p": 1e-7, "q": 1e-5}]))
     return write_motifs(out, motifs, pd.DataFrame(columns=list(MOTIF_SEQLET_COLUMNS)),
-                        pd.DataFrame(columns=list(CALLED_SEQLET_COLUMNS)), {"command": "synthetic"})
+                        pd.DataFrame(columns=list(CALLED_SEQLET_COLUMNS)),
+                        {"command": "synthetic", **(provenance or {})})

@@ -11,7 +11,7 @@ from genomatt.cli.main import main
 from genomatt.motifs.formats import read_meme, write_meme
 from genomatt.motifs.jaspar import DEFAULT_RELEASE, fetch_jaspar_collection
 from genomatt.motifs.store import read_motifs
-from genomatt.store import read_regions
+from genomatt.store import read_attrs, read_regions
 
 SEQLET_BED = ["chrom", "start", "end", "name", "score", "strand", "contribution"]
 
@@ -118,6 +118,9 @@ def test_task_regions_restrict_each_tasks_discovery(run, tmp_path, caplog):
         examples = handle["pos_patterns/pattern_0/seqlets/example_idx"][:]
     assert set(regions["name"].to_numpy()[examples]) <= gata_regions
     assert set(np.unique(examples)) <= set(gata_rows)
+    # How many regions each task searched, for the report to tell a task not searched from one without a motif.
+    assert read_attrs(out)["provenance"]["regions_searched"] == {"GATA1": len(gata_rows), "CTCF": len(regions),
+                                                                 "noise": 0}
 
 
 def test_task_regions_must_name_every_task(run, tmp_path, capsys):

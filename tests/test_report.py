@@ -212,7 +212,7 @@ def test_empty_inputs_give_a_report_that_says_so(run_files, small_genome, tmp_pa
     text = out.read_text()
     # Each task named, and no claim that regions were scanned for hits: there was no motif to scan.
     tasks = contribution_tasks(run_files["contrib"])
-    assert f"No motif for {len(tasks)} of {len(tasks)} tasks: {', '.join(tasks)}." in text
+    assert f"No motif for {len(tasks)} of {len(tasks)} tasks. {', '.join(tasks)}: no group of their seqlets" in text
     assert "No region was scanned: no task had both a motif and a region to scan." in text
     assert "No motif hits were found" not in text
     assert '<div class="value">—</div><div class="label">scanned regions with a hit</div>' in text
@@ -232,11 +232,20 @@ def test_tasks_without_a_discovered_motif_are_named_with_their_auroc(run_files, 
     metrics.write_text(json.dumps({"tasks": {task: {"auroc": 0.5 + index / 10} for index, task in enumerate(tasks)}}))
     text = build_report(run_files["contrib"], tmp_path / "one.html", one_motif, metrics=metrics).read_text()
     missing = [f"{task} (model test auROC {0.5 + index / 10:.3f})" for index, task in enumerate(tasks) if task != kept]
-    assert f"No motif for {len(missing)} of {len(tasks)} tasks: {', '.join(missing)}." in text
+    assert f"No motif for {len(missing)} of {len(tasks)} tasks. {', '.join(missing)}: no group of their" in text
     # Task 0 at auROC 0.5, chance: named in the run summary as barely learned; the others are not.
     assert f"The model barely learned 1 task (test auROC under 0.6): {tasks[0]} (0.500)." in text
     whole = build_report(run_files["contrib"], tmp_path / "all.html", run_files["motifs"]).read_text()
     assert "No motif for" not in whole and "barely learned" not in whole
+    # A task whose task BED holds none of the explained regions was not searched: said so, not blamed on the filters.
+    alone = next(task for task in reversed(tasks) if task != kept)
+    unsearched = planted_motifs_h5(small_genome, tmp_path / "unsearched.h5", n_motifs=1, provenance={
+        "regions_searched": {task: 0 if task == alone else 10 for task in tasks}})
+    text = build_report(run_files["contrib"], tmp_path / "unsearched.html", unsearched).read_text()
+    filtered = [task for task in tasks if task not in (kept, alone)]
+    assert (f"No motif for {len(tasks) - 1} of {len(tasks)} tasks. {', '.join(filtered)}: no group of their seqlets "
+            "passed") in text
+    assert f"{alone}: no explained region lies in the task's regions (its task BED), so none was searched" in text
 
 
 def test_invalid_inputs_give_clear_errors(run_files, tmp_path):

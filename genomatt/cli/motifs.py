@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> None:
         "command": "motifs", "contrib": str(Path(args.contrib).resolve()), "window": window,
         "window_start": window_start,
         "task_regions": [str(Path(path).resolve()) for path in args.task_regions] if args.task_regions else None,
+        "regions_searched": {task: len(info.regions) if rows_of is None else len(rows_of[task]) for task in info.tasks},
         "max_seqlets": settings.max_seqlets, "seed": settings.seed,
         "target_fdr": settings.target_fdr, "n_leiden_runs": settings.n_leiden_runs,
         "min_strength": settings.min_strength, "min_purity": settings.min_purity,

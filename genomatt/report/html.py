@@ -469,18 +469,27 @@ def _tasks_without_motifs(inputs: ReportInputs, motifs: list[DiscoveredMotif | C
     if not missing:
         return ""
     auroc = _test_aurocs(inputs.metrics)
+    searched = inputs.motif_provenance.get("regions_searched") or {}
+    unsearched = [task for task in missing if searched.get(task) == 0]
+    filtered = [task for task in missing if task not in unsearched]
     named = [html.escape(task) + (f" (model test auROC {auroc[task]:.3f})" if task in auroc else "")
-             for task in missing]
-    return (f'<p class="empty">No motif for {len(missing)} of {len(inputs.tasks)} tasks: {", ".join(named)}. No '
-            "group of their seqlets passed discovery's filters (see Settings and thresholds; the log of "
-            "<code>genomatt motifs</code> says what each filter left out).</p>")
+             for task in filtered]
+    reasons = []
+    if filtered:
+        reasons.append(f'{", ".join(named)}: no group of their seqlets passed discovery\'s filters (see Settings and '
+                       "thresholds; the log of <code>genomatt motifs</code> says what each filter left out)")
+    if unsearched:
+        reasons.append(f'{", ".join(map(html.escape, unsearched))}: no explained region lies in the task\'s regions '
+                       "(its task BED), so none was searched; do the task BED and the regions describe the same peaks?")
+    return (f'<p class="empty">No motif for {len(missing)} of {len(inputs.tasks)} tasks. '
+            + ". ".join(reasons) + ".</p>")
 
 
 def _settings_section(inputs: ReportInputs) -> str:
     """Settings of motif discovery and hit calling, and each motif's hit thresholds."""
     parts = ['<section id="settings"><h2>Settings and thresholds</h2><div class="two-col">']
     discovery = {key: value for key, value in inputs.motif_provenance.items()
-                 if key not in ("contrib_provenance", "command", "contrib")}
+                 if key not in ("contrib_provenance", "command", "contrib", "regions_searched")}
     parts.append("<div><h3>Motif discovery</h3>" + (_key_value_table(sorted(discovery.items())) if discovery else
                  '<p class="empty">No motif file was given.</p>') + "</div>")
     # Which motifs and tasks were scanned, as the hits command was told (a motif left out shows "not scanned").
