@@ -185,6 +185,24 @@ def test_example_regions_draw_the_contributions_the_hits_were_called_in(run_file
     assert "under the max rule" not in plain.read_text() and set(drawn) == {"contrib"}
 
 
+def test_example_regions_are_drawn_over_the_bases_read_from_the_genome(run_files, tmp_path):
+    # A window padded past a chromosome's ends has no locus there: its title was e.g. 1:-79-120.
+    contrib = tmp_path / "contrib.h5"
+    shutil.copy(run_files["contrib"], contrib)
+    with h5py.File(contrib, "r+") as handle:
+        handle["regions/padded_left"][...] = 30
+        handle["regions/padded_right"][...] = 20
+    regions = read_regions(contrib).set_index("name")
+    text = build_report(contrib, tmp_path / "report.html", run_files["motifs"], run_files["hits"]).read_text()
+    titles = re.findall(r'alt="(\S+)  ([^:]+):([\d,]+)-([\d,]+)  task', text)
+    assert titles
+    for name, chrom, first, last in titles:
+        region = regions.loc[name]
+        assert chrom == region["chrom"]
+        assert int(first.replace(",", "")) - 1 >= region["start"] + 30 and int(last.replace(",", "")) <= \
+            region["end"] - 20
+
+
 def test_training_metrics_are_shown_as_tables():
     metrics = {"tasks": {"GATA1": {"auroc": 0.97, "auprc": 0.91}, "CTCF": {"auroc": 0.99, "auprc": 0.95}},
                "mean_test_auroc": 0.98, "split": {"test_chroms": ["chr5"], "n_test": 764},

@@ -620,6 +620,9 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
         hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
                            weight=hits["hit_importance"])
         first, last = _drawn_stretch(contrib.shape[1], hits)
+        # Only the bases read from the genome: a window padded past a chromosome's end has no locus there.
+        first = max(first, int(row.get("padded_left", 0)))
+        last = min(last, contrib.shape[1] - int(row.get("padded_right", 0)))
         shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
         shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
         title = f"{row['name']}  {_locus(row['chrom'], start + first, start + last)}  task {task}"
