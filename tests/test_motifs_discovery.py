@@ -123,6 +123,15 @@ def test_contributions_of_exactly_zero_inside_the_window_are_warned_of_and_named
         discover_motifs(onehot, silent, info.regions, "GATA1", start, DiscoverySettings(threads=2))
     assert f"task GATA1: {round(100 * 80 / width)}% of the positions of the regions' windows carry exactly zero" \
         in caplog.text
+    assert "at A, C, G or T (a model whose max pools" in caplog.text and "at N bases" not in caplog.text
+    # Zeros at N bases (padding, gaps) are named as such, not blamed on the model.
+    caplog.clear()
+    padded = onehot.copy()
+    padded[:, :, 20:60] = 0
+    with caplog.at_level(logging.WARNING, logger="genomatt"), pytest.raises(MotifError):
+        discover_motifs(padded, silent, info.regions, "GATA1", start, DiscoverySettings(threads=2))
+    assert f"exactly zero contribution ({round(100 * 40 / width)}% at N bases (padding past chromosome ends" in caplog.text
+    assert f"; {round(100 * 40 / width)}% at A, C, G or T" in caplog.text
 
 
 @pytest.mark.parametrize("window", [151, 99])

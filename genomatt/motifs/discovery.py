@@ -436,14 +436,18 @@ def discover_motifs(
     contrib = np.multiply(one_hot, hypothetical_contribs)
     contrib_by_channel = contrib.transpose(0, 2, 1)
 
-    silent = float(np.all(hypothetical_contribs == 0, axis=2).mean()) if hypothetical_contribs.size else 0.0
+    zero = np.all(hypothetical_contribs == 0, axis=2)
+    silent = float(zero.mean()) if zero.size else 0.0
     if silent > MAX_SILENT_SHARE:
-        log.warning("task %s: %.0f%% of the positions of the regions' windows carry exactly zero contribution (a "
-                    "model whose max pools credit the argmax of each pooled window alone, or a window wider than "
-                    "what the model's output sees): tfmodisco-lite fits its "
-                    "seqlet null to window sums that are mostly 0 there, so it may take noise for seqlets, and its "
-                    "similarities of seqlets without contribution are undefined; judge the motifs by their known "
-                    "matches and seqlet counts", task, 100 * silent)
+        at_n = float((zero & ~one_hot.any(axis=2)).mean())
+        causes = [f"{100 * at_n:.0f}% at N bases (padding past chromosome ends, assembly gaps)"] if at_n else []
+        if silent - at_n > 0:
+            causes.append(f"{100 * (silent - at_n):.0f}% at A, C, G or T (a model whose max pools credit the argmax "
+                          "of each pooled window alone, or a window wider than what the model's output sees)")
+        log.warning("task %s: %.0f%% of the positions of the regions' windows carry exactly zero contribution (%s): "
+                    "tfmodisco-lite fits its seqlet null to window sums that are mostly 0 there, so it may take noise "
+                    "for seqlets, and its similarities of seqlets without contribution are undefined; judge the motifs "
+                    "by their known matches and seqlet counts", task, 100 * silent, "; ".join(causes))
     with bounded_threads(settings.threads):
         called, _ = call_seqlets(contrib_by_channel, geometry, settings.target_fdr, task)
         counts = {sign: int((called["sign"] == sign).sum()) for sign in SIGNS}
