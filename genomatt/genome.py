@@ -430,22 +430,32 @@ def further_summits(windows: pd.DataFrame, source: str | os.PathLike) -> int:
     -------
     int
         The number of rows whose peak (``chrom, region_start, region_end``) an earlier row has, with another
-        window (rows repeating an earlier window are :func:`repeated_windows`).
+        window that overlaps an earlier one of the peak (rows repeating an earlier window are
+        :func:`repeated_windows`; summits farther apart than the width explain disjoint bases).
     """
     if "region_start" not in windows.columns:
         return 0
     peak = ["chrom", "region_start", "region_end"]
-    further = (windows.duplicated(peak, keep="first") & ~windows.duplicated(peak + ["start", "end"])).to_numpy()
-    if further.any():
-        first = windows.iloc[int(np.flatnonzero(further)[0])]
-        earlier = windows[(windows[peak] == first[peak]).all(axis=1)].iloc[0]
-        overlap = max(0, min(first["end"], earlier["end"]) - max(first["start"], earlier["start"]))
+    candidates = windows.duplicated(peak, keep=False) & ~windows.duplicated(peak + ["start", "end"])
+    further, example = 0, None
+    for _, group in windows[candidates].groupby(peak, sort=False):
+        starts, ends = group["start"].to_numpy(), group["end"].to_numpy()
+        for row in range(1, len(group)):
+            overlaps = np.minimum(ends[:row], ends[row]) - np.maximum(starts[:row], starts[row])
+            if overlaps.max() > 0:
+                further += 1
+                if example is None or group.index[row] < example[0].name:
+                    example = group.iloc[row], group.iloc[int(overlaps.argmax())], int(overlaps.max())
+    if further:
+        first, earlier, overlap = example
         log.warning("%s: %d regions are a further summit of a peak listed earlier (first: %s at %s:%d-%d, whose "
                     "window shares %d bp with %s's): the bases their windows share are explained, counted in motif "
                     "discovery and hit once per summit; keep one summit per peak (e.g. its strongest) unless that "
-                    "is meant", source, int(further.sum()), first["name"], first["chrom"], first["region_start"],
+                    "is meant", source, further, first["name"], first["chrom"], first["region_start"],
                     first["region_end"], overlap, earlier["name"])
-    return int(further.sum())
+    return further
+
+
 def load_regions(
     fasta: str | os.PathLike,
     regions: str | os.PathLike | pd.DataFrame,

@@ -114,6 +114,12 @@ def test_further_summits_of_one_peak_are_counted_and_named(small_genome, tmp_pat
     assert (summary["repeated_windows"], summary["further_summits"]) == (1, 2)
     assert (f"{bed}: 2 regions are a further summit of a peak listed earlier (first: {name} at "
             f"{chrom}:{start - 200}-{end + 200}, whose window shares 50 bp with {name}'s)") in caplog.text
+    # Summits farther apart than the width explain disjoint bases: not counted, not warned of ("shares 0 bp").
+    caplog.clear()
+    bed.write_text("\n".join(f"{peak}\t0\t.\t5\t-1\t-1\t{summit}" for summit in (50, 350)) + "\n")
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert check_inputs(small_genome.fasta, bed, 200)["further_summits"] == 0
+    assert "further summit" not in caplog.text
 
 
 def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path):
