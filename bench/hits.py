@@ -90,6 +90,7 @@ def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], truth: pd.DataFra
     their best known-motif match (the planted matrix or one of its TF family, q < 0.05).
     """
     names = truth.drop_duplicates("motif_id").set_index("motif_id")["motif_name"].to_dict()
+    own = truth.drop_duplicates("task").set_index("task")["motif_id"].to_dict()
     if not h5py.is_hdf5(motifs_path):
         by_key = {file_safe(name).upper(): name for name in names.values()}
         return {motif.name: by_key.get(file_safe(motif.name).upper()) for motif in motifs}
@@ -97,7 +98,7 @@ def planted_name_of(motifs_path: Path, motifs: list[CwmMotif], truth: pd.DataFra
     with h5py.File(motifs_path, "r") as handle:
         for motif in motifs:
             matches = json.loads(h5_member(handle["motifs"], motif.name).attrs.get("matches", "[]"))
-            matrix_id = planted_matrix(matches, names, DEFAULT_RELEASE)
+            matrix_id = planted_matrix(matches, names, DEFAULT_RELEASE, own.get(motif.task))
             mapping[motif.name] = names[matrix_id] if matrix_id else None
     return mapping
 

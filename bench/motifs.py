@@ -58,11 +58,12 @@ def acceptance(contrib: Path, truth_path: Path, threads: int, release: str, tax_
     seqlets = pd.concat([discovery.motif_seqlets for discovery in discoveries], ignore_index=True)
     truth = pd.read_csv(truth_path, sep="\t")
     planted = truth.drop_duplicates("motif_id").set_index("motif_id")["motif_name"].to_dict()
+    own = truth.drop_duplicates("task").set_index("task")["motif_id"].to_dict()
     print(f"\nDiscovery and matching on {contrib} ({threads} threads): {seconds:.1f} s, {len(motifs)} motifs\n")
 
     rows = []
     for motif in motifs:
-        matrix_id = planted_matrix(motif.matches, planted, release)
+        matrix_id = planted_matrix(motif.matches, planted, release, own.get(motif.task))
         own = seqlets[seqlets["motif"] == motif.name]
         overlap = np.nan
         if matrix_id is not None:

@@ -508,7 +508,7 @@ def _settings_section(inputs: ReportInputs) -> str:
         parts.append('<h3>Hit thresholds per motif and task</h3><p class="note">importance_threshold: least sum of '
                      "contributions of a hit (set by the FDR against a permutation null; inf: no hit possible); "
                      "trim_start/trim_end: the CWM columns scanned; strength: the motif's amplitude at its typical "
-                     "sites (90th percentile over the regions scanned of its largest coefficient in each; a hit needs "
+                     "sites (90th percentile over the regions scanned of its largest amplitude in each; a hit needs "
                      "at least min_strength × the largest strength of its task's motifs) — not the strength of the "
                      "motif table, a share of the task's contribution; min_coefficient: the least coefficient of a "
                      "hit; min_sequence_score: the least PWM log-odds of a hit's sequence (bits).</p>"
