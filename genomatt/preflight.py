@@ -37,6 +37,7 @@ def check_inputs(
     jaspar: tuple[str, str, str | None] | None = None,
     val_chroms: Sequence[str] | None = None,
     test_chroms: Sequence[str] | None = None,
+    task_regions_select: bool = False,
 ) -> dict:
     """Check every input of a run; raise the first problem found.
 
@@ -72,6 +73,12 @@ def check_inputs(
     meme, jaspar
         Known motifs the de novo motifs will be matched against: a MEME file, or a JASPAR
         ``(release, collection, tax_group)`` (tax group None: every taxon).
+    task_regions_select
+        The task BEDs also choose each task's regions for motifs and hits (``--task-regions`` of
+        ``genomatt motifs``/``hits``; the workflow's ``motifs.task_regions``): with ``regions``, each task's
+        count of regions whose window centre lies in its task regions is reported, a task without any warned
+        of, and regions none of which lies in any task's regions refused, as motifs would refuse them after
+        the attribution.
 
     Returns
     -------
@@ -118,6 +125,10 @@ def check_inputs(
     elif weights is not None:
         raise ConfigError(f"weights {weights} are given without a model, and genomatt would train a new one: "
                           "set model to the model config or package.module:factory the weights belong to")
+    if task_regions_select and regions is not None and tasks is not None:
+        explained = summary["model"]["tasks"] if model is not None else list(tasks)
+        summary["regions_in_task_regions"] = _regions_in_task_regions(regions, width, sizes, task_beds,
+                                                                      labels_column, explained)
     if model is None and task_beds:
         from genomatt.models.splits import holdout_chromosomes
         from genomatt.task_regions import read_task_regions
@@ -145,6 +156,25 @@ def _check_regions(regions: str | os.PathLike, fasta: str | os.PathLike, sizes: 
     return {"regions": str(regions), "n_regions": len(table) - skipped, "skipped_regions": skipped,
             "repeated_windows": repeated_windows(windows, regions),
             "further_summits": further_summits(windows, regions)}
+
+
+def _regions_in_task_regions(regions: str | os.PathLike, width: int, sizes: dict[str, int],
+                             task_beds: Sequence[str | os.PathLike], labels_column: str | None,
+                             tasks: Sequence[str]) -> dict[str, int]:
+    """Each explained task's count of the regions (those on the genome) whose window centre lies in its task
+    regions, as motifs and hits will select them; refuse regions of which none lies in any task's."""
+    from genomatt.genome import read_bed, resize
+    from genomatt.task_regions import read_task_regions, task_region_rows
+
+    table = read_bed(regions)
+    windows = resize(table[table["chrom"].isin(list(sizes))].reset_index(drop=True), width)
+    rows = task_region_rows(windows, list(tasks), read_task_regions(list(task_beds), labels_column))
+    if not any(len(found) for found in rows.values()):
+        raise ConfigError(f"{', '.join(map(str, task_beds))}: no region of {regions} lies in the task regions of "
+                          f"tasks {list(tasks)} (a region's window centre must lie in one), so motifs and hits, which "
+                          "search each task's regions, would find none after the attribution; give task BEDs of "
+                          "these regions' peaks, or search every region for every task (motifs.task_regions: false)")
+    return {task: int(len(found)) for task, found in rows.items()}
 
 
 def _check_task_holdout(tasks: dict[str, pd.DataFrame], validation: Sequence[str], test: Sequence[str]) -> None:

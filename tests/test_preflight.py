@@ -237,6 +237,38 @@ def test_weights_without_a_user_model_are_refused(small_genome, tmp_path):
                      weights=weights)
 
 
+def test_regions_none_of_which_lies_in_a_task_region_are_refused_when_the_tasks_select_them(small_genome, user_model,
+                                                                                             tmp_path, caplog):
+    # Motifs and hits search each task's regions: regions of other peaks failed there, after the attribution.
+    beds = task_beds(small_genome, "GATA1", "CTCF")
+    names = ["GATA1", "CTCF"]
+    summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
+                           task_names=names, task_regions_select=True)
+    counts = summary["regions_in_task_regions"]
+    assert set(counts) == set(names) and all(count > 0 for count in counts.values())
+    ctcf = read_bed(beds[1])
+    free = [start for start in range(0, 100_000, 500)
+            if not ((ctcf["chrom"] == "chr1") & (ctcf["start"] <= start + 100) & (ctcf["end"] > start + 100)).any()]
+    elsewhere = tmp_path / "elsewhere.bed"
+    elsewhere.write_text("".join(f"chr1\t{start}\t{start + 200}\n" for start in free[:3]))
+    gata = tmp_path / "GATA1.bed"
+    gata.write_text("chr1\t1\t2\n")
+    with pytest.raises(GenomattError, match=re.escape(f"no region of {elsewhere} lies in the task regions of tasks "
+                                                      "['GATA1', 'CTCF']")):
+        check_inputs(small_genome.fasta, elsewhere, 200, task_beds=[str(gata), beds[1]], model=user_model,
+                     task_names=names, task_regions_select=True)
+    # Without the selection (motifs.task_regions: false) they are what the user explains, whatever the task BEDs.
+    assert "regions_in_task_regions" not in check_inputs(small_genome.fasta, elsewhere, 200,
+                                                         task_beds=[str(gata), beds[1]], model=user_model,
+                                                         task_names=names)
+    # One task without any: warned of, named.
+    with caplog.at_level("WARNING", logger="genomatt"):
+        counts = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=[str(gata), beds[1]],
+                              model=user_model, task_names=names, task_regions_select=True)["regions_in_task_regions"]
+    assert counts["GATA1"] == 0 and counts["CTCF"] > 0
+    assert "task GATA1: no region of the contributions lies in the task's regions" in caplog.text
+
+
 def test_command_writes_the_summary(small_genome, user_model, tmp_path):
     out = tmp_path / "check.json"
     assert main(["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),

@@ -428,7 +428,10 @@ def test_a_user_models_check_reads_its_task_beds_whether_or_not_motifs_use_them(
         result = run_snakemake("-n", "-p", config=path, python_path=(user_data / "models",))
         assert result.returncode == 0, result.stdout + result.stderr
         blocks = rule_blocks(result.stdout + result.stderr)
-        commands.append(next(line for line in blocks["check"][0].splitlines() if "genomatt check" in line))
+        command = next(line for line in blocks["check"][0].splitlines() if "genomatt check" in line)
+        # Whether the regions must lie in the task regions (as motifs and hits search them) is no trigger of the check.
+        assert ("--task-regions-select" in command) == task_regions
+        commands.append(" ".join(command.replace("--task-regions-select", "").split()))
         assert ("--task-regions" in blocks["motifs"][0]) == task_regions
         assert ("check_task_regions" in blocks) == task_regions
     assert commands[0] == commands[1] and "GATA1.bed" in commands[0]
@@ -523,6 +526,22 @@ def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
                        "= file name without suffix; a profile model's profile_<task> and counts_<task> read "
                        "<task>'s), or declare the model's task names with task_names")
     assert "Traceback" not in "\n".join(log)
+    assert not (tmp_path / "out" / "k562" / "regions.h5").exists()
+
+
+def test_regions_outside_every_task_bed_fail_before_attribution(tmp_path, user_data):
+    # Motifs and hits search each task's regions: task BEDs of other peaks failed in motifs, after the attribution.
+    beds = []
+    for task in ("GATA1", "CTCF"):
+        beds.append(tmp_path / f"{task}.bed")
+        beds[-1].write_text("chr1\t1\t2\n")
+    config = user_config(tmp_path, user_data, model="user_model:build", task_names=["GATA1", "CTCF"],
+                         tasks=[str(bed) for bed in beds])
+    result = run_snakemake(config=config, python_path=(user_data / "models",))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "rule attribute_shard" not in output
+    log = (tmp_path / "out" / "logs" / "k562" / "check.log").read_text()
+    assert "lies in the task regions of tasks ['GATA1', 'CTCF']" in log and "Traceback" not in log, log
     assert not (tmp_path / "out" / "k562" / "regions.h5").exists()
 
 

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         "exists and parses, that the chromosomes of the regions, task BEDs and negatives are in the FASTA and "
         "the regions' windows start on them, that a user's model loads, takes windows of --width bp and has a "
         "DeepLIFT rule for every layer (one random sequence explained against one shuffle), that its task names "
-        "(or --task-names) each have a task BED, that a model to train has its held-out chromosomes in the "
+        "(or --task-names) each have a task BED (and with --task-regions-select, that some regions lie in the task "
+        "regions), that a model to train has its held-out chromosomes in the "
         "genome, and that the known motifs load. The first problem is reported "
         "in one line (exit status 2); with --out, a JSON summary of what was checked is written.",
     )
@@ -35,6 +36,9 @@ def register(subparsers) -> None:
                         help="task BEDs: one per task (task = file name), or one with --labels-column")
     parser.add_argument("--labels-column", help="with one --task-regions BED, the column naming each region's task: "
                         "one of its first six, by name (name = BED column 4, score, strand)")
+    parser.add_argument("--task-regions-select", action="store_true",
+                        help="the task BEDs also choose each task's regions for motifs and hits (their "
+                        "--task-regions): refuse --regions none of which lies in a task's regions")
     parser.add_argument("--model", help="a user's model (file, config or package.module:factory); without it, "
                         "the tasks are the task BEDs' (a model genomatt trains)")
     parser.add_argument("--weights", help="state dict for a model config or import spec")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> None:
         weights=args.weights,
         negatives=args.negatives, meme=args.meme, val_chroms=args.val_chroms, test_chroms=args.test_chroms,
         jaspar=None if args.meme or args.regions is None else (args.jaspar_release, args.jaspar_collection, tax_group),
+        task_regions_select=args.task_regions_select,
     )
     text = json.dumps(summary, indent=2)
     if args.out:

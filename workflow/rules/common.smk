@@ -134,6 +134,11 @@ def sample_check_task_regions_option(wildcards):
     return f"--task-regions {quoted(beds)} {sample_labels_option(wildcards)}" if beds else ""
 
 
+def task_regions_select_option(wildcards):
+    """`--task-regions-select` of `genomatt check` when motifs and hits search each task's regions."""
+    return "--task-regions-select" if sample_motif_task_regions(wildcards) else ""
+
+
 def checks_task_regions_apart(sample):
     """Whether a sample's task BEDs have a check of their own: a user model's, when motifs and hits read them (a
     model to train's are read by the check itself)."""

@@ -66,6 +66,8 @@ rule check:
         motifs=lambda wildcards, input: known_motif_options(wildcards),
         task_regions=lambda wildcards, input: (
             "" if sample_trains_model(wildcards.sample) else sample_check_task_regions_option(wildcards)),
+        # Whether motifs and hits search each task's regions: then regions none of which lies in one stop the run.
+        select=lambda wildcards, input: task_regions_select_option(wildcards),
     threads: 1
     resources:
         mem_mb=4000,
@@ -74,15 +76,18 @@ rule check:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
-        " --on-missing {params.on_missing} {params.options} {params.task_regions} {params.motifs} --out {output:q}"
+        " --on-missing {params.on_missing} {params.options} {params.task_regions} {params.select} {params.motifs}"
+        " --out {output:q}"
         " > {log:q} 2>&1"
 
 
 rule check_task_regions:
-    """Check a user model's task BEDs again after an edit, before motifs and hits read them (`check` reads them on the
-    first run but reruns only when the model or regions change, and so does the attribution after it)."""
+    """Check a user model's task BEDs again after an edit, before motifs and hits read them: their chromosomes, a BED
+    for each task, and regions in them (`check` reads them on the first run but reruns only when the model or regions
+    change, and so does the attribution after it)."""
     input:
         fasta=sample_fasta,
+        regions=sample_regions,
         task_beds=sample_motif_task_regions,
         model=sample_user_model_inputs,
     output:
@@ -96,6 +101,7 @@ rule check_task_regions:
         on_missing=sample_on_missing,
         options=sample_check_options,
         task_regions=sample_motif_task_options,
+        motifs=lambda wildcards, input: known_motif_options(wildcards),
     threads: 1
     resources:
         mem_mb=4000,
@@ -103,8 +109,9 @@ rule check_task_regions:
     conda:
         "../../envs/genomatt.yaml"
     shell:
-        "genomatt check --fasta {input.fasta:q} --width {params.width} --on-missing {params.on_missing}"
-        " {params.options} {params.task_regions} --out {output:q} > {log:q} 2>&1"
+        "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
+        " --on-missing {params.on_missing} {params.options} {params.task_regions} --task-regions-select"
+        " {params.motifs} --out {output:q} > {log:q} 2>&1"
 
 
 rule extract:
