@@ -11,7 +11,7 @@ import logging
 import numbers
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numba
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from genomatt import ALPHABET
 from genomatt.errors import BedFormatError, FastaError, SequenceError
-from genomatt.fasta import FastaReader
+from genomatt.fasta import FastaReader, read_chrom_sizes
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +498,30 @@ def load_regions(
     X : numpy.ndarray
         ``(N, 4, L)`` float32 one-hot.
     """
+    table = window_table(fasta, regions, width, backend, on_missing)
+    X = np.zeros((len(table), 4, int(table["end"].iloc[0] - table["start"].iloc[0])), dtype=np.float32)
+    row = 0
+    for block in read_window_blocks(table, fasta, backend, progress=progress):
+        X[row:row + len(block)] = block
+        row += len(block)
+    if report_n:
+        report_n_windows(table)
+    return table, X
+
+
+def window_table(
+    fasta: str | os.PathLike,
+    regions: str | os.PathLike | pd.DataFrame,
+    width: int | None = None,
+    backend: str = "pyfaidx",
+    on_missing: str = "error",
+) -> pd.DataFrame:
+    """The windows :func:`load_regions` reads, before reading them.
+
+    Parameters are those of :func:`load_regions`. The table has ``padded_left``/``padded_right`` and ``n_bases``,
+    which counts the padding until :func:`read_window_blocks` adds each window's non-ACGT bases; the regions
+    skipped (``on_missing="skip"``) are in ``attrs["skipped"]``.
+    """
     if on_missing not in ("error", "skip"):
         raise FastaError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     source = str(regions) if not isinstance(regions, pd.DataFrame) else "regions"
@@ -513,44 +537,65 @@ def load_regions(
             f"{source}: regions have different lengths ({sorted(lengths)[:5]} ...); give a window width"
         )
     fasta = Path(fasta)
-    reader = FastaReader(fasta, backend)
+    sizes = read_chrom_sizes(fasta, backend)
+    skipped_mask = _missing_chromosomes(table, sizes, fasta, on_missing)
+    skipped_mask |= past_chromosome_ends(table, skipped_mask, sizes, fasta, source, on_missing)
+    skipped = table[skipped_mask].reset_index(drop=True)
+    table = table[~skipped_mask].reset_index(drop=True)
+    if len(table) == 0:
+        raise FastaError(f"{fasta}: none of the regions of {source} lie on a chromosome of the FASTA")
+    starts = table["start"].to_numpy(np.int64)
+    chrom_sizes = table["chrom"].map(sizes).to_numpy(np.int64)
+    table["padded_left"] = np.maximum(0, -starts)
+    table["padded_right"] = np.maximum(0, table["end"].to_numpy(np.int64) - chrom_sizes)
+    table["n_bases"] = table["padded_left"] + table["padded_right"]
+    table.attrs["skipped"] = skipped
+    return table
+
+
+def read_window_blocks(table: pd.DataFrame, fasta: str | os.PathLike, backend: str = "pyfaidx",
+                       block_rows: int = 4096, progress: bool = True) -> Iterator[np.ndarray]:
+    """One-hot of the windows of a :func:`window_table`, ``block_rows`` at a time in order.
+
+    Yields
+    ------
+    numpy.ndarray
+        ``(rows, 4, L)`` float32 one-hot of the next windows. As each block is read, its windows' non-ACGT
+        bases are added to ``table["n_bases"]``, which is complete once every block is read.
+    """
+    length = int(table["end"].iloc[0] - table["start"].iloc[0])
+    starts, ends = table["start"].to_numpy(np.int64), table["end"].to_numpy(np.int64)
+    padded_left, padded_right = table["padded_left"].to_numpy(), table["padded_right"].to_numpy()
+    n_bases = table["n_bases"].to_numpy(np.int64).copy()
+    chroms = table["chrom"].tolist()
+    reader = FastaReader(Path(fasta), backend)
     try:
-        skipped_mask = _missing_chromosomes(table, reader.sizes, fasta, on_missing)
-        skipped_mask |= past_chromosome_ends(table, skipped_mask, reader.sizes, fasta, source, on_missing)
-        skipped = table[skipped_mask].reset_index(drop=True)
-        table = table[~skipped_mask].reset_index(drop=True)
-        if len(table) == 0:
-            raise FastaError(f"{fasta}: none of the regions of {source} lie on a chromosome of the FASTA")
-        length = int(lengths[0])
-        X = np.zeros((len(table), 4, length), dtype=np.float32)
-        starts = table["start"].to_numpy(np.int64)
-        ends = table["end"].to_numpy(np.int64)
-        chrom_sizes = table["chrom"].map(reader.sizes).to_numpy(np.int64)
-        padded_left = np.maximum(0, -starts)
-        padded_right = np.maximum(0, ends - chrom_sizes)
-        n_bases = padded_left + padded_right
-        for index, chrom in enumerate(
-            tqdm(table["chrom"].tolist(), desc="reading regions", unit="region", disable=not progress)
-        ):
-            fetch_start = starts[index] + padded_left[index]
-            fetch_end = ends[index] - padded_right[index]
-            if fetch_end > fetch_start:
-                seq = reader.fetch(chrom, int(fetch_start), int(fetch_end))
-                n_bases[index] += _encode_into(X[index, :, padded_left[index] :], seq)
+        with tqdm(total=len(table), desc="reading regions", unit="region", disable=not progress) as bar:
+            for first in range(0, len(table), block_rows):
+                rows = range(first, min(first + block_rows, len(table)))
+                X = np.zeros((len(rows), 4, length), dtype=np.float32)
+                for offset, index in enumerate(rows):
+                    fetch_start, fetch_end = starts[index] + padded_left[index], ends[index] - padded_right[index]
+                    if fetch_end > fetch_start:
+                        seq = reader.fetch(chroms[index], int(fetch_start), int(fetch_end))
+                        n_bases[index] += _encode_into(X[offset, :, padded_left[index]:], seq)
+                table["n_bases"] = n_bases
+                bar.update(len(rows))
+                yield X
     finally:
         reader.close()
-    table["padded_left"] = padded_left
-    table["padded_right"] = padded_right
-    table["n_bases"] = n_bases
-    table.attrs["skipped"] = skipped
-    all_n = np.flatnonzero(n_bases == length)
-    if report_n and all_n.size:
+
+
+def report_n_windows(table: pd.DataFrame) -> None:
+    """Warn about windows entirely in N and windows padded off a chromosome end (after they are read)."""
+    length = int(table["end"].iloc[0] - table["start"].iloc[0])
+    all_n = np.flatnonzero(table["n_bases"].to_numpy() == length)
+    if all_n.size:
         names = ", ".join(table["name"].iloc[all_n[:5]].astype(str)) + (", ..." if all_n.size > 5 else "")
         log.warning("%d windows hold no A, C, G or T (entirely N): %s", all_n.size, names)
-    off_end = int(((padded_left > 0) | (padded_right > 0)).sum())
-    if report_n and off_end:
+    off_end = int(((table["padded_left"] > 0) | (table["padded_right"] > 0)).sum())
+    if off_end:
         log.warning("%d windows run off a chromosome end and were padded with N (see padded_left/right)", off_end)
-    return table, X
 
 
 def decode_one_hot(X: np.ndarray) -> str | list[str]:
