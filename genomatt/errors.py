@@ -5,6 +5,11 @@ alone and exits with status 2. Messages say what was wrong, where (file:line, ch
 what was expected.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 
 class GenomattError(Exception):
     """Base class of every error genomatt raises on bad input or an impossible request."""
@@ -54,3 +59,10 @@ class NonFiniteError(ModelError):
     def __init__(self, message: str, rows: list[int]):
         super().__init__(message)
         self.rows = rows
+
+
+def missing_file(path: str | os.PathLike, kind: str) -> str:
+    """The message for ``path`` given as a ``kind`` (e.g. "BED file") that is not a file: not found, or a folder."""
+    if Path(path).is_dir():
+        return f"{path}: a folder, not a {kind}; give the file itself"
+    return f"{path}: {kind} not found"

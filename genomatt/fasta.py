@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from genomatt.errors import FastaError, OutputError
+from genomatt.errors import FastaError, OutputError, missing_file
 
 log = logging.getLogger(__name__)
 
@@ -553,7 +553,7 @@ class FastaReader:
         if backend not in FASTA_BACKENDS:
             raise FastaError(f"unknown FASTA backend {backend!r}; expected one of {FASTA_BACKENDS}")
         if not path.is_file():
-            raise FastaError(f"{path}: FASTA file not found")
+            raise FastaError(missing_file(path, "FASTA file"))
         self.path = path
         fai, *gzi = (str(index) for index in ensure_fasta_index(path, backend))
         try:

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from genomatt import ALPHABET
-from genomatt.errors import BedFormatError, FastaError, SequenceError
+from genomatt.errors import BedFormatError, FastaError, SequenceError, missing_file
 from genomatt.fasta import FastaReader, read_chrom_sizes
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     """
     path = Path(path)
     if not path.is_file():
-        raise BedFormatError(f"{path}: BED file not found")
+        raise BedFormatError(missing_file(path, "BED file"))
     records = []
     is_narrowpeak = None
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from genomatt.errors import ConfigError, FastaError
+from genomatt.errors import ConfigError, FastaError, missing_file
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def check_inputs(
     if on_missing not in ("error", "skip"):
         raise ConfigError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
     if not Path(fasta).is_file():
-        raise FastaError(f"{fasta}: FASTA file not found")
+        raise FastaError(missing_file(fasta, "FASTA file"))
     sizes = read_chrom_sizes(fasta)
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "width": width}
     if regions is not None:

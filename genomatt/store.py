@@ -25,7 +25,7 @@ import pandas as pd
 
 from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, check_hdf5_writes
-from genomatt.errors import StoreError
+from genomatt.errors import StoreError, missing_file
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +295,7 @@ def write_store(
 def _open(path: str | os.PathLike) -> h5py.File:
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: file not found")
+        raise StoreError(missing_file(path, "file"))
     try:
         return h5py.File(path, "r")
     except OSError as error:

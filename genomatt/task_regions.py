@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genomatt.errors import BedFormatError, ConfigError, FastaError, MotifError
+from genomatt.errors import BedFormatError, ConfigError, FastaError, MotifError, missing_file
 from genomatt.genome import past_chromosome_ends, read_bed
 from genomatt.intervals import centre_in_any
 
@@ -79,7 +79,7 @@ def read_task_regions(beds: Sequence[str | os.PathLike], labels_column: str | No
         raise ConfigError("no task BED files given; pass one --task-regions BED per task")
     for path in beds:
         if not Path(path).is_file():
-            raise BedFormatError(f"{path}: task BED file not found")
+            raise BedFormatError(missing_file(path, "task BED file"))
     if labels_column is not None:
         if len(beds) != 1:
             raise ConfigError(f"a labels column goes with one BED file holding every task; got {len(beds)} files")

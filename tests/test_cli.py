@@ -387,6 +387,18 @@ def test_hits_checks_the_fasta_before_writing(run_files, tmp_path, capsys, fasta
     assert not (tmp_path / "hits").exists()
 
 
+@pytest.mark.parametrize("option", ["--fasta", "--regions", "--meme"])
+def test_a_folder_given_as_a_file_is_named_as_one(small_genome, tmp_path, capsys, option):
+    # It said "not found", of a path that exists.
+    files = {"--fasta": str(small_genome.fasta), "--regions": str(small_genome.regions_bed),
+             "--meme": str(small_genome.motifs_meme)}
+    folder = tmp_path / "data"
+    folder.mkdir()
+    arguments = [value for name, path in {**files, option: str(folder)}.items() for value in (name, path)]
+    assert main(["check", *arguments, "--width", "200"]) == 2
+    assert f"{folder}: a folder, not a" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case", ["missing", "duplicated", "other_seed", "out_of_order"])
 def test_gather_command_checks_its_shards(run_files, tmp_path, capsys, case):
     first, second = run_files["shards"]

@@ -34,7 +34,7 @@ from torch import nn
 
 from genomatt import ALPHABET, __version__
 from genomatt.atomic import atomic_path
-from genomatt.errors import ConfigError, ModelError
+from genomatt.errors import ConfigError, ModelError, missing_file
 from genomatt.models.architectures import ARCHITECTURES, build_model
 from genomatt.device import resolve_device
 
@@ -210,7 +210,7 @@ def _torch_load(path: Path, what: str) -> object:
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
+        raise ModelError(missing_file(path, "weights file"))
     if _is_torchscript(path):
         raise ModelError(f"{path}: is a TorchScript model, not a state dict; load it on its own: load({str(path)!r})")
     state = _torch_load(path, "weights")

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from genomatt.errors import MotifError
+from genomatt.errors import MotifError, missing_file
 from genomatt.motifs.formats import CwmMotif, read_motif_file
 from genomatt.motifs.store import read_motifs
 
@@ -70,7 +70,7 @@ def read_cwm_motifs(path: str | os.PathLike) -> list[CwmMotif]:
     """
     path = Path(path)
     if not path.is_file():
-        raise MotifError(f"{path}: motif file not found")
+        raise MotifError(missing_file(path, "motif file"))
     # Fields of each motif: name, CWM, task, seqlets, PWM.
     if h5py.is_hdf5(path):
         if _is_tfmodisco_lite(path):

@@ -16,7 +16,7 @@ import numpy as np
 
 from genomatt import ALPHABET
 from genomatt.atomic import atomic_path
-from genomatt.errors import MotifError
+from genomatt.errors import MotifError, missing_file
 
 # Columns whose sum is this far from 1 are renormalised on reading (MEME files often carry rounding).
 PROBABILITY_TOLERANCE = 0.1
@@ -263,7 +263,7 @@ def read_motif_file(path: str | os.PathLike, allow_empty: bool = False) -> list[
     """
     path = Path(path)
     if not path.is_file():
-        raise MotifError(f"{path}: motif file not found")
+        raise MotifError(missing_file(path, "motif file"))
     if _is_jaspar(path.read_text(encoding="utf-8-sig", errors="replace").splitlines()):
         return read_jaspar(path)
     return read_meme(path, allow_empty)
@@ -289,7 +289,7 @@ def read_jaspar(path: str | os.PathLike) -> list[Motif]:
     """
     path = Path(path)
     if not path.is_file():
-        raise MotifError(f"{path}: JASPAR file not found")
+        raise MotifError(missing_file(path, "JASPAR file"))
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     numbered = [(number, line.strip()) for number, line in enumerate(lines, 1) if line.strip()]
     if numbered and not numbered[0][1].startswith(">"):
@@ -355,7 +355,7 @@ def read_meme(path: str | os.PathLike, allow_empty: bool = False) -> list[Motif]
     """
     path = Path(path)
     if not path.is_file():
-        raise MotifError(f"{path}: MEME file not found")
+        raise MotifError(missing_file(path, "MEME file"))
     # A byte-order mark (files saved by some Windows editors) is not part of the text.
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     if not any(line.startswith("MEME version") for line in lines):

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from genomatt import __version__
 from genomatt.atomic import atomic_hdf5, atomic_path
 from genomatt.contributions import PER_REGION_SCORES, Contributions, read_contributions
-from genomatt.errors import MotifError, StoreError
+from genomatt.errors import MotifError, StoreError, missing_file
 from genomatt.intervals import genome_bases
 from genomatt.motifs.finemo import finemo_coefficient, write_finemo_motifs
 from genomatt.motifs.formats import CwmMotif
@@ -404,7 +404,7 @@ def read_hits(path: str | os.PathLike) -> HitCalls:
     """Read a ``hits.h5`` written by :func:`write_hits`."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: hits file not found")
+        raise StoreError(missing_file(path, "hits file"))
     try:
         handle = h5py.File(path, "r")
     except OSError as error:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from genomatt import __version__
 from genomatt.atomic import atomic_hdf5
-from genomatt.errors import StoreError
+from genomatt.errors import StoreError, missing_file
 from genomatt.motifs.discovery import MOTIF_SEQLET_COLUMNS, DiscoveredMotif, TaskDiscovery
 from genomatt.motifs.seqlets import CALLED_SEQLET_COLUMNS
 from genomatt.store import h5_key, h5_member, read_table
@@ -90,7 +90,7 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
     """Read ``motifs.h5``: the motifs (in written order), the motif seqlets and the called seqlets."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"{path}: file not found")
+        raise StoreError(missing_file(path, "motifs file"))
     try:
         handle = h5py.File(path, "r")
     except OSError as error:

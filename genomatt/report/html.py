@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from genomatt import __version__
 from genomatt.atomic import atomic_path, make_output_folder, safe_file_names
 from genomatt.contributions import Contributions, read_contributions
-from genomatt.errors import StoreError
+from genomatt.errors import StoreError, missing_file
 from genomatt.motifs.discovery import DiscoveredMotif
 from genomatt.motifs.formats import CwmMotif
 from genomatt.motifs.hits import HitCalls, read_hits
@@ -102,7 +102,7 @@ class ReportInputs:
 
 def _read_metrics(path: Path) -> object:
     if not path.is_file():
-        raise StoreError(f"{path}: metrics file not found")
+        raise StoreError(missing_file(path, "metrics file"))
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
