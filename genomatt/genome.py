@@ -135,6 +135,10 @@ def _is_narrowpeak(path: Path, fields: list[str]) -> bool:
     A first line of 10 or more columns read as BED is logged as a warning: its column 10 is no summit.
     """
     if "narrowpeak" in path.name.lower():
+        if len(fields) < NARROWPEAK_COLUMNS:
+            log.warning("%s: named narrowPeak, but its first line has %d columns: read as BED (no summits; windows "
+                        "centred on the regions' midpoints)", path, len(fields))
+            return False
         log.info("%s: read as narrowPeak by its name (column 10 = summit offset from start)", path)
         return True
     numeric = _numbers(fields[6:9])
@@ -156,9 +160,9 @@ def read_bed(path: str | os.PathLike) -> pd.DataFrame:
     ``track``, ``browser`` and ``#`` lines and blank lines are skipped. A file named ``*.narrowPeak``
     (10 or more columns, the rest ignored, as in IDR's output), or whose first line has exactly 10 columns
     with numbers in columns 7-9 (signalValue, pValue, qValue; logged), is read as narrowPeak: column 10 is
-    the summit offset from ``start``, with -1 meaning none. Another file of 10 or more columns is read as
-    BED with a warning; a file read as BED by a first line of fewer columns is refused at a later
-    narrowPeak line, whose summit would be ignored.
+    the summit offset from ``start``, with -1 meaning none. Another file of 10 or more columns, or one named
+    narrowPeak whose first line has fewer, is read as BED with a warning; a file read as BED by a first line
+    of fewer columns is refused at a later narrowPeak line, whose summit would be ignored.
 
     Parameters
     ----------

@@ -123,6 +123,15 @@ def test_read_bed_narrowpeak_with_wrong_column_count(tmp_path):
         read_bed(bed)
 
 
+def test_a_bed_named_narrowpeak_is_read_as_the_bed_it_is(tmp_path, caplog):
+    # peaks.narrowPeak.bed of 6 columns was refused: "narrowPeak lines have at least 10 columns, got 6".
+    bed = write(tmp_path / "peaks.narrowPeak.bed", "chr1\t1\t50\tp\t0\t+\nchr1\t100\t200\tq\t0\t-\n")
+    with caplog.at_level("WARNING", logger="genomatt"):
+        table = read_bed(bed)
+    assert table["end"].tolist() == [50, 200] and "summit" not in table
+    assert "named narrowPeak, but its first line has 6 columns: read as BED" in caplog.text
+
+
 def test_narrowpeak_lines_after_a_first_bed_line_are_refused_not_read_without_their_summits(tmp_path):
     bed = write(tmp_path / "mixed.bed", "chr1\t1\t50\n# peaks\nchr1\t100\t812\tp\t0\t.\t3.0\t5.0\t-1\t362\n")
     with pytest.raises(BedFormatError, match=r"mixed.bed:3: a narrowPeak line .* by its line 1 of 3 columns, whose "
