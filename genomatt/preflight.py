@@ -228,8 +228,8 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
             raise ConfigError(
                 f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
                 "each task BED after a task of the model (task = file name without suffix; a profile model's "
-                "profile_<task> and counts_<task> read <task>'s), or declare the model's task names with "
-                "task_names")
+                "profile_<task> and counts_<task> read <task>'s), declare the model's task names with "
+                "task_names, or explain only the tasks that have one with targets")
         unused = [task for task in tasks if not any(target_task(name, [task]) for name in names)]
         if unused:
             log.warning("%s: the task BEDs of %s name no task the model explains (%s); they are not used", spec,

@@ -167,8 +167,8 @@ def test_profile_model_targets_must_have_task_beds(small_genome, tmp_path):
     with pytest.raises(GenomattError, match=re.escape(
             "the model's tasks ['profile_0', 'profile_1', 'counts_0', 'counts_1'] have no task BED; the task BEDs "
             "name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task = file name without "
-            "suffix; a profile model's profile_<task> and counts_<task> read <task>'s), or declare the model's "
-            "task names with task_names")):
+            "suffix; a profile model's profile_<task> and counts_<task> read <task>'s), declare the model's "
+            "task names with task_names, or explain only the tasks that have one with targets")):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path, task_beds=beds)
     # Named, each task's profile and count targets read its task BED.
     summary = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=path, task_beds=beds,

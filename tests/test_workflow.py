@@ -524,7 +524,8 @@ def test_task_name_mismatch_fails_before_attribution(tmp_path, user_data):
     assert log[-1] == ("genomatt check: error: user_model:build: the model's tasks ['task_0', 'task_1'] have no task "
                        "BED; the task BEDs name ['GATA1', 'CTCF']. Name each task BED after a task of the model (task "
                        "= file name without suffix; a profile model's profile_<task> and counts_<task> read "
-                       "<task>'s), or declare the model's task names with task_names")
+                       "<task>'s), declare the model's task names with task_names, or explain only the tasks "
+                       "that have one with targets")
     assert "Traceback" not in "\n".join(log)
     assert not (tmp_path / "out" / "k562" / "regions.h5").exists()
 
