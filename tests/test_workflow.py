@@ -575,6 +575,12 @@ def test_every_file_of_a_users_model_is_an_input_of_the_jobs_that_read_it(tmp_pa
     for rule in ("check", "attribute_shard"):
         (inputs,) = [line for line in blocks[rule][0].splitlines() if line.strip().startswith("input:")]
         assert f"{folder}/model.yaml" in inputs and f"{folder}/weights.pt" in inputs, (rule, inputs)
+    # Its weights missing: refused as every configured file is, naming the key (it was Snakemake's missing input).
+    (folder / "weights.pt").unlink()
+    result = run_snakemake("-n", config=config, python_path=(user_data / "models",))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "MissingInputException" not in output
+    assert f"the config names files that do not exist: samples.k562.model (its weights): {folder}/weights.pt" in output
 
 
 def test_a_meme_file_planted_by_the_simulation_is_its_input(tmp_path):

@@ -227,13 +227,18 @@ def sample_model_inputs(wildcards):
     and its weights, given in the sample or named by the model config (relative to that config's folder)."""
     model = sample_model(wildcards)
     weights = sample_config(wildcards).get("weights")
-    weights = weights if weights is None else as_the_workflow_spells_it(weights)
-    if weights is None and model.lower().endswith((".yaml", ".yml", ".json")) and os.path.isfile(model):
+    weights = model_config_weights(model) if weights is None else as_the_workflow_spells_it(weights)
+    return ([] if is_import_spec(model) else [model]) + ([weights] if weights else [])
+
+
+def model_config_weights(model):
+    """The weights a model config (YAML or JSON) names, relative to its folder; None for other models."""
+    if model.lower().endswith((".yaml", ".yml", ".json")) and os.path.isfile(model):
         with open(model) as handle:
             named = yaml.safe_load(handle)
         if isinstance(named, dict) and named.get("weights") is not None:
-            weights = os.path.join(os.path.dirname(model), str(named["weights"]))
-    return ([] if is_import_spec(model) else [model]) + ([weights] if weights else [])
+            return os.path.join(os.path.dirname(model), str(named["weights"]))
+    return None
 
 
 def is_import_spec(model):
@@ -392,6 +397,8 @@ def configured_files():
             files.append((f"samples.{sample}.model", settings["model"]))
         if settings.get("weights"):
             files.append((f"samples.{sample}.weights", settings["weights"]))
+        elif not sample_trains_model(sample) and model_config_weights(settings["model"]):
+            files.append((f"samples.{sample}.model (its weights)", model_config_weights(settings["model"])))
     if any(sample_trains_model(sample) for sample in config["samples"]):
         if TRAINING.get("negatives", "gc_matched") not in NEGATIVE_KINDS:
             files.append(("train.negatives", TRAINING["negatives"]))
