@@ -503,7 +503,7 @@ def test_parts_the_modified_gradient_methods_cannot_see_are_refused(method):
     model[1] = torch.jit.script(model[1])
     with pytest.raises(ModelError, match="module '1' of the model is a TorchScript module"):
         attribute(model, one_hot(2), method=method, **options)
-    with pytest.raises(ModelError, match="needs the model's Python operations"):
+    with pytest.raises(ModelError, match="on a TorchScript model, which runs its operations outside Python"):
         attribute(torch.jit.script(cnn()), one_hot(2), method=method, **options)
     if method == "epsilon_lrp":
         with pytest.raises(ModelError, match="autograd disabled .*custom torch.autograd.Function _CustomTanh"):

@@ -1144,9 +1144,10 @@ class ModifiedGradientMode(InterceptionMode):
 
     def __init__(self, model: nn.Module):
         if isinstance(model, torch.jit.ScriptModule):
-            raise ModelError(f"{self.method_name} needs the model's Python operations, and a TorchScript model runs "
-                             "its own: give the model's Python class (a factory and its weights), or explain it with "
-                             "deeplift, integrated_gradients or gradient_x_input")
+            raise ModelError(f"cannot compute {self.method_name} on a TorchScript model, which runs its operations "
+                             "outside Python where the method's rules cannot apply: give the model's Python class (a "
+                             "factory and its weights), or explain it with deeplift, integrated_gradients or "
+                             "gradient_x_input")
         refuse_opaque_modules(model)
         super().__init__(model, basic_rules())
 
