@@ -343,6 +343,12 @@ def test_two_patterns_that_explain_each_other_leave_one_motif(caplog):
     assert kept["pos"] == [patterns["pos"][0]]
     assert "pos pattern 1 (20 seqlets) dropped: a small variant of pos pattern 0" in caplog.text
     assert composite_of(pair, {"site": single[:, 12:18]}) is None
+    # Nor is it a composite of two patterns of the half-site (tfmodisco-lite splitting one cluster in two).
+    again = np.zeros((4, 30))
+    again[:, 11:17] = 0.9 * site + rng.normal(0, 0.02, site.shape)
+    assert composite_of(pair, {"site": single[:, 12:18], "again": again[:, 11:17]}) is None
+    split = [pattern(pair, 114), pattern(single, 20), pattern(again, 15)]
+    assert _simple_patterns({"pos": split, "neg": []}, "task")["pos"][0] is split[0]
     caplog.clear()
     two = pair.copy()
     two[:, 17:23] = other

@@ -408,15 +408,20 @@ def test_report_renders_in_chromium(full_report, tmp_path):
 
 def test_long_regions_are_drawn_around_their_strongest_hits():
     hits = pd.DataFrame({"offset": [600, 640], "offset_end": [610, 650], "weight": [1.0, 1.0]})
-    first, last = _drawn_stretch(1000, hits)
+    first, last = _drawn_stretch(0, 1000, hits)
     assert last - first == MAX_DRAWN_BASES and first <= 600 and last >= 650
     edge = hits.assign(offset=[990, 990], offset_end=[1000, 1000])
-    assert _drawn_stretch(1000, edge) == (760, 1000)
-    assert _drawn_stretch(200, hits) == (0, 200)
+    assert _drawn_stretch(0, 1000, edge) == (760, 1000)
+    assert _drawn_stretch(0, 200, hits) == (0, 200)
+    # A window padded with N past a chromosome's end: the stretch is the drawn width of the bases read, not cut
+    # short by the padding (a hit at 520 in a window read up to 550 drew 407-550).
+    near_end = pd.DataFrame({"offset": [520], "offset_end": [535], "weight": [1.0]})
+    assert _drawn_stretch(0, 550, near_end) == (310, 550)
+    assert _drawn_stretch(100, 300, near_end.iloc[:0]) == (100, 300)
     # Hits spread over more than the drawn width: the window holds the strongest and as much weight as it can.
     spread = pd.DataFrame({"offset": [100, 300, 380, 850], "offset_end": [110, 310, 390, 860],
                            "weight": [1.0, 5.0, 2.0, 1.5]})
-    first, last = _drawn_stretch(1000, spread)
+    first, last = _drawn_stretch(0, 1000, spread)
     assert last - first == MAX_DRAWN_BASES and first <= 300 and last >= 390
     assert first >= 111 or last <= 300
 

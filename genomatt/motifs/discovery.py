@@ -524,9 +524,10 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
         return None
     residual, fits = cwm.copy(), []
     for _ in range(2):
-        # Two different motifs: one core twice (a palindrome, a homodimer's two half-sites) is the motif itself.
+        # Two different motifs: one core twice (a palindrome, a homodimer's two half-sites) is the motif itself,
+        # whether it is fitted twice or as two patterns of the same motif (tfmodisco-lite's split clusters).
         candidates = [(name, *_best_fit(residual, np.asarray(part, np.float64))) for name, part in parts.items()
-                      if part.shape[1] <= cwm.shape[1] and name not in (fit[0] for fit in fits)]
+                      if part.shape[1] <= cwm.shape[1] and not any(_same_motif(part, parts[fit[0]]) for fit in fits)]
         if not candidates:
             return None
         name, explained, placed = max(candidates, key=lambda candidate: candidate[1])
@@ -538,6 +539,12 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
     if apart and explained >= min_explained and min(share_first, share_second) >= min_each:
         return first, second
     return None
+
+
+def _same_motif(first: np.ndarray, second: np.ndarray) -> bool:
+    """Whether either core explains the other to :data:`DUPLICATE_EXPLAINED` (one motif, found twice)."""
+    return (variant_of(first, {"": second}, DUPLICATE_EXPLAINED) is not None
+            or variant_of(second, {"": first}, DUPLICATE_EXPLAINED) is not None)
 
 
 def variant_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray],
@@ -561,8 +568,8 @@ def _simple_patterns(patterns: dict[str, list], task: str) -> dict[str, list]:
     :data:`DUPLICATE_EXPLAINED` of theirs); their sites are left to the simpler motifs.
 
     Patterns are judged from the most seqlets down, each against the patterns kept so far and, as parts of a
-    composite, those not judged yet: a pattern is never dropped for a pattern that is itself dropped, so the
-    sites of a dropped pattern are always left to a kept one (a two-site pattern dropped as a composite of a
+    composite, those not judged yet (which are then kept, or dropped for a kept pattern of the same motif): the
+    sites of a dropped pattern are always left to kept ones (a two-site pattern dropped as a composite of a
     smaller one-site pattern, which was then dropped as a small variant of it, left a task with no motif).
     """
     kept = {}

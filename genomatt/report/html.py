@@ -572,16 +572,18 @@ def _example_regions(inputs: ReportInputs, n_regions: int) -> list[tuple[int, st
     return chosen
 
 
-def _drawn_stretch(length: int, hits: pd.DataFrame) -> tuple[int, int]:
-    """The stretch of a region drawn: the whole region up to :data:`MAX_DRAWN_BASES`, else the window of that
-    width holding the strongest hit and, of the windows that do, the most hit weight (``weight``) whole;
-    ties go to the window centred closest on the strongest hit."""
+def _drawn_stretch(first: int, last: int, hits: pd.DataFrame) -> tuple[int, int]:
+    """The stretch drawn of the bases ``[first, last)`` of a region (those read from the genome): all of them up
+    to :data:`MAX_DRAWN_BASES`, else the window of that width holding the strongest hit and, of the windows that
+    do, the most hit weight (``weight``) whole; ties go to the window centred closest on the strongest hit."""
+    length = last - first
     if length <= MAX_DRAWN_BASES:
-        return 0, length
+        return first, last
     if not len(hits):
-        start = (length - MAX_DRAWN_BASES) // 2
+        start = first + (length - MAX_DRAWN_BASES) // 2
         return start, start + MAX_DRAWN_BASES
-    offsets, ends = hits["offset"].to_numpy(np.int64), hits["offset_end"].to_numpy(np.int64)
+    offsets = hits["offset"].to_numpy(np.int64) - first
+    ends = hits["offset_end"].to_numpy(np.int64) - first
     weights = hits["weight"].to_numpy(np.float64)
     strongest = int(np.argmax(weights))
     low = max(0, int(ends[strongest]) - MAX_DRAWN_BASES)
@@ -591,7 +593,7 @@ def _drawn_stretch(length: int, hits: pd.DataFrame) -> tuple[int, int]:
     inside = (offsets[None, :] >= candidates[:, None]) & (ends[None, :] <= candidates[:, None] + MAX_DRAWN_BASES)
     held = (inside * weights[None, :]).sum(axis=1)
     best = np.lexsort((np.abs(candidates - centred), -held))[0]
-    start = int(candidates[best])
+    start = first + int(candidates[best])
     return start, start + MAX_DRAWN_BASES
 
 
@@ -619,10 +621,9 @@ def _region_section(inputs: ReportInputs, n_regions: int, colours: dict[str, str
         hits = inputs.hits.hits[(inputs.hits.hits["peak_id"] == region) & (inputs.hits.hits["task"] == task)]
         hits = hits.assign(offset=hits["start"] - start, offset_end=hits["end"] - start,
                            weight=hits["hit_importance"])
-        first, last = _drawn_stretch(contrib.shape[1], hits)
         # Only the bases read from the genome: a window padded past a chromosome's end has no locus there.
-        first = max(first, int(row.get("padded_left", 0)))
-        last = min(last, contrib.shape[1] - int(row.get("padded_right", 0)))
+        first, last = _drawn_stretch(int(row.get("padded_left", 0)),
+                                     contrib.shape[1] - int(row.get("padded_right", 0)), hits)
         shown = hits[(hits["offset_end"] > first) & (hits["offset"] < last)]
         shown = shown.assign(offset=shown["offset"] - first, offset_end=shown["offset_end"] - first)
         title = f"{row['name']}  {_locus(row['chrom'], start + first, start + last)}  task {task}"
