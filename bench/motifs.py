@@ -64,12 +64,12 @@ def acceptance(contrib: Path, truth_path: Path, threads: int, release: str, tax_
     rows = []
     for motif in motifs:
         matrix_id = planted_matrix(motif.matches, planted, release, own.get(motif.task))
-        own = seqlets[seqlets["motif"] == motif.name]
+        motif_seqlets = seqlets[seqlets["motif"] == motif.name]
         overlap = np.nan
         if matrix_id is not None:
             instances = truth[truth["motif_id"] == matrix_id]
             overlap = np.mean([((instances["chrom"] == s.chrom) & (instances["start"] < s.end)
-                                & (instances["end"] > s.start)).any() for s in own.itertuples()])
+                                & (instances["end"] > s.start)).any() for s in motif_seqlets.itertuples()])
         best = motif.matches[0] if motif.matches else {"id": "-", "name": "-", "q": np.nan}
         rows.append({"motif": motif.name, "seqlets": motif.n_seqlets, "best": f"{best['id']} {best['name']}",
                      "q": best["q"], "planted": matrix_id, "overlap": overlap})

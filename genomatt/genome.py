@@ -558,8 +558,9 @@ def window_table(
 
 
 def read_window_blocks(table: pd.DataFrame, fasta: str | os.PathLike, backend: str = "pyfaidx",
-                       block_rows: int = 4096, progress: bool = True) -> Iterator[np.ndarray]:
-    """One-hot of the windows of a :func:`window_table`, ``block_rows`` at a time in order.
+                       block_bytes: int = 64 << 20, progress: bool = True) -> Iterator[np.ndarray]:
+    """One-hot of the windows of a :func:`window_table`, in order, about ``block_bytes`` of them at a time (at
+    least one window: 4,096 of 1 kb, 85 of 196,608 bp).
 
     Yields
     ------
@@ -568,6 +569,7 @@ def read_window_blocks(table: pd.DataFrame, fasta: str | os.PathLike, backend: s
         bases are added to ``table["n_bases"]``, which is complete once every block is read.
     """
     length = int(table["end"].iloc[0] - table["start"].iloc[0])
+    block_rows = max(1, block_bytes // (4 * length * np.dtype(np.float32).itemsize))
     starts, ends = table["start"].to_numpy(np.int64), table["end"].to_numpy(np.int64)
     padded_left, padded_right = table["padded_left"].to_numpy(), table["padded_right"].to_numpy()
     n_bases = table["n_bases"].to_numpy(np.int64).copy()

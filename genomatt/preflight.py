@@ -99,6 +99,9 @@ def check_inputs(
         raise ConfigError(f"width must be a positive number of bp, got {width}")
     if on_missing not in ("error", "skip"):
         raise ConfigError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if task_regions_select and not task_beds:
+        raise ConfigError("task regions select each task's regions (--task-regions-select), but no task BED is "
+                          "given; give them with --task-regions")
     if not Path(fasta).is_file():
         raise FastaError(missing_file(fasta, "FASTA file"))
     sizes = read_chrom_sizes(fasta)
@@ -173,7 +176,8 @@ def _regions_in_task_regions(regions: str | os.PathLike, width: int, sizes: dict
         raise ConfigError(f"{', '.join(map(str, task_beds))}: no region of {regions} lies in the task regions of "
                           f"tasks {list(tasks)} (a region's window centre must lie in one), so motifs and hits, which "
                           "search each task's regions, would find none after the attribution; give task BEDs of "
-                          "these regions' peaks, or search every region for every task (motifs.task_regions: false)")
+                          "these regions' peaks, or search every region for every task (motifs.task_regions: false "
+                          "in the workflow; genomatt motifs and hits without --task-regions)")
     return {task: int(len(found)) for task, found in rows.items()}
 
 

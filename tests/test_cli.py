@@ -41,23 +41,23 @@ def test_extract_writes_the_windows_a_block_at_a_time(small_genome, tmp_path, mo
     import genomatt.genome
     from genomatt.genome import load_regions
 
+    regions = tmp_path / "regions.bed"
+    # A window run off the chromosome's start: its padding and N count are in the table written after the blocks.
+    regions.write_text(small_genome.regions_bed.read_text() + "chr1\t0\t10\tedge\n")
+    table, onehot = load_regions(small_genome.fasta, regions, 100, progress=False)
     blocks = []
     reader = genomatt.genome.read_window_blocks
 
-    def small_blocks(table, fasta, backend="pyfaidx", block_rows=4096, progress=True):
-        for block in reader(table, fasta, backend, 7, progress):
+    def small_blocks(table, fasta, backend="pyfaidx", block_bytes=64 << 20, progress=True):
+        for block in reader(table, fasta, backend, 7 * 4 * 100 * 4, progress):
             blocks.append(len(block))
             yield block
 
     monkeypatch.setattr(genomatt.genome, "read_window_blocks", small_blocks)
-    regions = tmp_path / "regions.bed"
-    # A window run off the chromosome's start: its padding and N count are in the table written after the blocks.
-    regions.write_text(small_genome.regions_bed.read_text() + "chr1\t0\t10\tedge\n")
     out = tmp_path / "x.h5"
     assert main(["extract", "--fasta", str(small_genome.fasta), "--regions", str(regions), "--width", "100",
                  "--out", str(out)]) == 0
     assert max(blocks) == 7 and sum(blocks) == 121
-    table, onehot = load_regions(small_genome.fasta, regions, 100, progress=False)
     np.testing.assert_array_equal(read_array(out, "onehot"), onehot)
     written = read_regions(out)
     assert written["n_bases"].tolist() == table["n_bases"].tolist() and written["n_bases"].iloc[-1] == 45

@@ -130,7 +130,8 @@ def test_contributions_of_exactly_zero_inside_the_window_are_warned_of_and_named
     padded[:, :, 20:60] = 0
     with caplog.at_level(logging.WARNING, logger="genomatt"), pytest.raises(MotifError):
         discover_motifs(padded, silent, info.regions, "GATA1", start, DiscoverySettings(threads=2))
-    assert f"exactly zero contribution ({round(100 * 40 / width)}% at N bases (padding past chromosome ends" in caplog.text
+    share = round(100 * 40 / width)
+    assert f"exactly zero contribution ({share}% at N bases (padding past chromosome ends" in caplog.text
     assert f"; {round(100 * 40 / width)}% at A, C, G or T" in caplog.text
 
 

@@ -261,6 +261,9 @@ def test_regions_none_of_which_lies_in_a_task_region_are_refused_when_the_tasks_
     assert "regions_in_task_regions" not in check_inputs(small_genome.fasta, elsewhere, 200,
                                                          task_beds=[str(gata), beds[1]], model=user_model,
                                                          task_names=names)
+    with pytest.raises(GenomattError, match=r"no task BED is given; give them with --task-regions"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, model=user_model, task_names=names,
+                     task_regions_select=True)
     # One task without any: warned of, named.
     with caplog.at_level("WARNING", logger="genomatt"):
         counts = check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=[str(gata), beds[1]],

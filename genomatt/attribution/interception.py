@@ -474,7 +474,7 @@ class InterceptionMode(TorchFunctionMode):
     def _dispatch(self, func: Callable, name: str, args: tuple, kwargs: dict, varying: list[Tensor]) -> Any:
         if self.autograd_required and not torch.is_grad_enabled():
             raise self._refusal(name, f"it runs with autograd disabled ({self._grad_disabled_context()}), so "
-                                      "genomatt cannot carry its multipliers; remove the no_grad block, or "
+                                      "genomatt cannot apply its rules to it; remove the no_grad block, or "
                                       "write the custom Function's forward as ordinary torch operations")
         if self.autograd_required:
             self._check_seen(name, args, kwargs)

@@ -227,8 +227,8 @@ class _PatternMode(ModifiedGradientMode):
         z = varying[0]
         # A ReLU after a max pool gates the pooled layer's neurons as one before the pool would, since
         # relu(max(y)) = max(relu(y)): the layer's regime is y > 0 at every position, winner of its window or not.
-        pooled = getattr(z, _POOLED, None)
-        self._activated(pooled, pooled > 0) if pooled is not None else self._activated(z, z > 0)
+        gated = getattr(z, _POOLED, z)
+        self._activated(gated, gated > 0)
         out = func(*args, **kwargs)
         mark_varying(out)
         return out

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> None:
         "width": args.width, "backend": args.backend,
         "skipped_regions": [] if skipped is None else skipped[["chrom", "start", "end", "name"]].values.tolist(),
     }
-    # A block of windows at a time, so that memory does not grow with the regions (300,000 of 1 kb are 4.8 GB);
-    # the regions table, whose N counts the reading completes, is written last.
+    # A block of windows at a time, so that memory does not grow with the regions (300,000 of 1 kb are 4.8 GB)
+    # or their width; the regions table, whose N counts the reading completes, is written last.
     with writing_store(args.out, regions, {"onehot": ((4, args.width), np.float32)}, kind="regions",
                        provenance=provenance) as writer:
         for block in read_window_blocks(regions, args.fasta, args.backend, progress=not args.quiet):

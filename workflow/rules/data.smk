@@ -82,9 +82,7 @@ rule check:
 
 
 rule check_task_regions:
-    """Check a user model's task BEDs again after an edit, before motifs and hits read them: their chromosomes, a BED
-    for each task, and regions in them (`check` reads them on the first run but reruns only when the model or regions
-    change, and so does the attribution after it)."""
+    """Check a user model's task BEDs again when they are edited, before motifs and hits read them."""
     input:
         fasta=sample_fasta,
         regions=sample_regions,
