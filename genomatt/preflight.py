@@ -107,7 +107,8 @@ def check_inputs(
     sizes = read_chrom_sizes(fasta)
     summary = {"fasta": str(fasta), "chromosomes": len(sizes), "width": width}
     if regions is not None:
-        summary.update(_check_regions(regions, fasta, sizes, width, on_missing))
+        checked, windows = _check_regions(regions, fasta, sizes, width, on_missing)
+        summary.update(checked)
     # Training reads every task region from the FASTA; a user's model only places regions in them.
     tasks = check_task_beds(task_beds, labels_column, sizes, fasta, on_missing, trained=model is None) \
         if task_beds else None
@@ -130,8 +131,8 @@ def check_inputs(
                           "set model to the model config or package.module:factory the weights belong to")
     if task_regions_select and regions is not None and tasks is not None:
         explained = summary["model"]["tasks"] if model is not None else list(tasks)
-        summary["regions_in_task_regions"] = _regions_in_task_regions(regions, width, sizes, task_beds,
-                                                                      labels_column, explained)
+        summary["regions_in_task_regions"] = _regions_in_task_regions(windows, regions, task_beds, labels_column,
+                                                                      explained)
     if model is None and task_beds:
         from genomatt.models.splits import holdout_chromosomes
         from genomatt.task_regions import read_task_regions
@@ -144,8 +145,9 @@ def check_inputs(
 
 
 def _check_regions(regions: str | os.PathLike, fasta: str | os.PathLike, sizes: dict[str, int], width: int,
-                   on_missing: str) -> dict:
-    """The regions' part of the summary: how many can be read, those skipped, repeated windows and summits."""
+                   on_missing: str) -> tuple[dict, pd.DataFrame]:
+    """The regions' part of the summary (how many can be read, those skipped, repeated windows and summits), and
+    the windows of those on the FASTA's chromosomes."""
     from genomatt.genome import further_summits, read_bed, repeated_windows, resize
     from genomatt.task_regions import count_missing_chromosomes
 
@@ -156,21 +158,19 @@ def _check_regions(regions: str | os.PathLike, fasta: str | os.PathLike, sizes: 
         raise FastaError(f"{regions}: none of its {len(table)} regions can be read from {fasta} (each is on a "
                          "chromosome it lacks, or its window starts past the chromosome's end; see the warnings above)")
     windows = resize(table, width)
-    return {"regions": str(regions), "n_regions": len(table) - skipped, "skipped_regions": skipped,
-            "repeated_windows": repeated_windows(windows, regions),
-            "further_summits": further_summits(windows, regions)}
+    summary = {"regions": str(regions), "n_regions": len(table) - skipped, "skipped_regions": skipped,
+               "repeated_windows": repeated_windows(windows, regions),
+               "further_summits": further_summits(windows, regions)}
+    return summary, windows[windows["chrom"].isin(list(sizes))].reset_index(drop=True)
 
 
-def _regions_in_task_regions(regions: str | os.PathLike, width: int, sizes: dict[str, int],
+def _regions_in_task_regions(windows: pd.DataFrame, regions: str | os.PathLike,
                              task_beds: Sequence[str | os.PathLike], labels_column: str | None,
                              tasks: Sequence[str]) -> dict[str, int]:
-    """Each explained task's count of the regions (those on the genome) whose window centre lies in its task
-    regions, as motifs and hits will select them; refuse regions of which none lies in any task's."""
-    from genomatt.genome import read_bed, resize
+    """Each explained task's count of the ``windows`` of ``regions`` whose centre lies in its task regions, as
+    motifs and hits will select them; refuse regions of which none lies in any task's."""
     from genomatt.task_regions import read_task_regions, task_region_rows
 
-    table = read_bed(regions)
-    windows = resize(table[table["chrom"].isin(list(sizes))].reset_index(drop=True), width)
     rows = task_region_rows(windows, list(tasks), read_task_regions(list(task_beds), labels_column))
     if not any(len(found) for found in rows.values()):
         raise ConfigError(f"{', '.join(map(str, task_beds))}: no region of {regions} lies in the task regions of "

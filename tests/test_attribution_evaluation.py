@@ -56,7 +56,7 @@ def test_planted_positions_are_placed_in_window_coordinates():
     assert np.flatnonzero(planted[0, 1]).tolist() == [0, 1]        # clipped at the window start
     assert np.flatnonzero(planted[1, 0]).tolist() == list(range(15, 20))  # clipped at the end
     assert not planted[2].any()                                     # task C is not evaluated
-    with pytest.raises(ConfigError, match="the truth table lacks column"):
+    with pytest.raises(ConfigError, match="the truth table has no column task"):
         planted_positions(regions, truth.drop(columns="task"), ["A"], 20)
 
 
@@ -159,6 +159,9 @@ def test_evaluation_refuses_unknown_methods_and_tasks(small_genome, scanner):
         evaluate_attributions(model, X, regions, truth, tasks, methods=["lime"])
     with pytest.raises(ConfigError, match="none of the model's tasks"):
         evaluate_attributions(model, X, regions, truth.assign(task="other"), tasks)
+    # A table without its columns is named as such, not as one of no planted instances of the model's tasks.
+    with pytest.raises(ConfigError, match="the truth table has no column chrom, task"):
+        evaluate_attributions(model, X, regions, truth.drop(columns=["chrom", "task"]), tasks)
     with pytest.raises(ConfigError, match="removal must be one of shuffle, n"):
         evaluate_attributions(model, X, regions, truth, tasks, removal="zeros")
     with pytest.raises(ConfigError, match="saliency named more than once"):

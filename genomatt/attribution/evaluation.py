@@ -56,6 +56,15 @@ _REMOVED_PER_BLOCK = 4096
 # --- planted-motif recovery -----------------------------------------------------------------------
 
 
+def check_truth_columns(truth: pd.DataFrame, where: str = "the truth table") -> None:
+    """Refuse a truth table without the columns :data:`TRUTH_COLUMNS`, naming ``where`` (its file) and its header."""
+    missing = [column for column in TRUTH_COLUMNS if column not in truth.columns]
+    if missing:
+        raise ConfigError(f"{where}: the truth table has no column {', '.join(missing)} (its header: "
+                          f"{', '.join(map(str, truth.columns[:8]))}); expected a TSV with a header line naming "
+                          f"{', '.join(TRUTH_COLUMNS)}, as truth.tsv of genomatt simulate")
+
+
 def planted_positions(regions: pd.DataFrame, truth: pd.DataFrame, tasks: Sequence[str], length: int) -> np.ndarray:
     """Which positions of each region lie in a planted instance of each task's motif.
 
@@ -73,9 +82,7 @@ def planted_positions(regions: pd.DataFrame, truth: pd.DataFrame, tasks: Sequenc
     -------
     numpy.ndarray, shape (N, T, L), bool
     """
-    missing = [column for column in TRUTH_COLUMNS if column not in truth.columns]
-    if missing:
-        raise ConfigError(f"the truth table lacks column(s) {', '.join(missing)}; expected {', '.join(TRUTH_COLUMNS)}")
+    check_truth_columns(truth)
     planted = np.zeros((len(regions), len(tasks), length), dtype=bool)
     task_index = {task: index for index, task in enumerate(tasks)}
     truth = truth[truth["task"].isin(task_index)]
@@ -415,6 +422,7 @@ def evaluate_attributions(
     if isinstance(n_subsets, bool) or not isinstance(n_subsets, numbers.Integral) or n_subsets < MIN_SUBSETS:
         raise ConfigError(f"n_subsets must be an integer >= {MIN_SUBSETS} (Sensitivity-n correlates over the subsets "
                           f"of each size), got {n_subsets!r}")
+    check_truth_columns(truth)
     columns = _evaluated_columns(task_names, truth)
     tasks = [task_names[index] for index in columns]
     length = X.shape[2]

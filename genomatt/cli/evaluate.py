@@ -98,18 +98,14 @@ def _read_truth(path: str):
     """The planted instances of ``path``, with the columns the evaluation reads, or a ConfigError naming the file."""
     import pandas as pd
 
-    from genomatt.attribution.evaluation import TRUTH_COLUMNS
+    from genomatt.attribution.evaluation import TRUTH_COLUMNS, check_truth_columns
 
     try:
         truth = pd.read_csv(path, sep="\t")
     except (OSError, ValueError) as error:  # pandas' parser and empty-data errors are ValueErrors
         raise ConfigError(f"{path}: cannot read the truth table ({error}); expected a TSV with a header line naming "
                           f"{', '.join(TRUTH_COLUMNS)}") from error
-    missing = [column for column in TRUTH_COLUMNS if column not in truth.columns]
-    if missing:
-        raise ConfigError(f"{path}: the truth table has no column {', '.join(missing)} (its header: "
-                          f"{', '.join(map(str, truth.columns[:8]))}); expected a TSV with a header line naming "
-                          f"{', '.join(TRUTH_COLUMNS)}, as truth.tsv of genomatt simulate")
+    check_truth_columns(truth, path)
     return truth
 
 
