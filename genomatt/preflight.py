@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +38,7 @@ def check_inputs(
     val_chroms: Sequence[str] | None = None,
     test_chroms: Sequence[str] | None = None,
     task_regions_select: bool = False,
+    checked_model: Mapping | None = None,
 ) -> dict:
     """Check every input of a run; raise the first problem found.
 
@@ -79,6 +80,9 @@ def check_inputs(
         count of regions whose window centre lies in its task regions is reported, a task without any warned
         of, and regions none of which lies in any task's regions refused, as motifs would refuse them after
         the attribution.
+    checked_model
+        A user's model as an earlier check recorded it (its summary's ``"model"``, with ``spec`` and the
+        ``tasks`` it explains): the task BEDs are checked against its tasks, and the model is not loaded again.
 
     Returns
     -------
@@ -118,7 +122,16 @@ def check_inputs(
         negative_regions = read_bed(negatives)
         count_missing_chromosomes(negative_regions, sizes, fasta, negatives, "error", can_skip=False)
         summary["negatives"] = len(negative_regions)
-    if model is not None:
+    if checked_model is not None:
+        if model is not None or weights is not None or task_names or targets:
+            raise ConfigError("a model checked before is given; the model, its weights, task names and targets were "
+                              "checked with it and are not given again")
+        if tasks is None:
+            raise ConfigError("a model checked before is given to check its task BEDs, but no task BED is given; give "
+                              "them with --task-regions")
+        _check_task_beds_match(checked_model["spec"], list(checked_model["tasks"]), tasks)
+        summary["model"] = dict(checked_model)
+    elif model is not None:
         summary["model"] = _check_model(model, weights, width, task_names, targets, tasks)
     elif targets:
         raise ConfigError(f"targets {list(targets)} choose outputs of a user's model; a model that genomatt "
@@ -130,10 +143,10 @@ def check_inputs(
         raise ConfigError(f"weights {weights} are given without a model, and genomatt would train a new one: "
                           "set model to the model config or package.module:factory the weights belong to")
     if task_regions_select and regions is not None and tasks is not None:
-        explained = summary["model"]["tasks"] if model is not None else list(tasks)
+        explained = summary["model"]["tasks"] if "model" in summary else list(tasks)
         summary["regions_in_task_regions"] = _regions_in_task_regions(windows, regions, task_beds, labels_column,
                                                                       explained)
-    if model is None and task_beds:
+    if model is None and checked_model is None and task_beds:
         from genomatt.models.splits import holdout_chromosomes
         from genomatt.task_regions import read_task_regions
 
@@ -219,7 +232,7 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     from genomatt.atomic import safe_file_names
     from genomatt.attribution.targets import model_targets
     from genomatt.models.io import load
-    from genomatt.task_regions import check_task_names, target_task
+    from genomatt.task_regions import check_task_names
 
     loaded = load(spec, weights, input_length=width, device="cpu")
     loaded, _, names, explained = model_targets(loaded, spec, task_names, targets)
@@ -227,19 +240,49 @@ def _check_model(spec: str, weights: str | os.PathLike | None, width: int, task_
     safe_file_names(names)  # each task's files (modisco, bigWig, export) are its own
     _check_deeplift(loaded.model, width, explained)
     if tasks is not None:
-        missing = [name for name in names if target_task(name, tasks) is None]
-        if missing:
-            raise ConfigError(
-                f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
-                "each task BED after a task of the model (task = file name without suffix; a profile model's "
-                "profile_<task> and counts_<task> read <task>'s), declare the model's task names with "
-                "task_names, or explain only the tasks that have one with targets")
-        unused = [task for task in tasks if not any(target_task(name, [task]) for name in names)]
-        if unused:
-            log.warning("%s: the task BEDs of %s name no task the model explains (%s); they are not used", spec,
-                        unused, names)
+        _check_task_beds_match(spec, names, tasks)
     return {"spec": spec, "source": loaded.source, "tasks": names, "content_hash": loaded.content_hash,
             "output_shapes": [list(shape) for shape in loaded.output_shapes]}
+
+
+def read_checked_model(path: str | os.PathLike) -> dict:
+    """The user's model as the check summary ``path`` (``genomatt check --out``) records it, for ``checked_model``.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is no check summary, or records no user's model (a model genomatt trains).
+    """
+    import json
+
+    if not Path(path).is_file():
+        raise ConfigError(missing_file(path, "check summary"))
+    try:
+        record = json.loads(Path(path).read_text()).get("model")
+    except (ValueError, AttributeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not a check summary written by 'genomatt check --out' ({error})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("tasks"), list) or "spec" not in record:
+        raise ConfigError(f"{path}: the check summary records no user's model with its tasks; give --model (a model "
+                          "that genomatt trains takes its tasks from the task BEDs)")
+    return record
+
+
+def _check_task_beds_match(spec: str, names: list[str], tasks: dict[str, int]) -> None:
+    """Refuse a task of the model ``spec`` (its explained task ``names``) without a task BED; warn of task BEDs that
+    name none of them."""
+    from genomatt.task_regions import target_task
+
+    missing = [name for name in names if target_task(name, tasks) is None]
+    if missing:
+        raise ConfigError(
+            f"{spec}: the model's tasks {missing} have no task BED; the task BEDs name {list(tasks)}. Name "
+            "each task BED after a task of the model (task = file name without suffix; a profile model's "
+            "profile_<task> and counts_<task> read <task>'s), declare the model's task names with "
+            "task_names, or explain only the tasks that have one with targets")
+    unused = [task for task in tasks if not any(target_task(name, [task]) for name in names)]
+    if unused:
+        log.warning("%s: the task BEDs of %s name no task the model explains (%s); they are not used", spec,
+                    unused, names)
 
 
 def _check_deeplift(model, width: int, targets: list) -> None:

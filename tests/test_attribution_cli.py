@@ -103,6 +103,27 @@ def test_max_rule_reaches_the_engine_and_the_provenance(inputs):
                            read_array(folder / "contrib_cross_max.h5", "contrib"))
 
 
+def test_reveal_cancel_that_applies_nowhere_is_said_and_recorded(inputs, tmp_path, caplog):
+    # BPNet's ReLUs all follow convolutions: RevealCancel takes each, and genomics_default (RevealCancel after
+    # dense layers only) takes none, so its contributions are those of Rescale.
+    folder, *_ = inputs
+    _attribute(folder, tmp_path / "rescale.h5")
+    _attribute(folder, tmp_path / "revealcancel.h5", "--rule", "revealcancel")
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        _attribute(folder, tmp_path / "genomics.h5", "--rule", "genomics_default")
+    taken = {name: read_attrs(tmp_path / f"{name}.h5")["provenance"].get("rule_taken")
+             for name in ("rescale", "revealcancel", "genomics")}
+    assert taken["rescale"] is None
+    assert taken["revealcancel"]["rescale"] == 0 and taken["revealcancel"]["revealcancel"] > 0
+    assert taken["genomics"] == {"revealcancel": 0, "rescale": taken["revealcancel"]["revealcancel"]}
+    assert any(record.levelno == logging.WARNING and "none of the model's" in record.getMessage()
+               and "those of --rule rescale" in record.getMessage() for record in caplog.records)
+    np.testing.assert_allclose(read_array(tmp_path / "genomics.h5", "contrib"),
+                               read_array(tmp_path / "rescale.h5", "contrib"), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(read_array(tmp_path / "revealcancel.h5", "contrib"),
+                           read_array(tmp_path / "rescale.h5", "contrib"))
+
+
 def test_hit_max_rule_writes_the_contributions_hits_read(inputs, tmp_path, caplog):
     folder, regions, onehot, _ = inputs
     model = _global_max_model(folder)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genomatt.attribution import DeepLiftShapResult, deep_lift_shap, hold_at_sequence, hypothetical_contributions
-from genomatt.attribution.deeplift import takes_whole_axis_max
+from genomatt.attribution.deeplift import probe_rules
 from genomatt.errors import ConfigError, ModelError, NonFiniteError, SequenceError
 
 LENGTH = 96
@@ -1296,7 +1296,7 @@ def test_both_max_rules_sum_to_delta(model_class, data):
         assert _summation_error(model, X, refs[:, :2], max_rule=max_rule) < 1e-5
     # Each of these ends in a max over the whole length, where the rules differ.
     assert float((shapley.attributions - cross_max.attributions).abs().max()) > 1e-4
-    assert takes_whole_axis_max(model, X.shape[-1])
+    assert probe_rules(model, X.shape[-1]).whole_axis_max
 
 
 @pytest.mark.parametrize("pool, whole", [
@@ -1319,7 +1319,7 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
     model = Pooled()
     X = _sequence("CCGATACCCCGATACC")
     refs = _sequence("CCCCCCCCCCCCCCCC").unsqueeze(1)
-    assert takes_whole_axis_max(model, 16) is whole
+    assert probe_rules(model, 16).whole_axis_max is whole
     shapley = deep_lift_shap(model, X, refs, max_rule="shapley", return_delta=True)
     cross_max = deep_lift_shap(model, X, refs, max_rule="cross_max", return_delta=True)
     assert float(shapley.delta.max()) < 1e-6 and float(cross_max.delta.max()) < 1e-6
@@ -1335,13 +1335,13 @@ def test_max_rule_applies_where_one_window_spans_the_input(pool, whole):
 def test_whole_axis_max_probe_names_a_model_that_fails_on_the_input():
     model = nn.Sequential(nn.Conv1d(5, 2, 3), nn.AdaptiveMaxPool1d(1), nn.Flatten())
     with pytest.raises(ModelError, match=r"failed at `conv1d` called in module '0'.*expects 5 input channels and got 4"):
-        takes_whole_axis_max(model, 16)
+        probe_rules(model, 16)
 
 
 def test_windowed_max_pools_keep_cross_max_under_either_rule(data):
     X, refs = data
     model = _initialised(BassetLike())
-    assert not takes_whole_axis_max(model, X.shape[-1])
+    assert not probe_rules(model, X.shape[-1]).whole_axis_max
     torch.testing.assert_close(deep_lift_shap(model, X, refs, max_rule="shapley", hypothetical=True),
                                deep_lift_shap(model, X, refs, max_rule="cross_max", hypothetical=True))
 
@@ -1354,6 +1354,37 @@ def test_reveal_cancel_sums_to_delta_and_differs_from_rescale(model_class, data)
     assert float(reveal_cancel.delta.max()) < 1e-5
     rescale = deep_lift_shap(model, X, refs)
     assert float((reveal_cancel.attributions - rescale).abs().max()) > 1e-4
+
+
+class _PostSumReLUNet(nn.Module):
+    """A ResNet-style block: the second ReLU takes a residual sum, not a layer's output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2, self.out = nn.Conv1d(4, 6, 5, padding=2), nn.Conv1d(6, 6, 3, padding=1), nn.Linear(6, 1)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        h = torch.relu(h + self.conv2(h))
+        return self.out(h.mean(-1))
+
+
+def test_rule_probe_names_the_nonlinearities_reveal_cancel_cannot_take(data):
+    X, refs = data
+    model = _initialised(_PostSumReLUNet())
+    probe = probe_rules(model, LENGTH, "revealcancel")
+    assert len(probe.sites("revealcancel")) == 1 and len(probe.sites("rescale")) == 1
+    assert "torch.relu(h + self.conv2(h))" in probe.sites("rescale")[0]
+    assert [rule for rule, _ in probe_rules(model, LENGTH).rule_sites] == ["rescale", "rescale"]
+    # The nonlinearity the probe names takes Rescale: its RevealCancel contributions differ from Rescale's
+    # only through the first ReLU.
+    assert float(deep_lift_shap(model, X, refs, rule="revealcancel", return_delta=True).delta.max()) < 1e-5
+    # Under genomics_default only the ReLU after the dense layer takes RevealCancel.
+    basset = probe_rules(_initialised(BassetLike()), LENGTH, "genomics_default")
+    assert [rule for rule, _ in basset.rule_sites] == ["rescale", "rescale", "revealcancel"]
+    assert "relu3" in basset.sites("revealcancel")[0]
+    with pytest.raises(ConfigError, match="rule must be one of"):
+        probe_rules(model, LENGTH, "reveal")
 
 
 def test_cpu_kernels_leave_torch_thread_count_as_set():

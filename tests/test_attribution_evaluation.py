@@ -188,7 +188,8 @@ def test_the_evaluate_command_writes_tables_and_plots(small_genome, scanner, tmp
     assert _evaluate(small_genome, model_path, tmp_path, "--methods", "deeplift", "patternnet", "occlusion",
                      "--option", "occlusion.window=10", "--removal", "n") == 0
     summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
-    assert summary["method"].tolist() == ["deeplift", "patternnet", "occlusion"]
+    # A method run with options is named with them (the row of a window-10 occlusion is no default occlusion's).
+    assert summary["method"].tolist() == ["deeplift", "patternnet", "occlusion (window=10)"]
     assert (summary["status"] == "ok").all()
     recovery = pd.read_csv(tmp_path / "recovery.tsv", sep="\t")
     assert len(recovery) == 3 * len(tasks)
@@ -199,7 +200,7 @@ def test_the_evaluate_command_writes_tables_and_plots(small_genome, scanner, tmp
     record = json.loads((tmp_path / "evaluation.json").read_text())
     assert record["settings"]["removal"] == "n" and record["settings"]["options"] == {"occlusion": {"window": 10}}
     assert len(record["model_sha256"]) == 64 and len(record["regions_evaluated"]) == 10
-    for png in ["comparison.png", "methods/deeplift.png", "methods/patternnet.png", "methods/occlusion.png"]:
+    for png in ["comparison.png", "methods/deeplift.png", "methods/patternnet.png", "methods/occlusion_window_10_.png"]:
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -293,6 +294,7 @@ def test_every_method_runs_through_the_evaluate_command(small_genome, scanner, t
     _, _, model_path = scanner
     assert _evaluate(small_genome, model_path, tmp_path, "--option", "integrated_gradients.steps=8") == 0
     summary = pd.read_csv(tmp_path / "summary.tsv", sep="\t").set_index("method")
+    summary = summary.rename(index={"integrated_gradients (steps=8)": "integrated_gradients"})
     assert summary.index.tolist() == list(EVALUATION_METHODS)
     assert (summary["status"] == "ok").all()
     claimed = ["deeplift", "deeplift_revealcancel", "deeplift_genomics_default", "deeplift_max_shapley",

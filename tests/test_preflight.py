@@ -282,6 +282,41 @@ def test_command_writes_the_summary(small_genome, user_model, tmp_path):
     assert summary["model"]["tasks"] == ["GATA1", "CTCF"] and summary["known_motifs"] > 1000
 
 
+def test_task_beds_are_checked_again_against_the_checked_model_without_loading_it(small_genome, user_model,
+                                                                                  tmp_path, monkeypatch, capsys):
+    check = tmp_path / "check.json"
+    beds = task_beds(small_genome, "GATA1", "CTCF")
+    common = ["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed), "--width",
+              "200", "--task-regions-select"]
+    assert main([*common, "--task-regions", *beds, "--model", user_model, "--task-names", "GATA1", "CTCF",
+                 "--meme", str(small_genome.motifs_meme), "--out", str(check)]) == 0
+    first = json.loads(check.read_text())
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model or the known motifs were loaded again")
+
+    monkeypatch.setattr("genomatt.models.io.load", no_loading)
+    monkeypatch.setattr("genomatt.motifs.matching.load_database", no_loading)
+    out = tmp_path / "task_regions_check.json"
+    assert main([*common, "--task-regions", *beds, "--model-checked", str(check), "--out", str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again["model"] == first["model"] and again["regions_in_task_regions"] == first["regions_in_task_regions"]
+    assert again["known_motifs"] == 0
+    # A task of the model whose BED is gone, named with the model as the first check would.
+    capsys.readouterr()
+    assert main([*common, "--task-regions", beds[1], "--model-checked", str(check), "--out", str(out)]) == 2
+    assert "user_model:build: the model's tasks ['GATA1'] have no task BED" in capsys.readouterr().err
+    # A summary of no user's model (a model genomatt trains), or none at all.
+    trained = tmp_path / "trained.json"
+    trained.write_text(json.dumps({"fasta": "genome.fa"}))
+    for path, message in ((trained, "records no user's model"), (tmp_path / "none.json", "check summary not found")):
+        assert main([*common, "--task-regions", *beds, "--model-checked", str(path)]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(GenomattError, match="a model checked before is given; the model"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
+                     checked_model=first["model"])
+
+
 def test_command_reports_a_task_mismatch_in_one_line(small_genome, user_model, tmp_path, capsys):
     out = tmp_path / "check.json"
     assert main(["check", "--fasta", str(small_genome.fasta), "--regions", str(small_genome.regions_bed),

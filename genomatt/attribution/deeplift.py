@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,8 +54,9 @@ __all__ = [
     "deep_lift_shap",
     "hypothetical_contributions",
     "refuse_opaque_modules",
+    "RuleProbe",
+    "probe_rules",
     "sequences_per_batch",
-    "takes_whole_axis_max",
 ]
 
 DELTA_TOLERANCE = 1e-4
@@ -276,11 +278,35 @@ def sequences_per_batch(batch_size: int, n_references: int) -> int:
     return max(1, batch_size // n_references)
 
 
-def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.device | None = None) -> bool:
-    """Whether the model takes a max over a whole axis (a global max pool), where the max rules differ.
+@dataclass(frozen=True)
+class RuleProbe:
+    """Which of DeepLIFT's rules a model's operations take, from one forward pass (:func:`probe_rules`).
 
-    Runs the model once, under DeepLIFT's rules, on a random sequence and one reference of ``length`` bp.
-    For a model without such a max, ``max_rule="cross_max"`` and ``"shapley"`` give the same contributions.
+    Attributes
+    ----------
+    whole_axis_max : bool
+        Whether the model takes a max over a whole axis (a global max pool), where ``max_rule="cross_max"``
+        and ``"shapley"`` differ.
+    rule_sites : list of (str, str)
+        Each elementwise nonlinearity's rule (``"rescale"`` or ``"revealcancel"``) and where it is called.
+    """
+
+    whole_axis_max: bool
+    rule_sites: list[tuple[str, str]]
+
+    def sites(self, rule: str) -> list[str]:
+        """Where the nonlinearities under ``rule`` are called."""
+        return [site for taken, site in self.rule_sites if taken == rule]
+
+
+def probe_rules(model: nn.Module, length: int, rule: str = "rescale",
+                device: str | torch.device | None = None) -> RuleProbe:
+    """Run the model once under DeepLIFT's rules and say which rule each of its operations takes.
+
+    Runs on a random sequence and one reference of ``length`` bp. Under ``rule="revealcancel"`` a
+    nonlinearity whose input is not a convolution's or linear layer's output takes Rescale, and under
+    ``"genomics_default"`` one after a convolution does: the probe names them. For a model without a
+    max over a whole axis, ``max_rule="cross_max"`` and ``"shapley"`` give the same contributions.
 
     Parameters
     ----------
@@ -288,19 +314,28 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
         The model (a TorchScript model is walked as :func:`deep_lift_shap` walks it).
     length : int
         Input length in bp.
+    rule : {"rescale", "revealcancel", "genomics_default"}
+        Rule for elementwise nonlinearities, as :func:`deep_lift_shap` takes it.
     device : str or torch.device, optional
+
+    Returns
+    -------
+    RuleProbe
 
     Raises
     ------
     ModelError
         If the model fails on the input or holds an operation DeepLIFT has no rule for.
     """
+    if rule not in RULES:
+        raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     model, device = _walkable(model), resolve_device(device)
     with prepared(model, device) as dtype:
         # A sequence and one random reference; more where a tensor has the batch's size on two axes.
         for n_references in range(1, 9):
             bases = torch.randint(0, 4, (1 + n_references, length), generator=torch.Generator().manual_seed(0))
-            mode = DeepLiftMode(model, "rescale", (1, 4, length))
+            mode = DeepLiftMode(model, rule, (1, 4, length))
+            mode.rule_sites = []
             mode.layout(1, n_references)
             batch = torch.nn.functional.one_hot(bases, 4).transpose(1, 2).to(device, dtype).requires_grad_(True)
             try:
@@ -308,7 +343,7 @@ def takes_whole_axis_max(model: nn.Module, length: int, device: str | torch.devi
                     _Engine(model, mode, _first_tensor, device, dtype, None)._forward(batch)
             except AmbiguousBatchAxis:
                 continue
-            return mode.whole_axis_max
+            return RuleProbe(mode.whole_axis_max, mode.rule_sites)
     raise ModelError("the model's tensors have the batch's size on axis 0 and another axis for every batch of 2 "
                      "to 9 rows tried, so which axis holds the batch cannot be told; please report it with the model")
 

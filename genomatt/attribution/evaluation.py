@@ -245,7 +245,8 @@ class Evaluation:
     sensitivity : pandas.DataFrame
         ``method, task, n, correlation, n_sequences``.
     summary : pandas.DataFrame
-        One row per method: means over tasks of ``auroc, auprc, mean_inside, mean_outside``; the
+        One row per method, named with the options given to it (``occlusion (window=10)``): means
+        over tasks of ``auroc, auprc, mean_inside, mean_outside``; the
         mean Sensitivity-n correlation over tasks and n (``sensitivity_n``); ``completeness_max``
         and ``completeness_median`` where the method claims completeness; ``ms_per_sequence``
         (all tasks); ``status`` (``ok``, or why the method could not run).
@@ -444,18 +445,19 @@ def evaluate_attributions(
     recovery, sensitivity, summary, scores = [], [], [], {}
     for name in methods:
         method, arguments = _method_arguments(name, references, patterns, options)
+        label = _label(name, options.get(name, {}))
         try:
             if method in NEEDS_PATTERNS and pattern_error is not None:
                 raise pattern_error
             attributions, delta, seconds = _run_method(model, X, name, method, arguments, columns, batch_size, device)
         except ModelError as error:
-            log.warning("%s could not run on this model: %s", name, error)
-            summary.append({"method": name, "status": f"not run: {error}"})
+            log.warning("%s could not run on this model: %s", label, error)
+            summary.append({"method": label, "status": f"not run: {error}"})
             continue
-        scores[name] = position_scores(X, attributions)
-        recovery.append(motif_recovery(scores[name], planted, tasks).assign(method=name))
-        sensitivity.append(sensitivity_n(scores[name], subsets, drops, tasks).assign(method=name))
-        summary.append(_summary_row(name, recovery[-1], sensitivity[-1], delta, 1000 * seconds / X.shape[0]))
+        scores[label] = position_scores(X, attributions)
+        recovery.append(motif_recovery(scores[label], planted, tasks).assign(method=label))
+        sensitivity.append(sensitivity_n(scores[label], subsets, drops, tasks).assign(method=label))
+        summary.append(_summary_row(label, recovery[-1], sensitivity[-1], delta, 1000 * seconds / X.shape[0]))
     settings = {
         "methods": list(methods), "n_regions": int(X.shape[0]), "length": int(length), "tasks": tasks,
         "n_references": n_references, "removal": removal, "n_subsets": n_subsets, "subset_sizes": list(subsets),
@@ -465,6 +467,12 @@ def evaluate_attributions(
     }
     return Evaluation(tasks, _table(recovery, RECOVERY_COLUMNS), _table(sensitivity, SENSITIVITY_COLUMNS),
                       pd.DataFrame(summary).reindex(columns=SUMMARY_COLUMNS), scores, planted, settings)
+
+
+def _label(name: str, options: Mapping) -> str:
+    """A method's row: its name, with the options given to it that change its scores (``deeplift (rule=revealcancel)``)."""
+    shown = ", ".join(f"{key}={value}" for key, value in options.items() if key != "progress")
+    return f"{name} ({shown})" if shown else name
 
 
 def _evaluated_columns(task_names: Sequence[str], truth: pd.DataFrame) -> list[int]:

@@ -8,7 +8,8 @@ Files in the output folder::
     evaluation.md      the summary, auPRC per task and Sensitivity-n per n as markdown tables
     evaluation.json    settings and provenance
     comparison.png     auPRC per task and Sensitivity-n curves of all methods
-    methods/<m>.png    per method: precision-recall curve and Sensitivity-n curve of each task
+    methods/<m>.png    per method: precision-recall curve and Sensitivity-n curve of each task (the method's row
+                       name, options included, as a file name)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve
 
 from genomatt import __version__
-from genomatt.atomic import atomic_path
+from genomatt.atomic import atomic_path, safe_file_names
 from genomatt.attribution.evaluation import Evaluation
 
 # Task and method names are drawn as they are: a `$` in one is no mathtext.
@@ -84,8 +85,8 @@ def write_evaluation(evaluation: Evaluation, folder: str | os.PathLike, provenan
         tmp.write_text(json.dumps(record, indent=2, default=str))
     if len(evaluation.recovery):
         _comparison_plot(evaluation, folder / "comparison.png")
-        for method in evaluation.scores:
-            _method_plot(evaluation, method, folder / "methods" / f"{method}.png")
+        for method, safe in safe_file_names(list(evaluation.scores), "methods").items():
+            _method_plot(evaluation, method, folder / "methods" / f"{safe}.png")
     return folder
 
 

@@ -777,6 +777,9 @@ class DeepLiftMode(InterceptionMode):
     whole_axis_max : bool
         Whether a forward pass under the mode has taken a max over a whole axis of more than one element,
         where the two max rules differ.
+    rule_sites : list of (str, str) or None
+        Where a list, each elementwise nonlinearity of a forward pass appends the rule it took
+        (``"rescale"`` or ``"revealcancel"``) and where it was called; None (the default) records nothing.
     """
 
     method_name = "DeepLIFT"
@@ -792,6 +795,7 @@ class DeepLiftMode(InterceptionMode):
         self.rule = rule
         self.max_rule = max_rule
         self.whole_axis_max = False
+        self.rule_sites: list[tuple[str, str]] | None = None
         self._n_sequences = 0
         self._n_references = 0
 
@@ -990,6 +994,8 @@ class DeepLiftMode(InterceptionMode):
             return out
         self._check_rows(name, z)
         split = self._valid_split(z) if self.rule in ("revealcancel", "genomics_default") else None
+        if self.rule_sites is not None:
+            self.rule_sites.append(("rescale" if split is None else "revealcancel", f"`{name}` {self._location()}"))
         if split is None:
             return RescaleFunction.apply(z, function, self._n_sequences, name in ("relu", "relu_"))
         return self._reveal_cancel(z, function, split)

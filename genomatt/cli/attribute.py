@@ -186,8 +186,8 @@ def run(args: argparse.Namespace) -> None:
         "target_kind": "output columns" if columns is not None else "heads or tracks",
         "profile_target": None if columns is not None else args.profile_target,
         "autocast": args.autocast,
-        "hit_max_rule": _hit_max_rule(args, loaded.model, length),
     }
+    provenance.update(_rules_taken(args, loaded.model, length))
     if args.shard:
         provenance["shard"] = shard_record(*args.shard, n_regions, batch_regions)
     explain = functools.partial(
@@ -240,19 +240,47 @@ def run(args: argparse.Namespace) -> None:
         export_interop(args.export_dir, args.out)
 
 
-def _hit_max_rule(args: argparse.Namespace, model, length: int) -> str | None:
-    """The max rule of ``/hit_contrib``: ``--hit-max-rule`` where it changes the contributions, else None."""
-    from genomatt.attribution.deeplift import takes_whole_axis_max
+def _rules_taken(args: argparse.Namespace, model, length: int) -> dict:
+    """The provenance of the rules the model's operations take: ``hit_max_rule``, and ``rule_taken`` (the
+    nonlinearities under each rule) where ``--rule`` asks for RevealCancel; each choice that changes nothing
+    logged, and nonlinearities that RevealCancel cannot take named."""
+    from genomatt.attribution.deeplift import probe_rules
 
-    if args.hit_max_rule in (None, args.max_rule):
-        return None
-    if not takes_whole_axis_max(model, length, args.device):
-        log.info("the model takes no max over a whole axis, so --hit-max-rule %s gives the contributions of "
-                 "--max-rule %s: no /hit_contrib is written and hits read /contrib", args.hit_max_rule, args.max_rule)
-        return None
-    log.info("the model takes a max over a whole axis: /hit_contrib holds the contributions under --hit-max-rule "
-             "%s, for hits (each region explained twice)", args.hit_max_rule)
-    return args.hit_max_rule
+    record: dict = {"hit_max_rule": None}
+    if args.rule == "rescale" and args.hit_max_rule in (None, args.max_rule):
+        return record
+    probe = probe_rules(model, length, args.rule, args.device)
+    if args.hit_max_rule not in (None, args.max_rule):
+        if probe.whole_axis_max:
+            log.info("the model takes a max over a whole axis: /hit_contrib holds the contributions under "
+                     "--hit-max-rule %s, for hits (each region explained twice)", args.hit_max_rule)
+            record["hit_max_rule"] = args.hit_max_rule
+        else:
+            log.info("the model takes no max over a whole axis, so --hit-max-rule %s gives the contributions of "
+                     "--max-rule %s: no /hit_contrib is written and hits read /contrib", args.hit_max_rule,
+                     args.max_rule)
+    if args.rule != "rescale":
+        revealed, rescaled = probe.sites("revealcancel"), probe.sites("rescale")
+        record["rule_taken"] = {"revealcancel": len(revealed), "rescale": len(rescaled)}
+        where = "; ".join(rescaled[:3]) + (f"; and {len(rescaled) - 3} more" if len(rescaled) > 3 else "")
+        if not revealed:
+            log.warning("--rule %s: none of the model's %d nonlinearities takes RevealCancel (%s), so the "
+                        "contributions are those of --rule rescale; they take Rescale at %s", args.rule,
+                        len(rescaled), _REVEAL_CANCEL_APPLIES[args.rule], where or "no nonlinearity")
+        elif rescaled and args.rule == "revealcancel":
+            log.warning("--rule revealcancel: %d of the model's %d nonlinearities take Rescale, since their "
+                        "input is not a convolution's or linear layer's output: %s", len(rescaled),
+                        len(rescaled) + len(revealed), where)
+        else:
+            log.info("--rule %s: %d nonlinearities take RevealCancel and %d Rescale", args.rule, len(revealed),
+                     len(rescaled))
+    return record
+
+
+_REVEAL_CANCEL_APPLIES = {
+    "revealcancel": "it applies where a nonlinearity's input is a convolution's or linear layer's output",
+    "genomics_default": "it applies where a nonlinearity's input is a linear (dense) layer's output",
+}
 
 
 def _explain_block(explain: Callable, onehot: np.ndarray, regions: pd.DataFrame, targets: list,

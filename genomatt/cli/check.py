@@ -42,6 +42,10 @@ def register(subparsers) -> None:
     parser.add_argument("--model", help="a user's model (file, config or package.module:factory); without it, "
                         "the tasks are the task BEDs' (a model genomatt trains)")
     parser.add_argument("--weights", help="state dict for a model config or import spec")
+    parser.add_argument("--model-checked", metavar="CHECK_JSON",
+                        help="the JSON summary (--out) of an earlier check of a user's model: check the task BEDs "
+                        "(and regions) against the tasks it records, without loading the model or the known motifs "
+                        "again")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
                         help="names of the model's tasks, as given to 'genomatt attribute --task-names'")
     parser.add_argument("--targets", nargs="+", metavar="TARGET",
@@ -63,16 +67,19 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from genomatt.preflight import check_inputs
+    from genomatt.preflight import check_inputs, read_checked_model
 
     tax_group = None if args.jaspar_tax_group == "all" else args.jaspar_tax_group
+    checked_model = read_checked_model(args.model_checked) if args.model_checked else None
+    # A check of the task BEDs alone leaves the known motifs to the check it follows.
+    known_motifs = args.meme is None and args.regions is not None and checked_model is None
     summary = check_inputs(
         args.fasta, args.regions, args.width, on_missing=args.on_missing, task_beds=args.task_regions,
         labels_column=args.labels_column, task_names=args.task_names, targets=args.targets, model=args.model,
         weights=args.weights,
         negatives=args.negatives, meme=args.meme, val_chroms=args.val_chroms, test_chroms=args.test_chroms,
-        jaspar=None if args.meme or args.regions is None else (args.jaspar_release, args.jaspar_collection, tax_group),
-        task_regions_select=args.task_regions_select,
+        jaspar=(args.jaspar_release, args.jaspar_collection, tax_group) if known_motifs else None,
+        task_regions_select=args.task_regions_select, checked_model=checked_model,
     )
     text = json.dumps(summary, indent=2)
     if args.out:

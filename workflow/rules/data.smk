@@ -82,12 +82,13 @@ rule check:
 
 
 rule check_task_regions:
-    """Check a user model's task BEDs again when they are edited, before motifs and hits read them."""
+    """Check a user model's task BEDs again when they are edited, before motifs and hits read them: against the
+    tasks the model's check recorded, without loading the model again."""
     input:
+        check=f"{OUTDIR}/{{sample}}/check.json",
         fasta=sample_fasta,
         regions=sample_regions,
         task_beds=sample_motif_task_regions,
-        model=sample_user_model_inputs,
     output:
         f"{OUTDIR}/{{sample}}/task_regions_check.json",
     log:
@@ -97,9 +98,7 @@ rule check_task_regions:
     params:
         width=config["width"],
         on_missing=sample_on_missing,
-        options=sample_check_options,
         task_regions=sample_motif_task_options,
-        motifs=lambda wildcards, input: known_motif_options(wildcards),
     threads: 1
     resources:
         mem_mb=4000,
@@ -108,8 +107,8 @@ rule check_task_regions:
         "../../envs/genomatt.yaml"
     shell:
         "genomatt check --fasta {input.fasta:q} --regions {input.regions:q} --width {params.width}"
-        " --on-missing {params.on_missing} {params.options} {params.task_regions} --task-regions-select"
-        " {params.motifs} --out {output:q} > {log:q} 2>&1"
+        " --on-missing {params.on_missing} {params.task_regions} --task-regions-select"
+        " --model-checked {input.check:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule extract:
