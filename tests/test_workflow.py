@@ -383,12 +383,12 @@ def test_the_config_defaults_are_the_commands_defaults():
 
 def test_keys_written_out_at_their_defaults_change_no_command(tmp_path):
     # The demo config, then the same with defaults written out in other spellings and orders: 0 for 0.0, 1 for
-    # 1.0, the hits keys in another order, the held-out chromosomes left out.
+    # 1.0, the hits keys in another order, the held-out chromosomes and the motifs to plant left out.
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["outdir"] = str(tmp_path / "out")
     written = yaml.safe_load(yaml.safe_dump(config))
     written["train"].update({"weight_decay": 0, "learning_rate": 0.002})
-    del written["train"]["val_chroms"], written["train"]["test_chroms"]
+    del written["train"]["val_chroms"], written["train"]["test_chroms"], written["simulate"]["motifs"]
     written["hits"] = {"min_task_share": 0.5, "energy_floor": 1, "fdr": 0.05, "min_similarity": 0.7}
     commands = []
     for name, values in (("demo", config), ("written", written)):

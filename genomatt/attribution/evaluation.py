@@ -77,6 +77,8 @@ def planted_positions(regions: pd.DataFrame, truth: pd.DataFrame, tasks: Sequenc
         :func:`genomatt.simulate.simulate_genome`); instances of other tasks are ignored.
     tasks : sequence of str
         Task of each output axis.
+    length : int
+        Window width in bp (L).
 
     Returns
     -------
@@ -176,9 +178,18 @@ def output_drops(model: nn.Module, X: Tensor, removal: Tensor, subsets: Mapping[
 
     Parameters
     ----------
+    model : torch.nn.Module
+        Returns ``(B, n_outputs)``.
     X, removal : Tensor, shape (N, 4, L)
         Sequences and what replaces a removed position (a shuffle of each sequence, or zeros for N).
     subsets : dict of int to numpy.ndarray, shape (N, K, L), bool
+        Per subset size n, K random subsets of n positions of each sequence.
+    columns : sequence of int
+        The output columns (tasks) whose drops are measured.
+    batch_size : int, default 128
+        Rows per forward pass.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
 
     Returns
     -------

@@ -232,6 +232,11 @@ def max_pool1d_cross_max(z: Tensor, n_sequences: int, kernel: int, stride: int, 
     Parameters
     ----------
     z : Tensor, shape (b + b * r, C, L)
+        The ``b`` sequences' rows, then their ``r`` references each.
+    n_sequences : int
+        ``b``.
+    kernel, stride, padding, dilation, ceil_mode
+        As ``torch.nn.functional.max_pool1d`` takes them.
 
     Returns
     -------

@@ -92,6 +92,8 @@ class ExplainedModel:
         Parameters
         ----------
         inputs : Tensor, shape (B, 4, L)
+        batch_size : int
+            Rows per forward pass.
 
         Returns
         -------

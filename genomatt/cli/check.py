@@ -30,8 +30,8 @@ def register(subparsers) -> None:
                         "training reads) the regions and, unless --meme is given, the known motifs are not checked")
     parser.add_argument("--width", type=int, required=True, help="window width in bp")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
-                        help="regions on chromosomes absent from the FASTA: an error (default), or counted and "
-                        "skipped as by 'genomatt extract --on-missing skip'")
+                        help="regions on chromosomes absent from the FASTA or starting past a chromosome's end: "
+                        "an error (default), or counted and skipped as by 'genomatt extract --on-missing skip'")
     parser.add_argument("--task-regions", nargs="+", metavar="BED",
                         help="task BEDs: one per task (task = file name), or one with --labels-column")
     parser.add_argument("--labels-column", help="with one --task-regions BED, the column naming each region's task: "

@@ -50,7 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--min-seqlet-share", type=float, default=defaults.min_seqlet_share,
                         help="drop a motif's seqlets whose core contributes less than this fraction of its median "
                         "seqlet's, and rebuild the motif from the others (0 keeps all; default %(default)s)")
-    parser.add_argument("--seed", type=seed, default=defaults.seed, help="seed of the region order")
+    parser.add_argument("--seed", type=seed, default=defaults.seed,
+                        help="seed of the region order (default %(default)s)")
     parser.add_argument("--threads", type=positive_int, default=1, help="threads for numba and BLAS (default 1)")
     parser.set_defaults(func=run)
 

@@ -517,6 +517,15 @@ def composite_of(cwm: np.ndarray, parts: Mapping[str, np.ndarray], min_explained
         ``(4, W)`` CWM of the candidate pattern.
     parts
         Name → ``(4, w)`` core CWM of each motif it may be made of.
+    min_explained
+        Least share of the CWM's energy the two placements explain together.
+    min_each
+        Least share each placement explains.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        The names of the two parts, in the order they were fitted.
     """
     cwm = np.asarray(cwm, dtype=np.float64)
     energy = float((cwm**2).sum())

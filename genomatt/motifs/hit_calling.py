@@ -125,6 +125,8 @@ def permute_contributions(contrib: np.ndarray, onehot: np.ndarray, rng: np.rando
     ----------
     contrib, onehot
         ``(N, 4, L)`` projected contributions and one-hot sequences.
+    rng
+        The random generator of the permutations.
 
     Returns
     -------

@@ -24,7 +24,8 @@ DEFAULT_BATCH_SIZE = 128
 class HitParameters:
     """Parameters of a hit-calling run (``docs/methods.md`` gives the method).
 
-    The fields are written, in this order, as the ``settings`` of ``hits.h5`` and ``parameters.json``.
+    The fields are written as the ``settings`` of ``hits.h5`` (its provenance, keys sorted) and, in this order,
+    of ``parameters.json``.
 
     Attributes
     ----------

@@ -340,16 +340,20 @@ def simulation_motif_files():
             if str(spec).lower().endswith((".meme", ".txt")) or os.path.isfile(str(spec))]
 
 
+# `genomatt simulate`'s default motifs (GATA1, TAL1::TCF3, CTCF, SPI1, CEBPB), passed when `simulate.motifs` is left
+# out, so that writing them out runs the same command (tests/test_workflow.py checks them against the command's).
+SIMULATION_MOTIFS = ["MA2388", "MA0091", "MA0139", "MA0080", "MA0466"]
+
+
 def simulation_plant_option():
-    """`--plant` of `genomatt simulate` from `simulate.motifs`; without it, the command's default motifs."""
-    motifs = config.get("simulate", {}).get("motifs")
-    return f"--plant {quoted(motifs)}" if motifs else ""
+    """`--plant` of `genomatt simulate` from `simulate.motifs`, or the command's default motifs."""
+    return f"--plant {quoted(config.get('simulate', {}).get('motifs', SIMULATION_MOTIFS))}"
 
 
 def training_options():
     """Command-line options of `genomatt train` from the `train` section of the config."""
     options = []
-    # `threads` is the job's (the shell's --threads {threads}): a resource, whose change reruns nothing.
+    # `threads` is passed apart (a param of `train`, whose change retrains: it sets the order of float sums).
     for key in ("architecture", "architecture_config", "epochs", "learning_rate", "weight_decay", "patience",
                 "negatives", "seed", "jitter", "batch_size"):
         if key in TRAINING:
