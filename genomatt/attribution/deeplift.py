@@ -65,6 +65,13 @@ DELTA_TOLERANCE = 1e-4
 DELTA_TOLERANCE_AUTOCAST = 5e-2
 """Default tolerance under bfloat16 / float16 autocast, whose activations keep ~3 digits."""
 
+AUTOCAST_AGREEMENT = 0.2
+"""Largest relative L2 distance, per target, of the contributions under autocast from float32's on the first
+sequences of a call (:func:`deep_lift_shap`); a trained CNN under bfloat16 measures 0.01–0.03."""
+
+# Sequences of each call explained in float32 too under autocast, to measure the agreement.
+_AUTOCAST_CHECKED = 16
+
 # A progress bar appears (on a terminal) from this many (sequence, reference) pairs on.
 _PROGRESS_PAIRS = 20_000
 
@@ -175,7 +182,12 @@ def deep_lift_shap(
         cross-max. See docs/methods/deeplift.md.
     autocast : torch.dtype, optional
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
-        ``torch.float16``); the multipliers, their projection and the delta check stay float32.
+        ``torch.float16``); the multipliers, their projection and the delta check stay float32. The
+        first sequences (up to 16, against their first references) are explained in float32 too, and
+        contributions further than :data:`AUTOCAST_AGREEMENT` from float32's (relative L2 distance, for
+        any target) fail as the delta check does: the delta check compares the contributions with
+        outputs computed in the same reduced precision, so it cannot see a target whose output changes
+        too little between a sequence and its references for three digits (a nearly flat profile).
     delta_tolerance : float, optional
         A region fails the summation-to-delta check when its delta exceeds this times its scale:
         the largest of |f(x)|, |f(reference)|, Σ|contributions| (the sum over positions of each
@@ -234,6 +246,10 @@ def deep_lift_shap(
         engine = _Engine(model, mode, reduce_output, device, dtype, autocast)
         sequences_per_block = sequences_per_batch(batch_size, n_references)
         references_per_pass = min(batch_size, n_references)
+        # Under autocast the first sequences are explained in float32 too (their first references), to compare.
+        full = _Engine(model, mode, reduce_output, device, dtype, None) if autocast is not None else None
+        checked = min(n, max(sequences_per_block, _AUTOCAST_CHECKED // sequences_per_block * sequences_per_block))
+        agreement = torch.zeros(2, n_targets)
         with tqdm(total=n * n_references, unit="pair", desc="DeepLIFT",
                   disable=_progress_disabled(progress, n * n_references)) as bar:
             for start in range(0, n, sequences_per_block):
@@ -242,6 +258,10 @@ def deep_lift_shap(
                 for first in range(0, n_references, references_per_pass):
                     refs = block[:, first:first + references_per_pass]
                     hyp_sum, errors, magnitude, values = engine.pairs(X[start:stop], refs)
+                    if full is not None and first == 0 and start < checked:
+                        agreement += _agreement_terms(hyp_sum, full.pairs(X[start:stop], refs)[0], X[start:stop])
+                        if stop >= checked:
+                            _check_autocast_agreement(agreement, checked, str(autocast), strict)
                     hypothetical_sum[start:stop] += hyp_sum
                     prediction[start:stop] = values
                     delta[start:stop] = torch.maximum(delta[start:stop], errors)
@@ -456,6 +476,33 @@ def _check_batch_first(single: list[Any], batched: list[Any], rows: int) -> None
                              f"number of sequences (an output of shape {tuple(one.shape)} for 1 sequence and "
                              f"{tuple(many.shape)} for {rows}); expected (N, ...) with N the number of sequences, "
                              "e.g. (N, n_outputs), not tasks first (n_outputs, N)")
+
+
+def _agreement_terms(reduced: Tensor, full: Tensor, x: Tensor) -> Tensor:
+    """``(2, T)``: the squared distance of the contributions (hypothetical × sequence) from reduced-precision
+    hypothetical sums ``reduced`` to float32's ``full``, and the squared norm of float32's, per target."""
+    reduced, full = reduced * x.unsqueeze(1), full * x.unsqueeze(1)
+    return torch.stack([((reduced - full) ** 2).sum(dim=(0, 2, 3)), (full ** 2).sum(dim=(0, 2, 3))])
+
+
+def _check_autocast_agreement(agreement: Tensor, n_checked: int, autocast: str, strict: bool) -> None:
+    """Refuse (or with ``strict=False`` warn of) contributions under autocast further than
+    :data:`AUTOCAST_AGREEMENT` from float32's on the first ``n_checked`` sequences (``agreement``:
+    :func:`_agreement_terms` summed over them)."""
+    difference, norm = agreement
+    distance = torch.where(norm > 0, (difference / norm.clamp(min=torch.finfo(norm.dtype).tiny)).sqrt(), 0.0)
+    if float(distance.max()) <= AUTOCAST_AGREEMENT:
+        return
+    dtype = autocast.removeprefix("torch.")
+    message = (f"under autocast {dtype} the contributions of the first {n_checked} sequences are "
+               f"{float(distance.max()):.0%} away from float32's (relative L2 distance, target "
+               f"{int(distance.argmax())} of those explained; at most {AUTOCAST_AGREEMENT:.0%} is accepted): the "
+               f"target's output changes too little between a sequence and its references for {dtype}'s three "
+               "digits (as a nearly flat profile's does), and the summation-to-delta check, computed in the same "
+               "precision, cannot see it; explain it in float32 (without autocast, --autocast)")
+    if strict:
+        raise ModelError(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def _check_delta(delta: Tensor, scale: Tensor, tolerance: float, strict: bool,

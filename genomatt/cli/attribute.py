@@ -83,7 +83,9 @@ def register(subparsers) -> None:
                         help="(region, reference) pairs per pass (default %(default)s)")
     add_device_argument(parser)
     parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
-                        help="run the model in reduced precision (the delta check stays float32)")
+                        help="run the model in reduced precision (the delta check stays float32; contributions "
+                        "more than 20%% from float32's on the first sequences of each block are refused like a "
+                        "failed delta check)")
     parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
                         help="fail, writing nothing, when a region's contributions do not sum to the model's "
                         "output difference; --no-strict warns and writes them (default: strict)")
