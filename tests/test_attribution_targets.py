@@ -148,3 +148,62 @@ def test_multi_task_profile_model_is_explained_per_task():
         changed = model(X)[0].clone()
         changed[:, 0] += torch.randn_like(changed[:, 0])
         torch.testing.assert_close(profile((changed, None)), profile((model(X)[0], None)))
+
+
+class StrandedCountModel(MultiTaskProfileModel):
+    """BPNet's multi-task layout: profile logits (N, 3 tasks, 2 strands, L) and log counts (N, 3, 2), one per task
+    and strand."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = nn.Linear(8, 6)
+
+    def forward(self, x):
+        profile, counts = super().forward(x)
+        return profile, counts.reshape(len(x), 3, 2)
+
+
+def test_counts_per_task_and_strand_are_explained_per_task():
+    # They were read as one task whose profile mixed every task's, and a "profile" of the six count values.
+    torch.manual_seed(0)
+    model = StrandedCountModel().eval()
+    X, refs = _one_hot((3, 80), 1), _one_hot((3, 4, 80), 2)
+    named = dict(head_targets([(3, 2, 80), (3, 2)], task_names=["GATA1", "TAL1", "CTCF"]))
+    assert list(named) == [f"{head}_{task}" for head in ("profile", "counts") for task in ("GATA1", "TAL1", "CTCF")]
+    contributions = X * deep_lift_shap(model, X, refs, target=named["counts_TAL1"], hypothetical=True)
+    with torch.no_grad():
+        # The plain model: task 1's log counts averaged over its strands, against each reference, averaged.
+        expected = model(X)[1][:, 1].mean(-1) - torch.stack([model(refs[:, r])[1][:, 1].mean(-1)
+                                                             for r in range(4)]).mean(0)
+    torch.testing.assert_close(contributions.sum((1, 2)), expected, rtol=0, atol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(named["profile_CTCF"](model(X)), profile_target(0, "bpnet", 2)(model(X)))
+    # A single task with one count per strand: one name.
+    assert [name for name, _ in head_targets([(1, 2, 80), (1, 2)], task_names=["GATA1"])] == ["profile_GATA1",
+                                                                                             "counts_GATA1"]
+
+
+def test_a_track_output_with_as_many_positions_as_tracks_is_refused():
+    # (3, 3): three tracks of three bins, read tracks first whatever the model's layout.
+    for names in (None, ["DNase", "ATAC", "CAGE"]):
+        with pytest.raises(ModelError, match=r"one \(3, 3\) tensor per sequence: as many positions as tracks"):
+            head_targets([(3, 3)], task_names=names)
+
+
+def test_task_names_other_than_the_models_own_are_refused_for_heads_too(tmp_path):
+    # A profile + count model config naming its task GATA1, given CTCF: the targets were renamed profile_CTCF.
+    import yaml
+
+    from genomatt.attribution.targets import model_targets
+    from genomatt.models.io import load
+
+    torch.manual_seed(0)
+    torch.save(ProfileCountModel().state_dict(), tmp_path / "weights.pt")
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({
+        "factory": "test_attribution_targets:ProfileCountModel", "weights": "weights.pt", "input_length": 80,
+        "task_names": ["GATA1"]}))
+    loaded = load(tmp_path / "model.yaml", input_length=80)
+    assert model_targets(loaded, "model.yaml")[2] == ["profile_GATA1", "counts_GATA1"]
+    assert model_targets(loaded, "model.yaml", ["GATA1"])[2] == ["profile_GATA1", "counts_GATA1"]
+    with pytest.raises(ModelError, match=r"model.yaml: the model names its tasks \['GATA1'\], not \['CTCF'\]"):
+        model_targets(loaded, "model.yaml", ["CTCF"])

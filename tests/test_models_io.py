@@ -289,7 +289,8 @@ class CastsToItsWeights(nn.Module):
 def test_a_half_precision_trace_is_told_to_be_traced_in_float32(tmp_path):
     path = tmp_path / "half.ts"
     torch.jit.trace(CastsToItsWeights().half().eval(), torch.zeros(2, 4, 50)).save(str(path))
-    with pytest.raises(ModelError, match=r"parameters were torch.float16\): .*Input type \(torch.HalfTensor\).*trace "
+    # torch's own words for the type mismatch differ with the CPU's kernels; genomatt's are checked.
+    with pytest.raises(ModelError, match=r"parameters were torch.float16\): .*(Half|half).*trace "
                                          r"the model in float32 \(model.float\(\) before torch.jit.trace\) or script"):
         load(path, input_length=50)
 

@@ -5,8 +5,9 @@ several outputs (a tuple) is explained per output ("head"): a head with one valu
 directly, a head with a profile (``(N, L_out)`` or ``(N, strands, L_out)``, strands flattened with
 positions as bpnet-lite does) through a profile target. A multi-task profile model, whose count head
 has T > 1 values, one per track of its profile head ``(N, T, L_out)`` (or ``(N, T, strands, L_out)``),
-is explained per task: the profile target of track t and the count of task t. A model returning one
-profile tensor
+is explained per task: the profile target of track t and the count of task t; so is BPNet's layout of one
+count per task and strand ``(N, T, strands)`` beside ``(N, T, strands, L_out)``, task t's count being the mean
+of its strands'. A model returning one profile tensor
 ``(N, T, L_out)`` (gReLU track models) is explained per track ``t`` through the profile target of
 ``[:, t]``; one returning ``(N, L_out, T)`` (Enformer, Basenji), whose T tracks are named by the user
 (``task_names``), through that of ``[..., t]``.
@@ -141,11 +142,38 @@ def scalar_target(head: int, column: int = 0) -> Callable[[Any], Tensor]:
     return scalar
 
 
+def strand_mean_target(head: int, task: int) -> Callable[[Any], Tensor]:
+    """The target explaining one task's counts of a head with one count per task and strand ``(N, T, S)``: their
+    mean over the S strands.
+
+    Parameters
+    ----------
+    head : int
+        Index of the count output in the model's output tuple.
+    task : int
+        The task explained.
+
+    Returns
+    -------
+    callable
+        Model outputs → ``(B,)`` target values.
+    """
+    def counts(outputs: Any) -> Tensor:
+        values = _head(outputs, head)
+        return values[:, task].reshape(values.shape[0], -1).mean(dim=-1)
+
+    return counts
+
+
 def _task_axis(output_shapes: Sequence[tuple[int, ...]]) -> int | None:
-    """T for a multi-task profile model: a head of T > 1 values, one per track of a profile head ``(T, ..., L)``."""
-    tracks = {shape[0] for shape in output_shapes if len(squeezed_shape(shape)) >= 2}
-    for shape in map(squeezed_shape, output_shapes):
-        if len(shape) == 1 and shape[0] > 1 and shape[0] in tracks:
+    """T for a multi-task profile model: a head of T > 1 values, one per track of a profile head ``(T, ..., L)``;
+    or a head of T × S values, one per task and strand, beside a profile head ``(T, S, L)`` (BPNet's layout)."""
+    shapes = [squeezed_shape(tuple(shape)) for shape in output_shapes]
+    profiles = [shape for shape in shapes if len(shape) >= 2]
+    for shape in shapes:
+        if len(shape) == 1 and shape[0] > 1 and any(profile[0] == shape[0] for profile in profiles):
+            return shape[0]
+        if len(shape) == 2 and any(len(profile) == 3 and profile[:2] == shape for profile in profiles):
             return shape[0]
     return None
 
@@ -159,10 +187,15 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model whose heads "
                          f"{[tuple(shape) for shape in output_shapes]} hold {n_tasks or 1} task(s)")
     heads = []
+    profiles = [squeezed_shape(tuple(shape)) for shape in output_shapes if len(squeezed_shape(tuple(shape))) >= 2]
     for head, shape in enumerate(output_shapes):
-        shape = squeezed_shape(shape)
+        shape = squeezed_shape(tuple(shape))
         if n_tasks and len(shape) == 1 and shape[0] == n_tasks:
             heads.append(("counts", [scalar_target(head, task) for task in range(n_tasks)]))
+        elif n_tasks and len(shape) == 2 and shape[0] == n_tasks and any(
+                len(profile) == 3 and profile[:2] == shape for profile in profiles):
+            # One count per task and strand: each task's mean over its strands (as BPNet averages its strands' scores).
+            heads.append(("counts", [strand_mean_target(head, task) for task in range(n_tasks)]))
         elif n_tasks and len(shape) >= 2 and shape[0] == n_tasks:
             heads.append(("profile", [profile_target(head, convention, task) for task in range(n_tasks)]))
         elif math.prod(shape) == 1:
@@ -180,8 +213,11 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
             labels = task_names or range(len(functions))
             targets += [(f"{name}_{label}", function) for label, function in zip(labels, functions)]
         else:
-            # A head of a single-task model is its task's; one beside per-task heads is no task's.
-            targets.append((f"{name}_{task_names[0]}" if task_names and not n_tasks else name, functions[0]))
+            # A head of a single-task model is its task's (a model of one task, or of one task's per-task heads); one
+            # beside per-task heads of several is no task's.
+            per_task = n_tasks == 1 and len(squeezed_shape(tuple(output_shapes[head]))) >= 2
+            own = task_names and (not n_tasks or per_task)
+            targets.append((f"{name}_{task_names[0]}" if own else name, functions[0]))
     return targets
 
 
@@ -190,6 +226,11 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
     """The target of each track of one ``(A, B)`` output: tracks first, unless ``task_names`` name the B of the
     last axis; a profile target, or for tracks of one position the value itself."""
     first, last = shape
+    if first == last > 1:
+        raise ModelError(f"the model returns one {shape} tensor per sequence: as many positions as tracks at this "
+                         "width, so which axis holds the tracks cannot be told (tracks first, (T, L_out), as gReLU "
+                         "models return them, or last, (L_out, T), as Enformer and Basenji do); explain it at a width "
+                         "whose output length differs from its number of tracks, or wrap it to return (N, T, L_out)")
     if task_names and len(task_names) not in shape:
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model returning "
                          f"{shape} per sequence: name its {first} tracks (first axis) or {last} (last axis)")
@@ -337,6 +378,10 @@ def model_targets(loaded: LoadedModel, where: str, task_names: Sequence[str] | N
     ModelError
         If the names or targets do not fit the model's outputs, naming ``where``.
     """
+    declared = loaded.metadata.get("task_names")
+    if task_names and declared is not None and [str(name) for name in declared] != [str(name) for name in task_names]:
+        raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {list(task_names)}; give no task "
+                         "names (or the model's)")
     if explains_columns(loaded.output_shapes, task_names or loaded.task_names):
         if task_names:
             loaded = name_tasks(loaded, task_names, where)
