@@ -220,6 +220,11 @@ def simulate_genome(out_dir: str | os.PathLike, settings: SimulationSettings | N
         Paths of everything written.
     """
     settings = settings or SimulationSettings()
+    for name, least in (("n_chromosomes", 1), ("chromosome_length", 1), ("n_positive_regions", 1),
+                        ("n_negative_regions", 0)):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"simulation: {name} must be an integer of at least {least}, got {value!r}")
     if settings.region_width < 2 * settings.edge_margin + 1:
         raise ConfigError(f"simulation: region_width {settings.region_width} is too small for edge margins")
     out = Path(out_dir)

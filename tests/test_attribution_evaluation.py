@@ -162,6 +162,13 @@ def test_evaluation_refuses_unknown_methods_and_tasks(small_genome, scanner):
     # A table without its columns is named as such, not as one of no planted instances of the model's tasks.
     with pytest.raises(ConfigError, match="the truth table has no column chrom, task"):
         evaluate_attributions(model, X, regions, truth.drop(columns=["chrom", "task"]), tasks)
+    # Coordinates that are no 0-based intervals: a float start ended in a traceback from numpy's slicing.
+    float_start = truth.astype({"start": float})
+    float_start.loc[1, "start"] += 0.5
+    with pytest.raises(ConfigError, match=r"the truth table: line 3: start must be a non-negative integer .*got '\d+\.5'"):
+        evaluate_attributions(model, X, regions, float_start, tasks)
+    with pytest.raises(ConfigError, match=r"line 2: end \d+ is not past start"):
+        evaluate_attributions(model, X, regions, truth.assign(end=truth["start"]), tasks)
     with pytest.raises(ConfigError, match="removal must be one of shuffle, n"):
         evaluate_attributions(model, X, regions, truth, tasks, removal="zeros")
     with pytest.raises(ConfigError, match="saliency named more than once"):
@@ -204,7 +211,7 @@ def test_the_evaluate_command_writes_tables_and_plots(small_genome, scanner, tmp
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_model_that_names_no_outputs_is_evaluated_with_task_names(small_genome, scanner, tmp_path, capsys):
+def test_a_model_that_names_no_outputs_is_evaluated_with_task_names(small_genome, scanner, tmp_path, capsys, caplog):
     model, tasks, _ = scanner
     scripted = tmp_path / "model.ts"
     torch.jit.script(model).save(str(scripted))
@@ -213,6 +220,13 @@ def test_a_model_that_names_no_outputs_is_evaluated_with_task_names(small_genome
     assert _evaluate(small_genome, scripted, tmp_path / "named", "--methods", "saliency", "--width", str(WIDTH),
                      "--task-names", *tasks) == 0
     assert pd.read_csv(tmp_path / "named" / "recovery.tsv", sep="\t")["task"].tolist() == tasks
+    # A task of the model without planted instances is named as left out, not dropped silently.
+    renamed = [f"{tasks[0]}X", *tasks[1:]]
+    with caplog.at_level("WARNING", logger="genomatt"):
+        assert _evaluate(small_genome, scripted, tmp_path / "renamed", "--methods", "saliency", "--width", str(WIDTH),
+                         "--task-names", *renamed) == 0
+    assert f"the model's tasks {tasks[0]}X have no planted instances in the truth table" in caplog.text
+    assert pd.read_csv(tmp_path / "renamed" / "recovery.tsv", sep="\t")["task"].tolist() == tasks[1:]
 
 
 class Gated(nn.Module):

@@ -17,7 +17,7 @@ import pytest
 from synthetic import planted_motifs_h5, synthetic_contributions
 
 from genomatt.cli.main import main
-from genomatt.contributions import Contributions, contribution_tasks
+from genomatt.contributions import Contributions, contribution_tasks, read_contributions
 from genomatt.errors import StoreError
 from genomatt.motifs.formats import read_meme
 from genomatt.motifs.cwm_motifs import read_cwm_motifs
@@ -271,6 +271,17 @@ def test_invalid_inputs_give_clear_errors(run_files, tmp_path):
     bad_json.write_text("{not json")
     with pytest.raises(StoreError, match="not valid JSON"):
         build_report(run_files["contrib"], tmp_path / "r.html", metrics=bad_json)
+    bad_json.write_text("[1, 2]")
+    with pytest.raises(StoreError, match="m.json: expected a JSON object of the model's test metrics.*got a JSON list"):
+        build_report(run_files["contrib"], tmp_path / "r.html", metrics=bad_json)
+    # The metrics genomatt train wrote for another model (its content_hash): they were shown as this model's.
+    model = read_contributions(run_files["contrib"]).provenance["model_sha256"]
+    bad_json.write_text(json.dumps({"content_hash": "f" * 64, "tasks": {"GATA1": {"auroc": 0.6}}}))
+    with pytest.raises(StoreError, match=rf"m.json: the metrics of another model \(content_hash ffffffffffff\) than "
+                                         rf"the one .* explains \({model[:12]}\)"):
+        build_report(run_files["contrib"], tmp_path / "r.html", metrics=bad_json)
+    bad_json.write_text(json.dumps({"content_hash": model, "tasks": {"GATA1": {"auroc": 0.6}}}))
+    assert "0.6" in build_report(run_files["contrib"], tmp_path / "same.html", metrics=bad_json).read_text()
     with pytest.raises(StoreError, match="not a genomatt hits.h5"):
         build_report(run_files["contrib"], tmp_path / "r.html", hits=run_files["motifs"])
     with pytest.raises(StoreError, match="expected 'contributions'"):

@@ -95,6 +95,20 @@ def test_invalid_settings(tmp_path):
         simulate_genome(tmp_path, SimulationSettings(n_chromosomes=1, chromosome_length=1000))
     with pytest.raises(MotifError, match="no JASPAR motif 'NOT_A_TF'"):
         simulate_genome(tmp_path, SimulationSettings(motifs=("NOT_A_TF",)))
+    # Negative counts gave fewer regions than the manifest said, and no positives a traceback.
+    for name, value, least in (("n_negative_regions", -3, 0), ("n_positive_regions", 0, 1)):
+        with pytest.raises(ConfigError, match=f"{name} must be an integer of at least {least}, got {value}"):
+            simulate_genome(tmp_path, SimulationSettings(**{name: value}))
+
+
+@pytest.mark.parametrize("option, value", [("--n-negatives", "-3"), ("--n-positives", "0"), ("--region-width", "-1")])
+def test_the_command_refuses_counts_below_their_least(tmp_path, capsys, option, value):
+    from genomatt.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["simulate", "--out-dir", str(tmp_path / "g"), option, value])
+    assert f"argument {option}" in capsys.readouterr().err
+    assert not (tmp_path / "g").exists()
 
 
 def test_matrices_of_one_factor_are_tasks_named_by_their_ids(tmp_path):

@@ -57,12 +57,25 @@ _REMOVED_PER_BLOCK = 4096
 
 
 def check_truth_columns(truth: pd.DataFrame, where: str = "the truth table") -> None:
-    """Refuse a truth table without the columns :data:`TRUTH_COLUMNS`, naming ``where`` (its file) and its header."""
+    """Refuse a truth table without the columns :data:`TRUTH_COLUMNS`, naming ``where`` (its file) and its header,
+    or with coordinates that are not 0-based half-open integer intervals, naming the first such line (of a file
+    read with its header line)."""
     missing = [column for column in TRUTH_COLUMNS if column not in truth.columns]
     if missing:
         raise ConfigError(f"{where}: the truth table has no column {', '.join(missing)} (its header: "
                           f"{', '.join(map(str, truth.columns[:8]))}); expected a TSV with a header line naming "
                           f"{', '.join(TRUTH_COLUMNS)}, as truth.tsv of genomatt simulate")
+    coordinates = {column: pd.to_numeric(truth[column], errors="coerce") for column in ("start", "end")}
+    for column, values in coordinates.items():
+        bad = np.flatnonzero((values.isna() | (values % 1 != 0) | (values < 0)).to_numpy())
+        if len(bad):
+            raise ConfigError(f"{where}: line {bad[0] + 2}: {column} must be a non-negative integer (0-based), got "
+                              f"'{truth[column].iloc[bad[0]]}'")
+    empty = np.flatnonzero((coordinates["end"] <= coordinates["start"]).to_numpy())
+    if len(empty):
+        row = truth.iloc[empty[0]]
+        raise ConfigError(f"{where}: line {empty[0] + 2}: end {row['end']} is not past start {row['start']}; expected "
+                          "0-based half-open intervals (end > start)")
 
 
 def planted_positions(regions: pd.DataFrame, truth: pd.DataFrame, tasks: Sequence[str], length: int) -> np.ndarray:
@@ -494,6 +507,10 @@ def _evaluated_columns(task_names: Sequence[str], truth: pd.DataFrame) -> list[i
         raise ConfigError(f"none of the model's tasks ({', '.join(task_names)}) has planted instances in the truth "
                           f"table (its tasks: {', '.join(sorted(map(str, present))) or 'none'}); name the model's "
                           "outputs after them (--task-names)")
+    left_out = [task for task in task_names if task not in present]
+    if left_out:
+        log.warning("the model's tasks %s have no planted instances in the truth table (its tasks: %s): they are not "
+                    "evaluated", ", ".join(left_out), ", ".join(sorted(map(str, present))))
     return columns
 
 

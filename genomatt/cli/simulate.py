@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from genomatt.cli.arguments import seed
+from genomatt.cli.arguments import non_negative_int, positive_int, seed
 from genomatt.simulation_settings import SimulationSettings
 
 _DEFAULTS = SimulationSettings()
@@ -24,15 +24,15 @@ def register(subparsers) -> None:
                         help="JASPAR IDs, TF names or motif files (MEME or JASPAR format) to plant "
                         "(default: %(default)s)")
     parser.add_argument("--jaspar-release", default=_DEFAULTS.jaspar_release, help="(default: %(default)s)")
-    parser.add_argument("--n-chromosomes", type=int, default=_DEFAULTS.n_chromosomes,
+    parser.add_argument("--n-chromosomes", type=positive_int, default=_DEFAULTS.n_chromosomes,
                         help="number of chromosomes (default: %(default)s)")
-    parser.add_argument("--chromosome-length", type=int, default=_DEFAULTS.chromosome_length,
+    parser.add_argument("--chromosome-length", type=positive_int, default=_DEFAULTS.chromosome_length,
                         help="length of each chromosome in bp (default: %(default)s)")
-    parser.add_argument("--region-width", type=int, default=_DEFAULTS.region_width,
+    parser.add_argument("--region-width", type=positive_int, default=_DEFAULTS.region_width,
                         help="width of each simulated region in bp (default: %(default)s)")
-    parser.add_argument("--n-positives", type=int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
+    parser.add_argument("--n-positives", type=positive_int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
                         help="number of motif-bearing regions (default: %(default)s)")
-    parser.add_argument("--n-negatives", type=int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
+    parser.add_argument("--n-negatives", type=non_negative_int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
                         help="number of background regions (default: %(default)s)")
     parser.set_defaults(func=run)
 

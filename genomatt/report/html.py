@@ -79,7 +79,7 @@ class ReportInputs:
     delta: np.ndarray | None
     motifs: list[DiscoveredMotif | CwmMotif]
     hits: HitCalls | None
-    metrics: object | None
+    metrics: dict | None
     sources: dict[str, Path | None]
     motif_provenance: dict = field(default_factory=dict)
     hit_provenance: dict = field(default_factory=dict)
@@ -100,13 +100,24 @@ class ReportInputs:
         return self.contributions.attrs
 
 
-def _read_metrics(path: Path) -> object:
+def _read_metrics(path: Path, contrib: Path, provenance: dict) -> dict:
+    """The metrics JSON object of ``path``, refused when its ``content_hash`` (as ``genomatt train`` writes it) names
+    another model than the one ``contrib`` explains."""
     if not path.is_file():
         raise StoreError(missing_file(path, "metrics file"))
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise StoreError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+        metrics = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        where = f" ({error.msg} at line {error.lineno})" if isinstance(error, json.JSONDecodeError) else ""
+        raise StoreError(f"{path}: not valid JSON{where}") from None
+    if not isinstance(metrics, dict):
+        raise StoreError(f"{path}: expected a JSON object of the model's test metrics, e.g. {{task: {{auroc: ..., "
+                         f"auprc: ...}}}}, got a JSON {type(metrics).__name__}")
+    ours, theirs = provenance.get("model_sha256"), metrics.get("content_hash")
+    if ours and isinstance(theirs, str) and theirs != ours:
+        raise StoreError(f"{path}: the metrics of another model (content_hash {theirs[:12]}) than the one {contrib} "
+                         f"explains ({ours[:12]}); give that model's metrics")
+    return metrics
 
 
 def load_report_inputs(
@@ -140,7 +151,8 @@ def load_report_inputs(
         motif_rows += [CwmMotif(name, np.asarray(cwm)) for name, cwm in hit_calls.cwms.items() if name not in known]
     return ReportInputs(
         contributions=contributions, delta=contributions.read_scores("delta"),
-        motifs=motif_rows, hits=hit_calls, metrics=_read_metrics(Path(metrics)) if metrics else None,
+        motifs=motif_rows, hits=hit_calls,
+        metrics=_read_metrics(Path(metrics), contrib, contributions.provenance) if metrics else None,
         sources={"contributions": contrib, "motifs": Path(motifs) if motifs else None,
                  "hits": Path(hits) if hits else None, "metrics": Path(metrics) if metrics else None},
         motif_provenance=motif_provenance, hit_provenance=hit_provenance,
