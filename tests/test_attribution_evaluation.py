@@ -165,7 +165,8 @@ def test_evaluation_refuses_unknown_methods_and_tasks(small_genome, scanner):
     # Coordinates that are no 0-based intervals: a float start ended in a traceback from numpy's slicing.
     float_start = truth.astype({"start": float})
     float_start.loc[1, "start"] += 0.5
-    with pytest.raises(ConfigError, match=r"the truth table: line 3: start must be a non-negative integer .*got '\d+\.5'"):
+    with pytest.raises(ConfigError,
+                       match=r"the truth table: line 3: start must be a non-negative integer .*got '\d+\.5'"):
         evaluate_attributions(model, X, regions, float_start, tasks)
     with pytest.raises(ConfigError, match=r"line 2: end \d+ is not past start"):
         evaluate_attributions(model, X, regions, truth.assign(end=truth["start"]), tasks)

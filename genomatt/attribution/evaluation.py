@@ -494,7 +494,8 @@ def evaluate_attributions(
 
 
 def _label(name: str, options: Mapping) -> str:
-    """A method's row: its name, with the options given to it that change its scores (``deeplift (rule=revealcancel)``)."""
+    """A method's row: its name, with the options given to it that change its scores
+    (``deeplift (rule=revealcancel)``)."""
     shown = ", ".join(f"{key}={value}" for key, value in options.items() if key != "progress")
     return f"{name} ({shown})" if shown else name
 

@@ -30,9 +30,11 @@ def register(subparsers) -> None:
                         help="length of each chromosome in bp (default: %(default)s)")
     parser.add_argument("--region-width", type=positive_int, default=_DEFAULTS.region_width,
                         help="width of each simulated region in bp (default: %(default)s)")
-    parser.add_argument("--n-positives", type=positive_int, default=_DEFAULTS.n_positive_regions, dest="n_positive_regions",
+    parser.add_argument("--n-positives", type=positive_int, default=_DEFAULTS.n_positive_regions,
+                        dest="n_positive_regions",
                         help="number of motif-bearing regions (default: %(default)s)")
-    parser.add_argument("--n-negatives", type=non_negative_int, default=_DEFAULTS.n_negative_regions, dest="n_negative_regions",
+    parser.add_argument("--n-negatives", type=non_negative_int, default=_DEFAULTS.n_negative_regions,
+                        dest="n_negative_regions",
                         help="number of background regions (default: %(default)s)")
     parser.set_defaults(func=run)
 
