@@ -95,7 +95,13 @@ def safe_file_names(names: Sequence[str], what: str = "tasks") -> dict[str, str]
 
 
 def write_failure(path: str | os.PathLike, error: OSError) -> OutputError:
-    """The one-line error of a failed write of ``path``."""
+    """The one-line error of a failed write of ``path``: a file where a folder of its path must be is named."""
+    if isinstance(error, (FileExistsError, NotADirectoryError)):
+        blocking = next((folder for folder in reversed([Path(path), *Path(path).parents])
+                         if folder.exists() and not folder.is_dir()), None)
+        if blocking is not None:
+            return OutputError(f"{path}: cannot write: {blocking} is a file, where a folder is needed; give another "
+                               "path, or move the file; nothing was written under this name")
     reason = error.strerror or str(error).splitlines()[0]
     return OutputError(f"{path}: cannot write ({reason}); nothing was written under this name")
 

@@ -11,7 +11,7 @@ import logging
 import numbers
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numba
@@ -513,6 +513,21 @@ def load_regions(
     return table, X
 
 
+def check_window_width(width: int, sizes: Mapping[str, int], fasta: str | os.PathLike, source: str) -> None:
+    """Refuse windows of ``width`` bp longer than every chromosome of ``fasta`` (``sizes``): each would be mostly
+    N padding (a width of 1e9 failed allocating the window store).
+
+    Raises
+    ------
+    BedFormatError
+        Naming ``source`` (the regions), the width and the longest chromosome.
+    """
+    longest = max(sizes.values(), default=0)
+    if width > longest:
+        raise BedFormatError(f"{source}: windows of {width} bp are longer than every chromosome of {fasta} (the "
+                             f"longest is {longest} bp): each would be mostly N padding; give a smaller width")
+
+
 def window_table(
     fasta: str | os.PathLike,
     regions: str | os.PathLike | pd.DataFrame,
@@ -542,6 +557,8 @@ def window_table(
         )
     fasta = Path(fasta)
     sizes = read_chrom_sizes(fasta, backend)
+    if len(table):
+        check_window_width(int(lengths[0]), sizes, fasta, source)
     skipped_mask = _missing_chromosomes(table, sizes, fasta, on_missing)
     skipped_mask |= past_chromosome_ends(table, skipped_mask, sizes, fasta, source, on_missing)
     skipped = table[skipped_mask].reset_index(drop=True)

@@ -161,10 +161,11 @@ def _check_regions(regions: str | os.PathLike, fasta: str | os.PathLike, sizes: 
                    on_missing: str) -> tuple[dict, pd.DataFrame]:
     """The regions' part of the summary (how many can be read, those skipped, repeated windows and summits), and
     the windows of those on the FASTA's chromosomes."""
-    from genomatt.genome import further_summits, read_bed, repeated_windows, resize
+    from genomatt.genome import check_window_width, further_summits, read_bed, repeated_windows, resize
     from genomatt.task_regions import count_missing_chromosomes
 
     table = read_bed(regions)
+    check_window_width(width, sizes, fasta, str(regions))
     skipped = count_missing_chromosomes(table, sizes, fasta, regions, on_missing)
     skipped += _count_past_chromosome_ends(table, sizes, fasta, regions, width, on_missing)
     if skipped == len(table):

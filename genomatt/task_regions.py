@@ -191,8 +191,20 @@ def task_region_rows(
         rows[task] = np.flatnonzero(centre_in_any(regions, task_regions[used[task]]))
         log.info("task %s: %d of %d regions are positive for the task", task, len(rows[task]), len(regions))
         if not len(rows[task]):
-            log.warning("task %s: no region of the contributions lies in the task's regions; nothing is searched for it", task)
+            log.warning("task %s: no region of the contributions lies in the task's regions; nothing is searched for "
+                        "it%s", task, _chromosome_mismatch(regions, task_regions[used[task]]))
     return rows
+
+
+def _chromosome_mismatch(regions: pd.DataFrame, task_regions: pd.DataFrame) -> str:
+    """Where none of the task regions' chromosomes is among the regions' (``1`` for ``chr1``), a clause saying so."""
+    theirs, ours = set(map(str, task_regions["chrom"])), set(map(str, regions["chrom"]))
+    if not theirs or theirs & ours:
+        return ""
+    shown = ", ".join(sorted(theirs)[:3])
+    return (f" (the task regions lie on chromosomes {shown}{', ...' if len(theirs) > 3 else ''}, none of which the "
+            f"regions name: they name {', '.join(sorted(ours)[:3])}{', ...' if len(ours) > 3 else ''}; are the task "
+            "BEDs of the same genome, with its chromosome names?)")
 
 
 def count_missing_chromosomes(table: pd.DataFrame, sizes: dict[str, int], fasta: str | os.PathLike,

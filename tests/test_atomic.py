@@ -169,6 +169,17 @@ def test_read_only_folder_is_one_output_error(tmp_path):
             write_store(disk / "sub" / "x.h5", regions(3))
 
 
+def test_a_file_where_a_folder_is_needed_is_named(tmp_path):
+    # It was "cannot write (File exists)" or "(Not a directory)".
+    (tmp_path / "afile").write_text("x")
+    for folder in (tmp_path / "afile", tmp_path / "afile" / "deeper"):
+        with pytest.raises(OutputError, match=rf"cannot write: {tmp_path / 'afile'} is a file, where a folder is needed"):
+            make_output_folder(folder)
+    with pytest.raises(OutputError, match=rf"{tmp_path / 'afile'} is a file, where a folder is needed"):
+        write_store(tmp_path / "afile" / "x.h5", regions(3))
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_a_written_file_reads_back_after_a_full_disk(tmp_path):
     data = np.random.default_rng(0).random((50, 4, 10)).astype(np.float32)
     with mounted_tmpfs(tmp_path / "disk", free=1 << 20, size="2m") as disk:

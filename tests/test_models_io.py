@@ -326,6 +326,17 @@ def test_unreadable_model_file(tmp_path, content):
         load(path)
 
 
+def test_an_empty_or_cut_short_model_file_is_named_as_such(model, tmp_path):
+    # They read "(EOFError: )" and "(OSError: [Errno 22] Invalid argument)".
+    whole = tmp_path / "whole.pt"
+    save_model(model, whole, ["a", "b"])
+    for name, content, told in (("empty.pt", b"", "the file is empty"),
+                                ("cut.pt", whole.read_bytes()[: whole.stat().st_size // 2], "the file is cut short")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ModelError, match=re.escape(f"{tmp_path / name}: cannot read model file: {told}")):
+            load(tmp_path / name)
+
+
 def test_pickled_module_is_refused_with_a_way_out(model, tmp_path):
     path = tmp_path / "whole.pt"
     torch.save(model, path)

@@ -12,7 +12,7 @@ import torch
 from genomatt.cli.main import main
 from genomatt.errors import GenomattError
 from genomatt.fasta import read_chrom_sizes
-from genomatt.genome import read_bed
+from genomatt.genome import load_regions, read_bed
 from genomatt.preflight import check_inputs
 
 TESTS = Path(__file__).resolve().parent
@@ -130,6 +130,13 @@ def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_ge
     with pytest.raises(GenomattError, match=re.escape(message)):
         check_inputs(small_genome.fasta, bed, 200)
     assert check_inputs(small_genome.fasta, bed, 200, on_missing="skip")["skipped_regions"] == 1
+    # Windows longer than every chromosome: the check refuses them as extract does (it ran out of memory).
+    longest = max(read_chrom_sizes(small_genome.fasta).values())
+    for check in (lambda: check_inputs(small_genome.fasta, small_genome.regions_bed, longest + 1),
+                  lambda: load_regions(small_genome.fasta, small_genome.regions_bed, longest + 1, progress=False)):
+        with pytest.raises(GenomattError, match=rf"windows of {longest + 1} bp are longer than every chromosome of "
+                                                rf".* \(the longest is {longest} bp\)"):
+            check()
     negatives = tmp_path / "negatives.bed"
     negatives.write_text("chr9\t10\t60\n")
     with pytest.raises(GenomattError, match=re.escape(f"{negatives}: 1 regions on chromosomes ['chr9']")):

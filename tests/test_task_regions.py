@@ -91,6 +91,12 @@ def test_task_region_rows_take_regions_centred_in_a_task_region(caplog):
         rows = task_region_rows(regions, ["t1", "t2"], task_regions)
     assert rows["t1"].tolist() == [1] and rows["t2"].tolist() == []
     assert "no region of the contributions lies in the task's regions" in caplog.text and "['extra']" in caplog.text
+    # t2's regions lie on a chromosome the regions do not name: said, as a BED of another naming would be.
+    assert "task regions lie on chromosomes chr3, none of which the regions name: they name chr1, chr2" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="genomatt"):
+        task_region_rows(regions, ["t1"], {"t1": pd.DataFrame({"chrom": ["chr2"], "start": [120], "end": [130]})})
+    assert "nothing is searched for it" in caplog.text and "none of which the regions name" not in caplog.text
     with pytest.raises(MotifError, match=r"no task regions for tasks \['t3'\]"):
         task_region_rows(regions, ["t1", "t3"], task_regions)
 

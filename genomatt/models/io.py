@@ -179,6 +179,14 @@ def _archive_names(path: Path) -> list[str]:
         return []
 
 
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` starts as a zip archive (torch.save, TorchScript) but has no end record: a file cut short."""
+    with open(path, "rb") as handle:
+        if handle.read(4) != b"PK\x03\x04":
+            return False
+    return not zipfile.is_zipfile(path)
+
+
 def _is_torchscript(path: Path) -> bool:
     # TorchScript archives carry constants.pkl and code/; torch.save zip files carry neither.
     return "constants.pkl" in _archive_names(path)
@@ -191,9 +199,14 @@ def _torch_load(path: Path, what: str) -> object:
             "not the model's layers. Give the model as TorchScript (torch.jit.script(model).save(path)) or its "
             "Python class with weights (package.module:factory and torch.save(model.state_dict(), path))"
         )
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: cannot read {what}: the file is empty (was its writing cut short?)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as error:
+        if _cut_short(path):
+            raise ModelError(f"{path}: cannot read {what}: the file is cut short (its archive has no end record: was "
+                             "its writing or copying interrupted?)") from None
         raise ModelError(f"{path}: cannot read {what} ({type(error).__name__}: {error})") from None
     except Exception as error:  # the unpickler raises many types for files of arbitrary content
         pickled = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
