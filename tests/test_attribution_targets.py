@@ -71,6 +71,10 @@ def test_one_track_output_gives_a_target_per_track():
                                                                                          "counts_GATA1"]
     with pytest.raises(ModelError, match=r"2 task names \['a', 'b'\] given for a model whose heads .* hold 1 task"):
         head_targets([(2, 50), (1,)], task_names=["a", "b"])
+    # Two profile tracks beside two counts, given one name: tasks or strands, each is named.
+    with pytest.raises(ModelError, match=r"hold 2 task\(s\); its 2 profile tracks beside 2 counts are explained "
+                                         r"apart, .* name each \(e.g. GATA1_plus GATA1_minus\)"):
+        head_targets([(2, 50), (2,)], task_names=["GATA1"])
     with pytest.raises(ModelError, match=r"name its 3 tracks \(first axis\) or 50 \(last axis\)"):
         head_targets([(3, 50)], task_names=["a", "b"])
     with pytest.raises(ConfigError, match="profile convention"):

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from genomatt import ALPHABET, __version__
 from genomatt.errors import ConfigError, ModelError
 from genomatt.models import LoadedModel, build_model, content_hash, load, save_model
+from genomatt.models.io import _check_on_dummy_batch
 
 LENGTH = 64
 CONFIG = {"architecture": "bpnet", "n_tasks": 2, "input_length": LENGTH, "filters": 8, "n_layers": 2}
@@ -365,6 +366,50 @@ def test_weights_that_do_not_fit_the_config(model, tmp_path):
     (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(ModelError, match=r"weights do not fit the model of .*missing \['dilated_convs.2.bias'"):
         load(tmp_path / "model.yaml")
+
+
+def test_weights_of_a_wrapper_or_a_checkpoint_are_told_how_to_fit(model, tmp_path):
+    config = {**CONFIG, "weights": "weights.pt"}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(config))
+    # Saved from DataParallel: every name with the prefix 'module.'; the list of missing names says how many more.
+    torch.save({f"module.{name}": value for name, value in model.state_dict().items()}, tmp_path / "weights.pt")
+    n_names = len(model.state_dict())
+    with pytest.raises(ModelError, match=rf"missing \[.*\] and {n_names - 5} more, unexpected \[.*\] and "
+                                         rf"{n_names - 5} more; the file's names are the model's with the prefix "
+                                         r"'module.'"):
+        load(tmp_path / "model.yaml")
+    # A training checkpoint: the state dict under 'state_dict'.
+    torch.save({"state_dict": model.state_dict(), "epoch": 3}, tmp_path / "weights.pt")
+    with pytest.raises(ModelError, match=r"found a dict with keys \['state_dict', 'epoch'\]; a training checkpoint "
+                                         r".*\(torch.save\(checkpoint\['state_dict'\], 'weights.pt'\)\)"):
+        load(tmp_path / "model.yaml")
+
+
+class WithControl(nn.Module):
+    """bpnet-lite's BPNet with control tracks: a second input, None by default."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(6, 2, 5)
+
+    def forward(self, X, X_ctl=None):
+        return self.conv(X if X_ctl is None else torch.cat([X, X_ctl], dim=1)).mean(-1)
+
+
+def test_a_model_taking_other_inputs_is_told_to_be_wrapped():
+    with pytest.raises(ModelError, match=r"fails on one-hot input .* Its forward takes other inputs beside the "
+                                         r"sequence \(X_ctl=None\), which genomatt does not give: wrap it"):
+        _check_on_dummy_batch(WithControl(), LENGTH, torch.device("cpu"), "with_control")
+
+
+def test_an_output_left_empty_by_a_short_window_is_named():
+    # A cropped profile (BPNet's trimming): it failed later, in the profile target's reshape.
+    class Cropped(nn.Module):
+        def forward(self, x):
+            return x[:, :2, 20:-20]
+
+    with pytest.raises(ModelError, match=r"short: output 0 is empty at 30 bp \(shape \(2, 0\) per sequence\)"):
+        _check_on_dummy_batch(Cropped(), 30, torch.device("cpu"), "short")
 
 
 def test_config_without_weights(tmp_path):

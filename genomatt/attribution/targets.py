@@ -184,8 +184,12 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
     ``task_names`` names the model's tasks (one for a single-task model)."""
     n_tasks = _task_axis(output_shapes)
     if task_names and len(task_names) != (n_tasks or 1):
+        # A profile (S, L) beside S counts may be S tasks or one task's S strands: either way explained apart.
+        strands = (f"; its 2 profile tracks beside 2 counts are explained apart, as 2 tasks or one task's 2 "
+                   f"strands: name each (e.g. {task_names[0]}_plus {task_names[0]}_minus)"
+                   if n_tasks == 2 and len(task_names) == 1 else "")
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model whose heads "
-                         f"{[tuple(shape) for shape in output_shapes]} hold {n_tasks or 1} task(s)")
+                         f"{[tuple(shape) for shape in output_shapes]} hold {n_tasks or 1} task(s){strands}")
     heads = []
     profiles = [squeezed_shape(tuple(shape)) for shape in output_shapes if len(squeezed_shape(tuple(shape))) >= 2]
     for head, shape in enumerate(output_shapes):

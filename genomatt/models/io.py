@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import importlib
+import inspect
 import io
 import json
 import logging
@@ -237,11 +238,35 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         or not all(isinstance(value, torch.Tensor) for value in state.values())
     ):
         found = f"a {type(state).__name__}" + (f" with keys {list(state)[:5]}" if isinstance(state, Mapping) else "")
+        nested = ("; a training checkpoint (PyTorch Lightning's and most others') holds the state dict under "
+                  "'state_dict': save that alone (torch.save(checkpoint['state_dict'], 'weights.pt')), its names "
+                  "without the prefix of the attribute that holds the model"
+                  if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping) else "")
         raise ModelError(
             f"{path}: expected a state dict (parameter name → tensor, as written by "
-            f"torch.save(model.state_dict(), path)), found {found}"
+            f"torch.save(model.state_dict(), path)), found {found}{nested}"
         )
     return dict(state)
+
+
+def _listed(names: list[str]) -> str:
+    """Up to five names, and how many more there are."""
+    return f"{names[:5]}" + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
+    """Where the file's names are the model's with a prefix (``module.`` of DataParallel, a wrapper's attribute), a
+    clause naming it."""
+    if not missing or len(unexpected) != len(missing):
+        return ""
+    prefixes = {name[: len(name) - len(own)] for name in unexpected for own in missing if name.endswith("." + own)}
+    if len(prefixes) != 1:
+        return ""
+    prefix = prefixes.pop()
+    if sorted(name[len(prefix):] for name in unexpected if name.startswith(prefix)) != missing:
+        return ""
+    return (f"; the file's names are the model's with the prefix {prefix!r} (saved from a wrapper, e.g. "
+            f"DataParallel's 'module.'): remove it from each name and save the state dict again")
 
 
 def _load_weights(model: nn.Module, path: Path, where: str) -> None:
@@ -252,7 +277,7 @@ def _load_weights(model: nn.Module, path: Path, where: str) -> None:
         model_keys, file_keys = set(model.state_dict()), set(state)
         missing, unexpected = sorted(model_keys - file_keys), sorted(file_keys - model_keys)
         detail = (
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"missing {_listed(missing)}, unexpected {_listed(unexpected)}{_prefix_hint(missing, unexpected)}"
             if missing or unexpected
             else str(error).split("\n", 1)[-1].strip()
         )
@@ -426,6 +451,24 @@ def _token_hint(model: nn.Module) -> str:
     return ""
 
 
+def _other_inputs_hint(model: nn.Module) -> str:
+    """Where the model's forward takes inputs beside the sequence, a clause naming them: genomatt passes the one-hot
+    sequence alone (e.g. bpnet-lite's BPNet with control tracks, X_ctl)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        return ""
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return ""
+    others = [str(parameter) for parameter in parameters
+              if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
+    if not others:
+        return ""
+    return (f". Its forward takes other inputs beside the sequence ({', '.join(others)}), which genomatt does not "
+            "give: wrap it in a module whose forward takes the one-hot sequence alone and passes them (e.g. a control "
+            "track of zeros)")
+
+
 def _check_on_dummy_batch(
     model: nn.Module, input_length: int, device: torch.device, where: str, converted: str = ""
 ) -> list[tuple[int, ...]]:
@@ -453,7 +496,7 @@ def _check_on_dummy_batch(
         raise ModelError(
             f"{where}: the model fails on one-hot input of shape ({DUMMY_BATCH}, 4, {input_length}) — batch, 4 "
             f"channels A/C/G/T, {input_length} bp as in the data ({detail}). Check the input length the model "
-            f"expects and that it takes channels before length{traced}{_token_hint(model)}"
+            f"expects and that it takes channels before length{traced}{_token_hint(model)}{_other_inputs_hint(model)}"
         ) from None
     if isinstance(output, dict):
         raise ModelError(f"{where}: the model returns a dict (keys {list(output)[:8]}); genomatt explains a tensor "
@@ -468,6 +511,11 @@ def _check_on_dummy_batch(
                 f"{where}: output {index} on a batch of {DUMMY_BATCH} sequences is {shape}; expected tensors with "
                 "the batch as first dimension"
             )
+        if tensor.numel() == 0:
+            raise ModelError(f"{where}: output {index} is empty at {input_length} bp (shape {tuple(tensor.shape[1:])} "
+                             "per sequence): the model's layers take more than they leave of a window this short "
+                             "(e.g. unpadded convolutions or a cropped profile); give a wider window, or the width "
+                             "the model was built for")
         if not torch.isfinite(tensor).all():
             raise ModelError(f"{where}: output {index} holds NaN or infinite values on a random one-hot batch")
         shapes.append(tuple(tensor.shape[1:]))
