@@ -53,7 +53,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, help="output contrib.h5")
     parser.add_argument("--targets", nargs="+",
                         help="task names or output indices to explain; for a model with several outputs "
-                        "(profile and count heads) head names (profile, counts) or head indices; for a "
+                        "(profile and count heads) target names (profile, counts; profile_<task>, counts_<task> "
+                        "once its tasks are named) or indices; for a "
                         "model with one (N, T, L) profile output, track names or indices "
                         "(default: every task, head or track)")
     parser.add_argument("--task-names", nargs="+", metavar="NAME",
