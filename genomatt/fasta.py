@@ -408,6 +408,20 @@ def _refuse_blanks_in_sequence(path: Path, compressed: bool) -> None:
         raise FastaError(f"{path}:{line}: a sequence line holds a space or tab, {_BLANKS_IN_SEQUENCE}")
 
 
+def _refuse_carriage_return_lines(path: Path, compressed: bool) -> None:
+    """Raise if the FASTA's lines end in a carriage return alone (classic Mac OS): the indexers read each record as
+    one header line and no bases."""
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+            start = handle.read(_SCAN_BYTES)
+    except (OSError, EOFError) as error:
+        raise FastaError(f"{path}: cannot read FASTA ({error})") from None
+    if b"\r" in start and b"\n" not in start:
+        raise FastaError(f"{path}: its lines end in a carriage return alone (classic Mac OS line endings), which FASTA "
+                         "indexers do not read as line ends: convert them (e.g. tr '\\r' '\\n' < in.fa > out.fa) and "
+                         "run again")
+
+
 def _refuse_duplicate_records(path: Path, compressed: bool) -> None:
     """Raise if two records of the FASTA share a name: pyfaidx would refuse it and pysam read the first only."""
     seen = set()
@@ -536,6 +550,7 @@ def ensure_fasta_index(path: str | os.PathLike, backend: str = "pyfaidx") -> lis
         log.warning("%s does not match %s (%s); rebuilding the index", beside[0], path, mismatch)
     elif older is not None:
         log.info("%s is older than %s; rebuilding the index", older, path)
+    _refuse_carriage_return_lines(path, compressed)
     _refuse_duplicate_records(path, compressed)
     _refuse_blanks_in_sequence(path, compressed)
     try:

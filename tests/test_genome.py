@@ -594,7 +594,9 @@ def test_the_scan_for_blanks_follows_lines_across_chunks(tmp_path, monkeypatch):
 @pytest.mark.parametrize("content, message", [
     (b"\x43\x27\x41\x1a" + bytes(60), "a 2bit genome, not a FASTA; convert it with `twoBitToFa genome.fa"),
     (b"\xef\xbb\xbf>chr1\nACGT\n", "starts with a byte-order mark (as some Windows editors save text)"),
-], ids=["2bit", "byte-order-mark"])
+    # Read as records of no bases: every region then lay "past the end of its chromosome".
+    (b">chr1\rACGTACGT\rACGT\r>chr2\rACGT\r", "its lines end in a carriage return alone (classic Mac OS"),
+], ids=["2bit", "byte-order-mark", "carriage-returns"])
 def test_files_that_are_not_a_plain_fasta_are_named_with_the_fix(tmp_path, backend, content, message):
     fasta = tmp_path / "genome.fa"
     fasta.write_bytes(content)
