@@ -8,12 +8,13 @@ BIN := $(VENV)/bin
 venv: $(VENV)/.installed
 
 # CPU-only machines get the CPU build of torch (PyPI's Linux wheel is the CUDA one, several GB), from PyTorch's
-# CPU index; machines with an NVIDIA driver keep pip's default (CUDA) build.
+# CPU index; machines with an NVIDIA driver, or an empty TORCH_CPU_INDEX (a GPU cluster's login node), keep pip's
+# default (CUDA) build.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	if ! command -v nvidia-smi >/dev/null 2>&1 && [ -n "$(TORCH_CPU_INDEX)" ]; then \
 		$(BIN)/pip install --quiet torch==2.13.0 --index-url $(TORCH_CPU_INDEX); fi
 	$(BIN)/pip install --quiet -e '.[test]'
 	# bpnet-lite for the tests against its own wrappers; without its peak-calling and conversion extras.

@@ -514,18 +514,22 @@ def load_regions(
 
 
 def check_window_width(width: int, sizes: Mapping[str, int], fasta: str | os.PathLike, source: str) -> None:
-    """Refuse windows of ``width`` bp longer than every chromosome of ``fasta`` (``sizes``): each would be mostly
-    N padding (a width of 1e9 failed allocating the window store).
+    """Refuse windows of ``width`` bp longer than the whole genome of ``fasta`` (``sizes``; a width of 1e9 failed
+    allocating the window store), and warn of windows longer than every chromosome (each mostly N padding, as a
+    fixed-width model explained on a FASTA of short loci reads them).
 
     Raises
     ------
     BedFormatError
-        Naming ``source`` (the regions), the width and the longest chromosome.
+        Naming ``source`` (the regions), the width and the genome's length.
     """
-    longest = max(sizes.values(), default=0)
+    total, longest = sum(sizes.values()), max(sizes.values(), default=0)
+    if width > total:
+        raise BedFormatError(f"{source}: windows of {width} bp are longer than the whole genome of {fasta} ({total} "
+                             "bp): give the width the model takes")
     if width > longest:
-        raise BedFormatError(f"{source}: windows of {width} bp are longer than every chromosome of {fasta} (the "
-                             f"longest is {longest} bp): each would be mostly N padding; give a smaller width")
+        log.warning("%s: windows of %d bp are longer than every chromosome of %s (the longest is %d bp): each is "
+                    "mostly N padding", source, width, fasta, longest)
 
 
 def window_table(

@@ -114,8 +114,8 @@ def check_inputs(
         checked, windows = _check_regions(regions, fasta, sizes, width, on_missing)
         summary.update(checked)
     # Training reads every task region from the FASTA; a user's model only places regions in them.
-    tasks = check_task_beds(task_beds, labels_column, sizes, fasta, on_missing, trained=model is None) \
-        if task_beds else None
+    trained = model is None and checked_model is None
+    tasks = check_task_beds(task_beds, labels_column, sizes, fasta, on_missing, trained=trained) if task_beds else None
     if tasks is not None:
         summary["task_regions"] = tasks
     if negatives is not None:

@@ -1732,6 +1732,15 @@ def test_contributions_under_autocast_far_from_float32_are_refused(data):
         reduced = deep_lift_shap(model, X, n_shuffles=4, target=target, random_state=0, autocast=torch.bfloat16,
                                  strict=False)
     assert float(torch.linalg.norm(reduced * X - exact * X) / torch.linalg.norm(exact * X)) > 0.2
+    # Only the first autocast_check sequences are compared; none with 0.
+    assert torch.isfinite(deep_lift_shap(model, X, n_shuffles=4, target=target, random_state=0,
+                                         autocast=torch.bfloat16, autocast_check=0)).all()
+    # Outputs that overflow float16 are non-finite, and said so, not "away from float32's".
+    overflowing = nn.Sequential(nn.Conv1d(4, 4, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 1))
+    with torch.no_grad():
+        overflowing[-1].weight.mul_(1e6)
+    with pytest.raises(NonFiniteError):
+        deep_lift_shap(overflowing, X, n_shuffles=2, autocast=torch.float16)
     # The references are those of a float32 run: checking the first sequences does not shift the shuffles.
     from genomatt.shuffle import dinucleotide_shuffle
 

@@ -397,9 +397,26 @@ class WithControl(nn.Module):
 
 
 def test_a_model_taking_other_inputs_is_told_to_be_wrapped():
-    with pytest.raises(ModelError, match=r"fails on one-hot input .* Its forward takes other inputs beside the "
-                                         r"sequence \(X_ctl=None\), which genomatt does not give: wrap it"):
+    with pytest.raises(ModelError, match=r"fails on one-hot input .* Its forward also takes X_ctl=None, which "
+                                         r"genomatt leaves at its default; if the model needs them, wrap it"):
         _check_on_dummy_batch(WithControl(), LENGTH, torch.device("cpu"), "with_control")
+
+    class NeedsControl(WithControl):
+        def forward(self, X, X_ctl):
+            return super().forward(X, X_ctl)
+
+    with pytest.raises(ModelError, match=r"Its forward needs inputs beside the sequence \(X_ctl\), which genomatt "
+                                         r"does not give: wrap it"):
+        _check_on_dummy_batch(NeedsControl(), LENGTH, torch.device("cpu"), "needs_control")
+
+    # Options of a forward (Enformer's target=None, head=None, ...) are no inputs to name.
+    class Options(nn.Module):
+        def forward(self, x, target=None, head=None, return_embeddings=False):
+            return x @ torch.zeros(5, 2)  # wants (N, L, 4) input
+
+    with pytest.raises(ModelError) as refused:
+        _check_on_dummy_batch(Options(), LENGTH, torch.device("cpu"), "options")
+    assert "Its forward" not in str(refused.value)
 
 
 def test_an_output_left_empty_by_a_short_window_is_named():

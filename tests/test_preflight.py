@@ -122,7 +122,7 @@ def test_further_summits_of_one_peak_are_counted_and_named(small_genome, tmp_pat
     assert "further summit" not in caplog.text
 
 
-def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path):
+def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_genome, tmp_path, caplog):
     length = read_chrom_sizes(small_genome.fasta)["chr1"]
     bed = tmp_path / "peaks.bed"
     bed.write_text(small_genome.regions_bed.read_text() + f"chr1\t{length + 10}\t{length + 60}\n")
@@ -130,13 +130,18 @@ def test_regions_and_negatives_past_or_off_the_chromosomes_are_an_error(small_ge
     with pytest.raises(GenomattError, match=re.escape(message)):
         check_inputs(small_genome.fasta, bed, 200)
     assert check_inputs(small_genome.fasta, bed, 200, on_missing="skip")["skipped_regions"] == 1
-    # Windows longer than every chromosome: the check refuses them as extract does (it ran out of memory).
-    longest = max(read_chrom_sizes(small_genome.fasta).values())
-    for check in (lambda: check_inputs(small_genome.fasta, small_genome.regions_bed, longest + 1),
-                  lambda: load_regions(small_genome.fasta, small_genome.regions_bed, longest + 1, progress=False)):
-        with pytest.raises(GenomattError, match=rf"windows of {longest + 1} bp are longer than every chromosome of "
-                                                rf".* \(the longest is {longest} bp\)"):
+    # Windows longer than the genome: the check refuses them as extract does (it ran out of memory).
+    total = sum(read_chrom_sizes(small_genome.fasta).values())
+    for check in (lambda: check_inputs(small_genome.fasta, small_genome.regions_bed, total + 1),
+                  lambda: load_regions(small_genome.fasta, small_genome.regions_bed, total + 1, progress=False)):
+        with pytest.raises(GenomattError, match=rf"windows of {total + 1} bp are longer than the whole genome of "
+                                                rf".* \({total} bp\)"):
             check()
+    # Longer than every chromosome, not the genome: mostly N padding (a fixed-width model on short loci), warned of.
+    longest = max(read_chrom_sizes(small_genome.fasta).values())
+    with caplog.at_level("WARNING", logger="genomatt"):
+        check_inputs(small_genome.fasta, small_genome.regions_bed, longest + 1, on_missing="skip")
+    assert f"windows of {longest + 1} bp are longer than every chromosome" in caplog.text
     negatives = tmp_path / "negatives.bed"
     negatives.write_text("chr9\t10\t60\n")
     with pytest.raises(GenomattError, match=re.escape(f"{negatives}: 1 regions on chromosomes ['chr9']")):
@@ -319,6 +324,12 @@ def test_task_beds_are_checked_again_against_the_checked_model_without_loading_i
     for path, message in ((trained, "records no user's model"), (tmp_path / "none.json", "check summary not found")):
         assert main([*common, "--task-regions", *beds, "--model-checked", str(path)]) == 2
         assert message in capsys.readouterr().err
+    # A user model's task regions only select regions: with on_missing skip, one on a chromosome the genome lacks is
+    # skipped here as in the check it follows (it was refused as a model to train's).
+    extra = tmp_path / "GATA1.bed"
+    extra.write_text(Path(beds[0]).read_text() + "chrZ\t100\t300\n")
+    assert main([*common, "--on-missing", "skip", "--task-regions", str(extra), beds[1], "--model-checked",
+                 str(check)]) == 0
     with pytest.raises(GenomattError, match="a model checked before is given; the model"):
         check_inputs(small_genome.fasta, small_genome.regions_bed, 200, task_beds=beds, model=user_model,
                      checked_model=first["model"])

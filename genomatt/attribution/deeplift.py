@@ -69,8 +69,6 @@ AUTOCAST_AGREEMENT = 0.2
 """Largest relative L2 distance, per target, of the contributions under autocast from float32's on the first
 sequences of a call (:func:`deep_lift_shap`); a trained CNN under bfloat16 measures 0.01–0.03."""
 
-# Sequences of each call explained in float32 too under autocast, to measure the agreement.
-_AUTOCAST_CHECKED = 16
 
 # A progress bar appears (on a terminal) from this many (sequence, reference) pairs on.
 _PROGRESS_PAIRS = 20_000
@@ -119,6 +117,7 @@ def deep_lift_shap(
     rules: Mapping[str, Callable] | None = None,
     max_rule: str = "cross_max",
     autocast: torch.dtype | None = None,
+    autocast_check: int = 16,
     delta_tolerance: float | None = None,
     strict: bool = True,
     return_delta: bool = False,
@@ -183,11 +182,15 @@ def deep_lift_shap(
     autocast : torch.dtype, optional
         Run the model under ``torch.autocast`` with this dtype (``torch.bfloat16``,
         ``torch.float16``); the multipliers, their projection and the delta check stay float32. The
-        first sequences (up to 16, against their first references) are explained in float32 too, and
-        contributions further than :data:`AUTOCAST_AGREEMENT` from float32's (relative L2 distance, for
-        any target) fail as the delta check does: the delta check compares the contributions with
-        outputs computed in the same reduced precision, so it cannot see a target whose output changes
-        too little between a sequence and its references for three digits (a nearly flat profile).
+        first ``autocast_check`` sequences are explained in float32 too (against their first
+        references), and contributions further than :data:`AUTOCAST_AGREEMENT` from float32's
+        (relative L2 distance over them, for any target) fail as the delta check does: the delta check
+        compares the contributions with outputs computed in the same reduced precision, so it cannot
+        see a target whose output changes too little between a sequence and its references for three
+        digits (a nearly flat profile).
+    autocast_check : int, default 16
+        Under ``autocast``, how many of the first sequences are compared with float32 (0: none; a caller
+        explaining a run in several calls checks its first).
     delta_tolerance : float, optional
         A region fails the summation-to-delta check when its delta exceeds this times its scale:
         the largest of |f(x)|, |f(reference)|, Σ|contributions| (the sum over positions of each
@@ -247,8 +250,8 @@ def deep_lift_shap(
         sequences_per_block = sequences_per_batch(batch_size, n_references)
         references_per_pass = min(batch_size, n_references)
         # Under autocast the first sequences are explained in float32 too (their first references), to compare.
-        full = _Engine(model, mode, reduce_output, device, dtype, None) if autocast is not None else None
-        checked = min(n, max(sequences_per_block, _AUTOCAST_CHECKED // sequences_per_block * sequences_per_block))
+        checked = min(n, autocast_check) if autocast is not None else 0
+        full = _Engine(model, mode, reduce_output, device, dtype, None) if checked else None
         agreement = torch.zeros(2, n_targets)
         with tqdm(total=n * n_references, unit="pair", desc="DeepLIFT",
                   disable=_progress_disabled(progress, n * n_references)) as bar:
@@ -259,9 +262,11 @@ def deep_lift_shap(
                     refs = block[:, first:first + references_per_pass]
                     hyp_sum, errors, magnitude, values = engine.pairs(X[start:stop], refs)
                     if full is not None and first == 0 and start < checked:
-                        agreement += _agreement_terms(hyp_sum, full.pairs(X[start:stop], refs)[0], X[start:stop])
+                        rows = min(stop, checked) - start
+                        x = X[start:start + rows]
+                        agreement += _agreement_terms(hyp_sum[:rows], full.pairs(x, refs[:rows])[0], x)
                         if stop >= checked:
-                            _check_autocast_agreement(agreement, checked, str(autocast), strict)
+                            _check_autocast_agreement(agreement, checked, str(autocast), strict, targets)
                     hypothetical_sum[start:stop] += hyp_sum
                     prediction[start:stop] = values
                     delta[start:stop] = torch.maximum(delta[start:stop], errors)
@@ -485,21 +490,26 @@ def _agreement_terms(reduced: Tensor, full: Tensor, x: Tensor) -> Tensor:
     return torch.stack([((reduced - full) ** 2).sum(dim=(0, 2, 3)), (full ** 2).sum(dim=(0, 2, 3))])
 
 
-def _check_autocast_agreement(agreement: Tensor, n_checked: int, autocast: str, strict: bool) -> None:
+def _check_autocast_agreement(agreement: Tensor, n_checked: int, autocast: str, strict: bool,
+                              targets: list[int] | None) -> None:
     """Refuse (or with ``strict=False`` warn of) contributions under autocast further than
     :data:`AUTOCAST_AGREEMENT` from float32's on the first ``n_checked`` sequences (``agreement``:
-    :func:`_agreement_terms` summed over them)."""
+    :func:`_agreement_terms` summed over them; ``targets``: the output columns explained, if several). Non-finite
+    contributions are left to the check of non-finite values."""
+    if not torch.isfinite(agreement).all():
+        return
     difference, norm = agreement
     distance = torch.where(norm > 0, (difference / norm.clamp(min=torch.finfo(norm.dtype).tiny)).sqrt(), 0.0)
     if float(distance.max()) <= AUTOCAST_AGREEMENT:
         return
     dtype = autocast.removeprefix("torch.")
-    message = (f"under autocast {dtype} the contributions of the first {n_checked} sequences are "
-               f"{float(distance.max()):.0%} away from float32's (relative L2 distance, target "
-               f"{int(distance.argmax())} of those explained; at most {AUTOCAST_AGREEMENT:.0%} is accepted): the "
-               f"target's output changes too little between a sequence and its references for {dtype}'s three "
-               "digits (as a nearly flat profile's does), and the summation-to-delta check, computed in the same "
-               "precision, cannot see it; explain it in float32 (without autocast, --autocast)")
+    which = f" of output column {targets[int(distance.argmax())]}" if targets and len(targets) > 1 else ""
+    message = (f"under autocast {dtype} the contributions{which} of the first {n_checked} sequences are "
+               f"{float(distance.max()):.0%} away from float32's (relative L2 distance; at most "
+               f"{AUTOCAST_AGREEMENT:.0%} is accepted): the target's output changes too little between a sequence and "
+               f"its references for {dtype}'s three digits (as a nearly flat profile's does), and the "
+               "summation-to-delta check, computed in the same precision, cannot see it; explain it in float32 "
+               "(without autocast, --autocast)")
     if strict:
         raise ModelError(message)
     warnings.warn(message, RuntimeWarning, stacklevel=4)

@@ -234,7 +234,7 @@ def _track_targets(shape: tuple[int, int], convention: str, task_names: Sequence
         raise ModelError(f"the model returns one {shape} tensor per sequence: as many positions as tracks at this "
                          "width, so which axis holds the tracks cannot be told (tracks first, (T, L_out), as gReLU "
                          "models return them, or last, (L_out, T), as Enformer and Basenji do); explain it at a width "
-                         "whose output length differs from its number of tracks, or wrap it to return (N, T, L_out)")
+                         "at which its number of output positions differs from its number of tracks")
     if task_names and len(task_names) not in shape:
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model returning "
                          f"{shape} per sequence: name its {first} tracks (first axis) or {last} (last axis)")

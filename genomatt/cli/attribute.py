@@ -85,8 +85,8 @@ def register(subparsers) -> None:
     add_device_argument(parser)
     parser.add_argument("--autocast", choices=sorted(AUTOCAST_DTYPES),
                         help="run the model in reduced precision (the delta check stays float32; contributions "
-                        "more than 20%% from float32's on the first sequences of each block are refused like a "
-                        "failed delta check)")
+                        "more than 20%% from float32's on the run's first 16 regions, explained in float32 too, are "
+                        "refused like a failed delta check)")
     parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
                         help="fail, writing nothing, when a region's contributions do not sum to the model's "
                         "output difference; --no-strict warns and writes them (default: strict)")
@@ -222,6 +222,9 @@ def run(args: argparse.Namespace) -> None:
             results = []
             for index, explainer in enumerate(explainers):
                 before = start * per_region + index * (stop - start) * len(targets)
+                if start:
+                    # Under autocast, the first block's first sequences are compared with float32, once per run.
+                    explainer = functools.partial(explainer, autocast_check=0)
                 try:
                     results.append(_explain_block(explainer, onehot, regions.iloc[start:stop], targets,
                                                   columns is not None, lambda done, before=before: advance(before + done)))
@@ -267,15 +270,15 @@ def _rules_taken(args: argparse.Namespace, model, length: int) -> dict:
         record["rule_taken"] = {"revealcancel": len(revealed), "rescale": len(rescaled)}
         where = "; ".join(rescaled[:3]) + (f"; and {len(rescaled) - 3} more" if len(rescaled) > 3 else "")
         if not revealed:
-            log.warning("--rule %s: none of the model's %d nonlinearities takes RevealCancel (%s), so the "
+            log.warning("--rule %s: none of the model's %d nonlinearity calls takes RevealCancel (%s), so the "
                         "contributions are those of --rule rescale; they take Rescale at %s", args.rule,
                         len(rescaled), _REVEAL_CANCEL_APPLIES[args.rule], where or "no nonlinearity")
         elif rescaled and args.rule == "revealcancel":
-            log.warning("--rule revealcancel: %d of the model's %d nonlinearities take Rescale, since their "
+            log.warning("--rule revealcancel: %d of the model's %d nonlinearity calls take Rescale, since their "
                         "input is not a convolution's or linear layer's output: %s", len(rescaled),
                         len(rescaled) + len(revealed), where)
         else:
-            log.info("--rule %s: %d nonlinearities take RevealCancel and %d Rescale", args.rule, len(revealed),
+            log.info("--rule %s: %d nonlinearity calls take RevealCancel and %d Rescale", args.rule, len(revealed),
                      len(rescaled))
     return record
 

@@ -259,14 +259,15 @@ def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
     clause naming it."""
     if not missing or len(unexpected) != len(missing):
         return ""
-    prefixes = {name[: len(name) - len(own)] for name in unexpected for own in missing if name.endswith("." + own)}
-    if len(prefixes) != 1:
-        return ""
-    prefix = prefixes.pop()
-    if sorted(name[len(prefix):] for name in unexpected if name.startswith(prefix)) != missing:
-        return ""
-    return (f"; the file's names are the model's with the prefix {prefix!r} (saved from a wrapper, e.g. "
-            f"DataParallel's 'module.'): remove it from each name and save the state dict again")
+    candidates = {name[: len(name) - len(own)] for name in unexpected for own in missing if name.endswith("." + own)}
+    # A nested model's names end one another's on a dot ("0.weight", "2.0.weight"): the prefix is the one that turns
+    # every name of the file into the model's.
+    for prefix in sorted(candidates, key=len):
+        if all(name.startswith(prefix) for name in unexpected) and \
+                sorted(name[len(prefix):] for name in unexpected) == missing:
+            return (f"; the file's names are the model's with the prefix {prefix!r} (saved from a wrapper, e.g. "
+                    f"DataParallel's 'module.'): remove it from each name and save the state dict again")
+    return ""
 
 
 def _load_weights(model: nn.Module, path: Path, where: str) -> None:
@@ -453,20 +454,26 @@ def _token_hint(model: nn.Module) -> str:
 
 def _other_inputs_hint(model: nn.Module) -> str:
     """Where the model's forward takes inputs beside the sequence, a clause naming them: genomatt passes the one-hot
-    sequence alone (e.g. bpnet-lite's BPNet with control tracks, X_ctl)."""
+    sequence alone. Inputs without a default are named as needed; one or two with a default (bpnet-lite's BPNet
+    with control tracks, ``X_ctl=None``) as possibly needed; a longer list of options is no such input."""
     if isinstance(model, torch.jit.ScriptModule):
         return ""
     try:
         parameters = list(inspect.signature(model.forward).parameters.values())[1:]
     except (TypeError, ValueError):
         return ""
-    others = [str(parameter) for parameter in parameters
-              if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
-    if not others:
-        return ""
-    return (f". Its forward takes other inputs beside the sequence ({', '.join(others)}), which genomatt does not "
-            "give: wrap it in a module whose forward takes the one-hot sequence alone and passes them (e.g. a control "
-            "track of zeros)")
+    positional = [parameter for parameter in parameters
+                  if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
+    required = [parameter.name for parameter in positional if parameter.default is parameter.empty]
+    way_out = ("wrap it in a module whose forward takes the one-hot sequence alone and passes them (e.g. a control "
+               "track of zeros)")
+    if required:
+        return (f". Its forward needs inputs beside the sequence ({', '.join(required)}), which genomatt does not "
+                f"give: {way_out}")
+    if 0 < len(positional) <= 2:
+        return (f". Its forward also takes {', '.join(map(str, positional))}, which genomatt leaves at "
+                f"{'its default' if len(positional) == 1 else 'their defaults'}; if the model needs them, {way_out}")
+    return ""
 
 
 def _check_on_dummy_batch(
