@@ -1750,3 +1750,18 @@ def test_contributions_under_autocast_far_from_float32_are_refused(data):
     given = deep_lift_shap(model, X, dinucleotide_shuffle(X, n=3, random_state=5), autocast=torch.bfloat16,
                            batch_size=3)
     torch.testing.assert_close(generated, given)
+
+
+def test_a_vmap_inside_the_model_is_named_in_the_refusal():
+    # borzoi-pytorch's relative shift runs under torch.vmap, whose operations the rules do not see.
+    class Shifted(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(4, 3, 5)
+
+        def forward(self, x):
+            h = self.conv(x)
+            return (h + torch.vmap(lambda row: torch.roll(row, 1, dims=-1))(h)).mean(-1)
+
+    with pytest.raises(ModelError, match=r"through `add` .* a torch.vmap or other torch.func transform"):
+        deep_lift_shap(Shifted(), _one_hot((2, 40), 3), n_shuffles=2)

@@ -509,8 +509,9 @@ class InterceptionMode(TorchFunctionMode):
         for leaf in tree_leaves((args, kwargs)):
             if isinstance(leaf, Tensor) and leaf.grad_fn is not None and not is_varying(leaf):
                 raise self._refusal(name, "an operand depends on the input through operations genomatt did not "
-                                          "see (a TorchScript or compiled submodule, a C++ extension), or is computed from "
-                                          "parameters that are not registered in the model")
+                                          "see (a TorchScript or compiled submodule, a C++ extension, a torch.vmap or "
+                                          "other torch.func transform, as in borzoi-pytorch's relative shift), or is "
+                                          "computed from parameters that are not registered in the model")
 
     @staticmethod
     def _grad_disabled_context() -> str:
