@@ -202,6 +202,13 @@ def read_contributions(path: str | os.PathLike) -> Contributions:
     onehot, hypothetical = shapes["onehot"], shapes["hypothetical"]
     if len(regions) != onehot[0]:
         raise StoreError(f"{path}: {len(regions)} regions but {onehot[0]} rows in '/onehot'")
+    # Every coordinate that a later step writes (hits, seqlets, tracks) is a region's start plus a column.
+    widths = (regions["end"] - regions["start"]).to_numpy()
+    if len(widths) and (widths != onehot[2]).any():
+        row = int(np.flatnonzero(widths != onehot[2])[0])
+        raise StoreError(f"{path}: region {row} ({regions['chrom'].iloc[row]}:{regions['start'].iloc[row]}-"
+                         f"{regions['end'].iloc[row]}) spans {widths[row]} bp, but its window has {onehot[2]} columns; "
+                         "the file is damaged or was edited")
     if attrs.get("tasks") is None:
         raise StoreError(f"{path}: no 'tasks' attribute")
     tasks = [str(task) for task in np.atleast_1d(attrs["tasks"])]

@@ -66,6 +66,12 @@ def test_regions_and_arrays_must_agree(tmp_path):
         handle["hypothetical"] = np.zeros((N + 1, T, 4, L), np.float32)
     with pytest.raises(StoreError, match="6 regions but 7 rows"):
         read_contributions(path)
+    # A region's coordinates that no longer span its window (a flipped byte): every later coordinate would shift.
+    path = write_contrib(tmp_path / "shifted.h5")
+    with h5py.File(path, "a") as handle:
+        handle["regions/start"][2] -= 4
+    with pytest.raises(StoreError, match=r"region 2 \(chr1:196-230\) spans 34 bp, but its window has 30 columns"):
+        read_contributions(path)
 
 
 def test_not_hdf5_or_missing(tmp_path):
