@@ -492,7 +492,8 @@ def test_an_output_that_could_not_be_written_is_refused_before_any_work(tmp_path
     argv = [part.format(missing=tmp_path / "missing", blocked=blocked) for part in command]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert f"genomatt {command[0]}: error: {blocked}/" in err and ": cannot write (" in err
+    assert f"genomatt {command[0]}: error: {blocked}/" in err
+    assert f": cannot write: {blocked} is a file, where a folder is needed" in err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["blocked"]
 
 
