@@ -93,6 +93,34 @@ def test_modisco_coordinates_give_the_genome_coordinates(run):
     assert starts == sorted(zip(ours["region"], ours["window_start"]))
 
 
+def test_modisco_coordinates_hold_when_a_task_is_discovered_off_centre(run, tmp_path):
+    # Columns of no contribution on one side only (no site near that edge) make the discovery window off-centre;
+    # Fi-NeMo centres the window it reads (L // 2 - W // 2), and found none of the seqlets there.
+    from genomatt.motifs.store import centred_window
+
+    _, contrib, _ = run
+    shifted = tmp_path / "c.h5"
+    shifted.write_bytes(contrib.read_bytes())
+    with h5py.File(shifted, "a") as handle:
+        for name in ("hypothetical", "contrib"):
+            if name in handle:
+                handle[name][:, :, :, :24] = 0
+    out = tmp_path / "out" / "motifs.h5"
+    assert main(["motifs", "--contrib", str(shifted), "--out", str(out), "--threads", "2", "--seed", "3"]) == 0
+    regions = read_regions(shifted)
+    _, table, _ = read_motifs(out)
+    with h5py.File(out.parent / "modisco" / "GATA1.h5", "r") as handle:
+        size, start = int(handle.attrs["window_size"]), int(handle.attrs["window_start"])
+        seqlets = handle["pos_patterns/pattern_0/seqlets"]
+        offset = regions["start"].to_numpy()[seqlets["example_idx"][:]] + start
+        starts = sorted(zip(regions["name"].to_numpy()[seqlets["example_idx"][:]], offset + seqlets["start"][:]))
+    assert start == 200 // 2 - size // 2 and start <= 24 and size >= 200 - 24
+    assert starts == sorted(zip(table.loc[table["motif"] == "GATA1.pos.0", "region"],
+                                table.loc[table["motif"] == "GATA1.pos.0", "window_start"]))
+    assert centred_window(10, 180, 200) == (10, 180) and centred_window(24, 176, 200) == (1, 199)
+    assert centred_window(19, 281, 300) == (1, 299)
+
+
 def test_task_regions_restrict_each_tasks_discovery(run, tmp_path, caplog):
     """Each task's motifs come from its own regions; modisco example indices stay rows of contrib.h5."""
     _, contrib, _ = run

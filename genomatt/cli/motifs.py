@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> None:
     discoveries = discover_task_motifs(info, window_start, window, settings, rows_of)
     motifs, motif_seqlets, called_seqlets = [], [], []
     for discovery in discoveries:
-        write_modisco_h5(modisco_files[discovery.task], discovery, provenance)
+        write_modisco_h5(modisco_files[discovery.task], discovery, provenance, info.length)
         motifs.extend(discovery.motifs)
         motif_seqlets.append(discovery.motif_seqlets)
         called_seqlets.append(discovery.called_seqlets)

@@ -116,16 +116,17 @@ def read_motifs(path: str | os.PathLike) -> tuple[list[DiscoveredMotif], pd.Data
         return motifs, read_table(handle["seqlets"]), read_table(handle["called_seqlets"])
 
 
-def _write_pattern(group: h5py.Group, pattern, region_order: np.ndarray) -> None:
-    """One tfmodisco-lite pattern (and its subpatterns) as ``modiscolite.io.save_hdf5`` lays it out."""
+def _write_pattern(group: h5py.Group, pattern, region_order: np.ndarray, shift: int) -> None:
+    """One tfmodisco-lite pattern (and its subpatterns) as ``modiscolite.io.save_hdf5`` lays it out, its seqlets'
+    ``start``/``end`` moved by ``shift`` columns (from the discovery window to the centred window written)."""
     seqlets = pattern.seqlets
     group.create_dataset("sequence", data=pattern.sequence)
     group.create_dataset("contrib_scores", data=pattern.contrib_scores)
     group.create_dataset("hypothetical_contribs", data=pattern.hypothetical_contribs)
     seqlet_group = group.create_group("seqlets")
     seqlet_group.create_dataset("n_seqlets", data=np.array([len(seqlets)]))
-    seqlet_group.create_dataset("start", data=np.array([seqlet.start for seqlet in seqlets], dtype=np.int64))
-    seqlet_group.create_dataset("end", data=np.array([seqlet.end for seqlet in seqlets], dtype=np.int64))
+    seqlet_group.create_dataset("start", data=np.array([seqlet.start for seqlet in seqlets], dtype=np.int64) + shift)
+    seqlet_group.create_dataset("end", data=np.array([seqlet.end for seqlet in seqlets], dtype=np.int64) + shift)
     # Regions-table rows of contrib.h5, not tfmodisco-lite's shuffled order, so readers index the regions.
     seqlet_group.create_dataset("example_idx", data=region_order[[seqlet.example_idx for seqlet in seqlets]])
     seqlet_group.create_dataset("is_revcomp", data=np.array([bool(seqlet.is_revcomp) for seqlet in seqlets]))
@@ -133,19 +134,33 @@ def _write_pattern(group: h5py.Group, pattern, region_order: np.ndarray) -> None
         seqlet_group.create_dataset(track, data=np.array([getattr(seqlet, track) for seqlet in seqlets]))
     if pattern.subclusters is not None:
         for subcluster, subpattern in pattern.subcluster_to_subpattern.items():
-            _write_pattern(group.create_group(f"subpattern_{subcluster}"), subpattern, region_order)
+            _write_pattern(group.create_group(f"subpattern_{subcluster}"), subpattern, region_order, shift)
 
 
-def write_modisco_h5(path: str | os.PathLike, discovery: TaskDiscovery, provenance: dict) -> Path:
+def centred_window(start: int, size: int, length: int) -> tuple[int, int]:
+    """The smallest window centred as tfmodisco-lite and Fi-NeMo centre one (``length // 2 - W // 2``) that holds
+    the window ``[start, start + size)`` of regions of ``length`` bp: its start and size W."""
+    for width in range(size, length + 1):
+        first = length // 2 - width // 2
+        if first <= start and first + width >= start + size:
+            return first, width
+    return 0, length
+
+
+def write_modisco_h5(path: str | os.PathLike, discovery: TaskDiscovery, provenance: dict, length: int) -> Path:
     """Write one task's discovery in tfmodisco-lite's HDF5 schema (read by ``modisco report``, Fi-NeMo).
 
     ``<sign>_patterns/pattern_<i>`` is motif ``<task>.<sign>.<i>``. Seqlet ``start``/``end`` are relative
-    to the discovery window (root attributes ``window_size`` and ``window_start``, its offset within the
-    regions) and ``example_idx`` indexes the regions of the contribution file.
+    to a window centred in the regions of ``length`` bp as Fi-NeMo centres it (root attributes ``window_size``
+    W and ``window_start``, its offset ``length // 2 - W // 2``; the smallest such window holding the
+    discovery's, which a task's columns of no contribution may have made off-centre), and ``example_idx``
+    indexes the regions of the contribution file.
     """
+    start, size = centred_window(discovery.window_start, discovery.window_size, length)
+    shift = discovery.window_start - start
     with atomic_hdf5(path) as handle:
-        handle.attrs["window_size"] = discovery.window_size
-        handle.attrs["window_start"] = discovery.window_start
+        handle.attrs["window_size"] = size
+        handle.attrs["window_start"] = start
         handle.attrs["task"] = discovery.task
         handle.attrs["genomatt_version"] = __version__
         handle.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
@@ -153,5 +168,5 @@ def write_modisco_h5(path: str | os.PathLike, discovery: TaskDiscovery, provenan
             if patterns:
                 group = handle.create_group(f"{sign}_patterns")
                 for index, pattern in enumerate(patterns):
-                    _write_pattern(group.create_group(f"pattern_{index}"), pattern, discovery.region_order)
+                    _write_pattern(group.create_group(f"pattern_{index}"), pattern, discovery.region_order, shift)
     return Path(path)

@@ -34,9 +34,9 @@ def _contributing_span(hypothetical: np.ndarray, task: str, window_start: int) -
         return 0, width
     first, last = int(columns[0]), int(columns[-1]) + 1
     log.warning("task %s: bp %d-%d and %d-%d of the regions carry no contribution in any region (outside what the "
-                "model's output sees): motifs are discovered in the %d bp between them (motifs.window, --window, "
-                "sets a narrower window)", task, window_start, window_start + first, window_start + last,
-                window_start + width, last - first)
+                "model's output sees, or no site of the task lies near that edge): motifs are discovered in the %d "
+                "bp between them (motifs.window, --window, sets a narrower window)", task, window_start,
+                window_start + first, window_start + last, window_start + width, last - first)
     return first, last
 
 
