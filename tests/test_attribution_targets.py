@@ -211,3 +211,26 @@ def test_task_names_other_than_the_models_own_are_refused_for_heads_too(tmp_path
     assert model_targets(loaded, "model.yaml", ["GATA1"])[2] == ["profile_GATA1", "counts_GATA1"]
     with pytest.raises(ModelError, match=r"model.yaml: the model names its tasks \['GATA1'\], not \['CTCF'\]"):
         model_targets(loaded, "model.yaml", ["CTCF"])
+
+
+def test_a_multi_task_models_targets_are_chosen_by_head_or_task():
+    shapes = [(3, 2, 80), (3,)]
+    names = ["GATA1", "TAL1", "CTCF"]
+
+    def chosen(requested):
+        return [name for name, _ in head_targets(shapes, requested, task_names=names)]
+
+    assert chosen(["CTCF"]) == ["profile_CTCF", "counts_CTCF"]
+    assert chosen(["counts"]) == ["counts_GATA1", "counts_TAL1", "counts_CTCF"]
+    assert chosen(["counts_TAL1", "TAL1"]) == ["counts_TAL1", "profile_TAL1"]
+    with pytest.raises(ConfigError, match="'SPI1' is neither a target of the model"):
+        chosen(["SPI1"])
+
+
+def test_task_names_that_cannot_name_a_models_heads_are_refused():
+    # Per-task heads (profile, counts, profile, counts) given one name: every head was labelled with it.
+    with pytest.raises(ModelError, match=r"heads .* are several profile or count heads, not one task's"):
+        head_targets([(2, 80), (1,), (2, 80), (1,)], task_names=["CTCF"])
+    # A task named as another's target would be: profile_CTCF's regions were CTCF's profile's.
+    with pytest.raises(ModelError, match=r"task names \['profile_CTCF'\] begin with profile_ or counts_"):
+        head_targets([(2, 2, 80), (2,)], task_names=["CTCF", "profile_CTCF"])

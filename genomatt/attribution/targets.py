@@ -210,6 +210,16 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
                          "(Σ c·softmax(c) over its values)", head, shape[0])
             heads.append(("profile", [profile_target(head, convention)]))
     kinds = [kind for kind, _ in heads]
+    if task_names:
+        prefixed = [name for name in task_names if str(name).startswith(("profile_", "counts_"))]
+        if prefixed:
+            raise ModelError(f"task names {prefixed} begin with profile_ or counts_, as the targets of another task "
+                             "would be named (profile_<task>, counts_<task>): rename them")
+        if not n_tasks and (kinds.count("profile") > 1 or kinds.count("counts") > 1):
+            raise ModelError(f"1 task name {list(task_names)} given for a model whose heads "
+                             f"{[tuple(shape) for shape in output_shapes]} are several profile or count heads, not one "
+                             "task's: to name its tasks, return one profile head (N, T, [strands,] L) beside one count "
+                             "head (N, T), each task's track on axis 1 (docs/models.md)")
     targets = []
     for head, (kind, functions) in enumerate(heads):
         name = kind if kinds.count(kind) == 1 else f"{kind}_{head}"
@@ -338,14 +348,19 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     by_name = dict(targets)
     chosen = []
     for item in requested:
+        # A head (profile, counts) of a multi-task model stands for its targets of every task, a task for its heads'.
+        grouped = [(name, function) for name, function in targets
+                   if name.startswith(("profile_", "counts_")) and item in (name.split("_", 1)[0], name.split("_", 1)[1])]
         if item in by_name:
             chosen.append((item, by_name[item]))
         elif item.lstrip("-").isdigit() and -len(targets) <= int(item) < len(targets):
             chosen.append(targets[int(item)])
+        elif grouped:
+            chosen += grouped
         else:
-            raise ConfigError(f"--targets: {item!r} is neither a target of the model ({', '.join(by_name)}) "
-                              f"nor an index from 0 to {len(targets) - 1} (or -1 for the last)")
-    return chosen
+            raise ConfigError(f"--targets: {item!r} is neither a target of the model ({', '.join(by_name)}), a head "
+                              f"or task of them, nor an index from 0 to {len(targets) - 1} (or -1 for the last)")
+    return list({name: (name, function) for name, function in chosen}.values())
 
 
 def model_targets(loaded: LoadedModel, where: str, task_names: Sequence[str] | None = None,
