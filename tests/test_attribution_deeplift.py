@@ -1735,6 +1735,8 @@ def test_contributions_under_autocast_far_from_float32_are_refused(data):
     # Only the first autocast_check sequences are compared; none with 0.
     assert torch.isfinite(deep_lift_shap(model, X, n_shuffles=4, target=target, random_state=0,
                                          autocast=torch.bfloat16, autocast_check=0)).all()
+    with pytest.raises(ConfigError, match="autocast_check must be a non-negative integer, got -1"):
+        deep_lift_shap(model, X, n_shuffles=4, target=target, autocast=torch.bfloat16, autocast_check=-1)
     # Outputs that overflow float16 are non-finite, and said so, not "away from float32's".
     overflowing = nn.Sequential(nn.Conv1d(4, 4, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 1))
     with torch.no_grad():

@@ -17,6 +17,7 @@ references, and the total is close to one plain forward + backward over the pair
 from __future__ import annotations
 
 import contextlib
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,7 +69,6 @@ DELTA_TOLERANCE_AUTOCAST = 5e-2
 AUTOCAST_AGREEMENT = 0.2
 """Largest relative L2 distance, per target, of the contributions under autocast from float32's on the first
 sequences of a call (:func:`deep_lift_shap`); a trained CNN under bfloat16 measures 0.01–0.03."""
-
 
 # A progress bar appears (on a terminal) from this many (sequence, reference) pairs on.
 _PROGRESS_PAIRS = 20_000
@@ -230,7 +230,7 @@ def deep_lift_shap(
         If an option is invalid.
     """
     X = as_sequences(X)
-    _check_options(batch_size, rule, n_shuffles, max_rule)
+    _check_options(batch_size, rule, n_shuffles, max_rule, autocast_check)
     device = resolve_device(device)
     reduce_output, targets = output_reduction(target)
     n_references, reference_blocks = reference_source(references, X, n_shuffles, random_state, regions)
@@ -389,8 +389,10 @@ def _walkable(model: nn.Module) -> nn.Module:
     return model
 
 
-def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str) -> None:
+def _check_options(batch_size: int, rule: str, n_shuffles: int, max_rule: str, autocast_check: int) -> None:
     check_positive_int(batch_size, "batch_size")
+    if isinstance(autocast_check, bool) or not isinstance(autocast_check, numbers.Integral) or autocast_check < 0:
+        raise ConfigError(f"autocast_check must be a non-negative integer, got {autocast_check!r}")
     if rule not in RULES:
         raise ConfigError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
     if max_rule not in MAX_RULES:
