@@ -173,7 +173,8 @@ def test_a_file_where_a_folder_is_needed_is_named(tmp_path):
     # It was "cannot write (File exists)" or "(Not a directory)".
     (tmp_path / "afile").write_text("x")
     for folder in (tmp_path / "afile", tmp_path / "afile" / "deeper"):
-        with pytest.raises(OutputError, match=rf"cannot write: {tmp_path / 'afile'} is a file, where a folder is needed"):
+        with pytest.raises(OutputError,
+                           match=rf"cannot write: {tmp_path / 'afile'} is a file, where a folder is needed"):
             make_output_folder(folder)
     with pytest.raises(OutputError, match=rf"{tmp_path / 'afile'} is a file, where a folder is needed"):
         write_store(tmp_path / "afile" / "x.h5", regions(3))

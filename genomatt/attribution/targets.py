@@ -350,7 +350,7 @@ def head_targets(output_shapes: Sequence[tuple[int, ...]], requested: Sequence[s
     for item in requested:
         # A head (profile, counts) of a multi-task model stands for its targets of every task, a task for its heads'.
         grouped = [(name, function) for name, function in targets
-                   if name.startswith(("profile_", "counts_")) and item in (name.split("_", 1)[0], name.split("_", 1)[1])]
+                   if name.startswith(("profile_", "counts_")) and item in name.split("_", 1)]
         if item in by_name:
             chosen.append((item, by_name[item]))
         elif item.lstrip("-").isdigit() and -len(targets) <= int(item) < len(targets):
