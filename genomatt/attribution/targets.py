@@ -45,7 +45,7 @@ from torch.overrides import handle_torch_function, has_torch_function_unary
 from genomatt.attribution.choices import PROFILE_CONVENTIONS
 from genomatt.attribution.interception import hold_at_sequence
 from genomatt.errors import ConfigError, ModelError
-from genomatt.models.io import LoadedModel, explains_columns, name_tasks, squeezed_shape
+from genomatt.models.io import LoadedModel, explains_columns, name_tasks, refuse_other_task_names, squeezed_shape
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,20 @@ def strand_mean_target(head: int, task: int) -> Callable[[Any], Tensor]:
     return counts
 
 
+def _stranded_counts(shape: tuple[int, ...], shapes: Sequence[tuple[int, ...]]) -> bool:
+    """Whether a head of squeezed ``shape`` holds one count per task and strand ``(T, S)`` beside a profile head
+    ``(T, S, L)`` among the squeezed ``shapes`` (BPNet's layout)."""
+    return len(shape) == 2 and any(len(profile) == 3 and profile[:2] == shape for profile in shapes)
+
+
 def _task_axis(output_shapes: Sequence[tuple[int, ...]]) -> int | None:
     """T for a multi-task profile model: a head of T > 1 values, one per track of a profile head ``(T, ..., L)``;
     or a head of T × S values, one per task and strand, beside a profile head ``(T, S, L)`` (BPNet's layout)."""
     shapes = [squeezed_shape(tuple(shape)) for shape in output_shapes]
-    profiles = [shape for shape in shapes if len(shape) >= 2]
     for shape in shapes:
-        if len(shape) == 1 and shape[0] > 1 and any(profile[0] == shape[0] for profile in profiles):
+        if len(shape) == 1 and shape[0] > 1 and any(len(other) >= 2 and other[0] == shape[0] for other in shapes):
             return shape[0]
-        if len(shape) == 2 and any(len(profile) == 3 and profile[:2] == shape for profile in profiles):
+        if _stranded_counts(shape, shapes):
             return shape[0]
     return None
 
@@ -191,13 +196,11 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
         raise ModelError(f"{len(task_names)} task names {list(task_names)} given for a model whose heads "
                          f"{[tuple(shape) for shape in output_shapes]} hold {n_tasks or 1} task(s){strands}")
     heads = []
-    profiles = [squeezed_shape(tuple(shape)) for shape in output_shapes if len(squeezed_shape(tuple(shape))) >= 2]
-    for head, shape in enumerate(output_shapes):
-        shape = squeezed_shape(tuple(shape))
+    shapes = [squeezed_shape(tuple(shape)) for shape in output_shapes]
+    for head, shape in enumerate(shapes):
         if n_tasks and len(shape) == 1 and shape[0] == n_tasks:
             heads.append(("counts", [scalar_target(head, task) for task in range(n_tasks)]))
-        elif n_tasks and len(shape) == 2 and shape[0] == n_tasks and any(
-                len(profile) == 3 and profile[:2] == shape for profile in profiles):
+        elif n_tasks and _stranded_counts(shape, shapes) and shape[0] == n_tasks:
             # One count per task and strand: each task's mean over its strands (as BPNet averages its strands' scores).
             heads.append(("counts", [strand_mean_target(head, task) for task in range(n_tasks)]))
         elif n_tasks and len(shape) >= 2 and shape[0] == n_tasks:
@@ -229,7 +232,7 @@ def _tuple_targets(output_shapes: Sequence[tuple[int, ...]], convention: str,
         else:
             # A head of a single-task model is its task's (a model of one task, or of one task's per-task heads); one
             # beside per-task heads of several is no task's.
-            per_task = n_tasks == 1 and len(squeezed_shape(tuple(output_shapes[head]))) >= 2
+            per_task = n_tasks == 1 and len(shapes[head]) >= 2
             own = task_names and (not n_tasks or per_task)
             targets.append((f"{name}_{task_names[0]}" if own else name, functions[0]))
     return targets
@@ -397,10 +400,8 @@ def model_targets(loaded: LoadedModel, where: str, task_names: Sequence[str] | N
     ModelError
         If the names or targets do not fit the model's outputs, naming ``where``.
     """
-    declared = loaded.metadata.get("task_names")
-    if task_names and declared is not None and [str(name) for name in declared] != [str(name) for name in task_names]:
-        raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {list(task_names)}; give no task "
-                         "names (or the model's)")
+    if task_names:
+        refuse_other_task_names(loaded, task_names, where)
     if explains_columns(loaded.output_shapes, task_names or loaded.task_names):
         if task_names:
             loaded = name_tasks(loaded, task_names, where)

@@ -692,7 +692,20 @@ def name_tasks(loaded: LoadedModel, task_names: Sequence[str], where: str) -> Lo
     if len(names) != len(loaded.task_names):
         raise ModelError(f"{where}: {len(names)} task names {names} given for a model with {len(loaded.task_names)} "
                          "outputs")
-    declared = loaded.metadata.get("task_names")
-    if declared is not None and list(declared) != names:
-        raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {names}")
+    refuse_other_task_names(loaded, names, where)
     return replace(loaded, task_names=_unique(names, where))
+
+
+def refuse_other_task_names(loaded: LoadedModel, task_names: Sequence[str], where: str) -> None:
+    """Refuse ``task_names`` other than the names the model declares itself (a model config's, a genomatt model's),
+    whatever its outputs; ``where`` names the model in the message.
+
+    Raises
+    ------
+    ModelError
+        If the model declares task names and these are others.
+    """
+    declared = loaded.metadata.get("task_names")
+    if declared is not None and [str(name) for name in declared] != [str(name) for name in task_names]:
+        raise ModelError(f"{where}: the model names its tasks {list(declared)}, not {list(task_names)}; give no task "
+                         "names (or the model's)")
